@@ -1,0 +1,253 @@
+//! Command-line interface definition.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7400";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Switchyard control plane: run a control node, or manage a cluster through its admin API",
+    long_about = "Switchyard control plane.\n\n\
+        `switchyard server` runs a control node; `switchyard dev` runs a one-node local setup with a \
+        sample route. Every other command is an admin client that talks to any control node over \
+        gRPC (--endpoints or SWITCHYARD_ENDPOINTS); a follower forwards writes to the leader."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Admin API endpoints of control nodes, comma-separated; the first reachable one is used.
+    #[arg(long, global = true, env = "SWITCHYARD_ENDPOINTS", value_delimiter = ',', default_value = DEFAULT_ENDPOINT)]
+    pub endpoints: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a control node.
+    Server(Box<ServerArgs>),
+    /// Run a single-node control plane with a sample config, for trying Switchyard locally.
+    Dev(DevArgs),
+    /// Create or update resources from a Traefik v3 dynamic configuration file (YAML or JSON).
+    Apply(ApplyArgs),
+    /// Show resources, the whole config, or one resource by name.
+    Get(GetArgs),
+    /// Delete a router, service or middleware.
+    Delete(DeleteArgs),
+    /// Show and change cluster membership.
+    Cluster(ClusterArgs),
+    /// Print the version of this binary.
+    Version,
+    /// Load tools (see BENCHMARKS.md).
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum BenchCommand {
+    /// Small config writes from concurrent clients; prints writes/s and latency percentiles.
+    Apply(BenchApplyArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchApplyArgs {
+    /// Concurrent clients per round, comma-separated (one round each).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub clients: Vec<usize>,
+    /// Writes per round (spread over the clients).
+    #[arg(long, default_value_t = 2000)]
+    pub writes: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// This node's id: a positive number, unique in the cluster and stable across restarts.
+    #[arg(long)]
+    pub node_id: u64,
+    /// Where the node keeps its Raft log, snapshots and state.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Admin API and config stream (gRPC).
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub api_addr: String,
+    /// Raft traffic between control nodes (gRPC).
+    #[arg(long, default_value = "127.0.0.1:7401")]
+    pub peer_addr: String,
+    /// /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "127.0.0.1:7402")]
+    pub http_addr: String,
+    /// API address to advertise to other nodes and clients, if --api-addr binds a wildcard.
+    #[arg(long)]
+    pub advertise_api_addr: Option<String>,
+    /// Peer address to advertise to other nodes, if --peer-addr binds a wildcard.
+    #[arg(long)]
+    pub advertise_peer_addr: Option<String>,
+    /// Members of a new cluster, ID=HOST:PEERPORT,… (the same on every founding node; ignored once
+    /// the node has data).
+    #[arg(long, conflicts_with = "join")]
+    pub initial_cluster: Option<String>,
+    /// Admin endpoint(s) of a running cluster to join as a learner (ignored once the node has data).
+    #[arg(long)]
+    pub join: Option<String>,
+    /// Region this node runs in (shown in `cluster status`; proxies prefer nodes of their region).
+    #[arg(long, default_value = "")]
+    pub region: String,
+    /// Zone this node runs in.
+    #[arg(long, default_value = "")]
+    pub zone: String,
+    /// Raft heartbeat interval (Go duration). WAN clusters want longer timers than the LAN defaults.
+    #[arg(long, default_value = "100ms")]
+    pub heartbeat_interval: String,
+    /// Lower bound of the randomized Raft election timeout.
+    #[arg(long, default_value = "1s")]
+    pub election_timeout_min: String,
+    /// Upper bound of the randomized Raft election timeout.
+    #[arg(long, default_value = "2s")]
+    pub election_timeout_max: String,
+    /// Take a snapshot (and compact the log) after this many entries since the last one.
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_threshold: u64,
+    /// Log entries kept behind a snapshot for followers slightly behind.
+    #[arg(long, default_value_t = 1_000)]
+    pub snapshot_keep_logs: u64,
+    /// A write not committed within this time fails with UNAVAILABLE.
+    #[arg(long, default_value = "5s")]
+    pub write_timeout: String,
+    /// Plaintext, unauthenticated gRPC (development). This version always serves plaintext; TLS and
+    /// tokens are not built yet, so the flag is accepted for forward compatibility.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DevArgs {
+    /// Data directory (default: a fresh temporary directory, removed on exit).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub api_addr: String,
+    #[arg(long, default_value = "127.0.0.1:7401")]
+    pub peer_addr: String,
+    #[arg(long, default_value = "127.0.0.1:7402")]
+    pub http_addr: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ApplyArgs {
+    /// File to apply, or - for standard input.
+    #[arg(short = 'f', long = "filename")]
+    pub file: String,
+    /// Validate and show the changes without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Make the file the whole config: resources it does not name are deleted.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GetKind {
+    #[value(alias = "router")]
+    Routers,
+    #[value(alias = "service")]
+    Services,
+    #[value(alias = "middleware")]
+    Middlewares,
+    Config,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GetArgs {
+    /// What to show.
+    #[arg(value_enum)]
+    pub kind: GetKind,
+    /// One resource by name.
+    pub name: Option<String>,
+    /// Linearizable read: confirmed by the leader with a quorum (default: the answering node's
+    /// applied state, which may trail the leader by a few milliseconds).
+    #[arg(long)]
+    pub consistent: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteKind {
+    #[value(alias = "routers")]
+    Router,
+    #[value(alias = "services")]
+    Service,
+    #[value(alias = "middlewares")]
+    Middleware,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DeleteArgs {
+    #[arg(value_enum)]
+    pub kind: DeleteKind,
+    pub name: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ClusterCommand {
+    /// Every node: id, addresses, region/zone, voter or learner, leader, term, applied version,
+    /// reachable.
+    Status,
+    /// Add a running node (started without --initial-cluster and --join) as a learner.
+    Add(ClusterAddArgs),
+    /// Make a learner a voter.
+    Promote {
+        /// Node id.
+        node_id: u64,
+    },
+    /// Remove a node from the cluster.
+    Remove {
+        /// Node id.
+        node_id: u64,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClusterAddArgs {
+    #[arg(long)]
+    pub node_id: u64,
+    /// The node's admin API address.
+    #[arg(long)]
+    pub api_addr: String,
+    /// The node's Raft peer address.
+    #[arg(long)]
+    pub peer_addr: String,
+    #[arg(long, default_value = "")]
+    pub http_addr: String,
+    #[arg(long, default_value = "")]
+    pub region: String,
+    #[arg(long, default_value = "")]
+    pub zone: String,
+}

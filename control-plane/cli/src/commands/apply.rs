@@ -1,0 +1,69 @@
+use std::io::Read;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use switchyard_proto::admin::ApplyRequest;
+
+use crate::args::{ApplyArgs, Format, Global};
+use crate::client::{connect, status_error};
+use crate::output::print_data;
+
+pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
+    let document = if a.file == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading standard input")?;
+        s
+    } else {
+        std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file))?
+    };
+    let mut client = connect(&g.endpoints).await?;
+    let r = client
+        .apply(ApplyRequest {
+            document,
+            prune: a.prune,
+            dry_run: a.dry_run,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    match g.output {
+        Format::Table => {
+            for c in &r.changes {
+                let verb = match c.action.as_str() {
+                    "create" => "created",
+                    "update" => "updated",
+                    "delete" => "deleted",
+                    other => other,
+                };
+                let suffix = if r.dry_run { " (dry run)" } else { "" };
+                println!("{}/{} {verb}{suffix}", c.kind, c.name);
+            }
+            if r.dry_run {
+                println!(
+                    "dry run: {} change(s) against config version {}; nothing written",
+                    r.changes.len(),
+                    r.version
+                );
+            } else if r.changes.is_empty() {
+                println!("unchanged: config version {}", r.version);
+            } else {
+                println!("applied: config version {}", r.version);
+            }
+        }
+        f => {
+            let changes: Vec<_> = r
+                .changes
+                .iter()
+                .map(|c| json!({"kind": c.kind, "name": c.name, "action": c.action}))
+                .collect();
+            print_data(
+                f,
+                &json!({"version": r.version, "dryRun": r.dry_run, "changes": changes}),
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,9 @@
+//! One module per subcommand.
+
+pub mod apply;
+pub mod bench;
+pub mod cluster;
+pub mod delete;
+pub mod dev;
+pub mod get;
+pub mod server;

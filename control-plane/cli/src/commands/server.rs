@@ -1,0 +1,105 @@
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use switchyard_node::{parse_initial_cluster, ControlNode, NodeOptions, RaftTimings};
+
+use crate::args::ServerArgs;
+
+pub fn duration(flag: &str, v: &str) -> Result<Duration> {
+    let nanos =
+        switchyard_config::duration::parse_go_duration(v).map_err(|e| anyhow!("--{flag}: {e}"))?;
+    if nanos <= 0 {
+        return Err(anyhow!("--{flag}: must be positive, got {v:?}"));
+    }
+    Ok(Duration::from_nanos(nanos as u64))
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn"));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn options(a: &ServerArgs) -> Result<NodeOptions> {
+    if a.node_id == 0 {
+        return Err(anyhow!("--node-id: must be a positive number"));
+    }
+    let raft = RaftTimings {
+        heartbeat: duration("heartbeat-interval", &a.heartbeat_interval)?,
+        election_min: duration("election-timeout-min", &a.election_timeout_min)?,
+        election_max: duration("election-timeout-max", &a.election_timeout_max)?,
+    };
+    if raft.election_min >= raft.election_max || raft.heartbeat >= raft.election_min {
+        return Err(anyhow!(
+            "raft timers: need heartbeat-interval < election-timeout-min < election-timeout-max"
+        ));
+    }
+    if a.snapshot_threshold == 0 {
+        return Err(anyhow!("--snapshot-threshold: must be positive"));
+    }
+    let initial_cluster = match &a.initial_cluster {
+        Some(s) => parse_initial_cluster(s).map_err(|e| anyhow!("--initial-cluster: {e}"))?,
+        None => Vec::new(),
+    };
+    Ok(NodeOptions {
+        node_id: a.node_id,
+        data_dir: a.data_dir.clone(),
+        api_addr: a.api_addr.clone(),
+        peer_addr: a.peer_addr.clone(),
+        http_addr: a.http_addr.clone(),
+        advertise_api_addr: a.advertise_api_addr.clone(),
+        advertise_peer_addr: a.advertise_peer_addr.clone(),
+        initial_cluster,
+        join: a.join.clone(),
+        region: a.region.clone(),
+        zone: a.zone.clone(),
+        raft,
+        snapshot_threshold: a.snapshot_threshold,
+        snapshot_keep_logs: a.snapshot_keep_logs,
+        write_timeout: duration("write-timeout", &a.write_timeout)?,
+        insecure: a.insecure,
+    })
+}
+
+pub async fn run(a: ServerArgs) -> Result<ExitCode> {
+    init_tracing();
+    let opts = options(&a)?;
+    tracing::warn!(
+        "this version serves plaintext, unauthenticated gRPC: run it on a trusted network only"
+    );
+    let node = ControlNode::start(opts)
+        .await
+        .context("starting the control node")?;
+    tracing::info!(
+        node = a.node_id,
+        api = %node.api_addr,
+        peer = %node.peer_addr,
+        http = %node.http_addr,
+        "control node started"
+    );
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,11 @@
+//! The admin gRPC service (`switchyard.admin.v1.Admin`), served on the API port and, for requests
+//! forwarded by followers, on the peer port.
+//!
+//! - [`route`]: runs leader-only work locally on the leader, or forwards the request to it; retries
+//!   across leader changes until the write timeout, then answers UNAVAILABLE.
+//! - [`service`]: the RPC handlers.
+
+mod route;
+mod service;
+
+pub use service::AdminService;

@@ -1,0 +1,500 @@
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::ChangeMembers;
+use switchyard_config::{parse_document, Change, DynamicConfig, Kind};
+use switchyard_proto::admin::admin_server::Admin;
+use switchyard_proto::admin::*;
+use switchyard_store::{
+    AppliedState, Node, NodeId, NodeInfo, Request as Cmd, Response as CmdResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::errors::{ApiError, FORWARDED};
+use crate::node::Shared;
+
+#[derive(Clone)]
+pub struct AdminService {
+    pub(super) shared: Arc<Shared>,
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn parse_kind(kind: &str) -> ApiResult<Kind> {
+    Kind::parse(kind).ok_or_else(|| {
+        ApiError::Invalid(format!(
+            "unknown kind {kind:?}: expected router, service or middleware"
+        ))
+    })
+}
+
+fn changes_to_proto(changes: Vec<Change>) -> Vec<switchyard_proto::admin::Change> {
+    changes
+        .into_iter()
+        .map(|c| switchyard_proto::admin::Change {
+            kind: c.kind,
+            name: c.name,
+            action: serde_json::to_value(c.action)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> ApiError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ApiError::NotLeader,
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            ApiError::FailedPrecondition(e.to_string())
+        }
+        RaftError::Fatal(f) => ApiError::Unavailable(f.to_string()),
+    }
+}
+
+impl AdminService {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    fn applied(&self) -> AppliedState {
+        self.shared.applied.borrow().clone()
+    }
+
+    fn finish<T>(&self, method: &str, r: ApiResult<T>) -> Result<Response<T>, Status> {
+        let code = match &r {
+            Ok(_) => tonic::Code::Ok,
+            Err(e) => e.code(),
+        };
+        self.shared.metrics.count_request(method, code);
+        r.map(Response::new).map_err(Status::from)
+    }
+
+    /// Commits a command on this node, which must be the leader. Bad input is refused before it
+    /// reaches the log; the state machine checks again when applying.
+    async fn commit(&self, cmd: Cmd) -> ApiResult<CmdResponse> {
+        if let CmdResponse::Rejected(r) = self.applied().state.preview(&cmd) {
+            return Err(r.into());
+        }
+        let started = Instant::now();
+        let timeout = self.shared.opts.write_timeout;
+        let resp = tokio::time::timeout(timeout, self.shared.raft.client_write(cmd))
+            .await
+            .map_err(|_| ApiError::NoQuorum(timeout))?
+            .map_err(write_error)?;
+        self.shared
+            .metrics
+            .write_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match resp.data {
+            CmdResponse::Rejected(r) => Err(r.into()),
+            other => Ok(other),
+        }
+    }
+
+    /// Confirms leadership with a quorum and waits for the local state to catch up.
+    async fn linearize(&self) -> ApiResult<()> {
+        let timeout = self.shared.opts.write_timeout;
+        match tokio::time::timeout(timeout, self.shared.raft.ensure_linearizable()).await {
+            Err(_) => Err(ApiError::NoQuorum(timeout)),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
+                Err(ApiError::NotLeader)
+            }
+            Ok(Err(e)) => Err(ApiError::ReadUnavailable(e.to_string())),
+        }
+    }
+
+    async fn apply_local(&self, r: ApplyRequest) -> ApiResult<ApplyResponse> {
+        let document = parse_document(&r.document).map_err(|e| ApiError::Invalid(e.to_string()))?;
+        let cmd = Cmd::Apply {
+            document,
+            prune: r.prune,
+        };
+        let out = if r.dry_run {
+            self.applied().state.preview(&cmd)
+        } else {
+            self.commit(cmd).await?
+        };
+        match out {
+            CmdResponse::Applied { version, changes } => Ok(ApplyResponse {
+                version,
+                changes: changes_to_proto(changes),
+                dry_run: r.dry_run,
+            }),
+            CmdResponse::Rejected(rej) => Err(rej.into()),
+            CmdResponse::Done => Err(ApiError::Internal("unexpected apply result".into())),
+        }
+    }
+
+    async fn delete_local(&self, r: DeleteRequest) -> ApiResult<DeleteResponse> {
+        let kind = parse_kind(&r.kind)?;
+        match self.commit(Cmd::Delete { kind, name: r.name }).await? {
+            CmdResponse::Applied { version, .. } => Ok(DeleteResponse { version }),
+            _ => Err(ApiError::Internal("unexpected delete result".into())),
+        }
+    }
+
+    fn get_from(&self, st: &AppliedState, r: &GetRequest) -> ApiResult<GetResponse> {
+        let kind = parse_kind(&r.kind)?;
+        let value = st
+            .state
+            .config
+            .resource_json(kind, &r.name)
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("{} {:?} not found", kind.as_str(), r.name))
+            })?;
+        Ok(GetResponse {
+            version: st.state.config_version,
+            resource: Some(Resource {
+                kind: kind.as_str().to_string(),
+                name: r.name.clone(),
+                json: value.to_string(),
+            }),
+        })
+    }
+
+    fn list_from(&self, st: &AppliedState, r: &ListRequest) -> ApiResult<ListResponse> {
+        let kind = parse_kind(&r.kind)?;
+        let cfg = &st.state.config;
+        let resources = cfg
+            .names(kind)
+            .into_iter()
+            .filter_map(|name| {
+                cfg.resource_json(kind, &name).map(|v| Resource {
+                    kind: kind.as_str().to_string(),
+                    name,
+                    json: v.to_string(),
+                })
+            })
+            .collect();
+        Ok(ListResponse {
+            version: st.state.config_version,
+            resources,
+        })
+    }
+
+    fn config_from(st: &AppliedState) -> ApiResult<GetConfigResponse> {
+        let cfg: &DynamicConfig = &st.state.config;
+        Ok(GetConfigResponse {
+            version: st.state.config_version,
+            json: serde_json::to_string(cfg).map_err(|e| ApiError::Internal(e.to_string()))?,
+        })
+    }
+
+    /// A read from this node's applied state, or (consistent) a linearizable one via the leader.
+    async fn read<Req, Resp>(
+        &self,
+        forwarded: bool,
+        consistent: bool,
+        req: Req,
+        remote: super::route::Remote<Req, Resp>,
+        f: fn(&Self, &AppliedState, &Req) -> ApiResult<Resp>,
+    ) -> ApiResult<Resp>
+    where
+        Req: Clone + Send + 'static,
+        Resp: Send + 'static,
+    {
+        if !consistent {
+            return f(self, &self.applied(), &req);
+        }
+        self.on_leader(forwarded, req, remote, |req| async move {
+            self.linearize().await?;
+            f(self, &self.applied(), &req)
+        })
+        .await
+    }
+
+    fn membership(&self) -> MembershipResponse {
+        let m = self.shared.raft_metrics();
+        let mem = m.membership_config.membership();
+        MembershipResponse {
+            voters: mem.voter_ids().collect(),
+            learners: mem.learner_ids().collect(),
+            log_index: m.membership_config.log_id().map(|l| l.index).unwrap_or(0),
+        }
+    }
+
+    async fn change_membership(&self, change: ChangeMembers<NodeId, Node>) -> ApiResult<()> {
+        let timeout = self.shared.opts.write_timeout;
+        tokio::time::timeout(timeout, self.shared.raft.change_membership(change, false))
+            .await
+            .map_err(|_| ApiError::NoQuorum(timeout))?
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn add_node_local(&self, r: AddNodeRequest) -> ApiResult<MembershipResponse> {
+        if r.node_id == 0 {
+            return Err(ApiError::Invalid(
+                "node_id: must be a positive number".into(),
+            ));
+        }
+        if r.peer_addr.trim().is_empty() {
+            return Err(ApiError::Invalid("peer_addr: must not be empty".into()));
+        }
+        if r.api_addr.trim().is_empty() {
+            return Err(ApiError::Invalid("api_addr: must not be empty".into()));
+        }
+        let info = NodeInfo {
+            api_addr: r.api_addr.clone(),
+            peer_addr: r.peer_addr.clone(),
+            http_addr: r.http_addr.clone(),
+            region: r.region.clone(),
+            zone: r.zone.clone(),
+        };
+        if self.applied().state.nodes.get(&r.node_id) != Some(&info) {
+            self.commit(Cmd::RegisterNode {
+                id: r.node_id,
+                info,
+            })
+            .await?;
+        }
+        let is_member = self
+            .shared
+            .raft_metrics()
+            .membership_config
+            .membership()
+            .get_node(&r.node_id)
+            .is_some();
+        // Adding an existing member only refreshes what it says about itself.
+        if !is_member {
+            let timeout = self.shared.opts.write_timeout;
+            tokio::time::timeout(
+                timeout,
+                self.shared.raft.add_learner(
+                    r.node_id,
+                    Node {
+                        peer_addr: r.peer_addr,
+                    },
+                    false,
+                ),
+            )
+            .await
+            .map_err(|_| ApiError::NoQuorum(timeout))?
+            .map_err(write_error)?;
+        }
+        Ok(self.membership())
+    }
+
+    /// Adds (or refreshes) a node through the leader; used by self-registration.
+    pub(crate) async fn add_node_routed(&self, r: AddNodeRequest) -> ApiResult<MembershipResponse> {
+        self.on_leader(
+            false,
+            r,
+            |mut c, r| Box::pin(async move { c.add_node(r).await }),
+            |r| self.add_node_local(r),
+        )
+        .await
+    }
+
+    async fn promote_local(&self, r: PromoteNodeRequest) -> ApiResult<MembershipResponse> {
+        let before = self.membership();
+        if before.voters.contains(&r.node_id) {
+            return Ok(before);
+        }
+        if !before.learners.contains(&r.node_id) {
+            return Err(ApiError::NotFound(format!(
+                "node {} is not a member of the cluster; add it first",
+                r.node_id
+            )));
+        }
+        self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([r.node_id])))
+            .await?;
+        Ok(self.membership())
+    }
+
+    async fn remove_local(&self, r: RemoveNodeRequest) -> ApiResult<MembershipResponse> {
+        let before = self.membership();
+        let id = r.node_id;
+        if before.voters.contains(&id) {
+            if before.voters.len() == 1 {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "node {id} is the only voter; add and promote another node first"
+                )));
+            }
+            self.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])))
+                .await?;
+        } else if before.learners.contains(&id) {
+            self.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])))
+                .await?;
+        } else if !self.applied().state.nodes.contains_key(&id) {
+            return Err(ApiError::NotFound(format!(
+                "node {id} is not a member of the cluster"
+            )));
+        }
+        if self.applied().state.nodes.contains_key(&id) {
+            // The membership change is committed; a failure here only leaves a stale directory
+            // entry, which `cluster remove` can clear again.
+            match self.commit(Cmd::ForgetNode { id }).await {
+                Ok(_) | Err(ApiError::NotLeader) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.membership())
+    }
+}
+
+fn forwarded<T>(r: &Request<T>) -> bool {
+    r.metadata().contains_key(FORWARDED)
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn apply(&self, req: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
+        let fwd = forwarded(&req);
+        let r = req.into_inner();
+        // Refuse what does not parse right here, wherever the leader is.
+        let res = match parse_document(&r.document) {
+            Err(e) => Err(ApiError::Invalid(e.to_string())),
+            Ok(_) => {
+                self.on_leader(
+                    fwd,
+                    r,
+                    |mut c, r| Box::pin(async move { c.apply(r).await }),
+                    |r| self.apply_local(r),
+                )
+                .await
+            }
+        };
+        self.finish("Apply", res)
+    }
+
+    async fn delete(
+        &self,
+        req: Request<DeleteRequest>,
+    ) -> Result<Response<DeleteResponse>, Status> {
+        let fwd = forwarded(&req);
+        let r = req.into_inner();
+        let res = match parse_kind(&r.kind) {
+            Err(e) => Err(e),
+            Ok(_) => {
+                self.on_leader(
+                    fwd,
+                    r,
+                    |mut c, r| Box::pin(async move { c.delete(r).await }),
+                    |r| self.delete_local(r),
+                )
+                .await
+            }
+        };
+        self.finish("Delete", res)
+    }
+
+    async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        let fwd = forwarded(&req);
+        let r = req.into_inner();
+        let consistent = r.consistent;
+        let res = self
+            .read(
+                fwd,
+                consistent,
+                r,
+                |mut c, r| Box::pin(async move { c.get(r).await }),
+                |s, st, r| s.get_from(st, r),
+            )
+            .await;
+        self.finish("Get", res)
+    }
+
+    async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let fwd = forwarded(&req);
+        let r = req.into_inner();
+        let consistent = r.consistent;
+        let res = self
+            .read(
+                fwd,
+                consistent,
+                r,
+                |mut c, r| Box::pin(async move { c.list(r).await }),
+                |s, st, r| s.list_from(st, r),
+            )
+            .await;
+        self.finish("List", res)
+    }
+
+    async fn get_config(
+        &self,
+        req: Request<GetConfigRequest>,
+    ) -> Result<Response<GetConfigResponse>, Status> {
+        let fwd = forwarded(&req);
+        let r = req.into_inner();
+        let consistent = r.consistent;
+        let res = self
+            .read(
+                fwd,
+                consistent,
+                r,
+                |mut c, r| Box::pin(async move { c.get_config(r).await }),
+                |_, st, _| Self::config_from(st),
+            )
+            .await;
+        self.finish("GetConfig", res)
+    }
+
+    async fn cluster_status(
+        &self,
+        _req: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        let m = self.shared.raft_metrics();
+        let nodes = self.shared.cluster_nodes().await;
+        let res = Ok(ClusterStatusResponse {
+            served_by: self.shared.id,
+            has_leader: m.current_leader.is_some(),
+            leader_id: m.current_leader.unwrap_or(0),
+            config_version: self.applied().state.config_version,
+            nodes,
+        });
+        self.finish("ClusterStatus", res)
+    }
+
+    async fn add_node(
+        &self,
+        req: Request<AddNodeRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        let fwd = forwarded(&req);
+        let res = self
+            .on_leader(
+                fwd,
+                req.into_inner(),
+                |mut c, r| Box::pin(async move { c.add_node(r).await }),
+                |r| self.add_node_local(r),
+            )
+            .await;
+        self.finish("AddNode", res)
+    }
+
+    async fn promote_node(
+        &self,
+        req: Request<PromoteNodeRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        let fwd = forwarded(&req);
+        let res = self
+            .on_leader(
+                fwd,
+                req.into_inner(),
+                |mut c, r| Box::pin(async move { c.promote_node(r).await }),
+                |r| self.promote_local(r),
+            )
+            .await;
+        self.finish("PromoteNode", res)
+    }
+
+    async fn remove_node(
+        &self,
+        req: Request<RemoveNodeRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        let fwd = forwarded(&req);
+        let res = self
+            .on_leader(
+                fwd,
+                req.into_inner(),
+                |mut c, r| Box::pin(async move { c.remove_node(r).await }),
+                |r| self.remove_local(r),
+            )
+            .await;
+        self.finish("RemoveNode", res)
+    }
+}

@@ -1,0 +1,22 @@
+//! A Switchyard control node.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`node`] | start-up: store, Raft, the three listeners, bootstrap/join, self-registration |
+//! | [`raft_net`] | Raft RPC over gRPC on the peer port (client and server) |
+//! | [`admin`] | the admin gRPC API; leader routing and forwarding |
+//! | [`errors`] | admin errors and their single mapping to gRPC statuses |
+//! | [`http`] | `/healthz`, `/readyz`, `/metrics` |
+//! | [`metrics`] | the Prometheus registry |
+//! | [`options`] | what a node is started with |
+
+pub mod admin;
+pub mod errors;
+pub mod http;
+pub mod metrics;
+pub mod node;
+pub mod options;
+pub mod raft_net;
+
+pub use node::{ControlNode, NodeError};
+pub use options::{parse_initial_cluster, NodeOptions, RaftTimings};

@@ -1,0 +1,561 @@
+//! A running control node: Raft, its three listeners, bootstrap and self-registration.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::{Config, ServerState, SnapshotPolicy};
+use switchyard_proto::admin::admin_client::AdminClient;
+use switchyard_proto::admin::admin_server::AdminServer;
+use switchyard_proto::admin::{AddNodeRequest, NodeStatus};
+use switchyard_proto::raft::raft_peer_server::RaftPeerServer;
+use switchyard_store::{AppliedState, LogStore, Node, NodeId, NodeInfo, Raft};
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Channel;
+
+use crate::admin::AdminService;
+use crate::errors::ApiError;
+use crate::metrics::Metrics;
+use crate::options::NodeOptions;
+use crate::raft_net::{pool, ChannelPool, Network, PeerService};
+
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] switchyard_store::StoreError),
+    #[error("raft config: {0}")]
+    RaftConfig(String),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("cannot listen on {what} address {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--initial-cluster does not list this node's id {0}")]
+    NotInInitialCluster(NodeId),
+}
+
+/// Everything the services of a node share.
+pub struct Shared {
+    pub id: NodeId,
+    pub opts: NodeOptions,
+    pub raft: Raft,
+    pub applied: watch::Receiver<AppliedState>,
+    pub committed: Arc<AtomicU64>,
+    pub log: LogStore,
+    pub pool: ChannelPool,
+    pub metrics: Metrics,
+}
+
+/// Where a request that must run on the leader goes.
+pub enum Target {
+    Local,
+    Remote(AdminClient<Channel>),
+}
+
+impl Shared {
+    pub fn raft_metrics(&self) -> openraft::RaftMetrics<NodeId, Node> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// The admin client for a peer address (forwarding uses the peer port, which also serves Admin).
+    pub fn admin_client(&self, peer_addr: &str) -> Result<AdminClient<Channel>, ApiError> {
+        let ch = self
+            .pool
+            .get(peer_addr)
+            .map_err(|e| ApiError::Unavailable(format!("peer {peer_addr}: {e}")))?;
+        Ok(AdminClient::new(ch)
+            .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES))
+    }
+
+    /// Waits (until `deadline`) for a known leader and says where to send leader-only work.
+    pub async fn leader_target(&self, deadline: Instant) -> Result<Target, ApiError> {
+        let mut rx = self.raft.metrics();
+        loop {
+            let found = {
+                let m = rx.borrow_and_update();
+                match m.current_leader {
+                    Some(l) if l == self.id => Some(Ok(Target::Local)),
+                    Some(l) => m
+                        .membership_config
+                        .membership()
+                        .get_node(&l)
+                        .map(|n| self.admin_client(&n.peer_addr).map(Target::Remote)),
+                    None => None,
+                }
+            };
+            if let Some(t) = found {
+                return t;
+            }
+            match tokio::time::timeout_at(deadline.into(), rx.changed()).await {
+                Err(_) => return Err(ApiError::NoLeader(self.opts.write_timeout)),
+                Ok(Err(_)) => return Err(ApiError::Unavailable("node is shutting down".into())),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
+    fn role_of(&self, m: &openraft::RaftMetrics<NodeId, Node>, id: NodeId) -> &'static str {
+        let membership = m.membership_config.membership();
+        if membership.voter_ids().any(|v| v == id) {
+            "voter"
+        } else if membership.learner_ids().any(|v| v == id) {
+            "learner"
+        } else {
+            "none"
+        }
+    }
+
+    /// This node's own status, as `cluster status` shows it.
+    pub fn self_status(&self) -> NodeStatus {
+        let m = self.raft_metrics();
+        let applied = self.applied.borrow().clone();
+        NodeStatus {
+            id: self.id,
+            api_addr: self.opts.advertised_api().to_string(),
+            peer_addr: self.opts.advertised_peer().to_string(),
+            http_addr: self.opts.http_addr.clone(),
+            region: self.opts.region.clone(),
+            zone: self.opts.zone.clone(),
+            role: self.role_of(&m, self.id).to_string(),
+            leader: m.current_leader == Some(self.id),
+            term: m.current_term,
+            applied_index: applied.applied_index(),
+            config_version: applied.state.config_version,
+            reachable: true,
+            error: String::new(),
+            state: state_name(m.state).to_string(),
+        }
+    }
+
+    /// Status of every member (and directory entry), probing the others over the peer port.
+    pub async fn cluster_nodes(&self) -> Vec<NodeStatus> {
+        let m = self.raft_metrics();
+        let directory = self.applied.borrow().state.nodes.clone();
+        let mut members: BTreeMap<NodeId, String> = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.peer_addr.clone()))
+            .collect();
+        for (id, info) in &directory {
+            members.entry(*id).or_insert_with(|| info.peer_addr.clone());
+        }
+        let probes = members.into_iter().map(|(id, peer)| {
+            let role = self.role_of(&m, id);
+            let info = directory.get(&id).cloned().unwrap_or_default();
+            async move {
+                if id == self.id {
+                    return self.self_status();
+                }
+                let mut st = match self.probe(&peer).await {
+                    Ok(st) => st,
+                    Err(e) => NodeStatus {
+                        id,
+                        api_addr: info.api_addr.clone(),
+                        peer_addr: peer.clone(),
+                        http_addr: info.http_addr.clone(),
+                        region: info.region.clone(),
+                        zone: info.zone.clone(),
+                        reachable: false,
+                        error: e,
+                        state: "Unknown".into(),
+                        ..Default::default()
+                    },
+                };
+                // Membership as the answering node sees it is the reference.
+                st.role = role.to_string();
+                st.leader = m.current_leader == Some(id);
+                st
+            }
+        });
+        futures::future::join_all(probes).await
+    }
+
+    async fn probe(&self, peer: &str) -> Result<NodeStatus, String> {
+        let ch = self.pool.get(peer).map_err(|e| e.to_string())?;
+        let mut client = switchyard_proto::raft::raft_peer_client::RaftPeerClient::new(ch);
+        let mut req = tonic::Request::new(switchyard_proto::raft::StatusRequest {});
+        req.set_timeout(Duration::from_millis(1000));
+        match tokio::time::timeout(Duration::from_millis(1500), client.status(req)).await {
+            Ok(Ok(r)) => Ok(r.into_inner()),
+            Ok(Err(s)) => Err(s.message().to_string()),
+            Err(_) => Err("timed out".into()),
+        }
+    }
+
+    /// `/readyz`: a member of a cluster with a known leader, with everything committed applied.
+    pub fn readiness(&self) -> Result<(), String> {
+        let m = self.raft_metrics();
+        if self.role_of(&m, self.id) == "none" {
+            return Err("not a member of a cluster yet".into());
+        }
+        if m.current_leader.is_none() {
+            return Err("no known leader".into());
+        }
+        if m.current_leader == Some(self.id) {
+            // A leader restarted with a stale term believes it leads until it hears otherwise:
+            // only a leader a quorum acknowledged recently is ready.
+            let fresh = self.opts.raft.election_max.as_millis() as u64;
+            match m.millis_since_quorum_ack {
+                Some(ms) if ms <= fresh => {}
+                _ => return Err("leader without a recent quorum acknowledgement".into()),
+            }
+        }
+        let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+        let committed = self.committed.load(Ordering::Relaxed);
+        if applied < committed {
+            return Err(format!("catching up: applied {applied} of {committed}"));
+        }
+        Ok(())
+    }
+
+    /// Sets the gauges that are read from Raft's state (called before each scrape).
+    pub fn refresh_gauges(&self) {
+        let m = self.raft_metrics();
+        let g = &self.metrics;
+        g.term.set(m.current_term as i64);
+        g.leader_id.set(m.current_leader.unwrap_or(0) as i64);
+        g.is_leader
+            .set(i64::from(m.current_leader == Some(self.id)));
+        g.commit_index
+            .set(self.committed.load(Ordering::Relaxed) as i64);
+        g.applied_index
+            .set(m.last_applied.map(|l| l.index).unwrap_or(0) as i64);
+        g.last_log_index.set(m.last_log_index.unwrap_or(0) as i64);
+        g.config_version
+            .set(self.applied.borrow().state.config_version as i64);
+        g.disk_bytes.set(self.log.size_on_disk() as i64);
+    }
+
+    fn my_info(&self) -> NodeInfo {
+        NodeInfo {
+            api_addr: self.opts.advertised_api().to_string(),
+            peer_addr: self.opts.advertised_peer().to_string(),
+            http_addr: self.opts.http_addr.clone(),
+            region: self.opts.region.clone(),
+            zone: self.opts.zone.clone(),
+        }
+    }
+
+    fn add_request(&self) -> AddNodeRequest {
+        let i = self.my_info();
+        AddNodeRequest {
+            node_id: self.id,
+            api_addr: i.api_addr,
+            peer_addr: i.peer_addr,
+            http_addr: i.http_addr,
+            region: i.region,
+            zone: i.zone,
+        }
+    }
+}
+
+pub fn state_name(s: ServerState) -> &'static str {
+    match s {
+        ServerState::Leader => "Leader",
+        ServerState::Follower => "Follower",
+        ServerState::Candidate => "Candidate",
+        ServerState::Learner => "Learner",
+        ServerState::Shutdown => "Shutdown",
+    }
+}
+
+/// A started control node. Dropping it does not stop it; call [`ControlNode::shutdown`].
+pub struct ControlNode {
+    pub shared: Arc<Shared>,
+    pub api_addr: SocketAddr,
+    pub peer_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+impl ControlNode {
+    pub async fn start(opts: NodeOptions) -> Result<Self, NodeError> {
+        std::fs::create_dir_all(&opts.data_dir).map_err(|source| NodeError::DataDir {
+            path: opts.data_dir.display().to_string(),
+            source,
+        })?;
+        // Bind first: a port in use fails the start before anything is written.
+        let api_listener = bind("API", &opts.api_addr).await?;
+        let peer_listener = bind("peer", &opts.peer_addr).await?;
+        let http_listener = bind("HTTP", &opts.http_addr).await?;
+        let api_addr = local(&api_listener);
+        let peer_addr = local(&peer_listener);
+        let http_addr = local(&http_listener);
+
+        let (log, mut sm) = switchyard_store::open(&opts.data_dir.join("raft"))?;
+        let metrics = Metrics::new();
+        let hist = metrics.apply_seconds.clone();
+        sm.set_apply_observer(Arc::new(move |s| hist.observe(s)));
+        let applied = sm.subscribe();
+        let committed = log.committed_handle();
+
+        let config = Config {
+            cluster_name: "switchyard".into(),
+            heartbeat_interval: opts.raft.heartbeat.as_millis() as u64,
+            election_timeout_min: opts.raft.election_min.as_millis() as u64,
+            election_timeout_max: opts.raft.election_max.as_millis() as u64,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_threshold),
+            max_in_snapshot_log_to_keep: opts.snapshot_keep_logs,
+            install_snapshot_timeout: 10_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| NodeError::RaftConfig(e.to_string()))?;
+
+        let pool = ChannelPool::default();
+        let raft = Raft::new(
+            opts.node_id,
+            Arc::new(config),
+            Network::new(pool.clone()),
+            log.clone(),
+            sm,
+        )
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+        let shared = Arc::new(Shared {
+            id: opts.node_id,
+            opts,
+            raft,
+            applied,
+            committed,
+            log,
+            pool,
+            metrics,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        tasks.push(spawn_api(shared.clone(), api_listener, stop_rx.clone()));
+        tasks.push(spawn_peer(shared.clone(), peer_listener, stop_rx.clone()));
+        tasks.push(spawn_http(shared.clone(), http_listener, stop_rx.clone()));
+
+        bootstrap(&shared).await?;
+        tasks.push(tokio::spawn(register_loop(shared.clone(), stop_rx)));
+        Ok(Self {
+            shared,
+            api_addr,
+            peer_addr,
+            http_addr,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Stops serving and shuts Raft down.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.shared.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn local(l: &TcpListener) -> SocketAddr {
+    l.local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+fn spawn_api(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter.set_serving::<AdminServer<AdminService>>().await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(switchyard_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1();
+        let reflection = match reflection {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "reflection service");
+                return;
+            }
+        };
+        let r = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(admin_server(shared))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(l), stopped(stop))
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "API server stopped");
+        }
+    })
+}
+
+fn admin_server(shared: Arc<Shared>) -> AdminServer<AdminService> {
+    AdminServer::new(AdminService::new(shared))
+        .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
+}
+
+fn spawn_peer(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let peer = RaftPeerServer::new(PeerService::new(shared.clone()))
+            .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES);
+        let r = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(peer)
+            // Followers forward leader-only admin calls here.
+            .add_service(admin_server(shared))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(l), stopped(stop))
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "peer server stopped");
+        }
+    })
+}
+
+fn spawn_http(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let r = axum::serve(l, crate::http::router(shared))
+            .with_graceful_shutdown(stopped(stop))
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    })
+}
+
+/// A node without data starts a cluster (`--initial-cluster`), asks to join one (`--join`), or waits
+/// to be added (`cluster add`). A node with data resumes and ignores both flags.
+async fn bootstrap(shared: &Arc<Shared>) -> Result<(), NodeError> {
+    let initialized = shared
+        .raft
+        .is_initialized()
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    if initialized {
+        tracing::info!(node = shared.id, "resuming from existing data");
+        return Ok(());
+    }
+    let opts = &shared.opts;
+    if !opts.initial_cluster.is_empty() {
+        if !opts.initial_cluster.iter().any(|(id, _)| *id == shared.id) {
+            return Err(NodeError::NotInInitialCluster(shared.id));
+        }
+        let members: BTreeMap<NodeId, Node> = opts
+            .initial_cluster
+            .iter()
+            .map(|(id, addr)| {
+                (
+                    *id,
+                    Node {
+                        peer_addr: addr.clone(),
+                    },
+                )
+            })
+            .collect();
+        tracing::info!(node = shared.id, ?members, "bootstrapping a new cluster");
+        if let Err(e) = shared.raft.initialize(members).await {
+            // Another member's initialization reached us first: that is the same cluster.
+            tracing::info!(error = %e, "initialize");
+        }
+    } else if let Some(join) = opts.join.clone() {
+        let shared = shared.clone();
+        tokio::spawn(async move { join_loop(shared, join).await });
+    } else {
+        tracing::info!(
+            node = shared.id,
+            "no data, no --initial-cluster and no --join: waiting to be added with `switchyard cluster add`"
+        );
+    }
+    Ok(())
+}
+
+/// Asks the cluster at `endpoints` (comma-separated admin URLs) to add this node as a learner,
+/// retrying until one accepts.
+async fn join_loop(shared: Arc<Shared>, endpoints: String) {
+    let endpoints: Vec<String> = endpoints
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut attempt = 0u32;
+    loop {
+        for ep in &endpoints {
+            let r = async {
+                let ch = pool::endpoint(ep)
+                    .map_err(|e| e.to_string())?
+                    .connect()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                AdminClient::new(ch)
+                    .add_node(shared.add_request())
+                    .await
+                    .map_err(|s| s.message().to_string())
+            }
+            .await;
+            match r {
+                Ok(_) => {
+                    tracing::info!(node = shared.id, endpoint = %ep, "joined the cluster as a learner");
+                    return;
+                }
+                Err(e) => tracing::warn!(endpoint = %ep, error = %e, "join failed; retrying"),
+            }
+        }
+        attempt = attempt.saturating_add(1);
+        let backoff = Duration::from_millis(200u64.saturating_mul(u64::from(attempt.min(10))));
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+/// Keeps this node's entry in the replicated node directory current (API address, region, zone).
+async fn register_loop(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if *stop.borrow() {
+            return;
+        }
+        let m = shared.raft_metrics();
+        if m.current_leader.is_none() || shared.role_of(&m, shared.id) == "none" {
+            continue;
+        }
+        let want = shared.my_info();
+        if shared.applied.borrow().state.nodes.get(&shared.id) == Some(&want) {
+            continue;
+        }
+        let svc = AdminService::new(shared.clone());
+        if let Err(e) = svc.add_node_routed(shared.add_request()).await {
+            tracing::debug!(error = %e, "node registration deferred");
+        }
+    }
+}

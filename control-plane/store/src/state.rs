@@ -1,0 +1,243 @@
+//! The replicated state and the pure function that applies a command to it.
+//!
+//! Every node runs [`ClusterState::apply`] on the same log and reaches the same state: validation runs
+//! here too (not only at the API), so two concurrent writes that are each valid alone but invalid
+//! together cannot both land. The API runs [`ClusterState::preview`] first to refuse bad input
+//! without spending a log entry.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use switchyard_config::{diff, validate, DynamicConfig};
+
+use crate::types::{NodeId, NodeInfo, Rejection, Request, Response};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// The Traefik dynamic configuration every proxy serves.
+    pub config: DynamicConfig,
+    /// Raft log index of the entry that last changed `config` (0: never changed).
+    pub config_version: u64,
+    /// What each node says about itself (API address, region, zone).
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
+}
+
+impl ClusterState {
+    /// Applies the command committed at log `index`.
+    pub fn apply(&mut self, index: u64, req: &Request) -> Response {
+        match req {
+            Request::Apply { .. } | Request::Delete { .. } => match self.next_config(req) {
+                Ok(next) => {
+                    let changes = diff(&self.config, &next);
+                    if !changes.is_empty() {
+                        self.config = next;
+                        self.config_version = index;
+                    }
+                    Response::Applied {
+                        version: self.config_version,
+                        changes,
+                    }
+                }
+                Err(rejection) => Response::Rejected(rejection),
+            },
+            Request::RegisterNode { id, info } => {
+                self.nodes.insert(*id, info.clone());
+                Response::Done
+            }
+            Request::ForgetNode { id } => {
+                self.nodes.remove(id);
+                Response::Done
+            }
+        }
+    }
+
+    /// What [`apply`](Self::apply) would answer, without changing anything. A dry run reports the
+    /// current version with the changes.
+    pub fn preview(&self, req: &Request) -> Response {
+        match req {
+            Request::Apply { .. } | Request::Delete { .. } => match self.next_config(req) {
+                Ok(next) => Response::Applied {
+                    version: self.config_version,
+                    changes: diff(&self.config, &next),
+                },
+                Err(rejection) => Response::Rejected(rejection),
+            },
+            _ => Response::Done,
+        }
+    }
+
+    /// The config a config command would produce, validated.
+    fn next_config(&self, req: &Request) -> Result<DynamicConfig, Rejection> {
+        let next = match req {
+            Request::Apply { document, prune } => {
+                if *prune {
+                    document.clone()
+                } else {
+                    self.config.merged(document)
+                }
+            }
+            Request::Delete { kind, name } => {
+                let mut next = self.config.clone();
+                next.remove(*kind, name)
+                    .map_err(|e| Rejection::NotFound(e.to_string()))?;
+                if let Err(errors) = validate(&next) {
+                    return Err(Rejection::Invalid(format!(
+                        "cannot delete {} \"{name}\": it is still referenced: {errors}",
+                        kind.as_str()
+                    )));
+                }
+                return Ok(next);
+            }
+            _ => return Ok(self.config.clone()),
+        };
+        validate(&next).map_err(|e| Rejection::Invalid(e.to_string()))?;
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_config::{parse_document, Kind};
+
+    fn doc(text: &str) -> DynamicConfig {
+        parse_document(text).expect("valid test document")
+    }
+
+    const WEB: &str = r#"
+http:
+  routers:
+    web: { rule: "Host(`a.example`)", service: web }
+  services:
+    web: { loadBalancer: { servers: [ { url: "http://127.0.0.1:8080" } ] } }
+"#;
+
+    #[test]
+    fn apply_sets_version_to_the_committing_index() {
+        let mut st = ClusterState::default();
+        let r = st.apply(
+            7,
+            &Request::Apply {
+                document: doc(WEB),
+                prune: false,
+            },
+        );
+        match r {
+            Response::Applied { version, changes } => {
+                assert_eq!(version, 7);
+                assert_eq!(changes.len(), 2);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(st.config_version, 7);
+    }
+
+    #[test]
+    fn unchanged_apply_keeps_version() {
+        let mut st = ClusterState::default();
+        let req = Request::Apply {
+            document: doc(WEB),
+            prune: false,
+        };
+        st.apply(3, &req);
+        let r = st.apply(9, &req);
+        assert_eq!(
+            r,
+            Response::Applied {
+                version: 3,
+                changes: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn invalid_apply_changes_nothing() {
+        let mut st = ClusterState::default();
+        st.apply(
+            2,
+            &Request::Apply {
+                document: doc(WEB),
+                prune: false,
+            },
+        );
+        let before = st.clone();
+        let bad = doc("http:\n  routers:\n    x: { rule: \"Host(`b`)\", service: missing }\n");
+        let r = st.apply(
+            5,
+            &Request::Apply {
+                document: bad,
+                prune: false,
+            },
+        );
+        assert!(
+            matches!(r, Response::Rejected(Rejection::Invalid(_))),
+            "{r:?}"
+        );
+        assert_eq!(st, before);
+    }
+
+    #[test]
+    fn delete_of_referenced_service_is_refused_and_missing_is_not_found() {
+        let mut st = ClusterState::default();
+        st.apply(
+            2,
+            &Request::Apply {
+                document: doc(WEB),
+                prune: false,
+            },
+        );
+        let r = st.apply(
+            3,
+            &Request::Delete {
+                kind: Kind::Service,
+                name: "web".into(),
+            },
+        );
+        match r {
+            Response::Rejected(Rejection::Invalid(m)) => {
+                assert!(m.contains("cannot delete service \"web\""), "{m}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let r = st.apply(
+            4,
+            &Request::Delete {
+                kind: Kind::Router,
+                name: "nope".into(),
+            },
+        );
+        assert!(
+            matches!(r, Response::Rejected(Rejection::NotFound(_))),
+            "{r:?}"
+        );
+        let r = st.apply(
+            5,
+            &Request::Delete {
+                kind: Kind::Router,
+                name: "web".into(),
+            },
+        );
+        assert!(matches!(r, Response::Applied { version: 5, .. }), "{r:?}");
+    }
+
+    #[test]
+    fn prune_replaces_everything() {
+        let mut st = ClusterState::default();
+        st.apply(
+            2,
+            &Request::Apply {
+                document: doc(WEB),
+                prune: false,
+            },
+        );
+        let r = st.apply(
+            3,
+            &Request::Apply {
+                document: DynamicConfig::default(),
+                prune: true,
+            },
+        );
+        assert!(matches!(r, Response::Applied { version: 3, .. }), "{r:?}");
+        assert!(st.config.is_empty());
+    }
+}

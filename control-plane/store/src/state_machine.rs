@@ -1,0 +1,243 @@
+//! The Raft state machine around [`ClusterState`].
+//!
+//! The state lives in memory and is published to readers (admin API, config stream) through a
+//! `watch` channel as an immutable `Arc` per applied batch, so a read never blocks an apply.
+//! Snapshots are JSON of the whole state, persisted in sled's `snapshot` tree; on open the latest one
+//! is loaded and openraft re-applies the committed log after it.
+
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::error::StoreError;
+use crate::state::ClusterState;
+use crate::types::{
+    Entry, LogId, Response, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
+
+const META: &[u8] = b"meta";
+const DATA: &[u8] = b"data";
+
+/// What readers see: the state as of `last_applied`.
+#[derive(Debug, Clone, Default)]
+pub struct AppliedState {
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+    pub state: Arc<ClusterState>,
+}
+
+impl AppliedState {
+    pub fn applied_index(&self) -> u64 {
+        self.last_applied.map(|l| l.index).unwrap_or(0)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotPayload {
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    state: ClusterState,
+}
+
+pub struct StateMachineStore {
+    current: AppliedState,
+    tx: watch::Sender<AppliedState>,
+    snapshots: sled::Tree,
+    db: sled::Db,
+    snapshot_seq: Arc<AtomicU64>,
+    apply_observer: Option<Arc<dyn Fn(f64) + Send + Sync>>,
+}
+
+impl StateMachineStore {
+    pub(crate) fn new(db: &sled::Db) -> Result<Self, StoreError> {
+        let snapshots = db.open_tree("snapshot")?;
+        let mut current = AppliedState::default();
+        if let Some(bytes) = snapshots.get(DATA)? {
+            let p: SnapshotPayload =
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                    what: "snapshot",
+                    source,
+                })?;
+            current = AppliedState {
+                last_applied: p.last_applied,
+                membership: p.membership,
+                state: Arc::new(p.state),
+            };
+        }
+        let (tx, _) = watch::channel(current.clone());
+        Ok(Self {
+            current,
+            tx,
+            snapshots,
+            db: db.clone(),
+            snapshot_seq: Arc::new(AtomicU64::new(0)),
+            apply_observer: None,
+        })
+    }
+
+    /// Follow the applied state (the receiver always holds the latest).
+    pub fn subscribe(&self) -> watch::Receiver<AppliedState> {
+        self.tx.subscribe()
+    }
+
+    /// Called with the seconds each applied batch took (for the apply latency histogram).
+    pub fn set_apply_observer(&mut self, f: Arc<dyn Fn(f64) + Send + Sync>) {
+        self.apply_observer = Some(f);
+    }
+
+    fn publish(&self) {
+        self.tx.send_replace(self.current.clone());
+    }
+
+    fn encode(current: &AppliedState) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(&SnapshotPayload {
+            last_applied: current.last_applied,
+            membership: current.membership.clone(),
+            state: (*current.state).clone(),
+        })
+    }
+
+    async fn persist_snapshot(
+        snapshots: &sled::Tree,
+        db: &sled::Db,
+        meta: &SnapshotMeta,
+        data: &[u8],
+    ) -> Result<(), StorageError> {
+        let meta_bytes =
+            serde_json::to_vec(meta).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        let mut batch = sled::Batch::default();
+        batch.insert(META, meta_bytes);
+        batch.insert(DATA, data);
+        snapshots
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        db.flush_async()
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        Ok(())
+    }
+}
+
+/// Builds a snapshot from the state as of the moment it was requested.
+pub struct SnapshotBuilder {
+    current: AppliedState,
+    snapshots: sled::Tree,
+    db: sled::Db,
+    seq: Arc<AtomicU64>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let data = StateMachineStore::encode(&self.current)
+            .map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let snapshot_id = match self.current.last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, seq),
+            None => format!("--{seq}"),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: self.current.last_applied,
+            last_membership: self.current.membership.clone(),
+            snapshot_id,
+        };
+        StateMachineStore::persist_snapshot(&self.snapshots, &self.db, &meta, &data).await?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        Ok((self.current.last_applied, self.current.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let state = Arc::make_mut(&mut self.current.state);
+        for entry in entries {
+            self.current.last_applied = Some(entry.log_id);
+            let resp = match &entry.payload {
+                EntryPayload::Blank => Response::Done,
+                EntryPayload::Normal(req) => state.apply(entry.log_id.index, req),
+                EntryPayload::Membership(m) => {
+                    self.current.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    Response::Done
+                }
+            };
+            out.push(resp);
+        }
+        self.publish();
+        if let Some(obs) = &self.apply_observer {
+            obs(started.elapsed().as_secs_f64());
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            current: self.current.clone(),
+            snapshots: self.snapshots.clone(),
+            db: self.db.clone(),
+            seq: self.snapshot_seq.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let p: SnapshotPayload = serde_json::from_slice(&data)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        Self::persist_snapshot(&self.snapshots, &self.db, meta, &data).await?;
+        self.current = AppliedState {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+            state: Arc::new(p.state),
+        };
+        self.publish();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let meta = self
+            .snapshots
+            .get(META)
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        let data = self
+            .snapshots
+            .get(DATA)
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        match (meta, data) {
+            (Some(meta), Some(data)) => {
+                let meta: SnapshotMeta = serde_json::from_slice(&meta)
+                    .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+                Ok(Some(Snapshot {
+                    meta,
+                    snapshot: Box::new(Cursor::new(data.to_vec())),
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+}

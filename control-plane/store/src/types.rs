@@ -1,0 +1,91 @@
+//! The openraft type configuration of a Switchyard control plane.
+
+use std::fmt;
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+use switchyard_config::{Change, DynamicConfig, Kind};
+
+pub type NodeId = u64;
+
+/// A node as Raft membership knows it: where its peer (Raft) port is. The rest of what a node tells
+/// about itself (API address, region, zone) lives in the replicated node directory
+/// ([`crate::ClusterState::nodes`]) because bootstrap with `--initial-cluster` only knows peer
+/// addresses, and membership records must be identical on every node that bootstraps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub peer_addr: String,
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.peer_addr)
+    }
+}
+
+/// What a node says about itself; kept in the replicated node directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub api_addr: String,
+    pub peer_addr: String,
+    pub http_addr: String,
+    pub region: String,
+    pub zone: String,
+}
+
+/// A command committed through Raft.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Upsert the resources of `document`; with `prune`, replace the whole config by it.
+    Apply {
+        document: DynamicConfig,
+        prune: bool,
+    },
+    /// Delete one resource.
+    Delete { kind: Kind, name: String },
+    /// Record (or update) what a node says about itself.
+    RegisterNode { id: NodeId, info: NodeInfo },
+    /// Drop a removed node from the directory.
+    ForgetNode { id: NodeId },
+}
+
+/// Why a command changed nothing. Decided deterministically by every node while applying.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rejection {
+    /// The resulting config would not compile; the message names resource and field.
+    Invalid(String),
+    /// The resource to delete does not exist.
+    NotFound(String),
+}
+
+/// The result of applying one log entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// A config command: the config version after it (unchanged when `changes` is empty).
+    Applied { version: u64, changes: Vec<Change> },
+    /// A config command that was refused; the state is unchanged.
+    Rejected(Rejection),
+    /// Any other entry (blank, membership, node directory).
+    Done,
+}
+
+openraft::declare_raft_types!(
+    /// Switchyard's openraft types.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = NodeId,
+        Node = Node,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type LogId = openraft::LogId<NodeId>;
+pub type Vote = openraft::Vote<NodeId>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, Node>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Node>;
+pub type Snapshot = openraft::Snapshot<TypeConfig>;
+pub type StorageError = openraft::StorageError<NodeId>;
+pub type Raft = openraft::Raft<TypeConfig>;

@@ -1,0 +1,418 @@
+//! Parsing YAML/JSON documents into a [`DynamicConfig`] with precise error messages.
+//!
+//! The document is first parsed into a generic `serde_json::Value` (YAML through
+//! `serde_norway`, with `<<` merge keys applied), the top level is checked by hand, and then
+//! each resource is deserialized on its own with `serde_path_to_error`, so an error names the
+//! resource and the field path inside it.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::{quote, resource_label, ConfigError};
+use crate::model::{
+    Certificate, DynamicConfig, Middleware, Router, ServersTransport, Service, TlsOptions,
+    TlsStore, MIDDLEWARE_KINDS,
+};
+
+/// Parse a YAML or JSON document (JSON if the first non-whitespace character is `{`) into a
+/// [`DynamicConfig`]. An empty document (or only comments, or `{}`) is an empty config.
+pub fn parse_document(text: &str) -> Result<DynamicConfig, ConfigError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let value = parse_value(text)?;
+    from_value(value)
+}
+
+fn parse_value(text: &str) -> Result<Value, ConfigError> {
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
+        return Ok(Value::Null);
+    }
+    if trimmed.starts_with('{') {
+        return match serde_json::from_str::<Value>(text) {
+            Ok(v) => Ok(v),
+            // A YAML flow mapping also starts with `{`; accept it when it is valid YAML.
+            Err(json_err) => {
+                parse_yaml(text).map_err(|_| ConfigError::new(format!("invalid JSON: {json_err}")))
+            }
+        };
+    }
+    parse_yaml(text)
+}
+
+fn parse_yaml(text: &str) -> Result<Value, ConfigError> {
+    let mut y: serde_norway::Value =
+        serde_norway::from_str(text).map_err(|e| ConfigError::new(format!("invalid YAML: {e}")))?;
+    y.apply_merge()
+        .map_err(|e| ConfigError::new(format!("invalid YAML: {e}")))?;
+    serde_json::to_value(&y).map_err(|e| ConfigError::new(format!("invalid YAML: {e}")))
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a sequence",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn expected_list(names: &[&str]) -> String {
+    let q: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    match q.len() {
+        0 => String::new(),
+        1 => q.join(""),
+        2 => q.join(" or "),
+        _ => format!("one of {}", q.join(", ")),
+    }
+}
+
+/// A section that must be a mapping (null = empty).
+fn section(v: Value, field: &str, what: &str) -> Result<Map<String, Value>, ConfigError> {
+    match v {
+        Value::Null => Ok(Map::new()),
+        Value::Object(m) => Ok(m),
+        other => Err(ConfigError::at(
+            field,
+            format!("expected a mapping of {what}, got {}", type_name(&other)),
+        )),
+    }
+}
+
+fn check_keys(
+    m: &Map<String, Value>,
+    field: Option<&str>,
+    allowed: &[&str],
+) -> Result<(), ConfigError> {
+    for k in m.keys() {
+        if !allowed.contains(&k.as_str()) {
+            let msg = format!(
+                "unknown field {}, expected {}",
+                quote(k),
+                expected_list(allowed)
+            );
+            return Err(match field {
+                Some(f) => ConfigError::at(f, msg),
+                None => ConfigError::new(msg),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// serde's own messages quote names with backticks; use double quotes like the rest of ours,
+/// and drop the backticks around scalar values (`integer 1`).
+fn clean_serde_message(msg: String) -> String {
+    if msg.starts_with("unknown field `")
+        || msg.starts_with("missing field `")
+        || msg.starts_with("unknown variant `")
+        || msg.starts_with("duplicate field `")
+    {
+        return msg.replace('`', "\"");
+    }
+    for p in [
+        "invalid type: integer `",
+        "invalid type: floating point `",
+        "invalid type: boolean `",
+        "invalid value: integer `",
+        "invalid value: floating point `",
+    ] {
+        if let Some(rest) = msg.strip_prefix(p) {
+            if let Some((value, tail)) = rest.split_once('`') {
+                return format!("{}{value}{tail}", &p[..p.len() - 1]);
+            }
+        }
+    }
+    msg
+}
+
+/// Render a serde path like `loadBalancer.servers[0].url`; for unknown-field errors the
+/// unknown key itself is dropped (the message already names it).
+fn render_path(path: &serde_path_to_error::Path, drop_last_key: bool) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut segs: Vec<&Segment> = path.iter().collect();
+    if drop_last_key && matches!(segs.last(), Some(Segment::Map { .. })) {
+        segs.pop();
+    }
+    let mut out = String::new();
+    for seg in segs {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Enum { variant } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(variant);
+            }
+            Segment::Unknown => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push('?');
+            }
+        }
+    }
+    if out.is_empty() {
+        None
+    } else {
+        Some(out)
+    }
+}
+
+/// Deserialize one value, reporting errors against `resource` and the field path inside it
+/// (prefixed by `prefix` when given).
+fn typed<T: DeserializeOwned>(
+    v: Value,
+    resource: Option<&str>,
+    prefix: Option<&str>,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
+        let raw = e.inner().to_string();
+        let path = render_path(e.path(), raw.starts_with("unknown field `"));
+        let message = clean_serde_message(raw);
+        let field = match (prefix, path) {
+            (Some(p), Some(q)) if q.starts_with('[') => Some(format!("{p}{q}")),
+            (Some(p), Some(q)) => Some(format!("{p}.{q}")),
+            (Some(p), None) => Some(p.to_string()),
+            (None, q) => q,
+        };
+        ConfigError {
+            resource: resource.map(str::to_string),
+            field,
+            message,
+        }
+    })
+}
+
+fn resources<T: DeserializeOwned>(
+    m: Map<String, Value>,
+    kind: &str,
+    what: &str,
+    parse_one: impl Fn(Value, &str) -> Result<T, ConfigError>,
+) -> Result<BTreeMap<String, T>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, v) in m {
+        let label = resource_label(kind, &name);
+        if v.is_null() {
+            return Err(ConfigError {
+                resource: Some(label),
+                field: None,
+                message: format!("definition is empty; expected {what}"),
+            });
+        }
+        let parsed = parse_one(v, &label)?;
+        out.insert(name, parsed);
+    }
+    Ok(out)
+}
+
+fn parse_middleware(v: Value, label: &str) -> Result<Middleware, ConfigError> {
+    let err = |message: String| ConfigError {
+        resource: Some(label.to_string()),
+        field: None,
+        message,
+    };
+    let Value::Object(m) = v else {
+        return Err(err(format!(
+            "expected a mapping with exactly one middleware kind, got {}",
+            type_name(&v)
+        )));
+    };
+    if m.is_empty() {
+        return Err(err(
+            "no middleware kind set; expected exactly one (e.g. \"stripPrefix\")".to_string(),
+        ));
+    }
+    if let Some(unknown) = m.keys().find(|k| !MIDDLEWARE_KINDS.contains(&k.as_str())) {
+        return Err(err(format!("unknown middleware kind {}", quote(unknown))));
+    }
+    if m.len() > 1 {
+        let kinds: Vec<String> = m.keys().map(|k| quote(k)).collect();
+        return Err(err(format!(
+            "exactly one middleware kind must be set, found {}: {}",
+            m.len(),
+            kinds.join(", ")
+        )));
+    }
+    let Some((kind, inner)) = m.into_iter().next() else {
+        return Err(err("no middleware kind set".to_string()));
+    };
+    // Deserialize the inner value first so errors carry the kind as a field prefix.
+    let inner = match kind.as_str() {
+        "addPrefix" | "stripPrefix" | "stripPrefixRegex" | "replacePath" | "replacePathRegex"
+        | "headers" | "redirectScheme" | "redirectRegex" | "chain" => {
+            if inner.is_null() {
+                return Err(ConfigError {
+                    resource: Some(label.to_string()),
+                    field: Some(kind.clone()),
+                    message: "options are empty".to_string(),
+                });
+            }
+            let checked: Value = match kind.as_str() {
+                "addPrefix" => check_typed::<crate::model::AddPrefix>(inner, label, &kind)?,
+                "stripPrefix" => check_typed::<crate::model::StripPrefix>(inner, label, &kind)?,
+                "stripPrefixRegex" => {
+                    check_typed::<crate::model::StripPrefixRegex>(inner, label, &kind)?
+                }
+                "replacePath" => check_typed::<crate::model::ReplacePath>(inner, label, &kind)?,
+                "replacePathRegex" => {
+                    check_typed::<crate::model::ReplacePathRegex>(inner, label, &kind)?
+                }
+                "headers" => check_typed::<crate::model::Headers>(inner, label, &kind)?,
+                "redirectScheme" => {
+                    check_typed::<crate::model::RedirectScheme>(inner, label, &kind)?
+                }
+                "redirectRegex" => check_typed::<crate::model::RedirectRegex>(inner, label, &kind)?,
+                _ => check_typed::<crate::model::Chain>(inner, label, &kind)?,
+            };
+            checked
+        }
+        _ => inner,
+    };
+    let mut wrapper = Map::new();
+    wrapper.insert(kind, inner);
+    typed::<Middleware>(Value::Object(wrapper), Some(label), None)
+}
+
+/// Deserialize `inner` as `T` (to get errors with the kind prefix), then return it as a value.
+fn check_typed<T: DeserializeOwned + serde::Serialize>(
+    inner: Value,
+    label: &str,
+    kind: &str,
+) -> Result<Value, ConfigError> {
+    let t: T = typed(inner, Some(label), Some(kind))?;
+    serde_json::to_value(t).map_err(|e| ConfigError {
+        resource: Some(label.to_string()),
+        field: Some(kind.to_string()),
+        message: e.to_string(),
+    })
+}
+
+/// Convert an already-parsed generic value (JSON data model) into a [`DynamicConfig`] with
+/// the same checks and error messages as [`parse_document`].
+pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
+    let mut cfg = DynamicConfig::default();
+    let top = match value {
+        Value::Null => return Ok(cfg),
+        Value::Object(m) => m,
+        other => {
+            return Err(ConfigError::new(format!(
+                "expected a mapping with \"http\" and/or \"tls\" at the top level, got {}",
+                type_name(&other)
+            )))
+        }
+    };
+    for (k, v) in top {
+        match k.as_str() {
+            "http" => {
+                let http = section(v, "http", "sections")?;
+                check_keys(
+                    &http,
+                    Some("http"),
+                    &["routers", "services", "middlewares", "serversTransports"],
+                )?;
+                for (hk, hv) in http {
+                    match hk.as_str() {
+                        "routers" => {
+                            let m = section(hv, "http.routers", "router names to routers")?;
+                            cfg.http.routers =
+                                resources(m, "router", "a router definition", |v, l| {
+                                    typed::<Router>(v, Some(l), None)
+                                })?;
+                        }
+                        "services" => {
+                            let m = section(hv, "http.services", "service names to services")?;
+                            cfg.http.services =
+                                resources(m, "service", "a service definition", |v, l| {
+                                    typed::<Service>(v, Some(l), None)
+                                })?;
+                        }
+                        "middlewares" => {
+                            let m =
+                                section(hv, "http.middlewares", "middleware names to middlewares")?;
+                            cfg.http.middlewares = resources(
+                                m,
+                                "middleware",
+                                "a middleware definition",
+                                parse_middleware,
+                            )?;
+                        }
+                        _ => {
+                            let m = section(
+                                hv,
+                                "http.serversTransports",
+                                "servers transport names to servers transports",
+                            )?;
+                            cfg.http.servers_transports = resources(
+                                m,
+                                "serversTransport",
+                                "a servers transport definition",
+                                |v, l| typed::<ServersTransport>(v, Some(l), None),
+                            )?;
+                        }
+                    }
+                }
+            }
+            "tls" => {
+                let tls = section(v, "tls", "sections")?;
+                check_keys(&tls, Some("tls"), &["certificates", "options", "stores"])?;
+                for (tk, tv) in tls {
+                    match tk.as_str() {
+                        "certificates" => {
+                            if !tv.is_null() {
+                                cfg.tls.certificates =
+                                    typed::<Vec<Certificate>>(tv, None, Some("tls.certificates"))?;
+                            }
+                        }
+                        "options" => {
+                            let m = section(tv, "tls.options", "option names to TLS options")?;
+                            cfg.tls.options =
+                                resources(m, "tlsOption", "a TLS options definition", |v, l| {
+                                    typed::<TlsOptions>(v, Some(l), None)
+                                })?;
+                        }
+                        _ => {
+                            let m = section(tv, "tls.stores", "store names to TLS stores")?;
+                            cfg.tls.stores =
+                                resources(m, "tlsStore", "a TLS store definition", |v, l| {
+                                    typed::<TlsStore>(v, Some(l), None)
+                                })?;
+                        }
+                    }
+                }
+            }
+            "tcp" | "udp" => {
+                let empty = match &v {
+                    Value::Null => true,
+                    Value::Object(m) => m.values().all(|x| match x {
+                        Value::Null => true,
+                        Value::Object(inner) => inner.is_empty(),
+                        _ => false,
+                    }),
+                    _ => false,
+                };
+                if !empty {
+                    return Err(ConfigError::new(format!(
+                        "{k} routers are not supported (Switchyard routes HTTP only)"
+                    )));
+                }
+            }
+            _ => {
+                return Err(ConfigError::new(format!(
+                    "unknown top-level field {}, expected \"http\" or \"tls\"",
+                    quote(&k)
+                )))
+            }
+        }
+    }
+    Ok(cfg)
+}

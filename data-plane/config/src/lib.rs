@@ -1,0 +1,78 @@
+//! # switchyard-config
+//!
+//! The configuration model, document parser, rule language and validation of Switchyard,
+//! shared by the control plane (which validates every change before committing it through
+//! Raft, and again inside the state machine) and the proxy (which compiles the config to route
+//! traffic). Because both sides run the very same code, a change the proxy would reject is
+//! rejected at the API with the message the proxy would have given.
+//!
+//! The crate is **pure**: no I/O, no async runtime, no files, no network, no clock, no
+//! randomness. [`validate`] is deterministic (errors are sorted and deduplicated), which is
+//! required for it to run inside the replicated state machine. No input panics (it is fuzzed):
+//! rule nesting is bounded ([`rules::MAX_NESTING`]), long `&&`/`||` chains are built as
+//! balanced trees, and reference-cycle detection is iterative.
+//!
+//! ## What is modelled
+//!
+//! Traefik v3 *dynamic* configuration, in YAML or JSON, with Traefik's camelCase names:
+//! `http.routers`, `http.services` (`loadBalancer`, `weighted`, `mirroring`, `failover`),
+//! `http.middlewares` (all 26 OSS kinds by name), `http.serversTransports`, and `tls`
+//! (`certificates`, `options`, `stores`). Every struct denies unknown fields, and optional
+//! fields are skipped when serializing, so parse → serialize → parse gives an equal value.
+//! Durations and ports keep the form they were written in (string or integer). The one
+//! additive extension is `zone`/`region` on load-balancer servers. TCP and UDP sections are
+//! rejected (empty ones are tolerated).
+//!
+//! ## Supported vs. parsed-but-rejected
+//!
+//! A Traefik file that uses only supported features must apply unchanged and behave the same,
+//! and a file using a feature we do not implement must be rejected loudly rather than half
+//! applied. Therefore every known Traefik field *parses* (so the user gets a precise message,
+//! not "unknown field"), and [`validate`] rejects what this version does not implement with
+//! `... is not supported by this version of Switchyard`:
+//!
+//! * middlewares: supported kinds are `addPrefix`, `stripPrefix`, `stripPrefixRegex`,
+//!   `replacePath`, `replacePathRegex`, `headers` (only `customRequestHeaders` /
+//!   `customResponseHeaders`), `redirectScheme`, `redirectRegex`, `chain`; the other kinds keep
+//!   their raw value (so they round-trip) and are rejected;
+//! * router `tls`, `tls.certificates`, servers-transport `rootCAs`/`certificates`/`peerCertURI`,
+//!   health-check mode `grpc`, strategies `hrw`/`leasttime`, `ruleSyntax: v2`, `@internal`
+//!   references (except `default@internal` as a servers transport).
+//!
+//! ## Errors
+//!
+//! [`ConfigError`] has a `resource` (`router "api"`), a `field` path inside it
+//! (`loadBalancer.servers[0].url`) and a `message`; it displays as
+//! `router "api": rule: unknown matcher "Hots" at column 1`. [`parse_document`] stops at the
+//! first error (YAML syntax errors carry line and column; type errors carry the resource and
+//! field path because each resource is deserialized on its own with `serde_path_to_error`).
+//! [`validate`] returns all problems at once as [`ConfigErrors`] (joined with `"; "`).
+//! Names are quoted with double quotes everywhere, including in serde's own messages.
+//!
+//! ## Rules
+//!
+//! [`rules`] implements the v3 rule language exactly: Go precedence, backtick and Go
+//! double-quoted strings, Traefik's case variants of matcher names, per-matcher checks, and
+//! Traefik's request canonicalisation (canonical host, routing path with reserved `%XX` kept
+//! encoded, Go query parsing). Errors carry a 1-based column. [`rules::CompiledRule`] also
+//! offers `explain` (which leaves failed) and `host_constraint` (for the proxy's host index).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod diff;
+mod document;
+pub mod duration;
+mod error;
+mod model;
+pub mod rules;
+mod validate;
+
+pub use diff::{diff, Change, ChangeAction};
+pub use document::{from_value, parse_document};
+pub use error::{quote, resource_label, ConfigError, ConfigErrors};
+pub use model::*;
+pub use validate::{validate, MAX_USER_PRIORITY};
+
+#[cfg(test)]
+mod tests;

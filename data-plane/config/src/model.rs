@@ -1,0 +1,1307 @@
+//! The configuration model: Traefik v3 dynamic configuration (HTTP routers, services,
+//! middlewares, servers transports and the TLS section), with Traefik's camelCase field names.
+//!
+//! Every struct denies unknown fields; optional fields are `Option`s (or empty collections) that
+//! are skipped when serializing, so a parsed document serializes back to a clean equivalent one.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{quote, ConfigError};
+
+pub use crate::duration::{parse_go_duration, Duration, StrOrInt};
+
+/// Deserialize a collection, treating an explicit `null` (e.g. `entryPoints:` with no value in
+/// YAML) as empty.
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Deserialize a string map whose values may be `null` (`X-Remove:` in YAML), read as `""`.
+fn null_string_map<'de, D>(d: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let m: Option<BTreeMap<String, Option<String>>> = Option::deserialize(d)?;
+    Ok(m.unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect())
+}
+
+/// Resource kinds addressable by the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `http.routers`
+    Router,
+    /// `http.services`
+    Service,
+    /// `http.middlewares`
+    Middleware,
+}
+
+impl Kind {
+    /// `"router"`, `"service"` or `"middleware"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Kind::Router => "router",
+            Kind::Service => "service",
+            Kind::Middleware => "middleware",
+        }
+    }
+
+    /// Accepts singular and plural, case-insensitively: `router(s)`, `service(s)`, `middleware(s)`.
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "router" | "routers" => Some(Kind::Router),
+            "service" | "services" => Some(Kind::Service),
+            "middleware" | "middlewares" => Some(Kind::Middleware),
+            _ => None,
+        }
+    }
+
+    /// All kinds.
+    pub const ALL: [Kind; 3] = [Kind::Router, Kind::Service, Kind::Middleware];
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The whole Traefik v3 dynamic configuration (the subset Switchyard models).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DynamicConfig {
+    /// `http:` section.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "HttpConfig::is_empty"
+    )]
+    pub http: HttpConfig,
+    /// `tls:` section.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "TlsConfig::is_empty"
+    )]
+    pub tls: TlsConfig,
+}
+
+/// `http:` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Routers by name.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub routers: BTreeMap<String, Router>,
+    /// Services by name.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub services: BTreeMap<String, Service>,
+    /// Middlewares by name.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub middlewares: BTreeMap<String, Middleware>,
+    /// Servers transports by name.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub servers_transports: BTreeMap<String, ServersTransport>,
+}
+
+impl HttpConfig {
+    /// True when no resource is defined.
+    pub fn is_empty(&self) -> bool {
+        self.routers.is_empty()
+            && self.services.is_empty()
+            && self.middlewares.is_empty()
+            && self.servers_transports.is_empty()
+    }
+}
+
+/// `tls:` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsConfig {
+    /// `tls.certificates`.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub certificates: Vec<Certificate>,
+    /// `tls.options` by name.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub options: BTreeMap<String, TlsOptions>,
+    /// `tls.stores` by name.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub stores: BTreeMap<String, TlsStore>,
+}
+
+impl TlsConfig {
+    /// True when nothing is defined.
+    pub fn is_empty(&self) -> bool {
+        self.certificates.is_empty() && self.options.is_empty() && self.stores.is_empty()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routers
+
+/// An HTTP router.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Router {
+    /// The rule (v3 syntax). Required (checked by `validate`).
+    #[serde(default, deserialize_with = "null_default")]
+    pub rule: String,
+    /// `v3` or absent; `v2` is rejected by `validate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_syntax: Option<String>,
+    /// Explicit priority; absent or 0 means `len(rule)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    /// Entry points; empty means all.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub entry_points: Vec<String>,
+    /// Middleware references, in order.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub middlewares: Vec<String>,
+    /// Service reference. Required (checked by `validate`).
+    #[serde(default, deserialize_with = "null_default")]
+    pub service: String,
+    /// TLS settings (not supported yet; rejected by `validate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RouterTls>,
+    /// Per-router observability switches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observability: Option<RouterObservability>,
+}
+
+impl Router {
+    /// The priority used for ordering: the explicit priority unless absent or 0, else
+    /// [`crate::rules::default_priority`] of the rule.
+    pub fn effective_priority(&self) -> i64 {
+        match self.priority {
+            Some(p) if p != 0 => p,
+            _ => crate::rules::default_priority(&self.rule),
+        }
+    }
+}
+
+/// Router `tls` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouterTls {
+    /// ACME resolver name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_resolver: Option<String>,
+    /// TLS options name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<String>,
+    /// Domains for the resolver.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub domains: Vec<Domain>,
+}
+
+/// A certificate domain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Domain {
+    /// Main domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main: Option<String>,
+    /// Subject alternative names.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub sans: Vec<String>,
+}
+
+/// Router `observability` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouterObservability {
+    /// Access logs on/off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_logs: Option<bool>,
+    /// Metrics on/off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<bool>,
+    /// Tracing on/off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<bool>,
+    /// `minimal` or `detailed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_verbosity: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services
+
+/// An HTTP service: exactly one of the four kinds must be set (checked by `validate`).
+/// Serialized as Traefik writes it: `{loadBalancer: {...}}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Service {
+    /// `loadBalancer`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancer>,
+    /// `weighted`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weighted: Option<Weighted>,
+    /// `mirroring`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirroring: Option<Mirroring>,
+    /// `failover`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<Failover>,
+}
+
+impl Service {
+    /// Names of the kinds that are set, in Traefik's order.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.load_balancer.is_some() {
+            v.push("loadBalancer");
+        }
+        if self.weighted.is_some() {
+            v.push("weighted");
+        }
+        if self.mirroring.is_some() {
+            v.push("mirroring");
+        }
+        if self.failover.is_some() {
+            v.push("failover");
+        }
+        v
+    }
+
+    /// Child service references (as written, possibly with `@provider`) with their field paths.
+    pub fn child_refs(&self) -> Vec<(String, &str)> {
+        let mut out = Vec::new();
+        if let Some(w) = &self.weighted {
+            for (i, s) in w.services.iter().enumerate() {
+                out.push((format!("weighted.services[{i}].name"), s.name.as_str()));
+            }
+        }
+        if let Some(m) = &self.mirroring {
+            out.push(("mirroring.service".to_string(), m.service.as_str()));
+            for (i, s) in m.mirrors.iter().enumerate() {
+                out.push((format!("mirroring.mirrors[{i}].name"), s.name.as_str()));
+            }
+        }
+        if let Some(f) = &self.failover {
+            out.push(("failover.service".to_string(), f.service.as_str()));
+            out.push(("failover.fallback".to_string(), f.fallback.as_str()));
+        }
+        out
+    }
+}
+
+/// `loadBalancer` service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancer {
+    /// Backend servers.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub servers: Vec<Server>,
+    /// `wrr` (default) or `p2c`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// Sticky sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<Sticky>,
+    /// Active health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<ServerHealthCheck>,
+    /// Passive health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passive_health_check: Option<PassiveHealthCheck>,
+    /// Forward the client's Host header (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_host_header: Option<bool>,
+    /// Name of a serversTransport.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub servers_transport: Option<String>,
+    /// Response forwarding options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_forwarding: Option<ResponseForwarding>,
+}
+
+/// One backend server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Server {
+    /// `http://host:port`, `https://…` or `h2c://…`.
+    #[serde(default, deserialize_with = "null_default")]
+    pub url: String,
+    /// Weight (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// Keep the URL path of `url` as a prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve_path: Option<bool>,
+    /// Switchyard extension: the server's zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Switchyard extension: the server's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// `sticky` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Sticky {
+    /// Cookie settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<StickyCookie>,
+}
+
+/// `sticky.cookie` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StickyCookie {
+    /// Cookie name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Secure flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure: Option<bool>,
+    /// HttpOnly flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_only: Option<bool>,
+    /// `none`, `lax` or `strict`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_site: Option<String>,
+    /// Max-Age in seconds (0 = session cookie).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<i64>,
+    /// Cookie path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Cookie domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+/// Active health check of a load balancer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerHealthCheck {
+    /// Scheme override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// `http` (only supported mode) or `grpc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Path to probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Method (default GET).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Expected status (default: any 2xx/3xx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Port override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    /// Interval (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// Interval while unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_interval: Option<Duration>,
+    /// Timeout (default 5s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Host header for the probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Follow redirects (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_redirects: Option<bool>,
+    /// Extra probe headers.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Passive health check.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PassiveHealthCheck {
+    /// Failure window (also the ejection time), default 10s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_window: Option<Duration>,
+    /// Failures within the window before ejection (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failed_attempts: Option<i64>,
+}
+
+/// `responseForwarding` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResponseForwarding {
+    /// Flush interval (default 100ms; negative = flush every write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush_interval: Option<Duration>,
+}
+
+/// The (empty) health check of a compound service: its presence propagates child health.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceHealthCheck {}
+
+/// `weighted` service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Weighted {
+    /// Child services with weights.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub services: Vec<WeightedService>,
+    /// Sticky sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<Sticky>,
+    /// Health propagation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<ServiceHealthCheck>,
+}
+
+/// A weighted child service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WeightedService {
+    /// Service reference.
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    /// Weight (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
+
+/// `mirroring` service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mirroring {
+    /// Main service reference.
+    #[serde(default, deserialize_with = "null_default")]
+    pub service: String,
+    /// Mirror the body too (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_body: Option<bool>,
+    /// Max mirrored body size (-1 = unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_size: Option<i64>,
+    /// Mirrors.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub mirrors: Vec<Mirror>,
+    /// Health propagation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<ServiceHealthCheck>,
+}
+
+/// One mirror.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mirror {
+    /// Service reference.
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    /// Percentage of requests mirrored (0..=100).
+    #[serde(default)]
+    pub percent: u32,
+}
+
+/// `failover` service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Failover {
+    /// Main service reference.
+    #[serde(default, deserialize_with = "null_default")]
+    pub service: String,
+    /// Fallback service reference.
+    #[serde(default, deserialize_with = "null_default")]
+    pub fallback: String,
+    /// Health propagation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<ServiceHealthCheck>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Middlewares
+
+/// Every Traefik v3 OSS middleware kind, as written in files.
+pub const MIDDLEWARE_KINDS: &[&str] = &[
+    "addPrefix",
+    "basicAuth",
+    "buffering",
+    "chain",
+    "circuitBreaker",
+    "compress",
+    "contentType",
+    "digestAuth",
+    "encodedCharacters",
+    "errors",
+    "forwardAuth",
+    "grpcWeb",
+    "headers",
+    "ipAllowList",
+    "ipWhiteList",
+    "inFlightReq",
+    "passTLSClientCert",
+    "plugin",
+    "rateLimit",
+    "redirectRegex",
+    "redirectScheme",
+    "replacePath",
+    "replacePathRegex",
+    "retry",
+    "stripPrefix",
+    "stripPrefixRegex",
+];
+
+/// The middleware kinds this version of Switchyard implements.
+pub const SUPPORTED_MIDDLEWARE_KINDS: &[&str] = &[
+    "addPrefix",
+    "chain",
+    "headers",
+    "redirectRegex",
+    "redirectScheme",
+    "replacePath",
+    "replacePathRegex",
+    "stripPrefix",
+    "stripPrefixRegex",
+];
+
+/// A middleware: a map with exactly one key, the kind. Supported kinds are typed; the others
+/// keep their raw value so they parse and round-trip, and `validate` rejects them.
+///
+/// Serialization always writes a single-entry map (`{"stripPrefix": {...}}`), in YAML too (no
+/// YAML tags).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub enum Middleware {
+    /// `addPrefix`
+    #[serde(rename = "addPrefix")]
+    AddPrefix(AddPrefix),
+    /// `stripPrefix`
+    #[serde(rename = "stripPrefix")]
+    StripPrefix(StripPrefix),
+    /// `stripPrefixRegex`
+    #[serde(rename = "stripPrefixRegex")]
+    StripPrefixRegex(StripPrefixRegex),
+    /// `replacePath`
+    #[serde(rename = "replacePath")]
+    ReplacePath(ReplacePath),
+    /// `replacePathRegex`
+    #[serde(rename = "replacePathRegex")]
+    ReplacePathRegex(ReplacePathRegex),
+    /// `headers`
+    #[serde(rename = "headers")]
+    Headers(Box<Headers>),
+    /// `redirectScheme`
+    #[serde(rename = "redirectScheme")]
+    RedirectScheme(RedirectScheme),
+    /// `redirectRegex`
+    #[serde(rename = "redirectRegex")]
+    RedirectRegex(RedirectRegex),
+    /// `chain`
+    #[serde(rename = "chain")]
+    Chain(Chain),
+    /// `basicAuth` (not supported yet)
+    #[serde(rename = "basicAuth")]
+    BasicAuth(serde_json::Value),
+    /// `buffering` (not supported yet)
+    #[serde(rename = "buffering")]
+    Buffering(serde_json::Value),
+    /// `circuitBreaker` (not supported yet)
+    #[serde(rename = "circuitBreaker")]
+    CircuitBreaker(serde_json::Value),
+    /// `compress` (not supported yet)
+    #[serde(rename = "compress")]
+    Compress(serde_json::Value),
+    /// `contentType` (not supported yet)
+    #[serde(rename = "contentType")]
+    ContentType(serde_json::Value),
+    /// `digestAuth` (not supported yet)
+    #[serde(rename = "digestAuth")]
+    DigestAuth(serde_json::Value),
+    /// `encodedCharacters` (not supported yet)
+    #[serde(rename = "encodedCharacters")]
+    EncodedCharacters(serde_json::Value),
+    /// `errors` (not supported yet)
+    #[serde(rename = "errors")]
+    Errors(serde_json::Value),
+    /// `forwardAuth` (not supported yet)
+    #[serde(rename = "forwardAuth")]
+    ForwardAuth(serde_json::Value),
+    /// `grpcWeb` (not supported yet)
+    #[serde(rename = "grpcWeb")]
+    GrpcWeb(serde_json::Value),
+    /// `ipAllowList` (not supported yet)
+    #[serde(rename = "ipAllowList")]
+    IpAllowList(serde_json::Value),
+    /// `ipWhiteList` (deprecated; not supported yet)
+    #[serde(rename = "ipWhiteList")]
+    IpWhiteList(serde_json::Value),
+    /// `inFlightReq` (not supported yet)
+    #[serde(rename = "inFlightReq")]
+    InFlightReq(serde_json::Value),
+    /// `passTLSClientCert` (not supported yet)
+    #[serde(rename = "passTLSClientCert")]
+    PassTlsClientCert(serde_json::Value),
+    /// `plugin` (not supported)
+    #[serde(rename = "plugin")]
+    Plugin(serde_json::Value),
+    /// `rateLimit` (not supported yet)
+    #[serde(rename = "rateLimit")]
+    RateLimit(serde_json::Value),
+    /// `retry` (not supported yet)
+    #[serde(rename = "retry")]
+    Retry(serde_json::Value),
+}
+
+impl Serialize for Middleware {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        let k = self.kind_name();
+        match self {
+            Middleware::AddPrefix(v) => m.serialize_entry(k, v)?,
+            Middleware::StripPrefix(v) => m.serialize_entry(k, v)?,
+            Middleware::StripPrefixRegex(v) => m.serialize_entry(k, v)?,
+            Middleware::ReplacePath(v) => m.serialize_entry(k, v)?,
+            Middleware::ReplacePathRegex(v) => m.serialize_entry(k, v)?,
+            Middleware::Headers(v) => m.serialize_entry(k, v)?,
+            Middleware::RedirectScheme(v) => m.serialize_entry(k, v)?,
+            Middleware::RedirectRegex(v) => m.serialize_entry(k, v)?,
+            Middleware::Chain(v) => m.serialize_entry(k, v)?,
+            Middleware::BasicAuth(v)
+            | Middleware::Buffering(v)
+            | Middleware::CircuitBreaker(v)
+            | Middleware::Compress(v)
+            | Middleware::ContentType(v)
+            | Middleware::DigestAuth(v)
+            | Middleware::EncodedCharacters(v)
+            | Middleware::Errors(v)
+            | Middleware::ForwardAuth(v)
+            | Middleware::GrpcWeb(v)
+            | Middleware::IpAllowList(v)
+            | Middleware::IpWhiteList(v)
+            | Middleware::InFlightReq(v)
+            | Middleware::PassTlsClientCert(v)
+            | Middleware::Plugin(v)
+            | Middleware::RateLimit(v)
+            | Middleware::Retry(v) => m.serialize_entry(k, v)?,
+        }
+        m.end()
+    }
+}
+
+impl Middleware {
+    /// The raw options of a kind this version does not implement (`None` for supported kinds).
+    pub fn unsupported_options(&self) -> Option<&serde_json::Value> {
+        match self {
+            Middleware::BasicAuth(v)
+            | Middleware::Buffering(v)
+            | Middleware::CircuitBreaker(v)
+            | Middleware::Compress(v)
+            | Middleware::ContentType(v)
+            | Middleware::DigestAuth(v)
+            | Middleware::EncodedCharacters(v)
+            | Middleware::Errors(v)
+            | Middleware::ForwardAuth(v)
+            | Middleware::GrpcWeb(v)
+            | Middleware::IpAllowList(v)
+            | Middleware::IpWhiteList(v)
+            | Middleware::InFlightReq(v)
+            | Middleware::PassTlsClientCert(v)
+            | Middleware::Plugin(v)
+            | Middleware::RateLimit(v)
+            | Middleware::Retry(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The kind as written in files, e.g. `"stripPrefix"`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Middleware::AddPrefix(_) => "addPrefix",
+            Middleware::StripPrefix(_) => "stripPrefix",
+            Middleware::StripPrefixRegex(_) => "stripPrefixRegex",
+            Middleware::ReplacePath(_) => "replacePath",
+            Middleware::ReplacePathRegex(_) => "replacePathRegex",
+            Middleware::Headers(_) => "headers",
+            Middleware::RedirectScheme(_) => "redirectScheme",
+            Middleware::RedirectRegex(_) => "redirectRegex",
+            Middleware::Chain(_) => "chain",
+            Middleware::BasicAuth(_) => "basicAuth",
+            Middleware::Buffering(_) => "buffering",
+            Middleware::CircuitBreaker(_) => "circuitBreaker",
+            Middleware::Compress(_) => "compress",
+            Middleware::ContentType(_) => "contentType",
+            Middleware::DigestAuth(_) => "digestAuth",
+            Middleware::EncodedCharacters(_) => "encodedCharacters",
+            Middleware::Errors(_) => "errors",
+            Middleware::ForwardAuth(_) => "forwardAuth",
+            Middleware::GrpcWeb(_) => "grpcWeb",
+            Middleware::IpAllowList(_) => "ipAllowList",
+            Middleware::IpWhiteList(_) => "ipWhiteList",
+            Middleware::InFlightReq(_) => "inFlightReq",
+            Middleware::PassTlsClientCert(_) => "passTLSClientCert",
+            Middleware::Plugin(_) => "plugin",
+            Middleware::RateLimit(_) => "rateLimit",
+            Middleware::Retry(_) => "retry",
+        }
+    }
+
+    /// True for the kinds Switchyard implements.
+    pub fn is_supported(&self) -> bool {
+        SUPPORTED_MIDDLEWARE_KINDS.contains(&self.kind_name())
+    }
+}
+
+/// `addPrefix`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddPrefix {
+    /// Prefix to add; must start with `/`.
+    #[serde(default, deserialize_with = "null_default")]
+    pub prefix: String,
+}
+
+/// `stripPrefix`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StripPrefix {
+    /// Prefixes to strip.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub prefixes: Vec<String>,
+    /// Deprecated in Traefik; accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_slash: Option<bool>,
+}
+
+/// `stripPrefixRegex`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StripPrefixRegex {
+    /// Regexps matching the prefix to strip.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub regex: Vec<String>,
+}
+
+/// `replacePath`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplacePath {
+    /// The new path.
+    #[serde(default, deserialize_with = "null_default")]
+    pub path: String,
+}
+
+/// `replacePathRegex`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplacePathRegex {
+    /// Regexp on the path.
+    #[serde(default, deserialize_with = "null_default")]
+    pub regex: String,
+    /// Replacement (`$1`, `${name}`).
+    #[serde(default, deserialize_with = "null_default")]
+    pub replacement: String,
+}
+
+/// `redirectScheme`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedirectScheme {
+    /// Target scheme (required).
+    #[serde(default, deserialize_with = "null_default")]
+    pub scheme: String,
+    /// Target port (string or integer, as written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<StrOrInt>,
+    /// 301/308 instead of 302/307.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permanent: Option<bool>,
+}
+
+/// `redirectRegex`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedirectRegex {
+    /// Regexp on the full request URL.
+    #[serde(default, deserialize_with = "null_default")]
+    pub regex: String,
+    /// Replacement URL.
+    #[serde(default, deserialize_with = "null_default")]
+    pub replacement: String,
+    /// 301/308 instead of 302/307.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permanent: Option<bool>,
+}
+
+/// `chain`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Chain {
+    /// Middleware references, in order.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub middlewares: Vec<String>,
+}
+
+/// `headers`: every Traefik v3 option parses; only `customRequestHeaders` and
+/// `customResponseHeaders` are supported (the others are rejected by `validate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Headers {
+    /// Request headers to set (an empty value removes the header).
+    #[serde(
+        default,
+        deserialize_with = "null_string_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub custom_request_headers: BTreeMap<String, String>,
+    /// Response headers to set (an empty value removes the header).
+    #[serde(
+        default,
+        deserialize_with = "null_string_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub custom_response_headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_allow_credentials: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_allow_headers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_allow_methods: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_allow_origin_list: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_allow_origin_list_regex: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_expose_headers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_max_age: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_vary_header: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts_proxy_headers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_proxy_headers: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts_include_subdomains: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts_preload: Option<bool>,
+    #[serde(
+        default,
+        rename = "forceSTSHeader",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub force_sts_header: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_deny: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_frame_options_value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type_nosniff: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_xss_filter: Option<bool>,
+    #[serde(
+        default,
+        rename = "customBrowserXSSValue",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_browser_xss_value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_security_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_security_policy_report_only: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_development: Option<bool>,
+}
+
+impl Headers {
+    /// Names (as written in files) of the options that are set besides the custom headers,
+    /// sorted.
+    pub fn unsupported_options(&self) -> Vec<String> {
+        let Ok(serde_json::Value::Object(map)) = serde_json::to_value(self) else {
+            return Vec::new();
+        };
+        map.keys()
+            .filter(|k| *k != "customRequestHeaders" && *k != "customResponseHeaders")
+            .cloned()
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers transports and TLS
+
+/// An HTTP servers transport.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServersTransport {
+    /// SNI / verification name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Skip backend certificate verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<bool>,
+    /// Root CA files (not supported yet).
+    #[serde(
+        default,
+        rename = "rootCAs",
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub root_cas: Vec<String>,
+    /// Client certificates (not supported yet).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub certificates: Vec<Certificate>,
+    /// Idle connections kept per host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_idle_conns_per_host: Option<i64>,
+    /// Disable HTTP/2 to backends.
+    #[serde(
+        default,
+        rename = "disableHTTP2",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable_http2: Option<bool>,
+    /// Timeouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarding_timeouts: Option<ForwardingTimeouts>,
+    /// Expected peer certificate URI SAN (not supported yet).
+    #[serde(
+        default,
+        rename = "peerCertURI",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub peer_cert_uri: Option<String>,
+}
+
+/// `forwardingTimeouts`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ForwardingTimeouts {
+    /// Default 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dial_timeout: Option<Duration>,
+    /// Default 0 (none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_header_timeout: Option<Duration>,
+    /// Default 90s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_conn_timeout: Option<Duration>,
+    /// HTTP/2 ping interval; default 0 (off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_idle_timeout: Option<Duration>,
+    /// Default 15s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping_timeout: Option<Duration>,
+}
+
+/// A certificate/key file pair.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Certificate {
+    /// Certificate file (or inline PEM).
+    #[serde(default, deserialize_with = "null_default")]
+    pub cert_file: String,
+    /// Key file (or inline PEM).
+    #[serde(default, deserialize_with = "null_default")]
+    pub key_file: String,
+    /// Stores the certificate goes to.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub stores: Vec<String>,
+}
+
+/// `tls.options.<name>`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsOptions {
+    /// `VersionTLS10` … `VersionTLS13`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<String>,
+    /// `VersionTLS10` … `VersionTLS13`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_version: Option<String>,
+    /// Cipher suites.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub cipher_suites: Vec<String>,
+    /// Curve preferences.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub curve_preferences: Vec<String>,
+    /// Client authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<ClientAuth>,
+    /// Reject unknown SNI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni_strict: Option<bool>,
+    /// ALPN protocols.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub alpn_protocols: Vec<String>,
+    /// Deprecated in Traefik; accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefer_server_cipher_suites: Option<bool>,
+    /// Disable TLS session tickets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_session_tickets: Option<bool>,
+}
+
+/// `clientAuth`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientAuth {
+    /// CA files.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub ca_files: Vec<String>,
+    /// `NoClientCert`, `RequestClientCert`, `RequireAnyClientCert`,
+    /// `VerifyClientCertIfGiven` or `RequireAndVerifyClientCert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth_type: Option<String>,
+}
+
+/// `tls.stores.<name>`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsStore {
+    /// Default certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_certificate: Option<StoreCertificate>,
+    /// Default certificate generated by a resolver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_generated_cert: Option<GeneratedCert>,
+}
+
+/// `defaultCertificate`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StoreCertificate {
+    /// Certificate file.
+    #[serde(default, deserialize_with = "null_default")]
+    pub cert_file: String,
+    /// Key file.
+    #[serde(default, deserialize_with = "null_default")]
+    pub key_file: String,
+}
+
+/// `defaultGeneratedCert`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GeneratedCert {
+    /// Resolver name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<String>,
+    /// Domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<Domain>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations on the whole config
+
+impl DynamicConfig {
+    /// Upsert: every router/service/middleware/serversTransport/tls option/tls store named in
+    /// `doc` replaces (or adds) the resource of that name; `tls.certificates` in `doc` are added
+    /// unless an identical one exists.
+    pub fn merged(&self, doc: &DynamicConfig) -> DynamicConfig {
+        let mut out = self.clone();
+        for (k, v) in &doc.http.routers {
+            out.http.routers.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &doc.http.services {
+            out.http.services.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &doc.http.middlewares {
+            out.http.middlewares.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &doc.http.servers_transports {
+            out.http.servers_transports.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &doc.tls.options {
+            out.tls.options.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &doc.tls.stores {
+            out.tls.stores.insert(k.clone(), v.clone());
+        }
+        for c in &doc.tls.certificates {
+            if !out.tls.certificates.contains(c) {
+                out.tls.certificates.push(c.clone());
+            }
+        }
+        out
+    }
+
+    /// Remove one resource; `Err` with message `router "x" not found` when absent.
+    pub fn remove(&mut self, kind: Kind, name: &str) -> Result<(), ConfigError> {
+        let removed = match kind {
+            Kind::Router => self.http.routers.remove(name).is_some(),
+            Kind::Service => self.http.services.remove(name).is_some(),
+            Kind::Middleware => self.http.middlewares.remove(name).is_some(),
+        };
+        if removed {
+            Ok(())
+        } else {
+            Err(ConfigError::new(format!(
+                "{} {} not found",
+                kind.as_str(),
+                quote(name)
+            )))
+        }
+    }
+
+    /// A resource as a JSON value (camelCase, exactly as it would appear in a file).
+    pub fn resource_json(&self, kind: Kind, name: &str) -> Option<serde_json::Value> {
+        match kind {
+            Kind::Router => self
+                .http
+                .routers
+                .get(name)
+                .and_then(|r| serde_json::to_value(r).ok()),
+            Kind::Service => self
+                .http
+                .services
+                .get(name)
+                .and_then(|r| serde_json::to_value(r).ok()),
+            Kind::Middleware => self
+                .http
+                .middlewares
+                .get(name)
+                .and_then(|r| serde_json::to_value(r).ok()),
+        }
+    }
+
+    /// All names of a kind, sorted.
+    pub fn names(&self, kind: Kind) -> Vec<String> {
+        match kind {
+            Kind::Router => self.http.routers.keys().cloned().collect(),
+            Kind::Service => self.http.services.keys().cloned().collect(),
+            Kind::Middleware => self.http.middlewares.keys().cloned().collect(),
+        }
+    }
+
+    /// True when nothing at all is defined.
+    pub fn is_empty(&self) -> bool {
+        self.http.is_empty() && self.tls.is_empty()
+    }
+
+    /// Serialize as pretty JSON (the canonical document form).
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Serialize as YAML.
+    pub fn to_yaml(&self) -> String {
+        serde_norway::to_string(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,355 @@
+//! Compiled rules: regexps compiled, hosts normalised and IP networks parsed once, evaluated
+//! per request.
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use regex::Regex;
+
+use super::request::{canonical_host, parse_query, routing_path, RequestView};
+use super::{compile_regex, parse, Expr, Matcher, MatcherKind, RuleError};
+
+#[derive(Debug, Clone)]
+enum Pred {
+    HostAny,
+    HostExact(String),
+    /// Suffix including the leading dot: `.example.com`.
+    HostWildcard(String),
+    HostRegexp(Regex),
+    Path(String),
+    PathPrefix(String),
+    PathRegexp(Regex),
+    Method(String),
+    Header(String, String),
+    HeaderRegexp(String, Regex),
+    Query(String, Option<String>),
+    QueryRegexp(String, Regex),
+    ClientIP(IpNet),
+}
+
+#[derive(Debug, Clone)]
+struct Leaf {
+    pred: Pred,
+    text: String,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Leaf(Box<Leaf>),
+    And(Box<Node>, Box<Node>),
+    Or(Box<Node>, Box<Node>),
+    Not(Box<Node>),
+}
+
+/// A rule compiled for evaluation. Cheap to evaluate, `Send + Sync`, cloneable.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    rule: String,
+    expr: Expr,
+    root: Node,
+}
+
+/// Parse and compile a rule, checking every matcher's values (regexps compile, paths start with
+/// `/`, hosts are ASCII with a valid wildcard, ClientIP is an IP or CIDR, methods are tokens).
+pub fn compile(rule: &str) -> Result<CompiledRule, RuleError> {
+    let expr = parse(rule)?;
+    let root = compile_expr(&expr)?;
+    Ok(CompiledRule {
+        rule: rule.to_string(),
+        expr,
+        root,
+    })
+}
+
+fn compile_expr(e: &Expr) -> Result<Node, RuleError> {
+    Ok(match e {
+        Expr::Matcher(m) => Node::Leaf(Box::new(Leaf {
+            pred: compile_matcher(m)?,
+            text: m.to_string(),
+        })),
+        Expr::And(a, b) => Node::And(Box::new(compile_expr(a)?), Box::new(compile_expr(b)?)),
+        Expr::Or(a, b) => Node::Or(Box::new(compile_expr(a)?), Box::new(compile_expr(b)?)),
+        Expr::Not(a) => Node::Not(Box::new(compile_expr(a)?)),
+    })
+}
+
+fn is_tchar(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+/// Normalise a Host rule value: lowercase, one trailing dot removed.
+fn normalize_rule_host(h: &str) -> String {
+    let mut h = h.to_ascii_lowercase();
+    if h.len() > 1 && h.ends_with('.') {
+        h.pop();
+    }
+    h
+}
+
+fn compile_matcher(m: &Matcher) -> Result<Pred, RuleError> {
+    let name = m.kind.name();
+    let err = |msg: String| RuleError::new(format!("{name}: {msg}"), m.column);
+    let arg = |i: usize| m.args.get(i).map(String::as_str).unwrap_or_default();
+    let re = |s: &str| compile_regex(s).map_err(|e| err(format!("invalid regexp {s:?}: {e}")));
+    Ok(match m.kind {
+        MatcherKind::Host => {
+            let h = arg(0);
+            if !h.is_ascii() {
+                return Err(err(format!(
+                    "invalid value {h:?}: non-ASCII characters are not allowed (use punycode)"
+                )));
+            }
+            if h == "*" {
+                Pred::HostAny
+            } else if h.contains('*') {
+                match h.strip_prefix("*.") {
+                    Some(rest) if !rest.is_empty() && !rest.contains('*') && rest != "." => {
+                        Pred::HostWildcard(format!(".{}", normalize_rule_host(rest)))
+                    }
+                    _ => {
+                        return Err(err(format!(
+                            "invalid value {h:?}: \"*\" is only allowed as the whole first label (e.g. \"*.example.com\")"
+                        )))
+                    }
+                }
+            } else {
+                Pred::HostExact(normalize_rule_host(h))
+            }
+        }
+        MatcherKind::HostRegexp => Pred::HostRegexp(re(arg(0))?),
+        MatcherKind::Path | MatcherKind::PathPrefix => {
+            let p = arg(0);
+            if !p.starts_with('/') {
+                return Err(err(format!("path {p:?} must start with \"/\"")));
+            }
+            if m.kind == MatcherKind::Path {
+                Pred::Path(p.to_string())
+            } else {
+                Pred::PathPrefix(p.to_string())
+            }
+        }
+        MatcherKind::PathRegexp => Pred::PathRegexp(re(arg(0))?),
+        MatcherKind::Method => {
+            let meth = arg(0);
+            if !meth.chars().all(is_tchar) {
+                return Err(err(format!("invalid method {meth:?}")));
+            }
+            Pred::Method(meth.to_ascii_uppercase())
+        }
+        MatcherKind::Header => Pred::Header(arg(0).to_string(), arg(1).to_string()),
+        MatcherKind::HeaderRegexp => Pred::HeaderRegexp(arg(0).to_string(), re(arg(1))?),
+        MatcherKind::Query => Pred::Query(arg(0).to_string(), m.args.get(1).cloned()),
+        MatcherKind::QueryRegexp => match m.args.get(1) {
+            Some(r) => Pred::QueryRegexp(arg(0).to_string(), re(r)?),
+            None => Pred::Query(arg(0).to_string(), None),
+        },
+        MatcherKind::ClientIP => {
+            let v = arg(0).trim();
+            let net = if let Ok(ip) = v.parse::<IpAddr>() {
+                let ip = unmap(ip);
+                IpNet::from(ip)
+            } else if let Ok(net) = v.parse::<IpNet>() {
+                net
+            } else {
+                return Err(err(format!("invalid IP address or CIDR {:?}", arg(0))));
+            };
+            Pred::ClientIP(net)
+        }
+    })
+}
+
+/// IPv4-mapped IPv6 addresses are compared as IPv4 (like Go's `net.IP`).
+fn unmap(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => ip,
+        },
+        v4 => v4,
+    }
+}
+
+/// Per-request derived values, computed at most once per evaluation.
+struct Ctx<'r, 'a> {
+    req: &'r RequestView<'a>,
+    host: OnceCell<String>,
+    path: OnceCell<Option<Cow<'a, str>>>,
+    query: OnceCell<Vec<(String, String)>>,
+}
+
+impl<'a> Ctx<'_, 'a> {
+    fn host(&self) -> &str {
+        self.host.get_or_init(|| canonical_host(self.req.host))
+    }
+
+    fn path(&self) -> Option<&str> {
+        self.path
+            .get_or_init(|| routing_path(self.req.path).ok())
+            .as_deref()
+    }
+
+    fn query(&self) -> &[(String, String)] {
+        self.query
+            .get_or_init(|| self.req.query.map(parse_query).unwrap_or_default())
+    }
+
+    fn header_values<'s>(&'s self, key: &'s str) -> impl Iterator<Item = &'a str> + 's {
+        // Go moves the Host header out of the header map, so header matchers never see it.
+        self.req
+            .headers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(key) && !k.eq_ignore_ascii_case("host"))
+            .map(|(_, v)| v.trim_matches([' ', '\t']))
+    }
+
+    fn eval(&self, p: &Pred) -> bool {
+        match p {
+            Pred::HostAny => true,
+            Pred::HostExact(h) => {
+                let rh = self.host();
+                if rh.is_empty() {
+                    return false;
+                }
+                rh.strip_suffix('.').unwrap_or(rh) == h
+            }
+            Pred::HostWildcard(suffix) => {
+                let rh = self.host();
+                let rh = rh.strip_suffix('.').unwrap_or(rh);
+                match rh.strip_suffix(suffix.as_str()) {
+                    Some(label) => !label.is_empty() && !label.contains('.'),
+                    None => false,
+                }
+            }
+            Pred::HostRegexp(re) => re.is_match(self.host()),
+            Pred::Path(p) => self.path() == Some(p.as_str()),
+            Pred::PathPrefix(p) => self.path().is_some_and(|rp| rp.starts_with(p.as_str())),
+            Pred::PathRegexp(re) => self.path().is_some_and(|rp| re.is_match(rp)),
+            Pred::Method(m) => self.req.method == m,
+            Pred::Header(k, v) => self.header_values(k).any(|hv| hv == v),
+            Pred::HeaderRegexp(k, re) => self.header_values(k).any(|hv| re.is_match(hv)),
+            Pred::Query(k, v) => {
+                let want = v.as_deref().unwrap_or("");
+                self.query().iter().any(|(qk, qv)| qk == k && qv == want)
+            }
+            Pred::QueryRegexp(k, re) => self
+                .query()
+                .iter()
+                .any(|(qk, qv)| qk == k && re.is_match(qv)),
+            Pred::ClientIP(net) => self
+                .req
+                .client_ip
+                .is_some_and(|ip| net.contains(&unmap(ip))),
+        }
+    }
+
+    fn eval_node(&self, n: &Node) -> bool {
+        match n {
+            Node::Leaf(l) => self.eval(&l.pred),
+            Node::And(a, b) => self.eval_node(a) && self.eval_node(b),
+            Node::Or(a, b) => self.eval_node(a) || self.eval_node(b),
+            Node::Not(a) => !self.eval_node(a),
+        }
+    }
+
+    /// Evaluate every leaf (no short-circuit), recording leaves whose effective value (after
+    /// the negations above them) is false.
+    fn explain_node(&self, n: &Node, negated: bool, failed: &mut Vec<String>) -> bool {
+        match n {
+            Node::Leaf(l) => {
+                let v = self.eval(&l.pred);
+                if v == negated {
+                    let text = if negated {
+                        format!("!{}", l.text)
+                    } else {
+                        l.text.clone()
+                    };
+                    failed.push(text);
+                }
+                v
+            }
+            Node::And(a, b) => {
+                let x = self.explain_node(a, negated, failed);
+                let y = self.explain_node(b, negated, failed);
+                x && y
+            }
+            Node::Or(a, b) => {
+                let x = self.explain_node(a, negated, failed);
+                let y = self.explain_node(b, negated, failed);
+                x || y
+            }
+            Node::Not(a) => !self.explain_node(a, !negated, failed),
+        }
+    }
+}
+
+impl CompiledRule {
+    /// The rule text as given.
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+
+    /// The parsed AST.
+    pub fn expr(&self) -> &Expr {
+        &self.expr
+    }
+
+    /// Traefik's default priority for this rule.
+    pub fn default_priority(&self) -> i64 {
+        super::default_priority(&self.rule)
+    }
+
+    fn ctx<'r, 'a>(req: &'r RequestView<'a>) -> Ctx<'r, 'a> {
+        Ctx {
+            req,
+            host: OnceCell::new(),
+            path: OnceCell::new(),
+            query: OnceCell::new(),
+        }
+    }
+
+    /// Whether the request matches. A path with a malformed `%` escape matches no path
+    /// matcher (the proxy should answer 400 before routing; see [`super::routing_path`]).
+    pub fn matches(&self, req: &RequestView) -> bool {
+        Self::ctx(req).eval_node(&self.root)
+    }
+
+    /// For explain: the result and the leaf predicates that were false (their canonical source
+    /// text, e.g. ``Host(`a.com`)``; a negated leaf that was true is listed as
+    /// ``!Path(`/x`)``), in rule order.
+    pub fn explain(&self, req: &RequestView) -> (bool, Vec<String>) {
+        let mut failed = Vec::new();
+        let ctx = Self::ctx(req);
+        let v = ctx.explain_node(&self.root, false, &mut failed);
+        (v, failed)
+    }
+
+    /// Hosts this rule can only match, for indexing by host: `Some(list)` of lowercase exact
+    /// hosts (no trailing dot) or `*.suffix` wildcards when every match requires one of them;
+    /// `None` when the rule can match any host (negations, HostRegexp, no Host, ``Host(`*`)``).
+    /// Look requests up with [`super::host_key`].
+    pub fn host_constraint(&self) -> Option<Vec<String>> {
+        let mut v = constraint(&self.root)?;
+        v.sort();
+        v.dedup();
+        Some(v)
+    }
+}
+
+fn constraint(n: &Node) -> Option<Vec<String>> {
+    match n {
+        Node::Leaf(l) => match &l.pred {
+            Pred::HostExact(h) => Some(vec![h.clone()]),
+            Pred::HostWildcard(s) => Some(vec![format!("*{s}")]),
+            _ => None,
+        },
+        Node::And(a, b) => constraint(a).or_else(|| constraint(b)),
+        Node::Or(a, b) => {
+            let mut x = constraint(a)?;
+            x.extend(constraint(b)?);
+            Some(x)
+        }
+        Node::Not(_) => None,
+    }
+}

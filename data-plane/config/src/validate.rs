@@ -1,0 +1,940 @@
+//! Whole-config validation: every problem found, sorted and deduplicated. Pure and
+//! deterministic (it runs inside the Raft state machine).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::duration::{Duration, StrOrInt};
+use crate::error::{quote, ConfigError, ConfigErrors};
+use crate::model::{DynamicConfig, LoadBalancer, Middleware, Service, Sticky};
+use crate::rules;
+
+/// Highest priority a user may set (Traefik reserves the top 1000 values for internal routers).
+pub const MAX_USER_PRIORITY: i64 = i64::MAX - 1000;
+
+const NOT_SUPPORTED: &str = "is not supported by this version of Switchyard";
+
+/// Validate a whole config. Returns ALL problems found, sorted by their rendered text and
+/// deduplicated.
+pub fn validate(cfg: &DynamicConfig) -> Result<(), ConfigErrors> {
+    let mut v = Validator {
+        cfg,
+        errors: Vec::new(),
+    };
+    v.run();
+    let mut errors = v.errors;
+    // Sorted by their rendered text: what the user reads is ordered.
+    errors.sort_by_cached_key(ConfigError::render);
+    errors.dedup();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+struct Validator<'c> {
+    cfg: &'c DynamicConfig,
+    errors: Vec<ConfigError>,
+}
+
+enum RefProblem {
+    Empty,
+    Internal,
+    Malformed,
+}
+
+/// Resolve a reference `name` or `name@provider` to `name`.
+fn resolve_ref(r: &str) -> Result<&str, RefProblem> {
+    if r.is_empty() {
+        return Err(RefProblem::Empty);
+    }
+    match r.split_once('@') {
+        None => Ok(r),
+        Some((_, "internal")) => Err(RefProblem::Internal),
+        Some((name, provider))
+            if name.is_empty() || provider.is_empty() || provider.contains('@') =>
+        {
+            Err(RefProblem::Malformed)
+        }
+        Some((name, _)) => Ok(name),
+    }
+}
+
+fn check_name(kind: &str, name: &str) -> Option<ConfigError> {
+    let msg = if name.is_empty() {
+        "name must not be empty"
+    } else if name.chars().any(char::is_whitespace) {
+        "name must not contain whitespace"
+    } else if name.contains('@') {
+        "name must not contain \"@\" (the @provider suffix is only used in references)"
+    } else if name.chars().any(char::is_control) {
+        "name must not contain control characters"
+    } else {
+        return None;
+    };
+    Some(ConfigError::resource(kind, name, msg))
+}
+
+fn duration_check(d: &Duration, positive: bool, allow_negative: bool) -> Result<(), String> {
+    let n = d
+        .as_nanos()
+        .map_err(|e| format!("invalid duration {}: {e}", quote_dur(d)))?;
+    if positive && n <= 0 {
+        return Err(format!("must be greater than zero, got {}", quote_dur(d)));
+    }
+    if !allow_negative && n < 0 {
+        return Err(format!("must not be negative, got {}", quote_dur(d)));
+    }
+    Ok(())
+}
+
+fn quote_dur(d: &Duration) -> String {
+    match &d.0 {
+        StrOrInt::Int(i) => i.to_string(),
+        StrOrInt::Str(s) => quote(s),
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
+
+impl Validator<'_> {
+    fn push(&mut self, kind: &str, name: &str, field: Option<String>, message: impl Into<String>) {
+        let mut e = ConfigError::resource(kind, name, message);
+        e.field = field;
+        self.errors.push(e);
+    }
+
+    fn field(&mut self, kind: &str, name: &str, field: impl Into<String>, msg: impl Into<String>) {
+        self.push(kind, name, Some(field.into()), msg);
+    }
+
+    /// Check a reference to a resource of `target_kind` that must exist in `names`.
+    fn check_ref<T>(
+        &mut self,
+        kind: &str,
+        name: &str,
+        field: &str,
+        reference: &str,
+        target_kind: &str,
+        names: &BTreeMap<String, T>,
+    ) -> Option<String> {
+        match resolve_ref(reference) {
+            Ok(n) if names.contains_key(n) => Some(n.to_string()),
+            Ok(n) => {
+                self.field(
+                    kind,
+                    name,
+                    field,
+                    format!("{target_kind} {} not found", quote(n)),
+                );
+                None
+            }
+            Err(RefProblem::Empty) => {
+                self.field(
+                    kind,
+                    name,
+                    field,
+                    format!("a {target_kind} name is required"),
+                );
+                None
+            }
+            Err(RefProblem::Internal) => {
+                self.field(
+                    kind,
+                    name,
+                    field,
+                    format!(
+                        "{} refers to a Traefik internal {target_kind}, which {NOT_SUPPORTED}",
+                        quote(reference)
+                    ),
+                );
+                None
+            }
+            Err(RefProblem::Malformed) => {
+                self.field(
+                    kind,
+                    name,
+                    field,
+                    format!(
+                        "invalid reference {}, expected \"name\" or \"name@provider\"",
+                        quote(reference)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        let cfg = self.cfg;
+        for (name, r) in &cfg.http.routers {
+            self.router(name, r);
+        }
+        for (name, s) in &cfg.http.services {
+            self.service(name, s);
+        }
+        self.service_cycles();
+        for (name, m) in &cfg.http.middlewares {
+            self.middleware(name, m);
+        }
+        self.chain_cycles();
+        for (name, t) in &cfg.http.servers_transports {
+            self.servers_transport(name, t);
+        }
+        self.tls();
+    }
+
+    fn router(&mut self, name: &str, r: &crate::model::Router) {
+        const K: &str = "router";
+        let cfg = self.cfg;
+        if let Some(e) = check_name(K, name) {
+            self.errors.push(e);
+        }
+        match r.rule_syntax.as_deref() {
+            None | Some("v3") => {
+                if r.rule.trim().is_empty() {
+                    self.field(K, name, "rule", "a rule is required");
+                } else if let Err(e) = rules::compile(&r.rule) {
+                    self.field(K, name, "rule", e.to_string());
+                }
+            }
+            Some("v2") => self.field(
+                K,
+                name,
+                "ruleSyntax",
+                "v2 rule syntax is not supported; rewrite the rule in v3 syntax",
+            ),
+            Some(other) => self.field(
+                K,
+                name,
+                "ruleSyntax",
+                format!("unknown rule syntax {}, expected \"v3\"", quote(other)),
+            ),
+        }
+        if let Some(p) = r.priority {
+            if p > MAX_USER_PRIORITY {
+                self.field(
+                    K,
+                    name,
+                    "priority",
+                    format!("must be at most {MAX_USER_PRIORITY} (higher values are reserved)"),
+                );
+            }
+        }
+        for (i, ep) in r.entry_points.iter().enumerate() {
+            if ep.trim().is_empty() {
+                self.field(K, name, format!("entryPoints[{i}]"), "must not be empty");
+            }
+        }
+        for (i, m) in r.middlewares.iter().enumerate() {
+            self.check_ref(
+                K,
+                name,
+                &format!("middlewares[{i}]"),
+                m,
+                "middleware",
+                &cfg.http.middlewares,
+            );
+        }
+        if r.service.is_empty() {
+            self.field(K, name, "service", "a service is required");
+        } else {
+            self.check_ref(
+                K,
+                name,
+                "service",
+                &r.service,
+                "service",
+                &cfg.http.services,
+            );
+        }
+        if r.tls.is_some() {
+            self.field(
+                K,
+                name,
+                "tls",
+                "TLS routers are not supported by this version of Switchyard",
+            );
+        }
+        if let Some(o) = &r.observability {
+            if let Some(tv) = &o.trace_verbosity {
+                if tv != "minimal" && tv != "detailed" {
+                    self.field(
+                        K,
+                        name,
+                        "observability.traceVerbosity",
+                        format!(
+                            "invalid value {}, expected \"minimal\" or \"detailed\"",
+                            quote(tv)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn sticky(&mut self, name: &str, prefix: &str, s: &Sticky) {
+        if let Some(c) = &s.cookie {
+            if let Some(ss) = &c.same_site {
+                if !ss.is_empty() && !["none", "lax", "strict"].contains(&ss.as_str()) {
+                    self.field(
+                        "service",
+                        name,
+                        format!("{prefix}.sticky.cookie.sameSite"),
+                        format!(
+                            "invalid value {}, expected \"none\", \"lax\" or \"strict\"",
+                            quote(ss)
+                        ),
+                    );
+                }
+            }
+            if let Some(n) = &c.name {
+                if !n.is_empty() && !is_token(n) {
+                    self.field(
+                        "service",
+                        name,
+                        format!("{prefix}.sticky.cookie.name"),
+                        format!("invalid cookie name {}", quote(n)),
+                    );
+                }
+            }
+        }
+    }
+
+    fn service(&mut self, name: &str, s: &Service) {
+        const K: &str = "service";
+        let cfg = self.cfg;
+        if let Some(e) = check_name(K, name) {
+            self.errors.push(e);
+        }
+        if s.kinds().len() != 1 {
+            self.push(
+                K,
+                name,
+                None,
+                "exactly one of loadBalancer, weighted, mirroring, failover must be set",
+            );
+        }
+        if let Some(lb) = &s.load_balancer {
+            self.load_balancer(name, lb);
+        }
+        if let Some(w) = &s.weighted {
+            if w.services.is_empty() {
+                self.field(
+                    K,
+                    name,
+                    "weighted.services",
+                    "at least one service is required",
+                );
+            }
+            if let Some(st) = &w.sticky {
+                self.sticky(name, "weighted", st);
+            }
+        }
+        if let Some(m) = &s.mirroring {
+            for (i, mirror) in m.mirrors.iter().enumerate() {
+                if mirror.percent > 100 {
+                    self.field(
+                        K,
+                        name,
+                        format!("mirroring.mirrors[{i}].percent"),
+                        format!("must be between 0 and 100, got {}", mirror.percent),
+                    );
+                }
+            }
+            if let Some(mbs) = m.max_body_size {
+                if mbs < -1 {
+                    self.field(
+                        K,
+                        name,
+                        "mirroring.maxBodySize",
+                        format!("must be -1 (unlimited) or at least 0, got {mbs}"),
+                    );
+                }
+            }
+        }
+        for (field, reference) in s.child_refs() {
+            self.check_ref(K, name, &field, reference, "service", &cfg.http.services);
+        }
+    }
+
+    fn load_balancer(&mut self, name: &str, lb: &LoadBalancer) {
+        const K: &str = "service";
+        let cfg = self.cfg;
+        if lb.servers.is_empty() {
+            self.field(
+                K,
+                name,
+                "loadBalancer.servers",
+                "at least one server is required",
+            );
+        }
+        for (i, srv) in lb.servers.iter().enumerate() {
+            let f = format!("loadBalancer.servers[{i}].url");
+            if srv.url.is_empty() {
+                self.field(K, name, f, "a URL is required");
+                continue;
+            }
+            let problem = match url::Url::parse(&srv.url) {
+                Err(e) => Some(e.to_string()),
+                Ok(u) => {
+                    if !matches!(u.scheme(), "http" | "https" | "h2c") {
+                        Some(format!(
+                            "unsupported scheme {}, expected http, https or h2c",
+                            quote(u.scheme())
+                        ))
+                    } else if u.host_str().is_none_or(str::is_empty) {
+                        Some("missing host".to_string())
+                    } else {
+                        None
+                    }
+                }
+            };
+            if let Some(p) = problem {
+                self.field(K, name, f, format!("invalid URL {}: {p}", quote(&srv.url)));
+            }
+        }
+        if let Some(st) = &lb.strategy {
+            match st.as_str() {
+                "wrr" | "p2c" => {}
+                "hrw" | "leasttime" => self.field(
+                    K,
+                    name,
+                    "loadBalancer.strategy",
+                    format!("strategy {} {NOT_SUPPORTED}", quote(st)),
+                ),
+                _ => self.field(
+                    K,
+                    name,
+                    "loadBalancer.strategy",
+                    format!(
+                        "unknown strategy {}, expected \"wrr\" or \"p2c\"",
+                        quote(st)
+                    ),
+                ),
+            }
+        }
+        if let Some(st) = &lb.sticky {
+            self.sticky(name, "loadBalancer", st);
+        }
+        if let Some(hc) = &lb.health_check {
+            let p = "loadBalancer.healthCheck";
+            for (f, d) in [
+                ("interval", &hc.interval),
+                ("unhealthyInterval", &hc.unhealthy_interval),
+                ("timeout", &hc.timeout),
+            ] {
+                if let Some(d) = d {
+                    if let Err(e) = duration_check(d, true, false) {
+                        self.field(K, name, format!("{p}.{f}"), e);
+                    }
+                }
+            }
+            if let Some(st) = hc.status {
+                if !(100..=599).contains(&st) {
+                    self.field(
+                        K,
+                        name,
+                        format!("{p}.status"),
+                        format!("must be between 100 and 599, got {st}"),
+                    );
+                }
+            }
+            match hc.mode.as_deref() {
+                None | Some("") | Some("http") => {}
+                Some("grpc") => self.field(
+                    K,
+                    name,
+                    format!("{p}.mode"),
+                    format!("health check mode \"grpc\" {NOT_SUPPORTED}"),
+                ),
+                Some(other) => self.field(
+                    K,
+                    name,
+                    format!("{p}.mode"),
+                    format!(
+                        "unknown health check mode {}, expected \"http\"",
+                        quote(other)
+                    ),
+                ),
+            }
+            if let Some(sc) = &hc.scheme {
+                if !sc.is_empty() && !matches!(sc.as_str(), "http" | "https" | "h2c") {
+                    self.field(
+                        K,
+                        name,
+                        format!("{p}.scheme"),
+                        format!("unknown scheme {}, expected http, https or h2c", quote(sc)),
+                    );
+                }
+            }
+            if let Some(port) = hc.port {
+                if !(0..=65535).contains(&port) {
+                    self.field(
+                        K,
+                        name,
+                        format!("{p}.port"),
+                        format!("must be between 1 and 65535, got {port}"),
+                    );
+                }
+            }
+            if let Some(m) = &hc.method {
+                if !m.is_empty() && !is_token(m) {
+                    self.field(
+                        K,
+                        name,
+                        format!("{p}.method"),
+                        format!("invalid method {}", quote(m)),
+                    );
+                }
+            }
+            if let Some(path) = &hc.path {
+                if !path.is_empty() && !path.starts_with('/') {
+                    self.field(
+                        K,
+                        name,
+                        format!("{p}.path"),
+                        format!("must start with \"/\", got {}", quote(path)),
+                    );
+                }
+            }
+            for hn in hc.headers.keys() {
+                if !is_token(hn) {
+                    self.field(
+                        K,
+                        name,
+                        format!("{p}.headers"),
+                        format!("invalid header name {}", quote(hn)),
+                    );
+                }
+            }
+        }
+        if let Some(ph) = &lb.passive_health_check {
+            if let Some(d) = &ph.failure_window {
+                if let Err(e) = duration_check(d, true, false) {
+                    self.field(K, name, "loadBalancer.passiveHealthCheck.failureWindow", e);
+                }
+            }
+            if let Some(n) = ph.max_failed_attempts {
+                if n < 1 {
+                    self.field(
+                        K,
+                        name,
+                        "loadBalancer.passiveHealthCheck.maxFailedAttempts",
+                        format!("must be at least 1, got {n}"),
+                    );
+                }
+            }
+        }
+        if let Some(rf) = &lb.response_forwarding {
+            if let Some(d) = &rf.flush_interval {
+                if let Err(e) = duration_check(d, false, true) {
+                    self.field(K, name, "loadBalancer.responseForwarding.flushInterval", e);
+                }
+            }
+        }
+        if let Some(st) = &lb.servers_transport {
+            if st != "default@internal" {
+                self.check_ref(
+                    K,
+                    name,
+                    "loadBalancer.serversTransport",
+                    st,
+                    "serversTransport",
+                    &cfg.http.servers_transports,
+                );
+            }
+        }
+    }
+
+    /// Report each service reference cycle once, on its smallest member.
+    fn service_cycles(&mut self) {
+        let services = &self.cfg.http.services;
+        let graph: BTreeMap<&str, Vec<&str>> = services
+            .iter()
+            .map(|(n, s)| {
+                let children = s
+                    .child_refs()
+                    .into_iter()
+                    .filter_map(|(_, r)| resolve_ref(r).ok())
+                    .filter_map(|r| services.get_key_value(r).map(|(k, _)| k.as_str()))
+                    .collect();
+                (n.as_str(), children)
+            })
+            .collect();
+        for cycle in find_cycles(&graph) {
+            let first = cycle.first().copied().unwrap_or_default();
+            self.push(
+                "service",
+                first,
+                None,
+                format!("services form a cycle {}", cycle.join(" -> ")),
+            );
+        }
+    }
+
+    fn chain_cycles(&mut self) {
+        let mws = &self.cfg.http.middlewares;
+        let graph: BTreeMap<&str, Vec<&str>> = mws
+            .iter()
+            .map(|(n, m)| {
+                let children = match m {
+                    Middleware::Chain(c) => c
+                        .middlewares
+                        .iter()
+                        .filter_map(|r| resolve_ref(r).ok())
+                        .filter_map(|r| mws.get_key_value(r).map(|(k, _)| k.as_str()))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                (n.as_str(), children)
+            })
+            .collect();
+        for cycle in find_cycles(&graph) {
+            let first = cycle.first().copied().unwrap_or_default();
+            self.push(
+                "middleware",
+                first,
+                None,
+                format!("chains form a cycle {}", cycle.join(" -> ")),
+            );
+        }
+    }
+
+    fn regex_field(&mut self, name: &str, field: String, re: &str) {
+        if re.is_empty() {
+            self.field("middleware", name, field, "a regexp is required");
+        } else if let Err(e) = rules::compile_regex(re) {
+            self.field(
+                "middleware",
+                name,
+                field,
+                format!("invalid regexp {}: {e}", quote(re)),
+            );
+        }
+    }
+
+    fn path_field(&mut self, name: &str, field: String, p: &str) {
+        if p.is_empty() {
+            self.field("middleware", name, field, "a path is required");
+        } else if !p.starts_with('/') {
+            self.field(
+                "middleware",
+                name,
+                field,
+                format!("must start with \"/\", got {}", quote(p)),
+            );
+        }
+    }
+
+    fn middleware(&mut self, name: &str, m: &Middleware) {
+        const K: &str = "middleware";
+        let cfg = self.cfg;
+        if let Some(e) = check_name(K, name) {
+            self.errors.push(e);
+        }
+        match m {
+            Middleware::AddPrefix(a) => self.path_field(name, "addPrefix.prefix".into(), &a.prefix),
+            Middleware::StripPrefix(s) => {
+                for (i, p) in s.prefixes.iter().enumerate() {
+                    self.path_field(name, format!("stripPrefix.prefixes[{i}]"), p);
+                }
+            }
+            Middleware::StripPrefixRegex(s) => {
+                for (i, r) in s.regex.iter().enumerate() {
+                    self.regex_field(name, format!("stripPrefixRegex.regex[{i}]"), r);
+                }
+            }
+            Middleware::ReplacePath(r) => self.path_field(name, "replacePath.path".into(), &r.path),
+            Middleware::ReplacePathRegex(r) => {
+                self.regex_field(name, "replacePathRegex.regex".into(), &r.regex)
+            }
+            Middleware::RedirectRegex(r) => {
+                self.regex_field(name, "redirectRegex.regex".into(), &r.regex);
+                if r.replacement.is_empty() {
+                    self.field(
+                        K,
+                        name,
+                        "redirectRegex.replacement",
+                        "a replacement is required",
+                    );
+                }
+            }
+            Middleware::RedirectScheme(r) => {
+                if r.scheme.trim().is_empty() {
+                    self.field(K, name, "redirectScheme.scheme", "a scheme is required");
+                } else if !r
+                    .scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                {
+                    self.field(
+                        K,
+                        name,
+                        "redirectScheme.scheme",
+                        format!("invalid scheme {}", quote(&r.scheme)),
+                    );
+                }
+                if let Some(port) = &r.port {
+                    let ok = match port {
+                        StrOrInt::Int(p) => (1..=65535).contains(p),
+                        StrOrInt::Str(s) => s.is_empty() || s.parse::<u16>().is_ok_and(|p| p > 0),
+                    };
+                    if !ok {
+                        self.field(
+                            K,
+                            name,
+                            "redirectScheme.port",
+                            format!(
+                                "invalid port {}, expected 1-65535",
+                                quote(&port.to_string())
+                            ),
+                        );
+                    }
+                }
+            }
+            Middleware::Headers(h) => {
+                for opt in h.unsupported_options() {
+                    self.push(K, name, None, format!("headers.{opt} {NOT_SUPPORTED}"));
+                }
+                for (field, map) in [
+                    ("headers.customRequestHeaders", &h.custom_request_headers),
+                    ("headers.customResponseHeaders", &h.custom_response_headers),
+                ] {
+                    for (hn, hv) in map {
+                        if !is_token(hn) {
+                            self.field(
+                                K,
+                                name,
+                                field,
+                                format!("invalid header name {}", quote(hn)),
+                            );
+                        }
+                        if hv.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
+                            self.field(
+                                K,
+                                name,
+                                field,
+                                format!(
+                                    "invalid value for header {}: contains CR, LF or NUL",
+                                    quote(hn)
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            Middleware::Chain(c) => {
+                for (i, r) in c.middlewares.iter().enumerate() {
+                    self.check_ref(
+                        K,
+                        name,
+                        &format!("chain.middlewares[{i}]"),
+                        r,
+                        "middleware",
+                        &cfg.http.middlewares,
+                    );
+                }
+            }
+            other => {
+                self.push(
+                    K,
+                    name,
+                    None,
+                    format!(
+                        "{} middlewares are not supported by this version of Switchyard",
+                        other.kind_name()
+                    ),
+                );
+            }
+        }
+    }
+
+    fn servers_transport(&mut self, name: &str, t: &crate::model::ServersTransport) {
+        const K: &str = "serversTransport";
+        if let Some(e) = check_name(K, name) {
+            self.errors.push(e);
+        }
+        if !t.root_cas.is_empty() {
+            self.field(
+                K,
+                name,
+                "rootCAs",
+                "custom root CAs are not supported by this version of Switchyard",
+            );
+        }
+        if !t.certificates.is_empty() {
+            self.field(
+                K,
+                name,
+                "certificates",
+                "client certificates are not supported by this version of Switchyard",
+            );
+        }
+        if t.peer_cert_uri.as_deref().is_some_and(|s| !s.is_empty()) {
+            self.field(
+                K,
+                name,
+                "peerCertURI",
+                format!("peerCertURI {NOT_SUPPORTED}"),
+            );
+        }
+        if let Some(ft) = &t.forwarding_timeouts {
+            for (f, d) in [
+                ("dialTimeout", &ft.dial_timeout),
+                ("responseHeaderTimeout", &ft.response_header_timeout),
+                ("idleConnTimeout", &ft.idle_conn_timeout),
+                ("readIdleTimeout", &ft.read_idle_timeout),
+                ("pingTimeout", &ft.ping_timeout),
+            ] {
+                if let Some(d) = d {
+                    if let Err(e) = duration_check(d, false, false) {
+                        self.field(K, name, format!("forwardingTimeouts.{f}"), e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn tls(&mut self) {
+        let tls = &self.cfg.tls;
+        if !tls.certificates.is_empty() {
+            self.errors.push(ConfigError::at(
+                "tls.certificates",
+                "TLS certificates are not supported by this version of Switchyard",
+            ));
+        }
+        const VERSIONS: [&str; 4] = [
+            "VersionTLS10",
+            "VersionTLS11",
+            "VersionTLS12",
+            "VersionTLS13",
+        ];
+        const AUTH: [&str; 5] = [
+            "NoClientCert",
+            "RequestClientCert",
+            "RequireAnyClientCert",
+            "VerifyClientCertIfGiven",
+            "RequireAndVerifyClientCert",
+        ];
+        let list = |xs: &[&str]| {
+            xs.iter()
+                .map(|x| format!("\"{x}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (name, o) in &tls.options {
+            const K: &str = "tlsOption";
+            if let Some(e) = check_name(K, name) {
+                self.errors.push(e);
+            }
+            let mut idx = BTreeMap::new();
+            for (f, v) in [
+                ("minVersion", &o.min_version),
+                ("maxVersion", &o.max_version),
+            ] {
+                if let Some(v) = v {
+                    match VERSIONS.iter().position(|x| x == v) {
+                        Some(i) => {
+                            idx.insert(f, i);
+                        }
+                        None => self.field(
+                            K,
+                            name,
+                            f,
+                            format!(
+                                "unknown TLS version {}, expected one of {}",
+                                quote(v),
+                                list(&VERSIONS)
+                            ),
+                        ),
+                    }
+                }
+            }
+            if let (Some(min), Some(max)) = (idx.get("minVersion"), idx.get("maxVersion")) {
+                if min > max {
+                    self.field(K, name, "minVersion", "must not be greater than maxVersion");
+                }
+            }
+            if let Some(ca) = &o.client_auth {
+                if let Some(t) = &ca.client_auth_type {
+                    if !t.is_empty() && !AUTH.contains(&t.as_str()) {
+                        self.field(
+                            K,
+                            name,
+                            "clientAuth.clientAuthType",
+                            format!(
+                                "unknown client auth type {}, expected one of {}",
+                                quote(t),
+                                list(&AUTH)
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        for name in tls.stores.keys() {
+            if let Some(e) = check_name("tlsStore", name) {
+                self.errors.push(e);
+            }
+        }
+    }
+}
+
+/// Find reference cycles deterministically: DFS from each node in sorted order; each cycle is
+/// rotated to start at its smallest member and reported once, e.g. `["a", "b", "a"]`.
+fn find_cycles<'a>(graph: &BTreeMap<&'a str, Vec<&'a str>>) -> Vec<Vec<&'a str>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Color {
+        White,
+        Grey,
+        Black,
+    }
+    let mut color: BTreeMap<&str, Color> = graph.keys().map(|k| (*k, Color::White)).collect();
+    let mut found: BTreeSet<Vec<&'a str>> = BTreeSet::new();
+    for &start in graph.keys() {
+        if color.get(start) != Some(&Color::White) {
+            continue;
+        }
+        // Iterative DFS: stack of (node, next child index).
+        let mut stack: Vec<(&'a str, usize)> = vec![(start, 0)];
+        color.insert(start, Color::Grey);
+        while let Some(top) = stack.last_mut() {
+            let node = top.0;
+            let children = graph.get(node).map(Vec::as_slice).unwrap_or_default();
+            if let Some(&child) = children.get(top.1) {
+                top.1 += 1;
+                match color.get(child).copied().unwrap_or(Color::Black) {
+                    Color::White => {
+                        color.insert(child, Color::Grey);
+                        stack.push((child, 0));
+                    }
+                    Color::Grey => {
+                        let pos = stack.iter().position(|(n, _)| *n == child).unwrap_or(0);
+                        let mut cycle: Vec<&str> = stack[pos..].iter().map(|(n, _)| *n).collect();
+                        let min_pos = cycle
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, n)| **n)
+                            .map(|(i, _)| i)
+                            .unwrap_or(0);
+                        cycle.rotate_left(min_pos);
+                        if let Some(first) = cycle.first().copied() {
+                            cycle.push(first);
+                        }
+                        found.insert(cycle);
+                    }
+                    Color::Black => {}
+                }
+            } else {
+                color.insert(node, Color::Black);
+                stack.pop();
+            }
+        }
+    }
+    found.into_iter().collect()
+}
