@@ -33,7 +33,8 @@
 //! ## Waiting
 //! Tests never sleep to synchronise. [`wait_until`] polls a closure (returning `bool`, `Option`
 //! or `Result`) until it succeeds or a deadline passes, and then panics with what it was waiting
-//! for and the last value it observed.
+//! for and the last value it observed. [`assert_holds_for`] is its mirror for properties that
+//! must stay true for a while (e.g. a removed node does not come back).
 //!
 //! ## Debugging failures
 //! When a test panics, every [`ControlNode`] that is dropped during the unwind prints the tail of
@@ -201,6 +202,25 @@ pub fn wait_until<C: Check>(timeout: Duration, what: &str, mut f: impl FnMut() -
                 interval = (interval * 2).min(Duration::from_millis(200));
             }
         }
+    }
+}
+
+/// The opposite of [`wait_until`]: checks `f` repeatedly for `period` and panics (naming `what`
+/// and the observed value) the first time it fails. For "X stays true" properties; `f` runs at
+/// least twice (at the start and at the end of the period).
+pub fn assert_holds_for<C: Check>(period: Duration, what: &str, mut f: impl FnMut() -> C) {
+    let start = Instant::now();
+    loop {
+        if let Err(observed) = f().check() {
+            panic!(
+                "{what} stopped holding after {:.1?}; observed: {observed}",
+                start.elapsed()
+            );
+        }
+        if start.elapsed() >= period {
+            return;
+        }
+        thread::sleep(Duration::from_millis(100).min(period.saturating_sub(start.elapsed())));
     }
 }
 

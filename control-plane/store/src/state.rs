@@ -8,9 +8,16 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use switchyard_config::{diff, validate, DynamicConfig};
+use switchyard_config::{diff, validate, ConfigErrors, DynamicConfig};
 
 use crate::types::{NodeId, NodeInfo, Rejection, Request, Response};
+
+/// Checks a config exactly as a proxy would load it: validation, then the proxy's own route
+/// compiler. The control plane commits nothing this refuses.
+pub fn compile_check(cfg: &DynamicConfig) -> Result<(), ConfigErrors> {
+    validate(cfg)?;
+    switchyard_router::compile(cfg, None).map(|_| ())
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterState {
@@ -80,7 +87,7 @@ impl ClusterState {
                 let mut next = self.config.clone();
                 next.remove(*kind, name)
                     .map_err(|e| Rejection::NotFound(e.to_string()))?;
-                if let Err(errors) = validate(&next) {
+                if let Err(errors) = compile_check(&next) {
                     return Err(Rejection::Invalid(format!(
                         "cannot delete {} \"{name}\": it is still referenced: {errors}",
                         kind.as_str()
@@ -90,7 +97,7 @@ impl ClusterState {
             }
             _ => return Ok(self.config.clone()),
         };
-        validate(&next).map_err(|e| Rejection::Invalid(e.to_string()))?;
+        compile_check(&next).map_err(|e| Rejection::Invalid(e.to_string()))?;
         Ok(next)
     }
 }

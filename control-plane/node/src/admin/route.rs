@@ -21,7 +21,8 @@ pub(super) type Remote<Req, Resp> = fn(
 impl AdminService {
     /// Runs `local` if this node is the leader, else forwards `req` to the leader with `remote`.
     /// A request that was itself forwarded is never forwarded again: it answers "not leader" and the
-    /// forwarding node retries. Everything happens within the write timeout.
+    /// forwarding node retries. Everything happens within the write timeout; when it runs out the
+    /// answer says why in cluster terms (no leader, no quorum), not in transport terms.
     pub(super) async fn on_leader<Req, Resp, L, LF>(
         &self,
         forwarded: bool,
@@ -37,12 +38,11 @@ impl AdminService {
     {
         let timeout = self.shared.opts.write_timeout;
         let deadline = Instant::now() + timeout;
-        let mut last: Option<ApiError> = None;
         loop {
             match self.shared.leader_target(deadline).await {
-                Err(e) => return Err(last.unwrap_or(e)),
+                Err(e) => return Err(e),
                 Ok(Target::Local) => match local(req.clone()).await {
-                    Err(ApiError::NotLeader) => last = Some(ApiError::NotLeader),
+                    Err(ApiError::NotLeader) => {}
                     other => return other,
                 },
                 Ok(Target::Remote(_)) if forwarded => return Err(ApiError::NotLeader),
@@ -52,19 +52,18 @@ impl AdminService {
                         .insert(FORWARDED, MetadataValue::from_static("1"));
                     fwd.set_timeout(deadline.saturating_duration_since(Instant::now()));
                     match tokio::time::timeout_at(deadline.into(), remote(client, fwd)).await {
-                        Err(_) => return Err(last.unwrap_or(ApiError::NoQuorum(timeout))),
+                        Err(_) => return Err(ApiError::NoQuorum(timeout)),
                         Ok(Ok(resp)) => return Ok(resp.into_inner()),
                         // The leader moved or is unreachable (e.g. just died): retry on the next one.
                         Ok(Err(s)) if is_not_leader(&s) || s.code() == Code::Unavailable => {
                             tracing::debug!(status = %s, "forward to leader failed; retrying");
-                            last = Some(ApiError::Remote(s));
                         }
                         Ok(Err(s)) => return Err(ApiError::Remote(s)),
                     }
                 }
             }
             if Instant::now() >= deadline {
-                return Err(last.unwrap_or(ApiError::NoQuorum(timeout)));
+                return Err(ApiError::NoQuorum(timeout));
             }
             // Back off briefly before asking again who leads (an election is under way).
             tokio::time::sleep(Duration::from_millis(50)).await;

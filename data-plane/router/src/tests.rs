@@ -1,0 +1,419 @@
+use switchyard_config::rules::RequestView;
+use switchyard_config::{DynamicConfig, Router};
+
+use crate::{compile, Explanation, RouteTable};
+
+struct R<'a> {
+    name: &'a str,
+    rule: &'a str,
+    priority: Option<i64>,
+    eps: &'a [&'a str],
+}
+
+fn r<'a>(name: &'a str, rule: &'a str) -> R<'a> {
+    R {
+        name,
+        rule,
+        priority: None,
+        eps: &[],
+    }
+}
+
+impl<'a> R<'a> {
+    fn prio(mut self, p: i64) -> Self {
+        self.priority = Some(p);
+        self
+    }
+    fn eps(mut self, eps: &'a [&'a str]) -> Self {
+        self.eps = eps;
+        self
+    }
+}
+
+fn config(routers: Vec<R>) -> DynamicConfig {
+    let mut cfg = DynamicConfig::default();
+    for r in routers {
+        cfg.http.routers.insert(
+            r.name.to_string(),
+            Router {
+                rule: r.rule.to_string(),
+                priority: r.priority,
+                entry_points: r.eps.iter().map(|s| s.to_string()).collect(),
+                middlewares: vec![format!("mw-{}@file", r.name)],
+                service: format!("svc-{}@file", r.name),
+                ..Router::default()
+            },
+        );
+    }
+    cfg
+}
+
+fn eps(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+fn table(routers: Vec<R>) -> RouteTable {
+    match compile(&config(routers), Some(&eps(&["web", "websecure"]))) {
+        Ok(t) => t,
+        Err(e) => panic!("compile: {e}"),
+    }
+}
+
+fn req<'a>(host: &'a str, path: &'a str) -> RequestView<'a> {
+    RequestView {
+        method: "GET",
+        host,
+        path,
+        query: None,
+        headers: &[],
+        client_ip: None,
+    }
+}
+
+fn win(t: &RouteTable, ep: &str, host: &str, path: &str) -> Option<String> {
+    let rq = req(host, path);
+    let got = t.lookup(ep, &rq).map(|r| r.name.clone());
+    // explain always agrees with lookup
+    let ex = t.explain(ep, &rq);
+    assert_eq!(ex.winner.as_ref().map(|w| w.name.clone()), got);
+    got
+}
+
+fn w(s: &str) -> Option<String> {
+    Some(s.to_string())
+}
+
+#[test]
+fn traefik_doc_example_regexp_beats_host() {
+    let t = table(vec![
+        r("regexp", r"HostRegexp(`[a-z]+\.traefik\.com`)"),
+        r("host", "Host(`foobar.traefik.com`)"),
+    ]);
+    let prios: Vec<(&str, i64)> = t
+        .routes()
+        .iter()
+        .map(|r| (r.name.as_str(), r.priority))
+        .collect();
+    assert_eq!(prios, vec![("regexp", 34), ("host", 26)]);
+    assert_eq!(win(&t, "web", "foobar.traefik.com", "/"), w("regexp"));
+    assert_eq!(win(&t, "web", "FOOBAR.traefik.com:80", "/"), w("regexp"));
+    // Uppercase patterns never match the lowercased host; a digit fails [a-z]+ entirely
+    // (unanchored, but "." needs letters before it).
+    assert_eq!(win(&t, "web", "123.traefik.com", "/"), None);
+}
+
+#[test]
+fn explicit_priority_overrides_length() {
+    let t = table(vec![
+        r(
+            "long",
+            "Host(`a.com`) && PathPrefix(`/api`) && Method(`GET`)",
+        ),
+        r("short", "PathPrefix(`/`)").prio(1000),
+    ]);
+    assert_eq!(win(&t, "web", "a.com", "/api/x"), w("short"));
+    // priority 0 means "use the rule length"
+    let t = table(vec![
+        r("long", "Host(`a.com`) && PathPrefix(`/api`)").prio(0),
+        r("short", "PathPrefix(`/`)").prio(0),
+    ]);
+    assert_eq!(t.routes()[0].priority, 35);
+    assert_eq!(win(&t, "web", "a.com", "/api/x"), w("long"));
+    assert_eq!(win(&t, "web", "b.com", "/api/x"), w("short"));
+}
+
+#[test]
+fn negative_priorities_sort_last() {
+    let t = table(vec![
+        r("fallback", "PathPrefix(`/`)").prio(-1),
+        r("deeper", "PathPrefix(`/`)").prio(-5),
+        r("api", "Host(`a.com`) && Path(`/x`)"),
+    ]);
+    let order: Vec<&str> = t.routes().iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(order, ["api", "fallback", "deeper"]);
+    assert_eq!(win(&t, "web", "a.com", "/x"), w("api"));
+    assert_eq!(win(&t, "web", "a.com", "/y"), w("fallback"));
+    assert_eq!(win(&t, "web", "", "/y"), w("fallback"));
+}
+
+#[test]
+fn ties_broken_by_name() {
+    // Same explicit priority, both match: the smaller name wins, whatever the insertion or
+    // index list (exact host vs catch-all).
+    let t = table(vec![
+        r("b-host", "Host(`a.com`)").prio(10),
+        r("a-path", "PathPrefix(`/`)").prio(10),
+        r("c-host", "Host(`a.com`)").prio(10),
+    ]);
+    assert_eq!(win(&t, "web", "a.com", "/"), w("a-path"));
+    let t = table(vec![
+        r("b-host", "Host(`a.com`)").prio(10),
+        r("c-path", "PathPrefix(`/`)").prio(10),
+        r("d-host", "Host(`a.com`)").prio(10),
+    ]);
+    assert_eq!(win(&t, "web", "a.com", "/"), w("b-host"));
+    // Equal default priorities (same rule length).
+    let t = table(vec![
+        r("zeta", "Host(`x.com`)"),
+        r("alpha", "Host(`x.com`)"),
+        r("mid", "Host(`*.com`)"),
+    ]);
+    let order: Vec<&str> = t.routes().iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(order, ["alpha", "mid", "zeta"]);
+    assert_eq!(win(&t, "web", "x.com", "/"), w("alpha"));
+}
+
+#[test]
+fn entry_point_attachment() {
+    let cfg = config(vec![
+        r("all", "PathPrefix(`/`)").prio(-1),
+        r("secure", "Host(`a.com`)").eps(&["websecure"]),
+        r("both", "Host(`b.com`)").eps(&["web", "websecure"]),
+        r("elsewhere", "Host(`c.com`)").eps(&["internal"]),
+    ]);
+    let t = compile(&cfg, Some(&eps(&["web", "websecure"]))).expect("compiles");
+    assert_eq!(t.len(), 3, "a router attached nowhere is dropped");
+    assert_eq!(win(&t, "web", "a.com", "/"), w("all"));
+    assert_eq!(win(&t, "websecure", "a.com", "/"), w("secure"));
+    assert_eq!(win(&t, "web", "b.com", "/"), w("both"));
+    assert_eq!(win(&t, "websecure", "b.com", "/"), w("both"));
+    assert_eq!(win(&t, "web", "c.com", "/"), w("all"));
+    assert_eq!(
+        win(&t, "internal", "c.com", "/"),
+        None,
+        "unknown entry point"
+    );
+    let names: Vec<&str> = t.routes_for("web").map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["both", "all"]);
+
+    // An entry point with no routers at all.
+    let t = compile(&cfg, Some(&eps(&["admin"]))).expect("compiles");
+    assert_eq!(t.len(), 1);
+    assert_eq!(win(&t, "admin", "c.com", "/"), w("all"));
+
+    // None: every router in one catch-all table; the entry point name is ignored.
+    let t = compile(&cfg, None).expect("compiles");
+    assert_eq!(t.len(), 4);
+    assert_eq!(win(&t, "anything", "c.com", "/"), w("elsewhere"));
+    assert_eq!(win(&t, "", "a.com", "/"), w("secure"));
+}
+
+#[test]
+fn identical_entry_points_share_an_index() {
+    let t = table(vec![r("a", "Host(`a.com`)"), r("b", "PathPrefix(`/`)")]);
+    assert_eq!(t.tables.len(), 1);
+    let t = table(vec![
+        r("a", "Host(`a.com`)").eps(&["web"]),
+        r("b", "PathPrefix(`/`)"),
+    ]);
+    assert_eq!(t.tables.len(), 2);
+    // Duplicate names in the proxy's list are harmless.
+    let t = compile(
+        &config(vec![r("a", "Host(`a.com`)")]),
+        Some(&eps(&["web", "web"])),
+    )
+    .expect("compiles");
+    assert_eq!(win(&t, "web", "a.com", "/"), w("a"));
+}
+
+#[test]
+fn host_index_contents() {
+    let t = table(vec![
+        r("exact", "Host(`A.com.`) && PathPrefix(`/a`)"),
+        r("either", "Host(`x.com`) || Host(`y.com`)"),
+        r("wild", "Host(`*.Example.com`)"),
+        r("mixed", "Host(`a.example.com`) || Host(`*.example.com`)"),
+        r("neg", "!Host(`z.com`)"),
+        r("any", "Host(`*`)"),
+        r("re", "HostRegexp(`^q`)"),
+        r("orpath", "Host(`p.com`) || Path(`/p`)"),
+    ]);
+    let tb = &t.tables[0];
+    let mut exact: Vec<&str> = tb.exact.keys().map(|k| &**k).collect();
+    exact.sort();
+    assert_eq!(exact, ["a.com", "a.example.com", "x.com", "y.com"]);
+    let mut wild: Vec<&str> = tb.wildcard.keys().map(|k| &**k).collect();
+    wild.sort();
+    assert_eq!(wild, ["example.com"]);
+    let mut catch: Vec<&str> = tb
+        .catch_all
+        .iter()
+        .map(|&i| t.routes[i as usize].name.as_str())
+        .collect();
+    catch.sort();
+    assert_eq!(catch, ["any", "neg", "orpath", "re"]);
+    let wl = tb
+        .wildcard
+        .get("example.com")
+        .expect("wildcard list")
+        .as_slice();
+    assert_eq!(wl.len(), 2);
+    assert!(wl.windows(2).all(|p| p[0] < p[1]));
+}
+
+#[test]
+fn wildcard_matches_one_label() {
+    let t = table(vec![
+        r("wild", "Host(`*.example.com`)").prio(10),
+        r("deep", "Host(`*.b.example.com`)").prio(5),
+        r("fallback", "PathPrefix(`/`)").prio(-1),
+    ]);
+    assert_eq!(win(&t, "web", "a.example.com", "/"), w("wild"));
+    assert_eq!(win(&t, "web", "A.Example.COM:8443", "/"), w("wild"));
+    assert_eq!(win(&t, "web", "a.example.com.", "/"), w("wild"));
+    assert_eq!(win(&t, "web", "b.example.com", "/"), w("wild"));
+    assert_eq!(win(&t, "web", "a.b.example.com", "/"), w("deep"));
+    assert_eq!(win(&t, "web", "x.a.b.example.com", "/"), w("fallback"));
+    assert_eq!(win(&t, "web", "example.com", "/"), w("fallback"));
+    assert_eq!(win(&t, "web", ".example.com", "/"), w("fallback"));
+}
+
+#[test]
+fn host_star_matches_everything() {
+    let t = table(vec![
+        r("star", "Host(`*`)").prio(1),
+        r("host", "Host(`a.com`)").prio(2),
+    ]);
+    assert_eq!(win(&t, "web", "a.com", "/"), w("host"));
+    assert_eq!(win(&t, "web", "b.com", "/"), w("star"));
+    assert_eq!(win(&t, "web", "", "/"), w("star"));
+    assert_eq!(win(&t, "web", "[::1]:80", "/"), w("star"));
+}
+
+#[test]
+fn exact_host_canonicalisation() {
+    let t = table(vec![r("a", "Host(`a.com`)"), r("v6", "Host(`::1`)")]);
+    for h in [
+        "a.com",
+        "A.COM",
+        "a.com:8080",
+        " a.com ",
+        "a.com.",
+        "A.Com.:1",
+    ] {
+        assert_eq!(win(&t, "web", h, "/"), w("a"), "{h:?}");
+    }
+    assert_eq!(win(&t, "web", "[::1]:443", "/"), w("v6"));
+    assert_eq!(win(&t, "web", "b.com", "/"), None);
+    assert_eq!(win(&t, "web", "", "/"), None);
+}
+
+#[test]
+fn many_routes_on_one_host_are_tried_in_order() {
+    let t = table(vec![
+        r("root", "Host(`a.com`)"),
+        r("api", "Host(`a.com`) && PathPrefix(`/api`)"),
+        r("apiv2", "Host(`a.com`) && PathPrefix(`/api/v2`)"),
+        r("health", "Path(`/health`)").prio(1000),
+    ]);
+    assert_eq!(win(&t, "web", "a.com", "/api/v2/x"), w("apiv2"));
+    assert_eq!(win(&t, "web", "a.com", "/api/v1"), w("api"));
+    assert_eq!(win(&t, "web", "a.com", "/"), w("root"));
+    assert_eq!(win(&t, "web", "a.com", "/health"), w("health"));
+    assert_eq!(win(&t, "web", "b.com", "/health"), w("health"));
+}
+
+#[test]
+fn explain_lists_every_route_tried() {
+    let t = table(vec![
+        r("api", "Host(`a.com`) && PathPrefix(`/api`)"),
+        r("other", "Host(`b.com`) && !Path(`/x`)"),
+        r("fallback", "PathPrefix(`/`)").prio(-1),
+    ]);
+    let ex = t.explain("web", &req("b.com", "/x"));
+    assert_eq!(
+        serde_json::to_value(&ex).expect("serializes"),
+        serde_json::json!({
+            "winner": {
+                "name": "fallback",
+                "priority": -1,
+                "rule": "PathPrefix(`/`)",
+                "service": "svc-fallback@file",
+                "middlewares": ["mw-fallback@file"],
+            },
+            "rejected": [
+                {
+                    "name": "api",
+                    "priority": 35,
+                    "rule": "Host(`a.com`) && PathPrefix(`/api`)",
+                    "failed": ["Host(`a.com`)", "PathPrefix(`/api`)"],
+                },
+                {
+                    "name": "other",
+                    "priority": 28,
+                    "rule": "Host(`b.com`) && !Path(`/x`)",
+                    "failed": ["!Path(`/x`)"],
+                },
+            ],
+        })
+    );
+    // No winner: every attached route is rejected.
+    let t = table(vec![r("api", "Host(`a.com`)"), r("p", "Path(`/p`)")]);
+    let ex: Explanation = t.explain("web", &req("c.com", "/"));
+    assert!(ex.winner.is_none());
+    assert_eq!(ex.rejected.len(), 2);
+    // Unknown entry point: nothing tried.
+    let ex = t.explain("nope", &req("a.com", "/"));
+    assert!(ex.winner.is_none() && ex.rejected.is_empty());
+    // The winner first: nothing rejected.
+    let ex = t.explain("web", &req("a.com", "/"));
+    assert_eq!(ex.winner.map(|w| w.name), w("api"));
+    assert!(ex.rejected.is_empty());
+}
+
+#[test]
+fn compile_errors_match_validate() {
+    let cfg = config(vec![
+        r("ok", "Host(`a.com`)"),
+        r("zz", "Hots(`a.com`)"),
+        r("bad", "Host(`a.com`) &&"),
+        r("empty", "  "),
+        r("re", "HostRegexp(`(`)"),
+    ]);
+    let err = compile(&cfg, None).expect_err("must fail");
+    let got: Vec<String> = err.errors().iter().map(|e| e.to_string()).collect();
+    assert_eq!(got.len(), 4);
+    let mut sorted = got.clone();
+    sorted.sort();
+    assert_eq!(got, sorted);
+    assert!(got[0].starts_with("router \"bad\": rule: "), "{got:?}");
+    assert_eq!(got[1], "router \"empty\": rule: a rule is required");
+    assert_eq!(
+        got[3],
+        "router \"zz\": rule: unknown matcher \"Hots\" at column 1"
+    );
+    // Same text as validate (which also reports the missing services etc.).
+    let all = switchyard_config::validate(&cfg).expect_err("invalid");
+    let from_validate: Vec<String> = all
+        .errors()
+        .iter()
+        .filter(|e| e.field.as_deref() == Some("rule"))
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(got, from_validate);
+    // Errors are reported whatever the entry points.
+    let err2 = compile(&cfg, Some(&eps(&["none"]))).expect_err("must fail");
+    assert_eq!(err, err2);
+}
+
+#[test]
+fn empty_config() {
+    let t = compile(&DynamicConfig::default(), None).expect("compiles");
+    assert!(t.is_empty());
+    assert_eq!(t.len(), 0);
+    assert!(t.lookup("web", &req("a.com", "/")).is_none());
+    let t = compile(&DynamicConfig::default(), Some(&[])).expect("compiles");
+    assert!(t.lookup("web", &req("a.com", "/")).is_none());
+}
+
+#[test]
+fn route_fields() {
+    let t = table(vec![r("a", "Host(`a.com`)").eps(&["web"]).prio(7)]);
+    let route = t.lookup("web", &req("a.com", "/")).expect("route");
+    assert_eq!(route.name, "a");
+    assert_eq!(route.priority, 7);
+    assert_eq!(route.service, "svc-a@file");
+    assert_eq!(route.middlewares, ["mw-a@file"]);
+    assert_eq!(route.entry_points, ["web"]);
+    assert_eq!(route.rule.rule(), "Host(`a.com`)");
+}
