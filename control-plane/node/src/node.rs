@@ -395,21 +395,25 @@ fn spawn_api(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) -
     tokio::spawn(async move {
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<AdminServer<AdminService>>().await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(switchyard_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1();
-        let reflection = match reflection {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "reflection service");
-                return;
-            }
+        // Both reflection versions: grpcurl and other tools still differ in which one they ask.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(switchyard_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
+        let (reflection_v1, reflection_v1alpha) =
+            match (reflection().build_v1(), reflection().build_v1alpha()) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "reflection service");
+                    return;
+                }
+            };
         let r = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_service(health)
-            .add_service(reflection)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .add_service(admin_server(shared))
             .serve_with_incoming_shutdown(TcpListenerStream::new(l), stopped(stop))
             .await;
