@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "switchyard/admin/v1/admin.proto",
         "switchyard/raft/v1/raft.proto",
+        "switchyard/stream/v1/stream.proto",
     ];
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("switchyard_descriptor.bin"))

@@ -2,6 +2,7 @@
 //!
 //! - [`admin`]: the admin API every control node serves on `--api-addr` (CLI and any gRPC client).
 //! - [`raft`]: the peer protocol between control nodes on `--peer-addr`.
+//! - [`stream`]: the config stream every control node serves to proxies on `--api-addr`.
 //!
 //! [`FILE_DESCRIPTOR_SET`] feeds gRPC server reflection, so `grpcurl` works without the files.
 #![allow(clippy::all)]
@@ -18,10 +19,16 @@ pub mod switchyard {
             tonic::include_proto!("switchyard.raft.v1");
         }
     }
+    pub mod stream {
+        pub mod v1 {
+            tonic::include_proto!("switchyard.stream.v1");
+        }
+    }
 }
 
 pub use switchyard::admin::v1 as admin;
 pub use switchyard::raft::v1 as raft;
+pub use switchyard::stream::v1 as stream;
 
 /// Encoded descriptors of every service, for tonic-reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("switchyard_descriptor");

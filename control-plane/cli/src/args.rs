@@ -166,6 +166,13 @@ pub struct ApplyArgs {
     /// Make the file the whole config: resources it does not name are deleted.
     #[arg(long)]
     pub prune: bool,
+    /// Return only once every connected proxy has ACKed the new version (default timeout 30s);
+    /// exit non-zero naming any proxy that NACKed it or did not ACK in time.
+    #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "30s", require_equals = true)]
+    pub wait: Option<String>,
+    /// With --wait, only wait for proxies matching all of these, e.g. region=eu,zone=eu-1.
+    #[arg(long, value_name = "KEY=VALUE,…", requires = "wait")]
+    pub wait_selector: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +184,9 @@ pub enum GetKind {
     #[value(alias = "middleware")]
     Middlewares,
     Config,
+    /// Every proxy attached to any control node.
+    #[value(alias = "proxy")]
+    Proxies,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -5,6 +5,7 @@
 //! | [`node`] | start-up: store, Raft, the three listeners, bootstrap/join, self-registration |
 //! | [`raft_net`] | Raft RPC over gRPC on the peer port (client and server) |
 //! | [`admin`] | the admin gRPC API; leader routing and forwarding |
+//! | [`stream`] | the config stream to proxies, and the registry of attached proxies |
 //! | [`errors`] | admin errors and their single mapping to gRPC statuses |
 //! | [`http`] | `/healthz`, `/readyz`, `/metrics` |
 //! | [`metrics`] | the Prometheus registry |
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod node;
 pub mod options;
 pub mod raft_net;
+pub mod stream;
 
 pub use node::{ControlNode, NodeError};
 pub use options::{parse_initial_cluster, NodeOptions, RaftTimings};

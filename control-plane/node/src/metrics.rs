@@ -23,6 +23,8 @@ pub struct Metrics {
     pub last_log_index: Gauge,
     pub config_version: Gauge,
     pub disk_bytes: Gauge,
+    /// Proxies attached to this node's config stream.
+    pub proxies: Gauge,
     /// Seconds the state machine took per applied batch.
     pub apply_seconds: Histogram,
     /// Seconds from a write reaching the leader to it being committed and applied.
@@ -47,6 +49,7 @@ impl Metrics {
         let last_log_index = Gauge::default();
         let config_version = Gauge::default();
         let disk_bytes = Gauge::default();
+        let proxies = Gauge::default();
         let apply_seconds = Histogram::new(exponential_buckets(0.00001, 2.5, 14));
         let write_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 18));
         let requests = Family::<RequestLabels, Counter>::default();
@@ -87,6 +90,11 @@ impl Metrics {
             disk_bytes.clone(),
         );
         registry.register(
+            "attached_proxies",
+            "Proxies attached to this node's config stream",
+            proxies.clone(),
+        );
+        registry.register(
             "raft_apply_duration_seconds",
             "State machine time per applied batch of log entries",
             apply_seconds.clone(),
@@ -111,6 +119,7 @@ impl Metrics {
             last_log_index,
             config_version,
             disk_bytes,
+            proxies,
             apply_seconds,
             write_seconds,
             requests,

@@ -11,6 +11,7 @@ use switchyard_proto::admin::admin_client::AdminClient;
 use switchyard_proto::admin::admin_server::AdminServer;
 use switchyard_proto::admin::{AddNodeRequest, NodeStatus};
 use switchyard_proto::raft::raft_peer_server::RaftPeerServer;
+use switchyard_proto::stream::config_stream_server::ConfigStreamServer;
 use switchyard_store::{AppliedState, LogStore, Node, NodeId, NodeInfo, Raft};
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -24,6 +25,7 @@ use crate::errors::ApiError;
 use crate::metrics::Metrics;
 use crate::options::NodeOptions;
 use crate::raft_net::{pool, ChannelPool, Network, PeerService};
+use crate::stream::{History, Registry, StreamService};
 
 #[derive(Debug, Error)]
 pub enum NodeError {
@@ -60,6 +62,10 @@ pub struct Shared {
     pub log: LogStore,
     pub pool: ChannelPool,
     pub metrics: Metrics,
+    /// Proxies attached to this node's config stream.
+    pub proxies: Registry,
+    /// Recent config versions, for deltas to reconnecting proxies.
+    pub history: History,
 }
 
 /// Where a request that must run on the leader goes.
@@ -242,6 +248,7 @@ impl Shared {
         g.config_version
             .set(self.applied.borrow().state.config_version as i64);
         g.disk_bytes.set(self.log.size_on_disk() as i64);
+        g.proxies.set(self.proxies.len() as i64);
     }
 
     fn my_info(&self) -> NodeInfo {
@@ -342,6 +349,7 @@ impl ControlNode {
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
 
+        let history = History::follow(applied.clone());
         let shared = Arc::new(Shared {
             id: opts.node_id,
             opts,
@@ -351,6 +359,8 @@ impl ControlNode {
             log,
             pool,
             metrics,
+            proxies: Registry::default(),
+            history,
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -414,7 +424,12 @@ fn spawn_api(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) -
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(admin_server(shared))
+            .add_service(admin_server(shared.clone()))
+            .add_service(
+                ConfigStreamServer::new(StreamService::new(shared))
+                    .max_encoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
+                    .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES),
+            )
             .serve_with_incoming_shutdown(TcpListenerStream::new(l), stopped(stop))
             .await;
         if let Err(e) = r {

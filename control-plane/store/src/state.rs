@@ -6,6 +6,7 @@
 //! without spending a log entry.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use switchyard_config::{diff, validate, ConfigErrors, DynamicConfig};
@@ -21,8 +22,10 @@ pub fn compile_check(cfg: &DynamicConfig) -> Result<(), ConfigErrors> {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterState {
-    /// The Traefik dynamic configuration every proxy serves.
-    pub config: DynamicConfig,
+    /// The Traefik dynamic configuration every proxy serves. Shared, never mutated in place: a
+    /// change builds a new config, so readers holding an older state keep a consistent view and
+    /// copying the state is cheap.
+    pub config: Arc<DynamicConfig>,
     /// Raft log index of the entry that last changed `config` (0: never changed).
     pub config_version: u64,
     /// What each node says about itself (API address, region, zone).
@@ -37,7 +40,7 @@ impl ClusterState {
                 Ok(next) => {
                     let changes = diff(&self.config, &next);
                     if !changes.is_empty() {
-                        self.config = next;
+                        self.config = Arc::new(next);
                         self.config_version = index;
                     }
                     Response::Applied {
@@ -84,7 +87,7 @@ impl ClusterState {
                 }
             }
             Request::Delete { kind, name } => {
-                let mut next = self.config.clone();
+                let mut next = DynamicConfig::clone(&self.config);
                 next.remove(*kind, name)
                     .map_err(|e| Rejection::NotFound(e.to_string()))?;
                 if let Err(errors) = compile_check(&next) {
@@ -95,7 +98,7 @@ impl ClusterState {
                 }
                 return Ok(next);
             }
-            _ => return Ok(self.config.clone()),
+            _ => return Ok(DynamicConfig::clone(&self.config)),
         };
         compile_check(&next).map_err(|e| Rejection::Invalid(e.to_string()))?;
         Ok(next)

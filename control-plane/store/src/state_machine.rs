@@ -38,11 +38,19 @@ impl AppliedState {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct SnapshotPayload {
     last_applied: Option<LogId>,
     membership: StoredMembership,
     state: ClusterState,
+}
+
+/// The same layout as [`SnapshotPayload`], serialized by reference.
+#[derive(Serialize)]
+struct SnapshotPayloadRef<'a> {
+    last_applied: Option<LogId>,
+    membership: &'a StoredMembership,
+    state: &'a ClusterState,
 }
 
 pub struct StateMachineStore {
@@ -96,10 +104,10 @@ impl StateMachineStore {
     }
 
     fn encode(current: &AppliedState) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(&SnapshotPayload {
+        serde_json::to_vec(&SnapshotPayloadRef {
             last_applied: current.last_applied,
-            membership: current.membership.clone(),
-            state: (*current.state).clone(),
+            membership: &current.membership,
+            state: &current.state,
         })
     }
 

@@ -19,6 +19,13 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
     } else {
         std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file))?
     };
+    let wait = match &a.wait {
+        Some(t) if !a.dry_run => Some((
+            super::server::duration("wait", t)?,
+            super::proxies::Selector::parse(a.wait_selector.as_deref())?,
+        )),
+        _ => None,
+    };
     let mut client = connect(&g.endpoints).await?;
     let r = client
         .apply(ApplyRequest {
@@ -64,6 +71,9 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
                 &json!({"version": r.version, "dryRun": r.dry_run, "changes": changes}),
             )?;
         }
+    }
+    if let Some((timeout, selector)) = wait {
+        super::proxies::wait_for_version(&mut client, r.version, timeout, &selector).await?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,7 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
         GetKind::Routers => ("router", "routers"),
         GetKind::Services => ("service", "services"),
         GetKind::Middlewares => ("middleware", "middlewares"),
+        GetKind::Proxies => return super::proxies::get(g, &mut client, a.name.as_deref()).await,
         GetKind::Config => {
             let r = client
                 .get_config(GetConfigRequest {

@@ -6,4 +6,5 @@ pub mod cluster;
 pub mod delete;
 pub mod dev;
 pub mod get;
+pub mod proxies;
 pub mod server;

@@ -337,6 +337,57 @@ impl AdminService {
     }
 }
 
+impl AdminService {
+    /// Asks every other member for its attached proxies and merges them with ours. A proxy seen on
+    /// two nodes (it just moved) is reported where it connected last.
+    async fn cluster_proxies(&self, local: Vec<ProxyStatus>) -> ListProxiesResponse {
+        let m = self.shared.raft_metrics();
+        let others: Vec<(NodeId, String)> = m
+            .membership_config
+            .membership()
+            .nodes()
+            .filter(|(id, _)| **id != self.shared.id)
+            .map(|(id, n)| (*id, n.peer_addr.clone()))
+            .collect();
+        let asks = others.into_iter().map(|(id, peer)| async move {
+            let r = async {
+                let mut client = self.shared.admin_client(&peer).ok()?;
+                let mut req = Request::new(ListProxiesRequest { local_only: true });
+                req.set_timeout(std::time::Duration::from_millis(1500));
+                let fut = client.list_proxies(req);
+                tokio::time::timeout(std::time::Duration::from_secs(2), fut)
+                    .await
+                    .ok()?
+                    .ok()
+            }
+            .await;
+            (id, r.map(|r| r.into_inner().proxies))
+        });
+        let mut by_id: std::collections::BTreeMap<String, ProxyStatus> =
+            local.into_iter().map(|p| (p.proxy_id.clone(), p)).collect();
+        let mut unreachable_nodes = Vec::new();
+        for (id, answer) in futures::future::join_all(asks).await {
+            match answer {
+                None => unreachable_nodes.push(id),
+                Some(list) => {
+                    for p in list {
+                        let newer = by_id
+                            .get(&p.proxy_id)
+                            .is_none_or(|q| p.connected_since_unix_ms > q.connected_since_unix_ms);
+                        if newer {
+                            by_id.insert(p.proxy_id.clone(), p);
+                        }
+                    }
+                }
+            }
+        }
+        ListProxiesResponse {
+            proxies: by_id.into_values().collect(),
+            unreachable_nodes,
+        }
+    }
+}
+
 fn forwarded<T>(r: &Request<T>) -> bool {
     r.metadata().contains_key(FORWARDED)
 }
@@ -496,5 +547,23 @@ impl Admin for AdminService {
             )
             .await;
         self.finish("RemoveNode", res)
+    }
+
+    async fn list_proxies(
+        &self,
+        req: Request<ListProxiesRequest>,
+    ) -> Result<Response<ListProxiesResponse>, Status> {
+        let local = self.shared.proxies.list();
+        if req.into_inner().local_only {
+            return self.finish(
+                "ListProxies",
+                Ok(ListProxiesResponse {
+                    proxies: local,
+                    unreachable_nodes: Vec::new(),
+                }),
+            );
+        }
+        let res = Ok(self.cluster_proxies(local).await);
+        self.finish("ListProxies", res)
     }
 }

@@ -1,0 +1,16 @@
+//! The config stream (`switchyard.stream.v1.ConfigStream`) that every control node — leader,
+//! follower or learner — serves to proxies from its own applied state.
+//!
+//! - [`history`]: the last few config versions, kept so a reconnecting proxy gets a delta.
+//! - [`registry`]: the proxies attached to this node (what `get proxies` shows).
+//! - [`service`]: one task per proxy stream: snapshot or delta first, then every new version as it
+//!   is applied. A proxy that is slow to read gets the newest version next (pushes coalesce); an
+//!   idle stream waits on the applied-state watch, never on a timer.
+
+pub mod history;
+pub mod registry;
+pub mod service;
+
+pub use history::History;
+pub use registry::Registry;
+pub use service::StreamService;

@@ -1,0 +1,232 @@
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::Stream;
+use switchyard_config::{diff, ChangeAction, DynamicConfig, Kind};
+use switchyard_proto::admin::ProxyStatus;
+use switchyard_proto::stream::config_message::Body;
+use switchyard_proto::stream::config_stream_server::ConfigStream;
+use switchyard_proto::stream::proxy_message::Msg;
+use switchyard_proto::stream::{ConfigMessage, Delta, ProxyMessage, ResourceChange, Snapshot};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::node::Shared;
+
+pub struct StreamService {
+    shared: Arc<Shared>,
+}
+
+impl StreamService {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The message that brings a proxy holding `from` (with config `base`, when known) to `cfg` at
+/// `version`: a delta when every change is a named router/service/middleware, else a snapshot.
+pub fn message_for(
+    node_id: u64,
+    from: u64,
+    base: Option<&DynamicConfig>,
+    version: u64,
+    cfg: &DynamicConfig,
+) -> Result<ConfigMessage, Status> {
+    if let Some(base) = base.filter(|_| from > 0) {
+        let changes = diff(base, cfg);
+        let mut out = Vec::with_capacity(changes.len());
+        let mut delta_ok = true;
+        for c in &changes {
+            let Some(kind) = Kind::parse(&c.kind) else {
+                delta_ok = false;
+                break;
+            };
+            let json = match c.action {
+                ChangeAction::Delete => String::new(),
+                _ => match cfg.resource_json(kind, &c.name) {
+                    Some(v) => v.to_string(),
+                    None => {
+                        delta_ok = false;
+                        break;
+                    }
+                },
+            };
+            out.push(ResourceChange {
+                kind: kind.as_str().to_string(),
+                name: c.name.clone(),
+                json,
+            });
+        }
+        if delta_ok {
+            return Ok(ConfigMessage {
+                version,
+                node_id,
+                body: Some(Body::Delta(Delta {
+                    base_version: from,
+                    changes: out,
+                })),
+            });
+        }
+    }
+    let config_json = serde_json::to_string(cfg).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(ConfigMessage {
+        version,
+        node_id,
+        body: Some(Body::Snapshot(Snapshot { config_json })),
+    })
+}
+
+type OutStream = Pin<Box<dyn Stream<Item = Result<ConfigMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ConfigStream for StreamService {
+    type StreamStream = OutStream;
+
+    async fn stream(
+        &self,
+        req: Request<Streaming<ProxyMessage>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let mut inbound = req.into_inner();
+        let hello = match inbound.message().await? {
+            Some(ProxyMessage {
+                msg: Some(Msg::Hello(h)),
+            }) => h,
+            _ => return Err(Status::invalid_argument("the first message must be Hello")),
+        };
+        if hello.proxy_id.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "hello: proxy_id must not be empty",
+            ));
+        }
+        let shared = self.shared.clone();
+        let proxy_id = hello.proxy_id.clone();
+        let conn = shared.proxies.attach(ProxyStatus {
+            proxy_id: proxy_id.clone(),
+            region: hello.region.clone(),
+            zone: hello.zone.clone(),
+            labels: hello.labels.clone(),
+            node_id: shared.id,
+            applied_version: hello.version,
+            last_nack_version: 0,
+            last_nack_error: String::new(),
+            connected_since_unix_ms: now_ms(),
+            peer,
+            build: hello.build.clone(),
+            entrypoints: hello.entrypoints.clone(),
+        });
+        tracing::info!(proxy = %proxy_id, version = hello.version, "proxy attached");
+
+        let (tx, rx) = mpsc::channel::<Result<ConfigMessage, Status>>(2);
+        // Sender: a version at a time, always the newest applied one.
+        let sender = {
+            let shared = shared.clone();
+            let mut applied = shared.applied.clone();
+            let mut sent = hello.version;
+            tokio::spawn(async move {
+                loop {
+                    let (version, cfg) = {
+                        let st = applied.borrow_and_update();
+                        (st.state.config_version, st.state.config.clone())
+                    };
+                    if version > sent {
+                        let base = shared.history.get(sent);
+                        let msg = message_for(shared.id, sent, base.as_deref(), version, &cfg);
+                        let failed = msg.is_err();
+                        if tx.send(msg).await.is_err() || failed {
+                            return;
+                        }
+                        sent = version;
+                    }
+                    if applied.changed().await.is_err() {
+                        let _ = tx
+                            .send(Err(Status::unavailable("control node shutting down")))
+                            .await;
+                        return;
+                    }
+                }
+            })
+        };
+        // Receiver: ACKs and NACKs; the stream's end detaches the proxy.
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(ProxyMessage {
+                        msg: Some(Msg::Ack(a)),
+                    })) => {
+                        shared.proxies.update(&proxy_id, conn, |s| {
+                            s.applied_version = s.applied_version.max(a.version)
+                        });
+                    }
+                    Ok(Some(ProxyMessage {
+                        msg: Some(Msg::Nack(n)),
+                    })) => {
+                        tracing::warn!(proxy = %proxy_id, version = n.version, error = %n.error, "proxy refused a config version");
+                        shared.proxies.update(&proxy_id, conn, |s| {
+                            s.last_nack_version = n.version;
+                            s.last_nack_error = n.error.clone();
+                        });
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            sender.abort();
+            shared.proxies.detach(&proxy_id, conn);
+            tracing::info!(proxy = %proxy_id, "proxy detached");
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_config::parse_document;
+
+    fn cfg(extra_router: bool) -> DynamicConfig {
+        let mut doc = String::from("http:\n  routers:\n    a: {rule: \"Host(`a`)\", service: s}\n");
+        if extra_router {
+            doc.push_str("    b: {rule: \"Host(`b`)\", service: s}\n");
+        }
+        doc.push_str(
+            "  services:\n    s: {loadBalancer: {servers: [{url: \"http://127.0.0.1:1\"}]}}\n",
+        );
+        parse_document(&doc).expect("valid")
+    }
+
+    #[test]
+    fn delta_when_base_known_snapshot_otherwise() {
+        let old = cfg(false);
+        let new = cfg(true);
+        let m = message_for(1, 5, Some(&old), 7, &new).expect("message");
+        match m.body {
+            Some(Body::Delta(d)) => {
+                assert_eq!(d.base_version, 5);
+                assert_eq!(d.changes.len(), 1);
+                assert_eq!(d.changes[0].kind, "router");
+                assert_eq!(d.changes[0].name, "b");
+                assert!(d.changes[0].json.contains("Host(`b`)"));
+            }
+            other => panic!("expected a delta, got {other:?}"),
+        }
+        let back = message_for(1, 7, Some(&new), 9, &old).expect("message");
+        match back.body {
+            Some(Body::Delta(d)) => assert_eq!(d.changes[0].json, ""),
+            other => panic!("expected a delta, got {other:?}"),
+        }
+        let snap = message_for(1, 5, None, 7, &new).expect("message");
+        assert!(matches!(snap.body, Some(Body::Snapshot(_))));
+        let fresh = message_for(1, 0, Some(&old), 7, &new).expect("message");
+        assert!(matches!(fresh.body, Some(Body::Snapshot(_))));
+    }
+}
