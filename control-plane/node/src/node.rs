@@ -17,7 +17,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::Channel;
 
 use crate::admin::AdminService;
@@ -397,6 +397,13 @@ fn local(l: &TcpListener) -> SocketAddr {
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
 }
 
+/// Accepted connections of a pre-bound listener, with Nagle off. (The builder's `tcp_nodelay`
+/// applies only to listeners tonic binds itself; without this every small response waits for the
+/// peer's delayed ACK, ~40 ms.)
+fn incoming(l: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(l).with_nodelay(Some(true))
+}
+
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
@@ -430,7 +437,7 @@ fn spawn_api(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) -
                     .max_encoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
                     .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES),
             )
-            .serve_with_incoming_shutdown(TcpListenerStream::new(l), stopped(stop))
+            .serve_with_incoming_shutdown(incoming(l), stopped(stop))
             .await;
         if let Err(e) = r {
             tracing::error!(error = %e, "API server stopped");
@@ -454,7 +461,7 @@ fn spawn_peer(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) 
             .add_service(peer)
             // Followers forward leader-only admin calls here.
             .add_service(admin_server(shared))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(l), stopped(stop))
+            .serve_with_incoming_shutdown(incoming(l), stopped(stop))
             .await;
         if let Err(e) = r {
             tracing::error!(error = %e, "peer server stopped");

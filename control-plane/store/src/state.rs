@@ -36,20 +36,22 @@ impl ClusterState {
     /// Applies the command committed at log `index`.
     pub fn apply(&mut self, index: u64, req: &Request) -> Response {
         match req {
-            Request::Apply { .. } | Request::Delete { .. } => match self.next_config(req) {
-                Ok(next) => {
-                    let changes = diff(&self.config, &next);
-                    if !changes.is_empty() {
-                        self.config = Arc::new(next);
-                        self.config_version = index;
+            Request::Apply { validated_at, .. } | Request::Delete { validated_at, .. } => {
+                match self.next_config(req, *validated_at == Some(self.config_version)) {
+                    Ok(next) => {
+                        let changes = diff(&self.config, &next);
+                        if !changes.is_empty() {
+                            self.config = Arc::new(next);
+                            self.config_version = index;
+                        }
+                        Response::Applied {
+                            version: self.config_version,
+                            changes,
+                        }
                     }
-                    Response::Applied {
-                        version: self.config_version,
-                        changes,
-                    }
+                    Err(rejection) => Response::Rejected(rejection),
                 }
-                Err(rejection) => Response::Rejected(rejection),
-            },
+            }
             Request::RegisterNode { id, info } => {
                 self.nodes.insert(*id, info.clone());
                 Response::Done
@@ -65,7 +67,7 @@ impl ClusterState {
     /// current version with the changes.
     pub fn preview(&self, req: &Request) -> Response {
         match req {
-            Request::Apply { .. } | Request::Delete { .. } => match self.next_config(req) {
+            Request::Apply { .. } | Request::Delete { .. } => match self.next_config(req, false) {
                 Ok(next) => Response::Applied {
                     version: self.config_version,
                     changes: diff(&self.config, &next),
@@ -76,20 +78,26 @@ impl ClusterState {
         }
     }
 
-    /// The config a config command would produce, validated.
-    fn next_config(&self, req: &Request) -> Result<DynamicConfig, Rejection> {
+    /// The config a config command would produce, validated unless `trusted` (validated against
+    /// this very config already; see [`Request::validated_at`]).
+    fn next_config(&self, req: &Request, trusted: bool) -> Result<DynamicConfig, Rejection> {
         let next = match req {
-            Request::Apply { document, prune } => {
+            Request::Apply {
+                document, prune, ..
+            } => {
                 if *prune {
                     document.clone()
                 } else {
                     self.config.merged(document)
                 }
             }
-            Request::Delete { kind, name } => {
+            Request::Delete { kind, name, .. } => {
                 let mut next = DynamicConfig::clone(&self.config);
                 next.remove(*kind, name)
                     .map_err(|e| Rejection::NotFound(e.to_string()))?;
+                if trusted {
+                    return Ok(next);
+                }
                 if let Err(errors) = compile_check(&next) {
                     return Err(Rejection::Invalid(format!(
                         "cannot delete {} \"{name}\": it is still referenced: {errors}",
@@ -100,7 +108,9 @@ impl ClusterState {
             }
             _ => return Ok(DynamicConfig::clone(&self.config)),
         };
-        compile_check(&next).map_err(|e| Rejection::Invalid(e.to_string()))?;
+        if !trusted {
+            compile_check(&next).map_err(|e| Rejection::Invalid(e.to_string()))?;
+        }
         Ok(next)
     }
 }
@@ -130,6 +140,7 @@ http:
             &Request::Apply {
                 document: doc(WEB),
                 prune: false,
+                validated_at: None,
             },
         );
         match r {
@@ -148,6 +159,7 @@ http:
         let req = Request::Apply {
             document: doc(WEB),
             prune: false,
+            validated_at: None,
         };
         st.apply(3, &req);
         let r = st.apply(9, &req);
@@ -168,6 +180,7 @@ http:
             &Request::Apply {
                 document: doc(WEB),
                 prune: false,
+                validated_at: None,
             },
         );
         let before = st.clone();
@@ -177,6 +190,7 @@ http:
             &Request::Apply {
                 document: bad,
                 prune: false,
+                validated_at: None,
             },
         );
         assert!(
@@ -194,6 +208,7 @@ http:
             &Request::Apply {
                 document: doc(WEB),
                 prune: false,
+                validated_at: None,
             },
         );
         let r = st.apply(
@@ -201,6 +216,7 @@ http:
             &Request::Delete {
                 kind: Kind::Service,
                 name: "web".into(),
+                validated_at: None,
             },
         );
         match r {
@@ -214,6 +230,7 @@ http:
             &Request::Delete {
                 kind: Kind::Router,
                 name: "nope".into(),
+                validated_at: None,
             },
         );
         assert!(
@@ -225,9 +242,41 @@ http:
             &Request::Delete {
                 kind: Kind::Router,
                 name: "web".into(),
+                validated_at: None,
             },
         );
         assert!(matches!(r, Response::Applied { version: 5, .. }), "{r:?}");
+    }
+
+    #[test]
+    fn a_stamp_skips_validation_only_at_the_same_version() {
+        // An invalid document stamped as validated at the current version is trusted (the leader
+        // vouched for it against this very config); at any other version it is checked again.
+        let bad = doc("http:\n  routers:\n    x: { rule: \"Host(`b`)\", service: missing }\n");
+        let stamped = Request::Apply {
+            document: bad,
+            prune: false,
+            validated_at: None,
+        }
+        .validated_at(0);
+        let mut st = ClusterState::default();
+        assert!(matches!(
+            st.clone().apply(4, &stamped),
+            Response::Applied { version: 4, .. }
+        ));
+        st.apply(
+            2,
+            &Request::Apply {
+                document: doc(WEB),
+                prune: false,
+                validated_at: None,
+            },
+        );
+        let r = st.apply(5, &stamped);
+        assert!(
+            matches!(r, Response::Rejected(Rejection::Invalid(_))),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -238,6 +287,7 @@ http:
             &Request::Apply {
                 document: doc(WEB),
                 prune: false,
+                validated_at: None,
             },
         );
         let r = st.apply(
@@ -245,6 +295,7 @@ http:
             &Request::Apply {
                 document: DynamicConfig::default(),
                 prune: true,
+                validated_at: None,
             },
         );
         assert!(matches!(r, Response::Applied { version: 3, .. }), "{r:?}");

@@ -40,13 +40,38 @@ pub enum Request {
     Apply {
         document: DynamicConfig,
         prune: bool,
+        /// See [`Request::validated_at`].
+        #[serde(default)]
+        validated_at: Option<u64>,
     },
     /// Delete one resource.
-    Delete { kind: Kind, name: String },
+    Delete {
+        kind: Kind,
+        name: String,
+        /// See [`Request::validated_at`].
+        #[serde(default)]
+        validated_at: Option<u64>,
+    },
     /// Record (or update) what a node says about itself.
     RegisterNode { id: NodeId, info: NodeInfo },
     /// Drop a removed node from the directory.
     ForgetNode { id: NodeId },
+}
+
+impl Request {
+    /// Stamps a config command with the config version the leader validated it against. A node
+    /// applying it while its config is still at that version skips validation: `validate` is
+    /// deterministic, so the verdict would be the same, and every node decides alike because config
+    /// versions are equal everywhere. Any other version validates again.
+    pub fn validated_at(mut self, version: u64) -> Self {
+        match &mut self {
+            Request::Apply { validated_at, .. } | Request::Delete { validated_at, .. } => {
+                *validated_at = Some(version)
+            }
+            _ => {}
+        }
+        self
+    }
 }
 
 /// Why a command changed nothing. Decided deterministically by every node while applying.

@@ -75,9 +75,11 @@ impl AdminService {
     /// Commits a command on this node, which must be the leader. Bad input is refused before it
     /// reaches the log; the state machine checks again when applying.
     async fn commit(&self, cmd: Cmd) -> ApiResult<CmdResponse> {
-        if let CmdResponse::Rejected(r) = self.applied().state.preview(&cmd) {
+        let state = self.applied().state;
+        if let CmdResponse::Rejected(r) = state.preview(&cmd) {
             return Err(r.into());
         }
+        let cmd = cmd.validated_at(state.config_version);
         let started = Instant::now();
         let timeout = self.shared.opts.write_timeout;
         let resp = tokio::time::timeout(timeout, self.shared.raft.client_write(cmd))
@@ -107,11 +109,16 @@ impl AdminService {
         }
     }
 
-    async fn apply_local(&self, r: ApplyRequest) -> ApiResult<ApplyResponse> {
-        let document = parse_document(&r.document).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    /// `document` is `r.document` already parsed (by the node that received the request).
+    async fn apply_local(
+        &self,
+        r: ApplyRequest,
+        document: DynamicConfig,
+    ) -> ApiResult<ApplyResponse> {
         let cmd = Cmd::Apply {
             document,
             prune: r.prune,
+            validated_at: None,
         };
         let out = if r.dry_run {
             self.applied().state.preview(&cmd)
@@ -131,7 +138,14 @@ impl AdminService {
 
     async fn delete_local(&self, r: DeleteRequest) -> ApiResult<DeleteResponse> {
         let kind = parse_kind(&r.kind)?;
-        match self.commit(Cmd::Delete { kind, name: r.name }).await? {
+        match self
+            .commit(Cmd::Delete {
+                kind,
+                name: r.name,
+                validated_at: None,
+            })
+            .await?
+        {
             CmdResponse::Applied { version, .. } => Ok(DeleteResponse { version }),
             _ => Err(ApiError::Internal("unexpected delete result".into())),
         }
@@ -400,12 +414,12 @@ impl Admin for AdminService {
         // Refuse what does not parse right here, wherever the leader is.
         let res = match parse_document(&r.document) {
             Err(e) => Err(ApiError::Invalid(e.to_string())),
-            Ok(_) => {
+            Ok(document) => {
                 self.on_leader(
                     fwd,
                     r,
                     |mut c, r| Box::pin(async move { c.apply(r).await }),
-                    |r| self.apply_local(r),
+                    |r| self.apply_local(r, document.clone()),
                 )
                 .await
             }
