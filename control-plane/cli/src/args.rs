@@ -54,6 +54,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Show and change cluster membership.
     Cluster(ClusterArgs),
+    /// Which router a request would reach, and why the routers before it did not match.
+    Explain(ExplainArgs),
     /// Print the version of this binary.
     Version,
     /// Load tools (see BENCHMARKS.md).
@@ -217,6 +219,26 @@ pub struct DeleteArgs {
     #[arg(value_enum)]
     pub kind: DeleteKind,
     pub name: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExplainArgs {
+    /// HTTP method, e.g. GET.
+    pub method: String,
+    /// Request URL, e.g. http://api.example.com/v1/users?id=3 (the host becomes the Host header).
+    pub url: String,
+    /// A request header, 'Name: value' (repeatable). A Host header overrides the URL's host.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Client address, for ClientIP matchers.
+    #[arg(long)]
+    pub client_ip: Option<std::net::IpAddr>,
+    /// Entry point the request arrives on (default: consider every router).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Evaluate the leader's latest config rather than the answering node's.
+    #[arg(long)]
+    pub consistent: bool,
 }
 
 #[derive(Args, Debug, Clone)]

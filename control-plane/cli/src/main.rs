@@ -47,6 +47,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get(a) => commands::get::run(&global, a).await,
         Command::Delete(a) => commands::delete::run(&global, a).await,
         Command::Cluster(a) => commands::cluster::run(&global, a).await,
+        Command::Explain(a) => commands::explain::run(&global, a).await,
         Command::Bench(a) => commands::bench::run(&global, a).await,
         Command::Version => {
             println!("switchyard {}", env!("CARGO_PKG_VERSION"));
