@@ -1,0 +1,212 @@
+//! Body types of the data path. All are concrete enums (no boxing per request) and `Unpin`.
+//!
+//! * [`UpBody`]: what is sent to a backend: the client's streaming body as is, a small
+//!   buffered body (mirrors), or a [`Tee`] that streams the client's body to the main backend
+//!   while keeping a bounded copy for mirrors.
+//! * [`ProxyBody`]: what is sent to the client: the backend's streaming body (trailers
+//!   included) or a small fixed body (errors, redirects), plus a [`Completion`] guard that
+//!   records metrics and releases the backend's in-flight slot when the body is finished or
+//!   dropped (client gone), so durations and p2c in-flight counts cover the whole exchange.
+//!
+//! Frames are forwarded as they arrive; nothing is buffered beyond hyper's write buffer, so
+//! responses are effectively flushed immediately (Traefik's `flushInterval: -1`).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
+
+use crate::server::Completion;
+
+/// A request body sent to a backend.
+pub(crate) enum UpBody {
+    /// The client's body, streamed.
+    Incoming(Incoming),
+    /// A buffered body (possibly empty).
+    Full(Option<Bytes>),
+    /// The client's body, streamed, with a bounded copy kept for mirrors.
+    Tee(Tee),
+}
+
+impl UpBody {
+    pub(crate) fn empty() -> UpBody {
+        UpBody::Full(None)
+    }
+}
+
+impl Body for UpBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpBody::Incoming(b) => Pin::new(b).poll_frame(cx),
+            UpBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+            UpBody::Tee(t) => Pin::new(t).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpBody::Incoming(b) => b.is_end_stream(),
+            UpBody::Full(b) => b.is_none(),
+            UpBody::Tee(t) => t.inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpBody::Incoming(b) => b.size_hint(),
+            UpBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            UpBody::Full(None) => SizeHint::with_exact(0),
+            UpBody::Tee(t) => t.inner.size_hint(),
+        }
+    }
+}
+
+/// Streams a body through while copying up to `limit` bytes; when the body ends within the
+/// limit, the copy is sent on `done`. When the limit is exceeded, the body fails, or the tee is
+/// dropped early, `done` is dropped (the mirrors are skipped).
+pub(crate) struct Tee {
+    inner: Incoming,
+    buf: BytesMut,
+    limit: usize,
+    done: Option<oneshot::Sender<Bytes>>,
+}
+
+impl Tee {
+    pub(crate) fn new(inner: Incoming, limit: usize, done: oneshot::Sender<Bytes>) -> Tee {
+        let mut t = Tee {
+            inner,
+            buf: BytesMut::new(),
+            limit,
+            done: Some(done),
+        };
+        if t.inner.is_end_stream() {
+            t.finish();
+        }
+        t
+    }
+
+    fn finish(&mut self) {
+        if let Some(tx) = self.done.take() {
+            let _ = tx.send(std::mem::take(&mut self.buf).freeze());
+        }
+    }
+}
+
+impl Body for Tee {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_frame(cx);
+        match &res {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(d), true) = (frame.data_ref(), this.done.is_some()) {
+                    if this.buf.len() + d.len() > this.limit {
+                        this.done = None;
+                        this.buf = BytesMut::new();
+                    } else {
+                        this.buf.extend_from_slice(d);
+                    }
+                }
+                if this.inner.is_end_stream() {
+                    this.finish();
+                }
+            }
+            Poll::Ready(None) => this.finish(),
+            Poll::Ready(Some(Err(_))) => this.done = None,
+            Poll::Pending => {}
+        }
+        res
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+enum Inner {
+    Incoming(Incoming),
+    Full(Option<Bytes>),
+}
+
+/// A response body sent to the client.
+pub struct ProxyBody {
+    inner: Inner,
+    completion: Option<Completion>,
+}
+
+impl ProxyBody {
+    /// A fixed body.
+    pub(crate) fn full(b: Bytes) -> ProxyBody {
+        ProxyBody {
+            inner: Inner::Full(if b.is_empty() { None } else { Some(b) }),
+            completion: None,
+        }
+    }
+
+    /// The backend's body, streamed.
+    pub(crate) fn incoming(b: Incoming) -> ProxyBody {
+        ProxyBody {
+            inner: Inner::Incoming(b),
+            completion: None,
+        }
+    }
+
+    /// Attach the guard that runs when the body is finished or dropped.
+    pub(crate) fn set_completion(&mut self, c: Completion) {
+        self.completion = Some(c);
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let res = match &mut this.inner {
+            Inner::Incoming(b) => Pin::new(b).poll_frame(cx),
+            Inner::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+        };
+        if let Poll::Ready(None) = &res {
+            // Finished: record now rather than when hyper gets around to dropping us.
+            this.completion.take();
+        }
+        res
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Incoming(b) => b.is_end_stream(),
+            Inner::Full(b) => b.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Incoming(b) => b.size_hint(),
+            Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Inner::Full(None) => SizeHint::with_exact(0),
+        }
+    }
+}

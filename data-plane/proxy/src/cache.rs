@@ -1,0 +1,109 @@
+//! `--cache-dir`: the last config version the proxy applied, so it can start serving it when no
+//! control node is reachable.
+//!
+//! One file, `config.json` = `{"version": N, "config": <Traefik dynamic config>}`, replaced
+//! atomically (write to a temporary file, fsync, rename) after every successful apply.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use switchyard_config::DynamicConfig;
+
+use crate::errors::ProxyError;
+
+const FILE: &str = "config.json";
+
+#[derive(Serialize)]
+struct CachedRef<'a> {
+    version: u64,
+    config: &'a DynamicConfig,
+}
+
+#[derive(Deserialize)]
+struct Cached {
+    version: u64,
+    config: serde_json::Value,
+}
+
+/// The cache directory of one proxy.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    /// Uses (and creates) `dir`.
+    pub fn open(dir: &Path) -> Result<Self, ProxyError> {
+        fs::create_dir_all(dir)
+            .map_err(|e| ProxyError::Cache(format!("{}: {e}", dir.display())))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The cached version and config, if there is a readable one. A corrupt cache is reported and
+    /// ignored (the control plane will send a snapshot).
+    pub fn load(&self) -> Option<(u64, DynamicConfig)> {
+        let path = self.dir.join(FILE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the config cache");
+                return None;
+            }
+        };
+        let parsed = serde_json::from_slice::<Cached>(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                switchyard_config::from_value(c.config)
+                    .map(|cfg| (c.version, cfg))
+                    .map_err(|e| e.to_string())
+            });
+        match parsed {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring a corrupt config cache");
+                None
+            }
+        }
+    }
+
+    /// Replaces the cache with `version`/`config` (blocking; call from a blocking task).
+    pub fn store(&self, version: u64, config: &DynamicConfig) -> Result<(), ProxyError> {
+        let err = |e: std::io::Error| ProxyError::Cache(format!("{}: {e}", self.dir.display()));
+        let bytes = serde_json::to_vec(&CachedRef { version, config })
+            .map_err(|e| ProxyError::Cache(e.to_string()))?;
+        let tmp = self.dir.join(format!("{FILE}.tmp"));
+        let mut f = fs::File::create(&tmp).map_err(err)?;
+        f.write_all(&bytes).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        fs::rename(&tmp, self.dir.join(FILE)).map_err(err)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_corruption() {
+        let dir = std::env::temp_dir().join(format!("sy-cache-{}", std::process::id()));
+        let cache = Cache::open(&dir).expect("open");
+        assert!(cache.load().is_none());
+        let cfg = switchyard_config::parse_document(
+            "http:\n  routers:\n    a: {rule: \"Host(`a`)\", service: s}\n  services:\n    s: {loadBalancer: {servers: [{url: \"http://127.0.0.1:1\"}]}}\n",
+        )
+        .expect("valid");
+        cache.store(42, &cfg).expect("store");
+        let (v, back) = cache.load().expect("cached");
+        assert_eq!(v, 42);
+        assert_eq!(back, cfg);
+        fs::write(dir.join(FILE), b"{not json").expect("write");
+        assert!(cache.load().is_none());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,412 @@
+//! Forwarded headers, hop-by-hop headers and `X-Request-Id` (Traefik's `forwardedheaders`
+//! middleware plus Go's `httputil.ReverseProxy` header handling).
+//!
+//! **Entry point stage** ([`entrypoint_headers`], before routing, so rules see the result):
+//! if the client's IP is not in the entry point's trusted IPs, every managed header
+//! (`X-Forwarded-{For,Proto,Host,Port,Server,Prefix,Method,Uri,Tls-Client-Cert[-Info]}`,
+//! `X-Real-Ip`, `X-Scheme`, and their `_` spellings) is removed. Then, when absent,
+//! `X-Real-Ip` (client IP), `X-Forwarded-Proto` (`http`, or `ws` for a WebSocket upgrade),
+//! `X-Forwarded-Port` (port of the Host, else 443 for `https`/`wss`, else 80) and
+//! `X-Forwarded-Host` (the request host) are set; `X-Forwarded-Server` is set to the proxy id.
+//!
+//! **Forwarding stage** ([`append_xff`], [`remove_hop_by_hop`], [`ensure_request_id`]):
+//! `X-Forwarded-For` gets the client IP appended to the (trusted) prior values; headers named
+//! in `Connection` and the fixed hop-by-hop list (`Connection`, `Proxy-Connection`,
+//! `Keep-Alive`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Transfer-Encoding`,
+//! `Upgrade`) are removed from requests and responses; `TE: trailers` is kept; for an upgrade
+//! `Connection: Upgrade` and `Upgrade` are put back. Unlike Go, `Trailer` is kept: hyper only
+//! writes HTTP/1.1 trailers that a `Trailer` header announces. `X-Request-Id` (32 random hex
+//! digits) is added when absent.
+//!
+//! Everything is done on the `HeaderMap` in place; the scan for managed headers is one pass
+//! over the names, so a request without any pays no removals.
+
+use std::net::IpAddr;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, TE, UPGRADE};
+use ipnet::IpNet;
+
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+pub(crate) static X_FORWARDED_SERVER: HeaderName = HeaderName::from_static("x-forwarded-server");
+pub(crate) static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+pub(crate) static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_REPLACED_PATH: HeaderName = HeaderName::from_static("x-replaced-path");
+
+/// Lowercase names (dash spelling) of the headers managed by the forwarded-headers stage.
+const MANAGED: [&str; 12] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-prefix",
+    "x-forwarded-method",
+    "x-forwarded-uri",
+    "x-forwarded-tls-client-cert",
+    "x-forwarded-tls-client-cert-info",
+    "x-real-ip",
+    "x-scheme",
+];
+
+/// Whether `name` (lowercase, as stored by `http`) is managed, in `-` or `_` spelling.
+fn is_managed(name: &str) -> bool {
+    let b = name.as_bytes();
+    if !(b.starts_with(b"x-") || b.starts_with(b"x_")) {
+        return false;
+    }
+    MANAGED.iter().any(|m| {
+        m.len() == b.len()
+            && m.bytes()
+                .zip(b.iter())
+                .all(|(x, &y)| x == y || (x == b'-' && y == b'_'))
+    })
+}
+
+/// IPv4-mapped IPv6 addresses are compared as IPv4.
+pub(crate) fn unmap(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether `ip` is in one of the trusted networks.
+pub(crate) fn is_trusted(nets: &[IpNet], ip: IpAddr) -> bool {
+    let ip = unmap(ip);
+    nets.iter().any(|n| n.contains(&ip))
+}
+
+/// Whether the request asks for a WebSocket upgrade (`Connection: upgrade` + `Upgrade:
+/// websocket`, case-insensitive), as Traefik's `isWebsocketRequest`.
+pub(crate) fn is_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(UPGRADE)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+        && contains_token(headers, &CONNECTION, "upgrade")
+}
+
+/// Whether any value line of `name` contains the comma-separated `token` (case-insensitive).
+pub(crate) fn contains_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    })
+}
+
+/// The protocol being upgraded to (`Upgrade` value) when `Connection` contains `upgrade`.
+pub(crate) fn upgrade_type(headers: &HeaderMap) -> Option<HeaderValue> {
+    if !contains_token(headers, &CONNECTION, "upgrade") {
+        return None;
+    }
+    headers.get(UPGRADE).cloned()
+}
+
+/// The port of a Host value (`a.com:8080` → `8080`; `[::1]:80` → `80`), if any.
+fn host_port(host: &[u8]) -> Option<&[u8]> {
+    let i = host.iter().rposition(|&b| b == b':')?;
+    if host.first() == Some(&b'[') {
+        // IPv6 literal: the port follows the closing bracket.
+        if host.get(i.checked_sub(1)?) != Some(&b']') {
+            return None;
+        }
+    } else if host[..i].contains(&b':') {
+        return None;
+    }
+    let p = &host[i + 1..];
+    (!p.is_empty()).then_some(p)
+}
+
+/// The entry point stage (see the module documentation).
+pub(crate) fn entrypoint_headers(
+    headers: &mut HeaderMap,
+    host: Option<&HeaderValue>,
+    trusted: bool,
+    client_ip: &HeaderValue,
+    server: Option<&HeaderValue>,
+    ep_port: Option<&HeaderValue>,
+) {
+    if !trusted && headers.keys().any(|k| is_managed(k.as_str())) {
+        let names: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| is_managed(k.as_str()))
+            .cloned()
+            .collect();
+        for n in names {
+            headers.remove(n);
+        }
+    }
+    if !headers.contains_key(&X_REAL_IP) {
+        headers.insert(X_REAL_IP.clone(), client_ip.clone());
+    }
+    let proto = match headers.get(&X_FORWARDED_PROTO) {
+        Some(p) => p.clone(),
+        None => {
+            let p = HeaderValue::from_static(if is_websocket(headers) { "ws" } else { "http" });
+            headers.insert(X_FORWARDED_PROTO.clone(), p.clone());
+            p
+        }
+    };
+    if !headers.contains_key(&X_FORWARDED_PORT) {
+        let port = match host.and_then(|h| host_port(h.as_bytes())) {
+            // The common case (the Host names the entry point's own port) does not allocate.
+            Some(p) => match ep_port {
+                Some(e) if e.as_bytes() == p => Some(e.clone()),
+                _ => HeaderValue::from_bytes(p).ok(),
+            },
+            None => None,
+        };
+        let port = port.unwrap_or_else(|| {
+            let tls = proto.as_bytes() == b"https" || proto.as_bytes() == b"wss";
+            HeaderValue::from_static(if tls { "443" } else { "80" })
+        });
+        headers.insert(X_FORWARDED_PORT.clone(), port);
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST) {
+        if let Some(h) = host.filter(|h| !h.is_empty()) {
+            headers.insert(X_FORWARDED_HOST.clone(), h.clone());
+        }
+    }
+    if let Some(s) = server {
+        headers.insert(X_FORWARDED_SERVER.clone(), s.clone());
+    }
+}
+
+/// Append the client IP to `X-Forwarded-For` (Go's ReverseProxy: prior values joined with
+/// `", "`).
+pub(crate) fn append_xff(headers: &mut HeaderMap, client_ip: &HeaderValue) {
+    let mut prior = headers.get_all(&X_FORWARDED_FOR).iter();
+    let Some(first) = prior.next() else {
+        headers.insert(X_FORWARDED_FOR.clone(), client_ip.clone());
+        return;
+    };
+    let mut v: Vec<u8> = Vec::with_capacity(first.len() + client_ip.len() + 8);
+    v.extend_from_slice(first.as_bytes());
+    for p in prior {
+        v.extend_from_slice(b", ");
+        v.extend_from_slice(p.as_bytes());
+    }
+    v.extend_from_slice(b", ");
+    v.extend_from_slice(client_ip.as_bytes());
+    if let Ok(hv) = HeaderValue::from_bytes(&v) {
+        headers.insert(X_FORWARDED_FOR.clone(), hv);
+    }
+}
+
+fn is_fixed_hop(name: &HeaderName) -> bool {
+    use http::header::{PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TRANSFER_ENCODING};
+    name == CONNECTION
+        || name == TE
+        || name == TRANSFER_ENCODING
+        || name == UPGRADE
+        || name == PROXY_AUTHENTICATE
+        || name == PROXY_AUTHORIZATION
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+/// Remove hop-by-hop headers (see the module documentation). `TE: trailers` is kept and,
+/// when `upgrade` is given, `Connection: Upgrade` + `Upgrade` are put back.
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
+    if !headers.keys().any(is_fixed_hop) {
+        if let Some(u) = upgrade {
+            headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+            headers.insert(UPGRADE, u);
+        }
+        return;
+    }
+    let te_trailers = contains_token(headers, &TE, "trailers");
+    // Headers named by Connection.
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    let fixed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| is_fixed_hop(k))
+        .cloned()
+        .collect();
+    for n in fixed {
+        headers.remove(n);
+    }
+    if te_trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
+    if let Some(u) = upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(UPGRADE, u);
+    }
+}
+
+/// Add `X-Request-Id` (32 random hex digits) when absent.
+pub(crate) fn ensure_request_id(headers: &mut HeaderMap) {
+    if headers.contains_key(&X_REQUEST_ID) {
+        return;
+    }
+    let mut buf = [0u8; 32];
+    let (a, b) = (crate::util::rand_u64(), crate::util::rand_u64());
+    crate::util::hex_u64(a, &mut buf[..16]);
+    crate::util::hex_u64(b, &mut buf[16..]);
+    if let Ok(v) = HeaderValue::from_bytes(&buf) {
+        headers.insert(X_REQUEST_ID.clone(), v);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn hm(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn get<'a>(h: &'a HeaderMap, k: &str) -> Vec<&'a str> {
+        h.get_all(k).iter().map(|v| v.to_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn trust() {
+        let nets: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        assert!(is_trusted(&nets, "10.1.2.3".parse().unwrap()));
+        assert!(is_trusted(&nets, "::ffff:10.1.2.3".parse().unwrap()));
+        assert!(is_trusted(&nets, "::1".parse().unwrap()));
+        assert!(!is_trusted(&nets, "11.0.0.1".parse().unwrap()));
+        assert!(!is_trusted(&[], "10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn untrusted_headers_are_replaced() {
+        let mut h = hm(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.com"),
+            ("x_forwarded_for", "6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-forwarded-prefix", "/evil"),
+            ("x-other", "kept"),
+        ]);
+        let host = HeaderValue::from_static("a.com:8080");
+        let ip = HeaderValue::from_static("1.2.3.4");
+        let server = HeaderValue::from_static("proxy-1");
+        entrypoint_headers(&mut h, Some(&host), false, &ip, Some(&server), None);
+        append_xff(&mut h, &ip);
+        assert_eq!(get(&h, "x-forwarded-for"), ["1.2.3.4"]);
+        assert_eq!(get(&h, "x-forwarded-proto"), ["http"]);
+        assert_eq!(get(&h, "x-forwarded-host"), ["a.com:8080"]);
+        assert_eq!(get(&h, "x-forwarded-port"), ["8080"]);
+        assert_eq!(get(&h, "x-forwarded-server"), ["proxy-1"]);
+        assert_eq!(get(&h, "x-real-ip"), ["1.2.3.4"]);
+        assert!(get(&h, "x_forwarded_for").is_empty());
+        assert!(get(&h, "x-forwarded-prefix").is_empty());
+        assert_eq!(get(&h, "x-other"), ["kept"]);
+    }
+
+    #[test]
+    fn trusted_headers_are_honoured() {
+        let mut h = hm(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "7.7.7.7"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "front.com"),
+            ("x-real-ip", "6.6.6.6"),
+        ]);
+        let host = HeaderValue::from_static("a.com");
+        let ip = HeaderValue::from_static("10.0.0.1");
+        entrypoint_headers(&mut h, Some(&host), true, &ip, None, None);
+        append_xff(&mut h, &ip);
+        assert_eq!(get(&h, "x-forwarded-for"), ["6.6.6.6, 7.7.7.7, 10.0.0.1"]);
+        assert_eq!(get(&h, "x-forwarded-proto"), ["https"]);
+        assert_eq!(get(&h, "x-forwarded-host"), ["front.com"]);
+        // No port in the host and the (trusted) proto is https.
+        assert_eq!(get(&h, "x-forwarded-port"), ["443"]);
+        assert_eq!(get(&h, "x-real-ip"), ["6.6.6.6"]);
+        assert!(get(&h, "x-forwarded-server").is_empty());
+    }
+
+    #[test]
+    fn websocket_proto_and_ports() {
+        let mut h = hm(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket"),
+        ]);
+        let ip = HeaderValue::from_static("1.2.3.4");
+        entrypoint_headers(&mut h, None, false, &ip, None, None);
+        assert_eq!(get(&h, "x-forwarded-proto"), ["ws"]);
+        assert_eq!(get(&h, "x-forwarded-port"), ["80"]);
+        assert!(get(&h, "x-forwarded-host").is_empty());
+        assert_eq!(host_port(b"[::1]:9000"), Some(&b"9000"[..]));
+        assert_eq!(host_port(b"[::1]"), None);
+        assert_eq!(host_port(b"::1"), None);
+        assert_eq!(host_port(b"a.com:"), None);
+    }
+
+    #[test]
+    fn hop_by_hop() {
+        let mut h = hm(&[
+            ("connection", "close, X-Secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "gzip, trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("proxy-connection", "keep-alive"),
+            ("proxy-authorization", "Basic x"),
+            ("trailer", "grpc-status"),
+            ("x-keep", "1"),
+        ]);
+        remove_hop_by_hop(&mut h, None);
+        let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["te", "trailer", "x-keep"]);
+        assert_eq!(get(&h, "te"), ["trailers"]);
+
+        let mut h = hm(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("te", "gzip"),
+        ]);
+        let up = upgrade_type(&h);
+        assert_eq!(up.as_ref().map(|v| v.as_bytes()), Some(&b"websocket"[..]));
+        remove_hop_by_hop(&mut h, up);
+        assert_eq!(get(&h, "connection"), ["Upgrade"]);
+        assert_eq!(get(&h, "upgrade"), ["websocket"]);
+        assert!(get(&h, "te").is_empty());
+
+        // Nothing to remove: untouched.
+        let mut h = hm(&[("accept", "*/*")]);
+        remove_hop_by_hop(&mut h, None);
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn request_id() {
+        let mut h = HeaderMap::new();
+        ensure_request_id(&mut h);
+        let id = h[&X_REQUEST_ID].to_str().unwrap().to_string();
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        ensure_request_id(&mut h);
+        assert_eq!(h[&X_REQUEST_ID], id.as_str());
+        let mut h2 = HeaderMap::new();
+        ensure_request_id(&mut h2);
+        assert_ne!(h2[&X_REQUEST_ID], id.as_str());
+    }
+}

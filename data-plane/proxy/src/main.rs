@@ -1,0 +1,183 @@
+//! `switchyard-proxy`: flags → [`ProxyOptions`], then [`switchyard_proxy::run`].
+//!
+//! The proxy follows the control plane's config stream (`--control`); for development it can
+//! instead serve a Traefik v3 dynamic config file (`--config-file`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use ipnet::IpNet;
+use switchyard_proxy::cache::Cache;
+use switchyard_proxy::control::ControlOptions;
+use switchyard_proxy::{ConfigSource, ProxyOptions};
+
+/// Switchyard data plane: a Traefik v3 compatible reverse proxy fed by the control plane.
+///
+/// It holds the latest config it was sent in memory, keeps serving it when every control node is
+/// gone, and fails over between control nodes (preferring its own region, then zone).
+#[derive(Debug, Parser)]
+#[command(name = "switchyard-proxy", version)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["control", "config_file"]))]
+struct Args {
+    /// Admin API URLs of control nodes, comma-separated (more are discovered from the cluster).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "URL,URL…",
+        env = "SWITCHYARD_CONTROL"
+    )]
+    control: Vec<String>,
+    /// Keep the last applied config here and serve it at start when no control node answers.
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// A label sent to the control plane, KEY=VALUE (repeatable; `apply --wait-selector` matches it).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Plaintext, unauthenticated control connection (development). This version always connects
+    /// in plaintext; TLS and join tokens are not built yet, so the flag is accepted for forward
+    /// compatibility.
+    #[arg(long)]
+    insecure: bool,
+    /// Entry point NAME=HOST:PORT (repeatable).
+    #[arg(long = "entrypoint", value_name = "NAME=HOST:PORT", required = true)]
+    entrypoints: Vec<String>,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9180")]
+    admin_addr: String,
+    /// Proxy identity (default: the host name).
+    #[arg(long, env = "SWITCHYARD_PROXY_ID")]
+    proxy_id: Option<String>,
+    /// The proxy's region (zone-aware balancing).
+    #[arg(long, default_value = "")]
+    region: String,
+    /// The proxy's zone (zone-aware balancing).
+    #[arg(long, default_value = "")]
+    zone: String,
+    /// Trusted sources of X-Forwarded-* headers: NAME=CIDR[,CIDR…] (repeatable).
+    #[arg(long = "trusted-ips", value_name = "NAME=CIDR,…")]
+    trusted_ips: Vec<String>,
+    /// How long shutdown waits for in-flight requests (Go duration, e.g. 10s).
+    #[arg(long, default_value = "10s")]
+    drain_timeout: String,
+    /// Serve this Traefik v3 dynamic config file (YAML or JSON) as version 1, without a control
+    /// plane.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["control", "cache_dir"])]
+    config_file: Option<PathBuf>,
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "switchyard-proxy".to_string())
+}
+
+fn options(args: &Args) -> Result<ProxyOptions, String> {
+    let mut entrypoints = Vec::new();
+    for e in &args.entrypoints {
+        let (name, addr) = e
+            .split_once('=')
+            .ok_or_else(|| format!("--entrypoint {e:?}: expected NAME=HOST:PORT"))?;
+        entrypoints.push((name.to_string(), addr.to_string()));
+    }
+    let mut trusted_ips: HashMap<String, Vec<IpNet>> = HashMap::new();
+    for t in &args.trusted_ips {
+        let (name, list) = t
+            .split_once('=')
+            .ok_or_else(|| format!("--trusted-ips {t:?}: expected NAME=CIDR[,CIDR…]"))?;
+        for c in list.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            let net = c
+                .parse::<IpNet>()
+                .or_else(|_| c.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("--trusted-ips: invalid IP or CIDR {c:?}"))?;
+            trusted_ips.entry(name.to_string()).or_default().push(net);
+        }
+    }
+    let drain = switchyard_config::parse_go_duration(&args.drain_timeout)
+        .map_err(|e| format!("--drain-timeout: {e}"))?;
+    Ok(ProxyOptions {
+        proxy_id: args.proxy_id.clone().unwrap_or_else(hostname),
+        region: args.region.clone(),
+        zone: args.zone.clone(),
+        entrypoints,
+        trusted_ips,
+        admin_addr: args.admin_addr.clone(),
+        drain_timeout: Duration::from_nanos(u64::try_from(drain).unwrap_or(0)),
+    })
+}
+
+fn source(args: &Args, opts: &ProxyOptions) -> Result<ConfigSource, String> {
+    if let Some(p) = &args.config_file {
+        return Ok(ConfigSource::File(p.clone()));
+    }
+    let mut labels = BTreeMap::new();
+    for l in &args.labels {
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| format!("--label {l:?}: expected KEY=VALUE"))?;
+        labels.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    let cache = match &args.cache_dir {
+        Some(d) => Some(Cache::open(d).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    Ok(ConfigSource::Control(ControlOptions {
+        endpoints: args.control.clone(),
+        labels,
+        entrypoints: opts.entrypoints.iter().map(|(n, _)| n.clone()).collect(),
+        cache,
+    }))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let opts = match options(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let source = match source(&args, &opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(switchyard_proxy::run(opts, source)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

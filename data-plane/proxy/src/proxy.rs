@@ -1,0 +1,399 @@
+//! [`Proxy`]: the handle of a running proxy (the seam the config client codes against).
+//!
+//! `start` binds every entry point and the admin address, and serves 404 (and `/readyz` 503)
+//! until the first config is applied. `apply` compiles a version and swaps it in atomically
+//! (see [`crate::runtime`]); applies are serialised by a mutex that the request path never
+//! touches. `shutdown` stops accepting, lets in-flight requests (and WebSocket tunnels) finish
+//! up to the drain timeout, then closes what is left.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use ipnet::IpNet;
+use switchyard_config::DynamicConfig;
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::errors::ProxyError;
+use crate::metrics::{Metrics, RouteStats};
+use crate::runtime::Runtime;
+use crate::server::{self, Tracker};
+use crate::services::lb::{LoadBalancer, Locality};
+use crate::services::{self, Env};
+
+/// How to run a proxy.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// Identity reported to the control plane and sent as `X-Forwarded-Server`.
+    pub proxy_id: String,
+    /// The proxy's region (zone-aware balancing).
+    pub region: String,
+    /// The proxy's zone (zone-aware balancing).
+    pub zone: String,
+    /// Entry points: `(NAME, HOST:PORT)`.
+    pub entrypoints: Vec<(String, String)>,
+    /// Trusted networks for `X-Forwarded-*` per entry point name.
+    pub trusted_ips: HashMap<String, Vec<IpNet>>,
+    /// `HOST:PORT` of `/healthz`, `/readyz`, `/metrics`.
+    pub admin_addr: String,
+    /// How long `shutdown` lets in-flight requests finish.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            proxy_id: String::new(),
+            region: String::new(),
+            zone: String::new(),
+            entrypoints: Vec::new(),
+            trusted_ips: HashMap::new(),
+            admin_addr: "127.0.0.1:0".to_string(),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An entry point as the request path sees it.
+pub(crate) struct Entrypoint {
+    pub name: Arc<str>,
+    pub trusted: Vec<IpNet>,
+    /// The bound port (the usual `X-Forwarded-Port`, pre-built).
+    pub port: Option<HeaderValue>,
+    /// Stats of requests without a router (404).
+    pub no_route: Arc<RouteStats>,
+}
+
+/// State shared by every connection.
+pub(crate) struct Shared {
+    pub entrypoints: Vec<Entrypoint>,
+    pub entrypoint_names: Vec<String>,
+    pub current: ArcSwap<Runtime>,
+    pub metrics: Arc<Metrics>,
+    pub proxy_id: Option<HeaderValue>,
+    pub tunnels: Arc<Tracker>,
+    pub handle: Handle,
+    version: AtomicU64,
+    draining: AtomicBool,
+    apply_lock: Mutex<()>,
+    ready_note: Mutex<String>,
+    locality: Locality,
+}
+
+impl Shared {
+    /// The current config version (0: none).
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Whether a graceful shutdown is in progress.
+    pub(crate) fn draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// The note shown by `/readyz`.
+    pub(crate) fn ready_note(&self) -> String {
+        self.ready_note
+            .lock()
+            .map(|n| n.clone())
+            .unwrap_or_default()
+    }
+}
+
+struct Inner {
+    id: String,
+    region: String,
+    zone: String,
+    local_addrs: Vec<(String, SocketAddr)>,
+    admin_addr: SocketAddr,
+    drain_timeout: Duration,
+    stop: watch::Sender<bool>,
+    admin_stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    admin_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A running proxy. Cheap to clone.
+#[derive(Clone)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("version", &self.version())
+            .field("local_addrs", &self.inner.local_addrs)
+            .field("admin_addr", &self.inner.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// Bind the entry points and the admin address and start serving (404 until a config is
+    /// applied; `/readyz` 503 until then).
+    pub async fn start(opts: ProxyOptions) -> Result<Proxy, ProxyError> {
+        let handle = Handle::try_current().map_err(|_| ProxyError::NoRuntime)?;
+        let mut names: Vec<String> = Vec::new();
+        for (name, _) in &opts.entrypoints {
+            if name.is_empty() {
+                return Err(ProxyError::Options(
+                    "entry point name must not be empty".into(),
+                ));
+            }
+            if names.contains(name) {
+                return Err(ProxyError::Options(format!(
+                    "duplicate entry point \"{name}\""
+                )));
+            }
+            names.push(name.clone());
+        }
+        for ep in opts.trusted_ips.keys() {
+            if !names.contains(ep) {
+                return Err(ProxyError::Options(format!(
+                    "trusted IPs given for unknown entry point \"{ep}\""
+                )));
+            }
+        }
+        // Bind everything first: a bad address fails `start` before anything runs.
+        let mut listeners = Vec::new();
+        let mut local_addrs = Vec::new();
+        for (name, addr) in &opts.entrypoints {
+            let bind_err = |source| ProxyError::Bind {
+                name: name.clone(),
+                addr: addr.clone(),
+                source,
+            };
+            let listener = tokio::net::TcpListener::bind(addr.as_str())
+                .await
+                .map_err(bind_err)?;
+            let local = listener.local_addr().map_err(bind_err)?;
+            local_addrs.push((name.clone(), local));
+            listeners.push(listener);
+        }
+        let admin = tokio::net::TcpListener::bind(opts.admin_addr.as_str())
+            .await
+            .map_err(|source| ProxyError::AdminBind {
+                addr: opts.admin_addr.clone(),
+                source,
+            })?;
+        let admin_addr = admin.local_addr().map_err(|source| ProxyError::AdminBind {
+            addr: opts.admin_addr.clone(),
+            source,
+        })?;
+
+        let metrics = Arc::new(Metrics::new());
+        let empty: Arc<str> = Arc::from("");
+        let entrypoints = local_addrs
+            .iter()
+            .map(|(name, local)| {
+                let name: Arc<str> = Arc::from(name.as_str());
+                Entrypoint {
+                    no_route: metrics.route_stats(&name, &empty, &empty),
+                    trusted: opts.trusted_ips.get(&*name).cloned().unwrap_or_default(),
+                    port: HeaderValue::from_str(&local.port().to_string()).ok(),
+                    name,
+                }
+            })
+            .collect();
+        let runtime = Runtime::empty(&names).map_err(ProxyError::Options)?;
+        let proxy_id = (!opts.proxy_id.is_empty())
+            .then(|| HeaderValue::from_str(&opts.proxy_id).ok())
+            .flatten();
+        let (stop, stop_rx) = watch::channel(false);
+        let (admin_stop, admin_stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            entrypoints,
+            entrypoint_names: names,
+            current: ArcSwap::from_pointee(runtime),
+            metrics,
+            proxy_id,
+            tunnels: Arc::new(Tracker::new()),
+            handle: handle.clone(),
+            version: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
+            apply_lock: Mutex::new(()),
+            ready_note: Mutex::new(String::new()),
+            locality: Locality {
+                zone: opts.zone.clone(),
+                region: opts.region.clone(),
+            },
+        });
+        let tasks = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(idx, l)| {
+                handle.spawn(server::accept_loop(l, idx, shared.clone(), stop_rx.clone()))
+            })
+            .collect();
+        let admin_task = handle.spawn(crate::admin::serve(admin, shared.clone(), admin_stop_rx));
+        tracing::info!(
+            entrypoints = ?local_addrs,
+            admin = %admin_addr,
+            zone = %opts.zone,
+            region = %opts.region,
+            "switchyard-proxy started"
+        );
+        Ok(Proxy {
+            shared,
+            inner: Arc::new(Inner {
+                id: opts.proxy_id.clone(),
+                region: opts.region.clone(),
+                zone: opts.zone.clone(),
+                local_addrs,
+                admin_addr,
+                drain_timeout: opts.drain_timeout,
+                stop,
+                admin_stop,
+                tasks: Mutex::new(tasks),
+                admin_task: Mutex::new(Some(admin_task)),
+            }),
+        })
+    }
+
+    /// Compile `cfg` as version `version` and swap it in atomically. `Err(message)` is a NACK:
+    /// the previous config keeps serving. A version not above the current one is ignored
+    /// (`Ok`). Health and balancer state of unchanged services carries over. The config client
+    /// counts applies and NACKs itself ([`Metrics::config_applies`], [`Metrics::config_nacks`]).
+    pub fn apply(&self, version: u64, cfg: Arc<DynamicConfig>) -> Result<(), String> {
+        let _guard = self
+            .shared
+            .apply_lock
+            .lock()
+            .map_err(|_| "internal error: apply lock poisoned".to_string())?;
+        if version <= self.shared.version() {
+            return Ok(());
+        }
+        if self.shared.draining() {
+            return Err("the proxy is shutting down".to_string());
+        }
+        let old = self.shared.current.load_full();
+        let env = Env {
+            locality: &self.shared.locality,
+            metrics: &self.shared.metrics,
+            handle: &self.shared.handle,
+        };
+        let started = std::time::Instant::now();
+        let rt = Runtime::compile(cfg, &self.shared.entrypoint_names, &old, &env)?;
+        // Backend health gauges of servers that are gone.
+        let live: std::collections::HashSet<(Arc<str>, Arc<str>)> =
+            services::server_labels(&rt.services).into_iter().collect();
+        let routes = rt.table.len();
+        self.shared.current.store(Arc::new(rt));
+        self.shared.version.store(version, Ordering::Release);
+        self.shared
+            .metrics
+            .config_version()
+            .set(i64::try_from(version).unwrap_or(i64::MAX));
+        let kept: Vec<Arc<LoadBalancer>> =
+            services::balancers(&self.shared.current.load().services);
+        for lb in services::balancers(&old.services) {
+            if !kept.iter().any(|k| Arc::ptr_eq(k, &lb)) {
+                lb.stop_health();
+            }
+        }
+        for (svc, url) in services::server_labels(&old.services) {
+            if !live.contains(&(svc.clone(), url.clone())) {
+                self.shared.metrics.remove_server_up(&svc, &url);
+            }
+        }
+        tracing::info!(
+            version,
+            routes,
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "config applied"
+        );
+        Ok(())
+    }
+
+    /// The proxy id ([`ProxyOptions::proxy_id`]).
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The proxy's region.
+    pub fn region(&self) -> &str {
+        &self.inner.region
+    }
+
+    /// The proxy's zone.
+    pub fn zone(&self) -> &str {
+        &self.inner.zone
+    }
+
+    /// The config version being served (0 = none).
+    pub fn version(&self) -> u64 {
+        self.shared.version()
+    }
+
+    /// The config being served (empty before the first apply), e.g. to persist it.
+    pub fn config(&self) -> Arc<DynamicConfig> {
+        self.shared.current.load().config.clone()
+    }
+
+    /// A note shown by `/readyz` (e.g. "serving cached config v12 (no control node
+    /// reachable)"); empty to clear.
+    pub fn set_ready_note(&self, note: &str) {
+        if let Ok(mut n) = self.shared.ready_note.lock() {
+            *n = note.to_string();
+        }
+    }
+
+    /// The proxy's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// The bound address of every entry point, in the order given.
+    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.inner.local_addrs.clone()
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.inner.admin_addr
+    }
+
+    /// Graceful shutdown: stop accepting, let in-flight requests and tunnels finish up to the
+    /// drain timeout, then close everything and stop health checks.
+    pub async fn shutdown(self) {
+        let deadline = tokio::time::Instant::now() + self.inner.drain_timeout;
+        self.shared.draining.store(true, Ordering::Release);
+        let _ = self.inner.stop.send(true);
+        let tasks: Vec<JoinHandle<()>> = self
+            .inner
+            .tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for mut t in tasks {
+            if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
+                t.abort();
+            }
+        }
+        self.shared.tunnels.wait_idle(deadline).await;
+        self.shared.tunnels.stop_all();
+        // Drop every balancer: health-check tasks stop.
+        if let Ok(rt) = Runtime::empty(&self.shared.entrypoint_names) {
+            self.shared.current.store(Arc::new(rt));
+        }
+        let _ = self.inner.admin_stop.send(true);
+        let admin = self.inner.admin_task.lock().ok().and_then(|mut t| t.take());
+        if let Some(mut t) = admin {
+            if tokio::time::timeout(Duration::from_secs(1), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
+        }
+        tracing::info!("switchyard-proxy stopped");
+    }
+}
