@@ -44,7 +44,7 @@ pub enum Format {
 pub enum Command {
     /// Run a control node.
     Server(Box<ServerArgs>),
-    /// Run a single-node control plane with a sample config, for trying Switchyard locally.
+    /// Run a local setup: one control node, one proxy and a demo backend, with a sample route.
     Dev(DevArgs),
     /// Create or update resources from a Traefik v3 dynamic configuration file (YAML or JSON).
     Apply(ApplyArgs),
@@ -149,12 +149,24 @@ pub struct DevArgs {
     /// Data directory (default: a fresh temporary directory, removed on exit).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Control node admin API.
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub api_addr: String,
+    /// Control node Raft port.
     #[arg(long, default_value = "127.0.0.1:7401")]
     pub peer_addr: String,
+    /// Control node /healthz, /readyz, /metrics.
     #[arg(long, default_value = "127.0.0.1:7402")]
     pub http_addr: String,
+    /// The proxy's `web` entry point.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub proxy_addr: String,
+    /// The proxy's /healthz, /readyz, /metrics.
+    #[arg(long, default_value = "127.0.0.1:7403")]
+    pub proxy_admin_addr: String,
+    /// The demo backend the sample route sends to.
+    #[arg(long, default_value = "127.0.0.1:7480")]
+    pub backend_addr: String,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cluster;
 pub mod delete;
 pub mod dev;
+pub mod dev_backend;
 pub mod explain;
 pub mod get;
 pub mod proxies;
