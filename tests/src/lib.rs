@@ -36,6 +36,14 @@
 //! for and the last value it observed. [`assert_holds_for`] is its mirror for properties that
 //! must stay true for a while (e.g. a removed node does not come back).
 //!
+//! ## Proxies and backends (issue 3)
+//! * [`proxy`]: the [`Proxy`] process wrapper ([`ProxySpec`]), `get proxies`, `apply --wait`
+//!   and `explain` helpers.
+//! * [`backends`]: HTTP/h2c, WebSocket and gRPC backends served inside the test process on a
+//!   shared tokio runtime ([`backends::runtime`], [`backends::block_on`]).
+//! * [`client`]: HTTP/1.1 and HTTP/2 clients, streamed uploads/downloads, [`client::LoadLoop`].
+//! * [`Cluster::start_each`] founds a cluster with per-node flags (e.g. `--region`/`--zone`).
+//!
 //! ## Debugging failures
 //! When a test panics, every [`ControlNode`] that is dropped during the unwind prints the tail of
 //! its log (`SWITCHYARD_E2E_LOG_LINES`, default 60) and keeps its directory on disk, printing the
@@ -43,6 +51,15 @@
 //! applies), and `SWITCHYARD_E2E_KEEP=1` keeps node directories even when tests pass.
 
 #![allow(clippy::unwrap_used)]
+
+pub mod backends;
+pub mod client;
+pub mod proxy;
+
+pub use proxy::{
+    applied_version, apply_to, apply_wait, explain, get_proxies, proxy_entry, proxy_status,
+    single_node_stack, wait_attached, Explained, Proxy, ProxySpec, PROXY_SETTLE,
+};
 
 use std::collections::HashSet;
 use std::fmt;
@@ -115,6 +132,15 @@ pub fn free_port() -> u16 {
         }
     }
     panic!("no free port found after 1000 attempts");
+}
+
+/// Marks `port` as handed out (a port a test backend listens on), so [`free_port`] never
+/// returns it, even while that backend is stopped.
+pub fn reserve_port(port: u16) {
+    handed_out()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(port);
 }
 
 /// `127.0.0.1:<free port>`.
@@ -924,7 +950,7 @@ impl ControlNode {
     }
 }
 
-fn log_lines() -> usize {
+pub(crate) fn log_lines() -> usize {
     std::env::var("SWITCHYARD_E2E_LOG_LINES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -989,6 +1015,14 @@ impl Cluster {
 
     /// [`Cluster::start`] with extra flags for every node (e.g. `--snapshot-threshold 20`).
     pub fn start_with(n: u64, common: &[&str]) -> Cluster {
+        let per_node: Vec<Vec<&str>> = (0..n).map(|_| Vec::new()).collect();
+        Self::start_each(common, &per_node)
+    }
+
+    /// Founds a cluster of `per_node.len()` nodes (ids 1..=n): every node gets `common` plus its
+    /// own flags (e.g. `["--region", "eu", "--zone", "eu-a"]`). Waits like [`Cluster::start`].
+    pub fn start_each<S: AsRef<str>>(common: &[&str], per_node: &[Vec<S>]) -> Cluster {
+        let n = per_node.len() as u64;
         assert!(n > 0, "a cluster needs at least one node");
         let addrs: Vec<NodeAddrs> = (0..n).map(|_| NodeAddrs::allocate()).collect();
         let initial = addrs
@@ -1004,7 +1038,11 @@ impl Cluster {
         let mut nodes: Vec<ControlNode> = addrs
             .into_iter()
             .enumerate()
-            .map(|(i, a)| ControlNode::spawn(i as u64 + 1, a, &extra))
+            .map(|(i, a)| {
+                let mut args = extra.clone();
+                args.extend(per_node[i].iter().map(|s| s.as_ref().to_string()));
+                ControlNode::spawn(i as u64 + 1, a, &args)
+            })
             .collect();
         for node in &mut nodes {
             node.wait_healthy();

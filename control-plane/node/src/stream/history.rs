@@ -4,15 +4,24 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use switchyard_config::DynamicConfig;
+use switchyard_proto::stream::ConfigMessage;
 use switchyard_store::AppliedState;
 use tokio::sync::watch;
 
 /// How many versions are kept. A proxy further behind gets a snapshot.
 pub const KEEP: usize = 64;
 
+/// How many (from, to) messages are memoized: every proxy at the same version gets the same
+/// message, so a push to hundreds of proxies computes one diff, not hundreds.
+const MEMO: usize = 16;
+
+/// Memoized messages keyed by (from version, to version).
+type Memo = BTreeMap<(u64, u64), Arc<ConfigMessage>>;
+
 #[derive(Clone, Default)]
 pub struct History {
     versions: Arc<Mutex<BTreeMap<u64, Arc<DynamicConfig>>>>,
+    messages: Arc<Mutex<Memo>>,
 }
 
 impl History {
@@ -35,21 +44,54 @@ impl History {
     }
 
     pub fn record(&self, version: u64, cfg: Arc<DynamicConfig>) {
-        let mut v = match self.versions.lock() {
-            Ok(v) => v,
-            Err(p) => p.into_inner(),
-        };
+        let mut v = lock(&self.versions);
         v.entry(version).or_insert(cfg);
         while v.len() > KEEP {
             v.pop_first();
         }
     }
 
+    /// The message bringing a proxy from `from` to `to` (whose config is `cfg`), computed once.
+    pub fn message(
+        &self,
+        node_id: u64,
+        from: u64,
+        to: u64,
+        cfg: &DynamicConfig,
+    ) -> Result<Arc<ConfigMessage>, tonic::Status> {
+        if let Some(m) = lock(&self.messages).get(&(from, to)) {
+            return Ok(m.clone());
+        }
+        let base = self.get(from);
+        let msg = Arc::new(super::service::message_for(
+            node_id,
+            from,
+            base.as_deref(),
+            to,
+            cfg,
+        )?);
+        let mut memo = lock(&self.messages);
+        memo.insert((from, to), msg.clone());
+        while memo.len() > MEMO {
+            // Evict the entry with the oldest target version.
+            let oldest = memo.keys().min_by_key(|(f, t)| (*t, *f)).copied();
+            match oldest {
+                Some(k) => memo.remove(&k),
+                None => break,
+            };
+        }
+        Ok(msg)
+    }
+
     pub fn get(&self, version: u64) -> Option<Arc<DynamicConfig>> {
-        let v = match self.versions.lock() {
-            Ok(v) => v,
-            Err(p) => p.into_inner(),
-        };
-        v.get(&version).cloned()
+        lock(&self.versions).get(&version).cloned()
+    }
+}
+
+/// Locks, recovering from poisoning (the maps stay valid whatever a panicking holder did).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
     }
 }

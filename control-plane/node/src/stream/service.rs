@@ -139,8 +139,10 @@ impl ConfigStream for StreamService {
                         (st.state.config_version, st.state.config.clone())
                     };
                     if version > sent {
-                        let base = shared.history.get(sent);
-                        let msg = message_for(shared.id, sent, base.as_deref(), version, &cfg);
+                        let msg = shared
+                            .history
+                            .message(shared.id, sent, version, &cfg)
+                            .map(|m| ConfigMessage::clone(&m));
                         let failed = msg.is_err();
                         if tx.send(msg).await.is_err() || failed {
                             return;
