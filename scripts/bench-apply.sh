@@ -9,34 +9,12 @@ cd "$(dirname "$0")/.."
 ROUND=${1:-2000}
 TOTAL=${2:-100000}
 cargo build --release --bin switchyard >/dev/null
-S=$PWD/target/release/switchyard
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
-ports=($(python3 - <<'PY'
-import socket
-socks=[socket.socket() for _ in range(9)]
-for s in socks: s.bind(("127.0.0.1",0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-))
-api() { echo "127.0.0.1:${ports[$(( ($1-1)*3 ))]}"; }
-peer() { echo "127.0.0.1:${ports[$(( ($1-1)*3+1 ))]}"; }
-http() { echo "127.0.0.1:${ports[$(( ($1-1)*3+2 ))]}"; }
-IC="1=$(peer 1),2=$(peer 2),3=$(peer 3)"
-for i in 1 2 3; do
-  "$S" server --node-id $i --data-dir "$WORK/n$i" --api-addr "$(api $i)" --peer-addr "$(peer $i)" \
-    --http-addr "$(http $i)" --initial-cluster "$IC" >"$WORK/n$i.log" 2>&1 &
-  echo $! >"$WORK/n$i.pid"
-done
-EPS="http://$(api 1),http://$(api 2),http://$(api 3)"
-leader=""
-for _ in $(seq 1 100); do
-  leader=$("$S" --endpoints "$EPS" -o json cluster status 2>/dev/null \
-    | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["leaderId"] if d["hasLeader"] else "")' || true)
-  [ -n "$leader" ] && break
-  sleep 0.1
-done
-[ -n "$leader" ] || { echo "no leader"; exit 1; }
+# shellcheck source=scripts/lib-cluster.sh
+source scripts/lib-cluster.sh
+start_cluster "$WORK"
+leader=$LEADER
 echo "3-node loopback cluster up, leader node $leader; $(nproc) cores"
 echo
 echo "== writes sent to the leader"

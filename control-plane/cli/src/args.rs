@@ -72,6 +72,22 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Small config writes from concurrent clients; prints writes/s and latency percentiles.
     Apply(BenchApplyArgs),
+    /// Time from `apply` returning to every proxy having the new version: real proxies attached to
+    /// the cluster (ACK seen in `get proxies`) and simulated proxy streams opened by this command.
+    Propagate(BenchPropagateArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchPropagateArgs {
+    /// Config changes to time.
+    #[arg(long, default_value_t = 200)]
+    pub changes: usize,
+    /// Simulated proxy streams to open (spread over --endpoints).
+    #[arg(long, default_value_t = 200)]
+    pub simulated: usize,
+    /// Routers in the config (one of them changes each time).
+    #[arg(long, default_value_t = 10_000)]
+    pub routers: usize,
 }
 
 #[derive(Args, Debug, Clone)]

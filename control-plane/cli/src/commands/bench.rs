@@ -18,6 +18,7 @@ use crate::output::{print_data, print_table};
 pub async fn run(g: &Global, a: BenchArgs) -> Result<ExitCode> {
     match a.command {
         BenchCommand::Apply(a) => apply(g, a).await,
+        BenchCommand::Propagate(a) => super::bench_propagate::run(g, a).await,
     }
 }
 

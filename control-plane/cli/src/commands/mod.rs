@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod bench;
+pub mod bench_propagate;
 pub mod cluster;
 pub mod delete;
 pub mod dev;

@@ -1,0 +1,34 @@
+# Shared by the benchmark scripts: source it, then `start_cluster DIR` starts a 3-node release
+# cluster on free loopback ports and sets S (the switchyard binary), EPS (all admin endpoints),
+# LEADER (node id), api/peer/http functions, and node pids in DIR/n$i.pid. Extra server flags can
+# be passed in SERVER_FLAGS.
+S=$PWD/target/release/switchyard
+free_ports() { # count
+  python3 -c 'import socket,sys
+s=[socket.socket() for _ in range(int(sys.argv[1]))]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
+}
+start_cluster() { # workdir
+  local w=$1
+  CLUSTER_PORTS=($(free_ports 9))
+  api() { echo "127.0.0.1:${CLUSTER_PORTS[$(( ($1-1)*3 ))]}"; }
+  peer() { echo "127.0.0.1:${CLUSTER_PORTS[$(( ($1-1)*3+1 ))]}"; }
+  http() { echo "127.0.0.1:${CLUSTER_PORTS[$(( ($1-1)*3+2 ))]}"; }
+  local ic="1=$(peer 1),2=$(peer 2),3=$(peer 3)"
+  for i in 1 2 3; do
+    # shellcheck disable=SC2086
+    "$S" server --node-id $i --data-dir "$w/n$i" --api-addr "$(api $i)" --peer-addr "$(peer $i)" \
+      --http-addr "$(http $i)" --initial-cluster "$ic" ${SERVER_FLAGS:-} >"$w/n$i.log" 2>&1 &
+    echo $! >"$w/n$i.pid"
+  done
+  EPS="http://$(api 1),http://$(api 2),http://$(api 3)"
+  LEADER=""
+  for _ in $(seq 1 100); do
+    LEADER=$("$S" --endpoints "$EPS" -o json cluster status 2>/dev/null \
+      | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["leaderId"] if d["hasLeader"] else "")' || true)
+    [ -n "$LEADER" ] && break
+    sleep 0.1
+  done
+  [ -n "$LEADER" ] || { echo "no leader"; return 1; }
+}
