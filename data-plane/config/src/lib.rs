@@ -39,6 +39,21 @@
 //!   health-check mode `grpc`, strategies `hrw`/`leasttime`, `ruleSyntax: v2`, `@internal`
 //!   references (except `default@internal` as a servers transport).
 //!
+//! ## Values that reach the wire
+//!
+//! [`validate`] also checks every value the proxy puts on the wire or dials, so that the
+//! proxy never refuses a config the control plane accepted nor fails requests because of it:
+//! header names are HTTP tokens (at most 65535 bytes) and header values have no control
+//! character but horizontal tab (`headers` middleware, `healthCheck.headers`, and the
+//! `redirectRegex` replacement, which becomes `Location`); server URLs are written
+//! `scheme://authority` without whitespace, control characters or backslashes, with a host
+//! made of `[A-Za-z0-9._~-]`, an IPv4 or a bracketed IPv6 address, and a non-zero port; a host
+//! reached over TLS (https servers, or an https health check) and `serverName` are valid TLS
+//! server names (DNS name or IP address); `healthCheck.hostname` is a host with an optional
+//! port; request paths set by middlewares have no control characters, whitespace, `?` or `#`
+//! (`healthCheck.path` may have a query); sticky cookie `path`/`domain` have no `;` or control
+//! characters; and chains nest at most [`MAX_CHAIN_NESTING`] levels.
+//!
 //! ## Errors
 //!
 //! [`ConfigError`] has a `resource` (`router "api"`), a `field` path inside it
@@ -66,13 +81,14 @@ pub mod duration;
 mod error;
 mod model;
 pub mod rules;
+mod syntax;
 mod validate;
 
 pub use diff::{diff, Change, ChangeAction};
 pub use document::{from_value, parse_document};
 pub use error::{quote, resource_label, ConfigError, ConfigErrors};
 pub use model::*;
-pub use validate::{validate, MAX_USER_PRIORITY};
+pub use validate::{validate, MAX_CHAIN_NESTING, MAX_USER_PRIORITY};
 
 #[cfg(test)]
 mod tests;

@@ -678,6 +678,280 @@ fn validation_error_messages() {
     assert!(cases.len() >= 25);
 }
 
+/// Values that reach the wire (header names and values, hosts, TLS server names, cookie
+/// attributes, request paths): whatever `validate` accepts, the proxy must compile and use
+/// without refusing the config or failing requests.
+#[test]
+fn wire_value_error_messages() {
+    let lb = |url: &str, extra: &str| {
+        format!(
+            "http:\n  services:\n    s:\n      loadBalancer:\n        servers: [{{url: {}}}]\n{extra}",
+            serde_json::to_string(url).unwrap()
+        )
+    };
+    let mw = |body: &str| with_base(&format!("  middlewares:\n    m:\n      {body}\n"));
+    let long_name = "a".repeat(crate::syntax::MAX_HEADER_NAME_LEN + 1);
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        // 1. headers middleware: names are tokens, values have no control character but tab.
+        (
+            "header name not a token",
+            mw(r#"headers: {customRequestHeaders: {"X A": b}}"#),
+            vec![r#"middleware "m": headers.customRequestHeaders: invalid header name "X A""#],
+        ),
+        (
+            "response header name not a token",
+            mw(r#"headers: {customResponseHeaders: {"X:A": b}}"#),
+            vec![r#"middleware "m": headers.customResponseHeaders: invalid header name "X:A""#],
+        ),
+        (
+            "request header value with a control character",
+            mw(r#"headers: {customRequestHeaders: {X-A: "a\x01b"}}"#),
+            vec![r#"middleware "m": headers.customRequestHeaders: invalid value for header "X-A": contains a control character (only horizontal tab is allowed)"#],
+        ),
+        (
+            "response header value with DEL",
+            mw(r#"headers: {customResponseHeaders: {X-A: "a\x7Fb"}}"#),
+            vec![r#"middleware "m": headers.customResponseHeaders: invalid value for header "X-A": contains a control character (only horizontal tab is allowed)"#],
+        ),
+        (
+            "header value with LF (was already rejected)",
+            mw(r#"headers: {customRequestHeaders: {X-A: "a\nb"}}"#),
+            vec![r#"middleware "m": headers.customRequestHeaders: invalid value for header "X-A": contains a control character (only horizontal tab is allowed)"#],
+        ),
+        (
+            "header name longer than the proxy accepts",
+            format!(
+                r#"{{"http": {{"middlewares": {{"m": {{"headers": {{"customRequestHeaders": {{"{long_name}": "v"}}}}}}}}}}}}"#
+            ),
+            vec![r#"middleware "m": headers.customRequestHeaders: invalid header name: longer than 65535 bytes"#],
+        ),
+        // 2. health check headers and hostname.
+        (
+            "health check header name",
+            lb("http://a", "        healthCheck: {headers: {\"X A\": b}}\n"),
+            vec![r#"service "s": loadBalancer.healthCheck.headers: invalid header name "X A""#],
+        ),
+        (
+            "health check header value",
+            lb("http://a", "        healthCheck: {headers: {X-A: \"a\\x1Fb\"}}\n"),
+            vec![r#"service "s": loadBalancer.healthCheck.headers: invalid value for header "X-A": contains a control character (only horizontal tab is allowed)"#],
+        ),
+        (
+            "health check hostname with a space",
+            lb("http://a", "        healthCheck: {hostname: \"a b\"}\n"),
+            vec![r#"service "s": loadBalancer.healthCheck.hostname: invalid hostname "a b", expected a DNS name or an IP address, with an optional port"#],
+        ),
+        (
+            "health check hostname with a control character",
+            lb("http://a", "        healthCheck: {hostname: \"a\\x01.com\"}\n"),
+            vec![r#"service "s": loadBalancer.healthCheck.hostname: invalid hostname "a\u{1}.com", expected a DNS name or an IP address, with an optional port"#],
+        ),
+        (
+            "health check hostname with a bad port",
+            lb("http://a", "        healthCheck: {hostname: \"a.com:http\"}\n"),
+            vec![r#"service "s": loadBalancer.healthCheck.hostname: invalid hostname "a.com:http", expected a DNS name or an IP address, with an optional port"#],
+        ),
+        // 3. serversTransport serverName.
+        (
+            "server name with a space",
+            "http:\n  serversTransports:\n    t: {serverName: \"a b\"}\n".to_string(),
+            vec![r#"serversTransport "t": serverName: invalid server name "a b", expected a DNS name or an IP address"#],
+        ),
+        (
+            "server name with an empty label",
+            "http:\n  serversTransports:\n    t: {serverName: \"a..com\"}\n".to_string(),
+            vec![r#"serversTransport "t": serverName: invalid server name "a..com", expected a DNS name or an IP address"#],
+        ),
+        // 4. server URL hosts and authorities.
+        (
+            "h2c host with a percent-encoded space",
+            lb("h2c://a%20b:80", ""),
+            vec![r#"service "s": loadBalancer.servers[0].url: invalid URL "h2c://a%20b:80": invalid host "a%20b", expected a DNS name, an IPv4 address or a bracketed IPv6 address"#],
+        ),
+        (
+            "h2c host with non-ASCII characters",
+            lb("h2c://bücher.example", ""),
+            vec![r#"service "s": loadBalancer.servers[0].url: invalid URL "h2c://bücher.example": invalid host "b%C3%BCcher.example", expected a DNS name, an IPv4 address or a bracketed IPv6 address"#],
+        ),
+        (
+            "http host with a sub-delimiter",
+            lb("http://a!b", ""),
+            vec![r#"service "s": loadBalancer.servers[0].url: invalid URL "http://a!b": invalid host "a!b", expected a DNS name, an IPv4 address or a bracketed IPv6 address"#],
+        ),
+        (
+            "https host that is not a TLS server name",
+            lb("https://-a.com", ""),
+            vec![r#"service "s": loadBalancer.servers[0].url: invalid URL "https://-a.com": host "-a.com" is not a valid TLS server name; use a DNS name or an IP address, or set serverName on the servers transport"#],
+        ),
+        (
+            "whitespace the URL parser would drop",
+            lb("http://a.com:80 ", ""),
+            vec![r#"service "s": loadBalancer.servers[0].url: invalid URL "http://a.com:80 ": must not contain whitespace or control characters"#],
+        ),
+        (
+            "tab the URL parser would drop",
+            lb("http://a.com:8\t0", ""),
+            vec![r#"service "s": loadBalancer.servers[0].url: invalid URL "http://a.com:8\t0": must not contain whitespace or control characters"#],
+        ),
+        (
+            "backslash read as a slash",
+            lb("http://a.com:80\\x:y", ""),
+            vec![r#"service "s": loadBalancer.servers[0].url: invalid URL "http://a.com:80\\x:y": must not contain backslashes"#],
+        ),
+        (
+            "no // after the scheme",
+            lb("http:a.com:80", ""),
+            vec![r#"service "s": loadBalancer.servers[0].url: invalid URL "http:a.com:80": expected http://host[:port][/path]"#],
+        ),
+        (
+            "port 0",
+            lb("http://a.com:0", ""),
+            vec![r#"service "s": loadBalancer.servers[0].url: invalid URL "http://a.com:0": port must be between 1 and 65535"#],
+        ),
+        (
+            "https health check on a host that is not a TLS server name",
+            lb("h2c://a~b:80", "        healthCheck: {scheme: https}\n"),
+            vec![r#"service "s": loadBalancer.healthCheck.scheme: "https" needs a valid TLS server name, but the host "a~b" of servers[0] is not one; set serverName on the servers transport"#],
+        ),
+        // 5. sticky cookie attributes and request paths.
+        (
+            "cookie name with a semicolon",
+            lb("http://a", "        sticky: {cookie: {name: \"a;b\"}}\n"),
+            vec![r#"service "s": loadBalancer.sticky.cookie.name: invalid cookie name "a;b""#],
+        ),
+        (
+            "cookie name with a comma, a space and a control character",
+            "http:\n  services:\n    w:\n      weighted:\n        services: [{name: a}]\n        sticky: {cookie: {name: \"a, b\\x01\"}}\n    a: {loadBalancer: {servers: [{url: 'http://a'}]}}\n".to_string(),
+            vec![r#"service "w": weighted.sticky.cookie.name: invalid cookie name "a, b\u{1}""#],
+        ),
+        (
+            "cookie path with a semicolon",
+            lb("http://a", "        sticky: {cookie: {path: \"/a; Secure\"}}\n"),
+            vec![r#"service "s": loadBalancer.sticky.cookie.path: must not contain ";", got "/a; Secure""#],
+        ),
+        (
+            "cookie domain with a control character",
+            lb("http://a", "        sticky: {cookie: {domain: \"a.com\\r\\nX: y\"}}\n"),
+            vec![r#"service "s": loadBalancer.sticky.cookie.domain: must not contain control characters, got "a.com\r\nX: y""#],
+        ),
+        (
+            "stripPrefix with a space",
+            mw("stripPrefix: {prefixes: [/ok, \"/a b\"]}"),
+            vec![r#"middleware "m": stripPrefix.prefixes[1]: must not contain whitespace, got "/a b""#],
+        ),
+        (
+            "stripPrefix with a control character",
+            mw("stripPrefix: {prefixes: [\"/a\\x01\"]}"),
+            vec![r#"middleware "m": stripPrefix.prefixes[0]: must not contain control characters, got "/a\u{1}""#],
+        ),
+        (
+            "addPrefix with a query",
+            mw("addPrefix: {prefix: \"/a?b=c\"}"),
+            vec![r##"middleware "m": addPrefix.prefix: must not contain "?" or "#", got "/a?b=c""##],
+        ),
+        (
+            "replacePath with a fragment",
+            mw("replacePath: {path: \"/a#b\"}"),
+            vec![r##"middleware "m": replacePath.path: must not contain "?" or "#", got "/a#b""##],
+        ),
+        // Gaps found in the proxy's compile step and request path.
+        (
+            "health check path that does not form a request target",
+            lb("http://a", "        healthCheck: {path: \"/h?a b\"}\n"),
+            vec![r#"service "s": loadBalancer.healthCheck.path: must not contain whitespace, got "/h?a b""#],
+        ),
+        (
+            "health check path with a fragment",
+            lb("http://a", "        healthCheck: {path: \"/h#x\"}\n"),
+            vec![r##"service "s": loadBalancer.healthCheck.path: must not contain "#", got "/h#x""##],
+        ),
+        (
+            "health check query with a quote",
+            lb("http://a", "        healthCheck: {path: \"/h?q=\\\"x\\\"\"}\n"),
+            vec![r#"service "s": loadBalancer.healthCheck.path: must not contain '"', "<" or ">" in the query, got "/h?q=\"x\"""#],
+        ),
+        (
+            "redirect replacement with a control character (sent as Location)",
+            mw("redirectRegex: {regex: \"^(.*)$\", replacement: \"http://x/\\x01\"}"),
+            vec![r#"middleware "m": redirectRegex.replacement: must not contain control characters other than horizontal tab, got "http://x/\u{1}""#],
+        ),
+    ];
+    for (what, doc, want) in &cases {
+        let got = validate_doc(doc);
+        assert_eq!(&got, want, "{what}:\n{doc}");
+    }
+
+    // Unusual values that are valid stay accepted.
+    let ok = [
+        mw(r#"headers: {customRequestHeaders: {X-A: "tab\there", X-U: "héllo", "!#$%&'*+-.^_`|~": ""}}"#),
+        lb("h2c://My_Host~1.local:50051", ""),
+        lb("h2c://10.0.0.1:80", ""),
+        lb("h2c://[::1]:80", ""),
+        lb("https://a_b.example.", ""),
+        lb("https://[::1]:8443/base", ""),
+        lb("http://bücher.example:8080", ""),
+        lb("http://u:p@a.com:0080/x?y#z", ""),
+        lb("HTTP://A.com", ""),
+        // With a serverName, the host of an https server needs not be a TLS server name.
+        lb("https://a~b", "        serversTransport: t\n  serversTransports:\n    t: {serverName: 10.0.0.1}\n"),
+        lb("h2c://a~b", "        healthCheck: {scheme: https}\n        serversTransport: t\n  serversTransports:\n    t: {serverName: backend.internal}\n"),
+        lb("http://a", "        healthCheck: {scheme: https, path: \"/h?x=1&y=é\", hostname: \"[::1]:8080\", headers: {X-A: \"b\\tc\"}}\n        sticky: {cookie: {name: c, path: \"/a b\", domain: .example.com}}\n"),
+        "http:\n  serversTransports:\n    a: {serverName: \"\"}\n    b: {serverName: \"[::1]\"}\n    c: {serverName: x_y.example.com.}\n".to_string(),
+        mw("stripPrefix: {prefixes: [\"/é\", \"/a%20b\", \"/a;b=c\"]}"),
+    ];
+    for doc in &ok {
+        assert_eq!(validate_doc(doc), Vec::<String>::new(), "{doc}");
+    }
+}
+
+/// The proxy expands chains into each router's middleware list, at most
+/// [`MAX_CHAIN_NESTING`] levels deep.
+#[test]
+fn chain_nesting_is_bounded() {
+    let doc = |levels: usize| {
+        // c0 -> c1 -> ... -> c{levels-2} -> c{levels-1} (an addPrefix): `levels` levels.
+        let mut y = with_base("  middlewares:\n");
+        for i in 0..levels - 1 {
+            y.push_str(&format!(
+                "    c{i}: {{chain: {{middlewares: [c{}]}}}}\n",
+                i + 1
+            ));
+        }
+        y.push_str(&format!(
+            "    c{}: {{addPrefix: {{prefix: /p}}}}\n",
+            levels - 1
+        ));
+        y
+    };
+    assert_eq!(validate_doc(&doc(MAX_CHAIN_NESTING)), Vec::<String>::new());
+    assert_eq!(
+        validate_doc(&doc(MAX_CHAIN_NESTING + 2)),
+        vec![
+            r#"middleware "c0": chain.middlewares: middleware references are nested 10002 levels deep, at most 10000 are allowed"#
+        ]
+    );
+    // Reported once, on the outermost chains only, also when branches share a deep tail.
+    let mut y = doc(MAX_CHAIN_NESTING + 1);
+    y.push_str(
+        "    other: {chain: {middlewares: [c1]}}\n    short: {chain: {middlewares: [c9999]}}\n",
+    );
+    assert_eq!(
+        validate_doc(&y),
+        vec![
+            r#"middleware "c0": chain.middlewares: middleware references are nested 10001 levels deep, at most 10000 are allowed"#,
+            r#"middleware "other": chain.middlewares: middleware references are nested 10001 levels deep, at most 10000 are allowed"#,
+        ]
+    );
+    // A cycle is reported as a cycle, without a nesting error.
+    let y = with_base(
+        "  middlewares:\n    a: {chain: {middlewares: [b]}}\n    b: {chain: {middlewares: [a]}}\n",
+    );
+    assert_eq!(
+        validate_doc(&y),
+        vec![r#"middleware "a": chains form a cycle a -> b -> a"#]
+    );
+}
+
 #[test]
 fn validate_is_deterministic_and_joined() {
     let doc = with_base(

@@ -7,9 +7,17 @@ use crate::duration::{Duration, StrOrInt};
 use crate::error::{quote, ConfigError, ConfigErrors};
 use crate::model::{DynamicConfig, LoadBalancer, Middleware, Service, Sticky};
 use crate::rules;
+use crate::syntax::{
+    cookie_attribute_problem, header_name_problem, header_value_problem, is_field_ctl,
+    is_host_header, is_tls_server_name, is_token, is_url_host_char, path_problem,
+};
 
 /// Highest priority a user may set (Traefik reserves the top 1000 values for internal routers).
 pub const MAX_USER_PRIORITY: i64 = i64::MAX - 1000;
+
+/// Deepest nesting of middleware references the proxy expands: a router's middleware is
+/// level 1, the members of a chain it references level 2, and so on.
+pub const MAX_CHAIN_NESTING: usize = 10_000;
 
 const NOT_SUPPORTED: &str = "is not supported by this version of Switchyard";
 
@@ -95,13 +103,7 @@ fn quote_dur(d: &Duration) -> String {
     }
 }
 
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
-}
-
-impl Validator<'_> {
+impl<'c> Validator<'c> {
     fn push(&mut self, kind: &str, name: &str, field: Option<String>, message: impl Into<String>) {
         let mut e = ConfigError::resource(kind, name, message);
         e.field = field;
@@ -182,6 +184,7 @@ impl Validator<'_> {
             self.middleware(name, m);
         }
         self.chain_cycles();
+        self.chain_nesting();
         for (name, t) in &cfg.http.servers_transports {
             self.servers_transport(name, t);
         }
@@ -302,6 +305,16 @@ impl Validator<'_> {
                     );
                 }
             }
+            for (f, v) in [("path", &c.path), ("domain", &c.domain)] {
+                if let Some(problem) = v.as_deref().and_then(cookie_attribute_problem) {
+                    self.field(
+                        "service",
+                        name,
+                        format!("{prefix}.sticky.cookie.{f}"),
+                        format!("{problem}, got {}", quote(v.as_deref().unwrap_or_default())),
+                    );
+                }
+            }
         }
     }
 
@@ -373,6 +386,16 @@ impl Validator<'_> {
                 "at least one server is required",
             );
         }
+        // The TLS server name of https connections is the transport's serverName, else the
+        // server's host.
+        let server_name_set = lb
+            .servers_transport
+            .as_deref()
+            .and_then(|st| resolve_ref(st).ok())
+            .and_then(|st| cfg.http.servers_transports.get(st))
+            .is_some_and(|t| t.server_name.as_deref().is_some_and(|n| !n.is_empty()));
+        // Hosts of the valid server URLs that are not https (see the health check scheme).
+        let mut plain_hosts: Vec<(usize, String)> = Vec::new();
         for (i, srv) in lb.servers.iter().enumerate() {
             let f = format!("loadBalancer.servers[{i}].url");
             if srv.url.is_empty() {
@@ -382,16 +405,11 @@ impl Validator<'_> {
             let problem = match url::Url::parse(&srv.url) {
                 Err(e) => Some(e.to_string()),
                 Ok(u) => {
-                    if !matches!(u.scheme(), "http" | "https" | "h2c") {
-                        Some(format!(
-                            "unsupported scheme {}, expected http, https or h2c",
-                            quote(u.scheme())
-                        ))
-                    } else if u.host_str().is_none_or(str::is_empty) {
-                        Some("missing host".to_string())
-                    } else {
-                        None
+                    let problem = server_url_problem(&srv.url, &u, server_name_set);
+                    if problem.is_none() && u.scheme() != "https" {
+                        plain_hosts.push((i, u.host_str().unwrap_or_default().to_string()));
                     }
+                    problem
                 }
             };
             if let Some(p) = problem {
@@ -471,6 +489,35 @@ impl Validator<'_> {
                         format!("unknown scheme {}, expected http, https or h2c", quote(sc)),
                     );
                 }
+                if sc == "https" && !server_name_set {
+                    // The probe of a non-https server is made over TLS to its host.
+                    for (i, host) in &plain_hosts {
+                        if !is_tls_server_name(host) {
+                            self.field(
+                                K,
+                                name,
+                                format!("{p}.scheme"),
+                                format!(
+                                    "\"https\" needs a valid TLS server name, but the host {} of servers[{i}] is not one; set serverName on the servers transport",
+                                    quote(host)
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            if let Some(h) = &hc.hostname {
+                if !h.is_empty() && !is_host_header(h) {
+                    self.field(
+                        K,
+                        name,
+                        format!("{p}.hostname"),
+                        format!(
+                            "invalid hostname {}, expected a DNS name or an IP address, with an optional port",
+                            quote(h)
+                        ),
+                    );
+                }
             }
             if let Some(port) = hc.port {
                 if !(0..=65535).contains(&port) {
@@ -500,16 +547,21 @@ impl Validator<'_> {
                         format!("{p}.path"),
                         format!("must start with \"/\", got {}", quote(path)),
                     );
-                }
-            }
-            for hn in hc.headers.keys() {
-                if !is_token(hn) {
+                } else if let Some(problem) = path_problem(path, true) {
                     self.field(
                         K,
                         name,
-                        format!("{p}.headers"),
-                        format!("invalid header name {}", quote(hn)),
+                        format!("{p}.path"),
+                        format!("{problem}, got {}", quote(path)),
                     );
+                }
+            }
+            for (hn, hv) in &hc.headers {
+                for problem in [header_name_problem(hn), header_value_problem(hn, hv)]
+                    .into_iter()
+                    .flatten()
+                {
+                    self.field(K, name, format!("{p}.headers"), problem);
                 }
             }
         }
@@ -577,10 +629,10 @@ impl Validator<'_> {
         }
     }
 
-    fn chain_cycles(&mut self) {
+    /// Middleware name → the (existing) middlewares its chain references.
+    fn chain_graph(&self) -> BTreeMap<&'c str, Vec<&'c str>> {
         let mws = &self.cfg.http.middlewares;
-        let graph: BTreeMap<&str, Vec<&str>> = mws
-            .iter()
+        mws.iter()
             .map(|(n, m)| {
                 let children = match m {
                     Middleware::Chain(c) => c
@@ -593,7 +645,11 @@ impl Validator<'_> {
                 };
                 (n.as_str(), children)
             })
-            .collect();
+            .collect()
+    }
+
+    fn chain_cycles(&mut self) {
+        let graph = self.chain_graph();
         for cycle in find_cycles(&graph) {
             let first = cycle.first().copied().unwrap_or_default();
             self.push(
@@ -602,6 +658,27 @@ impl Validator<'_> {
                 None,
                 format!("chains form a cycle {}", cycle.join(" -> ")),
             );
+        }
+    }
+
+    /// The proxy expands chains into each router's middleware list and refuses references
+    /// nested more than [`MAX_CHAIN_NESTING`] levels deep. Reported on the outermost chains
+    /// (those no chain references) that reach deeper.
+    fn chain_nesting(&mut self) {
+        let graph = self.chain_graph();
+        let nesting = nesting_depths(&graph);
+        let referenced: BTreeSet<&str> = graph.values().flatten().copied().collect();
+        for (name, depth) in nesting {
+            if depth > MAX_CHAIN_NESTING && !referenced.contains(name) {
+                self.field(
+                    "middleware",
+                    name,
+                    "chain.middlewares",
+                    format!(
+                        "middleware references are nested {depth} levels deep, at most {MAX_CHAIN_NESTING} are allowed"
+                    ),
+                );
+            }
         }
     }
 
@@ -627,6 +704,13 @@ impl Validator<'_> {
                 name,
                 field,
                 format!("must start with \"/\", got {}", quote(p)),
+            );
+        } else if let Some(problem) = path_problem(p, false) {
+            self.field(
+                "middleware",
+                name,
+                field,
+                format!("{problem}, got {}", quote(p)),
             );
         }
     }
@@ -661,6 +745,17 @@ impl Validator<'_> {
                         name,
                         "redirectRegex.replacement",
                         "a replacement is required",
+                    );
+                } else if r.replacement.chars().any(is_field_ctl) {
+                    // The result is sent as the Location header.
+                    self.field(
+                        K,
+                        name,
+                        "redirectRegex.replacement",
+                        format!(
+                            "must not contain control characters other than horizontal tab, got {}",
+                            quote(&r.replacement)
+                        ),
                     );
                 }
             }
@@ -706,24 +801,11 @@ impl Validator<'_> {
                     ("headers.customResponseHeaders", &h.custom_response_headers),
                 ] {
                     for (hn, hv) in map {
-                        if !is_token(hn) {
-                            self.field(
-                                K,
-                                name,
-                                field,
-                                format!("invalid header name {}", quote(hn)),
-                            );
-                        }
-                        if hv.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
-                            self.field(
-                                K,
-                                name,
-                                field,
-                                format!(
-                                    "invalid value for header {}: contains CR, LF or NUL",
-                                    quote(hn)
-                                ),
-                            );
+                        for problem in [header_name_problem(hn), header_value_problem(hn, hv)]
+                            .into_iter()
+                            .flatten()
+                        {
+                            self.field(K, name, field, problem);
                         }
                     }
                 }
@@ -774,6 +856,19 @@ impl Validator<'_> {
                 "certificates",
                 "client certificates are not supported by this version of Switchyard",
             );
+        }
+        if let Some(sn) = t.server_name.as_deref() {
+            if !sn.is_empty() && !is_tls_server_name(sn) {
+                self.field(
+                    K,
+                    name,
+                    "serverName",
+                    format!(
+                        "invalid server name {}, expected a DNS name or an IP address",
+                        quote(sn)
+                    ),
+                );
+            }
         }
         if t.peer_cert_uri.as_deref().is_some_and(|s| !s.is_empty()) {
             self.field(
@@ -883,6 +978,91 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// What is wrong with a server URL that parsed (the text after `invalid URL "...": `), if
+/// anything. Besides the URL parser's checks, the proxy needs the authority as written to be a
+/// valid HTTP authority, the host to be a name it can dial (the parser accepts almost anything,
+/// e.g. `%20`, as the host of a non-special scheme like h2c), and, for https without a
+/// `serverName` on the servers transport, the host to be a valid TLS server name.
+fn server_url_problem(raw: &str, u: &url::Url, server_name_set: bool) -> Option<String> {
+    if !matches!(u.scheme(), "http" | "https" | "h2c") {
+        return Some(format!(
+            "unsupported scheme {}, expected http, https or h2c",
+            quote(u.scheme())
+        ));
+    }
+    let host = match u.host() {
+        Some(h) if u.host_str().is_some_and(|s| !s.is_empty()) => h,
+        _ => return Some("missing host".to_string()),
+    };
+    // The URL parser silently drops tabs and newlines and trims spaces, and reads "\" as "/"
+    // in http(s) URLs, so the text as written would not match what it parsed.
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("must not contain whitespace or control characters".to_string());
+    }
+    if raw.contains('\\') {
+        return Some("must not contain backslashes".to_string());
+    }
+    match raw.split_once("://") {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case(u.scheme()) && !rest.starts_with('/') => {}
+        _ => return Some(format!("expected {}://host[:port][/path]", u.scheme())),
+    }
+    if let url::Host::Domain(d) = &host {
+        if !d.chars().all(is_url_host_char) {
+            return Some(format!(
+                "invalid host {}, expected a DNS name, an IPv4 address or a bracketed IPv6 address",
+                quote(d)
+            ));
+        }
+        if u.scheme() == "https" && !server_name_set && !is_tls_server_name(d) {
+            return Some(format!(
+                "host {} is not a valid TLS server name; use a DNS name or an IP address, or set serverName on the servers transport",
+                quote(d)
+            ));
+        }
+    }
+    if u.port() == Some(0) {
+        return Some("port must be between 1 and 65535".to_string());
+    }
+    None
+}
+
+/// For each node, the number of levels of the longest reference path starting at it (1 for a
+/// node without children). Iterative; an edge back to a node being visited (a cycle, reported
+/// separately) is ignored.
+fn nesting_depths<'a>(graph: &BTreeMap<&'a str, Vec<&'a str>>) -> BTreeMap<&'a str, usize> {
+    let mut depth: BTreeMap<&'a str, usize> = BTreeMap::new();
+    let mut on_path: BTreeSet<&'a str> = BTreeSet::new();
+    for &start in graph.keys() {
+        if depth.contains_key(start) {
+            continue;
+        }
+        let mut stack: Vec<(&'a str, usize)> = vec![(start, 0)];
+        on_path.insert(start);
+        while let Some(top) = stack.last_mut() {
+            let node = top.0;
+            let children = graph.get(node).map(Vec::as_slice).unwrap_or_default();
+            if let Some(&child) = children.get(top.1) {
+                top.1 += 1;
+                if !depth.contains_key(child) && on_path.insert(child) {
+                    stack.push((child, 0));
+                }
+            } else {
+                let d = 1 + children
+                    .iter()
+                    .filter_map(|c| depth.get(c))
+                    .max()
+                    .copied()
+                    .unwrap_or(0);
+                depth.insert(node, d);
+                on_path.remove(node);
+                stack.pop();
+            }
+        }
+    }
+    depth
 }
 
 /// Find reference cycles deterministically: DFS from each node in sorted order; each cycle is

@@ -64,7 +64,8 @@
 //! independent of the number of routers for host-routed configs; only catch-all rules (and
 //! routes sharing the request's host) are evaluated. The index code itself does not allocate
 //! (the host is lowercased into a stack buffer if needed); rule evaluation in
-//! `switchyard_config` may allocate (it canonicalises the host per evaluated rule).
+//! `switchyard_config` borrows the canonical host from the request and allocates only when it
+//! must be lowercased (uppercase or non-ASCII letters), once per evaluated rule.
 //!
 //! Entry points whose set of attached routes is identical share one index.
 //!

@@ -5,7 +5,7 @@ use std::alloc::System;
 use std::hint::black_box;
 
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
-use switchyard_config::rules::RequestView;
+use switchyard_config::rules::{self, RequestView};
 use switchyard_config::{DynamicConfig, Router};
 use switchyard_router::compile;
 
@@ -78,13 +78,37 @@ fn index_does_not_allocate_and_memory_per_route_is_bounded() {
     assert_eq!(s.allocations + s.reallocations, 0, "{s:?}");
 
     // A hit evaluates exactly one rule; whatever that rule's evaluation allocates is the only
-    // allocation (the canonical host inside switchyard_config's evaluator).
+    // allocation: the canonical host inside switchyard_config's evaluator, lowercased into a
+    // new string only when the request host has uppercase (or non-ASCII) letters.
     let region = Region::new(GLOBAL);
     let hit = table
         .lookup("web", &req("SVC42.example.com:443"))
         .map(|r| r.name.as_str());
     let s = region.change();
     assert_eq!(hit, Some("svc42"));
-    println!("allocations for one hit: {}", s.allocations);
+    println!(
+        "allocations for one hit (uppercase host): {}",
+        s.allocations
+    );
     assert!(s.allocations <= 1, "{s:?}");
+
+    // An already canonical host is borrowed: a hit does not allocate at all.
+    let region = Region::new(GLOBAL);
+    for h in [
+        "svc42.example.com",
+        "svc7.example.com:443",
+        "a.wild.example.com.",
+    ] {
+        assert!(black_box(table.lookup("web", &req(h))).is_some(), "{h}");
+    }
+    let s = region.change();
+    assert_eq!(s.allocations + s.reallocations, 0, "{s:?}");
+
+    // Evaluating Host(`a.example`) against the host "a.example" does not allocate.
+    let rule = rules::compile("Host(`a.example`)").expect("compiles");
+    let region = Region::new(GLOBAL);
+    assert!(black_box(&rule).matches(black_box(&req("a.example"))));
+    assert!(!black_box(&rule).matches(black_box(&req("b.example:80"))));
+    let s = region.change();
+    assert_eq!(s.allocations + s.reallocations, 0, "{s:?}");
 }

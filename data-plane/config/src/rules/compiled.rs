@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use regex::Regex;
 
-use super::request::{canonical_host, parse_query, routing_path, RequestView};
+use super::request::{canonical_host_cow, parse_query, routing_path, RequestView};
 use super::{compile_regex, parse, Expr, Matcher, MatcherKind, RuleError};
 
 #[derive(Debug, Clone)]
@@ -174,14 +174,15 @@ fn unmap(ip: IpAddr) -> IpAddr {
 /// Per-request derived values, computed at most once per evaluation.
 struct Ctx<'r, 'a> {
     req: &'r RequestView<'a>,
-    host: OnceCell<String>,
+    /// The canonical host, borrowed from the request unless it had to be lowercased.
+    host: OnceCell<Cow<'a, str>>,
     path: OnceCell<Option<Cow<'a, str>>>,
     query: OnceCell<Vec<(String, String)>>,
 }
 
 impl<'a> Ctx<'_, 'a> {
     fn host(&self) -> &str {
-        self.host.get_or_init(|| canonical_host(self.req.host))
+        self.host.get_or_init(|| canonical_host_cow(self.req.host))
     }
 
     fn path(&self) -> Option<&str> {

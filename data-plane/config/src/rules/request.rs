@@ -24,6 +24,22 @@ pub struct RequestView<'a> {
 /// Traefik's canonical host: the port stripped (IPv6 brackets removed), trimmed and lowercased.
 /// A trailing dot is kept (see [`host_key`]).
 pub fn canonical_host(raw: &str) -> String {
+    strip_port(raw).to_lowercase()
+}
+
+/// Exactly [`canonical_host`], borrowing from `raw` when lowercasing would not change anything
+/// (ASCII without uppercase letters), which is the common case of rule evaluation.
+pub(crate) fn canonical_host_cow(raw: &str) -> Cow<'_, str> {
+    let h = strip_port(raw);
+    if h.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+        Cow::Borrowed(h)
+    } else {
+        Cow::Owned(h.to_lowercase())
+    }
+}
+
+/// The host part of a raw host: trimmed, the port stripped (IPv6 brackets removed), trimmed.
+fn strip_port(raw: &str) -> &str {
     let h = raw.trim();
     let h = if let Some(rest) = h.strip_prefix('[') {
         match rest.find(']') {
@@ -36,7 +52,7 @@ pub fn canonical_host(raw: &str) -> String {
             _ => h,
         }
     };
-    h.trim().to_lowercase()
+    h.trim()
 }
 
 /// The key to look a request up in a host index built from
@@ -165,6 +181,52 @@ mod tests {
         assert_eq!(canonical_host("a.com."), "a.com.");
         assert_eq!(host_key("A.com.:80"), "a.com");
         assert_eq!(canonical_host(""), "");
+    }
+
+    #[test]
+    fn canonical_host_borrows_when_already_canonical() {
+        // (raw, borrowed)
+        for (raw, borrowed) in [
+            ("a.com", true),
+            ("a.com.", true),
+            (" a.com:80 ", true),
+            ("[::1]:443", true),
+            ("[fe80::1", true),
+            ("::1", true),
+            ("", true),
+            // Only the host part matters: the NBSP is trimmed.
+            ("a\u{a0}", true),
+            ("A.com", false),
+            ("a.COM.:8080", false),
+            ("\u{212A}.com", false),
+            ("\u{130}x", false),
+            ("é.com", false),
+            ("Ä.com:1", false),
+        ] {
+            let cow = canonical_host_cow(raw);
+            assert_eq!(cow, canonical_host(raw), "{raw:?}");
+            assert_eq!(matches!(cow, Cow::Borrowed(_)), borrowed, "{raw:?}");
+        }
+        // Random strings over the characters that matter to canonicalisation.
+        const ALPHABET: &[&str] = &[
+            "a", "Z", ".", ":", ":", "[", "]", " ", "\t", "1", "\u{212A}", "\u{130}", "\u{a0}",
+            "\u{3a3}", "\u{2000}",
+        ];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 10) as usize;
+            let mut x = state;
+            let raw: String = (0..len)
+                .map(|_| {
+                    x = x.rotate_left(7) ^ 0x9e37_79b9;
+                    ALPHABET[(x % ALPHABET.len() as u64) as usize]
+                })
+                .collect();
+            assert_eq!(canonical_host_cow(&raw), canonical_host(&raw), "{raw:?}");
+        }
     }
 
     #[test]

@@ -197,8 +197,8 @@ http:
   middlewares:
     c1: {chain: {middlewares: [h, add@file, c2]}}
     c2: {chain: {middlewares: [rs]}}
-    h: {headers: {customRequestHeaders: {X-Unicode: "héllo", Host: ""}, customResponseHeaders: {X-Empty: ""}}}
-    add: {addPrefix: {prefix: "/with space"}}
+    h: {headers: {customRequestHeaders: {X-Unicode: "héllo", X-Tab: "a\tb", Host: ""}, customResponseHeaders: {X-Empty: ""}}}
+    add: {addPrefix: {prefix: "/with%20space;p=1"}}
     rs: {redirectScheme: {scheme: https, port: ""}}
   services:
     s1:
@@ -206,10 +206,12 @@ http:
         servers:
           - {url: "http://bücher.example:8080/base", preservePath: true, weight: 0}
           - {url: "h2c://my_host:50051"}
+          - {url: "h2c://My~Host.local:50052"}
           - {url: "https://[::1]", zone: z, region: r}
+          - {url: "https://10.0.0.2:8443/p"}
           - {url: "http://user:pw@10.0.0.1"}
-        sticky: {cookie: {sameSite: none, maxAge: -1}}
-        healthCheck: {path: /h, scheme: h2c, port: 9, interval: 1h, headers: {X-B: c}}
+        sticky: {cookie: {sameSite: none, maxAge: -1, path: "/a b", domain: .example.com}}
+        healthCheck: {path: "/h?x=1&y=é", scheme: h2c, port: 9, interval: 1h, hostname: "health.local:8080", headers: {X-B: "c\td"}}
         passiveHealthCheck: {}
         serversTransport: t
     s2: {loadBalancer: {servers: [{url: "http://a"}], serversTransport: default@internal, strategy: p2c}}
@@ -221,6 +223,23 @@ http:
 "#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// `switchyard_config::MAX_CHAIN_NESTING` is exactly the depth the proxy expands: a router
+    /// whose middleware references are nested that deep compiles.
+    #[tokio::test]
+    async fn chains_nested_to_the_validated_limit_compile() {
+        let n = switchyard_config::MAX_CHAIN_NESTING - 1;
+        let mut y = String::from("http:\n  routers:\n    r: {rule: \"PathPrefix(`/`)\", service: s, middlewares: [c0]}\n  services:\n    s: {loadBalancer: {servers: [{url: \"http://127.0.0.1:1\"}]}}\n  middlewares:\n");
+        for i in 0..n {
+            y.push_str(&format!(
+                "    c{i}: {{chain: {{middlewares: [c{}]}}}}\n",
+                i + 1
+            ));
+        }
+        y.push_str(&format!("    c{n}: {{addPrefix: {{prefix: /p}}}}\n"));
+        let rt = compile_doc(&y).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rt.routes[0].middlewares.len(), 1);
     }
 
     /// Deep graphs compile without recursion (and health works on them).

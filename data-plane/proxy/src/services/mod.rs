@@ -38,6 +38,7 @@ pub(crate) mod lb;
 pub(crate) mod sticky;
 
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -298,13 +299,15 @@ pub(crate) fn compile(
         };
         out.transports.insert(key, t);
     }
-    // Build nodes children first, iteratively (deep graphs cannot overflow the stack).
+    // Build nodes children first: an iterative depth-first walk (deep graphs cannot overflow the
+    // stack). `(name, true)` marks "children done, build it"; `on_path` holds the services being
+    // visited, so a child already on the path is a cycle (pending siblings are not).
     let names: Vec<&String> = cfg.http.services.keys().collect();
+    let mut on_path: HashSet<&str> = HashSet::new();
     for root in names {
-        let mut stack: Vec<&str> = vec![root.as_str()];
-        while let Some(&name) = stack.last() {
+        let mut stack: Vec<(&str, bool)> = vec![(root.as_str(), false)];
+        while let Some((name, children_done)) = stack.pop() {
             if out.nodes.contains_key(name) {
-                stack.pop();
                 continue;
             }
             let svc = cfg
@@ -312,28 +315,31 @@ pub(crate) fn compile(
                 .services
                 .get(name)
                 .ok_or_else(|| format!("service \"{name}\" not found"))?;
-            let missing: Vec<&str> = svc
-                .child_refs()
-                .into_iter()
-                .map(|(_, r)| resolve_ref(r))
-                .filter(|c| !out.nodes.contains_key(*c))
-                .collect();
-            if !missing.is_empty() {
-                if stack.len() > cfg.http.services.len() {
-                    return Err(format!("service \"{name}\": services form a cycle"));
-                }
-                for c in missing {
-                    if !cfg.http.services.contains_key(c) {
-                        return Err(format!("service \"{name}\": service \"{c}\" not found"));
-                    }
-                    stack.push(c);
-                }
+            if children_done {
+                on_path.remove(name);
+                let node = build(name, svc, cfg, old, &out, env)
+                    .map_err(|e| format!("service \"{name}\": {e}"))?;
+                out.nodes.insert(name.to_string(), Arc::new(node));
                 continue;
             }
-            let node = build(name, svc, cfg, old, &out, env)
-                .map_err(|e| format!("service \"{name}\": {e}"))?;
-            out.nodes.insert(name.to_string(), Arc::new(node));
-            stack.pop();
+            if !on_path.insert(name) {
+                return Err(format!("service \"{name}\": services form a cycle"));
+            }
+            stack.push((name, true));
+            let mut seen: HashSet<&str> = HashSet::new();
+            for (_, r) in svc.child_refs() {
+                let c = resolve_ref(r);
+                if out.nodes.contains_key(c) || !seen.insert(c) {
+                    continue;
+                }
+                if !cfg.http.services.contains_key(c) {
+                    return Err(format!("service \"{name}\": service \"{c}\" not found"));
+                }
+                if on_path.contains(c) {
+                    return Err(format!("service \"{name}\": services form a cycle"));
+                }
+                stack.push((c, false));
+            }
         }
     }
     Ok(out)
@@ -547,6 +553,50 @@ mod tests {
         };
         let s = compile(&cfg, old, &env).unwrap();
         (cfg, s)
+    }
+
+    /// Shared children and long chains are not cycles (found by the validate/compile audit:
+    /// these used to be refused as "services form a cycle").
+    #[tokio::test]
+    async fn shared_children_and_chains_are_not_cycles() {
+        let (_, s) = compile_yaml(
+            r#"
+http:
+  services:
+    a: {weighted: {services: [{name: b}, {name: b}, {name: b}]}}
+    b: {weighted: {services: [{name: c}]}}
+    c: {loadBalancer: {servers: [{url: "http://127.0.0.1:1"}]}}
+    l0: {weighted: {services: [{name: z}, {name: l1}]}}
+    l1: {weighted: {services: [{name: z}, {name: l2}]}}
+    l2: {weighted: {services: [{name: z}, {name: l3}]}}
+    l3: {weighted: {services: [{name: z}, {name: l4}]}}
+    l4: {weighted: {services: [{name: z}]}}
+    z: {loadBalancer: {servers: [{url: "http://127.0.0.1:2"}]}}
+"#,
+            None,
+        );
+        for name in ["a", "b", "c", "l0", "l4", "z"] {
+            assert!(s.nodes.contains_key(name), "{name} compiled");
+        }
+    }
+
+    /// A real cycle (which validate refuses first) is still refused here.
+    #[tokio::test]
+    async fn a_real_cycle_is_refused() {
+        let cfg = parse_document(
+            "http:\n  services:\n    a: {weighted: {services: [{name: b}]}}\n    b: {failover: {service: c, fallback: a}}\n    c: {loadBalancer: {servers: [{url: \"http://127.0.0.1:1\"}]}}\n",
+        )
+        .unwrap();
+        let metrics = Metrics::new();
+        let handle = Handle::current();
+        let loc = Locality::default();
+        let env = Env {
+            locality: &loc,
+            metrics: &metrics,
+            handle: &handle,
+        };
+        let err = compile(&cfg, None, &env).err().expect("a cycle");
+        assert!(err.contains("services form a cycle"), "{err}");
     }
 
     fn lb_of<'a>(s: &'a Services, name: &str) -> &'a Arc<LoadBalancer> {
