@@ -57,13 +57,14 @@ pub mod client;
 pub mod proxy;
 
 pub use proxy::{
-    applied_version, apply_to, apply_wait, explain, get_proxies, proxy_entry, proxy_status,
-    single_node_stack, wait_attached, Explained, Proxy, ProxySpec, PROXY_SETTLE,
+    applied_version, apply_to, apply_wait, explain, get_proxies, host_route, proxy_entry,
+    proxy_status, single_node_stack, wait_attached, zoned_cluster, Explained, Proxy, ProxySpec,
+    PROXY_SETTLE,
 };
 
 use std::collections::HashSet;
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -651,6 +652,53 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long [`ControlNode::stop`] waits after SIGTERM before SIGKILL.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Starts `bin` with `args`, appending its stdout and stderr to `log` after a header line naming
+/// `what`. `RUST_LOG` comes from `SWITCHYARD_E2E_RUST_LOG` (else the binary's default); the
+/// variables in `env_remove` are cleared so the caller's environment cannot leak into a test.
+/// Appends one line to a process log (best effort: a harness note must not fail a test).
+pub(crate) fn append_log(log: &Path, line: &str) {
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(log) {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+pub(crate) fn spawn_logged(
+    bin: &Path,
+    args: &[String],
+    env_remove: &[&str],
+    log: &Path,
+    what: &str,
+) -> Child {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", log.display()));
+    let mut header = file.try_clone().expect("cloning the log file handle");
+    let _ = writeln!(
+        header,
+        "===== harness: {what}: {} {} =====",
+        bin.display(),
+        args.join(" ")
+    );
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(
+            file.try_clone().expect("cloning the log file handle"),
+        ))
+        .stderr(Stdio::from(file));
+    for v in env_remove {
+        cmd.env_remove(v);
+    }
+    match std::env::var("SWITCHYARD_E2E_RUST_LOG") {
+        Ok(filter) => cmd.env("RUST_LOG", filter),
+        Err(_) => cmd.env_remove("RUST_LOG"),
+    };
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("spawning {what}: {e}"))
+}
+
 /// One `switchyard server` process.
 pub struct ControlNode {
     /// Node id.
@@ -731,43 +779,13 @@ impl ControlNode {
     fn launch(&mut self) {
         assert!(self.child.is_none(), "node {} is already running", self.id);
         self.starts += 1;
-        let log = self.open_log();
-        let mut log_header = log.try_clone().expect("cloning the log file handle");
-        let _ = writeln!(
-            log_header,
-            "===== harness: start #{} of node {}: switchyard {} =====",
-            self.starts,
-            self.id,
-            self.args.join(" ")
-        );
-        let mut cmd = Command::new(switchyard_bin());
-        cmd.args(&self.args)
-            .env_remove("SWITCHYARD_ENDPOINTS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(
-                log.try_clone().expect("cloning the log file handle"),
-            ))
-            .stderr(Stdio::from(log));
-        match std::env::var("SWITCHYARD_E2E_RUST_LOG") {
-            Ok(filter) => {
-                cmd.env("RUST_LOG", filter);
-            }
-            Err(_) => {
-                cmd.env_remove("RUST_LOG");
-            }
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning node {}: {e}", self.id));
-        self.child = Some(child);
-    }
-
-    fn open_log(&self) -> File {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .expect("opening the node log")
+        self.child = Some(spawn_logged(
+            &switchyard_bin(),
+            &self.args,
+            &["SWITCHYARD_ENDPOINTS"],
+            &self.log_path(),
+            &format!("start #{} of node {}", self.starts, self.id),
+        ));
     }
 
     /// The node's log file (stdout and stderr of every start).
@@ -904,8 +922,10 @@ impl ControlNode {
     }
 
     fn note(&self, what: &str) {
-        let mut log = self.open_log();
-        let _ = writeln!(log, "===== harness: node {} {what} =====", self.id);
+        append_log(
+            &self.log_path(),
+            &format!("===== harness: node {} {what} =====", self.id),
+        );
     }
 
     /// GET on the node's HTTP port.

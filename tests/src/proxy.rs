@@ -12,8 +12,6 @@
 //!   [`apply_wait`] (`apply -f - --wait…`), [`explain`].
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
@@ -190,44 +188,13 @@ impl Proxy {
     fn launch(&mut self) {
         assert!(self.child.is_none(), "proxy {} is already running", self.id);
         self.starts += 1;
-        let log = self.open_log();
-        let mut header = log.try_clone().expect("cloning the log file handle");
-        let _ = writeln!(
-            header,
-            "===== harness: start #{} of proxy {}: switchyard-proxy {} =====",
-            self.starts,
-            self.id,
-            self.args.join(" ")
-        );
-        let mut cmd = Command::new(proxy_bin());
-        cmd.args(&self.args)
-            .env_remove("SWITCHYARD_PROXY_ID")
-            .env_remove("SWITCHYARD_CONTROL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(
-                log.try_clone().expect("cloning the log file handle"),
-            ))
-            .stderr(Stdio::from(log));
-        match std::env::var("SWITCHYARD_E2E_RUST_LOG") {
-            Ok(filter) => {
-                cmd.env("RUST_LOG", filter);
-            }
-            Err(_) => {
-                cmd.env_remove("RUST_LOG");
-            }
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning proxy {}: {e}", self.id));
-        self.child = Some(child);
-    }
-
-    fn open_log(&self) -> File {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .expect("opening the proxy log")
+        self.child = Some(crate::spawn_logged(
+            &proxy_bin(),
+            &self.args,
+            &["SWITCHYARD_PROXY_ID", "SWITCHYARD_CONTROL"],
+            &self.log_path(),
+            &format!("start #{} of proxy {}", self.starts, self.id),
+        ));
     }
 
     /// The log file.
@@ -433,8 +400,10 @@ impl Proxy {
     }
 
     fn note(&self, what: &str) {
-        let mut log = self.open_log();
-        let _ = writeln!(log, "===== harness: proxy {} {what} =====", self.id);
+        crate::append_log(
+            &self.log_path(),
+            &format!("===== harness: proxy {} {what} =====", self.id),
+        );
     }
 
     /// The last `n` lines of the log.
@@ -608,4 +577,34 @@ pub fn single_node_stack(
     apply_to(&c.endpoints(), &p, doc);
     p.wait_ready(PROXY_SETTLE);
     (c, p)
+}
+
+/// A 3-node cluster spread over two regions: node 1 in r1/a, node 2 in r1/b, node 3 in r2/c.
+pub fn zoned_cluster() -> crate::Cluster {
+    crate::Cluster::start_each(
+        &[],
+        &[
+            vec!["--region", "r1", "--zone", "a"],
+            vec!["--region", "r1", "--zone", "b"],
+            vec!["--region", "r2", "--zone", "c"],
+        ],
+    )
+}
+
+/// A router `name` for ``Host(`name.test`)`` to service `name-svc`, load-balancing to `backend`.
+pub fn host_route(name: &str, backend: &crate::backends::HttpBackend) -> String {
+    format!(
+        r#"http:
+  routers:
+    {name}:
+      rule: "Host(`{name}.test`)"
+      service: {name}-svc
+  services:
+    {name}-svc:
+      loadBalancer:
+        servers:
+          - url: "{}"
+"#,
+        backend.url()
+    )
 }

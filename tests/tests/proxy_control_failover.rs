@@ -10,40 +10,12 @@ use std::time::{Duration, Instant};
 use switchyard_e2e::backends::HttpBackend;
 use switchyard_e2e::client::{get, LoadLoop, Req};
 use switchyard_e2e::{
-    apply_yaml, assert_holds_for, proxy_status, wait_attached, wait_until, Cluster, Proxy,
-    ProxySpec, PROXY_SETTLE,
+    apply_yaml, assert_holds_for, host_route, proxy_status, wait_attached, wait_until,
+    zoned_cluster, Cluster, Proxy, ProxySpec, PROXY_SETTLE,
 };
 
 /// The bound the issue sets for re-attaching.
 const REATTACH: Duration = Duration::from_secs(2);
-
-fn zoned_cluster() -> Cluster {
-    Cluster::start_each(
-        &[],
-        &[
-            vec!["--region", "r1", "--zone", "a"],
-            vec!["--region", "r1", "--zone", "b"],
-            vec!["--region", "r2", "--zone", "c"],
-        ],
-    )
-}
-
-fn route(name: &str, backend: &HttpBackend) -> String {
-    format!(
-        r#"http:
-  routers:
-    {name}:
-      rule: "Host(`{name}.test`)"
-      service: {name}-svc
-  services:
-    {name}-svc:
-      loadBalancer:
-        servers:
-          - url: "{}"
-"#,
-        backend.url()
-    )
-}
 
 /// Endpoints of every node but `except`.
 fn others(c: &Cluster, except: u64) -> String {
@@ -85,7 +57,7 @@ fn proxy_reattaches_within_2s_when_its_control_node_is_killed_and_keeps_serving(
     let mut c = zoned_cluster();
     let backend = HttpBackend::start("b1");
     let proxy = Proxy::start(ProxySpec::new("p1", &c.endpoints()).zone("r1", "a"));
-    let v = apply_yaml(&c.endpoints(), &route("live", &backend)).unwrap();
+    let v = apply_yaml(&c.endpoints(), &host_route("live", &backend)).unwrap();
     proxy.wait_version(v, PROXY_SETTLE);
 
     let load = LoadLoop::start(
@@ -122,7 +94,7 @@ fn proxy_reattaches_within_2s_when_its_control_node_is_killed_and_keeps_serving(
     // retry until a new one is elected), reaches the proxy.
     let survivors = others(&c, old);
     let v2 = wait_until(PROXY_SETTLE, "a write through the surviving nodes", || {
-        apply_yaml(&survivors, &route("later", &backend))
+        apply_yaml(&survivors, &host_route("later", &backend))
     });
     proxy.wait_version(v2, PROXY_SETTLE);
     let r = get(proxy.web(), "later.test", "/").expect("request");
@@ -155,7 +127,7 @@ fn on_failover_a_proxy_prefers_a_control_node_of_its_own_region() {
         .collect::<Vec<_>>()
         .join(",");
     let proxy = Proxy::start(ProxySpec::new("p1", &control).zone("r1", "a"));
-    let v = apply_yaml(&c.endpoints(), &route("live", &backend)).unwrap();
+    let v = apply_yaml(&c.endpoints(), &host_route("live", &backend)).unwrap();
     proxy.wait_version(v, PROXY_SETTLE);
     let first = wait_attached(&c.endpoints(), "p1", PROXY_SETTLE)["node"]
         .as_u64()

@@ -9,26 +9,9 @@ use std::time::Duration;
 use switchyard_e2e::backends::HttpBackend;
 use switchyard_e2e::client::{get, LoadLoop, Req};
 use switchyard_e2e::{
-    applied_version, apply_wait, apply_yaml, assert_holds_for, proxy_status, wait_attached,
-    wait_until, Cluster, Proxy, ProxySpec, PROXY_SETTLE,
+    applied_version, apply_wait, apply_yaml, assert_holds_for, host_route, proxy_status,
+    wait_attached, wait_until, Cluster, Proxy, ProxySpec, PROXY_SETTLE,
 };
-
-fn route(name: &str, backend: &HttpBackend) -> String {
-    format!(
-        r#"http:
-  routers:
-    {name}:
-      rule: "Host(`{name}.test`)"
-      service: {name}-svc
-  services:
-    {name}-svc:
-      loadBalancer:
-        servers:
-          - url: "{}"
-"#,
-        backend.url()
-    )
-}
 
 fn serves(p: &Proxy, host: &str) -> Result<(), String> {
     let r = get(p.web(), host, "/")?;
@@ -58,7 +41,8 @@ fn proxies_serve_through_a_control_plane_outage_and_from_cache_after_a_restart()
     let pb = Proxy::start(ProxySpec::new("p-b", &c.endpoints()).zone("r1", "b"));
     wait_attached(&c.endpoints(), "p-a", PROXY_SETTLE);
     wait_attached(&c.endpoints(), "p-b", PROXY_SETTLE);
-    let out = apply_wait(&c.endpoints(), &route("before", &backend), "30s", None).expect_success();
+    let out =
+        apply_wait(&c.endpoints(), &host_route("before", &backend), "30s", None).expect_success();
     let v1 = applied_version(&out).unwrap();
     serves(&pa, "before.test").unwrap();
     serves(&pb, "before.test").unwrap();
@@ -128,7 +112,7 @@ fn proxies_serve_through_a_control_plane_outage_and_from_cache_after_a_restart()
     }
     c.wait_for_leader(PROXY_SETTLE);
     let v2 = wait_until(PROXY_SETTLE, "a write after the restart", || {
-        apply_yaml(&c.endpoints(), &route("after", &backend))
+        apply_yaml(&c.endpoints(), &host_route("after", &backend))
     });
     assert!(v2 > v1);
     for p in [&pa, &pb] {

@@ -9,37 +9,9 @@ use std::process::Command;
 use switchyard_e2e::backends::HttpBackend;
 use switchyard_e2e::client::get;
 use switchyard_e2e::{
-    applied_version, apply_wait, get_proxies, proxy_entry, wait_attached, wait_until, Cluster,
-    Proxy, ProxySpec, PROXY_SETTLE,
+    applied_version, apply_wait, get_proxies, host_route, proxy_entry, wait_attached, wait_until,
+    zoned_cluster, Proxy, ProxySpec, PROXY_SETTLE,
 };
-
-fn zoned_cluster() -> Cluster {
-    Cluster::start_each(
-        &[],
-        &[
-            vec!["--region", "r1", "--zone", "a"],
-            vec!["--region", "r1", "--zone", "b"],
-            vec!["--region", "r2", "--zone", "c"],
-        ],
-    )
-}
-
-fn route(name: &str, backend: &HttpBackend) -> String {
-    format!(
-        r#"http:
-  routers:
-    {name}:
-      rule: "Host(`{name}.test`)"
-      service: {name}-svc
-  services:
-    {name}-svc:
-      loadBalancer:
-        servers:
-          - url: "{}"
-"#,
-        backend.url()
-    )
-}
 
 fn signal(p: &Proxy, sig: &str) {
     let pid = p.pid().expect("proxy runs").to_string();
@@ -99,7 +71,8 @@ fn route_applied_through_any_node_serves_on_both_proxies_and_apply_wait_waits_fo
 
     for n in &c.nodes {
         let name = format!("via-node{}", n.id);
-        let out = apply_wait(&n.endpoint(), &route(&name, &backend), "30s", None).expect_success();
+        let out =
+            apply_wait(&n.endpoint(), &host_route(&name, &backend), "30s", None).expect_success();
         let v = applied_version(&out).unwrap_or_else(|| panic!("no version in {out}"));
         assert!(
             out.stdout
@@ -142,7 +115,7 @@ fn route_applied_through_any_node_serves_on_both_proxies_and_apply_wait_waits_fo
     // --wait-selector waits for the matching proxies only.
     let out = apply_wait(
         &c.nodes[0].endpoint(),
-        &route("selected", &backend),
+        &host_route("selected", &backend),
         "30s",
         Some("zone=b"),
     )
@@ -160,7 +133,7 @@ fn route_applied_through_any_node_serves_on_both_proxies_and_apply_wait_waits_fo
     signal(&pb, "-STOP");
     let out = apply_wait(
         &c.nodes[1].endpoint(),
-        &route("frozen", &backend),
+        &host_route("frozen", &backend),
         "2s",
         None,
     );

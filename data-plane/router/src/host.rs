@@ -14,25 +14,13 @@ pub(crate) const KEY_BUF: usize = 256;
 /// non-ASCII character into an ASCII one, e.g. the Kelvin sign) and hosts longer than
 /// [`KEY_BUF`] go through [`rules::host_key`] itself.
 ///
-/// The slicing mirrors `rules::canonical_host`; the randomised test `host_key_equivalence`
-/// checks that both agree.
+/// The slicing is `rules::host_without_port`, shared with `rules::canonical_host`; the
+/// randomised test `host_key_equivalence` checks that both agree.
 pub(crate) fn host_key<'a>(raw: &'a str, buf: &'a mut [u8; KEY_BUF]) -> Cow<'a, str> {
     if !raw.is_ascii() {
         return Cow::Owned(rules::host_key(raw));
     }
-    let h = raw.trim();
-    let h = if let Some(rest) = h.strip_prefix('[') {
-        match rest.find(']') {
-            Some(end) => &rest[..end],
-            None => h,
-        }
-    } else {
-        match h.rfind(':') {
-            Some(i) if !h[..i].contains(':') => &h[..i],
-            _ => h,
-        }
-    };
-    let h = h.trim();
+    let h = rules::host_without_port(raw);
     let h = h.strip_suffix('.').unwrap_or(h);
     if !h.bytes().any(|b| b.is_ascii_uppercase()) {
         return Cow::Borrowed(h);

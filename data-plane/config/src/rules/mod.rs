@@ -21,7 +21,9 @@ use std::fmt;
 
 pub use compiled::{compile, CompiledRule};
 pub use parser::parse;
-pub use request::{canonical_host, host_key, parse_query, routing_path, RequestView};
+pub use request::{
+    canonical_host, host_key, host_without_port, parse_query, routing_path, RequestView,
+};
 
 /// Maximum nesting of parentheses and negations in a rule.
 pub const MAX_NESTING: usize = 64;

@@ -24,13 +24,13 @@ pub struct RequestView<'a> {
 /// Traefik's canonical host: the port stripped (IPv6 brackets removed), trimmed and lowercased.
 /// A trailing dot is kept (see [`host_key`]).
 pub fn canonical_host(raw: &str) -> String {
-    strip_port(raw).to_lowercase()
+    host_without_port(raw).to_lowercase()
 }
 
 /// Exactly [`canonical_host`], borrowing from `raw` when lowercasing would not change anything
 /// (ASCII without uppercase letters), which is the common case of rule evaluation.
 pub(crate) fn canonical_host_cow(raw: &str) -> Cow<'_, str> {
-    let h = strip_port(raw);
+    let h = host_without_port(raw);
     if h.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
         Cow::Borrowed(h)
     } else {
@@ -38,8 +38,9 @@ pub(crate) fn canonical_host_cow(raw: &str) -> Cow<'_, str> {
     }
 }
 
-/// The host part of a raw host: trimmed, the port stripped (IPv6 brackets removed), trimmed.
-fn strip_port(raw: &str) -> &str {
+/// The host part of a raw Host header: trimmed, the port stripped (IPv6 brackets removed),
+/// trimmed — the slicing every host comparison starts from (case is left alone).
+pub fn host_without_port(raw: &str) -> &str {
     let h = raw.trim();
     let h = if let Some(rest) = h.strip_prefix('[') {
         match rest.find(']') {
