@@ -12,8 +12,8 @@ pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7400";
     version,
     about = "Switchyard control plane: run a control node, or manage a cluster through its admin API",
     long_about = "Switchyard control plane.\n\n\
-        `switchyard server` runs a control node; `switchyard dev` runs a one-node local setup with a \
-        sample route. Every other command is an admin client that talks to any control node over \
+        `switchyard server` runs a control node; `switchyard dev` runs a local setup (a control node, \
+        a proxy and a demo backend) with a sample route. Every other command is an admin client that talks to any control node over \
         gRPC (--endpoints or SWITCHYARD_ENDPOINTS); a follower forwards writes to the leader."
 )]
 pub struct Cli {
