@@ -662,6 +662,47 @@ pub(crate) fn append_log(log: &Path, line: &str) {
     }
 }
 
+/// SIGKILL and reap.
+pub(crate) fn kill_child(mut c: Child) {
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+/// SIGTERM, then wait up to [`STOP_TIMEOUT`] (SIGKILL after that), noting the outcome in `log`.
+/// Returns the exit status of a graceful stop, or `None` when the process had to be killed.
+pub(crate) fn stop_child(mut c: Child, log: &Path, who: &str) -> Option<ExitStatus> {
+    let note = |what: &str| append_log(log, &format!("===== harness: {who} {what} ====="));
+    let pid = c.id().to_string();
+    let term = Command::new("kill")
+        .args(["-TERM", &pid])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !matches!(term, Ok(s) if s.success()) {
+        kill_child(c);
+        note("could not send SIGTERM; killed with SIGKILL");
+        return None;
+    }
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    loop {
+        match c.try_wait() {
+            Ok(Some(st)) => {
+                note(&format!("stopped with SIGTERM: {st}"));
+                return Some(st);
+            }
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            _ => {
+                kill_child(c);
+                note(&format!(
+                    "did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed with SIGKILL"
+                ));
+                eprintln!("warning: {who} did not exit within {STOP_TIMEOUT:?} of SIGTERM");
+                return None;
+            }
+        }
+    }
+}
+
 pub(crate) fn spawn_logged(
     bin: &Path,
     args: &[String],
@@ -860,9 +901,8 @@ impl ControlNode {
 
     /// `kill -9`: SIGKILL and reap.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            kill_child(c);
             self.note("killed with SIGKILL");
         }
     }
@@ -870,41 +910,8 @@ impl ControlNode {
     /// SIGTERM, then wait up to [`STOP_TIMEOUT`] (SIGKILL after that). Returns the exit status
     /// of a graceful stop, or `None` when the node had to be killed (or was not running).
     pub fn stop(&mut self) -> Option<ExitStatus> {
-        let mut c = self.child.take()?;
-        let pid = c.id().to_string();
-        let term = Command::new("kill")
-            .args(["-TERM", &pid])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if !matches!(term, Ok(s) if s.success()) {
-            let _ = c.kill();
-            let _ = c.wait();
-            self.note("could not send SIGTERM; killed with SIGKILL");
-            return None;
-        }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match c.try_wait() {
-                Ok(Some(st)) => {
-                    self.note(&format!("stopped with SIGTERM: {st}"));
-                    return Some(st);
-                }
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    self.note(&format!(
-                        "did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed with SIGKILL"
-                    ));
-                    eprintln!(
-                        "warning: node {} did not exit within {STOP_TIMEOUT:?} of SIGTERM",
-                        self.id
-                    );
-                    return None;
-                }
-            }
-        }
+        let c = self.child.take()?;
+        stop_child(c, &self.log_path(), &format!("node {}", self.id))
     }
 
     /// Starts the same command line again (same id, ports and data dir) and waits for `/healthz`.

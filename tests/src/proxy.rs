@@ -13,7 +13,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use tempfile::TempDir;
 
 use crate::{
     binary, cli, cli_stdin, free_addr, http_get, log_lines, metric_value, wait_until, CliError,
-    CliOutput, HttpResponse, START_TIMEOUT, STOP_TIMEOUT,
+    CliOutput, HttpResponse, START_TIMEOUT,
 };
 
 /// The `switchyard-proxy` binary.
@@ -351,44 +351,16 @@ impl Proxy {
 
     /// `kill -9` and reap.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            crate::kill_child(c);
             self.note("killed with SIGKILL");
         }
     }
 
-    /// SIGTERM, then wait up to [`STOP_TIMEOUT`] (SIGKILL after that).
+    /// SIGTERM, then wait up to [`crate::STOP_TIMEOUT`] (SIGKILL after that).
     pub fn stop(&mut self) -> Option<ExitStatus> {
-        let mut c = self.child.take()?;
-        let pid = c.id().to_string();
-        let term = Command::new("kill")
-            .args(["-TERM", &pid])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if !matches!(term, Ok(s) if s.success()) {
-            let _ = c.kill();
-            let _ = c.wait();
-            self.note("could not send SIGTERM; killed with SIGKILL");
-            return None;
-        }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match c.try_wait() {
-                Ok(Some(st)) => {
-                    self.note(&format!("stopped with SIGTERM: {st}"));
-                    return Some(st);
-                }
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    self.note("did not exit after SIGTERM; killed with SIGKILL");
-                    return None;
-                }
-            }
-        }
+        let c = self.child.take()?;
+        crate::stop_child(c, &self.log_path(), &format!("proxy {}", self.id))
     }
 
     /// Kills the process and starts the same command line (same ports, same cache dir), then
