@@ -59,7 +59,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "unknown top-level field",
             doc: "htpp:\n  routers: {}\n".into(),
-            expect: &["unknown top-level field \"htpp\"", "expected \"http\" or \"tls\""],
+            expect: &["unknown top-level field \"htpp\"", "expected \"http\", \"tls\" or \"certificatesResolvers\""],
         },
         Case {
             what: "unknown router field",

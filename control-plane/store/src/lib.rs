@@ -18,16 +18,20 @@
 // type so `?` works, and boxing it would only add a conversion at every call.
 #![allow(clippy::result_large_err)]
 
+pub mod acme;
 pub mod error;
 pub mod log_store;
+pub mod security;
 pub mod state;
 pub mod state_machine;
 pub mod types;
 
 use std::path::Path;
 
+pub use acme::{AcmeCommand, AcmeState};
 pub use error::StoreError;
 pub use log_store::LogStore;
+pub use security::{SecurityCommand, SecurityState};
 pub use state::ClusterState;
 pub use state_machine::{AppliedState, StateMachineStore};
 pub use types::*;

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use switchyard_config::{diff, validate, ConfigErrors, DynamicConfig};
 
+use crate::acme::AcmeState;
+use crate::security::SecurityState;
 use crate::types::{NodeId, NodeInfo, Rejection, Request, Response};
 
 /// Checks a config exactly as a proxy would load it: validation, then the proxy's own route
@@ -30,6 +32,12 @@ pub struct ClusterState {
     pub config_version: u64,
     /// What each node says about itself (API address, region, zone).
     pub nodes: BTreeMap<NodeId, NodeInfo>,
+    /// ACME accounts, orders and certificate status.
+    #[serde(default)]
+    pub acme: AcmeState,
+    /// Cluster CA and API tokens.
+    #[serde(default)]
+    pub security: SecurityState,
 }
 
 impl ClusterState {
@@ -60,6 +68,18 @@ impl ClusterState {
                 self.nodes.remove(id);
                 Response::Done
             }
+            Request::Acme { cmd, at } => {
+                let mut next = DynamicConfig::clone(&self.config);
+                if self.acme.apply(cmd, *at, &mut next) {
+                    let changes = diff(&self.config, &next);
+                    if !changes.is_empty() {
+                        self.config = Arc::new(next);
+                        self.config_version = index;
+                    }
+                }
+                Response::Done
+            }
+            Request::Security { cmd, at } => self.security.apply(cmd, *at),
         }
     }
 
@@ -86,7 +106,7 @@ impl ClusterState {
                 document, prune, ..
             } => {
                 if *prune {
-                    document.clone()
+                    self.config.replaced_by(document)
                 } else {
                     self.config.merged(document)
                 }

@@ -56,6 +56,17 @@ pub enum Request {
     RegisterNode { id: NodeId, info: NodeInfo },
     /// Drop a removed node from the directory.
     ForgetNode { id: NodeId },
+    /// A step of the ACME manager. `at` is the proposer's clock (Unix seconds), so every node
+    /// applies the same timestamps.
+    Acme {
+        cmd: crate::acme::AcmeCommand,
+        at: u64,
+    },
+    /// A change to the cluster CA or the API tokens; `at` as for [`Request::Acme`].
+    Security {
+        cmd: crate::security::SecurityCommand,
+        at: u64,
+    },
 }
 
 impl Request {

@@ -10,7 +10,8 @@ use crate::model::{Certificate, DynamicConfig};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// `"router"`, `"service"`, `"middleware"`, `"serversTransport"`, `"tlsOption"`,
-    /// `"tlsStore"` or `"tlsCertificate"`.
+    /// `"tlsStore"`, `"tlsCertificate"`, `"certResolver"`, or one of the managed kinds
+    /// `"managedCertificate"`, `"acmeHttp01"`, `"acmeTlsAlpn01"`.
     pub kind: String,
     /// Resource name (for certificates: the `certFile`).
     pub name: String,
@@ -105,6 +106,30 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
         "tlsCertificate",
         &certs_by_file(&old.tls.certificates),
         &certs_by_file(&new.tls.certificates),
+        &mut out,
+    );
+    diff_maps(
+        "certResolver",
+        &old.certificates_resolvers,
+        &new.certificates_resolvers,
+        &mut out,
+    );
+    diff_maps(
+        "managedCertificate",
+        &old.managed.certificates,
+        &new.managed.certificates,
+        &mut out,
+    );
+    diff_maps(
+        "acmeHttp01",
+        &old.managed.http01,
+        &new.managed.http01,
+        &mut out,
+    );
+    diff_maps(
+        "acmeTlsAlpn01",
+        &old.managed.tls_alpn01,
+        &new.managed.tls_alpn01,
         &mut out,
     );
     out.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));

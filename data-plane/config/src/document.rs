@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::acme::{CertResolver, ManagedTls};
 use crate::error::{quote, resource_label, ConfigError};
 use crate::model::{
     Certificate, DynamicConfig, Middleware, Router, ServersTransport, Service, TlsOptions,
@@ -297,6 +298,18 @@ fn check_typed<T: DeserializeOwned + serde::Serialize>(
     })
 }
 
+/// Parse a config as the config stream carries it: a document plus the `managed` section the
+/// control plane wrote (which [`from_value`] refuses from users).
+pub fn from_stream_value(mut value: Value) -> Result<DynamicConfig, ConfigError> {
+    let managed = match value.as_object_mut().and_then(|m| m.remove("managed")) {
+        Some(m) => typed::<ManagedTls>(m, None, Some("managed"))?,
+        None => ManagedTls::default(),
+    };
+    let mut cfg = from_value(value)?;
+    cfg.managed = managed;
+    Ok(cfg)
+}
+
 /// Convert an already-parsed generic value (JSON data model) into a [`DynamicConfig`] with
 /// the same checks and error messages as [`parse_document`].
 pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
@@ -390,6 +403,18 @@ pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
                     }
                 }
             }
+            "certificatesResolvers" => {
+                let m = section(v, "certificatesResolvers", "resolver names to resolvers")?;
+                cfg.certificates_resolvers =
+                    resources(m, "certResolver", "a certificate resolver definition", |v, l| {
+                        typed::<CertResolver>(v, Some(l), None)
+                    })?;
+            }
+            "managed" => {
+                return Err(ConfigError::new(
+                    "top-level field \"managed\" is written by the control plane and cannot be applied",
+                ))
+            }
             "tcp" | "udp" => {
                 let empty = match &v {
                     Value::Null => true,
@@ -408,7 +433,7 @@ pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
             }
             _ => {
                 return Err(ConfigError::new(format!(
-                    "unknown top-level field {}, expected \"http\" or \"tls\"",
+                    "unknown top-level field {}, expected \"http\", \"tls\" or \"certificatesResolvers\"",
                     quote(&k)
                 )))
             }

@@ -75,6 +75,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod acme;
 mod diff;
 mod document;
 pub mod duration;
@@ -84,8 +85,12 @@ pub mod rules;
 mod syntax;
 mod validate;
 
+pub use acme::{
+    AcmeResolver, CertResolver, Eab, HttpChallenge, KeyPair, ManagedCertificate, ManagedTls,
+    TlsChallenge,
+};
 pub use diff::{diff, Change, ChangeAction};
-pub use document::{from_value, parse_document};
+pub use document::{from_stream_value, from_value, parse_document};
 pub use error::{quote, resource_label, ConfigError, ConfigErrors};
 pub use model::*;
 pub use validate::{validate, MAX_CHAIN_NESTING, MAX_USER_PRIORITY};

@@ -8,13 +8,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::acme::{CertResolver, ManagedTls};
 use crate::error::{quote, ConfigError};
 
 pub use crate::duration::{parse_go_duration, Duration, StrOrInt};
 
 /// Deserialize a collection, treating an explicit `null` (e.g. `entryPoints:` with no value in
 /// YAML) as empty.
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,
@@ -94,6 +95,17 @@ pub struct DynamicConfig {
         skip_serializing_if = "TlsConfig::is_empty"
     )]
     pub tls: TlsConfig,
+    /// `certificatesResolvers:` (Traefik static configuration; cluster configuration here).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub certificates_resolvers: BTreeMap<String, CertResolver>,
+    /// TLS material written by the control plane (ACME certificates and challenge answers).
+    /// Refused in applied documents; carried to proxies by the config stream.
+    #[serde(default, skip_serializing_if = "ManagedTls::is_empty")]
+    pub managed: ManagedTls,
 }
 
 /// `http:` section.
@@ -1090,6 +1102,9 @@ pub struct ForwardingTimeouts {
     pub ping_timeout: Option<Duration>,
 }
 
+/// What `get config` shows in place of a private key (inline PEM) or another secret.
+pub const REDACTED_KEY: &str = "<redacted>";
+
 /// A certificate/key file pair.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -1239,6 +1254,51 @@ impl DynamicConfig {
                 out.tls.certificates.push(c.clone());
             }
         }
+        for (k, v) in &doc.certificates_resolvers {
+            out.certificates_resolvers.insert(k.clone(), v.clone());
+        }
+        out
+    }
+
+    /// `doc` as the whole user configuration (an apply with prune), keeping the managed TLS
+    /// material of `self`, which documents never carry.
+    pub fn replaced_by(&self, doc: &DynamicConfig) -> DynamicConfig {
+        let mut out = doc.clone();
+        out.managed = self.managed.clone();
+        out
+    }
+
+    /// The user-facing configuration: without the managed section, and with every inline private
+    /// key replaced by [`REDACTED_KEY`]. This is what `get config` shows.
+    pub fn for_display(&self) -> DynamicConfig {
+        let mut out = self.clone();
+        out.managed = ManagedTls::default();
+        for c in &mut out.tls.certificates {
+            if crate::acme::is_inline_pem(&c.key_file) {
+                c.key_file = REDACTED_KEY.to_string();
+            }
+        }
+        for st in out.http.servers_transports.values_mut() {
+            for c in &mut st.certificates {
+                if crate::acme::is_inline_pem(&c.key_file) {
+                    c.key_file = REDACTED_KEY.to_string();
+                }
+            }
+        }
+        for store in out.tls.stores.values_mut() {
+            if let Some(c) = &mut store.default_certificate {
+                if crate::acme::is_inline_pem(&c.key_file) {
+                    c.key_file = REDACTED_KEY.to_string();
+                }
+            }
+        }
+        for r in out.certificates_resolvers.values_mut() {
+            if let Some(eab) = r.acme.as_mut().and_then(|a| a.eab.as_mut()) {
+                if !eab.hmac_encoded.is_empty() {
+                    eab.hmac_encoded = REDACTED_KEY.to_string();
+                }
+            }
+        }
         out
     }
 
@@ -1292,7 +1352,10 @@ impl DynamicConfig {
 
     /// True when nothing at all is defined.
     pub fn is_empty(&self) -> bool {
-        self.http.is_empty() && self.tls.is_empty()
+        self.http.is_empty()
+            && self.tls.is_empty()
+            && self.certificates_resolvers.is_empty()
+            && self.managed.is_empty()
     }
 
     /// Serialize as pretty JSON (the canonical document form).

@@ -353,7 +353,7 @@ http:
     // Unknown top-level keys are rejected even when used for anchors.
     assert_eq!(
         parse_err(doc),
-        r#"unknown top-level field "x-defaults", expected "http" or "tls""#
+        r#"unknown top-level field "x-defaults", expected "http", "tls" or "certificatesResolvers""#
     );
     let doc = r#"
 http:
@@ -412,7 +412,7 @@ fn parse_error_messages() {
         ),
         (
             "htp:\n  routers: {}\n",
-            r#"unknown top-level field "htp", expected "http" or "tls""#,
+            r#"unknown top-level field "htp", expected "http", "tls" or "certificatesResolvers""#,
         ),
         (
             "http:\n  routes: {}\n",

@@ -58,7 +58,7 @@ impl Cache {
         let parsed = serde_json::from_slice::<Cached>(&bytes)
             .map_err(|e| e.to_string())
             .and_then(|c| {
-                switchyard_config::from_value(c.config)
+                switchyard_config::from_stream_value(c.config)
                     .map(|cfg| (c.version, cfg))
                     .map_err(|e| e.to_string())
             });

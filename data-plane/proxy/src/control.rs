@@ -98,7 +98,8 @@ fn next_config(
         Some(Body::Snapshot(s)) => {
             let v: serde_json::Value = serde_json::from_str(&s.config_json)
                 .map_err(|e| format!("snapshot v{}: {e}", msg.version))?;
-            switchyard_config::from_value(v).map_err(|e| format!("snapshot v{}: {e}", msg.version))
+            switchyard_config::from_stream_value(v)
+                .map_err(|e| format!("snapshot v{}: {e}", msg.version))
         }
         Some(Body::Delta(d)) => {
             let Some((held, cfg)) = current else {

@@ -191,10 +191,11 @@ impl AdminService {
     }
 
     fn config_from(st: &AppliedState) -> ApiResult<GetConfigResponse> {
-        let cfg: &DynamicConfig = &st.state.config;
+        // Never private keys or the managed material: `get certs` reports certificates.
+        let cfg: DynamicConfig = st.state.config.for_display();
         Ok(GetConfigResponse {
             version: st.state.config_version,
-            json: serde_json::to_string(cfg).map_err(|e| ApiError::Internal(e.to_string()))?,
+            json: serde_json::to_string(&cfg).map_err(|e| ApiError::Internal(e.to_string()))?,
         })
     }
 
