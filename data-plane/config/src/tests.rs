@@ -1765,3 +1765,52 @@ fn hostile_documents_fail_cleanly() {
     assert!(parse_document("http: !tagged {}\n").is_err());
     assert!(parse_document("\0\u{1}\u{2}").is_err());
 }
+
+mod acme_resolvers {
+    use crate::{parse_document, rules::rule_host_names, validate};
+
+    fn errors(doc: &str) -> String {
+        match validate(&parse_document(doc).expect("parses")) {
+            Ok(()) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_good_resolver_validates() {
+        let e = errors(
+            "certificatesResolvers:\n  le:\n    acme:\n      email: a@b.test\n      caServer: https://ca.test/dir\n      keyType: EC256\n      renewBefore: 720h\n      httpChallenge: { entryPoint: web }\n",
+        );
+        assert_eq!(e, "");
+    }
+
+    #[test]
+    fn bad_resolvers_name_the_field() {
+        let e = errors(
+            "certificatesResolvers:\n  le:\n    acme:\n      email: nope\n      caServer: ftp://x\n      keyType: EC999\n      renewBefore: soon\n      httpChallenge: { entryPoint: '' }\n      tlsChallenge: {}\n  dns:\n    acme:\n      dnsChallenge: { provider: x }\n  ts:\n    tailscale: {}\n",
+        );
+        for want in [
+            "acme.email: invalid e-mail address \"nope\"",
+            "acme.caServer: \"ftp://x\" must be an https:// URL",
+            "acme.keyType: unknown key type \"EC999\"",
+            "acme.renewBefore: invalid duration \"soon\"",
+            "acme.httpChallenge.entryPoint: must name an entry point",
+            "set exactly one of acme.httpChallenge and acme.tlsChallenge",
+            "acme.dnsChallenge: the DNS-01 challenge is not supported by this version of Switchyard",
+            "tailscale: the Tailscale resolver is not supported by this version of Switchyard",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in {e}");
+        }
+    }
+
+    #[test]
+    fn host_names_of_a_rule() {
+        assert_eq!(
+            rule_host_names(
+                "Host(`B.test`) || (Host(`a.test`) && PathPrefix(`/x`)) || HostRegexp(`.*`)"
+            ),
+            vec!["a.test".to_string(), "b.test".to_string()]
+        );
+        assert!(rule_host_names("PathPrefix(`/`)").is_empty());
+    }
+}

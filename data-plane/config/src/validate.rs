@@ -189,6 +189,206 @@ impl<'c> Validator<'c> {
             self.servers_transport(name, t);
         }
         self.tls();
+        for (name, r) in &cfg.certificates_resolvers {
+            self.resolver(name, r);
+        }
+    }
+
+    /// `certificatesResolvers.<name>`: only ACME with HTTP-01 or TLS-ALPN-01.
+    fn resolver(&mut self, name: &str, r: &crate::acme::CertResolver) {
+        const K: &str = "certResolver";
+        if let Some(e) = check_name(K, name) {
+            self.errors.push(e);
+        }
+        if r.tailscale.is_some() {
+            self.field(
+                K,
+                name,
+                "tailscale",
+                format!("the Tailscale resolver {NOT_SUPPORTED}"),
+            );
+        }
+        let Some(a) = &r.acme else {
+            if r.tailscale.is_none() {
+                self.push(K, name, None, "an `acme` section is required");
+            }
+            return;
+        };
+        if let Some(email) = &a.email {
+            let ok = match email.split_once('@') {
+                Some((user, host)) => {
+                    !user.is_empty()
+                        && !host.is_empty()
+                        && !host.starts_with('.')
+                        && !host.ends_with('.')
+                        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+                        && !host.contains('@')
+                }
+                None => false,
+            };
+            if !ok {
+                self.field(
+                    K,
+                    name,
+                    "acme.email",
+                    format!("invalid e-mail address {}", quote(email)),
+                );
+            }
+        }
+        if let Some(ca) = &a.ca_server {
+            match url::Url::parse(ca) {
+                Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {
+                    if u.host_str().is_none_or(str::is_empty) {
+                        self.field(
+                            K,
+                            name,
+                            "acme.caServer",
+                            format!("{} has no host", quote(ca)),
+                        );
+                    }
+                }
+                Ok(_) => self.field(
+                    K,
+                    name,
+                    "acme.caServer",
+                    format!("{} must be an https:// URL", quote(ca)),
+                ),
+                Err(e) => self.field(
+                    K,
+                    name,
+                    "acme.caServer",
+                    format!("invalid URL {}: {e}", quote(ca)),
+                ),
+            }
+        }
+        for (i, pem) in a.ca_certificates.iter().enumerate() {
+            if !crate::acme::is_inline_pem(pem) {
+                self.field(
+                    K,
+                    name,
+                    format!("acme.caCertificates[{i}]"),
+                    "expected PEM text (the CLI uploads the contents of the file)",
+                );
+            }
+        }
+        if let Some(kt) = &a.key_type {
+            match kt.as_str() {
+                "EC256" | "EC384" => {}
+                "RSA2048" | "RSA4096" | "RSA8192" => self.field(
+                    K,
+                    name,
+                    "acme.keyType",
+                    format!("{} {NOT_SUPPORTED} (use EC256 or EC384)", quote(kt)),
+                ),
+                _ => self.field(
+                    K,
+                    name,
+                    "acme.keyType",
+                    format!(
+                        "unknown key type {}: expected EC256, EC384, RSA2048, RSA4096 or RSA8192",
+                        quote(kt)
+                    ),
+                ),
+            }
+        }
+        if let Some(eab) = &a.eab {
+            if eab.kid.trim().is_empty() {
+                self.field(K, name, "acme.eab.kid", "must not be empty");
+            }
+            if eab.hmac_encoded.trim().is_empty() {
+                self.field(K, name, "acme.eab.hmacEncoded", "must not be empty");
+            }
+        }
+        if let Some(h) = a.certificates_duration {
+            if h <= 0 {
+                self.field(
+                    K,
+                    name,
+                    "acme.certificatesDuration",
+                    "must be a positive number of hours",
+                );
+            }
+        }
+        let durations = [
+            ("acme.renewBefore", &a.renew_before, true),
+            ("acme.renewCheckInterval", &a.renew_check_interval, true),
+            ("acme.clientTimeout", &a.client_timeout, true),
+            (
+                "acme.clientResponseHeaderTimeout",
+                &a.client_response_header_timeout,
+                true,
+            ),
+            ("acme.certificateTimeout", &a.certificate_timeout, true),
+            (
+                "acme.httpChallenge.delay",
+                &a.http_challenge.as_ref().and_then(|c| c.delay.clone()),
+                false,
+            ),
+            (
+                "acme.tlsChallenge.delay",
+                &a.tls_challenge.as_ref().and_then(|c| c.delay.clone()),
+                false,
+            ),
+        ];
+        for (field, value, positive) in durations {
+            let Some(v) = value else { continue };
+            match crate::duration::parse_go_duration(v) {
+                Err(e) => self.field(
+                    K,
+                    name,
+                    field,
+                    format!("invalid duration {}: {e}", quote(v)),
+                ),
+                Ok(ns) if ns < 0 || (positive && ns == 0) => self.field(
+                    K,
+                    name,
+                    field,
+                    format!(
+                        "{} must be {}",
+                        quote(v),
+                        if positive {
+                            "positive"
+                        } else {
+                            "zero or positive"
+                        }
+                    ),
+                ),
+                Ok(_) => {}
+            }
+        }
+        if a.dns_challenge.is_some() {
+            self.field(
+                K,
+                name,
+                "acme.dnsChallenge",
+                format!("the DNS-01 challenge {NOT_SUPPORTED}"),
+            );
+        }
+        match (&a.http_challenge, &a.tls_challenge) {
+            (Some(_), Some(_)) => self.push(
+                K,
+                name,
+                None,
+                "set exactly one of acme.httpChallenge and acme.tlsChallenge",
+            ),
+            (None, None) if a.dns_challenge.is_none() => self.push(
+                K,
+                name,
+                None,
+                "a challenge is required: acme.httpChallenge or acme.tlsChallenge",
+            ),
+            _ => {}
+        }
+        if let Some(h) = &a.http_challenge {
+            if h.entry_point.trim().is_empty() {
+                self.field(
+                    K,
+                    name,
+                    "acme.httpChallenge.entryPoint",
+                    "must name an entry point",
+                );
+            }
+        }
     }
 
     fn router(&mut self, name: &str, r: &crate::model::Router) {

@@ -338,6 +338,35 @@ impl CompiledRule {
     }
 }
 
+/// The exact host names a rule's `Host(...)` matchers name (lowercase, sorted, deduplicated,
+/// wildcards and regexps left out): the names a router with `tls.certResolver` and no
+/// `tls.domains` gets a certificate for. Empty when the rule does not parse or names none.
+pub fn rule_host_names(rule: &str) -> Vec<String> {
+    let Ok(c) = compile(rule) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    collect_hosts(&c.root, &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn collect_hosts(n: &Node, out: &mut Vec<String>) {
+    match n {
+        Node::Leaf(l) => {
+            if let Pred::HostExact(h) = &l.pred {
+                out.push(h.clone());
+            }
+        }
+        Node::And(a, b) | Node::Or(a, b) => {
+            collect_hosts(a, out);
+            collect_hosts(b, out);
+        }
+        Node::Not(_) => {}
+    }
+}
+
 fn constraint(n: &Node) -> Option<Vec<String>> {
     match n {
         Node::Leaf(l) => match &l.pred {
