@@ -37,11 +37,12 @@ pub struct AcmeState {
 pub struct AcmeAccount {
     /// Directory URL the account lives on (a different `caServer` means a new account).
     pub ca_server: String,
-    /// The account key, PKCS#8 DER, base64 (persisted before the account is created at the CA).
-    pub key_pkcs8_b64: String,
-    /// instant-acme `AccountCredentials`, JSON (set once the CA created the account).
+    /// Contact e-mail it was registered with.
     #[serde(default)]
-    pub credentials_json: Option<String>,
+    pub email: String,
+    /// instant-acme `AccountCredentials` (id, key, directory), JSON. Committed before the account
+    /// is used for any order.
+    pub credentials_json: String,
 }
 
 impl std::fmt::Debug for AcmeAccount {
@@ -49,7 +50,7 @@ impl std::fmt::Debug for AcmeAccount {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AcmeAccount")
             .field("ca_server", &self.ca_server)
-            .field("registered", &self.credentials_json.is_some())
+            .field("email", &self.email)
             .finish()
     }
 }
@@ -134,17 +135,11 @@ pub struct IssuedInfo {
 /// A command of the ACME manager.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub enum AcmeCommand {
-    /// The account key of a resolver, recorded before the account is registered.
-    /// Ignored when the resolver already has a key for the same CA.
-    AccountKey {
-        resolver: String,
-        ca_server: String,
-        key_pkcs8_b64: String,
-    },
-    /// The CA registered the account.
+    /// The CA registered the account of a resolver (replaces any previous one).
     AccountRegistered {
         resolver: String,
         ca_server: String,
+        email: String,
         credentials_json: String,
     },
     /// An order for certificate `name` begins. Ignored while one is in flight for `name`.
@@ -184,7 +179,6 @@ impl std::fmt::Debug for AcmeCommand {
     /// Never prints key material.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AcmeCommand::AccountKey { resolver, .. } => write!(f, "AccountKey({resolver})"),
             AcmeCommand::AccountRegistered { resolver, .. } => {
                 write!(f, "AccountRegistered({resolver})")
             }
@@ -206,37 +200,20 @@ impl AcmeState {
     /// config version then moves to this entry's index and the proxies get it).
     pub fn apply(&mut self, cmd: &AcmeCommand, now_unix: u64, config: &mut DynamicConfig) -> bool {
         match cmd {
-            AcmeCommand::AccountKey {
-                resolver,
-                ca_server,
-                key_pkcs8_b64,
-            } => {
-                let same = self
-                    .accounts
-                    .get(resolver)
-                    .is_some_and(|a| &a.ca_server == ca_server);
-                if !same {
-                    self.accounts.insert(
-                        resolver.clone(),
-                        AcmeAccount {
-                            ca_server: ca_server.clone(),
-                            key_pkcs8_b64: key_pkcs8_b64.clone(),
-                            credentials_json: None,
-                        },
-                    );
-                }
-                false
-            }
             AcmeCommand::AccountRegistered {
                 resolver,
                 ca_server,
+                email,
                 credentials_json,
             } => {
-                if let Some(a) = self.accounts.get_mut(resolver) {
-                    if &a.ca_server == ca_server {
-                        a.credentials_json = Some(credentials_json.clone());
-                    }
-                }
+                self.accounts.insert(
+                    resolver.clone(),
+                    AcmeAccount {
+                        ca_server: ca_server.clone(),
+                        email: email.clone(),
+                        credentials_json: credentials_json.clone(),
+                    },
+                );
                 false
             }
             AcmeCommand::OrderStarted {

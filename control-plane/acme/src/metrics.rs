@@ -1,0 +1,68 @@
+//! ACME metrics, registered into the node's registry (prefix `switchyard_`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OrderLabels {
+    pub resolver: String,
+    /// `issued`, `failed`, `rate_limited`.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertLabels {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResolverLabels {
+    pub resolver: String,
+}
+
+#[derive(Clone, Default)]
+pub struct AcmeMetrics {
+    /// Orders finished by this node (as leader), by result.
+    pub orders: Family<OrderLabels, Counter>,
+    /// Orders this node started at the CA (new or restarted; a resumed order is not counted).
+    pub orders_created: Family<ResolverLabels, Counter>,
+    /// Renewals (orders for a certificate that already had one) that failed.
+    pub renewal_failures: Family<ResolverLabels, Counter>,
+    /// `notAfter` of every ACME certificate in the store (Unix seconds), on every node.
+    pub not_after: Family<CertLabels, Gauge>,
+    /// Consecutive failures of every ACME certificate, on every node.
+    pub failures: Family<CertLabels, Gauge>,
+}
+
+impl AcmeMetrics {
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "acme_orders",
+            "ACME orders finished by this node as leader, by result",
+            self.orders.clone(),
+        );
+        r.register(
+            "acme_orders_created",
+            "ACME orders this node created at the CA",
+            self.orders_created.clone(),
+        );
+        r.register(
+            "acme_renewal_failures",
+            "Failed renewals of ACME certificates",
+            self.renewal_failures.clone(),
+        );
+        r.register(
+            "acme_certificate_not_after_seconds",
+            "Expiry of each ACME certificate (Unix seconds)",
+            self.not_after.clone(),
+        );
+        r.register(
+            "acme_certificate_failures",
+            "Consecutive failed orders of each ACME certificate",
+            self.failures.clone(),
+        );
+    }
+}
