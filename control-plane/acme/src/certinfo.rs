@@ -102,3 +102,193 @@ mod tests {
         assert!(matches!(parse_leaf("nothing"), Err(CertInfoError::Empty)));
     }
 }
+
+/// One row of `switchyard get certs`. Never holds key material.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CertRow {
+    /// `tls.certificates[i]`, `tls.stores.<store>.defaultCertificate`, or `<resolver>/<main>`.
+    pub name: String,
+    /// The names the certificate covers (its SANs; for an ACME certificate without one yet,
+    /// the names ordered).
+    pub names: Vec<String>,
+    pub issuer: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub serial: String,
+    /// `uploaded` or `acme:<resolver>`.
+    pub source: String,
+    /// `valid`, `expired`, `pending` (first order in flight), `renewing` (order in flight while
+    /// the old certificate serves), `error` (the last order failed), `invalid` (unparsable).
+    pub status: String,
+    pub last_error: String,
+    /// Unix seconds before which no new order starts (backoff or rate limit); 0 when none.
+    pub next_attempt: u64,
+    pub failures: u32,
+}
+
+fn uploaded_row(name: String, cert: &str, now: i64) -> CertRow {
+    let mut row = CertRow {
+        name,
+        source: "uploaded".into(),
+        ..Default::default()
+    };
+    if !switchyard_config::acme::is_inline_pem(cert) {
+        row.status = "invalid".into();
+        row.last_error = "certFile is a path, not uploaded PEM".into();
+        return row;
+    }
+    match parse_leaf(cert) {
+        Ok(i) => {
+            row.status = if i.not_after < now {
+                "expired"
+            } else {
+                "valid"
+            }
+            .into();
+            row.names = i.names;
+            row.issuer = i.issuer;
+            row.not_before = i.not_before;
+            row.not_after = i.not_after;
+            row.serial = i.serial;
+        }
+        Err(e) => {
+            row.status = "invalid".into();
+            row.last_error = e.to_string();
+        }
+    }
+    row
+}
+
+/// Every certificate the cluster serves or is ordering, uploaded first (in config order), then
+/// ACME-managed by name. `now`: Unix seconds.
+pub fn list(st: &switchyard_store::ClusterState, now: i64) -> Vec<CertRow> {
+    let cfg = &st.config;
+    let mut out = Vec::new();
+    for (i, c) in cfg.tls.certificates.iter().enumerate() {
+        out.push(uploaded_row(
+            format!("tls.certificates[{i}]"),
+            &c.cert_file,
+            now,
+        ));
+    }
+    for (store, s) in &cfg.tls.stores {
+        if let Some(d) = &s.default_certificate {
+            out.push(uploaded_row(
+                format!("tls.stores.{store}.defaultCertificate"),
+                &d.cert_file,
+                now,
+            ));
+        }
+    }
+    let mut names: Vec<&String> = st.acme.certificates.keys().collect();
+    for n in cfg.managed.certificates.keys() {
+        if !st.acme.certificates.contains_key(n) {
+            names.push(n);
+        }
+    }
+    names.sort();
+    names.dedup();
+    for name in names {
+        let rec = st.acme.certificates.get(name).cloned().unwrap_or_default();
+        let installed = cfg.managed.certificates.get(name);
+        let info = installed.and_then(|m| parse_leaf(&m.pair.cert_pem).ok());
+        let resolver = installed
+            .map(|m| m.resolver.clone())
+            .unwrap_or_else(|| rec.resolver.clone());
+        let in_flight = st.acme.orders.contains_key(name);
+        let mut row = CertRow {
+            name: name.clone(),
+            source: format!("acme:{resolver}"),
+            last_error: rec.last_error.clone(),
+            next_attempt: rec.next_attempt,
+            failures: rec.failures,
+            ..Default::default()
+        };
+        match &info {
+            Some(i) => {
+                row.names = i.names.clone();
+                row.issuer = i.issuer.clone();
+                row.not_before = i.not_before;
+                row.not_after = i.not_after;
+                row.serial = i.serial.clone();
+            }
+            None => {
+                row.names = installed
+                    .map(|m| m.domains.clone())
+                    .unwrap_or_else(|| rec.domains.clone());
+            }
+        }
+        row.status = match (info.is_some(), in_flight) {
+            (true, true) => "renewing",
+            (false, true) => "pending",
+            _ if rec.failures > 0 => "error",
+            (true, false) if row.not_after < now => "expired",
+            (true, false) => "valid",
+            (false, false) => "error",
+        }
+        .into();
+        out.push(row);
+    }
+    out
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+    use switchyard_store::acme::{AcmeCommand, IssuedInfo};
+    use switchyard_store::ClusterState;
+
+    #[test]
+    fn uploaded_and_acme_rows_without_keys() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["u.test".into()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let mut st = ClusterState::default();
+        let mut cfg = switchyard_config::DynamicConfig::default();
+        cfg.tls.certificates.push(switchyard_config::Certificate {
+            cert_file: cert.pem(),
+            key_file: key.serialize_pem(),
+            stores: vec![],
+        });
+        let mut acme = st.acme.clone();
+        for cmd in [
+            AcmeCommand::OrderStarted {
+                name: "le/a.test".into(),
+                resolver: "le".into(),
+                domains: vec!["a.test".into()],
+            },
+            AcmeCommand::OrderKey {
+                name: "le/a.test".into(),
+                key_pem: key.serialize_pem(),
+            },
+            AcmeCommand::Issued {
+                name: "le/a.test".into(),
+                cert_pem: cert.pem(),
+                info: IssuedInfo::default(),
+            },
+            AcmeCommand::OrderStarted {
+                name: "le/b.test".into(),
+                resolver: "le".into(),
+                domains: vec!["b.test".into()],
+            },
+        ] {
+            acme.apply(&cmd, 1, &mut cfg);
+        }
+        st.acme = acme;
+        st.config = std::sync::Arc::new(cfg);
+        let rows = list(&st, 0);
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!(rows[0].source, "uploaded");
+        assert_eq!(rows[0].status, "valid");
+        assert_eq!(rows[0].names, vec!["u.test"]);
+        assert_eq!(rows[1].name, "le/a.test");
+        assert_eq!(rows[1].source, "acme:le");
+        assert_eq!(rows[1].status, "valid");
+        assert_eq!(rows[2].status, "pending");
+        assert_eq!(rows[2].names, vec!["b.test"]);
+        let text = serde_json::to_string(&rows).expect("json");
+        assert!(!text.contains("PRIVATE KEY"), "{text}");
+    }
+}

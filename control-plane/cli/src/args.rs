@@ -217,6 +217,10 @@ pub enum GetKind {
     /// Every proxy attached to any control node.
     #[value(alias = "proxy")]
     Proxies,
+    /// Every certificate: uploaded and ACME-managed (names, issuer, validity, source, status,
+    /// last error; never a private key).
+    #[value(alias = "cert", alias = "certificates", alias = "certificate")]
+    Certs,
 }
 
 #[derive(Args, Debug, Clone)]

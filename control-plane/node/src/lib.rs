@@ -10,7 +10,9 @@
 //! | [`http`] | `/healthz`, `/readyz`, `/metrics` |
 //! | [`metrics`] | the Prometheus registry |
 //! | [`options`] | what a node is started with |
+//! | [`acme`] | runs the ACME manager (`switchyard-acme`) against this node |
 
+pub mod acme;
 pub mod admin;
 pub mod errors;
 pub mod http;

@@ -30,6 +30,8 @@ pub struct Metrics {
     /// Seconds from a write reaching the leader to it being committed and applied.
     pub write_seconds: Histogram,
     pub requests: Family<RequestLabels, Counter>,
+    /// The ACME manager's metrics.
+    pub acme: switchyard_acme::AcmeMetrics,
 }
 
 impl Default for Metrics {
@@ -109,8 +111,11 @@ impl Metrics {
             "Admin API requests by method and gRPC code",
             requests.clone(),
         );
+        let acme = switchyard_acme::AcmeMetrics::default();
+        acme.register(&mut registry);
         Self {
             registry,
+            acme,
             term,
             leader_id,
             is_leader,

@@ -369,7 +369,8 @@ impl ControlNode {
         tasks.push(spawn_http(shared.clone(), http_listener, stop_rx.clone()));
 
         bootstrap(&shared).await?;
-        tasks.push(tokio::spawn(register_loop(shared.clone(), stop_rx)));
+        tasks.push(tokio::spawn(register_loop(shared.clone(), stop_rx.clone())));
+        tasks.push(crate::acme::spawn(shared.clone(), stop_rx));
         Ok(Self {
             shared,
             api_addr,

@@ -15,6 +15,9 @@ pub async fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
         GetKind::Services => ("service", "services"),
         GetKind::Middlewares => ("middleware", "middlewares"),
         GetKind::Proxies => return super::proxies::get(g, &mut client, a.name.as_deref()).await,
+        GetKind::Certs => {
+            return super::certs::get(g, &mut client, a.name.as_deref(), a.consistent).await
+        }
         GetKind::Config => {
             let r = client
                 .get_config(GetConfigRequest {

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod bench;
 pub mod bench_propagate;
+pub mod certs;
 pub mod cluster;
 pub mod delete;
 pub mod dev;

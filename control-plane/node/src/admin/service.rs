@@ -190,6 +190,44 @@ impl AdminService {
         })
     }
 
+    fn certs_from(
+        &self,
+        st: &AppliedState,
+        r: &ListCertificatesRequest,
+    ) -> ApiResult<ListCertificatesResponse> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let certificates: Vec<CertificateStatus> = switchyard_acme::certinfo::list(&st.state, now)
+            .into_iter()
+            .filter(|c| r.name.is_empty() || c.name == r.name)
+            .map(|c| CertificateStatus {
+                name: c.name,
+                names: c.names,
+                issuer: c.issuer,
+                not_before: c.not_before,
+                not_after: c.not_after,
+                source: c.source,
+                status: c.status,
+                last_error: c.last_error,
+                serial: c.serial,
+                next_attempt: c.next_attempt,
+                failures: c.failures,
+            })
+            .collect();
+        if !r.name.is_empty() && certificates.is_empty() {
+            return Err(ApiError::NotFound(format!(
+                "certificate {:?} not found",
+                r.name
+            )));
+        }
+        Ok(ListCertificatesResponse {
+            certificates,
+            version: st.state.config_version,
+        })
+    }
+
     fn config_from(st: &AppliedState) -> ApiResult<GetConfigResponse> {
         // Never private keys or the managed material: `get certs` reports certificates.
         let cfg: DynamicConfig = st.state.config.for_display();
@@ -355,7 +393,7 @@ impl AdminService {
 impl AdminService {
     /// Asks every other member for its attached proxies and merges them with ours. A proxy seen on
     /// two nodes (it just moved) is reported where it connected last.
-    async fn cluster_proxies(&self, local: Vec<ProxyStatus>) -> ListProxiesResponse {
+    pub(crate) async fn cluster_proxies(&self, local: Vec<ProxyStatus>) -> ListProxiesResponse {
         let m = self.shared.raft_metrics();
         let others: Vec<(NodeId, String)> = m
             .membership_config
@@ -562,6 +600,25 @@ impl Admin for AdminService {
             )
             .await;
         self.finish("RemoveNode", res)
+    }
+
+    async fn list_certificates(
+        &self,
+        req: Request<ListCertificatesRequest>,
+    ) -> Result<Response<ListCertificatesResponse>, Status> {
+        let fwd = forwarded(&req);
+        let r = req.into_inner();
+        let consistent = r.consistent;
+        let res = self
+            .read(
+                fwd,
+                consistent,
+                r,
+                |mut c, r| Box::pin(async move { c.list_certificates(r).await }),
+                |s, st, r| s.certs_from(st, r),
+            )
+            .await;
+        self.finish("ListCertificates", res)
     }
 
     async fn list_proxies(
