@@ -16,10 +16,12 @@ use crate::security::SecurityState;
 use crate::types::{NodeId, NodeInfo, Rejection, Request, Response};
 
 /// Checks a config exactly as a proxy would load it: validation, then the proxy's own route
-/// compiler. The control plane commits nothing this refuses.
+/// compiler, then its TLS compiler (certificates, keys, TLS options, backend TLS). The control
+/// plane commits nothing this refuses.
 pub fn compile_check(cfg: &DynamicConfig) -> Result<(), ConfigErrors> {
     validate(cfg)?;
-    switchyard_router::compile(cfg, None).map(|_| ())
+    switchyard_router::compile(cfg, None)?;
+    switchyard_tls::compile(cfg, None).map(|_| ())
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

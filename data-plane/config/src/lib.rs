@@ -35,9 +35,18 @@
 //!   `replacePath`, `replacePathRegex`, `headers` (only `customRequestHeaders` /
 //!   `customResponseHeaders`), `redirectScheme`, `redirectRegex`, `chain`; the other kinds keep
 //!   their raw value (so they round-trip) and are rejected;
-//! * router `tls`, `tls.certificates`, servers-transport `rootCAs`/`certificates`/`peerCertURI`,
+//! * servers-transport `peerCertURI`, `tls.stores.*.defaultGeneratedCert`, TLS stores other
+//!   than `default` (Traefik v3 ignores them; we refuse), `maxVersion` below TLS 1.2 (rustls
+//!   serves 1.2 and 1.3; a lower `minVersion` is clamped to 1.2 by `switchyard-tls`),
 //!   health-check mode `grpc`, strategies `hrw`/`leasttime`, `ruleSyntax: v2`, `@internal`
 //!   references (except `default@internal` as a servers transport).
+//!
+//! Certificates, keys and CAs (`tls.certificates[].certFile/keyFile`,
+//! `tls.stores.default.defaultCertificate`, `tls.options.*.clientAuth.caFiles`,
+//! `serversTransports.*.rootCAs/certificates`) must hold inline PEM: `switchyard apply` and the
+//! proxy's `--config-file` replace file paths by the files' contents before this crate sees
+//! them. Parsing the PEM (and checking that a key matches its certificate) is done by the pure
+//! `switchyard-tls` crate, which the control plane also runs before committing.
 //!
 //! ## Values that reach the wire
 //!

@@ -198,7 +198,7 @@ tls:
       cipherSuites: [TLS_AES_128_GCM_SHA256]
       curvePreferences: [X25519]
       clientAuth:
-        caFiles: [ca.pem]
+        caFiles: ["-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n"]
         clientAuthType: RequireAndVerifyClientCert
       sniStrict: true
       alpnProtocols: [h2, http/1.1]
@@ -206,13 +206,8 @@ tls:
   stores:
     default:
       defaultCertificate:
-        certFile: cert.pem
-        keyFile: key.pem
-      defaultGeneratedCert:
-        resolver: le
-        domain:
-          main: example.com
-          sans: [www.example.com]
+        certFile: "-----BEGIN CERTIFICATE-----\ncert\n-----END CERTIFICATE-----\n"
+        keyFile: "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n"
 "#;
 
 #[test]
@@ -567,8 +562,11 @@ fn validation_error_messages() {
             vec![r#"router "api": ruleSyntax: v2 rule syntax is not supported; rewrite the rule in v3 syntax"#],
         ),
         (
-            with_base("  routers:\n    api:\n      rule: Path(`/`)\n      service: svc\n      tls: {}\n"),
-            vec![r#"router "api": tls: TLS routers are not supported by this version of Switchyard"#],
+            with_base("  routers:\n    api:\n      rule: Path(`/`)\n      service: svc\n      tls: {options: missing, certResolver: le}\n"),
+            vec![
+                r#"router "api": tls.certResolver: certificate resolver "le" not found"#,
+                r#"router "api": tls.options: TLS option "missing" not found"#,
+            ],
         ),
         (
             with_base("  routers:\n    api:\n      rule: Path(`/`)\n      service: svc\n      entryPoints: ['']\n"),
@@ -656,18 +654,22 @@ fn validation_error_messages() {
         (
             "http:\n  serversTransports:\n    t:\n      rootCAs: [ca.pem]\n      certificates: [{certFile: c, keyFile: k}]\n      forwardingTimeouts:\n        dialTimeout: soon\n".to_string(),
             vec![
-                r#"serversTransport "t": certificates: client certificates are not supported by this version of Switchyard"#,
+                r#"serversTransport "t": certificates[0].certFile: certFile must hold PEM; `switchyard apply` uploads file contents"#,
+                r#"serversTransport "t": certificates[0].keyFile: keyFile must hold PEM; `switchyard apply` uploads file contents"#,
                 r#"serversTransport "t": forwardingTimeouts.dialTimeout: invalid duration "soon": expected a number"#,
-                r#"serversTransport "t": rootCAs: custom root CAs are not supported by this version of Switchyard"#,
+                r#"serversTransport "t": rootCAs[0]: rootCAs must hold PEM; `switchyard apply` uploads file contents"#,
             ],
         ),
         (
-            "tls:\n  certificates:\n    - certFile: c\n      keyFile: k\n  options:\n    o:\n      minVersion: TLS12\n      clientAuth:\n        clientAuthType: Always\n    p:\n      minVersion: VersionTLS13\n      maxVersion: VersionTLS12\n".to_string(),
+            "tls:\n  certificates:\n    - certFile: c\n      keyFile: k\n      stores: [other]\n  options:\n    o:\n      minVersion: TLS12\n      clientAuth:\n        clientAuthType: Always\n    p:\n      minVersion: VersionTLS13\n      maxVersion: VersionTLS12\n    q:\n      maxVersion: VersionTLS11\n".to_string(),
             vec![
-                "tls.certificates: TLS certificates are not supported by this version of Switchyard",
+                "tls.certificates[0].certFile: certFile must hold PEM; `switchyard apply` uploads file contents",
+                "tls.certificates[0].keyFile: keyFile must hold PEM; `switchyard apply` uploads file contents",
+                r#"tls.certificates[0].stores[0]: unknown TLS store "other": only the "default" store is used (as in Traefik v3)"#,
                 r#"tlsOption "o": clientAuth.clientAuthType: unknown client auth type "Always", expected one of "NoClientCert", "RequestClientCert", "RequireAnyClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert""#,
                 r#"tlsOption "o": minVersion: unknown TLS version "TLS12", expected one of "VersionTLS10", "VersionTLS11", "VersionTLS12", "VersionTLS13""#,
                 r#"tlsOption "p": minVersion: must not be greater than maxVersion"#,
+                r#"tlsOption "q": maxVersion: TLS 1.0 and 1.1 are not supported (Switchyard serves TLS 1.2 and 1.3)"#,
             ],
         ),
     ];

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::acme::is_inline_pem;
 use crate::duration::{Duration, StrOrInt};
 use crate::error::{quote, ConfigError, ConfigErrors};
 use crate::model::{DynamicConfig, LoadBalancer, Middleware, Service, Sticky};
@@ -455,13 +456,28 @@ impl<'c> Validator<'c> {
                 &cfg.http.services,
             );
         }
-        if r.tls.is_some() {
-            self.field(
-                K,
-                name,
-                "tls",
-                "TLS routers are not supported by this version of Switchyard",
-            );
+        if let Some(t) = &r.tls {
+            if let Some(o) = t.options.as_deref().filter(|o| !o.is_empty()) {
+                let base = o.split_once('@').map_or(o, |(n, _)| n);
+                if base != "default" && !cfg.tls.options.contains_key(base) {
+                    self.field(
+                        K,
+                        name,
+                        "tls.options",
+                        format!("TLS option {} not found", quote(o)),
+                    );
+                }
+            }
+            if let Some(res) = t.cert_resolver.as_deref().filter(|o| !o.is_empty()) {
+                if !cfg.certificates_resolvers.contains_key(res) {
+                    self.field(
+                        K,
+                        name,
+                        "tls.certResolver",
+                        format!("certificate resolver {} not found", quote(res)),
+                    );
+                }
+            }
         }
         if let Some(o) = &r.observability {
             if let Some(tv) = &o.trace_verbosity {
@@ -1041,21 +1057,12 @@ impl<'c> Validator<'c> {
         if let Some(e) = check_name(K, name) {
             self.errors.push(e);
         }
-        if !t.root_cas.is_empty() {
-            self.field(
-                K,
-                name,
-                "rootCAs",
-                "custom root CAs are not supported by this version of Switchyard",
-            );
+        for (i, ca) in t.root_cas.iter().enumerate() {
+            self.pem_field(K, name, format!("rootCAs[{i}]"), ca);
         }
-        if !t.certificates.is_empty() {
-            self.field(
-                K,
-                name,
-                "certificates",
-                "client certificates are not supported by this version of Switchyard",
-            );
+        for (i, c) in t.certificates.iter().enumerate() {
+            self.pem_field(K, name, format!("certificates[{i}].certFile"), &c.cert_file);
+            self.pem_field(K, name, format!("certificates[{i}].keyFile"), &c.key_file);
         }
         if let Some(sn) = t.server_name.as_deref() {
             if !sn.is_empty() && !is_tls_server_name(sn) {
@@ -1097,11 +1104,26 @@ impl<'c> Validator<'c> {
 
     fn tls(&mut self) {
         let tls = &self.cfg.tls;
-        if !tls.certificates.is_empty() {
-            self.errors.push(ConfigError::at(
-                "tls.certificates",
-                "TLS certificates are not supported by this version of Switchyard",
-            ));
+        for (i, c) in tls.certificates.iter().enumerate() {
+            for (f, v) in [("certFile", &c.cert_file), ("keyFile", &c.key_file)] {
+                if !is_inline_pem(v) {
+                    self.errors.push(ConfigError::at(
+                        format!("tls.certificates[{i}].{f}"),
+                        format!("{f} must hold PEM; `switchyard apply` uploads file contents"),
+                    ));
+                }
+            }
+            for (j, st) in c.stores.iter().enumerate() {
+                if st != "default" {
+                    self.errors.push(ConfigError::at(
+                        format!("tls.certificates[{i}].stores[{j}]"),
+                        format!(
+                            "unknown TLS store {}: only the \"default\" store is used (as in Traefik v3)",
+                            quote(st)
+                        ),
+                    ));
+                }
+            }
         }
         const VERSIONS: [&str; 4] = [
             "VersionTLS10",
@@ -1155,7 +1177,20 @@ impl<'c> Validator<'c> {
                     self.field(K, name, "minVersion", "must not be greater than maxVersion");
                 }
             }
+            // rustls implements TLS 1.2 and 1.3: a lower minVersion is clamped to 1.2 (see
+            // switchyard-tls), a lower maxVersion could serve nobody.
+            if idx.get("maxVersion").is_some_and(|&m| m < 2) {
+                self.field(
+                    K,
+                    name,
+                    "maxVersion",
+                    "TLS 1.0 and 1.1 are not supported (Switchyard serves TLS 1.2 and 1.3)",
+                );
+            }
             if let Some(ca) = &o.client_auth {
+                for (i, f) in ca.ca_files.iter().enumerate() {
+                    self.pem_field(K, name, format!("clientAuth.caFiles[{i}]"), f);
+                }
                 if let Some(t) = &ca.client_auth_type {
                     if !t.is_empty() && !AUTH.contains(&t.as_str()) {
                         self.field(
@@ -1172,10 +1207,45 @@ impl<'c> Validator<'c> {
                 }
             }
         }
-        for name in tls.stores.keys() {
-            if let Some(e) = check_name("tlsStore", name) {
+        for (name, st) in &tls.stores {
+            const K: &str = "tlsStore";
+            if let Some(e) = check_name(K, name) {
                 self.errors.push(e);
             }
+            if name != "default" {
+                self.push(
+                    K,
+                    name,
+                    None,
+                    "only the \"default\" store is used (as in Traefik v3)",
+                );
+            }
+            if let Some(dc) = &st.default_certificate {
+                self.pem_field(K, name, "defaultCertificate.certFile".into(), &dc.cert_file);
+                self.pem_field(K, name, "defaultCertificate.keyFile".into(), &dc.key_file);
+            }
+            if st.default_generated_cert.is_some() {
+                self.field(
+                    K,
+                    name,
+                    "defaultGeneratedCert",
+                    format!("defaultGeneratedCert {NOT_SUPPORTED}"),
+                );
+            }
+        }
+    }
+
+    /// A certificate/key/CA field must hold inline PEM (the CLI uploads file contents).
+    fn pem_field(&mut self, kind: &str, name: &str, field: String, v: &str) {
+        if !is_inline_pem(v) {
+            let short = field.rsplit('.').next().unwrap_or(&field).to_string();
+            let short = short.split('[').next().unwrap_or(&short).to_string();
+            self.field(
+                kind,
+                name,
+                field,
+                format!("{short} must hold PEM; `switchyard apply` uploads file contents"),
+            );
         }
     }
 }

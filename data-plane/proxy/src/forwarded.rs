@@ -130,6 +130,7 @@ pub(crate) fn entrypoint_headers(
     client_ip: &HeaderValue,
     server: Option<&HeaderValue>,
     ep_port: Option<&HeaderValue>,
+    tls: bool,
 ) {
     if !trusted && headers.keys().any(|k| is_managed(k.as_str())) {
         let names: Vec<HeaderName> = headers
@@ -147,7 +148,12 @@ pub(crate) fn entrypoint_headers(
     let proto = match headers.get(&X_FORWARDED_PROTO) {
         Some(p) => p.clone(),
         None => {
-            let p = HeaderValue::from_static(if is_websocket(headers) { "ws" } else { "http" });
+            let p = HeaderValue::from_static(match (is_websocket(headers), tls) {
+                (false, false) => "http",
+                (false, true) => "https",
+                (true, false) => "ws",
+                (true, true) => "wss",
+            });
             headers.insert(X_FORWARDED_PROTO.clone(), p.clone());
             p
         }
@@ -306,7 +312,7 @@ mod tests {
         let host = HeaderValue::from_static("a.com:8080");
         let ip = HeaderValue::from_static("1.2.3.4");
         let server = HeaderValue::from_static("proxy-1");
-        entrypoint_headers(&mut h, Some(&host), false, &ip, Some(&server), None);
+        entrypoint_headers(&mut h, Some(&host), false, &ip, Some(&server), None, false);
         append_xff(&mut h, &ip);
         assert_eq!(get(&h, "x-forwarded-for"), ["1.2.3.4"]);
         assert_eq!(get(&h, "x-forwarded-proto"), ["http"]);
@@ -330,7 +336,7 @@ mod tests {
         ]);
         let host = HeaderValue::from_static("a.com");
         let ip = HeaderValue::from_static("10.0.0.1");
-        entrypoint_headers(&mut h, Some(&host), true, &ip, None, None);
+        entrypoint_headers(&mut h, Some(&host), true, &ip, None, None, false);
         append_xff(&mut h, &ip);
         assert_eq!(get(&h, "x-forwarded-for"), ["6.6.6.6, 7.7.7.7, 10.0.0.1"]);
         assert_eq!(get(&h, "x-forwarded-proto"), ["https"]);
@@ -348,7 +354,7 @@ mod tests {
             ("upgrade", "WebSocket"),
         ]);
         let ip = HeaderValue::from_static("1.2.3.4");
-        entrypoint_headers(&mut h, None, false, &ip, None, None);
+        entrypoint_headers(&mut h, None, false, &ip, None, None, false);
         assert_eq!(get(&h, "x-forwarded-proto"), ["ws"]);
         assert_eq!(get(&h, "x-forwarded-port"), ["80"]);
         assert!(get(&h, "x-forwarded-host").is_empty());

@@ -53,6 +53,7 @@ mod proxy;
 mod runtime;
 mod server;
 mod services;
+mod tls;
 mod upstream;
 mod util;
 

@@ -54,6 +54,12 @@ pub(crate) struct ServerLabels {
     pub url: String,
 }
 
+/// Labels of the TLS handshake counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandshakeLabels {
+    result: &'static str,
+}
+
 /// Labels of the error counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
@@ -75,6 +81,8 @@ pub struct Metrics {
     server_up: Family<ServerLabels, Gauge>,
     errors: [Counter; ErrorKind::ALL.len()],
     routes: Arc<RouteRegistry>,
+    /// TLS handshakes: `[ok, failed]`.
+    handshakes: [Counter; 2],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -106,6 +114,17 @@ impl Metrics {
                 .clone()
         });
         let routes = Arc::new(RouteRegistry::default());
+        let handshake_family = Family::<HandshakeLabels, Counter>::default();
+        let handshakes = ["ok", "failed"].map(|result| {
+            handshake_family
+                .get_or_create(&HandshakeLabels { result })
+                .clone()
+        });
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes on the entry points, by result (ok, failed)",
+            handshake_family,
+        );
         registry.register(
             "config_version",
             "Config version currently served (0: none)",
@@ -152,7 +171,18 @@ impl Metrics {
             server_up,
             errors,
             routes,
+            handshakes,
         }
+    }
+
+    /// Count a TLS handshake on an entry point.
+    pub(crate) fn count_handshake(&self, ok: bool) {
+        self.handshakes[usize::from(!ok)].inc();
+    }
+
+    /// TLS handshakes counted so far: `(ok, failed)`.
+    pub fn handshakes(&self) -> (u64, u64) {
+        (self.handshakes[0].get(), self.handshakes[1].get())
     }
 
     /// `switchyard_proxy_config_applies_total` (the config client increments it).

@@ -203,7 +203,8 @@ impl Proxy {
                 }
             })
             .collect();
-        let runtime = Runtime::empty(&names).map_err(ProxyError::Options)?;
+        let default_cert = crate::tls::generate_default_cert().map_err(ProxyError::Options)?;
+        let runtime = Runtime::empty(&names, default_cert).map_err(ProxyError::Options)?;
         let proxy_id = (!opts.proxy_id.is_empty())
             .then(|| HeaderValue::from_str(&opts.proxy_id).ok())
             .flatten();
@@ -381,7 +382,8 @@ impl Proxy {
         self.shared.tunnels.wait_idle(deadline).await;
         self.shared.tunnels.stop_all();
         // Drop every balancer: health-check tasks stop.
-        if let Ok(rt) = Runtime::empty(&self.shared.entrypoint_names) {
+        let default_cert = self.shared.current.load().default_cert.clone();
+        if let Ok(rt) = Runtime::empty(&self.shared.entrypoint_names, default_cert) {
             self.shared.current.store(Arc::new(rt));
         }
         let _ = self.inner.admin_stop.send(true);

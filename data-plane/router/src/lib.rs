@@ -106,6 +106,9 @@ pub struct Route {
     pub entry_points: Vec<String>,
     /// The compiled rule.
     pub rule: CompiledRule,
+    /// Whether the router has a `tls` section: it serves only TLS connections, and a router
+    /// without one only plaintext connections (Traefik's behaviour).
+    pub tls: bool,
 }
 
 /// A list of ranks; a single rank (the common case for exact hosts) is stored inline.
@@ -299,6 +302,7 @@ pub fn compile(
             middlewares: r.middlewares.clone(),
             entry_points: r.entry_points.clone(),
             rule,
+            tls: r.tls.is_some(),
         })
         .collect();
     let n = routes.len() as u32;
@@ -354,12 +358,30 @@ impl RouteTable {
     }
 
     /// The winning route for a request arriving on `entrypoint` (first match in priority
-    /// order), or `None` (→ 404). Evaluates only the candidates of the request's host (see the
-    /// [crate documentation](crate)).
+    /// order), or `None` (→ 404), whatever the connection (TLS routers and plaintext routers
+    /// alike; `explain` without a scheme). Evaluates only the candidates of the request's host
+    /// (see the [crate documentation](crate)).
     pub fn lookup(&self, entrypoint: &str, req: &RequestView) -> Option<&Route> {
+        self.lookup_with(entrypoint, None, req)
+    }
+
+    /// The winning route for a request arriving on `entrypoint` over a TLS connection
+    /// (`tls: true`: only routers with a `tls` section) or a plaintext one (`tls: false`: only
+    /// routers without). The same host index serves both; the flag is one comparison per
+    /// candidate.
+    pub fn lookup_conn(&self, entrypoint: &str, tls: bool, req: &RequestView) -> Option<&Route> {
+        self.lookup_with(entrypoint, Some(tls), req)
+    }
+
+    fn lookup_with(
+        &self,
+        entrypoint: &str,
+        tls: Option<bool>,
+        req: &RequestView,
+    ) -> Option<&Route> {
         let t = self.table(entrypoint)?;
         if t.exact.is_empty() && t.wildcard.is_empty() {
-            return self.first_match([&[], &[], &t.catch_all], req);
+            return self.first_match([&[], &[], &t.catch_all], tls, req);
         }
         let mut buf = [0u8; host::KEY_BUF];
         let key = host::host_key(req.host, &mut buf);
@@ -367,11 +389,16 @@ impl RouteTable {
         let wildcard = host::wildcard_parent(&key)
             .and_then(|parent| t.wildcard.get(parent))
             .map_or(&[][..], Ranks::as_slice);
-        self.first_match([exact, wildcard, &t.catch_all], req)
+        self.first_match([exact, wildcard, &t.catch_all], tls, req)
     }
 
     /// Merge the sorted candidate lists by rank and return the first route that matches.
-    fn first_match(&self, lists: [&[u32]; 3], req: &RequestView) -> Option<&Route> {
+    fn first_match(
+        &self,
+        lists: [&[u32]; 3],
+        tls: Option<bool>,
+        req: &RequestView,
+    ) -> Option<&Route> {
         let mut pos = [0usize; 3];
         loop {
             let mut rank = u32::MAX;
@@ -389,7 +416,7 @@ impl RouteTable {
                 }
             }
             let route = &self.routes[rank as usize];
-            if route.rule.matches(req) {
+            if tls.is_none_or(|t| t == route.tls) && route.rule.matches(req) {
                 return Some(route);
             }
         }

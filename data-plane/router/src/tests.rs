@@ -417,3 +417,29 @@ fn route_fields() {
     assert_eq!(route.entry_points, ["web"]);
     assert_eq!(route.rule.rule(), "Host(`a.com`)");
 }
+
+#[test]
+fn tls_routers_serve_only_tls_connections() {
+    let mut cfg = config(vec![
+        r("secure", "Host(`a.com`)").prio(10),
+        r("plain", "Host(`a.com`)").prio(5),
+        r("any", "PathPrefix(`/`)").prio(1),
+    ]);
+    if let Some(x) = cfg.http.routers.get_mut("secure") {
+        x.tls = Some(switchyard_config::RouterTls::default());
+    }
+    let t = compile(&cfg, Some(&eps(&["web"]))).expect("compiles");
+    let name = |tls: bool, host: &str| {
+        t.lookup_conn("web", tls, &req(host, "/"))
+            .map(|r| r.name.clone())
+    };
+    assert_eq!(name(true, "a.com").as_deref(), Some("secure"));
+    assert_eq!(name(false, "a.com").as_deref(), Some("plain"));
+    assert_eq!(name(true, "b.com"), None);
+    assert_eq!(name(false, "b.com").as_deref(), Some("any"));
+    // `lookup` ignores the connection kind.
+    assert_eq!(
+        t.lookup("web", &req("a.com", "/")).map(|r| r.name.as_str()),
+        Some("secure")
+    );
+}

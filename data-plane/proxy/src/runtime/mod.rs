@@ -5,7 +5,10 @@
 //! (`switchyard_config::validate`, then `switchyard_router::compile` with the proxy's entry
 //! points), then compiles middlewares (regexps, header values, chains flattened per router)
 //! and services ([`crate::services`], reusing the state of unchanged services from the
-//! previous version). Any failure is the NACK message; nothing is swapped.
+//! previous version), and the TLS table (`switchyard_tls::compile`: certificates, TLS options,
+//! ACME challenge answers), so certificates and options change with the config version:
+//! new handshakes see the new table, open connections keep their session. Any failure is the
+//! NACK message; nothing is swapped.
 //!
 //! A request loads the current `Arc<Runtime>` once (the `ArcSwap` in [`crate::Proxy`]) and
 //! keeps it until its response body is finished, so in-flight requests complete on the
@@ -14,6 +17,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+use rustls::sign::CertifiedKey;
 use switchyard_config::rules::MatcherKind;
 use switchyard_config::DynamicConfig;
 use switchyard_router::{Route, RouteTable};
@@ -59,20 +63,34 @@ pub(crate) struct Runtime {
     /// Whether any rule looks at headers (else the header list is not built per request).
     pub needs_headers: bool,
     pub services: Services,
+    /// Certificates, TLS options and ACME answers of this version.
+    pub tls: switchyard_tls::TlsTable,
+    /// The proxy's generated default certificate (same for every version).
+    pub default_cert: Arc<CertifiedKey>,
+    /// HTTP-01 challenges are answered (a resolver uses `httpChallenge`, or one is pending).
+    pub http01_enabled: bool,
 }
 
 impl Runtime {
     /// The runtime before any config (every request gets 404).
-    pub(crate) fn empty(entrypoints: &[String]) -> Result<Runtime, String> {
+    pub(crate) fn empty(
+        entrypoints: &[String],
+        default_cert: Arc<CertifiedKey>,
+    ) -> Result<Runtime, String> {
         let cfg = DynamicConfig::default();
         let table =
             switchyard_router::compile(&cfg, Some(entrypoints)).map_err(|e| e.to_string())?;
+        let tls =
+            switchyard_tls::compile(&cfg, Some(default_cert.clone())).map_err(|e| e.to_string())?;
         Ok(Runtime {
             config: Arc::new(cfg),
             table,
             routes: Box::new([]),
             needs_headers: false,
             services: Services::default(),
+            tls,
+            default_cert,
+            http01_enabled: false,
         })
     }
 
@@ -86,6 +104,8 @@ impl Runtime {
         switchyard_config::validate(&cfg).map_err(|e| e.to_string())?;
         let table =
             switchyard_router::compile(&cfg, Some(entrypoints)).map_err(|e| e.to_string())?;
+        let tls = switchyard_tls::compile(&cfg, Some(old.default_cert.clone()))
+            .map_err(|e| e.to_string())?;
         let mws = middlewares::compile_all(&cfg.http.middlewares)?;
         let services = services::compile(&cfg, Some((&old.config, &old.services)), env)?;
         let old_routes: HashMap<&str, &RouteRt> =
@@ -135,12 +155,20 @@ impl Runtime {
                 stats,
             });
         }
+        let http01_enabled = tls.has_http01()
+            || cfg
+                .certificates_resolvers
+                .values()
+                .any(|r| r.acme.as_ref().is_some_and(|a| a.http_challenge.is_some()));
         Ok(Runtime {
             config: cfg,
             table,
             routes: routes.into_boxed_slice(),
             needs_headers,
             services,
+            http01_enabled,
+            tls,
+            default_cert: old.default_cert.clone(),
         })
     }
 
@@ -181,7 +209,7 @@ mod tests {
             handle: &handle,
         };
         let eps = vec!["web".to_string()];
-        let old = Runtime::empty(&eps).unwrap();
+        let old = Runtime::empty(&eps, crate::tls::generate_default_cert().unwrap()).unwrap();
         Runtime::compile(Arc::new(cfg), &eps, &old, &env)
     }
 

@@ -1,7 +1,8 @@
 //! The request pipeline of an entry point:
 //!
 //! 1. load the current runtime (one atomic load; kept until the response headers are sent);
-//! 2. reject `CONNECT` (501) and a malformed path (`%` not followed by two hex digits, 400);
+//! 2. ACME HTTP-01 answers on plaintext connections (ahead of every router), then reject
+//!    `CONNECT` (501) and a malformed path (`%` not followed by two hex digits, 400);
 //! 3. forwarded-headers stage ([`crate::forwarded::entrypoint_headers`]);
 //! 4. route with the host-indexed table (404 without a match);
 //! 5. the router's middlewares (request phase; a redirect answers directly);
@@ -55,6 +56,32 @@ fn finish(
     resp
 }
 
+/// The HTTP-01 prefix (RFC 8555 §8.3).
+const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// HTTP-01 answers, ahead of every router on plaintext connections of every entry point: a
+/// pending token gets its key authorization (200, `text/plain`). An unknown token gets 404
+/// when the config has an ACME resolver with `httpChallenge` or challenges are pending
+/// (Traefik's challenge router has the highest priority and answers 404 itself); otherwise the
+/// request goes to the routers. TLS connections never answer HTTP-01 (the CA uses port 80).
+fn acme_http01(rt: &crate::runtime::Runtime, path: &str) -> Option<Response<ProxyBody>> {
+    let token = path.strip_prefix(ACME_CHALLENGE_PREFIX)?;
+    match rt.tls.http01(token) {
+        Some(key_auth) => {
+            let mut resp = Response::new(ProxyBody::full(bytes::Bytes::copy_from_slice(
+                key_auth.as_bytes(),
+            )));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain"),
+            );
+            Some(resp)
+        }
+        None if rt.http01_enabled => Some(error_response(ErrorKind::NoRoute)),
+        None => None,
+    }
+}
+
 /// Serve one request.
 pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<ProxyBody> {
     let start = Instant::now();
@@ -73,6 +100,11 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
     if parts.method == http::Method::CONNECT {
         return error(ErrorKind::NotImplemented, ep.no_route.clone());
     }
+    if !cx.tls {
+        if let Some(resp) = acme_http01(&rt, parts.uri.path()) {
+            return finish(resp, ep.no_route.clone(), start, None);
+        }
+    }
     let path = parts.uri.path();
     if path.contains('%') && routing_path(path).is_err() {
         return error(ErrorKind::BadRequest, ep.no_route.clone());
@@ -85,6 +117,7 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         &cx.client_ip,
         shared.proxy_id.as_ref(),
         ep.port.as_ref(),
+        cx.tls,
     );
 
     let route = {
@@ -107,7 +140,9 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
             headers,
             client_ip: Some(cx.peer.ip()),
         };
-        rt.table.lookup(&ep.name, &view).and_then(|r| rt.route(r))
+        rt.table
+            .lookup_conn(&ep.name, cx.tls, &view)
+            .and_then(|r| rt.route(r))
     };
     let Some(rr) = route else {
         return error(ErrorKind::NoRoute, ep.no_route.clone());

@@ -1,6 +1,8 @@
 //! Entry points: accepting connections and serving them with hyper.
 //!
-//! Each entry point runs one accept loop. Connections are served by hyper-util's `auto`
+//! Each entry point runs one accept loop. A connection is TLS or plaintext by its first byte
+//! ([`crate::tls`]); the TLS handshake runs in the connection's task, never in the accept
+//! loop. Connections are served by hyper-util's `auto`
 //! builder: HTTP/1.1 with keep-alive (and upgrades, for WebSocket) or HTTP/2 with prior
 //! knowledge (h2c), detected from the connection preface. `TCP_NODELAY` is set on every
 //! socket. HTTP/1 header reads time out after 30 s; HTTP/2 allows 250 concurrent streams
@@ -35,6 +37,7 @@ use crate::forwarded::is_trusted;
 use crate::metrics::RouteStats;
 use crate::proxy::Shared;
 use crate::services::lb::InflightGuard;
+use crate::tls::Accepted;
 
 /// What a request knows about its connection.
 pub(crate) struct ConnCtx {
@@ -46,6 +49,8 @@ pub(crate) struct ConnCtx {
     pub client_ip: HeaderValue,
     /// Whether `X-Forwarded-*` from this client are trusted.
     pub trusted: bool,
+    /// Whether the connection is TLS (only routers with `tls` serve it).
+    pub tls: bool,
 }
 
 /// Runs when a response is finished (body sent or dropped): records the request's metrics and
@@ -203,24 +208,39 @@ pub(crate) async fn accept_loop(
                 let ip = crate::forwarded::unmap(peer.ip());
                 let client_ip = HeaderValue::from_str(&ip.to_string())
                     .unwrap_or_else(|_| HeaderValue::from_static(""));
-                let cx = Arc::new(ConnCtx {
-                    shared: shared.clone(),
-                    ep,
-                    peer,
-                    client_ip,
-                    trusted,
-                });
+                let shared = shared.clone();
                 let watcher = graceful.watcher();
                 let builder = builder.clone();
                 let open = open.clone();
                 conns.spawn(async move {
                     let _open = OpenGuard::new(open);
+                    let accepted = crate::tls::accept(stream, &shared).await;
+                    let cx = Arc::new(ConnCtx {
+                        shared,
+                        ep,
+                        peer,
+                        client_ip,
+                        trusted,
+                        tls: matches!(accepted, Accepted::Tls(_)),
+                    });
                     let svc = service_fn(move |req| {
                         let cx = cx.clone();
                         async move { Ok::<_, Infallible>(handler::handle(&cx, req).await) }
                     });
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    if let Err(e) = watcher.watch(conn).await {
+                    let res = match accepted {
+                        Accepted::Plain(s) => {
+                            watcher
+                                .watch(builder.serve_connection_with_upgrades(TokioIo::new(s), svc))
+                                .await
+                        }
+                        Accepted::Tls(s) => {
+                            watcher
+                                .watch(builder.serve_connection_with_upgrades(TokioIo::new(*s), svc))
+                                .await
+                        }
+                        Accepted::Done => Ok(()),
+                    };
+                    if let Err(e) = res {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });

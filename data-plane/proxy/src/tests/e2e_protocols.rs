@@ -316,7 +316,16 @@ async fn grpc_style_h2c_with_trailers() {
 
 /// A TLS backend (self-signed for `localhost`), ALPN h2 + http/1.1.
 async fn tls_backend(handler: Handler) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let (addr, task, _) = tls_backend_pem(handler).await;
+    (addr, task)
+}
+
+/// [`tls_backend`], also returning its certificate (PEM).
+async fn tls_backend_pem(
+    handler: Handler,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>, String) {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let pem = ck.cert.pem();
     let cert = ck.cert.der().clone();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
         ck.signing_key.serialize_der(),
@@ -353,12 +362,12 @@ async fn tls_backend(handler: Handler) -> (std::net::SocketAddr, tokio::task::Jo
             });
         }
     });
-    (addr, task)
+    (addr, task, pem)
 }
 
 #[tokio::test]
 async fn https_backends() {
-    let (baddr, task) = tls_backend(echo("tls")).await;
+    let (baddr, task, ca) = tls_backend_pem(echo("tls")).await;
     let (p, addr) = start_proxy().await;
     apply(
         &p,
@@ -369,13 +378,19 @@ http:
     insecure: {{rule: "Host(`insecure.test`)", service: insecure}}
     verified: {{rule: "Host(`verified.test`)", service: verified}}
     h1only: {{rule: "Host(`h1.test`)", service: h1only}}
+    ca: {{rule: "Host(`ca.test`)", service: ca}}
+    wrongname: {{rule: "Host(`wrong.test`)", service: wrongname}}
   services:
+    ca: {{loadBalancer: {{serversTransport: ca, servers: [{{url: "https://{baddr}"}}]}}}}
+    wrongname: {{loadBalancer: {{serversTransport: wrongname, servers: [{{url: "https://{baddr}"}}]}}}}
     insecure: {{loadBalancer: {{serversTransport: skip, servers: [{{url: "https://{baddr}"}}]}}}}
     verified: {{loadBalancer: {{servers: [{{url: "https://{baddr}"}}]}}}}
     h1only: {{loadBalancer: {{serversTransport: skiph1, servers: [{{url: "https://{baddr}"}}]}}}}
   serversTransports:
     skip: {{insecureSkipVerify: true, serverName: localhost}}
     skiph1: {{insecureSkipVerify: true, disableHTTP2: true}}
+    ca: {{rootCAs: [{ca:?}], serverName: localhost}}
+    wrongname: {{rootCAs: [{ca:?}], serverName: other.test}}
 "#
         ),
     );
@@ -391,6 +406,11 @@ http:
     assert_eq!(header(&g.body, "host"), ["h1.test"]);
     // A self-signed certificate does not verify against the public roots.
     let g = get(&c, addr, "verified.test", "/tls").await;
+    assert_eq!(g.status, 502);
+    // Trusted through the transport's rootCAs, verified against serverName.
+    let g = get(&c, addr, "ca.test", "/tls").await;
+    assert_eq!(g.status, 200, "{}", g.body);
+    let g = get(&c, addr, "wrong.test", "/tls").await;
     assert_eq!(g.status, 502);
     task.abort();
     p.shutdown().await;

@@ -8,6 +8,7 @@ mod bench;
 mod e2e_protocols;
 mod e2e_routing;
 mod e2e_services;
+mod e2e_tls;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -168,7 +168,6 @@ impl Transport {
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
         };
         let http2 = !def.disable_http2.unwrap_or(false);
-        let insecure = def.insecure_skip_verify.unwrap_or(false);
         Ok(Transport {
             // A zero dial timeout means none in Go.
             dial_timeout: if dial_timeout.is_zero() {
@@ -180,7 +179,7 @@ impl Transport {
             idle_conn_timeout: idle,
             max_idle_per_host,
             server_name: def.server_name.clone().filter(|s| !s.is_empty()),
-            tls: tls::client_config(insecure, http2)?,
+            tls: switchyard_tls::client_config(def, http2)?,
             h2_keepalive: (!read_idle.is_zero()).then_some((read_idle, ping)),
         })
     }

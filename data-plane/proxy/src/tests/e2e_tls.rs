@@ -1,0 +1,345 @@
+//! TLS termination, ACME challenge answering (HTTP-01, TLS-ALPN-01, from `managed` entries a
+//! user cannot apply) and TLS to backends with a custom root CA.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName};
+use switchyard_config::{KeyPair, ManagedCertificate};
+
+use super::*;
+
+pub(crate) struct Pem {
+    pub cert: String,
+    pub key: String,
+    pub der: CertificateDer<'static>,
+}
+
+pub(crate) fn self_signed(names: &[&str]) -> Pem {
+    let ck =
+        rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    Pem {
+        cert: ck.cert.pem(),
+        key: ck.signing_key.serialize_pem(),
+        der: ck.cert.der().clone(),
+    }
+}
+
+#[derive(Debug)]
+struct AnyCert;
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A TLS connection to the proxy: the certificate it presented and the negotiated ALPN.
+async fn connect(
+    addr: SocketAddr,
+    sni: &str,
+    alpn: &[&str],
+) -> std::io::Result<(
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    CertificateDer<'static>,
+    Option<Vec<u8>>,
+)> {
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AnyCert))
+    .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
+        .await?;
+    let (_, conn) = tls.get_ref();
+    let cert = conn.peer_certificates().unwrap()[0].clone().into_owned();
+    let alpn = conn.alpn_protocol().map(|p| p.to_vec());
+    Ok((tls, cert, alpn))
+}
+
+/// GET over HTTP/1.1 on an established TLS connection: (status, body).
+async fn tls_get(
+    tls: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    host: &str,
+    path: &str,
+) -> (u16, String) {
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let resp = send
+        .send_request(
+            Request::get(path)
+                .header("host", host)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn tls_termination_and_acme_challenges() {
+    let backend = Backend::start(echo("b")).await;
+    let site = self_signed(&["secure.test"]);
+    let challenge = self_signed(&["acme.test"]);
+    let issued = self_signed(&["acme.test"]);
+    let (p, addr) = start_proxy().await;
+    let yaml = format!(
+        r#"
+http:
+  routers:
+    secure: {{rule: "Host(`secure.test`) || Host(`acme.test`)", service: s, tls: {{}}}}
+    plain: {{rule: "Host(`plain.test`)", service: s}}
+    catchall: {{rule: "PathPrefix(`/`)", priority: 1, service: s}}
+  services:
+    s: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
+tls:
+  certificates:
+    - {{certFile: {:?}, keyFile: {:?}}}
+"#,
+        backend.url(),
+        site.cert,
+        site.key
+    );
+    let mut cfg = switchyard_config::parse_document(&yaml).unwrap();
+    cfg.managed
+        .http01
+        .insert("tok123".into(), "tok123.thumbprint".into());
+    cfg.managed.tls_alpn01.insert(
+        "acme.test".into(),
+        KeyPair {
+            cert_pem: challenge.cert.clone(),
+            key_pem: challenge.key.clone(),
+        },
+    );
+    cfg.managed.certificates.insert(
+        "le/acme.test".into(),
+        ManagedCertificate {
+            resolver: "le".into(),
+            domains: vec!["acme.test".into()],
+            pair: KeyPair {
+                cert_pem: issued.cert.clone(),
+                key_pem: issued.key.clone(),
+            },
+        },
+    );
+    p.apply(1, Arc::new(cfg)).unwrap();
+
+    // TLS router over TLS: served with its certificate, X-Forwarded-Proto https.
+    let (tls, cert, alpn) = connect(addr, "secure.test", &["http/1.1"]).await.unwrap();
+    assert_eq!(cert, site.der);
+    assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+    let (status, body) = tls_get(tls, "secure.test", "/x").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&body, "x-forwarded-proto"), ["https"]);
+    // The plaintext router is not reachable over TLS (the catch-all has no tls either): 404.
+    let (tls, _, _) = connect(addr, "secure.test", &[]).await.unwrap();
+    let (status, _) = tls_get(tls, "plain.test", "/x").await;
+    assert_eq!(status, 404);
+    // The TLS router is not reachable over plaintext: the catch-all answers.
+    let c = client();
+    let g = get(&c, addr, "secure.test", "/x").await;
+    assert_eq!(g.status, 200);
+    assert_eq!(header(&g.body, "x-forwarded-proto"), ["http"]);
+    // Unknown SNI: the generated default certificate.
+    let (_, cert, _) = connect(addr, "unknown.test", &[]).await.unwrap();
+    assert_ne!(cert, site.der);
+
+    // HTTP-01: the key authorization, ahead of every router, on plaintext.
+    let g = get(
+        &c,
+        addr,
+        "anything.test",
+        "/.well-known/acme-challenge/tok123",
+    )
+    .await;
+    assert_eq!(g.status, 200);
+    assert_eq!(g.body, "tok123.thumbprint");
+    // Unknown token while challenges are pending: 404 (the challenge handler owns the path).
+    let g = get(
+        &c,
+        addr,
+        "anything.test",
+        "/.well-known/acme-challenge/nope",
+    )
+    .await;
+    assert_eq!(g.status, 404);
+
+    // TLS-ALPN-01: the challenge certificate and ALPN acme-tls/1; the connection carries no
+    // HTTP. Without acme-tls/1 the same name gets the issued certificate.
+    let (_, cert, alpn) = connect(addr, "acme.test", &["acme-tls/1"]).await.unwrap();
+    assert_eq!(cert, challenge.der);
+    assert_eq!(alpn.as_deref(), Some(&b"acme-tls/1"[..]));
+    let (_, cert, _) = connect(addr, "acme.test", &["h2", "http/1.1"])
+        .await
+        .unwrap();
+    assert_eq!(cert, issued.der);
+
+    // A new version replaces the certificate for new handshakes; an open connection keeps
+    // its session and keeps being answered.
+    let (keep, _, _) = connect(addr, "secure.test", &["http/1.1"]).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(keep))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let site2 = self_signed(&["secure.test"]);
+    let yaml2 = yaml
+        .replace(&format!("{:?}", site.cert), &format!("{:?}", site2.cert))
+        .replace(&format!("{:?}", site.key), &format!("{:?}", site2.key));
+    p.apply(
+        2,
+        Arc::new(switchyard_config::parse_document(&yaml2).unwrap()),
+    )
+    .unwrap();
+    let (_, cert, _) = connect(addr, "secure.test", &[]).await.unwrap();
+    assert_eq!(cert, site2.der);
+    let resp = send
+        .send_request(
+            Request::get("/again")
+                .header("host", "secure.test")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Version 2 has no challenges and no httpChallenge resolver: the path goes to the routers.
+    let g = get(
+        &c,
+        addr,
+        "anything.test",
+        "/.well-known/acme-challenge/tok123",
+    )
+    .await;
+    assert_eq!(field(&g.body, "id"), Some("b"));
+
+    let (ok, _) = p.metrics().handshakes();
+    assert!(ok >= 6, "{ok}");
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_http01_token_is_404_with_an_http_challenge_resolver() {
+    let backend = Backend::start(echo("b")).await;
+    let (p, addr) = start_proxy().await;
+    apply(
+        &p,
+        &format!(
+            r#"
+certificatesResolvers:
+  le: {{acme: {{email: a@b.test, httpChallenge: {{entryPoint: web}}}}}}
+http:
+  routers:
+    catchall: {{rule: "PathPrefix(`/`)", service: s}}
+  services:
+    s: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
+"#,
+            backend.url()
+        ),
+    );
+    let c = client();
+    let g = get(&c, addr, "a.test", "/.well-known/acme-challenge/nope").await;
+    assert_eq!(g.status, 404);
+    let g = get(&c, addr, "a.test", "/other").await;
+    assert_eq!(g.status, 200);
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn h2_over_tls_and_failed_handshakes_are_counted() {
+    let backend = Backend::start(echo("b")).await;
+    let site = self_signed(&["secure.test"]);
+    let (p, addr) = start_proxy().await;
+    apply(
+        &p,
+        &format!(
+            r#"
+http:
+  routers:
+    secure: {{rule: "Host(`secure.test`)", service: s, tls: {{options: strict}}}}
+  services:
+    s: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
+tls:
+  certificates: [{{certFile: {:?}, keyFile: {:?}}}]
+  options:
+    strict: {{sniStrict: true}}
+    default: {{sniStrict: true}}
+"#,
+            backend.url(),
+            site.cert,
+            site.key
+        ),
+    );
+    let (tls, _, alpn) = connect(addr, "secure.test", &["h2", "http/1.1"])
+        .await
+        .unwrap();
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let resp = send
+        .send_request(
+            Request::get("https://secure.test/h2")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    // sniStrict: an unknown name fails the handshake.
+    assert!(connect(addr, "unknown.test", &[]).await.is_err());
+    assert!(
+        wait_for(Duration::from_secs(5), || async {
+            p.metrics().handshakes().1 >= 1
+        })
+        .await
+    );
+    p.shutdown().await;
+}

@@ -1,0 +1,189 @@
+//! PEM parsing and the certificate store (SNI → certificate).
+//!
+//! Errors about private keys never include key material: only what is wrong.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use switchyard_config::acme::is_inline_pem;
+use switchyard_config::{ConfigError, DynamicConfig};
+
+/// A PEM or key problem (never contains key material).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PemError {
+    /// The certificate PEM is malformed or holds no certificate.
+    #[error("invalid certificate PEM: {0}")]
+    Cert(String),
+    /// The private key PEM is malformed or of an unsupported kind.
+    #[error("invalid private key PEM (expected a PKCS#8, PKCS#1 or SEC1 key)")]
+    Key,
+    /// The key cannot sign (unsupported algorithm).
+    #[error("unsupported private key: {0}")]
+    KeyKind(String),
+    /// The key is not the certificate's.
+    #[error("the private key does not match the certificate")]
+    Mismatch,
+}
+
+/// Parse a PEM certificate chain (at least one certificate).
+pub fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, PemError> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PemError::Cert(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(PemError::Cert("no CERTIFICATE block found".into()));
+    }
+    for c in &certs {
+        webpki::EndEntityCert::try_from(c)
+            .map_err(|e| PemError::Cert(format!("not a valid X.509 certificate ({e})")))?;
+    }
+    Ok(certs)
+}
+
+/// Parse a certificate chain and its private key, and check that they belong together.
+pub fn parse_certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>, PemError> {
+    let certs = parse_certs(cert_pem)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|_| PemError::Key)?;
+    let provider = rustls::crypto::ring::default_provider();
+    let signer = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| PemError::KeyKind(e.to_string()))?;
+    let ck = CertifiedKey::new(certs, signer);
+    match ck.keys_match() {
+        Ok(()) => Ok(Arc::new(ck)),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(Arc::new(ck)),
+        Err(_) => Err(PemError::Mismatch),
+    }
+}
+
+/// The DNS names (lower case) a certificate serves: its subject alternative names.
+pub(crate) fn dns_names(ck: &CertifiedKey) -> Vec<String> {
+    let Some(leaf) = ck.cert.first() else {
+        return Vec::new();
+    };
+    match webpki::EndEntityCert::try_from(leaf) {
+        Ok(c) => c
+            .valid_dns_names()
+            .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// SNI → certificate.
+#[derive(Debug, Default)]
+pub(crate) struct CertStore {
+    exact: HashMap<Box<str>, Arc<CertifiedKey>>,
+    /// `example.com` for `*.example.com`.
+    wildcard: HashMap<Box<str>, Arc<CertifiedKey>>,
+    default: Option<Arc<CertifiedKey>>,
+}
+
+impl CertStore {
+    fn add(&mut self, ck: &Arc<CertifiedKey>, names: &[String]) {
+        for n in names {
+            let (map, key) = match n.strip_prefix("*.") {
+                Some(s) => (&mut self.wildcard, s),
+                None => (&mut self.exact, n.as_str()),
+            };
+            map.entry(Box::from(key)).or_insert_with(|| ck.clone());
+        }
+    }
+
+    /// The certificate for `sni` by name (exact, then one-label wildcard).
+    pub(crate) fn by_name(&self, sni: &str) -> Option<&Arc<CertifiedKey>> {
+        let name = sni.trim_end_matches('.').to_ascii_lowercase();
+        self.exact.get(name.as_str()).or_else(|| {
+            let (_, parent) = name.split_once('.')?;
+            self.wildcard.get(parent)
+        })
+    }
+}
+
+/// The certificate resolver of one TLS option.
+#[derive(Debug)]
+pub(crate) struct Resolver {
+    pub store: Arc<CertStore>,
+    pub strict: bool,
+}
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(c) = hello.server_name().and_then(|n| self.store.by_name(n)) {
+            return Some(c.clone());
+        }
+        if self.strict {
+            return None;
+        }
+        self.store.default.clone()
+    }
+}
+
+/// Build the store from `tls.certificates`, `managed.certificates` and the default store.
+pub(crate) fn build_store(
+    cfg: &DynamicConfig,
+    default_cert: Option<Arc<CertifiedKey>>,
+    errors: &mut Vec<ConfigError>,
+) -> CertStore {
+    let mut store = CertStore::default();
+    for (i, c) in cfg.tls.certificates.iter().enumerate() {
+        if !is_inline_pem(&c.cert_file) || !is_inline_pem(&c.key_file) {
+            continue; // reported by validate
+        }
+        match parse_certified_key(&c.cert_file, &c.key_file) {
+            Ok(ck) => {
+                let names = dns_names(&ck);
+                store.add(&ck, &names);
+            }
+            Err(e) => errors.push(ConfigError::at(
+                format!("tls.certificates[{i}].{}", pem_field(&e)),
+                e.to_string(),
+            )),
+        }
+    }
+    for (name, m) in &cfg.managed.certificates {
+        match parse_certified_key(&m.pair.cert_pem, &m.pair.key_pem) {
+            Ok(ck) => {
+                let mut names = dns_names(&ck);
+                names.extend(m.domains.iter().map(|d| d.to_ascii_lowercase()));
+                store.add(&ck, &names);
+            }
+            Err(e) => errors.push(ConfigError::at(
+                format!("managed.certificates[{}]", switchyard_config::quote(name)),
+                e.to_string(),
+            )),
+        }
+    }
+    store.default = default_cert;
+    if let Some(dc) = cfg
+        .tls
+        .stores
+        .get("default")
+        .and_then(|s| s.default_certificate.as_ref())
+    {
+        if is_inline_pem(&dc.cert_file) && is_inline_pem(&dc.key_file) {
+            match parse_certified_key(&dc.cert_file, &dc.key_file) {
+                Ok(ck) => store.default = Some(ck),
+                Err(e) => errors.push(ConfigError::field(
+                    "tlsStore",
+                    "default",
+                    format!("defaultCertificate.{}", pem_field(&e)),
+                    e.to_string(),
+                )),
+            }
+        }
+    }
+    store
+}
+
+fn pem_field(e: &PemError) -> &'static str {
+    match e {
+        PemError::Cert(_) => "certFile",
+        _ => "keyFile",
+    }
+}
