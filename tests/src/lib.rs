@@ -52,6 +52,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod acme;
 pub mod backends;
 pub mod client;
 pub mod proxy;

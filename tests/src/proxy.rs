@@ -49,6 +49,8 @@ pub struct ProxySpec {
     pub cache: bool,
     /// Any other flags.
     pub extra: Vec<String>,
+    /// Entry points bound to a given address instead of an ephemeral `127.0.0.1` port.
+    pub fixed_addrs: Vec<(String, String)>,
 }
 
 impl ProxySpec {
@@ -63,6 +65,7 @@ impl ProxySpec {
             entrypoints: vec!["web".into()],
             cache: false,
             extra: Vec::new(),
+            fixed_addrs: Vec::new(),
         }
     }
 
@@ -82,6 +85,15 @@ impl ProxySpec {
     /// Replaces the entry point names.
     pub fn entrypoints(mut self, names: &[&str]) -> ProxySpec {
         self.entrypoints = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Binds entry point `name` (added when missing) to `addr`, e.g. `127.0.0.3:PORT`.
+    pub fn entrypoint_at(mut self, name: &str, addr: &str) -> ProxySpec {
+        if !self.entrypoints.iter().any(|n| n == name) {
+            self.entrypoints.push(name.into());
+        }
+        self.fixed_addrs.push((name.into(), addr.into()));
         self
     }
 
@@ -143,7 +155,13 @@ impl Proxy {
         let entrypoints: Vec<(String, String)> = spec
             .entrypoints
             .iter()
-            .map(|n| (n.clone(), free_addr()))
+            .map(|n| {
+                let fixed = spec.fixed_addrs.iter().find(|(f, _)| f == n);
+                (
+                    n.clone(),
+                    fixed.map(|(_, a)| a.clone()).unwrap_or_else(free_addr),
+                )
+            })
             .collect();
         let admin = free_addr();
         let mut args: Vec<String> = Vec::new();

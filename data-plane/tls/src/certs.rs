@@ -46,7 +46,32 @@ pub fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, PemError> 
 
 /// Parse a certificate chain and its private key, and check that they belong together.
 pub fn parse_certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>, PemError> {
-    let certs = parse_certs(cert_pem)?;
+    certified_key(parse_certs(cert_pem)?, key_pem)
+}
+
+/// A TLS-ALPN-01 challenge certificate and its key. RFC 8737 requires its acmeIdentifier
+/// extension to be critical, which webpki refuses as an unknown critical extension, so only the
+/// PEM structure and the key are checked (rustls' key match parses the certificate with webpki
+/// too); the certificate is only ever shown to the CA.
+pub fn parse_challenge_key(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>, PemError> {
+    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PemError::Cert(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(PemError::Cert("no CERTIFICATE block found".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|_| PemError::Key)?;
+    let signer = rustls::crypto::ring::default_provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| PemError::KeyKind(e.to_string()))?;
+    Ok(Arc::new(CertifiedKey::new(certs, signer)))
+}
+
+fn certified_key(
+    certs: Vec<CertificateDer<'static>>,
+    key_pem: &str,
+) -> Result<Arc<CertifiedKey>, PemError> {
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|_| PemError::Key)?;
     let provider = rustls::crypto::ring::default_provider();
     let signer = provider

@@ -263,7 +263,7 @@ pub fn compile(
     // ACME.
     let mut acme_keys = HashMap::new();
     for (domain, pair) in &cfg.managed.tls_alpn01 {
-        match parse_certified_key(&pair.cert_pem, &pair.key_pem) {
+        match certs::parse_challenge_key(&pair.cert_pem, &pair.key_pem) {
             Ok(k) => {
                 acme_keys.insert(domain.to_ascii_lowercase().into_boxed_str(), k);
             }

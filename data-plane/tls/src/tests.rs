@@ -410,3 +410,23 @@ fn backend_client_configs() {
         serde_json::from_value(serde_json::json!({"insecureSkipVerify": true})).unwrap();
     client_config(&t, true).unwrap();
 }
+
+/// RFC 8737: the challenge certificate carries a critical acmeIdentifier extension, which webpki
+/// calls unsupported; the challenge table must still accept it.
+#[test]
+fn acme_challenge_certificate_with_critical_identifier_is_accepted() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(vec!["acme.example.com".to_string()]).unwrap();
+    p.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(&[7u8; 32])];
+    let cert = p.self_signed(&key).unwrap();
+    let mut cfg = DynamicConfig::default();
+    cfg.managed.tls_alpn01.insert(
+        "acme.example.com".into(),
+        KeyPair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        },
+    );
+    let t = compile(&cfg, None).unwrap();
+    assert!(t.select(Some("acme.example.com"), true).acme_challenge);
+}

@@ -1,0 +1,384 @@
+//! ACME end to end: a 3-node cluster, two proxies on different loopback addresses, pebble as the
+//! CA and pebble-challtestsrv as its DNS, all real processes.
+//!
+//! The CA's DNS points every name at 127.0.0.3, where only proxy `pb` listens; `pb` is attached
+//! to a follower, `pa` (127.0.0.2) to the leader. A validated challenge therefore proves that the
+//! proxy which is not attached to the leader answered it.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use switchyard_e2e::acme::{cert, certs, https_get, port_free_on, Pebble, PebbleOpts, TlsConn};
+use switchyard_e2e::backends::HttpBackend;
+use switchyard_e2e::{apply_yaml, metric_value, wait_until, Cluster, Proxy, ProxySpec};
+
+const ISSUE_TIMEOUT: Duration = Duration::from_secs(60);
+const CERT: &str = "pebble/a.test";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Challenge {
+    Http,
+    Tls,
+}
+
+struct Stack {
+    cluster: Cluster,
+    leader: u64,
+    pa: Proxy,
+    pb: Proxy,
+    pebble: Pebble,
+    backend: HttpBackend,
+    /// `websecure` port (same on both addresses).
+    tls_port: u16,
+}
+
+impl Stack {
+    fn start(always_valid: bool) -> Stack {
+        let web = port_free_on(&["127.0.0.2", "127.0.0.3"]);
+        let tls_port = port_free_on(&["127.0.0.2", "127.0.0.3"]);
+        let pebble = Pebble::start(PebbleOpts {
+            always_valid,
+            http_port: web,
+            tls_port,
+            default_ipv4: "127.0.0.3".into(),
+        });
+        let cluster = Cluster::start(3);
+        let leader = cluster.wait_for_leader(Duration::from_secs(20));
+        let follower = cluster
+            .ids()
+            .into_iter()
+            .find(|id| *id != leader)
+            .expect("a follower");
+        let spec = |id: &str, node: u64, ip: &str| {
+            ProxySpec::new(id, &cluster.node(node).endpoint())
+                .entrypoints(&[])
+                .entrypoint_at("web", &format!("{ip}:{web}"))
+                .entrypoint_at("websecure", &format!("{ip}:{tls_port}"))
+        };
+        let pa = Proxy::start(spec("pa", leader, "127.0.0.2"));
+        let pb = Proxy::start(spec("pb", follower, "127.0.0.3"));
+        let backend = HttpBackend::start("app");
+        Stack {
+            cluster,
+            leader,
+            pa,
+            pb,
+            pebble,
+            backend,
+            tls_port,
+        }
+    }
+
+    fn doc(&self, challenge: Challenge, extra: Value) -> String {
+        let mut acme = json!({
+            "email": "ops@example.test",
+            "caServer": self.pebble.directory,
+            "caCertificates": [self.pebble.api_ca_pem()],
+            "keyType": "EC256",
+        });
+        match challenge {
+            Challenge::Http => acme["httpChallenge"] = json!({"entryPoint": "web"}),
+            Challenge::Tls => acme["tlsChallenge"] = json!({}),
+        }
+        if let (Some(a), Some(e)) = (acme.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                a.insert(k.clone(), v.clone());
+            }
+        }
+        json!({
+            "certificatesResolvers": { "pebble": { "acme": acme } },
+            "http": {
+                "routers": {
+                    "app": {
+                        "rule": "Host(`a.test`) || Host(`b.test`)",
+                        "entryPoints": ["websecure"],
+                        "service": "app",
+                        "tls": { "certResolver": "pebble" }
+                    }
+                },
+                "services": {
+                    "app": { "loadBalancer": { "servers": [ { "url": self.backend.url() } ] } }
+                }
+            }
+        })
+        .to_string()
+    }
+
+    fn endpoints(&self) -> String {
+        self.cluster.endpoints()
+    }
+
+    fn running_endpoints(&self) -> String {
+        self.cluster.running_endpoints()
+    }
+
+    fn apply(&self, doc: &str) -> u64 {
+        apply_yaml(&self.running_endpoints(), doc).unwrap_or_else(|e| panic!("apply: {e}"))
+    }
+
+    /// Waits until `get certs` shows the certificate valid; returns its row.
+    fn wait_valid(&self) -> Value {
+        let eps = self.running_endpoints();
+        wait_until(ISSUE_TIMEOUT, "certificate valid in get certs", || {
+            let c = cert(&eps, CERT)?;
+            if c["status"] == "valid" {
+                Ok(c)
+            } else {
+                Err(format!("{c}"))
+            }
+        })
+    }
+
+    /// Sum of a metric over the running nodes.
+    fn metric_sum(&self, name: &str) -> f64 {
+        self.cluster
+            .nodes
+            .iter()
+            .filter(|n| n.has_process())
+            .filter_map(|n| n.metrics().ok())
+            .filter_map(|m| metric_value(&m, name))
+            .sum()
+    }
+
+    /// Waits until both proxies serve the certificate with serial `serial` for both names over
+    /// TLS, verified against pebble's root; returns the proxies' answers.
+    fn wait_served(&self, roots: &str, serial: &str) {
+        for (p, ip) in [(&self.pa, "127.0.0.2"), (&self.pb, "127.0.0.3")] {
+            let addr = format!("{ip}:{}", self.tls_port);
+            for host in ["a.test", "b.test"] {
+                wait_until(
+                    ISSUE_TIMEOUT,
+                    &format!("proxy {} to serve the certificate for {host}", p.id),
+                    || {
+                        let (status, _body, peer) = https_get(&addr, host, roots, "/")?;
+                        if status == 200 && peer.serial == serial {
+                            Ok(())
+                        } else {
+                            Err(format!("status {status}, serial {}", peer.serial))
+                        }
+                    },
+                );
+            }
+        }
+    }
+}
+
+fn handshakes_ok(p: &Proxy) -> f64 {
+    p.metrics()
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .filter(|l| l.starts_with("switchyard_proxy_tls_handshakes_total{result=\"ok\"}"))
+                .find_map(|l| l.split_whitespace().last()?.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+fn issued_once(challenge: Challenge) {
+    let s = Stack::start(false);
+    // `pb` (the one the CA reaches) is attached to a follower, `pa` to the leader.
+    let proxies = switchyard_e2e::get_proxies(&s.endpoints()).expect("get proxies");
+    let node_of =
+        |id: &str| switchyard_e2e::proxy_entry(&proxies, id).expect("listed")["node"].clone();
+    assert_eq!(node_of("pa"), json!(s.leader));
+    assert_ne!(node_of("pb"), json!(s.leader));
+    let before_pa = handshakes_ok(&s.pa);
+
+    s.apply(&s.doc(challenge, json!({})));
+    let row = s.wait_valid();
+    assert_eq!(row["names"], json!(["a.test", "b.test"]), "{row}");
+    assert_eq!(row["source"], "acme:pebble");
+    assert!(
+        row["issuer"].as_str().unwrap_or("").contains("Pebble"),
+        "{row}"
+    );
+    assert_eq!(row["lastError"], "");
+    assert!(row["notAfterUnix"].as_i64() > row["notBeforeUnix"].as_i64());
+    // Every node reports the same certificate; no private key in the answer.
+    for n in &s.cluster.nodes {
+        let one = cert(&n.endpoint(), CERT).expect("listed on every node");
+        assert_eq!(one["serial"], row["serial"]);
+    }
+    let out = switchyard_e2e::cli(&s.endpoints(), &["-o", "yaml", "get", "certs"]);
+    assert!(!out.stdout.contains("PRIVATE KEY"), "{}", out.stdout);
+    let table = switchyard_e2e::cli(&s.endpoints(), &["get", "certs"]).expect_success();
+    assert!(
+        table.stdout.contains("acme:pebble") && table.stdout.contains("valid"),
+        "{}",
+        table.stdout
+    );
+
+    // Issued once for the whole cluster.
+    assert_eq!(s.pebble.issued(), 1, "pebble issued more than once");
+    assert_eq!(s.metric_sum("switchyard_acme_orders_created_total"), 1.0);
+    assert_eq!(s.metric_sum("switchyard_acme_orders_total"), 1.0);
+    if challenge == Challenge::Tls {
+        // The CA's TLS-ALPN-01 handshakes reached `pb` only.
+        assert_eq!(handshakes_ok(&s.pa), before_pa, "pa answered a handshake");
+        assert!(handshakes_ok(&s.pb) >= 1.0, "pb answered no handshake");
+    }
+
+    // Both proxies serve it, verified against pebble's root.
+    let roots = s.pebble.roots_pem();
+    s.wait_served(&roots, row["serial"].as_str().expect("serial"));
+    // Challenge answers were cleared once the certificate was in place.
+    let (_, cfg) = switchyard_e2e::get_config(&s.endpoints()).expect("config");
+    assert!(
+        cfg.get("managed").is_none(),
+        "get config shows managed material: {cfg}"
+    );
+    assert_eq!(s.pebble.issued(), 1);
+}
+
+#[test]
+fn http01_certificate_issued_once_and_served_by_both_proxies() {
+    issued_once(Challenge::Http);
+}
+
+#[test]
+fn tls_alpn01_certificate_issued_once_and_served_by_both_proxies() {
+    issued_once(Challenge::Tls);
+}
+
+#[test]
+fn leader_killed_mid_order_still_issues_exactly_once() {
+    let mut s = Stack::start(false);
+    // A challenge delay keeps the order in flight long enough to kill its leader in the middle.
+    let v = s.apply(&s.doc(
+        Challenge::Http,
+        json!({"httpChallenge": {"entryPoint": "web", "delay": "3s"}}),
+    ));
+    let leader = s.leader;
+    // The challenge answers are published (a new config version) only after the order's URL is
+    // recorded: from then on the order is in the middle of its validation.
+    let leader_ep = s.cluster.node(leader).endpoint();
+    wait_until(ISSUE_TIMEOUT, "challenge answers published", || {
+        let now = switchyard_e2e::try_config_version(&leader_ep).map_err(|e| e.to_string())?;
+        if now > v {
+            Ok(())
+        } else {
+            Err(format!("config version {now}"))
+        }
+    });
+    // The order is recorded as in flight (pending) when the leader dies.
+    let row = cert(&s.endpoints(), CERT).expect("listed");
+    assert_eq!(row["status"], "pending", "{row}");
+    s.cluster.node_mut(leader).kill();
+    let new_leader = s.cluster.wait_for_leader(Duration::from_secs(20));
+    assert_ne!(new_leader, leader);
+
+    let row = s.wait_valid();
+    assert_eq!(row["names"], json!(["a.test", "b.test"]));
+    assert_eq!(s.pebble.issued(), 1, "issued more than once");
+    // The new leader resumed the order by its URL: it created none at the CA.
+    assert_eq!(s.metric_sum("switchyard_acme_orders_created_total"), 0.0);
+    let roots = s.pebble.roots_pem();
+    s.wait_served(&roots, row["serial"].as_str().expect("serial"));
+    assert_eq!(s.pebble.issued(), 1);
+}
+
+#[test]
+fn renewal_replaces_the_certificate_under_a_keep_alive_connection() {
+    let s = Stack::start(false);
+    s.apply(&s.doc(Challenge::Tls, json!({})));
+    let first = s.wait_valid();
+    let first_serial = first["serial"].as_str().expect("serial").to_string();
+    let roots = s.pebble.roots_pem();
+    s.wait_served(&roots, &first_serial);
+
+    // A keep-alive connection on `pb`.
+    let addr = format!("127.0.0.3:{}", s.tls_port);
+    let mut conn = TlsConn::connect(&addr, "a.test", &roots, &["http/1.1"]).expect("connect");
+    assert_eq!(conn.peer().expect("peer").serial, first_serial);
+    assert_eq!(conn.get("a.test", "/").expect("get").0, 200);
+
+    // A renewal window longer than pebble's certificate lifetime: due at once, checked every
+    // second.
+    s.apply(&s.doc(
+        Challenge::Tls,
+        json!({"renewBefore": "87600h", "renewCheckInterval": "1s"}),
+    ));
+    let mut answers = 0u32;
+    let new_serial = wait_until(ISSUE_TIMEOUT, "a renewed certificate served", || {
+        let (status, _) = conn.get("a.test", "/")?;
+        if status != 200 {
+            return Err(format!("keep-alive request answered {status}"));
+        }
+        answers += 1;
+        let (status, _, peer) = https_get(&addr, "a.test", &roots, "/")?;
+        if status == 200 && peer.serial != first_serial {
+            Ok(peer.serial)
+        } else {
+            Err(format!("status {status}, serial {}", peer.serial))
+        }
+    });
+    assert_ne!(new_serial, first_serial);
+    assert!(answers >= 1);
+    // The connection opened before the renewal still gets answers, on the old certificate.
+    let (status, _) = conn.get("a.test", "/").expect("keep-alive after renewal");
+    assert_eq!(status, 200);
+    assert_eq!(conn.peer().expect("peer").serial, first_serial);
+    assert!(s.pebble.issued() >= 2);
+    let row = cert(&s.endpoints(), CERT).expect("listed");
+    assert_ne!(row["serial"], json!(first_serial));
+}
+
+#[test]
+fn failures_back_off_and_show_in_get_certs() {
+    let s = Stack::start(true);
+    // Nothing listens on this CA address.
+    let dead = format!("https://127.0.0.1:{}/dir", switchyard_e2e::free_port());
+    let doc = s.doc(Challenge::Http, json!({"caServer": dead}));
+    s.apply(&doc);
+    let row = wait_until(ISSUE_TIMEOUT, "the failure in get certs", || {
+        let c = cert(&s.endpoints(), CERT)?;
+        if c["status"] == "error" {
+            Ok(c)
+        } else {
+            Err(format!("{c}"))
+        }
+    });
+    assert!(!row["lastError"].as_str().unwrap_or("").is_empty(), "{row}");
+    assert!(row["failures"].as_u64() >= Some(1));
+    // Backed off: the next attempt is in the future.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    assert!(
+        row["nextAttemptUnix"].as_u64() > Some(now.saturating_sub(1)),
+        "{row}"
+    );
+    wait_until(ISSUE_TIMEOUT, "a failed order in the metrics", || {
+        let v = s.metric_sum("switchyard_acme_orders_total");
+        if v >= 1.0 {
+            Ok(())
+        } else {
+            Err(format!("{v}"))
+        }
+    });
+    assert_eq!(s.pebble.issued(), 0);
+}
+
+#[test]
+fn invalid_resolvers_are_refused_with_the_field() {
+    let c = Cluster::start(1);
+    let doc = json!({
+        "certificatesResolvers": {
+            "bad": { "acme": { "caServer": "ftp://x", "keyType": "EC999",
+                               "httpChallenge": {"entryPoint": "web"}, "tlsChallenge": {} } },
+            "dns": { "acme": { "dnsChallenge": { "provider": "x" } } }
+        }
+    })
+    .to_string();
+    let err = apply_yaml(&c.endpoints(), &doc).expect_err("refused");
+    for want in [
+        "acme.caServer",
+        "acme.keyType",
+        "set exactly one of acme.httpChallenge and acme.tlsChallenge",
+        "the DNS-01 challenge is not supported by this version of Switchyard",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in {err}");
+    }
+    assert!(certs(&c.endpoints()).expect("get certs").is_empty());
+}
