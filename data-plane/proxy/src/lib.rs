@@ -65,7 +65,7 @@ use std::sync::Arc;
 
 pub use errors::{ErrorKind, ProxyError};
 pub use metrics::Metrics;
-pub use proxy::{Proxy, ProxyOptions};
+pub use proxy::{HttpsRedirect, Proxy, ProxyOptions};
 pub use switchyard_config::DynamicConfig;
 
 /// Where [`run`] gets its config from.
