@@ -126,8 +126,7 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
             return finish(resp, ep.no_route.clone(), start, None);
         }
         if let Some((port, permanent)) = &ep.https_redirect {
-            let resp = https_redirect(&parts, port, *permanent)
-                .unwrap_or_else(|kind| error_response(kind));
+            let resp = https_redirect(&parts, port, *permanent).unwrap_or_else(error_response);
             return finish(resp, ep.no_route.clone(), start, None);
         }
     }
