@@ -410,3 +410,18 @@ fn backend_client_configs() {
         serde_json::from_value(serde_json::json!({"insecureSkipVerify": true})).unwrap();
     client_config(&t, true).unwrap();
 }
+
+#[test]
+fn the_last_certificate_for_a_name_wins() {
+    let old = self_signed(&["a.example.com"]);
+    let new = self_signed(&["a.example.com"]);
+    let cfg = doc(&format!(
+        "tls:\n  certificates:\n    - {}\n    - {}\n",
+        cert_yaml(&old),
+        cert_yaml(&new)
+    ));
+    let t = compile(&cfg, None).unwrap();
+    let sel = t.select(Some("a.example.com"), false);
+    let (got, _) = handshake(sel.config, client(&[], BOTH), "a.example.com").unwrap();
+    assert_eq!(got, new.der);
+}
