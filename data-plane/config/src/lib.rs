@@ -89,6 +89,7 @@ mod diff;
 mod document;
 pub mod duration;
 mod error;
+mod files;
 mod model;
 pub mod rules;
 mod syntax;
@@ -101,6 +102,7 @@ pub use acme::{
 pub use diff::{diff, Change, ChangeAction};
 pub use document::{from_stream_value, from_value, parse_document};
 pub use error::{quote, resource_label, ConfigError, ConfigErrors};
+pub use files::inline_files;
 pub use model::*;
 pub use validate::{validate, MAX_CHAIN_NESTING, MAX_USER_PRIORITY};
 

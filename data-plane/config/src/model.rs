@@ -1230,6 +1230,8 @@ impl DynamicConfig {
     /// `doc` replaces (or adds) the resource of that name; `tls.certificates` in `doc` are added
     /// unless an identical one exists.
     pub fn merged(&self, doc: &DynamicConfig) -> DynamicConfig {
+        let restored = self.restore_redacted(doc);
+        let doc = &restored;
         let mut out = self.clone();
         for (k, v) in &doc.http.routers {
             out.http.routers.insert(k.clone(), v.clone());
@@ -1263,8 +1265,65 @@ impl DynamicConfig {
     /// `doc` as the whole user configuration (an apply with prune), keeping the managed TLS
     /// material of `self`, which documents never carry.
     pub fn replaced_by(&self, doc: &DynamicConfig) -> DynamicConfig {
-        let mut out = doc.clone();
+        let mut out = self.restore_redacted(doc);
         out.managed = self.managed.clone();
+        out
+    }
+
+    /// `doc` with every [`REDACTED_KEY`] (as printed by [`DynamicConfig::for_display`]) replaced
+    /// by the secret `self` holds for the same certificate (same `certFile`) or resolver, so
+    /// `get config -o yaml | switchyard apply -f -` keeps the keys. A redacted value with no
+    /// counterpart stays and is refused by validation.
+    pub fn restore_redacted(&self, doc: &DynamicConfig) -> DynamicConfig {
+        let mut out = doc.clone();
+        let find = |list: &[Certificate], cert: &str| {
+            list.iter()
+                .find(|c| c.cert_file == cert && c.key_file != REDACTED_KEY)
+                .map(|c| c.key_file.clone())
+        };
+        for c in &mut out.tls.certificates {
+            if c.key_file == REDACTED_KEY {
+                if let Some(k) = find(&self.tls.certificates, &c.cert_file) {
+                    c.key_file = k;
+                }
+            }
+        }
+        for (name, t) in &mut out.http.servers_transports {
+            let Some(cur) = self.http.servers_transports.get(name) else {
+                continue;
+            };
+            for c in &mut t.certificates {
+                if c.key_file == REDACTED_KEY {
+                    if let Some(k) = find(&cur.certificates, &c.cert_file) {
+                        c.key_file = k;
+                    }
+                }
+            }
+        }
+        for (name, st) in &mut out.tls.stores {
+            let cur = self
+                .tls
+                .stores
+                .get(name)
+                .and_then(|s| s.default_certificate.as_ref());
+            if let (Some(c), Some(cur)) = (&mut st.default_certificate, cur) {
+                if c.key_file == REDACTED_KEY && c.cert_file == cur.cert_file {
+                    c.key_file = cur.key_file.clone();
+                }
+            }
+        }
+        for (name, r) in &mut out.certificates_resolvers {
+            let cur = self
+                .certificates_resolvers
+                .get(name)
+                .and_then(|r| r.acme.as_ref())
+                .and_then(|a| a.eab.as_ref());
+            if let (Some(eab), Some(cur)) = (r.acme.as_mut().and_then(|a| a.eab.as_mut()), cur) {
+                if eab.hmac_encoded == REDACTED_KEY && eab.kid == cur.kid {
+                    eab.hmac_encoded = cur.hmac_encoded.clone();
+                }
+            }
+        }
         out
     }
 

@@ -65,7 +65,7 @@ use std::sync::Arc;
 
 pub use errors::{ErrorKind, ProxyError};
 pub use metrics::Metrics;
-pub use proxy::{Proxy, ProxyOptions};
+pub use proxy::{HttpsRedirect, Proxy, ProxyOptions};
 pub use switchyard_config::DynamicConfig;
 
 /// Where [`run`] gets its config from.
@@ -79,16 +79,27 @@ pub enum ConfigSource {
     Control(control::ControlOptions),
 }
 
-/// Read and parse a dynamic config file.
+/// Read and parse a dynamic config file; certificate, key and CA file paths in it are read
+/// (relative to its directory) and inlined.
 pub fn load_config_file(path: &Path) -> Result<DynamicConfig, ProxyError> {
     let text = std::fs::read_to_string(path).map_err(|e| ProxyError::ConfigFile {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;
-    switchyard_config::parse_document(&text).map_err(|e| ProxyError::ConfigFile {
+    let mut cfg = switchyard_config::parse_document(&text).map_err(|e| ProxyError::ConfigFile {
         path: path.display().to_string(),
         message: e.to_string(),
+    })?;
+    // Certificate, key and CA paths, relative to the file's directory, as `switchyard apply`.
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    switchyard_config::inline_files(&mut cfg, |p| {
+        std::fs::read_to_string(base.join(p)).map_err(|e| e.to_string())
     })
+    .map_err(|e| ProxyError::ConfigFile {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(cfg)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -12,7 +12,7 @@ use clap::Parser;
 use ipnet::IpNet;
 use switchyard_proxy::cache::Cache;
 use switchyard_proxy::control::ControlOptions;
-use switchyard_proxy::{ConfigSource, ProxyOptions};
+use switchyard_proxy::{ConfigSource, HttpsRedirect, ProxyOptions};
 
 /// Switchyard data plane: a Traefik v3 compatible reverse proxy fed by the control plane.
 ///
@@ -59,6 +59,15 @@ struct Args {
     /// Trusted sources of X-Forwarded-* headers: NAME=CIDR[,CIDR…] (repeatable).
     #[arg(long = "trusted-ips", value_name = "NAME=CIDR,…")]
     trusted_ips: Vec<String>,
+    /// Redirect every plaintext request on entry point FROM to HTTPS on the port of entry point
+    /// TO (Traefik's `entryPoints.FROM.http.redirections.entryPoint{to: TO, scheme: https}`),
+    /// except ACME HTTP-01 challenges. `permanent` (default) answers 301 for GET and 308
+    /// otherwise, `temporary` 302/307. Repeatable, e.g. `--redirect-to-https web=websecure`.
+    #[arg(
+        long = "redirect-to-https",
+        value_name = "FROM=TO[,permanent|temporary]"
+    )]
+    redirect_to_https: Vec<String>,
     /// How long shutdown waits for in-flight requests (Go duration, e.g. 10s).
     #[arg(long, default_value = "10s")]
     drain_timeout: String,
@@ -102,6 +111,25 @@ fn options(args: &Args) -> Result<ProxyOptions, String> {
             trusted_ips.entry(name.to_string()).or_default().push(net);
         }
     }
+    let mut https_redirects = Vec::new();
+    for r in &args.redirect_to_https {
+        let bad = || format!("--redirect-to-https {r:?}: expected FROM=TO[,permanent|temporary]");
+        let (from, rest) = r.split_once('=').ok_or_else(bad)?;
+        let (to, kind) = rest.split_once(',').unwrap_or((rest, "permanent"));
+        let permanent = match kind {
+            "permanent" => true,
+            "temporary" => false,
+            _ => return Err(bad()),
+        };
+        if from.is_empty() || to.is_empty() {
+            return Err(bad());
+        }
+        https_redirects.push(HttpsRedirect {
+            from: from.to_string(),
+            to: to.to_string(),
+            permanent,
+        });
+    }
     let drain = switchyard_config::parse_go_duration(&args.drain_timeout)
         .map_err(|e| format!("--drain-timeout: {e}"))?;
     Ok(ProxyOptions {
@@ -112,6 +140,7 @@ fn options(args: &Args) -> Result<ProxyOptions, String> {
         trusted_ips,
         admin_addr: args.admin_addr.clone(),
         drain_timeout: Duration::from_nanos(u64::try_from(drain).unwrap_or(0)),
+        https_redirects,
     })
 }
 

@@ -412,7 +412,7 @@ impl Mw {
     }
 }
 
-fn redirect_response(
+pub(crate) fn redirect_response(
     location: &str,
     method: &Method,
     permanent: bool,

@@ -44,6 +44,23 @@ pub struct ProxyOptions {
     pub admin_addr: String,
     /// How long `shutdown` lets in-flight requests finish.
     pub drain_timeout: Duration,
+    /// Entry point redirections to HTTPS (Traefik's
+    /// `entryPoints.<from>.http.redirections.entryPoint`).
+    pub https_redirects: Vec<HttpsRedirect>,
+}
+
+/// Every plaintext request on entry point `from` (except ACME HTTP-01 requests) is redirected
+/// to `https://<host>:<port of entry point to>` (the port is left out when it is 443), with
+/// Traefik's RedirectScheme codes: permanent 301 for GET and 308 otherwise, temporary 302 for
+/// GET and 307 otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsRedirect {
+    /// The entry point whose requests are redirected.
+    pub from: String,
+    /// The entry point whose port the redirect points to.
+    pub to: String,
+    /// 301/308 (Traefik's default for entry point redirections) rather than 302/307.
+    pub permanent: bool,
 }
 
 impl Default for ProxyOptions {
@@ -56,6 +73,7 @@ impl Default for ProxyOptions {
             trusted_ips: HashMap::new(),
             admin_addr: "127.0.0.1:0".to_string(),
             drain_timeout: Duration::from_secs(10),
+            https_redirects: Vec::new(),
         }
     }
 }
@@ -68,6 +86,9 @@ pub(crate) struct Entrypoint {
     pub port: Option<HeaderValue>,
     /// Stats of requests without a router (404).
     pub no_route: Arc<RouteStats>,
+    /// Redirect plaintext requests to HTTPS: (`:port` suffix of the target, or empty for 443;
+    /// permanent).
+    pub https_redirect: Option<(String, bool)>,
 }
 
 /// State shared by every connection.
@@ -155,6 +176,16 @@ impl Proxy {
             }
             names.push(name.clone());
         }
+        for r in &opts.https_redirects {
+            for n in [&r.from, &r.to] {
+                if !names.contains(n) {
+                    return Err(ProxyError::Options(format!(
+                        "redirection {}={}: unknown entry point \"{n}\"",
+                        r.from, r.to
+                    )));
+                }
+            }
+        }
         for ep in opts.trusted_ips.keys() {
             if !names.contains(ep) {
                 return Err(ProxyError::Options(format!(
@@ -194,8 +225,22 @@ impl Proxy {
         let entrypoints = local_addrs
             .iter()
             .map(|(name, local)| {
+                let https_redirect = opts
+                    .https_redirects
+                    .iter()
+                    .find(|r| r.from == *name)
+                    .and_then(|r| {
+                        let to = local_addrs.iter().find(|(n, _)| *n == r.to)?.1.port();
+                        let suffix = if to == 443 {
+                            String::new()
+                        } else {
+                            format!(":{to}")
+                        };
+                        Some((suffix, r.permanent))
+                    });
                 let name: Arc<str> = Arc::from(name.as_str());
                 Entrypoint {
+                    https_redirect,
                     no_route: metrics.route_stats(&name, &empty, &empty),
                     trusted: opts.trusted_ips.get(&*name).cloned().unwrap_or_default(),
                     port: HeaderValue::from_str(&local.port().to_string()).ok(),

@@ -450,11 +450,32 @@ impl RouteTable {
     /// the leaf predicates that were false. The winner is always the route [`Self::lookup`]
     /// returns.
     pub fn explain(&self, entrypoint: &str, req: &RequestView) -> Explanation {
+        self.explain_conn(entrypoint, None, req)
+    }
+
+    /// [`RouteTable::explain`] for a TLS (`Some(true)`) or plaintext (`Some(false)`)
+    /// connection, as [`RouteTable::lookup_conn`] routes it: a router of the other kind is
+    /// rejected with the reason `tls` (or `!tls`).
+    pub fn explain_conn(
+        &self,
+        entrypoint: &str,
+        tls: Option<bool>,
+        req: &RequestView,
+    ) -> Explanation {
         let mut out = Explanation {
             winner: None,
             rejected: Vec::new(),
         };
         for route in self.routes_for(entrypoint) {
+            if tls.is_some_and(|t| t != route.tls) {
+                out.rejected.push(RejectedRoute {
+                    name: route.name.clone(),
+                    priority: route.priority,
+                    rule: route.rule.rule().to_string(),
+                    failed: vec![if route.tls { "tls" } else { "!tls" }.to_string()],
+                });
+                continue;
+            }
             let (matched, failed) = route.rule.explain(req);
             if matched {
                 out.winner = Some(ExplainedRoute {

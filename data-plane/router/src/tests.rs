@@ -443,3 +443,20 @@ fn tls_routers_serve_only_tls_connections() {
         Some("secure")
     );
 }
+
+#[test]
+fn explain_conn_rejects_the_other_kind() {
+    let mut cfg = config(vec![
+        r("secure", "Host(`a.com`)").prio(10),
+        r("plain", "Host(`a.com`)").prio(5),
+    ]);
+    if let Some(x) = cfg.http.routers.get_mut("secure") {
+        x.tls = Some(switchyard_config::RouterTls::default());
+    }
+    let t = compile(&cfg, None).expect("compiles");
+    let ex = t.explain_conn("web", Some(false), &req("a.com", "/"));
+    assert_eq!(ex.winner.map(|w| w.name).as_deref(), Some("plain"));
+    assert_eq!(ex.rejected[0].failed, ["tls"]);
+    let ex = t.explain_conn("web", Some(true), &req("a.com", "/"));
+    assert_eq!(ex.winner.map(|w| w.name).as_deref(), Some("secure"));
+}

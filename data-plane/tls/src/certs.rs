@@ -156,7 +156,9 @@ pub(crate) fn build_store(
     errors: &mut Vec<ConfigError>,
 ) -> CertStore {
     let mut store = CertStore::default();
-    for (i, c) in cfg.tls.certificates.iter().enumerate() {
+    // The last certificate for a name wins: `apply` appends a changed certificate, so a
+    // re-applied certificate replaces the older one for its names.
+    for (i, c) in cfg.tls.certificates.iter().enumerate().rev() {
         if !is_inline_pem(&c.cert_file) || !is_inline_pem(&c.key_file) {
             continue; // reported by validate
         }

@@ -11,9 +11,12 @@
 //!
 //! Certificates come from `tls.certificates` (`certFile`/`keyFile` hold inline PEM: the CLI
 //! uploads file contents) followed by `managed.certificates` (issued by the control plane's
-//! ACME manager). Each certificate serves the DNS names of its subject alternative names; when
-//! two certificates cover the same name the first one wins (user certificates before managed
-//! ones, in document order). A ClientHello is answered with:
+//! ACME manager). Each certificate serves the DNS names of its subject alternative names (plus,
+//! for managed ones, the domains they were ordered for). When several user certificates cover
+//! the same name the **last** one wins: `switchyard apply` appends a certificate that differs
+//! from the stored ones, so re-applying a renewed certificate replaces the old one for its
+//! names (`apply --prune` also drops the old entry). User certificates win over managed ones.
+//! A ClientHello is answered with:
 //!
 //! 1. the certificate for the exact SNI name (case-insensitive);
 //! 2. else the one-label wildcard (`*.example.com` for `a.example.com`, not `a.b.example.com`);

@@ -430,3 +430,18 @@ fn acme_challenge_certificate_with_critical_identifier_is_accepted() {
     let t = compile(&cfg, None).unwrap();
     assert!(t.select(Some("acme.example.com"), true).acme_challenge);
 }
+
+#[test]
+fn the_last_certificate_for_a_name_wins() {
+    let old = self_signed(&["a.example.com"]);
+    let new = self_signed(&["a.example.com"]);
+    let cfg = doc(&format!(
+        "tls:\n  certificates:\n    - {}\n    - {}\n",
+        cert_yaml(&old),
+        cert_yaml(&new)
+    ));
+    let t = compile(&cfg, None).unwrap();
+    let sel = t.select(Some("a.example.com"), false);
+    let (got, _) = handshake(sel.config, client(&[], BOTH), "a.example.com").unwrap();
+    assert_eq!(got, new.der);
+}

@@ -9,6 +9,34 @@ use crate::args::{ApplyArgs, Format, Global};
 use crate::client::{connect, status_error};
 use crate::output::print_data;
 
+/// Replace certificate/key/CA file paths by the files' contents
+/// ([`switchyard_config::inline_files`]), relative to the document's directory (the current
+/// directory for stdin). A document without file paths is sent as written; one with paths is
+/// sent as JSON with the contents inline. A document that does not parse is sent as written so
+/// the API reports the error. File contents are never printed.
+fn upload_files(document: String, file: &str) -> Result<String> {
+    let Ok(mut cfg) = switchyard_config::parse_document(&document) else {
+        return Ok(document);
+    };
+    let base = if file == "-" {
+        std::path::PathBuf::from(".")
+    } else {
+        std::path::Path::new(file)
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default()
+    };
+    let changed = switchyard_config::inline_files(&mut cfg, |path| {
+        let p = base.join(path);
+        std::fs::read_to_string(&p).map_err(|e| e.to_string())
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !changed {
+        return Ok(document);
+    }
+    serde_json::to_string(&cfg).context("encoding the document")
+}
+
 pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
     let document = if a.file == "-" {
         let mut s = String::new();
@@ -19,6 +47,7 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
     } else {
         std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file))?
     };
+    let document = upload_files(document, &a.file)?;
     let wait = match &a.wait {
         Some(t) if !a.dry_run => Some((
             super::server::duration("wait", t)?,

@@ -126,7 +126,13 @@ pub async fn run(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
     let table =
         switchyard_router::compile(&cfg, a.entrypoint.as_ref().map(|_| entrypoints.as_slice()))
             .map_err(|e| anyhow!("config: {e}"))?;
-    let ex = table.explain(a.entrypoint.as_deref().unwrap_or(""), &req);
+    // The proxy routes https:// requests (TLS connections) to routers with `tls` only, and
+    // http:// requests to the others.
+    let ex = table.explain_conn(
+        a.entrypoint.as_deref().unwrap_or(""),
+        Some(url.scheme() == "https"),
+        &req,
+    );
     eprintln!("config version {}", r.version);
 
     let service = ex.winner.as_ref().map(|w| targets(&cfg, &w.service));

@@ -82,6 +82,27 @@ fn acme_http01(rt: &crate::runtime::Runtime, path: &str) -> Option<Response<Prox
     }
 }
 
+/// The entry point redirection to HTTPS (`--redirect-to-https`): `https://` + the request's
+/// host without its port + `port` (`:8443`, or empty for 443) + the path and query.
+fn https_redirect(
+    parts: &http::request::Parts,
+    port: &str,
+    permanent: bool,
+) -> Result<Response<ProxyBody>, ErrorKind> {
+    let host = request_host(parts);
+    let host = host.to_str().map_err(|_| ErrorKind::BadRequest)?;
+    let name = match host.strip_prefix('[') {
+        Some(rest) => &host[..rest.find(']').map_or(host.len(), |i| i + 2)],
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    if name.is_empty() {
+        return Err(ErrorKind::BadRequest);
+    }
+    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("https://{name}{port}{pq}");
+    crate::middlewares::redirect_response(&location, &parts.method, permanent)
+}
+
 /// Serve one request.
 pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<ProxyBody> {
     let start = Instant::now();
@@ -102,6 +123,10 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
     }
     if !cx.tls {
         if let Some(resp) = acme_http01(&rt, parts.uri.path()) {
+            return finish(resp, ep.no_route.clone(), start, None);
+        }
+        if let Some((port, permanent)) = &ep.https_redirect {
+            let resp = https_redirect(&parts, port, *permanent).unwrap_or_else(error_response);
             return finish(resp, ep.no_route.clone(), start, None);
         }
     }

@@ -315,12 +315,7 @@ async fn grpc_style_h2c_with_trailers() {
 }
 
 /// A TLS backend (self-signed for `localhost`), ALPN h2 + http/1.1.
-async fn tls_backend(handler: Handler) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let (addr, task, _) = tls_backend_pem(handler).await;
-    (addr, task)
-}
-
-/// [`tls_backend`], also returning its certificate (PEM).
+/// Also returns its certificate (PEM).
 async fn tls_backend_pem(
     handler: Handler,
 ) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>, String) {

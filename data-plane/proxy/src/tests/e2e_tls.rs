@@ -343,3 +343,54 @@ tls:
     );
     p.shutdown().await;
 }
+
+#[tokio::test]
+async fn entry_point_redirection_to_https() {
+    let backend = Backend::start(echo("b")).await;
+    let opts = ProxyOptions {
+        entrypoints: vec![
+            ("web".into(), "127.0.0.1:0".into()),
+            ("websecure".into(), "127.0.0.1:0".into()),
+        ],
+        https_redirects: vec![crate::HttpsRedirect {
+            from: "web".into(),
+            to: "websecure".into(),
+            permanent: true,
+        }],
+        ..ProxyOptions::default()
+    };
+    let (p, web) = start_proxy_with(opts).await;
+    let secure = p.local_addrs()[1].1;
+    let mut cfg = switchyard_config::parse_document(&format!(
+        r#"
+http:
+  routers:
+    any: {{rule: "PathPrefix(`/`)", service: s}}
+  services:
+    s: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
+"#,
+        backend.url()
+    ))
+    .unwrap();
+    cfg.managed.http01.insert("tok".into(), "tok.key".into());
+    p.apply(1, Arc::new(cfg)).unwrap();
+    let c = client();
+    let g = get(&c, web, "a.test:80", "/p?q=1").await;
+    assert_eq!(g.status, 301);
+    assert_eq!(
+        g.headers["location"],
+        format!("https://a.test:{}/p?q=1", secure.port()).as_str()
+    );
+    let req = Request::post(format!("http://{web}/x"))
+        .header("host", "a.test")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&c, req).await.status, 308);
+    // ACME HTTP-01 is not redirected.
+    let g = get(&c, web, "a.test", "/.well-known/acme-challenge/tok").await;
+    assert_eq!((g.status.as_u16(), g.body.as_str()), (200, "tok.key"));
+    // The target entry point serves plaintext as usual.
+    let g = get(&c, secure, "a.test", "/p").await;
+    assert_eq!(g.status, 200);
+    p.shutdown().await;
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# TLS termination benchmark (see BENCHMARKS.md):
+#   bash scripts/bench-tls.sh [DURATION]
+# Installs nginx (nginx-light) and wrk from Debian when missing. One self-signed ECDSA P-256
+# certificate (openssl) is served by both proxies, TLS 1.3 only on nginx and the rustls default
+# (1.3 negotiated) on switchyard-proxy. A tiny nginx backend answers "hello" over plaintext.
+# The load is wrk pinned to core 0; each proxy is pinned to core 1 (nginx: 1 worker):
+#   handshakes  wrk -c64 with "Connection: close": every request is a new TCP connection and a
+#               full TLS 1.3 handshake (wrk creates a fresh SSL object per connection and never
+#               resumes a session), so req/s = full handshakes/s (+ one proxied request each)
+#   keep-alive  wrk -c64 HTTPS keep-alive: request throughput over established TLS connections
+# switchyard-proxy reads its config with --config-file, whose certFile/keyFile are paths (the
+# same upload path as `switchyard apply`). wrk connects to 127.0.0.1 without SNI, so both proxies
+# serve the certificate as their default one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-10s}
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+cargo build --release -p switchyard-proxy >/dev/null
+P=$PWD/target/release/switchyard-proxy
+W=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -f $W/b.pid ] && kill $(cat $W/b.pid) 2>/dev/null; [ -f $W/n.pid ] && kill $(cat $W/n.pid) 2>/dev/null; wait 2>/dev/null || true; rm -rf "$W"' EXIT
+ports=($(python3 -c 'import socket
+s=[socket.socket() for _ in range(4)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(" ".join(str(x.getsockname()[1]) for x in s))'))
+BACK=${ports[0]}; SY=${ports[1]}; SYADM=${ports[2]}; NGX=${ports[3]}
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout "$W/bench.key" -out "$W/bench.pem" -days 2 -subj /CN=bench.test \
+  -addext subjectAltName=DNS:bench.test 2>/dev/null
+
+nginx_conf() { # name body
+  mkdir -p "$W/$1"
+  cat >"$W/$1/nginx.conf" <<CONF
+worker_processes 1;
+pid $W/$1.pid;
+error_log $W/$1/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $W/$1; proxy_temp_path $W/$1; fastcgi_temp_path $W/$1;
+  uwsgi_temp_path $W/$1; scgi_temp_path $W/$1;
+  keepalive_requests 1000000;
+  $2
+}
+CONF
+}
+nginx_conf b "server { listen 127.0.0.1:$BACK; location / { return 200 'hello\n'; } }"
+nginx_conf n "upstream back { server 127.0.0.1:$BACK; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGX ssl;
+    ssl_certificate $W/bench.pem; ssl_certificate_key $W/bench.key;
+    ssl_protocols TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
+    location / { proxy_pass http://back; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+  }"
+taskset -c 0 nginx -c "$W/b/nginx.conf" -p "$W/b"
+taskset -c 1 nginx -c "$W/n/nginx.conf" -p "$W/n"
+
+cat >"$W/cfg.yaml" <<YAML
+http:
+  routers:
+    all: {rule: "PathPrefix(\`/\`)", service: back, tls: {}}
+  services:
+    back: {loadBalancer: {servers: [{url: "http://127.0.0.1:$BACK"}]}}
+tls:
+  certificates: [{certFile: bench.pem, keyFile: bench.key}]
+  stores:
+    default: {defaultCertificate: {certFile: bench.pem, keyFile: bench.key}}
+  options:
+    default: {minVersion: VersionTLS13}
+YAML
+taskset -c 1 "$P" --config-file "$W/cfg.yaml" --entrypoint "websecure=127.0.0.1:$SY" --admin-addr "127.0.0.1:$SYADM" >"$W/proxy.log" 2>&1 &
+echo $! >"$W/proxy.pid"
+for _ in $(seq 1 600); do curl -sf "127.0.0.1:$SYADM/readyz" >/dev/null && break; sleep 0.1; done
+curl -sfk --resolve "bench.test:$SY:127.0.0.1" "https://bench.test:$SY/" >/dev/null || { echo "proxy not serving"; cat "$W/proxy.log"; exit 1; }
+
+run() { # label url [extra wrk args]
+  local label=$1 url=$2; shift 2
+  taskset -c 0 wrk -t1 -c64 -d2s "$@" "$url" >/dev/null   # warm-up
+  local out; out=$(taskset -c 0 wrk -t1 -c64 -d"$DUR" --latency "$@" "$url")
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  printf '%-52s %12s %10s %10s\n' "$label" "$rps" "$p50" "$p99"
+  grep -q "Non-2xx" <<<"$out" && echo "  (non-2xx responses: $(grep Non-2xx <<<"$out"))" || true
+  grep -q "Socket errors" <<<"$out" && echo "  ($(grep 'Socket errors' <<<"$out"))" || true
+}
+echo "$(nproc) cores; wrk -t1 -c64 -d$DUR on core 0; proxies on core 1; backend nginx on core 0"
+echo "certificate: ECDSA P-256 self-signed; TLS 1.3 (X25519, AES-128-GCM/ChaCha20 as negotiated)"
+printf '%-52s %12s %10s %10s\n' "target" "req/s" "p50" "p99"
+H=(-H "Host: bench.test")
+run "nginx, full TLS 1.3 handshake per request" "https://127.0.0.1:$NGX/" "${H[@]}" -H "Connection: close"
+run "switchyard-proxy, full TLS 1.3 handshake per request" "https://127.0.0.1:$SY/" "${H[@]}" -H "Connection: close"
+run "nginx, HTTPS keep-alive" "https://127.0.0.1:$NGX/" "${H[@]}"
+run "switchyard-proxy, HTTPS keep-alive" "https://127.0.0.1:$SY/" "${H[@]}"
+echo "switchyard-proxy handshakes counted: $(curl -s 127.0.0.1:$SYADM/metrics | grep '^switchyard_proxy_tls_handshakes_total' | tr '\n' ' ')"
