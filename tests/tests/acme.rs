@@ -184,7 +184,19 @@ fn issued_once(challenge: Challenge) {
     assert_ne!(node_of("pb"), json!(s.leader));
     let before_pa = handshakes_ok(&s.pa);
 
-    s.apply(&s.doc(challenge, json!({})));
+    if challenge == Challenge::Http {
+        // As with certificates, the CLI reads `caCertificates` files and uploads their contents.
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("pebble-ca.pem"), s.pebble.api_ca_pem()).expect("write");
+        let mut doc: Value = serde_json::from_str(&s.doc(challenge, json!({}))).expect("json");
+        doc["certificatesResolvers"]["pebble"]["acme"]["caCertificates"] = json!(["pebble-ca.pem"]);
+        let file = dir.path().join("acme.json");
+        std::fs::write(&file, doc.to_string()).expect("write");
+        let path = file.display().to_string();
+        switchyard_e2e::cli(&s.endpoints(), &["apply", "-f", &path]).expect_success();
+    } else {
+        s.apply(&s.doc(challenge, json!({})));
+    }
     let row = s.wait_valid();
     assert_eq!(row["names"], json!(["a.test", "b.test"]), "{row}");
     assert_eq!(row["source"], "acme:pebble");
