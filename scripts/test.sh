@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: the one test command README names, and what CI runs.
 #   bash scripts/test.sh
-# Installs what the tests need when it is missing (today: nothing beyond Rust's toolchain and
-# cargo-nextest, which is optional). Safe to run repeatedly.
+# Installs what the tests need when it is missing: `pebble` and `pebble-challtestsrv` (Debian
+# package `pebble`; the ACME suite's CA and DNS). cargo-nextest is optional. Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
+
+step "test dependencies"
+if ! command -v pebble >/dev/null 2>&1 || ! command -v pebble-challtestsrv >/dev/null 2>&1; then
+  echo "installing pebble (ACME test CA) with apt-get"
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pebble
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pebble
+  else
+    echo "error: pebble is missing and neither root nor sudo is available: apt-get install -y pebble" >&2
+    exit 1
+  fi
+fi
+echo "pebble: $(command -v pebble)"
 
 step "format"
 cargo fmt --all --check

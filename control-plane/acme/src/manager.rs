@@ -685,6 +685,24 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_are_recognized() {
+        let p: instant_acme::Problem = serde_json::from_value(serde_json::json!({
+            "type": "urn:ietf:params:acme:error:rateLimited",
+            "detail": "too many certificates",
+            "status": 429
+        }))
+        .expect("problem");
+        let f = Failure::from(instant_acme::Error::Api(p));
+        assert!(f.rate_limited);
+        assert!(f.msg.contains("too many certificates"), "{}", f.msg);
+        let p: instant_acme::Problem = serde_json::from_value(serde_json::json!({
+            "type": "urn:ietf:params:acme:error:unauthorized"
+        }))
+        .expect("problem");
+        assert!(!Failure::from(instant_acme::Error::Api(p)).rate_limited);
+    }
+
+    #[test]
     fn key_types() {
         assert!(new_key(None).is_ok());
         assert!(new_key(Some("EC384")).is_ok());
