@@ -233,6 +233,38 @@ fn issued_once(challenge: Challenge) {
     // Both proxies serve it, verified against pebble's root.
     let roots = s.pebble.roots_pem();
     s.wait_served(&roots, row["serial"].as_str().expect("serial"));
+    // `pb` answered the CA while attached to a follower the whole time.
+    let proxies = switchyard_e2e::get_proxies(&s.endpoints()).expect("get proxies");
+    let pb_node = switchyard_e2e::proxy_entry(&proxies, "pb").expect("listed")["node"].clone();
+    assert_ne!(pb_node, json!(s.leader), "pb moved to the leader");
+    assert_eq!(s.cluster.leader_id(), Some(s.leader), "leadership changed");
+    // Expiry is exported on every node.
+    let not_after = row["notAfterUnix"].as_f64().expect("notAfter");
+    for n in &s.cluster.nodes {
+        wait_until(Duration::from_secs(10), "the expiry metric", || {
+            let m = n.metrics()?;
+            let v = m
+                .lines()
+                .find(|l| {
+                    l.starts_with(
+                        "switchyard_acme_certificate_not_after_seconds{name=\"pebble/a.test\"}",
+                    )
+                })
+                .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok());
+            if v == Some(not_after) {
+                Ok(())
+            } else {
+                Err(format!("node {}: {v:?}", n.id))
+            }
+        });
+        // Private keys are never logged.
+        let log = std::fs::read_to_string(n.log_path()).unwrap_or_default();
+        assert!(
+            !log.contains("PRIVATE KEY"),
+            "node {} logged a private key",
+            n.id
+        );
+    }
     // Challenge answers were cleared once the certificate was in place.
     let (_, cfg) = switchyard_e2e::get_config(&s.endpoints()).expect("config");
     assert!(
@@ -393,4 +425,32 @@ fn invalid_resolvers_are_refused_with_the_field() {
         assert!(err.contains(want), "missing {want:?} in {err}");
     }
     assert!(certs(&c.endpoints()).expect("get certs").is_empty());
+
+    // Uploaded certificates are listed too, without their key.
+    let key = rcgen::KeyPair::generate().expect("key");
+    let pem = rcgen::CertificateParams::new(vec!["up.test".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert")
+        .pem();
+    let doc = json!({"tls": {"certificates": [{"certFile": pem, "keyFile": key.serialize_pem()}]}});
+    apply_yaml(&c.endpoints(), &doc.to_string()).expect("apply certificate");
+    let all = certs(&c.endpoints()).expect("get certs");
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["name"], "tls.certificates[0]");
+    assert_eq!(all[0]["source"], "uploaded");
+    assert_eq!(all[0]["status"], "valid");
+    assert_eq!(all[0]["names"], json!(["up.test"]));
+    let one = switchyard_e2e::cli(
+        &c.endpoints(),
+        &["-o", "json", "get", "certs", "tls.certificates[0]"],
+    )
+    .expect_success();
+    assert!(!one.stdout.contains("PRIVATE KEY"));
+    let missing = switchyard_e2e::cli(&c.endpoints(), &["get", "certs", "nope"]);
+    assert!(
+        !missing.success() && missing.stderr.contains("NOT_FOUND"),
+        "{}",
+        missing.stderr
+    );
 }

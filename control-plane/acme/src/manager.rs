@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::client::{CaClient, RetryAfter};
-use crate::metrics::{CertLabels, OrderLabels, ResolverLabels};
+use crate::metrics::{OrderLabels, ResolverLabels};
 use crate::plan::{self, Due};
 use crate::{AcmeMetrics, Cluster};
 
@@ -109,8 +109,6 @@ impl<C: Cluster> Manager<C> {
                     return;
                 }
             }
-            let st = self.cluster.state();
-            self.gauges(&st);
             if !self.cluster.is_leader() {
                 if leading {
                     tracing::info!("no longer the leader: ACME orders left to the next leader");
@@ -132,17 +130,6 @@ impl<C: Cluster> Manager<C> {
             tasks.retain(|_, t| !t.is_finished());
             let st = self.cluster.state();
             self.reconcile(&st, &mut tasks, &mut last_renew_check);
-        }
-    }
-
-    fn gauges(&self, st: &ClusterState) {
-        for (name, c) in &st.acme.certificates {
-            let l = CertLabels { name: name.clone() };
-            self.metrics.not_after.get_or_create(&l).set(c.not_after);
-            self.metrics
-                .failures
-                .get_or_create(&l)
-                .set(i64::from(c.failures));
         }
     }
 

@@ -38,6 +38,18 @@ pub struct AcmeMetrics {
 }
 
 impl AcmeMetrics {
+    /// Sets the per-certificate gauges from the store (called before each scrape, on every
+    /// node); certificates no longer in the store disappear.
+    pub fn refresh(&self, st: &switchyard_store::ClusterState) {
+        self.not_after.clear();
+        self.failures.clear();
+        for (name, c) in &st.acme.certificates {
+            let l = CertLabels { name: name.clone() };
+            self.not_after.get_or_create(&l).set(c.not_after);
+            self.failures.get_or_create(&l).set(i64::from(c.failures));
+        }
+    }
+
     pub fn register(&self, r: &mut Registry) {
         r.register(
             "acme_orders",

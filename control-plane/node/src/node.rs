@@ -249,6 +249,7 @@ impl Shared {
             .set(self.applied.borrow().state.config_version as i64);
         g.disk_bytes.set(self.log.size_on_disk() as i64);
         g.proxies.set(self.proxies.len() as i64);
+        g.acme.refresh(&self.applied.borrow().state);
     }
 
     fn my_info(&self) -> NodeInfo {
