@@ -24,6 +24,9 @@ use crate::{AcmeMetrics, Cluster};
 /// CA to validate anyway.
 const PROXY_WAIT: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(500);
+/// An order still in the store after its task ended (its failure could not be committed, e.g. no
+/// quorum) is resumed again only after this long, so the CA is not polled in a tight loop.
+const RESUME_COOLDOWN: Duration = Duration::from_secs(5);
 
 /// Why an order failed.
 #[derive(Debug)]
@@ -101,6 +104,7 @@ impl<C: Cluster> Manager<C> {
         let mut tasks: HashMap<String, JoinHandle<()>> = HashMap::new();
         let mut leading = false;
         let mut last_renew_check: HashMap<String, Instant> = HashMap::new();
+        let mut cooldown: HashMap<String, Instant> = HashMap::new();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
@@ -127,9 +131,18 @@ impl<C: Cluster> Manager<C> {
                 }
                 leading = true;
             }
-            tasks.retain(|_, t| !t.is_finished());
+            let now = Instant::now();
+            tasks.retain(|name, t| {
+                if t.is_finished() {
+                    cooldown.insert(name.clone(), now + RESUME_COOLDOWN);
+                    false
+                } else {
+                    true
+                }
+            });
+            cooldown.retain(|_, until| *until > now);
             let st = self.cluster.state();
-            self.reconcile(&st, &mut tasks, &mut last_renew_check);
+            self.reconcile(&st, &mut tasks, &mut last_renew_check, &cooldown);
         }
     }
 
@@ -138,10 +151,11 @@ impl<C: Cluster> Manager<C> {
         st: &ClusterState,
         tasks: &mut HashMap<String, JoinHandle<()>>,
         last_renew_check: &mut HashMap<String, Instant>,
+        cooldown: &HashMap<String, Instant>,
     ) {
         // Orders in flight (ours, or a previous leader's): finish or restart them.
         for name in st.acme.orders.keys() {
-            if tasks.contains_key(name) {
+            if tasks.contains_key(name) || cooldown.contains_key(name) {
                 continue;
             }
             tracing::info!(cert = %name, "ACME: resuming order in flight");
