@@ -268,21 +268,19 @@ impl<C: Cluster> Manager<C> {
             .unwrap_or(0)
             + 1;
         let now = now_unix();
-        let mut next = if failure.immediate {
-            now
-        } else {
-            now + plan::backoff(failures).as_secs()
-        };
-        if failure.rate_limited {
-            let after = retry_slot
-                .lock()
-                .ok()
-                .and_then(|g| *g)
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_secs())
-                .unwrap_or(now + 3600);
-            next = next.max(after);
-        }
+        let retry_after = retry_slot
+            .lock()
+            .ok()
+            .and_then(|g| *g)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs());
+        let next = plan::next_attempt(
+            now,
+            failures,
+            failure.immediate,
+            failure.rate_limited,
+            retry_after,
+        );
         tracing::warn!(cert = %name, error = %failure.msg, rate_limited = failure.rate_limited,
             retry_in_s = next.saturating_sub(now), "ACME: order failed");
         let result = if failure.rate_limited {

@@ -135,6 +135,27 @@ pub fn backoff(failures: u32) -> Duration {
     Duration::from_secs(10u64.saturating_mul(1 << exp)).min(Duration::from_secs(3600))
 }
 
+/// When the next order may start after a failure (Unix seconds): `now` plus the backoff for
+/// `failures` (or `now` when the order must simply be restarted); for a rate limit, not before the
+/// CA's `Retry-After` (`now` + 1 h when it sent none).
+pub fn next_attempt(
+    now: u64,
+    failures: u32,
+    immediate: bool,
+    rate_limited: bool,
+    retry_after: Option<u64>,
+) -> u64 {
+    let mut next = if immediate {
+        now
+    } else {
+        now + backoff(failures).as_secs()
+    };
+    if rate_limited {
+        next = next.max(retry_after.unwrap_or(now + 3600));
+    }
+    next
+}
+
 /// Why a certificate needs an order now, if it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Due {
@@ -231,6 +252,16 @@ http:
         assert_eq!(backoff(1), Duration::from_secs(10));
         assert_eq!(backoff(2), Duration::from_secs(20));
         assert_eq!(backoff(40), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn next_attempt_respects_backoff_and_retry_after() {
+        assert_eq!(next_attempt(1000, 1, false, false, None), 1010);
+        assert_eq!(next_attempt(1000, 3, false, false, Some(99_999)), 1040);
+        assert_eq!(next_attempt(1000, 1, true, false, None), 1000);
+        assert_eq!(next_attempt(1000, 1, false, true, Some(5000)), 5000);
+        assert_eq!(next_attempt(1000, 1, false, true, None), 4600);
+        assert_eq!(next_attempt(1000, 1, false, true, Some(1001)), 1010);
     }
 
     #[test]

@@ -302,6 +302,55 @@ http:
     }
 
     #[test]
+    fn acme_commands_move_the_config_version_only_when_managed_changes() {
+        use crate::acme::{AcmeCommand, IssuedInfo};
+        let mut st = ClusterState::default();
+        let acme = |cmd| Request::Acme { cmd, at: 100 };
+        st.apply(
+            2,
+            &acme(AcmeCommand::OrderStarted {
+                name: "le/a.test".into(),
+                resolver: "le".into(),
+                domains: vec!["a.test".into()],
+            }),
+        );
+        assert_eq!(
+            st.config_version, 0,
+            "recording an order is not a config change"
+        );
+        st.apply(
+            3,
+            &acme(AcmeCommand::OrderKey {
+                name: "le/a.test".into(),
+                key_pem: "K".into(),
+            }),
+        );
+        st.apply(
+            4,
+            &acme(AcmeCommand::Issued {
+                name: "le/a.test".into(),
+                cert_pem: "C".into(),
+                info: IssuedInfo::default(),
+            }),
+        );
+        assert_eq!(st.config_version, 4);
+        assert_eq!(
+            st.config.managed.certificates["le/a.test"].pair.cert_pem,
+            "C"
+        );
+        // A user apply with prune keeps the managed certificates.
+        st.apply(
+            5,
+            &Request::Apply {
+                document: doc(WEB),
+                prune: true,
+                validated_at: None,
+            },
+        );
+        assert!(st.config.managed.certificates.contains_key("le/a.test"));
+    }
+
+    #[test]
     fn prune_replaces_everything() {
         let mut st = ClusterState::default();
         st.apply(
