@@ -75,6 +75,7 @@ impl Stack {
             "caServer": self.pebble.directory,
             "caCertificates": [self.pebble.api_ca_pem()],
             "keyType": "EC256",
+            "emailAddresses": ["cert-contact@example.test"],
         });
         match challenge {
             Challenge::Http => acme["httpChallenge"] = json!({"entryPoint": "web"}),

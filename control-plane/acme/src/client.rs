@@ -67,13 +67,16 @@ impl CaClient {
             .enable_http1()
             .enable_http2()
             .build();
-        let timeout = a
-            .client_timeout
-            .as_deref()
-            .and_then(|v| switchyard_config::duration::parse_go_duration(v).ok())
-            .filter(|ns| *ns > 0)
-            .map(|ns| Duration::from_nanos(ns as u64))
-            .unwrap_or(Duration::from_secs(120));
+        let dur = |v: &Option<String>, default: u64| {
+            v.as_deref()
+                .and_then(|v| switchyard_config::duration::parse_go_duration(v).ok())
+                .filter(|ns| *ns > 0)
+                .map(|ns| Duration::from_nanos(ns as u64))
+                .unwrap_or(Duration::from_secs(default))
+        };
+        // The request future resolves with the response headers: bounding it is Traefik's
+        // `clientResponseHeaderTimeout` (30 s), itself within `clientTimeout` (2 min).
+        let timeout = dur(&a.client_response_header_timeout, 30).min(dur(&a.client_timeout, 120));
         let retry_after = RetryAfter::default();
         Ok((
             Self {

@@ -472,6 +472,15 @@ impl<C: Cluster> Manager<C> {
                 .await?;
                 let mut params = rcgen::CertificateParams::new(rec.domains.clone())
                     .map_err(|e| Failure::new(format!("CSR: {e}")))?;
+                for e in &a.email_addresses {
+                    let email = e
+                        .clone()
+                        .try_into()
+                        .map_err(|err| Failure::new(format!("emailAddresses {e:?}: {err}")))?;
+                    params
+                        .subject_alt_names
+                        .push(rcgen::SanType::Rfc822Name(email));
+                }
                 params.distinguished_name = rcgen::DistinguishedName::new();
                 if !a.disable_common_name.unwrap_or(false) {
                     if let Some(main) = rec.domains.first() {

@@ -1789,7 +1789,7 @@ mod acme_resolvers {
     #[test]
     fn bad_resolvers_name_the_field() {
         let e = errors(
-            "certificatesResolvers:\n  le:\n    acme:\n      email: nope\n      caServer: ftp://x\n      keyType: EC999\n      renewBefore: soon\n      httpChallenge: { entryPoint: '' }\n      tlsChallenge: {}\n  dns:\n    acme:\n      dnsChallenge: { provider: x }\n  ts:\n    tailscale: {}\n",
+            "certificatesResolvers:\n  le:\n    acme:\n      email: nope\n      caServerName: x\n      preferredChain: y\n      caServer: ftp://x\n      keyType: EC999\n      renewBefore: soon\n      httpChallenge: { entryPoint: '' }\n      tlsChallenge: {}\n  dns:\n    acme:\n      dnsChallenge: { provider: x }\n  ts:\n    tailscale: {}\n",
         );
         for want in [
             "acme.email: invalid e-mail address \"nope\"",
@@ -1800,6 +1800,8 @@ mod acme_resolvers {
             "set exactly one of acme.httpChallenge and acme.tlsChallenge",
             "acme.dnsChallenge: the DNS-01 challenge is not supported by this version of Switchyard",
             "tailscale: the Tailscale resolver is not supported by this version of Switchyard",
+            "acme.caServerName: is not supported by this version of Switchyard",
+            "acme.preferredChain: is not supported by this version of Switchyard",
         ] {
             assert!(e.contains(want), "missing {want:?} in {e}");
         }

@@ -365,6 +365,24 @@ impl<'c> Validator<'c> {
                 format!("the DNS-01 challenge {NOT_SUPPORTED}"),
             );
         }
+        if a.ca_server_name.is_some() {
+            self.field(K, name, "acme.caServerName", NOT_SUPPORTED);
+        }
+        if a.preferred_chain.is_some() {
+            self.field(K, name, "acme.preferredChain", NOT_SUPPORTED);
+        }
+        for (i, e) in a.email_addresses.iter().enumerate() {
+            if e.split_once('@')
+                .is_none_or(|(u, h)| u.is_empty() || h.is_empty())
+            {
+                self.field(
+                    K,
+                    name,
+                    format!("acme.emailAddresses[{i}]"),
+                    format!("invalid e-mail address {}", quote(e)),
+                );
+            }
+        }
         match (&a.http_challenge, &a.tls_challenge) {
             (Some(_), Some(_)) => self.push(
                 K,
