@@ -89,10 +89,13 @@ impl CaClient {
     }
 }
 
+const MAX_RETRY_AFTER: u64 = 7 * 24 * 3600;
+
 /// `Retry-After` as seconds or an HTTP date.
 fn parse_retry_after(v: &str, now: SystemTime) -> Option<SystemTime> {
     if let Ok(secs) = v.trim().parse::<u64>() {
-        return Some(now + Duration::from_secs(secs));
+        // At most a week: a CA's value never overflows the clock nor parks a certificate forever.
+        return now.checked_add(Duration::from_secs(secs.min(MAX_RETRY_AFTER)));
     }
     httpdate_parse(v.trim())
 }
@@ -112,7 +115,14 @@ fn httpdate_parse(s: &str) -> Option<SystemTime> {
         + 1;
     let year: i64 = parts[3].parse().ok()?;
     let hms: Vec<u64> = parts[4].split(':').filter_map(|x| x.parse().ok()).collect();
-    if hms.len() != 3 {
+    // Bounded so that no value from the network can overflow the arithmetic below.
+    if hms.len() != 3
+        || !(1..=31).contains(&day)
+        || !(1970..=9999).contains(&year)
+        || hms[0] > 23
+        || hms[1] > 59
+        || hms[2] > 60
+    {
         return None;
     }
     // Days from civil (Howard Hinnant).
@@ -183,5 +193,13 @@ mod tests {
             Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784111777))
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("Sun, 18446744073709551615 Nov 1994 08:49:37 GMT", now),
+            None
+        );
+        assert_eq!(
+            parse_retry_after("18446744073709551615", now),
+            Some(now + Duration::from_secs(MAX_RETRY_AFTER))
+        );
     }
 }

@@ -266,7 +266,7 @@ impl<C: Cluster> Manager<C> {
             .get(&name)
             .map(|c| c.failures)
             .unwrap_or(0)
-            + 1;
+            .saturating_add(1);
         let now = now_unix();
         let retry_after = retry_slot
             .lock()

@@ -137,7 +137,7 @@ pub fn backoff(failures: u32) -> Duration {
 
 /// When the next order may start after a failure (Unix seconds): `now` plus the backoff for
 /// `failures` (or `now` when the order must simply be restarted); for a rate limit, not before the
-/// CA's `Retry-After` (`now` + 1 h when it sent none).
+/// CA's `Retry-After` (`now` + 1 h when it sent none, at most a week ahead).
 pub fn next_attempt(
     now: u64,
     failures: u32,
@@ -151,7 +151,8 @@ pub fn next_attempt(
         now + backoff(failures).as_secs()
     };
     if rate_limited {
-        next = next.max(retry_after.unwrap_or(now + 3600));
+        // A CA's date is trusted up to a week ahead.
+        next = next.max(retry_after.unwrap_or(now + 3600).min(now + 7 * 24 * 3600));
     }
     next
 }
@@ -262,6 +263,10 @@ http:
         assert_eq!(next_attempt(1000, 1, false, true, Some(5000)), 5000);
         assert_eq!(next_attempt(1000, 1, false, true, None), 4600);
         assert_eq!(next_attempt(1000, 1, false, true, Some(1001)), 1010);
+        assert_eq!(
+            next_attempt(1000, 1, false, true, Some(u64::MAX)),
+            1000 + 7 * 24 * 3600
+        );
     }
 
     #[test]

@@ -227,7 +227,7 @@ impl AcmeState {
                 let attempt = self
                     .certificates
                     .get(name)
-                    .map(|c| c.failures + 1)
+                    .map(|c| c.failures.saturating_add(1))
                     .unwrap_or(1);
                 self.orders.insert(
                     name.clone(),
