@@ -160,6 +160,18 @@ impl HttpClient for CaClient {
                 Ok(Err(e)) => return Err(instant_acme::Error::Other(Box::new(e))),
                 Ok(Ok(r)) => r,
             };
+            let mut rsp = rsp;
+            // instant-acme adds a numeric Retry-After to the clock unchecked: bound it first.
+            let huge = rsp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .is_some_and(|secs| secs > MAX_RETRY_AFTER);
+            if huge {
+                rsp.headers_mut()
+                    .insert(RETRY_AFTER, http::HeaderValue::from(MAX_RETRY_AFTER));
+            }
             if !rsp.status().is_success() {
                 if let Some(at) = rsp
                     .headers()
