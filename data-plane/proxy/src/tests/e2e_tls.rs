@@ -436,3 +436,38 @@ tls:
     assert_eq!(p.metrics().error_count(ErrorKind::Misdirected), 1);
     p.shutdown().await;
 }
+
+#[tokio::test]
+async fn config_file_certificate_paths_are_read_relative_to_the_file() {
+    let dir = std::env::temp_dir().join(format!(
+        "switchyard-proxy-config-file-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    let cert = self_signed(&["file.test"]);
+    std::fs::write(dir.join("certs/f.pem"), &cert.cert).unwrap();
+    std::fs::write(dir.join("certs/f.key"), &cert.key).unwrap();
+    std::fs::write(
+        dir.join("cfg.yaml"),
+        "tls:\n  certificates: [{certFile: certs/f.pem, keyFile: certs/f.key}]\n",
+    )
+    .unwrap();
+    let cfg = crate::load_config_file(&dir.join("cfg.yaml")).unwrap();
+    assert_eq!(cfg.tls.certificates[0].cert_file, cert.cert);
+    assert_eq!(cfg.tls.certificates[0].key_file, cert.key);
+    std::fs::write(
+        dir.join("bad.yaml"),
+        "tls:\n  certificates: [{certFile: certs/f.pem, keyFile: certs/missing.key}]\n",
+    )
+    .unwrap();
+    let e = crate::load_config_file(&dir.join("bad.yaml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tls.certificates[0].keyFile: cannot read \"certs/missing.key\""),
+        "{e}"
+    );
+    assert!(!e.contains("PRIVATE KEY"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
