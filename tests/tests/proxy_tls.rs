@@ -3,7 +3,8 @@
 //! exercised). Certificates are generated in the test with rcgen; clients are rustls.
 //!
 //! Covered: SNI exact beats wildcard, unknown names get the default certificate (or fail with
-//! `sniStrict`), TLS 1.2-only and 1.3-only options, mutual TLS (RequireAndVerifyClientCert),
+//! `sniStrict`), TLS 1.2-only and 1.3-only options, mutual TLS (RequireAndVerifyClientCert, and
+//! no bypass by domain fronting: 421),
 //! HTTP→HTTPS entry point redirection, HTTP/2 and gRPC over TLS, a certificate replaced by
 //! apply served to new handshakes while an open keep-alive connection keeps being answered, and
 //! an https backend verified with a custom `rootCAs` and `serverName`.
@@ -494,6 +495,16 @@ tls:
                 .await
                 .unwrap(),
             (200, "plain-backend".into())
+        );
+
+        // Domain fronting: the SNI of a name without client auth cannot reach the mTLS router.
+        let conn = dial(&secure, "a.example.test", Dial::default())
+            .await
+            .unwrap();
+        let mut send = h1(conn).await;
+        assert_eq!(
+            get(&mut send, "mtls.example.test", "/").await.unwrap().0,
+            421
         );
 
         // HTTP → HTTPS redirection on `web` (301 for GET, 308 otherwise).

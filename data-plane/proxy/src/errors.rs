@@ -86,11 +86,14 @@ pub enum ErrorKind {
     NotImplemented,
     /// 500: internal invariant violated.
     Internal,
+    /// 421: on a TLS connection, the request's host selects another TLS option than the SNI
+    /// did (Traefik's domain-fronting check).
+    Misdirected,
 }
 
 impl ErrorKind {
     /// All kinds (metric label order).
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::BadRequest,
         ErrorKind::NoRoute,
         ErrorKind::NoHealthyServer,
@@ -98,6 +101,7 @@ impl ErrorKind {
         ErrorKind::GatewayTimeout,
         ErrorKind::NotImplemented,
         ErrorKind::Internal,
+        ErrorKind::Misdirected,
     ];
 
     /// The HTTP status.
@@ -110,6 +114,7 @@ impl ErrorKind {
             ErrorKind::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Misdirected => StatusCode::MISDIRECTED_REQUEST,
         }
     }
 
@@ -123,6 +128,7 @@ impl ErrorKind {
             ErrorKind::GatewayTimeout => "Gateway Timeout\n",
             ErrorKind::NotImplemented => "Not Implemented\n",
             ErrorKind::Internal => "Internal Server Error\n",
+            ErrorKind::Misdirected => "421 Misdirected Request\n",
         }
     }
 
@@ -136,6 +142,7 @@ impl ErrorKind {
             ErrorKind::GatewayTimeout => "gateway_timeout",
             ErrorKind::NotImplemented => "not_implemented",
             ErrorKind::Internal => "internal",
+            ErrorKind::Misdirected => "misdirected",
         }
     }
 
@@ -149,6 +156,7 @@ impl ErrorKind {
             ErrorKind::GatewayTimeout => 4,
             ErrorKind::NotImplemented => 5,
             ErrorKind::Internal => 6,
+            ErrorKind::Misdirected => 7,
         }
     }
 }

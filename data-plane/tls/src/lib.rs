@@ -139,20 +139,32 @@ impl TlsTable {
                 }
             }
         }
-        let idx = sni_lower
-            .as_deref()
-            .and_then(|name| {
-                self.host_option.get(name).copied().or_else(|| {
-                    let (_, parent) = name.split_once('.')?;
-                    self.wildcard_option.get(parent).copied()
-                })
-            })
-            .unwrap_or(0);
+        let idx = sni_lower.as_deref().map_or(0, |n| self.option_index(n));
         Selected {
             config: self.options[idx].clone(),
             option: self.option_names[idx].clone(),
             acme_challenge: false,
         }
+    }
+
+    /// The option index for a lower-case host name (0 = `default`).
+    fn option_index(&self, name: &str) -> usize {
+        self.host_option
+            .get(name)
+            .copied()
+            .or_else(|| {
+                let (_, parent) = name.split_once('.')?;
+                self.wildcard_option.get(parent).copied()
+            })
+            .unwrap_or(0)
+    }
+
+    /// The name of the TLS option that serves host `name` (any case, no port): the option of
+    /// the TLS routers of that host, else `default`. The proxy compares it for the SNI and the
+    /// request's host (Traefik's domain-fronting check, 421 when they differ).
+    pub fn option_for(&self, name: &str) -> &str {
+        let lower = name.trim_end_matches('.').to_ascii_lowercase();
+        &self.option_names[self.option_index(&lower)]
     }
 
     /// The server config of TLS option `name` (`None` when not defined).

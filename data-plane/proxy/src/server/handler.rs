@@ -91,16 +91,34 @@ fn https_redirect(
 ) -> Result<Response<ProxyBody>, ErrorKind> {
     let host = request_host(parts);
     let host = host.to_str().map_err(|_| ErrorKind::BadRequest)?;
-    let name = match host.strip_prefix('[') {
-        Some(rest) => &host[..rest.find(']').map_or(host.len(), |i| i + 2)],
-        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-    };
+    let name = host_name(host);
     if name.is_empty() {
         return Err(ErrorKind::BadRequest);
     }
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let location = format!("https://{name}{port}{pq}");
     crate::middlewares::redirect_response(&location, &parts.method, permanent)
+}
+
+/// A host value without its port (`[::1]:80` → `[::1]`, `a.com:80` → `a.com`).
+fn host_name(host: &str) -> &str {
+    match host.strip_prefix('[') {
+        Some(rest) => &host[..rest.find(']').map_or(host.len(), |i| i + 2)],
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    }
+}
+
+/// Traefik's domain-fronting check (`snicheck`): on a TLS connection, a request whose host
+/// differs from the SNI is refused (421) when the two names select different TLS options, so a
+/// client cannot use the SNI of a lax option (e.g. no client certificate) to reach a router
+/// protected by a stricter one. Nothing is computed when the host equals the SNI.
+fn misdirected(rt: &crate::runtime::Runtime, sni: Option<&str>, host: &HeaderValue) -> bool {
+    let host = host_name(host.to_str().unwrap_or(""));
+    let sni = sni.unwrap_or("");
+    if host.eq_ignore_ascii_case(sni) {
+        return false;
+    }
+    rt.tls.option_for(host) != rt.tls.option_for(sni)
 }
 
 /// Serve one request.
@@ -135,6 +153,9 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         return error(ErrorKind::BadRequest, ep.no_route.clone());
     }
     let host = request_host(&parts);
+    if cx.tls && misdirected(&rt, cx.sni.as_deref(), &host) {
+        return error(ErrorKind::Misdirected, ep.no_route.clone());
+    }
     forwarded::entrypoint_headers(
         &mut parts.headers,
         Some(&host),

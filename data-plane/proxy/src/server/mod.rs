@@ -51,6 +51,8 @@ pub(crate) struct ConnCtx {
     pub trusted: bool,
     /// Whether the connection is TLS (only routers with `tls` serve it).
     pub tls: bool,
+    /// The SNI of a TLS connection (for the domain-fronting check).
+    pub sni: Option<Box<str>>,
 }
 
 /// Runs when a response is finished (body sent or dropped): records the request's metrics and
@@ -215,6 +217,10 @@ pub(crate) async fn accept_loop(
                 conns.spawn(async move {
                     let _open = OpenGuard::new(open);
                     let accepted = crate::tls::accept(stream, &shared).await;
+                    let sni = match &accepted {
+                        Accepted::Tls(s) => s.get_ref().1.server_name().map(Box::from),
+                        _ => None,
+                    };
                     let cx = Arc::new(ConnCtx {
                         shared,
                         ep,
@@ -222,6 +228,7 @@ pub(crate) async fn accept_loop(
                         client_ip,
                         trusted,
                         tls: matches!(accepted, Accepted::Tls(_)),
+                        sni,
                     });
                     let svc = service_fn(move |req| {
                         let cx = cx.clone();

@@ -11,6 +11,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use switchyard_config::{KeyPair, ManagedCertificate};
 
 use super::*;
+use crate::ErrorKind;
 
 pub(crate) struct Pem {
     pub cert: String,
@@ -393,4 +394,80 @@ http:
     let g = get(&c, secure, "a.test", "/p").await;
     assert_eq!(g.status, 200);
     p.shutdown().await;
+}
+
+#[tokio::test]
+async fn domain_fronting_across_tls_options_is_misdirected() {
+    let backend = Backend::start(echo("b")).await;
+    let cert = self_signed(&["open.test", "locked.test"]);
+    let (p, addr) = start_proxy().await;
+    apply(
+        &p,
+        &format!(
+            r#"
+http:
+  routers:
+    open: {{rule: "Host(`open.test`)", service: s, tls: {{}}}}
+    locked: {{rule: "Host(`locked.test`)", service: s, tls: {{options: locked}}}}
+  services:
+    s: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
+tls:
+  certificates: [{{certFile: {:?}, keyFile: {:?}}}]
+  options:
+    locked: {{clientAuth: {{clientAuthType: RequireAnyClientCert}}}}
+"#,
+            backend.url(),
+            cert.cert,
+            cert.key
+        ),
+    );
+    // SNI of the open option, Host of the locked one: 421, the backend is not reached.
+    let (tls, _, _) = connect(addr, "open.test", &[]).await.unwrap();
+    let (status, _) = tls_get(tls, "locked.test", "/").await;
+    assert_eq!(status, 421);
+    assert_eq!(backend.hits(), 0);
+    // Same option (default) under another name: routed normally (404: no router).
+    let (tls, _, _) = connect(addr, "open.test", &[]).await.unwrap();
+    let (status, _) = tls_get(tls, "OPEN.test:443", "/").await;
+    assert_eq!(status, 200);
+    let (tls, _, _) = connect(addr, "open.test", &[]).await.unwrap();
+    let (status, _) = tls_get(tls, "elsewhere.test", "/").await;
+    assert_eq!(status, 404);
+    assert_eq!(p.metrics().error_count(ErrorKind::Misdirected), 1);
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn config_file_certificate_paths_are_read_relative_to_the_file() {
+    let dir = std::env::temp_dir().join(format!(
+        "switchyard-proxy-config-file-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    let cert = self_signed(&["file.test"]);
+    std::fs::write(dir.join("certs/f.pem"), &cert.cert).unwrap();
+    std::fs::write(dir.join("certs/f.key"), &cert.key).unwrap();
+    std::fs::write(
+        dir.join("cfg.yaml"),
+        "tls:\n  certificates: [{certFile: certs/f.pem, keyFile: certs/f.key}]\n",
+    )
+    .unwrap();
+    let cfg = crate::load_config_file(&dir.join("cfg.yaml")).unwrap();
+    assert_eq!(cfg.tls.certificates[0].cert_file, cert.cert);
+    assert_eq!(cfg.tls.certificates[0].key_file, cert.key);
+    std::fs::write(
+        dir.join("bad.yaml"),
+        "tls:\n  certificates: [{certFile: certs/f.pem, keyFile: certs/missing.key}]\n",
+    )
+    .unwrap();
+    let e = crate::load_config_file(&dir.join("bad.yaml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tls.certificates[0].keyFile: cannot read \"certs/missing.key\""),
+        "{e}"
+    );
+    assert!(!e.contains("PRIVATE KEY"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
