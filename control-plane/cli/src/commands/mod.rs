@@ -11,3 +11,4 @@ pub mod explain;
 pub mod get;
 pub mod proxies;
 pub mod server;
+pub mod token;
