@@ -181,12 +181,15 @@ pub enum Need {
     Write,
     /// `JoinProxy`: a proxy join token (or admin).
     Join,
+    /// `ClusterStatus`: a read that proxies also make (node discovery with their join token).
+    Discover,
 }
 
 /// The role each `switchyard.admin.v1.Admin` method requires (unknown methods: admin).
 pub fn need_for(method: &str) -> Need {
     match method {
-        "Get" | "List" | "GetConfig" | "ClusterStatus" | "ListProxies" => Need::Read,
+        "Get" | "List" | "GetConfig" | "ListProxies" => Need::Read,
+        "ClusterStatus" => Need::Discover,
         "JoinProxy" => Need::Join,
         _ => Need::Write,
     }
@@ -235,8 +238,8 @@ pub fn authorize(caller: &Caller, need: Need, method: &str) -> Result<(), Status
     let ok = match (caller, need) {
         (Caller::Node, _) => true,
         (Caller::Token(Role::Admin), _) => true,
-        (Caller::Token(Role::Viewer), Need::Read) => true,
-        (Caller::Token(Role::Proxy), Need::Join) => true,
+        (Caller::Token(Role::Viewer), Need::Read | Need::Discover) => true,
+        (Caller::Token(Role::Proxy), Need::Join | Need::Discover) => true,
         _ => false,
     };
     if ok {

@@ -89,6 +89,7 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
             labels: BTreeMap::new(),
             entrypoints: vec!["web".into()],
             cache: None,
+            tls: None,
         },
         "local".into(),
         "local-a".into(),
