@@ -433,6 +433,57 @@ impl fmt::Display for CliOutput {
     }
 }
 
+/// Harness marker in a node's extra flags: run it secure (TLS, tokens) instead of the harness
+/// default `--insecure`. It is removed before the flags reach the binary. E.g.
+/// `Cluster::start_with(3, &[SECURE])`; talk to it with [`Cluster::creds`].
+pub const SECURE: &str = "+secure";
+
+/// What a CLI needs to talk to a secure cluster: the CA certificate file and a token.
+#[derive(Debug, Clone)]
+pub struct SecureCreds {
+    /// `DATA_DIR/ca.pem` of a node.
+    pub ca: PathBuf,
+    /// The bootstrap admin token (`DATA_DIR/admin.token` of the node that formed the cluster).
+    pub token: String,
+}
+
+impl SecureCreds {
+    /// Runs `switchyard --endpoints E --ca-cert CA --token TOKEN ARGS…`.
+    pub fn cli(&self, endpoints: &str, args: &[&str]) -> CliOutput {
+        self.cli_token(endpoints, Some(&self.token), args, None)
+    }
+
+    /// Like [`SecureCreds::cli`] with standard input.
+    pub fn cli_stdin(&self, endpoints: &str, args: &[&str], stdin: &str) -> CliOutput {
+        self.cli_token(endpoints, Some(&self.token), args, Some(stdin))
+    }
+
+    /// Runs the CLI with the CA and `token` instead of the admin token (`None`: no token).
+    pub fn cli_token(
+        &self,
+        endpoints: &str,
+        token: Option<&str>,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> CliOutput {
+        let ca = self.ca.display().to_string();
+        let mut full: Vec<&str> = vec!["--endpoints", endpoints, "--ca-cert", &ca];
+        if let Some(t) = token {
+            full.extend(["--token", t]);
+        }
+        full.extend_from_slice(args);
+        run_binary(&switchyard_bin(), &full, stdin, CLI_TIMEOUT)
+    }
+
+    /// Creates a token with `role` (admin, viewer, proxy) and returns its secret.
+    pub fn create_token(&self, endpoints: &str, role: &str) -> String {
+        let out = self
+            .cli(endpoints, &["token", "create", "--role", role])
+            .expect_success();
+        out.stdout.trim().to_string()
+    }
+}
+
 /// Runs `switchyard --endpoints ENDPOINTS ARGS…`.
 pub fn cli(endpoints: &str, args: &[&str]) -> CliOutput {
     run_cli(endpoints, args, None)
@@ -445,6 +496,11 @@ pub fn cli_stdin(endpoints: &str, args: &[&str], stdin: &str) -> CliOutput {
 
 fn run_cli(endpoints: &str, args: &[&str], stdin: Option<&str>) -> CliOutput {
     let mut full: Vec<&str> = vec!["--endpoints", endpoints];
+    // Plaintext endpoints are the harness's insecure clusters; https ones get their credentials
+    // from the caller (see [`SecureCreds::cli`]).
+    if endpoints.starts_with("http://") {
+        full.push("--insecure");
+    }
     full.extend_from_slice(args);
     run_binary(&switchyard_bin(), &full, stdin, CLI_TIMEOUT)
 }
@@ -746,6 +802,8 @@ pub struct ControlNode {
     pub id: u64,
     /// Listen addresses.
     pub addrs: NodeAddrs,
+    /// Started with [`SECURE`] (TLS and tokens) rather than `--insecure`.
+    secure: bool,
     args: Vec<String>,
     dir: Option<TempDir>,
     dir_path: PathBuf,
@@ -775,6 +833,10 @@ impl ControlNode {
 
     /// Like [`ControlNode::start`] without waiting for `/healthz` (to start several at once).
     pub fn spawn(id: u64, addrs: NodeAddrs, extra: &[String]) -> ControlNode {
+        // Nodes run `--insecure` unless the flags carry the harness marker [`SECURE`].
+        let secure = extra.iter().any(|a| a == SECURE);
+        let extra: Vec<String> = extra.iter().filter(|a| *a != SECURE).cloned().collect();
+        let extra = &extra[..];
         let dir = tempfile::Builder::new()
             .prefix(&format!("switchyard-e2e-node{id}-"))
             .tempdir()
@@ -803,10 +865,14 @@ impl ControlNode {
                 args.push(value.into());
             }
         }
+        if !secure {
+            args.push("--insecure".into());
+        }
         args.extend(extra.iter().cloned());
         let mut n = ControlNode {
             id,
             addrs,
+            secure,
             args,
             dir: Some(dir),
             dir_path,
@@ -841,7 +907,16 @@ impl ControlNode {
 
     /// The admin endpoint URL, `http://127.0.0.1:P`.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addrs.api)
+        if self.secure {
+            format!("https://{}", self.addrs.api)
+        } else {
+            format!("http://{}", self.addrs.api)
+        }
+    }
+
+    /// Whether this node runs secure (TLS and tokens; started with [`SECURE`]).
+    pub fn is_secure(&self) -> bool {
+        self.secure
     }
 
     /// The full command line (after `switchyard`).
@@ -1078,6 +1153,30 @@ impl Cluster {
         cluster.wait_for_leader(FORM_TIMEOUT);
         cluster.wait_ready(FORM_TIMEOUT);
         cluster
+    }
+
+    /// The credentials of a secure cluster (started with [`SECURE`]): waits until the CA
+    /// certificate and the bootstrap admin token are on disk (on the node that formed it).
+    pub fn creds(&self) -> SecureCreds {
+        wait_until(
+            FORM_TIMEOUT,
+            "ca.pem and admin.token in a node's data dir",
+            || {
+                for n in &self.nodes {
+                    let dir = n.data_dir();
+                    let (ca, token) = (dir.join("ca.pem"), dir.join("admin.token"));
+                    if let (true, Ok(t)) = (ca.exists(), std::fs::read_to_string(&token)) {
+                        if !t.trim().is_empty() {
+                            return Ok(SecureCreds {
+                                ca,
+                                token: t.trim().to_string(),
+                            });
+                        }
+                    }
+                }
+                Err("not yet".to_string())
+            },
+        )
     }
 
     /// Node `id`; panics when there is none.

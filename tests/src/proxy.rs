@@ -149,6 +149,11 @@ impl Proxy {
         let mut args: Vec<String> = Vec::new();
         if !spec.control.is_empty() {
             args.extend(["--control".into(), spec.control.clone()]);
+            // Plaintext control URLs are the harness's insecure clusters; a secure proxy gets
+            // `--ca-cert` and `--join-token` through `ProxySpec::args`.
+            if spec.control.starts_with("http://") {
+                args.push("--insecure".into());
+            }
         }
         for (n, a) in &entrypoints {
             args.extend(["--entrypoint".into(), format!("{n}={a}")]);

@@ -351,7 +351,5 @@ pub enum TokenCommand {
     /// List tokens (never their secrets).
     List,
     /// Revoke a token by id; it stops working at once on every node.
-    Revoke {
-        id: String,
-    },
+    Revoke { id: String },
 }

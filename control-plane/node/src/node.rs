@@ -21,11 +21,11 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Channel;
 
 use crate::admin::AdminService;
-use crate::security::{self, Authed};
 use crate::errors::ApiError;
 use crate::metrics::Metrics;
 use crate::options::NodeOptions;
 use crate::raft_net::{pool, ChannelPool, Network, PeerService};
+use crate::security::{self, Authed};
 use crate::stream::{History, Registry, StreamService};
 
 #[derive(Debug, Error)]
@@ -393,7 +393,10 @@ impl ControlNode {
                 "INSECURE MODE: plaintext gRPC, no authentication; anyone who can reach this node can read and change the cluster. Development only."
             );
         } else {
-            tasks.push(tokio::spawn(security_bootstrap(shared.clone(), stop_rx.clone())));
+            tasks.push(tokio::spawn(security_bootstrap(
+                shared.clone(),
+                stop_rx.clone(),
+            )));
         }
         tasks.push(tokio::spawn(register_loop(shared.clone(), stop_rx)));
         Ok(Self {
@@ -515,8 +518,12 @@ async fn wait_for_ca(
         if let Some(ca) = applied.borrow_and_update().state.security.ca.clone() {
             let path = shared.opts.data_dir.join("ca.pem");
             match security::write_private(&path, &ca.cert_pem) {
-                Ok(()) => tracing::info!(path = %path.display(), "wrote the cluster CA certificate"),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot write the CA certificate"),
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "wrote the cluster CA certificate")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot write the CA certificate")
+                }
             }
             return Some(ca);
         }
@@ -536,7 +543,9 @@ fn host_of(addr: &str) -> String {
         Some((h, p)) if p.parse::<u16>().is_ok() => h,
         _ => addr,
     };
-    host.trim_start_matches('[').trim_end_matches(']').to_string()
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
 }
 
 /// TLS for the API port: a fresh node certificate from the CA; proxy client certificates are
@@ -711,9 +720,10 @@ async fn join_loop(shared: Arc<Shared>, endpoints: String) {
                         None => return Err("--join over https needs --ca-cert".to_string()),
                     };
                     endpoint = endpoint
-                        .tls_config(tonic::transport::ClientTlsConfig::new().ca_certificate(
-                            tonic::transport::Certificate::from_pem(ca),
-                        ))
+                        .tls_config(
+                            tonic::transport::ClientTlsConfig::new()
+                                .ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+                        )
                         .map_err(|e| e.to_string())?;
                 }
                 let ch = endpoint.connect().await.map_err(|e| e.to_string())?;

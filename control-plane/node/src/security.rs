@@ -86,7 +86,10 @@ pub fn generate_ca() -> Result<ClusterCa, CertError> {
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "Switchyard");
-    dn.push(DnType::CommonName, format!("Switchyard cluster CA {}", random_hex(4)));
+    dn.push(
+        DnType::CommonName,
+        format!("Switchyard cluster CA {}", random_hex(4)),
+    );
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
@@ -227,9 +230,7 @@ pub fn authenticate(sec: &SecurityState, token: Option<&str>) -> Result<Caller, 
     }
     match sec.token_by_hash(&hash_token(token), now_unix()) {
         Some(t) => Ok(Caller::Token(t.role)),
-        None => Err(Status::unauthenticated(
-            "invalid, expired or revoked token",
-        )),
+        None => Err(Status::unauthenticated("invalid, expired or revoked token")),
     }
 }
 
@@ -295,7 +296,13 @@ where
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         if let Some(shared) = &self.shared {
-            let method = req.uri().path().rsplit('/').next().unwrap_or("").to_string();
+            let method = req
+                .uri()
+                .path()
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_string();
             let verdict = {
                 let applied = shared.applied.borrow();
                 authenticate(&applied.state.security, bearer(req.headers()))

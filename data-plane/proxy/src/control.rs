@@ -25,9 +25,7 @@ use switchyard_proto::admin::ClusterStatusRequest;
 use switchyard_proto::stream::config_message::Body;
 use switchyard_proto::stream::config_stream_client::ConfigStreamClient;
 use switchyard_proto::stream::proxy_message::Msg;
-use switchyard_proto::stream::{
-    Ack, ConfigMessage, Hello, Nack, ProxyMessage, RenewCertificate,
-};
+use switchyard_proto::stream::{Ack, ConfigMessage, Hello, Nack, ProxyMessage, RenewCertificate};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
@@ -346,7 +344,10 @@ async fn stream_loop(
         if let Some(cert) = msg.certificate {
             match (&opts.tls, pending_key.take()) {
                 (Some(tls), Some(key)) => {
-                    tracing::info!(not_after_unix = cert.not_after_unix, "client certificate renewed");
+                    tracing::info!(
+                        not_after_unix = cert.not_after_unix,
+                        "client certificate renewed"
+                    );
                     tls.install(proxy, key, cert);
                     proxy.metrics().cert_renewals.inc();
                 }

@@ -115,9 +115,7 @@ impl ControlTls {
     /// A TLS channel to `endpoint` presenting a valid client certificate, joining first (with the
     /// join token) when there is none or it is about to expire.
     pub async fn channel(&self, proxy: &Proxy, endpoint: Endpoint) -> Result<Channel, String> {
-        let usable = self
-            .current()
-            .filter(|id| now_unix() + 10 < id.not_after);
+        let usable = self.current().filter(|id| now_unix() + 2 < id.not_after);
         let id = match usable {
             Some(id) => id,
             None => {

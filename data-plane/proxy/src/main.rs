@@ -150,8 +150,8 @@ fn source(args: &Args, opts: &ProxyOptions) -> Result<ConfigSource, String> {
                     .into(),
             );
         };
-        let pem = std::fs::read_to_string(ca)
-            .map_err(|e| format!("--ca-cert {}: {e}", ca.display()))?;
+        let pem =
+            std::fs::read_to_string(ca).map_err(|e| format!("--ca-cert {}: {e}", ca.display()))?;
         Some(switchyard_proxy::control_tls::ControlTls::new(pem, token)?)
     };
     Ok(ConfigSource::Control(ControlOptions {

@@ -76,7 +76,11 @@ pub async fn run(g: &Global, a: TokenArgs) -> Result<ExitCode> {
                             vec![
                                 t.id.clone(),
                                 t.role.clone(),
-                                if t.revoked { "revoked".into() } else { "active".into() },
+                                if t.revoked {
+                                    "revoked".into()
+                                } else {
+                                    "active".into()
+                                },
                                 if t.expires_unix == 0 {
                                     "never".into()
                                 } else {

@@ -43,8 +43,8 @@ impl AdminService {
         &self,
         r: CreateTokenRequest,
     ) -> ApiResult<CreateTokenResponse> {
-        let role = Role::parse(&r.role)
-            .ok_or_else(|| ApiError::Invalid(format!("role {:?}", r.role)))?;
+        let role =
+            Role::parse(&r.role).ok_or_else(|| ApiError::Invalid(format!("role {:?}", r.role)))?;
         if r.id.is_empty() || r.secret_sha256.len() != 64 {
             return Err(ApiError::Invalid("token id and hash are required".into()));
         }

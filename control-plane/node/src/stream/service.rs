@@ -211,14 +211,15 @@ impl ConfigStream for StreamService {
                         if shared.opts.insecure {
                             continue;
                         }
-                        let msg = crate::admin::issue_for_proxy(&shared, &proxy_id, &r.public_key_pem)
-                            .map(|cert| ConfigMessage {
-                                version: 0,
-                                node_id: shared.id,
-                                body: None,
-                                certificate: Some(cert),
-                            })
-                            .map_err(Status::from);
+                        let msg =
+                            crate::admin::issue_for_proxy(&shared, &proxy_id, &r.public_key_pem)
+                                .map(|cert| ConfigMessage {
+                                    version: 0,
+                                    node_id: shared.id,
+                                    body: None,
+                                    certificate: Some(cert),
+                                })
+                                .map_err(Status::from);
                         if let Err(e) = &msg {
                             tracing::warn!(proxy = %proxy_id, error = %e, "certificate renewal refused");
                         }
