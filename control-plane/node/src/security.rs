@@ -236,13 +236,12 @@ pub fn authenticate(sec: &SecurityState, token: Option<&str>) -> Result<Caller, 
 
 /// Checks that `caller` may call a method needing `need`.
 pub fn authorize(caller: &Caller, need: Need, method: &str) -> Result<(), Status> {
-    let ok = match (caller, need) {
-        (Caller::Node, _) => true,
-        (Caller::Token(Role::Admin), _) => true,
-        (Caller::Token(Role::Viewer), Need::Read | Need::Discover) => true,
-        (Caller::Token(Role::Proxy), Need::Join | Need::Discover) => true,
-        _ => false,
-    };
+    let ok = matches!(
+        (caller, need),
+        (Caller::Node | Caller::Token(Role::Admin), _)
+            | (Caller::Token(Role::Viewer), Need::Read | Need::Discover)
+            | (Caller::Token(Role::Proxy), Need::Join | Need::Discover)
+    );
     if ok {
         Ok(())
     } else {
@@ -323,4 +322,86 @@ pub fn proxy_id_of(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
     cn.strip_prefix("proxy:").map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_table() {
+        let viewer = Caller::Token(Role::Viewer);
+        let proxy = Caller::Token(Role::Proxy);
+        let admin = Caller::Token(Role::Admin);
+        for m in ["Get", "List", "GetConfig", "ClusterStatus", "ListProxies"] {
+            assert!(authorize(&viewer, need_for(m), m).is_ok(), "{m}");
+        }
+        for m in [
+            "Apply",
+            "Delete",
+            "AddNode",
+            "PromoteNode",
+            "RemoveNode",
+            "CreateToken",
+            "ListTokens",
+            "RevokeToken",
+            "JoinProxy",
+            "Unknown",
+        ] {
+            let e = authorize(&viewer, need_for(m), m).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::PermissionDenied, "{m}");
+            assert!(authorize(&admin, need_for(m), m).is_ok(), "{m}");
+        }
+        assert!(authorize(&proxy, need_for("JoinProxy"), "JoinProxy").is_ok());
+        assert!(authorize(&proxy, need_for("ClusterStatus"), "ClusterStatus").is_ok());
+        assert!(authorize(&proxy, need_for("Get"), "Get").is_err());
+        assert!(authorize(&Caller::Node, need_for("Apply"), "Apply").is_ok());
+    }
+
+    #[test]
+    fn authentication() {
+        let mut sec = SecurityState::default();
+        assert_eq!(
+            authenticate(&sec, None).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        let ca = generate_ca().unwrap();
+        let (id, secret) = new_token();
+        sec.apply(
+            &switchyard_store::SecurityCommand::Init {
+                ca: ca.clone(),
+                admin_token_id: id.clone(),
+                admin_token_hash: hash_token(&secret),
+            },
+            now_unix(),
+        );
+        assert_eq!(
+            authenticate(&sec, Some(&secret)).unwrap(),
+            Caller::Token(Role::Admin)
+        );
+        assert_eq!(
+            authenticate(&sec, Some(&peer_secret(&ca))).unwrap(),
+            Caller::Node
+        );
+        assert!(authenticate(&sec, Some("sy_wrong")).is_err());
+        sec.apply(
+            &switchyard_store::SecurityCommand::RevokeToken { id },
+            now_unix(),
+        );
+        assert!(authenticate(&sec, Some(&secret)).is_err());
+    }
+
+    #[test]
+    fn certificates_chain_to_the_ca() {
+        let ca = generate_ca().unwrap();
+        let (cert, key) = issue_node_cert(&ca, 3, &["10.0.0.1".into()]).unwrap();
+        assert!(cert.contains("BEGIN CERTIFICATE") && key.contains("PRIVATE KEY"));
+        let k = KeyPair::generate().unwrap();
+        let (pem, not_after) =
+            issue_proxy_cert(&ca, "edge-1", &k.public_key_pem(), Duration::from_secs(60)).unwrap();
+        assert!(not_after > now_unix() && not_after <= now_unix() + 61);
+        let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+        assert_eq!(proxy_id_of(&der.contents).as_deref(), Some("edge-1"));
+        assert!(issue_proxy_cert(&ca, "x", "not a key", Duration::from_secs(60)).is_err());
+    }
 }
