@@ -325,6 +325,7 @@ pub fn proxy_id_of(der: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
