@@ -10,8 +10,8 @@ use serde_json::Value;
 use switchyard_e2e::backends::HttpBackend;
 use switchyard_e2e::client::get;
 use switchyard_e2e::{
-    assert_holds_for, cli, host_route, wait_until, Cluster, Proxy, ProxySpec, SecureCreds,
-    PROXY_SETTLE, SECURE,
+    assert_holds_for, cli, host_route, wait_until, Cluster, ControlNode, NodeAddrs, Proxy,
+    ProxySpec, SecureCreds, PROXY_SETTLE, SECURE,
 };
 
 /// Proxy certificates live 6 s here, so they renew every 4 s.
@@ -276,4 +276,56 @@ fn proxies_join_with_a_join_token_and_renew_their_certificate_over_the_stream() 
     let v = apply(&creds, &survivors, &host_route("later", &backend));
     p.wait_version(v, PROXY_SETTLE);
     assert_eq!(get(p.web(), "later.test", "/").unwrap().status, 200);
+}
+
+#[test]
+fn a_node_joins_a_secure_cluster_with_the_ca_and_a_token_and_restarts_secure() {
+    let (mut c, creds) = secure_cluster(1);
+    let ep = c.endpoints();
+    let ca = creds.ca.display().to_string();
+    let mut extra = c.common_args.clone();
+    extra.extend([
+        "--join".into(),
+        ep.clone(),
+        "--ca-cert".into(),
+        ca,
+        "--token".into(),
+        creds.token.clone(),
+    ]);
+    let node = ControlNode::start(2, NodeAddrs::allocate(), &extra);
+    c.add(node);
+    let e2 = c.node(2).endpoint();
+    assert!(e2.starts_with("https://"), "{e2}");
+    // The new node gets the CA by replication, writes ca.pem and serves TLS with its own
+    // certificate; the bootstrap token works on it.
+    wait_until(
+        Duration::from_secs(20),
+        "node 2 answering as a learner over TLS",
+        || {
+            let out = creds.cli(&e2, &["cluster", "status", "-o", "json"]);
+            if out.success() && out.stdout.contains("learner") {
+                Ok(())
+            } else {
+                Err(out.to_string())
+            }
+        },
+    );
+    assert!(c.node(2).data_dir().join("ca.pem").exists());
+    assert!(!c.node(2).data_dir().join("admin.token").exists());
+
+    // A restarted node loads the CA from its store: still TLS, same tokens.
+    c.node_mut(1).restart();
+    let e1 = c.node(1).endpoint();
+    wait_until(Duration::from_secs(20), "node 1 back over TLS", || {
+        let out = creds.cli(&e1, &["get", "routers"]);
+        if out.success() {
+            Ok(())
+        } else {
+            Err(out.to_string())
+        }
+    });
+    let out = creds
+        .cli_token(&e1, None, &["get", "routers"], None)
+        .expect_failure();
+    assert!(out.stderr.contains("UNAUTHENTICATED"), "{out}");
 }

@@ -41,7 +41,8 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
     client::configure(client::Credentials {
-        insecure: global.insecure,
+        // `dev` runs an insecure local node and talks to it in plaintext.
+        insecure: global.insecure || matches!(cli.command, Command::Dev(_)),
         ca_cert: global.ca_cert.clone(),
         token: global.token.clone(),
     });

@@ -22,11 +22,7 @@ const SAMPLE_BACKEND: &str = "127.0.0.1:7480";
 
 pub async fn run(a: DevArgs) -> Result<ExitCode> {
     init_tracing();
-    // dev is a local playground: plaintext and open, and says so.
-    crate::client::configure(crate::client::Credentials {
-        insecure: true,
-        ..Default::default()
-    });
+    // dev is a local playground: plaintext and open (main configures the client so), and says so.
     tracing::warn!(
         "*** switchyard dev runs INSECURE (plaintext gRPC, no tokens): for local development only; use `switchyard server` for anything else ***"
     );
