@@ -58,7 +58,10 @@ pub enum Format {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a control node.
+    /// Run a control node. Secure by default: TLS API with a certificate from the cluster CA
+    /// (created when the cluster forms; DATA_DIR/ca.pem), bearer tokens for admin calls (bootstrap
+    /// token in DATA_DIR/admin.token on the first leader), client certificates for proxies.
+    /// --insecure: plaintext and open (development only).
     Server(Box<ServerArgs>),
     /// Run a local setup: one control node, one proxy and a demo backend, with a sample route.
     Dev(DevArgs),
@@ -146,6 +149,7 @@ pub struct ServerArgs {
     #[arg(long, conflicts_with = "join")]
     pub initial_cluster: Option<String>,
     /// Admin endpoint(s) of a running cluster to join as a learner (ignored once the node has data).
+    /// A secure cluster: `https://API` with --ca-cert (its ca.pem) and --token (an admin token).
     #[arg(long)]
     pub join: Option<String>,
     /// Region this node runs in (shown in `cluster status`; proxies prefer nodes of their region).
