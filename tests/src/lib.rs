@@ -433,10 +433,13 @@ impl fmt::Display for CliOutput {
     }
 }
 
-/// Harness marker in a node's extra flags: run it secure (TLS, tokens) instead of the harness
-/// default `--insecure`. It is removed before the flags reach the binary. E.g.
-/// `Cluster::start_with(3, &[SECURE])`; talk to it with [`Cluster::creds`].
+/// Harness marker in a node's extra flags: run it secure (TLS, tokens). That is the default; the
+/// marker only documents intent. Removed before the flags reach the binary.
 pub const SECURE: &str = "+secure";
+
+/// Harness marker in a node's extra flags: run it `--insecure` (plaintext, no tokens), e.g. for a
+/// test that talks raw plaintext gRPC. Removed before the flags reach the binary.
+pub const INSECURE: &str = "+insecure";
 
 /// What a CLI needs to talk to a secure cluster: the CA certificate file and a token.
 #[derive(Debug, Clone)]
@@ -445,9 +448,43 @@ pub struct SecureCreds {
     pub ca: PathBuf,
     /// The bootstrap admin token (`DATA_DIR/admin.token` of the node that formed the cluster).
     pub token: String,
+    /// A proxy join token, created on first use and shared by the cluster's proxies.
+    join: std::sync::Arc<OnceLock<String>>,
+}
+
+/// API address (`host:port`) → the credentials of the secure cluster it belongs to.
+fn registry() -> &'static Mutex<std::collections::HashMap<String, SecureCreds>> {
+    static R: OnceLock<Mutex<std::collections::HashMap<String, SecureCreds>>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+fn strip_scheme(ep: &str) -> &str {
+    let ep = ep.trim();
+    ep.split_once("://").map_or(ep, |(_, rest)| rest)
+}
+
+/// Registers `creds` for a node's API address (the harness does it for every secure cluster).
+pub fn register_creds(api: &str, creds: &SecureCreds) {
+    let mut r = registry().lock().unwrap_or_else(|p| p.into_inner());
+    r.insert(strip_scheme(api).to_string(), creds.clone());
+}
+
+/// The credentials registered for any of `endpoints` (comma-separated).
+pub fn creds_for(endpoints: &str) -> Option<SecureCreds> {
+    let r = registry().lock().unwrap_or_else(|p| p.into_inner());
+    endpoints
+        .split(',')
+        .find_map(|e| r.get(strip_scheme(e)).cloned())
 }
 
 impl SecureCreds {
+    /// The proxy join token of this cluster (created through `endpoints` on first use).
+    pub fn join_token(&self, endpoints: &str) -> String {
+        self.join
+            .get_or_init(|| self.create_token(endpoints, "proxy"))
+            .clone()
+    }
+
     /// Runs `switchyard --endpoints E --ca-cert CA --token TOKEN ARGS…`.
     pub fn cli(&self, endpoints: &str, args: &[&str]) -> CliOutput {
         self.cli_token(endpoints, Some(&self.token), args, None)
@@ -498,8 +535,15 @@ fn run_cli(endpoints: &str, args: &[&str], stdin: Option<&str>) -> CliOutput {
     let mut full: Vec<&str> = vec!["--endpoints", endpoints];
     // Plaintext endpoints are the harness's insecure clusters; https ones get their credentials
     // from the caller (see [`SecureCreds::cli`]).
-    if endpoints.starts_with("http://") {
+    let creds = if endpoints.starts_with("http://") {
         full.push("--insecure");
+        None
+    } else {
+        creds_for(endpoints)
+    };
+    let ca = creds.as_ref().map(|c| c.ca.display().to_string());
+    if let (Some(c), Some(ca)) = (&creds, &ca) {
+        full.extend(["--ca-cert", ca.as_str(), "--token", c.token.as_str()]);
     }
     full.extend_from_slice(args);
     run_binary(&switchyard_bin(), &full, stdin, CLI_TIMEOUT)
@@ -802,7 +846,7 @@ pub struct ControlNode {
     pub id: u64,
     /// Listen addresses.
     pub addrs: NodeAddrs,
-    /// Started with [`SECURE`] (TLS and tokens) rather than `--insecure`.
+    /// Secure (TLS and tokens; the default) rather than `--insecure` ([`INSECURE`]).
     secure: bool,
     args: Vec<String>,
     dir: Option<TempDir>,
@@ -833,9 +877,13 @@ impl ControlNode {
 
     /// Like [`ControlNode::start`] without waiting for `/healthz` (to start several at once).
     pub fn spawn(id: u64, addrs: NodeAddrs, extra: &[String]) -> ControlNode {
-        // Nodes run `--insecure` unless the flags carry the harness marker [`SECURE`].
-        let secure = extra.iter().any(|a| a == SECURE);
-        let extra: Vec<String> = extra.iter().filter(|a| *a != SECURE).cloned().collect();
+        // Nodes run secure unless the flags carry the harness marker [`INSECURE`].
+        let secure = !extra.iter().any(|a| a == INSECURE);
+        let extra: Vec<String> = extra
+            .iter()
+            .filter(|a| *a != SECURE && *a != INSECURE)
+            .cloned()
+            .collect();
         let extra = &extra[..];
         let dir = tempfile::Builder::new()
             .prefix(&format!("switchyard-e2e-node{id}-"))
@@ -914,7 +962,7 @@ impl ControlNode {
         }
     }
 
-    /// Whether this node runs secure (TLS and tokens; started with [`SECURE`]).
+    /// Whether this node runs secure (TLS and tokens; the harness default).
     pub fn is_secure(&self) -> bool {
         self.secure
     }
@@ -1106,6 +1154,8 @@ pub struct Cluster {
     pub nodes: Vec<ControlNode>,
     /// Flags every node of this cluster was started with (besides id, dirs and addresses).
     pub common_args: Vec<String>,
+    /// Credentials of a secure cluster (the default), once formed.
+    secure_creds: Option<SecureCreds>,
 }
 
 impl Cluster {
@@ -1149,15 +1199,37 @@ impl Cluster {
         for node in &mut nodes {
             node.wait_healthy();
         }
-        let cluster = Cluster { nodes, common_args };
+        let mut cluster = Cluster {
+            nodes,
+            common_args,
+            secure_creds: None,
+        };
         cluster.wait_for_leader(FORM_TIMEOUT);
         cluster.wait_ready(FORM_TIMEOUT);
+        if cluster.nodes.iter().all(|n| n.secure) {
+            let creds = cluster.creds();
+            for n in &cluster.nodes {
+                // The API serves once the node applied the CA (and wrote ca.pem).
+                wait_until(FORM_TIMEOUT, &format!("node {} ca.pem", n.id), || {
+                    if n.data_dir().join("ca.pem").exists() {
+                        Ok(())
+                    } else {
+                        Err("missing".to_string())
+                    }
+                });
+                register_creds(&n.addrs.api, &creds);
+            }
+            cluster.secure_creds = Some(creds);
+        }
         cluster
     }
 
-    /// The credentials of a secure cluster (started with [`SECURE`]): waits until the CA
+    /// The credentials of a secure cluster (the default): waits until the CA
     /// certificate and the bootstrap admin token are on disk (on the node that formed it).
     pub fn creds(&self) -> SecureCreds {
+        if let Some(c) = &self.secure_creds {
+            return c.clone();
+        }
         wait_until(
             FORM_TIMEOUT,
             "ca.pem and admin.token in a node's data dir",
@@ -1170,6 +1242,7 @@ impl Cluster {
                             return Ok(SecureCreds {
                                 ca,
                                 token: t.trim().to_string(),
+                                join: Default::default(),
                             });
                         }
                     }
@@ -1235,6 +1308,9 @@ impl Cluster {
             "node {} already in the cluster",
             node.id
         );
+        if let Some(c) = &self.secure_creds {
+            register_creds(&node.addrs.api, c);
+        }
         self.nodes.push(node);
     }
 
@@ -1243,6 +1319,14 @@ impl Cluster {
         let mut extra = self.common_args.clone();
         extra.push("--join".into());
         extra.push(join_endpoint.into());
+        if let Some(c) = &self.secure_creds {
+            extra.extend([
+                "--ca-cert".into(),
+                c.ca.display().to_string(),
+                "--token".into(),
+                c.token.clone(),
+            ]);
+        }
         let node = ControlNode::start(id, NodeAddrs::allocate(), &extra);
         self.add(node);
         self.node_mut(id)
