@@ -556,12 +556,15 @@ pub fn run_binary(bin: &Path, args: &[&str], stdin: Option<&str>, timeout: Durat
         bin.file_name()
             .map(|n| n.to_string_lossy())
             .unwrap_or_default(),
-        args.join(" ")
+        redacted(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>()).join(" ")
     );
     let start = Instant::now();
     let mut child = Command::new(bin)
         .args(args)
         .env_remove("SWITCHYARD_ENDPOINTS")
+        .env_remove("SWITCHYARD_TOKEN")
+        .env_remove("SWITCHYARD_CA_CERT")
+        .env_remove("SWITCHYARD_INSECURE")
         .env_remove("RUST_LOG")
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -803,6 +806,29 @@ pub(crate) fn stop_child(mut c: Child, log: &Path, who: &str) -> Option<ExitStat
     }
 }
 
+/// Environment a developer's shell may carry that would change what the binaries do.
+const SECURITY_ENV: [&str; 4] = [
+    "SWITCHYARD_TOKEN",
+    "SWITCHYARD_CA_CERT",
+    "SWITCHYARD_INSECURE",
+    "SWITCHYARD_JOIN_TOKEN",
+];
+
+/// `args` with the values of `--token` and `--join-token` masked (for logs).
+fn redacted(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut mask = false;
+    for a in args {
+        out.push(if mask {
+            "<redacted>".to_string()
+        } else {
+            a.clone()
+        });
+        mask = a == "--token" || a == "--join-token";
+    }
+    out
+}
+
 pub(crate) fn spawn_logged(
     bin: &Path,
     args: &[String],
@@ -820,9 +846,12 @@ pub(crate) fn spawn_logged(
         header,
         "===== harness: {what}: {} {} =====",
         bin.display(),
-        args.join(" ")
+        redacted(args).join(" ")
     );
     let mut cmd = Command::new(bin);
+    for v in SECURITY_ENV {
+        cmd.env_remove(v);
+    }
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::from(
