@@ -193,6 +193,25 @@ fn tokens_roles_revocation_and_plaintext_refusal() {
     }
     // The bootstrap admin token still works.
     creds.cli(&ep, &["get", "routers"]).expect_success();
+
+    // A token with a lifetime stops working when it expires.
+    let short = creds
+        .cli(&ep, &["token", "create", "--role", "viewer", "--ttl", "2s"])
+        .expect_success()
+        .stdout
+        .trim()
+        .to_string();
+    creds
+        .cli_token(&ep, Some(&short), &["get", "routers"], None)
+        .expect_success();
+    wait_until(Duration::from_secs(10), "the 2s token to expire", || {
+        let out = creds.cli_token(&ep, Some(&short), &["get", "routers"], None);
+        if !out.success() && out.stderr.contains("UNAUTHENTICATED") {
+            Ok(())
+        } else {
+            Err(out.to_string())
+        }
+    });
 }
 
 #[test]
