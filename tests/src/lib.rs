@@ -434,6 +434,94 @@ impl fmt::Display for CliOutput {
     }
 }
 
+/// Harness marker in a node's extra flags: run it secure (TLS, tokens). That is the default; the
+/// marker only documents intent. Removed before the flags reach the binary.
+pub const SECURE: &str = "+secure";
+
+/// Harness marker in a node's extra flags: run it `--insecure` (plaintext, no tokens), e.g. for a
+/// test that talks raw plaintext gRPC. Removed before the flags reach the binary.
+pub const INSECURE: &str = "+insecure";
+
+/// What a CLI needs to talk to a secure cluster: the CA certificate file and a token.
+#[derive(Debug, Clone)]
+pub struct SecureCreds {
+    /// `DATA_DIR/ca.pem` of a node.
+    pub ca: PathBuf,
+    /// The bootstrap admin token (`DATA_DIR/admin.token` of the node that formed the cluster).
+    pub token: String,
+    /// A proxy join token, created on first use and shared by the cluster's proxies.
+    join: std::sync::Arc<OnceLock<String>>,
+}
+
+/// API address (`host:port`) → the credentials of the secure cluster it belongs to.
+fn registry() -> &'static Mutex<std::collections::HashMap<String, SecureCreds>> {
+    static R: OnceLock<Mutex<std::collections::HashMap<String, SecureCreds>>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+fn strip_scheme(ep: &str) -> &str {
+    let ep = ep.trim();
+    ep.split_once("://").map_or(ep, |(_, rest)| rest)
+}
+
+/// Registers `creds` for a node's API address (the harness does it for every secure cluster).
+pub fn register_creds(api: &str, creds: &SecureCreds) {
+    let mut r = registry().lock().unwrap_or_else(|p| p.into_inner());
+    r.insert(strip_scheme(api).to_string(), creds.clone());
+}
+
+/// The credentials registered for any of `endpoints` (comma-separated).
+pub fn creds_for(endpoints: &str) -> Option<SecureCreds> {
+    let r = registry().lock().unwrap_or_else(|p| p.into_inner());
+    endpoints
+        .split(',')
+        .find_map(|e| r.get(strip_scheme(e)).cloned())
+}
+
+impl SecureCreds {
+    /// The proxy join token of this cluster (created through `endpoints` on first use).
+    pub fn join_token(&self, endpoints: &str) -> String {
+        self.join
+            .get_or_init(|| self.create_token(endpoints, "proxy"))
+            .clone()
+    }
+
+    /// Runs `switchyard --endpoints E --ca-cert CA --token TOKEN ARGS…`.
+    pub fn cli(&self, endpoints: &str, args: &[&str]) -> CliOutput {
+        self.cli_token(endpoints, Some(&self.token), args, None)
+    }
+
+    /// Like [`SecureCreds::cli`] with standard input.
+    pub fn cli_stdin(&self, endpoints: &str, args: &[&str], stdin: &str) -> CliOutput {
+        self.cli_token(endpoints, Some(&self.token), args, Some(stdin))
+    }
+
+    /// Runs the CLI with the CA and `token` instead of the admin token (`None`: no token).
+    pub fn cli_token(
+        &self,
+        endpoints: &str,
+        token: Option<&str>,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> CliOutput {
+        let ca = self.ca.display().to_string();
+        let mut full: Vec<&str> = vec!["--endpoints", endpoints, "--ca-cert", &ca];
+        if let Some(t) = token {
+            full.extend(["--token", t]);
+        }
+        full.extend_from_slice(args);
+        run_binary(&switchyard_bin(), &full, stdin, CLI_TIMEOUT)
+    }
+
+    /// Creates a token with `role` (admin, viewer, proxy) and returns its secret.
+    pub fn create_token(&self, endpoints: &str, role: &str) -> String {
+        let out = self
+            .cli(endpoints, &["token", "create", "--role", role])
+            .expect_success();
+        out.stdout.trim().to_string()
+    }
+}
+
 /// Runs `switchyard --endpoints ENDPOINTS ARGS…`.
 pub fn cli(endpoints: &str, args: &[&str]) -> CliOutput {
     run_cli(endpoints, args, None)
@@ -446,6 +534,18 @@ pub fn cli_stdin(endpoints: &str, args: &[&str], stdin: &str) -> CliOutput {
 
 fn run_cli(endpoints: &str, args: &[&str], stdin: Option<&str>) -> CliOutput {
     let mut full: Vec<&str> = vec!["--endpoints", endpoints];
+    // Plaintext endpoints are the harness's insecure clusters; https ones get their credentials
+    // from the caller (see [`SecureCreds::cli`]).
+    let creds = if endpoints.starts_with("http://") {
+        full.push("--insecure");
+        None
+    } else {
+        creds_for(endpoints)
+    };
+    let ca = creds.as_ref().map(|c| c.ca.display().to_string());
+    if let (Some(c), Some(ca)) = (&creds, &ca) {
+        full.extend(["--ca-cert", ca.as_str(), "--token", c.token.as_str()]);
+    }
     full.extend_from_slice(args);
     run_binary(&switchyard_bin(), &full, stdin, CLI_TIMEOUT)
 }
@@ -457,12 +557,15 @@ pub fn run_binary(bin: &Path, args: &[&str], stdin: Option<&str>, timeout: Durat
         bin.file_name()
             .map(|n| n.to_string_lossy())
             .unwrap_or_default(),
-        args.join(" ")
+        redacted(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>()).join(" ")
     );
     let start = Instant::now();
     let mut child = Command::new(bin)
         .args(args)
         .env_remove("SWITCHYARD_ENDPOINTS")
+        .env_remove("SWITCHYARD_TOKEN")
+        .env_remove("SWITCHYARD_CA_CERT")
+        .env_remove("SWITCHYARD_INSECURE")
         .env_remove("RUST_LOG")
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -704,6 +807,29 @@ pub(crate) fn stop_child(mut c: Child, log: &Path, who: &str) -> Option<ExitStat
     }
 }
 
+/// Environment a developer's shell may carry that would change what the binaries do.
+const SECURITY_ENV: [&str; 4] = [
+    "SWITCHYARD_TOKEN",
+    "SWITCHYARD_CA_CERT",
+    "SWITCHYARD_INSECURE",
+    "SWITCHYARD_JOIN_TOKEN",
+];
+
+/// `args` with the values of `--token` and `--join-token` masked (for logs).
+fn redacted(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut mask = false;
+    for a in args {
+        out.push(if mask {
+            "<redacted>".to_string()
+        } else {
+            a.clone()
+        });
+        mask = a == "--token" || a == "--join-token";
+    }
+    out
+}
+
 pub(crate) fn spawn_logged(
     bin: &Path,
     args: &[String],
@@ -721,9 +847,12 @@ pub(crate) fn spawn_logged(
         header,
         "===== harness: {what}: {} {} =====",
         bin.display(),
-        args.join(" ")
+        redacted(args).join(" ")
     );
     let mut cmd = Command::new(bin);
+    for v in SECURITY_ENV {
+        cmd.env_remove(v);
+    }
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::from(
@@ -747,6 +876,8 @@ pub struct ControlNode {
     pub id: u64,
     /// Listen addresses.
     pub addrs: NodeAddrs,
+    /// Secure (TLS and tokens; the default) rather than `--insecure` ([`INSECURE`]).
+    secure: bool,
     args: Vec<String>,
     dir: Option<TempDir>,
     dir_path: PathBuf,
@@ -776,6 +907,14 @@ impl ControlNode {
 
     /// Like [`ControlNode::start`] without waiting for `/healthz` (to start several at once).
     pub fn spawn(id: u64, addrs: NodeAddrs, extra: &[String]) -> ControlNode {
+        // Nodes run secure unless the flags carry the harness marker [`INSECURE`].
+        let secure = !extra.iter().any(|a| a == INSECURE);
+        let extra: Vec<String> = extra
+            .iter()
+            .filter(|a| *a != SECURE && *a != INSECURE)
+            .cloned()
+            .collect();
+        let extra = &extra[..];
         let dir = tempfile::Builder::new()
             .prefix(&format!("switchyard-e2e-node{id}-"))
             .tempdir()
@@ -804,10 +943,14 @@ impl ControlNode {
                 args.push(value.into());
             }
         }
+        if !secure {
+            args.push("--insecure".into());
+        }
         args.extend(extra.iter().cloned());
         let mut n = ControlNode {
             id,
             addrs,
+            secure,
             args,
             dir: Some(dir),
             dir_path,
@@ -842,7 +985,16 @@ impl ControlNode {
 
     /// The admin endpoint URL, `http://127.0.0.1:P`.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addrs.api)
+        if self.secure {
+            format!("https://{}", self.addrs.api)
+        } else {
+            format!("http://{}", self.addrs.api)
+        }
+    }
+
+    /// Whether this node runs secure (TLS and tokens; the harness default).
+    pub fn is_secure(&self) -> bool {
+        self.secure
     }
 
     /// The full command line (after `switchyard`).
@@ -1032,6 +1184,8 @@ pub struct Cluster {
     pub nodes: Vec<ControlNode>,
     /// Flags every node of this cluster was started with (besides id, dirs and addresses).
     pub common_args: Vec<String>,
+    /// Credentials of a secure cluster (the default), once formed.
+    secure_creds: Option<SecureCreds>,
 }
 
 impl Cluster {
@@ -1075,10 +1229,57 @@ impl Cluster {
         for node in &mut nodes {
             node.wait_healthy();
         }
-        let cluster = Cluster { nodes, common_args };
+        let mut cluster = Cluster {
+            nodes,
+            common_args,
+            secure_creds: None,
+        };
         cluster.wait_for_leader(FORM_TIMEOUT);
         cluster.wait_ready(FORM_TIMEOUT);
+        if cluster.nodes.iter().all(|n| n.secure) {
+            let creds = cluster.creds();
+            for n in &cluster.nodes {
+                // The API serves once the node applied the CA (and wrote ca.pem).
+                wait_until(FORM_TIMEOUT, &format!("node {} ca.pem", n.id), || {
+                    if n.data_dir().join("ca.pem").exists() {
+                        Ok(())
+                    } else {
+                        Err("missing".to_string())
+                    }
+                });
+                register_creds(&n.addrs.api, &creds);
+            }
+            cluster.secure_creds = Some(creds);
+        }
         cluster
+    }
+
+    /// The credentials of a secure cluster (the default): waits until the CA
+    /// certificate and the bootstrap admin token are on disk (on the node that formed it).
+    pub fn creds(&self) -> SecureCreds {
+        if let Some(c) = &self.secure_creds {
+            return c.clone();
+        }
+        wait_until(
+            FORM_TIMEOUT,
+            "ca.pem and admin.token in a node's data dir",
+            || {
+                for n in &self.nodes {
+                    let dir = n.data_dir();
+                    let (ca, token) = (dir.join("ca.pem"), dir.join("admin.token"));
+                    if let (true, Ok(t)) = (ca.exists(), std::fs::read_to_string(&token)) {
+                        if !t.trim().is_empty() {
+                            return Ok(SecureCreds {
+                                ca,
+                                token: t.trim().to_string(),
+                                join: Default::default(),
+                            });
+                        }
+                    }
+                }
+                Err("not yet".to_string())
+            },
+        )
     }
 
     /// Node `id`; panics when there is none.
@@ -1137,6 +1338,9 @@ impl Cluster {
             "node {} already in the cluster",
             node.id
         );
+        if let Some(c) = &self.secure_creds {
+            register_creds(&node.addrs.api, c);
+        }
         self.nodes.push(node);
     }
 
@@ -1145,6 +1349,14 @@ impl Cluster {
         let mut extra = self.common_args.clone();
         extra.push("--join".into());
         extra.push(join_endpoint.into());
+        if let Some(c) = &self.secure_creds {
+            extra.extend([
+                "--ca-cert".into(),
+                c.ca.display().to_string(),
+                "--token".into(),
+                c.token.clone(),
+            ]);
+        }
         let node = ControlNode::start(id, NodeAddrs::allocate(), &extra);
         self.add(node);
         self.node_mut(id)

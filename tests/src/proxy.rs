@@ -167,6 +167,21 @@ impl Proxy {
         let mut args: Vec<String> = Vec::new();
         if !spec.control.is_empty() {
             args.extend(["--control".into(), spec.control.clone()]);
+            // Plaintext control URLs are the harness's insecure clusters (`--insecure`); secure
+            // ones get `--ca-cert` and the cluster's join token unless the spec brings its own.
+            if spec.control.starts_with("http://") {
+                args.push("--insecure".into());
+            } else if !spec.extra.iter().any(|a| a == "--join-token") {
+                // A secure cluster of the harness: its CA and its shared join token.
+                if let Some(c) = crate::creds_for(&spec.control) {
+                    args.extend([
+                        "--ca-cert".into(),
+                        c.ca.display().to_string(),
+                        "--join-token".into(),
+                        c.join_token(&spec.control),
+                    ]);
+                }
+            }
         }
         for (n, a) in &entrypoints {
             args.extend(["--entrypoint".into(), format!("{n}={a}")]);

@@ -20,9 +20,11 @@ async fn channel(endpoint: &str) -> tonic::transport::Channel {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn api_port_serves_health_and_reflection() {
-    let cluster = tokio::task::spawn_blocking(|| Cluster::start(1))
-        .await
-        .expect("cluster start");
+    // Plaintext gRPC tools: an --insecure node.
+    let cluster =
+        tokio::task::spawn_blocking(|| Cluster::start_with(1, &[switchyard_e2e::INSECURE]))
+            .await
+            .expect("cluster start");
     let endpoint = cluster.nodes[0].endpoint();
     let ch = channel(&endpoint).await;
 

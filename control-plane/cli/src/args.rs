@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7400";
+/// No scheme: `https://` unless `--insecure`.
+pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:7400";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -14,7 +15,11 @@ pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7400";
     long_about = "Switchyard control plane.\n\n\
         `switchyard server` runs a control node; `switchyard dev` runs a local setup (a control node, \
         a proxy and a demo backend) with a sample route. Every other command is an admin client that talks to any control node over \
-        gRPC (--endpoints or SWITCHYARD_ENDPOINTS); a follower forwards writes to the leader."
+        gRPC (--endpoints or SWITCHYARD_ENDPOINTS); a follower forwards writes to the leader.\n\n\
+        Security: without --insecure every connection is TLS verified with the cluster CA (--ca-cert, \
+        DATA_DIR/ca.pem of a control node) and every admin call carries a bearer token (--token; the \
+        bootstrap admin token is DATA_DIR/admin.token on the node that formed the cluster). Endpoints \
+        without a scheme use https://; an explicit http:// endpoint needs --insecure."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -31,6 +36,17 @@ pub struct Global {
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
+    /// Bearer token for admin calls (role admin, or viewer for reads). `switchyard server --join`
+    /// uses it to ask to be added.
+    #[arg(long, global = true, env = "SWITCHYARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The cluster CA certificate (PEM) that control nodes' TLS certificates are verified with.
+    #[arg(long, global = true, env = "SWITCHYARD_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Plaintext gRPC without TLS or tokens (development only). For `server`: serve plaintext and
+    /// accept every call from anyone (logged as a warning at start).
+    #[arg(long, global = true, env = "SWITCHYARD_INSECURE")]
+    pub insecure: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +58,10 @@ pub enum Format {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a control node.
+    /// Run a control node. Secure by default: TLS API with a certificate from the cluster CA
+    /// (created when the cluster forms; DATA_DIR/ca.pem), bearer tokens for admin calls (bootstrap
+    /// token in DATA_DIR/admin.token on the first leader), client certificates for proxies.
+    /// --insecure: plaintext and open (development only).
     Server(Box<ServerArgs>),
     /// Run a local setup: one control node, one proxy and a demo backend, with a sample route.
     Dev(DevArgs),
@@ -54,6 +73,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Show and change cluster membership.
     Cluster(ClusterArgs),
+    /// Create, list and revoke API tokens (admin role).
+    Token(TokenArgs),
     /// Which router a request would reach, and why the routers before it did not match.
     Explain(ExplainArgs),
     /// Print the version of this binary.
@@ -128,6 +149,7 @@ pub struct ServerArgs {
     #[arg(long, conflicts_with = "join")]
     pub initial_cluster: Option<String>,
     /// Admin endpoint(s) of a running cluster to join as a learner (ignored once the node has data).
+    /// A secure cluster: `https://API` with --ca-cert (its ca.pem) and --token (an admin token).
     #[arg(long)]
     pub join: Option<String>,
     /// Region this node runs in (shown in `cluster status`; proxies prefer nodes of their region).
@@ -154,10 +176,9 @@ pub struct ServerArgs {
     /// A write not committed within this time fails with UNAVAILABLE.
     #[arg(long, default_value = "5s")]
     pub write_timeout: String,
-    /// Plaintext, unauthenticated gRPC (development). This version always serves plaintext; TLS and
-    /// tokens are not built yet, so the flag is accepted for forward compatibility.
-    #[arg(long)]
-    pub insecure: bool,
+    /// Lifetime of the client certificates issued to proxies (they renew at 2/3 of it).
+    #[arg(long, default_value = "24h", hide = true)]
+    pub proxy_cert_ttl: String,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -314,4 +335,29 @@ pub struct ClusterAddArgs {
     pub region: String,
     #[arg(long, default_value = "")]
     pub zone: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum TokenCommand {
+    /// Create a token and print its secret (shown once; the cluster keeps only its hash).
+    Create {
+        /// admin (everything), viewer (reads only) or proxy (join token for switchyard-proxy).
+        #[arg(long)]
+        role: String,
+        /// Lifetime (e.g. 1h, 30d as 720h); default: never expires.
+        #[arg(long)]
+        ttl: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id; it stops working at once on every node.
+    Revoke { id: String },
 }

@@ -40,13 +40,20 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
+    client::configure(client::Credentials {
+        // `dev` runs an insecure local node and talks to it in plaintext.
+        insecure: global.insecure || matches!(cli.command, Command::Dev(_)),
+        ca_cert: global.ca_cert.clone(),
+        token: global.token.clone(),
+    });
     match cli.command {
-        Command::Server(a) => commands::server::run(*a).await,
+        Command::Server(a) => commands::server::run(*a, &global).await,
         Command::Dev(a) => commands::dev::run(a).await,
         Command::Apply(a) => commands::apply::run(&global, a).await,
         Command::Get(a) => commands::get::run(&global, a).await,
         Command::Delete(a) => commands::delete::run(&global, a).await,
         Command::Cluster(a) => commands::cluster::run(&global, a).await,
+        Command::Token(a) => commands::token::run(&global, a).await,
         Command::Explain(a) => commands::explain::run(&global, a).await,
         Command::Bench(a) => commands::bench::run(&global, a).await,
         Command::Version => {

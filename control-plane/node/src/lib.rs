@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod node;
 pub mod options;
 pub mod raft_net;
+pub mod security;
 pub mod stream;
 
 pub use node::{ControlNode, NodeError};

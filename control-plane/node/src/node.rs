@@ -25,6 +25,7 @@ use crate::errors::ApiError;
 use crate::metrics::Metrics;
 use crate::options::NodeOptions;
 use crate::raft_net::{pool, ChannelPool, Network, PeerService};
+use crate::security::{self, Authed};
 use crate::stream::{History, Registry, StreamService};
 
 #[derive(Debug, Error)]
@@ -114,6 +115,24 @@ impl Shared {
                 Ok(Err(_)) => return Err(ApiError::Unavailable("node is shutting down".into())),
                 Ok(Ok(())) => {}
             }
+        }
+    }
+
+    /// Adds this node's peer credential to a call to another node (secure mode, once the CA is known).
+    pub fn peer_auth(&self, md: &mut tonic::metadata::MetadataMap) {
+        if self.opts.insecure {
+            return;
+        }
+        let secret = self
+            .applied
+            .borrow()
+            .state
+            .security
+            .ca
+            .as_ref()
+            .map(security::peer_secret);
+        if let Some(v) = secret.and_then(|s| format!("Bearer {s}").parse().ok()) {
+            md.insert(security::AUTHORIZATION, v);
         }
     }
 
@@ -370,6 +389,16 @@ impl ControlNode {
         tasks.push(spawn_http(shared.clone(), http_listener, stop_rx.clone()));
 
         bootstrap(&shared).await?;
+        if shared.opts.insecure {
+            tracing::warn!(
+                "INSECURE MODE: plaintext gRPC, no authentication; anyone who can reach this node can read and change the cluster. Development only."
+            );
+        } else {
+            tasks.push(tokio::spawn(security_bootstrap(
+                shared.clone(),
+                stop_rx.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(register_loop(shared.clone(), stop_rx.clone())));
         tasks.push(crate::acme::spawn(shared.clone(), stop_rx));
         Ok(Self {
@@ -428,8 +457,29 @@ fn spawn_api(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) -
                     return;
                 }
             };
-        let r = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
+        let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+        if !shared.opts.insecure {
+            // Connections queue on the bound listener until the node holds the cluster CA.
+            let Some(ca) = wait_for_ca(&shared, stop.clone()).await else {
+                return;
+            };
+            let tls = match api_tls(&shared, &ca) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "API TLS configuration");
+                    return;
+                }
+            };
+            builder = match builder.tls_config(tls) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "API TLS configuration");
+                    return;
+                }
+            };
+            tracing::info!(addr = %shared.opts.api_addr, "API serving TLS with a certificate from the cluster CA");
+        }
+        let r = builder
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -447,10 +497,134 @@ fn spawn_api(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) -
     })
 }
 
-fn admin_server(shared: Arc<Shared>) -> AdminServer<AdminService> {
-    AdminServer::new(AdminService::new(shared))
-        .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
+/// The Admin service behind the role check (`--insecure`: open).
+fn admin_server(shared: Arc<Shared>) -> Authed<AdminServer<AdminService>> {
+    let guard = (!shared.opts.insecure).then(|| shared.clone());
+    Authed::new(
+        AdminServer::new(AdminService::new(shared))
+            .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES),
+        guard,
+    )
+}
+
+/// Waits until the applied state holds the cluster CA, writes `DATA_DIR/ca.pem` and returns it
+/// (`None` when the node stops first).
+async fn wait_for_ca(
+    shared: &Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) -> Option<switchyard_store::ClusterCa> {
+    let mut applied = shared.applied.clone();
+    let mut logged = false;
+    loop {
+        if let Some(ca) = applied.borrow_and_update().state.security.ca.clone() {
+            let path = shared.opts.data_dir.join("ca.pem");
+            match security::write_private(&path, &ca.cert_pem) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "wrote the cluster CA certificate")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot write the CA certificate")
+                }
+            }
+            return Some(ca);
+        }
+        if !logged {
+            tracing::info!("API waits for the cluster CA (created when the cluster forms)");
+            logged = true;
+        }
+        tokio::select! {
+            r = applied.changed() => if r.is_err() { return None; },
+            _ = stopped(stop.clone()) => return None,
+        }
+    }
+}
+
+fn host_of(addr: &str) -> String {
+    let host = match addr.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => h,
+        _ => addr,
+    };
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
+}
+
+/// TLS for the API port: a fresh node certificate from the CA; proxy client certificates are
+/// verified against the CA when presented (required by the config stream, not by admin calls,
+/// which use bearer tokens).
+fn api_tls(
+    shared: &Shared,
+    ca: &switchyard_store::ClusterCa,
+) -> Result<tonic::transport::ServerTlsConfig, security::CertError> {
+    let names: Vec<String> = [
+        shared.opts.advertised_api(),
+        shared.opts.advertised_peer(),
+        &shared.opts.api_addr,
+    ]
+    .iter()
+    .map(|a| host_of(a))
+    .filter(|h| !h.is_empty() && h != "0.0.0.0" && h != "::")
+    .collect();
+    let (cert, key) = security::issue_node_cert(ca, shared.id, &names)?;
+    Ok(tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(cert, key))
+        .client_ca_root(tonic::transport::Certificate::from_pem(&ca.cert_pem))
+        .client_auth_optional(true))
+}
+
+/// Secure mode: the first leader of a cluster without a CA creates it with the bootstrap admin
+/// token, commits both, and writes the token to `DATA_DIR/admin.token` (0600). Only the first
+/// committed `Init` counts, so concurrent attempts agree.
+async fn security_bootstrap(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        if *stop.borrow() || shared.applied.borrow().state.security.ca.is_some() {
+            return;
+        }
+        if shared.raft_metrics().current_leader != Some(shared.id) {
+            continue;
+        }
+        let ca = match security::generate_ca() {
+            Ok(ca) => ca,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create the cluster CA");
+                continue;
+            }
+        };
+        let (id, secret) = security::new_token();
+        let cmd = switchyard_store::Request::Security {
+            cmd: switchyard_store::SecurityCommand::Init {
+                ca,
+                admin_token_id: id.clone(),
+                admin_token_hash: security::hash_token(&secret),
+            },
+            at: security::now_unix(),
+        };
+        let timeout = shared.opts.write_timeout;
+        match tokio::time::timeout(timeout, shared.raft.client_write(cmd)).await {
+            Ok(Ok(resp)) if resp.data == switchyard_store::Response::Done => {
+                let path = shared.opts.data_dir.join("admin.token");
+                match security::write_private(&path, &format!("{secret}\n")) {
+                    Ok(()) => tracing::info!(
+                        path = %path.display(),
+                        token_id = %id,
+                        "created the cluster CA and the bootstrap admin token"
+                    ),
+                    Err(e) => tracing::error!(
+                        path = %path.display(),
+                        error = %e,
+                        "created the cluster CA but cannot write the admin token; create another with a node's data"
+                    ),
+                }
+                return;
+            }
+            Ok(Ok(_)) => return,
+            Ok(Err(e)) => tracing::debug!(error = %e, "CA bootstrap deferred"),
+            Err(_) => tracing::debug!("CA bootstrap timed out; retrying"),
+        }
+    }
 }
 
 fn spawn_peer(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) -> JoinHandle<()> {
@@ -540,13 +714,30 @@ async fn join_loop(shared: Arc<Shared>, endpoints: String) {
     loop {
         for ep in &endpoints {
             let r = async {
-                let ch = pool::endpoint(ep)
-                    .map_err(|e| e.to_string())?
-                    .connect()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let mut endpoint = pool::endpoint(ep).map_err(|e| e.to_string())?;
+                if endpoint.uri().scheme_str() == Some("https") {
+                    let ca = match &shared.opts.ca_cert {
+                        Some(p) => std::fs::read_to_string(p)
+                            .map_err(|e| format!("--ca-cert {}: {e}", p.display()))?,
+                        None => return Err("--join over https needs --ca-cert".to_string()),
+                    };
+                    endpoint = endpoint
+                        .tls_config(
+                            tonic::transport::ClientTlsConfig::new()
+                                .ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+                        )
+                        .map_err(|e| e.to_string())?;
+                }
+                let ch = endpoint.connect().await.map_err(|e| e.to_string())?;
+                let mut req = tonic::Request::new(shared.add_request());
+                if let Some(t) = &shared.opts.token {
+                    let v = format!("Bearer {}", t.trim())
+                        .parse()
+                        .map_err(|_| "--token is not a valid header value".to_string())?;
+                    req.metadata_mut().insert(security::AUTHORIZATION, v);
+                }
                 AdminClient::new(ch)
-                    .add_node(shared.add_request())
+                    .add_node(req)
                     .await
                     .map_err(|s| s.message().to_string())
             }

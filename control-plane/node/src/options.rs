@@ -34,6 +34,12 @@ pub struct NodeOptions {
     pub write_timeout: Duration,
     /// Plaintext gRPC without authentication (development only).
     pub insecure: bool,
+    /// Lifetime of the proxy client certificates this node issues.
+    pub proxy_cert_ttl: std::time::Duration,
+    /// With `join`: the cluster CA certificate (PEM file) to verify the endpoint with.
+    pub ca_cert: Option<PathBuf>,
+    /// With `join`: an admin token for the `AddNode` call.
+    pub token: Option<String>,
 }
 
 /// Raft timers. The defaults suit a LAN; a WAN cluster wants them several times longer (the election

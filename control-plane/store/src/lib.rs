@@ -31,7 +31,7 @@ use std::path::Path;
 pub use acme::{AcmeCommand, AcmeState};
 pub use error::StoreError;
 pub use log_store::LogStore;
-pub use security::{SecurityCommand, SecurityState};
+pub use security::{ClusterCa, Role, SecurityCommand, SecurityState, TokenRecord};
 pub use state::ClusterState;
 pub use state_machine::{AppliedState, StateMachineStore};
 pub use types::*;

@@ -25,12 +25,13 @@ use switchyard_proto::admin::ClusterStatusRequest;
 use switchyard_proto::stream::config_message::Body;
 use switchyard_proto::stream::config_stream_client::ConfigStreamClient;
 use switchyard_proto::stream::proxy_message::Msg;
-use switchyard_proto::stream::{Ack, ConfigMessage, Hello, Nack, ProxyMessage};
+use switchyard_proto::stream::{Ack, ConfigMessage, Hello, Nack, ProxyMessage, RenewCertificate};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::cache::Cache;
+use crate::control_tls::{self, ControlTls};
 use crate::Proxy;
 
 /// How the proxy finds and identifies itself to the control plane.
@@ -44,6 +45,9 @@ pub struct ControlOptions {
     pub entrypoints: Vec<String>,
     /// `--cache-dir`, when set.
     pub cache: Option<Cache>,
+    /// Secure mode (`--ca-cert` + `--join-token`): TLS to the nodes and a client certificate for the
+    /// stream. `None`: plaintext (`--insecure`).
+    pub tls: Option<Arc<ControlTls>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,9 +57,12 @@ struct Candidate {
     zone: String,
 }
 
-fn url(addr: &str) -> String {
+/// A node URL: `https://` in secure mode, `http://` with `--insecure`, unless given.
+fn url(addr: &str, secure: bool) -> String {
     if addr.contains("://") {
         addr.to_string()
+    } else if secure {
+        format!("https://{addr}")
     } else {
         format!("http://{addr}")
     }
@@ -169,7 +176,7 @@ pub async fn run(proxy: Proxy, opts: ControlOptions, region: String, zone: Strin
         .endpoints
         .iter()
         .map(|e| Candidate {
-            url: url(e),
+            url: url(e, opts.tls.is_some()),
             region: String::new(),
             zone: String::new(),
         })
@@ -254,12 +261,12 @@ async fn attach(
     current: &mut Option<(u64, Arc<DynamicConfig>)>,
     candidates: &mut Vec<Candidate>,
 ) -> Result<Ended, String> {
-    let channel: Channel = endpoint(&cand.url)
-        .map_err(|e| e.to_string())?
-        .connect()
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    discover(channel.clone(), candidates).await;
+    let ep = endpoint(&cand.url).map_err(|e| e.to_string())?;
+    let channel: Channel = match &opts.tls {
+        Some(tls) => tls.channel(proxy, ep).await?,
+        None => ep.connect().await.map_err(|e| format!("connect: {e}"))?,
+    };
+    discover(channel.clone(), candidates, opts.tls.as_deref()).await;
     let me = candidates
         .iter()
         .find(|c| c.url == cand.url)
@@ -310,12 +317,44 @@ async fn stream_loop(
     inbound: &mut tonic::Streaming<ConfigMessage>,
     current: &mut Option<(u64, Arc<DynamicConfig>)>,
 ) -> Result<(), String> {
+    // Secure mode: the key of a renewal asked for and not answered yet.
+    let mut pending_key: Option<String> = None;
     loop {
-        let msg = match inbound.message().await {
-            Ok(Some(m)) => m,
-            Ok(None) => return Ok(()),
-            Err(s) => return Err(format!("stream: {}", s.message())),
+        let renew_in = match (&opts.tls, &pending_key) {
+            (Some(tls), None) => tls.renew_in(),
+            _ => None,
         };
+        let msg = tokio::select! {
+            m = inbound.message() => match m {
+                Ok(Some(m)) => m,
+                Ok(None) => return Ok(()),
+                Err(s) => return Err(format!("stream: {}", s.message())),
+            },
+            () = tokio::time::sleep(renew_in.unwrap_or(Duration::from_secs(3600))), if renew_in.is_some() => {
+                let (key, public_key_pem) = control_tls::new_key()?;
+                pending_key = Some(key);
+                tracing::info!("renewing the client certificate over the config stream");
+                let renew = ProxyMessage { msg: Some(Msg::Renew(RenewCertificate { public_key_pem })) };
+                if tx.send(renew).await.is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        if let Some(cert) = msg.certificate {
+            match (&opts.tls, pending_key.take()) {
+                (Some(tls), Some(key)) => {
+                    tracing::info!(
+                        not_after_unix = cert.not_after_unix,
+                        "client certificate renewed"
+                    );
+                    tls.install(proxy, key, cert);
+                    proxy.metrics().cert_renewals.inc();
+                }
+                _ => tracing::warn!("ignoring a certificate that was not asked for"),
+            }
+            continue;
+        }
         let version = msg.version;
         if version <= proxy.version() {
             // Never move backwards (a node may repeat what another already sent).
@@ -357,9 +396,12 @@ async fn stream_loop(
 }
 
 /// Adds the cluster's nodes (with their region and zone) to the candidates.
-async fn discover(channel: Channel, candidates: &mut Vec<Candidate>) {
+async fn discover(channel: Channel, candidates: &mut Vec<Candidate>, tls: Option<&ControlTls>) {
     let mut admin = AdminClient::new(channel);
     let mut req = tonic::Request::new(ClusterStatusRequest {});
+    if let Some(tls) = tls {
+        req.metadata_mut().insert("authorization", tls.bearer());
+    }
     req.set_timeout(Duration::from_secs(2));
     let Ok(status) = admin.cluster_status(req).await else {
         return;
@@ -368,7 +410,7 @@ async fn discover(channel: Channel, candidates: &mut Vec<Candidate>) {
         if n.api_addr.is_empty() {
             continue;
         }
-        let u = url(&n.api_addr);
+        let u = url(&n.api_addr, tls.is_some());
         match candidates.iter_mut().find(|c| c.url == u) {
             Some(c) => {
                 c.region = n.region;
@@ -418,6 +460,7 @@ mod tests {
         let snap = ConfigMessage {
             version: 5,
             node_id: 1,
+            certificate: None,
             body: Some(Body::Snapshot(Snapshot {
                 config_json: r#"{"http":{"routers":{"a":{"rule":"Host(`a`)","service":"s"}},"services":{"s":{"loadBalancer":{"servers":[{"url":"http://127.0.0.1:1"}]}}}}}"#.into(),
             })),
@@ -428,6 +471,7 @@ mod tests {
         let delta = ConfigMessage {
             version: 7,
             node_id: 1,
+            certificate: None,
             body: Some(Body::Delta(Delta {
                 base_version: 5,
                 changes: vec![
@@ -449,6 +493,7 @@ mod tests {
         let wrong_base = ConfigMessage {
             version: 9,
             node_id: 1,
+            certificate: None,
             body: delta.body.clone(),
         };
         let held7 = (7, Arc::new(next));

@@ -45,6 +45,7 @@ mod admin;
 mod body;
 pub mod cache;
 pub mod control;
+pub mod control_tls;
 pub mod errors;
 mod forwarded;
 pub mod metrics;

@@ -36,11 +36,17 @@ struct Args {
     /// A label sent to the control plane, KEY=VALUE (repeatable; `apply --wait-selector` matches it).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
-    /// Plaintext, unauthenticated control connection (development). This version always connects
-    /// in plaintext; TLS and join tokens are not built yet, so the flag is accepted for forward
-    /// compatibility.
-    #[arg(long)]
+    /// Plaintext, unauthenticated control connection (development only; logged as a warning).
+    /// Without it the proxy connects over TLS (`--ca-cert`) and joins with `--join-token`.
+    #[arg(long, env = "SWITCHYARD_INSECURE")]
     insecure: bool,
+    /// Join token (`switchyard token create --role proxy`): exchanged for a short-lived client
+    /// certificate, renewed over the config stream.
+    #[arg(long, env = "SWITCHYARD_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
+    /// The cluster CA certificate (PEM; a control node's DATA_DIR/ca.pem).
+    #[arg(long, value_name = "FILE", env = "SWITCHYARD_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// Entry point NAME=HOST:PORT (repeatable).
     #[arg(long = "entrypoint", value_name = "NAME=HOST:PORT", required = true)]
     entrypoints: Vec<String>,
@@ -159,11 +165,30 @@ fn source(args: &Args, opts: &ProxyOptions) -> Result<ConfigSource, String> {
         Some(d) => Some(Cache::open(d).map_err(|e| e.to_string())?),
         None => None,
     };
+    let tls = if args.insecure {
+        None
+    } else {
+        if let Some(u) = args.control.iter().find(|u| u.starts_with("http://")) {
+            return Err(format!(
+                "--control {u}: plaintext; use https:// (the default without a scheme) or --insecure"
+            ));
+        }
+        let (Some(ca), Some(token)) = (&args.ca_cert, &args.join_token) else {
+            return Err(
+                "--control needs --ca-cert FILE and --join-token TOKEN (or --insecure for a plaintext development cluster)"
+                    .into(),
+            );
+        };
+        let pem =
+            std::fs::read_to_string(ca).map_err(|e| format!("--ca-cert {}: {e}", ca.display()))?;
+        Some(switchyard_proxy::control_tls::ControlTls::new(pem, token)?)
+    };
     Ok(ConfigSource::Control(ControlOptions {
         endpoints: args.control.clone(),
         labels,
         entrypoints: opts.entrypoints.iter().map(|(n, _)| n.clone()).collect(),
         cache,
+        tls,
     }))
 }
 
@@ -178,6 +203,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    if args.insecure && args.config_file.is_none() {
+        tracing::warn!(
+            "*** --insecure: plaintext, unauthenticated connection to the control plane. Development only. ***"
+        );
+    }
     let opts = match options(&args) {
         Ok(o) => o,
         Err(e) => {

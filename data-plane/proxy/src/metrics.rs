@@ -11,6 +11,8 @@
 //! | `switchyard_proxy_config_applies_total` | counter | — (incremented by the config client) |
 //! | `switchyard_proxy_config_nacks_total` | counter | — (incremented by the config client) |
 //! | `switchyard_proxy_control_connected` | gauge | — (1 while a config stream is up; set by the config client) |
+//! | `switchyard_proxy_client_cert_renewals_total` | counter | — (client certificates renewed over the config stream) |
+//! | `switchyard_proxy_client_cert_expiry_seconds` | gauge | — (Unix time the current client certificate expires; 0: none) |
 //! | `switchyard_proxy_backend_server_up` | gauge | `service`, `url` |
 //!
 //! Requests answered without a router (404) are counted with empty `router` and `service`.
@@ -77,6 +79,10 @@ pub struct Metrics {
     pub config_nacks: Counter,
     /// `switchyard_proxy_control_connected` (set by the config client).
     pub control_connected: Gauge,
+    /// `switchyard_proxy_client_cert_renewals_total` (set by the config client).
+    pub cert_renewals: Counter,
+    /// `switchyard_proxy_client_cert_expiry_seconds` (set by the config client).
+    pub cert_expiry: Gauge,
     open_connections: Family<EntrypointLabels, Gauge>,
     server_up: Family<ServerLabels, Gauge>,
     errors: [Counter; ErrorKind::ALL.len()],
@@ -105,6 +111,8 @@ impl Metrics {
         let config_applies = Counter::default();
         let config_nacks = Counter::default();
         let control_connected = Gauge::default();
+        let cert_renewals = Counter::default();
+        let cert_expiry = Gauge::default();
         let open_connections = Family::<EntrypointLabels, Gauge>::default();
         let server_up = Family::<ServerLabels, Gauge>::default();
         let error_family = Family::<ErrorLabels, Counter>::default();
@@ -146,6 +154,16 @@ impl Metrics {
             control_connected.clone(),
         );
         registry.register(
+            "client_cert_renewals",
+            "Client certificates renewed over the config stream",
+            cert_renewals.clone(),
+        );
+        registry.register(
+            "client_cert_expiry_seconds",
+            "Unix time the current control-plane client certificate expires (0: none)",
+            cert_expiry.clone(),
+        );
+        registry.register(
             "open_connections",
             "Open client connections per entry point",
             open_connections.clone(),
@@ -167,6 +185,8 @@ impl Metrics {
             config_applies,
             config_nacks,
             control_connected,
+            cert_renewals,
+            cert_expiry,
             open_connections,
             server_up,
             errors,

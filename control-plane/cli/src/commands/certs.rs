@@ -4,12 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde_json::json;
-use switchyard_proto::admin::admin_client::AdminClient;
 use switchyard_proto::admin::ListCertificatesRequest;
-use tonic::transport::Channel;
 
 use crate::args::{Format, Global};
-use crate::client::status_error;
+use crate::client::{status_error, Client};
 use crate::output::{print_data, print_table};
 
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` ("-" for 0).
@@ -39,7 +37,7 @@ pub fn rfc3339(secs: i64) -> String {
 
 pub async fn get(
     g: &Global,
-    client: &mut AdminClient<Channel>,
+    client: &mut Client,
     name: Option<&str>,
     consistent: bool,
 ) -> Result<ExitCode> {

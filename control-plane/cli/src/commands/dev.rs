@@ -22,6 +22,10 @@ const SAMPLE_BACKEND: &str = "127.0.0.1:7480";
 
 pub async fn run(a: DevArgs) -> Result<ExitCode> {
     init_tracing();
+    // dev is a local playground: plaintext and open (main configures the client so), and says so.
+    tracing::warn!(
+        "*** switchyard dev runs INSECURE (plaintext gRPC, no tokens): for local development only; use `switchyard server` for anything else ***"
+    );
     let (data_dir, _temp) = match &a.data_dir {
         Some(d) => (d.clone(), None),
         None => {
@@ -56,6 +60,9 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
         snapshot_keep_logs: 1_000,
         write_timeout: Duration::from_secs(5),
         insecure: true,
+        proxy_cert_ttl: Duration::from_secs(24 * 3600),
+        ca_cert: None,
+        token: None,
     })
     .await
     .context("starting the control node")?;
@@ -78,6 +85,7 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
             labels: BTreeMap::new(),
             entrypoints: vec!["web".into()],
             cache: None,
+            tls: None,
         },
         "local".into(),
         "local-a".into(),
@@ -107,10 +115,11 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
          \n  curl -i http://localhost:{port}/hello                 # router demo: X-Served-By header added\
          \n  curl -i http://localhost:{port}/api/users             # router demo-api: /api stripped\
          \n  curl -i -H 'Host: other.example' http://127.0.0.1:{port}/   # no router: 404\
-         \n  {exe} --endpoints {api} get routers\
-         \n  {exe} --endpoints {api} get proxies\
-         \n  {exe} --endpoints {api} explain GET http://localhost/api/users\
-         \n  {exe} --endpoints {api} get config -o yaml\
+         \n  {exe} --insecure --endpoints {api} get routers\
+         \n  {exe} --insecure --endpoints {api} get proxies\
+         \n  {exe} --insecure --endpoints {api} explain GET http://localhost/api/users\
+         \n  {exe} --insecure --endpoints {api} get config -o yaml\
+         \n\nWARNING: dev is insecure (plaintext, no tokens), hence --insecure above (or SWITCHYARD_INSECURE=1).\
          \n\nPress Ctrl-C to stop.",
         data_dir.display(),
         port = web.port(),

@@ -12,3 +12,4 @@ pub mod explain;
 pub mod get;
 pub mod proxies;
 pub mod server;
+pub mod token;

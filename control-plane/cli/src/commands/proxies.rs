@@ -5,15 +5,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Result};
 use serde_json::json;
-use switchyard_proto::admin::admin_client::AdminClient;
 use switchyard_proto::admin::{ListProxiesRequest, ListProxiesResponse, ProxyStatus};
-use tonic::transport::Channel;
 
 use crate::args::{Format, Global};
 use crate::client::status_error;
 use crate::output::{print_data, print_table};
 
-async fn list(client: &mut AdminClient<Channel>) -> Result<ListProxiesResponse> {
+async fn list(client: &mut crate::client::Client) -> Result<ListProxiesResponse> {
     Ok(client
         .list_proxies(ListProxiesRequest { local_only: false })
         .await
@@ -36,7 +34,7 @@ fn since(ms: u64) -> String {
 
 pub async fn get(
     g: &Global,
-    client: &mut AdminClient<Channel>,
+    client: &mut crate::client::Client,
     name: Option<&str>,
 ) -> Result<ExitCode> {
     let r = list(client).await?;
@@ -151,7 +149,7 @@ impl Selector {
 /// Polls the cluster's proxy list until every matching proxy ACKed `version`, one NACKed it, or
 /// `timeout` passes.
 pub async fn wait_for_version(
-    client: &mut AdminClient<Channel>,
+    client: &mut crate::client::Client,
     version: u64,
     timeout: Duration,
     selector: &Selector,

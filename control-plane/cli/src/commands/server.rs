@@ -4,7 +4,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use switchyard_node::{parse_initial_cluster, ControlNode, NodeOptions, RaftTimings};
 
-use crate::args::ServerArgs;
+use crate::args::{Global, ServerArgs};
 
 pub fn duration(flag: &str, v: &str) -> Result<Duration> {
     let nanos =
@@ -26,7 +26,7 @@ pub fn init_tracing() {
         .try_init();
 }
 
-pub fn options(a: &ServerArgs) -> Result<NodeOptions> {
+pub fn options(a: &ServerArgs, g: &Global) -> Result<NodeOptions> {
     if a.node_id == 0 {
         return Err(anyhow!("--node-id: must be a positive number"));
     }
@@ -63,16 +63,21 @@ pub fn options(a: &ServerArgs) -> Result<NodeOptions> {
         snapshot_threshold: a.snapshot_threshold,
         snapshot_keep_logs: a.snapshot_keep_logs,
         write_timeout: duration("write-timeout", &a.write_timeout)?,
-        insecure: a.insecure,
+        insecure: g.insecure,
+        proxy_cert_ttl: duration("proxy-cert-ttl", &a.proxy_cert_ttl)?,
+        ca_cert: g.ca_cert.clone(),
+        token: g.token.clone(),
     })
 }
 
-pub async fn run(a: ServerArgs) -> Result<ExitCode> {
+pub async fn run(a: ServerArgs, g: &Global) -> Result<ExitCode> {
     init_tracing();
-    let opts = options(&a)?;
-    tracing::warn!(
-        "this version serves plaintext, unauthenticated gRPC: run it on a trusted network only"
-    );
+    let opts = options(&a, g)?;
+    if g.insecure {
+        tracing::warn!(
+            "*** --insecure: plaintext gRPC, no TLS, no tokens: anyone who can reach the API or peer port can read and change the whole cluster. Development only. ***"
+        );
+    }
     let node = ControlNode::start(opts)
         .await
         .context("starting the control node")?;

@@ -7,5 +7,8 @@
 
 mod route;
 mod service;
+mod tokens;
+
+pub use tokens::issue_for_proxy;
 
 pub use service::AdminService;

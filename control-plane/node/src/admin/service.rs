@@ -74,7 +74,7 @@ impl AdminService {
 
     /// Commits a command on this node, which must be the leader. Bad input is refused before it
     /// reaches the log; the state machine checks again when applying.
-    async fn commit(&self, cmd: Cmd) -> ApiResult<CmdResponse> {
+    pub(super) async fn commit(&self, cmd: Cmd) -> ApiResult<CmdResponse> {
         let state = self.applied().state;
         if let CmdResponse::Rejected(r) = state.preview(&cmd) {
             return Err(r.into());
@@ -406,6 +406,7 @@ impl AdminService {
             let r = async {
                 let mut client = self.shared.admin_client(&peer).ok()?;
                 let mut req = Request::new(ListProxiesRequest { local_only: true });
+                self.shared.peer_auth(req.metadata_mut());
                 req.set_timeout(std::time::Duration::from_millis(1500));
                 let fut = client.list_proxies(req);
                 tokio::time::timeout(std::time::Duration::from_secs(2), fut)
@@ -637,5 +638,63 @@ impl Admin for AdminService {
         }
         let res = Ok(self.cluster_proxies(local).await);
         self.finish("ListProxies", res)
+    }
+
+    async fn create_token(
+        &self,
+        req: Request<CreateTokenRequest>,
+    ) -> Result<Response<CreateTokenResponse>, Status> {
+        let fwd = forwarded(&req);
+        let mut r = req.into_inner();
+        let res = match Self::prepare_token(&mut r) {
+            Err(e) => Err(e),
+            Ok(secret) => self
+                .on_leader(
+                    fwd,
+                    r,
+                    |mut c, r| Box::pin(async move { c.create_token(r).await }),
+                    |r| self.create_token_local(r),
+                )
+                .await
+                .map(|mut resp| {
+                    if let Some(s) = secret {
+                        resp.secret = s;
+                    }
+                    resp
+                }),
+        };
+        self.finish("CreateToken", res)
+    }
+
+    async fn list_tokens(
+        &self,
+        _req: Request<ListTokensRequest>,
+    ) -> Result<Response<ListTokensResponse>, Status> {
+        let res = Ok(self.list_tokens_local());
+        self.finish("ListTokens", res)
+    }
+
+    async fn revoke_token(
+        &self,
+        req: Request<RevokeTokenRequest>,
+    ) -> Result<Response<RevokeTokenResponse>, Status> {
+        let fwd = forwarded(&req);
+        let res = self
+            .on_leader(
+                fwd,
+                req.into_inner(),
+                |mut c, r| Box::pin(async move { c.revoke_token(r).await }),
+                |r| self.revoke_token_local(r),
+            )
+            .await;
+        self.finish("RevokeToken", res)
+    }
+
+    async fn join_proxy(
+        &self,
+        req: Request<JoinProxyRequest>,
+    ) -> Result<Response<ProxyCertificate>, Status> {
+        let res = self.join_proxy_local(req.into_inner());
+        self.finish("JoinProxy", res)
     }
 }

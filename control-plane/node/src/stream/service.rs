@@ -74,6 +74,7 @@ pub fn message_for(
                     base_version: from,
                     changes: out,
                 })),
+                certificate: None,
             });
         }
     }
@@ -82,6 +83,7 @@ pub fn message_for(
         version,
         node_id,
         body: Some(Body::Snapshot(Snapshot { config_json })),
+        certificate: None,
     })
 }
 
@@ -96,6 +98,22 @@ impl ConfigStream for StreamService {
         req: Request<Streaming<ProxyMessage>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
         let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        // Secure mode: the TLS layer verified the chain against the cluster CA; the certificate
+        // must also name the proxy that says Hello.
+        let cert_proxy = if self.shared.opts.insecure {
+            None
+        } else {
+            let certs = req.peer_certs();
+            let first = certs.as_ref().and_then(|c| c.first());
+            match first.and_then(|c| crate::security::proxy_id_of(c.as_ref())) {
+                Some(id) => Some(id),
+                None => {
+                    return Err(Status::unauthenticated(
+                        "the config stream needs a proxy client certificate issued by the cluster CA (switchyard-proxy --join-token)",
+                    ))
+                }
+            }
+        };
         let mut inbound = req.into_inner();
         let hello = match inbound.message().await? {
             Some(ProxyMessage {
@@ -107,6 +125,14 @@ impl ConfigStream for StreamService {
             return Err(Status::invalid_argument(
                 "hello: proxy_id must not be empty",
             ));
+        }
+        if let Some(id) = &cert_proxy {
+            if *id != hello.proxy_id {
+                return Err(Status::permission_denied(format!(
+                    "client certificate is for proxy {id:?}, not {:?}",
+                    hello.proxy_id
+                )));
+            }
         }
         let shared = self.shared.clone();
         let proxy_id = hello.proxy_id.clone();
@@ -127,6 +153,7 @@ impl ConfigStream for StreamService {
         tracing::info!(proxy = %proxy_id, version = hello.version, "proxy attached");
 
         let (tx, rx) = mpsc::channel::<Result<ConfigMessage, Status>>(2);
+        let cert_tx = tx.clone();
         // Sender: a version at a time, always the newest applied one.
         let sender = {
             let shared = shared.clone();
@@ -177,6 +204,28 @@ impl ConfigStream for StreamService {
                             s.last_nack_version = n.version;
                             s.last_nack_error = n.error.clone();
                         });
+                    }
+                    Ok(Some(ProxyMessage {
+                        msg: Some(Msg::Renew(r)),
+                    })) => {
+                        if shared.opts.insecure {
+                            continue;
+                        }
+                        let msg =
+                            crate::admin::issue_for_proxy(&shared, &proxy_id, &r.public_key_pem)
+                                .map(|cert| ConfigMessage {
+                                    version: 0,
+                                    node_id: shared.id,
+                                    body: None,
+                                    certificate: Some(cert),
+                                })
+                                .map_err(Status::from);
+                        if let Err(e) = &msg {
+                            tracing::warn!(proxy = %proxy_id, error = %e, "certificate renewal refused");
+                        }
+                        if cert_tx.send(msg).await.is_err() {
+                            break;
+                        }
                     }
                     Ok(Some(_)) => {}
                     Ok(None) | Err(_) => break,
