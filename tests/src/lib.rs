@@ -1250,6 +1250,27 @@ impl Cluster {
                 register_creds(&n.addrs.api, &creds);
             }
             cluster.secure_creds = Some(creds);
+            // Nodes register themselves (a Raft write each) once they hold the CA: let that
+            // settle so a test starts from a quiet cluster, as with an insecure one.
+            let ep = cluster.endpoints();
+            let ids = cluster.ids();
+            // Log (from index 0): membership, the leader's blank entry, the CA, one registration
+            // per node.
+            let settled = 2 + ids.len() as u64;
+            wait_until(FORM_TIMEOUT, "every node registered", || {
+                let st = try_cluster_status_json(&ep).map_err(|e| e.to_string())?;
+                let all = ids.iter().all(|id| {
+                    status_node(&st, *id)
+                        .and_then(|n| n["appliedIndex"].as_u64())
+                        .is_some_and(|a| a >= settled)
+                });
+                if all {
+                    Ok(())
+                } else {
+                    Err(st.to_string())
+                }
+            });
+            cluster.wait_ready(FORM_TIMEOUT);
         }
         cluster
     }

@@ -577,7 +577,7 @@ fn api_tls(
 /// token, commits both, and writes the token to `DATA_DIR/admin.token` (0600). Only the first
 /// committed `Init` counts, so concurrent attempts agree.
 async fn security_bootstrap(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {
         tick.tick().await;
         if *stop.borrow() || shared.applied.borrow().state.security.ca.is_some() {
