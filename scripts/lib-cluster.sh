@@ -3,6 +3,10 @@
 # LEADER (node id), api/peer/http functions, and node pids in DIR/n$i.pid. Extra server flags can
 # be passed in SERVER_FLAGS.
 S=$PWD/target/release/switchyard
+# The recorded figures are for the plaintext transport: the servers, the CLI and the proxies all
+# read SWITCHYARD_INSECURE. Unset it after sourcing to measure a secure cluster (then pass
+# --ca-cert/--token as README's Security section shows).
+export SWITCHYARD_INSECURE=1
 free_ports() { # count
   python3 -c 'import socket,sys
 s=[socket.socket() for _ in range(int(sys.argv[1]))]
