@@ -88,9 +88,19 @@ fn load_key(
 }
 
 /// `insecureSkipVerify`: any certificate is accepted; signatures are still verified so the
-/// peer holds the key of the certificate it presented.
+/// peer holds the key of the certificate it presented. Public so tests can look at what a server
+/// presents without trusting it.
 #[derive(Debug)]
-struct AcceptAny(Arc<CryptoProvider>);
+pub struct AcceptAny(Arc<CryptoProvider>);
+
+impl AcceptAny {
+    /// With the workspace's crypto provider (ring).
+    pub fn new() -> Arc<Self> {
+        Arc::new(AcceptAny(
+            Arc::new(rustls::crypto::ring::default_provider()),
+        ))
+    }
+}
 
 impl ServerCertVerifier for AcceptAny {
     fn verify_server_cert(

@@ -71,7 +71,7 @@ use rustls::ServerConfig;
 use switchyard_config::{ConfigError, ConfigErrors, DynamicConfig};
 
 pub use certs::{parse_certified_key, parse_certs, PemError};
-pub use client::client_config;
+pub use client::{client_config, AcceptAny};
 
 /// The ALPN protocol of TLS-ALPN-01 challenges.
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
