@@ -69,6 +69,12 @@ pub fn peer_secret(ca: &ClusterCa) -> String {
 #[error("certificate: {0}")]
 pub struct CertError(String);
 
+impl CertError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
 fn cert_err(e: impl std::fmt::Display) -> CertError {
     CertError(e.to_string())
 }
@@ -315,6 +321,13 @@ where
         let fut = self.inner.call(req);
         Box::pin(fut)
     }
+}
+
+/// The node id of a CA-issued node certificate (DER): its common name `node:ID`.
+pub fn node_id_of(der: &[u8]) -> Option<u64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    cn.strip_prefix("node:")?.parse().ok()
 }
 
 /// The proxy id of a CA-issued proxy client certificate (DER): its common name `proxy:ID`.
