@@ -604,9 +604,10 @@ fn api_tls(
         .client_auth_optional(true))
 }
 
-/// Secure mode: the first leader of a cluster without a CA creates it with the bootstrap admin
-/// token, commits both, and writes the token to `DATA_DIR/admin.token` (0600). Only the first
-/// committed `Init` counts, so concurrent attempts agree.
+/// Secure mode: the first leader of a cluster without a committed CA commits the CA its peer port
+/// uses (`crate::peer_tls`) with a new bootstrap admin token, and writes the token to
+/// `DATA_DIR/admin.token` (0600). Only the first committed `Init` counts, so concurrent attempts
+/// agree.
 async fn security_bootstrap(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {

@@ -220,10 +220,16 @@ pub async fn follow_store(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) 
 pub async fn provision_loop(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     let mut done: HashSet<String> = HashSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut since_reset = std::time::Instant::now();
     loop {
         tick.tick().await;
         if *stop.borrow() {
             return;
+        }
+        // Check served members again now and then: one may have lost its data dir.
+        if since_reset.elapsed() > Duration::from_secs(3) {
+            done.clear();
+            since_reset = std::time::Instant::now();
         }
         let Some(identity) = shared.peer_identity.borrow().clone() else {
             continue;

@@ -2,8 +2,9 @@
 //! role check every admin call goes through.
 //!
 //! Trust model (see ARCHITECTURE.md "Security"): the CA (certificate and key) lives in the replicated
-//! store, created by the first leader of a new cluster together with the bootstrap admin token. Every
-//! node issues itself its API certificate from it; proxies get short-lived client certificates from
+//! store, created before Raft forms by the lowest founding node (`crate::peer_tls`) and committed by
+//! the first leader together with the bootstrap admin token. Every node issues itself its API and
+//! peer certificates from it; proxies get short-lived client certificates from
 //! `JoinProxy` (join token) and renew them over the config stream.
 
 use std::convert::Infallible;
