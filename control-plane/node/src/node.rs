@@ -122,24 +122,6 @@ impl Shared {
         }
     }
 
-    /// Adds this node's peer credential to a call to another node (secure mode, once the CA is known).
-    pub fn peer_auth(&self, md: &mut tonic::metadata::MetadataMap) {
-        if self.opts.insecure {
-            return;
-        }
-        let secret = self
-            .applied
-            .borrow()
-            .state
-            .security
-            .ca
-            .as_ref()
-            .map(security::peer_secret);
-        if let Some(v) = secret.and_then(|s| format!("Bearer {s}").parse().ok()) {
-            md.insert(security::AUTHORIZATION, v);
-        }
-    }
-
     fn role_of(&self, m: &openraft::RaftMetrics<NodeId, Node>, id: NodeId) -> &'static str {
         let membership = m.membership_config.membership();
         if membership.voter_ids().any(|v| v == id) {
@@ -745,9 +727,13 @@ async fn serve_peer_secure(shared: Arc<Shared>, l: TcpListener, stop: watch::Rec
                             .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
                             .max_encoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES);
                         let mut b = b;
+                        // Followers forward leader-only admin calls here: the caller's verified
+                        // node certificate is its credential (the entry node checked the user).
+                        let admin = AdminServer::new(AdminService::new(shared))
+                            .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
+                            .max_encoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES);
                         b.add_service(crate::peer_tls::NodeOnly::new(peer))
-                            // Followers forward leader-only admin calls here.
-                            .add_service(crate::peer_tls::NodeOnly::new(admin_server(shared)))
+                            .add_service(crate::peer_tls::NodeOnly::new(admin))
                     });
                 }
                 strict.as_ref()

@@ -56,16 +56,6 @@ pub fn new_token() -> (String, String) {
     (random_hex(6), format!("sy_{}", random_hex(32)))
 }
 
-/// The credential nodes use between themselves (forwarded admin calls): an HMAC of a fixed label
-/// under the CA key, so exactly the holders of the replicated CA know it.
-pub fn peer_secret(ca: &ClusterCa) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, ca.key_pem.as_bytes());
-    format!(
-        "sy_peer_{}",
-        hex(ring::hmac::sign(&key, b"switchyard peer credential v1").as_ref())
-    )
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("certificate: {0}")]
 pub struct CertError(String);
@@ -208,8 +198,6 @@ pub fn need_for(method: &str) -> Need {
 /// Who a request comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    /// Another control node (peer credential).
-    Node,
     Token(Role),
 }
 
@@ -228,13 +216,6 @@ pub fn authenticate(sec: &SecurityState, token: Option<&str>) -> Result<Caller, 
             "missing bearer token (pass --token or SWITCHYARD_TOKEN)",
         ));
     };
-    if let Some(ca) = &sec.ca {
-        let expected = peer_secret(ca);
-        // Compared as digests: equal-length, and timing reveals nothing about the secret.
-        if hash_token(&expected) == hash_token(token) {
-            return Ok(Caller::Node);
-        }
-    }
     match sec.token_by_hash(&hash_token(token), now_unix()) {
         Some(t) => Ok(Caller::Token(t.role)),
         None => Err(Status::unauthenticated("invalid, expired or revoked token")),
@@ -245,17 +226,15 @@ pub fn authenticate(sec: &SecurityState, token: Option<&str>) -> Result<Caller, 
 pub fn authorize(caller: &Caller, need: Need, method: &str) -> Result<(), Status> {
     let ok = matches!(
         (caller, need),
-        (Caller::Node | Caller::Token(Role::Admin), _)
+        (Caller::Token(Role::Admin), _)
             | (Caller::Token(Role::Viewer), Need::Read | Need::Discover)
             | (Caller::Token(Role::Proxy), Need::Join | Need::Discover)
     );
     if ok {
         Ok(())
     } else {
-        let role = match caller {
-            Caller::Node => "node",
-            Caller::Token(r) => r.as_str(),
-        };
+        let Caller::Token(r) = caller;
+        let role = r.as_str();
         Err(Status::permission_denied(format!(
             "role {role} may not call {method}"
         )))
@@ -377,7 +356,6 @@ mod tests {
         assert!(authorize(&proxy, need_for("JoinProxy"), "JoinProxy").is_ok());
         assert!(authorize(&proxy, need_for("ClusterStatus"), "ClusterStatus").is_ok());
         assert!(authorize(&proxy, need_for("Get"), "Get").is_err());
-        assert!(authorize(&Caller::Node, need_for("Apply"), "Apply").is_ok());
     }
 
     #[test]
@@ -400,10 +378,6 @@ mod tests {
         assert_eq!(
             authenticate(&sec, Some(&secret)).unwrap(),
             Caller::Token(Role::Admin)
-        );
-        assert_eq!(
-            authenticate(&sec, Some(&peer_secret(&ca))).unwrap(),
-            Caller::Node
         );
         assert!(authenticate(&sec, Some("sy_wrong")).is_err());
         sec.apply(
