@@ -59,9 +59,10 @@ pub enum Format {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a control node. Secure by default: TLS API with a certificate from the cluster CA
-    /// (created when the cluster forms; DATA_DIR/ca.pem), bearer tokens for admin calls (bootstrap
-    /// token in DATA_DIR/admin.token on the first leader), client certificates for proxies.
-    /// --insecure: plaintext and open (development only).
+    /// (created when the cluster forms; DATA_DIR/ca.pem), mutual TLS with CA-issued node
+    /// certificates on the peer port (first contact: see --peer-addr), bearer tokens for admin
+    /// calls (bootstrap token in DATA_DIR/admin.token on the first leader), client certificates for
+    /// proxies. --insecure: plaintext and open (development only).
     Server(Box<ServerArgs>),
     /// Run a local setup: one control node, one proxy and a demo backend, with a sample route.
     Dev(DevArgs),
