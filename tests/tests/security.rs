@@ -348,3 +348,158 @@ fn a_node_joins_a_secure_cluster_with_the_ca_and_a_token_and_restarts_secure() {
         .expect_failure();
     assert!(out.stderr.contains("UNAUTHENTICATED"), "{out}");
 }
+
+/// One `RaftPeer.Status` call to a node's peer port over `channel`'s transport.
+async fn peer_status(channel: tonic::transport::Channel) -> Result<(), tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = http::uri::PathAndQuery::from_static("/switchyard.raft.v1.RaftPeer/Status");
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    grpc.unary(tonic::Request::new(()), path, codec)
+        .await
+        .map(|_| ())
+}
+
+/// Calls `RaftPeer.Status` on `peer` (`host:port`): plaintext with `tls: None`, else TLS trusting
+/// `ca_pem` and presenting `identity` (cert, key PEM) if any.
+fn call_peer(peer: &str, tls: Option<(&str, Option<(String, String)>)>) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut ep = tonic::transport::Endpoint::from_shared(format!("{scheme}://{peer}"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(3));
+        if let Some((ca, identity)) = tls {
+            let mut cfg = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+                .domain_name("localhost");
+            if let Some((cert, key)) = identity {
+                cfg = cfg.identity(tonic::transport::Identity::from_pem(cert, key));
+            }
+            ep = ep.tls_config(cfg).unwrap();
+        }
+        let ch = ep.connect().await.map_err(|e| format!("connect: {e:?}"))?;
+        peer_status(ch)
+            .await
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+    })
+}
+
+/// A client certificate `CN=cn` (client auth), signed by `issuer` or self-signed.
+fn client_cert(cn: &str, ca: Option<(&str, &str)>) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    ];
+    let cert = match ca {
+        Some((ca_cert, ca_key)) => {
+            let issuer =
+                rcgen::Issuer::from_ca_cert_pem(ca_cert, rcgen::KeyPair::from_pem(ca_key).unwrap())
+                    .unwrap();
+            params.signed_by(&key, &issuer).unwrap()
+        }
+        None => params.self_signed(&key).unwrap(),
+    };
+    (cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn the_peer_port_is_mutual_tls_with_node_certificates_and_a_secure_cluster_survives_its_leader() {
+    let (mut c, creds) = secure_cluster(3);
+    let ca_pem = std::fs::read_to_string(&creds.ca).unwrap();
+
+    // Every node holds the CA (pushed before Raft formed) in a private file.
+    for id in c.ids() {
+        let path = c.node(id).data_dir().join("cluster-ca.json");
+        let meta = std::fs::metadata(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                0o600,
+                "{}",
+                path.display()
+            );
+        }
+        let _ = meta;
+    }
+    let stored: Value = serde_json::from_str(
+        &std::fs::read_to_string(c.node(1).data_dir().join("cluster-ca.json")).unwrap(),
+    )
+    .unwrap();
+    let ca_key = stored["key_pem"].as_str().unwrap().to_string();
+    assert_eq!(stored["cert_pem"].as_str().unwrap().trim(), ca_pem.trim());
+
+    let refused = |peer: &str| {
+        // Plaintext gRPC.
+        let e = call_peer(peer, None).expect_err("plaintext call to the peer port");
+        eprintln!("plaintext: {e}");
+        // TLS without a client certificate.
+        let e = call_peer(peer, Some((&ca_pem, None))).expect_err("TLS without a certificate");
+        eprintln!("TLS, no client certificate: {e}");
+        // TLS with a self-signed certificate that claims to be a node.
+        let e = call_peer(peer, Some((&ca_pem, Some(client_cert("node:7", None)))))
+            .expect_err("TLS with a self-signed certificate");
+        eprintln!("TLS, self-signed client certificate: {e}");
+        // A CA-issued certificate that is not a node's (a proxy's).
+        let e = call_peer(
+            peer,
+            Some((
+                &ca_pem,
+                Some(client_cert("proxy:p1", Some((&ca_pem, &ca_key)))),
+            )),
+        )
+        .expect_err("TLS with a proxy certificate");
+        assert!(e.contains("PermissionDenied"), "{e}");
+        // A CA-issued node certificate gets through: the port works, and only for nodes.
+        call_peer(
+            peer,
+            Some((
+                &ca_pem,
+                Some(client_cert("node:99", Some((&ca_pem, &ca_key)))),
+            )),
+        )
+        .unwrap();
+    };
+    for id in c.ids() {
+        refused(&c.node(id).addrs.peer.clone());
+    }
+
+    // The cluster elects, loses its leader and elects another over mutual TLS.
+    let leader = c.wait_for_leader(Duration::from_secs(20));
+    let ep = c.endpoints();
+    let backend = HttpBackend::start("b1");
+    let v1 = apply(&creds, &ep, &host_route("before", &backend));
+    c.node_mut(leader).kill();
+    let survivors = c.running_endpoints();
+    let next = c.wait_for_leader(Duration::from_secs(20));
+    assert_ne!(next, leader);
+    let v2 = apply(&creds, &survivors, &host_route("after", &backend));
+    assert!(v2 > v1);
+
+    // The old leader restarts strict: it loads the CA from its data dir, catches up over TLS and
+    // still refuses anything but a node certificate.
+    c.node_mut(leader).restart();
+    let e = c.node(leader).endpoint();
+    wait_until(Duration::from_secs(20), "restarted node caught up", || {
+        let v = config_version(&creds, &e);
+        if v >= v2 {
+            Ok(())
+        } else {
+            Err(format!("version {v}"))
+        }
+    });
+    refused(&c.node(leader).addrs.peer.clone());
+}

@@ -59,9 +59,10 @@ pub enum Format {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a control node. Secure by default: TLS API with a certificate from the cluster CA
-    /// (created when the cluster forms; DATA_DIR/ca.pem), bearer tokens for admin calls (bootstrap
-    /// token in DATA_DIR/admin.token on the first leader), client certificates for proxies.
-    /// --insecure: plaintext and open (development only).
+    /// (created when the cluster forms; DATA_DIR/ca.pem), mutual TLS with CA-issued node
+    /// certificates on the peer port (first contact: see --peer-addr), bearer tokens for admin
+    /// calls (bootstrap token in DATA_DIR/admin.token on the first leader), client certificates for
+    /// proxies. --insecure: plaintext and open (development only).
     Server(Box<ServerArgs>),
     /// Run a local setup: one control node, one proxy and a demo backend, with a sample route.
     Dev(DevArgs),
@@ -132,7 +133,10 @@ pub struct ServerArgs {
     /// Admin API and config stream (gRPC).
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub api_addr: String,
-    /// Raft traffic between control nodes (gRPC).
+    /// Raft traffic between control nodes (gRPC). Secure: mutual TLS, both sides presenting a node
+    /// certificate from the cluster CA (kept in DATA_DIR/cluster-ca.json, 0600). A node without the
+    /// CA (new, before its first contact) serves only the CA push here, with a self-signed
+    /// certificate, and trusts the first member that pushes it (with --ca-cert: only that CA).
     #[arg(long, default_value = "127.0.0.1:7401")]
     pub peer_addr: String,
     /// /healthz, /readyz and /metrics.
@@ -145,7 +149,8 @@ pub struct ServerArgs {
     #[arg(long)]
     pub advertise_peer_addr: Option<String>,
     /// Members of a new cluster, ID=HOST:PEERPORT,… (the same on every founding node; ignored once
-    /// the node has data).
+    /// the node has data). Secure: the lowest id creates the cluster CA at start and pushes it to
+    /// the others before any Raft traffic; start it on a network you trust for that first contact.
     #[arg(long, conflicts_with = "join")]
     pub initial_cluster: Option<String>,
     /// Admin endpoint(s) of a running cluster to join as a learner (ignored once the node has data).

@@ -19,6 +19,7 @@ pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod options;
+pub mod peer_tls;
 pub mod raft_net;
 pub mod security;
 pub mod stream;

@@ -49,6 +49,8 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("peer TLS: {0}")]
+    PeerTls(String),
     #[error("--initial-cluster does not list this node's id {0}")]
     NotInInitialCluster(NodeId),
 }
@@ -67,6 +69,8 @@ pub struct Shared {
     pub proxies: Registry,
     /// Recent config versions, for deltas to reconnecting proxies.
     pub history: History,
+    /// Secure mode: the cluster CA and this node's certificate on the peer port, once known.
+    pub peer_identity: watch::Sender<Option<Arc<crate::peer_tls::PeerIdentity>>>,
 }
 
 /// Where a request that must run on the leader goes.
@@ -115,24 +119,6 @@ impl Shared {
                 Ok(Err(_)) => return Err(ApiError::Unavailable("node is shutting down".into())),
                 Ok(Ok(())) => {}
             }
-        }
-    }
-
-    /// Adds this node's peer credential to a call to another node (secure mode, once the CA is known).
-    pub fn peer_auth(&self, md: &mut tonic::metadata::MetadataMap) {
-        if self.opts.insecure {
-            return;
-        }
-        let secret = self
-            .applied
-            .borrow()
-            .state
-            .security
-            .ca
-            .as_ref()
-            .map(security::peer_secret);
-        if let Some(v) = secret.and_then(|s| format!("Bearer {s}").parse().ok()) {
-            md.insert(security::AUTHORIZATION, v);
         }
     }
 
@@ -271,6 +257,20 @@ impl Shared {
         g.acme.refresh(&self.applied.borrow().state);
     }
 
+    /// The names in this node's certificates (hosts of its API and peer addresses).
+    pub fn cert_names(&self) -> Vec<String> {
+        [
+            self.opts.advertised_api(),
+            self.opts.advertised_peer(),
+            &self.opts.api_addr,
+            &self.opts.peer_addr,
+        ]
+        .iter()
+        .map(|a| host_of(a))
+        .filter(|h| !h.is_empty() && h != "0.0.0.0" && h != "::")
+        .collect()
+    }
+
     fn my_info(&self) -> NodeInfo {
         NodeInfo {
             api_addr: self.opts.advertised_api().to_string(),
@@ -358,7 +358,11 @@ impl ControlNode {
         .validate()
         .map_err(|e| NodeError::RaftConfig(e.to_string()))?;
 
-        let pool = ChannelPool::default();
+        let pool = if opts.insecure {
+            ChannelPool::default()
+        } else {
+            ChannelPool::secure()
+        };
         let raft = Raft::new(
             opts.node_id,
             Arc::new(config),
@@ -381,7 +385,17 @@ impl ControlNode {
             metrics,
             proxies: Registry::default(),
             history,
+            peer_identity: watch::channel(None).0,
         });
+        if !shared.opts.insecure {
+            let initialized = shared
+                .raft
+                .is_initialized()
+                .await
+                .map_err(|e| NodeError::Raft(e.to_string()))?;
+            crate::peer_tls::init(&shared, initialized)
+                .map_err(|e| NodeError::PeerTls(e.to_string()))?;
+        }
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         tasks.push(spawn_api(shared.clone(), api_listener, stop_rx.clone()));
@@ -395,6 +409,14 @@ impl ControlNode {
             );
         } else {
             tasks.push(tokio::spawn(security_bootstrap(
+                shared.clone(),
+                stop_rx.clone(),
+            )));
+            tasks.push(tokio::spawn(crate::peer_tls::provision_loop(
+                shared.clone(),
+                stop_rx.clone(),
+            )));
+            tasks.push(tokio::spawn(crate::peer_tls::follow_store(
                 shared.clone(),
                 stop_rx.clone(),
             )));
@@ -557,25 +579,17 @@ fn api_tls(
     shared: &Shared,
     ca: &switchyard_store::ClusterCa,
 ) -> Result<tonic::transport::ServerTlsConfig, security::CertError> {
-    let names: Vec<String> = [
-        shared.opts.advertised_api(),
-        shared.opts.advertised_peer(),
-        &shared.opts.api_addr,
-    ]
-    .iter()
-    .map(|a| host_of(a))
-    .filter(|h| !h.is_empty() && h != "0.0.0.0" && h != "::")
-    .collect();
-    let (cert, key) = security::issue_node_cert(ca, shared.id, &names)?;
+    let (cert, key) = security::issue_node_cert(ca, shared.id, &shared.cert_names())?;
     Ok(tonic::transport::ServerTlsConfig::new()
         .identity(tonic::transport::Identity::from_pem(cert, key))
         .client_ca_root(tonic::transport::Certificate::from_pem(&ca.cert_pem))
         .client_auth_optional(true))
 }
 
-/// Secure mode: the first leader of a cluster without a CA creates it with the bootstrap admin
-/// token, commits both, and writes the token to `DATA_DIR/admin.token` (0600). Only the first
-/// committed `Init` counts, so concurrent attempts agree.
+/// Secure mode: the first leader of a cluster without a committed CA commits the CA its peer port
+/// uses (`crate::peer_tls`) with a new bootstrap admin token, and writes the token to
+/// `DATA_DIR/admin.token` (0600). Only the first committed `Init` counts, so concurrent attempts
+/// agree.
 async fn security_bootstrap(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {
@@ -586,12 +600,10 @@ async fn security_bootstrap(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
         if shared.raft_metrics().current_leader != Some(shared.id) {
             continue;
         }
-        let ca = match security::generate_ca() {
-            Ok(ca) => ca,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot create the cluster CA");
-                continue;
-            }
+        // The CA the peer port already uses (every member holds the same one), so whichever
+        // leader commits `Init` first commits that CA.
+        let Some(ca) = shared.peer_identity.borrow().as_ref().map(|i| i.ca.clone()) else {
+            continue;
         };
         let (id, secret) = security::new_token();
         let cmd = switchyard_store::Request::Security {
@@ -628,6 +640,9 @@ async fn security_bootstrap(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
 }
 
 fn spawn_peer(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    if !shared.opts.insecure {
+        return tokio::spawn(serve_peer_secure(shared, l, stop));
+    }
     tokio::spawn(async move {
         let peer = RaftPeerServer::new(PeerService::new(shared.clone()))
             .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
@@ -643,6 +658,110 @@ fn spawn_peer(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) 
             tracing::error!(error = %e, "peer server stopped");
         }
     })
+}
+
+type Conns = tokio::sync::mpsc::Sender<Result<tokio::net::TcpStream, std::io::Error>>;
+
+/// Serves connections sent on the returned sender with `router` over `tls`.
+fn serve_conns(
+    tls: tonic::transport::ServerTlsConfig,
+    what: &'static str,
+    stop: watch::Receiver<bool>,
+    add: impl FnOnce(tonic::transport::Server) -> tonic::transport::server::Router,
+) -> Option<Conns> {
+    let builder = match tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .tls_config(tls)
+    {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "peer TLS configuration ({what})");
+            return None;
+        }
+    };
+    let router = add(builder);
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let conns = tokio_stream::wrappers::ReceiverStream::new(rx);
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(conns, stopped(stop))
+            .await
+        {
+            tracing::error!(error = %e, "peer server stopped ({what})");
+        }
+    });
+    Some(tx)
+}
+
+/// Secure peer port. While the node has no cluster CA, connections go to the first-contact
+/// server (`PeerBootstrap` only, temporary self-signed certificate); from the moment it has one,
+/// every new connection goes to the strict server: mutual TLS with CA-issued node certificates,
+/// Raft and forwarded admin calls.
+async fn serve_peer_secure(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) {
+    use futures::StreamExt;
+    let mut conns = incoming(l);
+    let mut boot: Option<Conns> = None;
+    let mut strict: Option<Conns> = None;
+    loop {
+        let conn = tokio::select! {
+            c = conns.next() => c,
+            _ = stopped(stop.clone()) => return,
+        };
+        let Some(conn) = conn else { return };
+        let conn = match conn {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                tracing::debug!(error = %e, "peer accept");
+                continue;
+            }
+        };
+        let identity = shared.peer_identity.borrow().clone();
+        let tx = match identity {
+            Some(identity) => {
+                // Ends the first-contact server once its connections finish.
+                boot = None;
+                if strict.is_none() {
+                    let shared = shared.clone();
+                    strict = serve_conns(identity.server_tls(), "strict", stop.clone(), |b| {
+                        let peer = RaftPeerServer::new(PeerService::new(shared.clone()))
+                            .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
+                            .max_encoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES);
+                        let mut b = b;
+                        // Followers forward leader-only admin calls here: the caller's verified
+                        // node certificate is its credential (the entry node checked the user).
+                        let admin = AdminServer::new(AdminService::new(shared))
+                            .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
+                            .max_encoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES);
+                        b.add_service(crate::peer_tls::NodeOnly::new(peer))
+                            .add_service(crate::peer_tls::NodeOnly::new(admin))
+                    });
+                }
+                strict.as_ref()
+            }
+            None => {
+                if boot.is_none() {
+                    let tls = match crate::peer_tls::bootstrap_tls() {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::error!(error = %e, "peer first-contact certificate");
+                            continue;
+                        }
+                    };
+                    let svc =
+                        switchyard_proto::raft::peer_bootstrap_server::PeerBootstrapServer::new(
+                            crate::peer_tls::BootstrapService::new(shared.clone()),
+                        );
+                    boot = serve_conns(tls, "first contact", stop.clone(), |mut b| {
+                        b.add_service(svc)
+                    });
+                }
+                boot.as_ref()
+            }
+        };
+        if let Some(tx) = tx {
+            let _ = tx.send(conn).await;
+        }
+    }
 }
 
 fn spawn_http(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) -> JoinHandle<()> {

@@ -2,8 +2,9 @@
 //! role check every admin call goes through.
 //!
 //! Trust model (see ARCHITECTURE.md "Security"): the CA (certificate and key) lives in the replicated
-//! store, created by the first leader of a new cluster together with the bootstrap admin token. Every
-//! node issues itself its API certificate from it; proxies get short-lived client certificates from
+//! store, created before Raft forms by the lowest founding node (`crate::peer_tls`) and committed by
+//! the first leader together with the bootstrap admin token. Every node issues itself its API and
+//! peer certificates from it; proxies get short-lived client certificates from
 //! `JoinProxy` (join token) and renew them over the config stream.
 
 use std::convert::Infallible;
@@ -55,19 +56,15 @@ pub fn new_token() -> (String, String) {
     (random_hex(6), format!("sy_{}", random_hex(32)))
 }
 
-/// The credential nodes use between themselves (forwarded admin calls): an HMAC of a fixed label
-/// under the CA key, so exactly the holders of the replicated CA know it.
-pub fn peer_secret(ca: &ClusterCa) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, ca.key_pem.as_bytes());
-    format!(
-        "sy_peer_{}",
-        hex(ring::hmac::sign(&key, b"switchyard peer credential v1").as_ref())
-    )
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("certificate: {0}")]
 pub struct CertError(String);
+
+impl CertError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
 
 fn cert_err(e: impl std::fmt::Display) -> CertError {
     CertError(e.to_string())
@@ -201,8 +198,6 @@ pub fn need_for(method: &str) -> Need {
 /// Who a request comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    /// Another control node (peer credential).
-    Node,
     Token(Role),
 }
 
@@ -221,13 +216,6 @@ pub fn authenticate(sec: &SecurityState, token: Option<&str>) -> Result<Caller, 
             "missing bearer token (pass --token or SWITCHYARD_TOKEN)",
         ));
     };
-    if let Some(ca) = &sec.ca {
-        let expected = peer_secret(ca);
-        // Compared as digests: equal-length, and timing reveals nothing about the secret.
-        if hash_token(&expected) == hash_token(token) {
-            return Ok(Caller::Node);
-        }
-    }
     match sec.token_by_hash(&hash_token(token), now_unix()) {
         Some(t) => Ok(Caller::Token(t.role)),
         None => Err(Status::unauthenticated("invalid, expired or revoked token")),
@@ -238,17 +226,15 @@ pub fn authenticate(sec: &SecurityState, token: Option<&str>) -> Result<Caller, 
 pub fn authorize(caller: &Caller, need: Need, method: &str) -> Result<(), Status> {
     let ok = matches!(
         (caller, need),
-        (Caller::Node | Caller::Token(Role::Admin), _)
+        (Caller::Token(Role::Admin), _)
             | (Caller::Token(Role::Viewer), Need::Read | Need::Discover)
             | (Caller::Token(Role::Proxy), Need::Join | Need::Discover)
     );
     if ok {
         Ok(())
     } else {
-        let role = match caller {
-            Caller::Node => "node",
-            Caller::Token(r) => r.as_str(),
-        };
+        let Caller::Token(r) = caller;
+        let role = r.as_str();
         Err(Status::permission_denied(format!(
             "role {role} may not call {method}"
         )))
@@ -317,6 +303,13 @@ where
     }
 }
 
+/// The node id of a CA-issued node certificate (DER): its common name `node:ID`.
+pub fn node_id_of(der: &[u8]) -> Option<u64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    cn.strip_prefix("node:")?.parse().ok()
+}
+
 /// The proxy id of a CA-issued proxy client certificate (DER): its common name `proxy:ID`.
 pub fn proxy_id_of(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
@@ -363,7 +356,6 @@ mod tests {
         assert!(authorize(&proxy, need_for("JoinProxy"), "JoinProxy").is_ok());
         assert!(authorize(&proxy, need_for("ClusterStatus"), "ClusterStatus").is_ok());
         assert!(authorize(&proxy, need_for("Get"), "Get").is_err());
-        assert!(authorize(&Caller::Node, need_for("Apply"), "Apply").is_ok());
     }
 
     #[test]
@@ -386,10 +378,6 @@ mod tests {
         assert_eq!(
             authenticate(&sec, Some(&secret)).unwrap(),
             Caller::Token(Role::Admin)
-        );
-        assert_eq!(
-            authenticate(&sec, Some(&peer_secret(&ca))).unwrap(),
-            Caller::Node
         );
         assert!(authenticate(&sec, Some("sy_wrong")).is_err());
         sec.apply(

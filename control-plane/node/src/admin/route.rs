@@ -50,7 +50,6 @@ impl AdminService {
                     let mut fwd = tonic::Request::new(req.clone());
                     fwd.metadata_mut()
                         .insert(FORWARDED, MetadataValue::from_static("1"));
-                    self.shared.peer_auth(fwd.metadata_mut());
                     fwd.set_timeout(deadline.saturating_duration_since(Instant::now()));
                     match tokio::time::timeout_at(deadline.into(), remote(client, fwd)).await {
                         Err(_) => return Err(ApiError::NoQuorum(timeout)),

@@ -5,7 +5,6 @@ use serde::Serialize;
 use switchyard_proto::raft::raft_peer_client::RaftPeerClient;
 use switchyard_proto::raft::{RaftReply, RaftRequest};
 use switchyard_store::{Node, NodeId, TypeConfig};
-use tonic::transport::Channel;
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -37,7 +36,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         PeerClient {
             target,
             node: node.clone(),
-            channel: self.pool.get(&node.peer_addr).map_err(|e| e.to_string()),
+            pool: self.pool.clone(),
         }
     }
 }
@@ -45,7 +44,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct PeerClient {
     target: NodeId,
     node: Node,
-    channel: Result<Channel, String>,
+    pool: ChannelPool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,9 +65,10 @@ impl PeerClient {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        // Per call: a secure node gets its peer TLS once it knows the cluster CA.
         let channel = self
-            .channel
-            .clone()
+            .pool
+            .get(&self.node.peer_addr)
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&Msg(e))))?;
         let data = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut request = tonic::Request::new(RaftRequest { data });
