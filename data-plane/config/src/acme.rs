@@ -110,7 +110,7 @@ pub struct AcmeResolver {
 }
 
 /// `eab`
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Eab {
     /// Key identifier.
@@ -186,6 +186,16 @@ pub struct KeyPair {
     pub cert_pem: String,
     /// Private key, PEM.
     pub key_pem: String,
+}
+
+impl std::fmt::Debug for Eab {
+    /// Never prints the HMAC key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Eab")
+            .field("kid", &self.kid)
+            .field("hmac_encoded", &format_args!("<redacted>"))
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for KeyPair {

@@ -1106,7 +1106,7 @@ pub struct ForwardingTimeouts {
 pub const REDACTED_KEY: &str = "<redacted>";
 
 /// A certificate/key file pair.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Certificate {
     /// Certificate file (or inline PEM).
@@ -1199,7 +1199,7 @@ pub struct TlsStore {
 }
 
 /// `defaultCertificate`
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StoreCertificate {
     /// Certificate file.
@@ -1425,5 +1425,33 @@ impl DynamicConfig {
     /// Serialize as YAML.
     pub fn to_yaml(&self) -> String {
         serde_norway::to_string(self).unwrap_or_default()
+    }
+}
+
+/// `Debug` of a `keyFile`: the path, or a placeholder for inline PEM (never key material).
+fn key_for_debug(key_file: &str) -> &str {
+    if crate::acme::is_inline_pem(key_file) {
+        REDACTED_KEY
+    } else {
+        key_file
+    }
+}
+
+impl std::fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificate")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &key_for_debug(&self.key_file))
+            .field("stores", &self.stores)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for StoreCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreCertificate")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &key_for_debug(&self.key_file))
+            .finish()
     }
 }

@@ -1818,3 +1818,57 @@ mod acme_resolvers {
         assert!(rule_host_names("PathPrefix(`/`)").is_empty());
     }
 }
+
+#[test]
+fn debug_output_never_contains_key_material() {
+    let key = "-----BEGIN PRIVATE KEY-----\nSECRETKEYBYTES\n-----END PRIVATE KEY-----\n";
+    let mut cfg = DynamicConfig::default();
+    cfg.tls.certificates.push(Certificate {
+        cert_file: "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n".into(),
+        key_file: key.into(),
+        stores: vec![],
+    });
+    cfg.tls.stores.insert(
+        "default".into(),
+        TlsStore {
+            default_certificate: Some(StoreCertificate {
+                cert_file: "c.pem".into(),
+                key_file: key.into(),
+            }),
+            default_generated_cert: None,
+        },
+    );
+    cfg.certificates_resolvers.insert(
+        "le".into(),
+        CertResolver {
+            acme: Some(AcmeResolver {
+                eab: Some(Eab {
+                    kid: "kid-1".into(),
+                    hmac_encoded: "SECRETHMAC".into(),
+                }),
+                ..Default::default()
+            }),
+            tailscale: None,
+        },
+    );
+    cfg.managed.tls_alpn01.insert(
+        "a.example".into(),
+        KeyPair {
+            cert_pem: "c".into(),
+            key_pem: key.into(),
+        },
+    );
+    let shown = format!("{cfg:?}");
+    assert!(!shown.contains("SECRETKEYBYTES"), "{shown}");
+    assert!(!shown.contains("SECRETHMAC"), "{shown}");
+    // A path is not a secret and stays readable.
+    let path = Certificate {
+        cert_file: "c.pem".into(),
+        key_file: "k.pem".into(),
+        stores: vec![],
+    };
+    assert!(format!("{path:?}").contains("k.pem"));
+    // get config shows no key either.
+    let display = serde_json::to_string(&cfg.for_display()).unwrap();
+    assert!(!display.contains("SECRETKEYBYTES") && !display.contains("SECRETHMAC"));
+}

@@ -2,7 +2,8 @@
 //! control node is reachable.
 //!
 //! One file, `config.json` = `{"version": N, "config": <Traefik dynamic config>}`, replaced
-//! atomically (write to a temporary file, fsync, rename) after every successful apply.
+//! atomically (write to a temporary file, fsync, rename) after every successful apply. The file
+//! holds private keys (uploaded and ACME-issued certificates), so it is created with mode 0600.
 
 use std::fs;
 use std::io::Write;
@@ -77,7 +78,13 @@ impl Cache {
         let bytes = serde_json::to_vec(&CachedRef { version, config })
             .map_err(|e| ProxyError::Cache(e.to_string()))?;
         let tmp = self.dir.join(format!("{FILE}.tmp"));
-        let mut f = fs::File::create(&tmp).map_err(err)?;
+        // A leftover temporary file keeps its old mode; start from a new one.
+        let _ = fs::remove_file(&tmp);
+        let mut open = fs::OpenOptions::new();
+        open.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+        let mut f = open.open(&tmp).map_err(err)?;
         f.write_all(&bytes).map_err(err)?;
         f.sync_all().map_err(err)?;
         fs::rename(&tmp, self.dir.join(FILE)).map_err(err)?;
@@ -99,6 +106,15 @@ mod tests {
         )
         .expect("valid");
         cache.store(42, &cfg).expect("store");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.join(FILE))
+                .expect("stat")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "the cache holds private keys");
+        }
         let (v, back) = cache.load().expect("cached");
         assert_eq!(v, 42);
         assert_eq!(back, cfg);
