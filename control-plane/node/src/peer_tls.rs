@@ -20,9 +20,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::DigitallySignedStruct;
+use rustls::pki_types::{CertificateDer, ServerName};
 use switchyard_proto::raft::peer_bootstrap_client::PeerBootstrapClient;
 use switchyard_proto::raft::peer_bootstrap_server::PeerBootstrap;
 use switchyard_proto::raft::{ProvisionReply, ProvisionRequest};
@@ -304,57 +302,6 @@ async fn push(identity: &PeerIdentity, addr: &str) -> Result<bool, String> {
     }
 }
 
-/// Trust on first contact: accepts any server certificate (a new node's self-signed one); the
-/// handshake signature is still checked. Presents this node's certificate, so a strict peer port
-/// completes the handshake and answers `UNIMPLEMENTED`.
-#[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 fn tofu_client_config(identity: &PeerIdentity) -> Result<rustls::ClientConfig, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::PrivateKeyDer;
@@ -369,7 +316,10 @@ fn tofu_client_config(identity: &PeerIdentity) -> Result<rustls::ClientConfig, S
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        // Trust on first contact: any server certificate (a new node's self-signed one); the
+        // handshake signature is still checked. Presents this node's certificate, so a strict
+        // peer port completes the handshake and answers `UNIMPLEMENTED`.
+        .with_custom_certificate_verifier(switchyard_tls::AcceptAny::new())
         .with_client_auth_cert(certs, key)
         .map_err(|e| e.to_string())?;
     config.alpn_protocols = vec![b"h2".to_vec()];
