@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 /// No scheme: `https://` unless `--insecure`.
 pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:7400";
@@ -44,8 +45,9 @@ pub struct Global {
     #[arg(long, global = true, env = "SWITCHYARD_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
     /// Plaintext gRPC without TLS or tokens (development only). For `server`: serve plaintext and
-    /// accept every call from anyone (logged as a warning at start).
-    #[arg(long, global = true, env = "SWITCHYARD_INSECURE")]
+    /// accept every call from anyone (logged as a warning at start). SWITCHYARD_INSECURE accepts
+    /// 1/0, true/false, yes/no, on/off.
+    #[arg(long, global = true, env = "SWITCHYARD_INSECURE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub insecure: bool,
 }
 
@@ -365,4 +367,75 @@ pub enum TokenCommand {
     List,
     /// Revoke a token by id; it stops working at once on every node.
     Revoke { id: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{ArgAction, CommandFactory, FromArgMatches};
+
+    use super::Cli;
+
+    /// The boolean flags that can also come from an environment variable.
+    fn bool_env_flags(cmd: &clap::Command) -> Vec<(String, bool)> {
+        cmd.get_arguments()
+            .filter(|a| a.get_env().is_some())
+            .filter_map(|a| match a.get_action() {
+                ArgAction::SetTrue => Some((a.get_id().to_string(), true)),
+                ArgAction::SetFalse => Some((a.get_id().to_string(), false)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `export SWITCHYARD_INSECURE=1` (what README and `switchyard dev` print) and every other
+    /// usual spelling of a boolean work for every boolean flag read from the environment.
+    #[test]
+    fn boolean_env_flags_accept_boolish_values() {
+        let cmd = Cli::command();
+        let flags = bool_env_flags(&cmd);
+        assert!(flags.iter().any(|(id, _)| id == "insecure"), "{flags:?}");
+        for sub in cmd.get_subcommands() {
+            assert_eq!(
+                bool_env_flags(sub),
+                vec![],
+                "subcommand {}: add its boolean env flags to this test",
+                sub.get_name()
+            );
+        }
+        for (id, set_true) in flags {
+            // A variable of this test's own, so that parallel tests never see it.
+            let var: &'static str = Box::leak(
+                format!("SWITCHYARD_TEST_BOOLISH_CLI_{}", id.to_uppercase()).into_boxed_str(),
+            );
+            for (value, on) in [
+                ("1", true),
+                ("0", false),
+                ("true", true),
+                ("false", false),
+                ("TRUE", true),
+                ("yes", true),
+                ("no", false),
+                ("on", true),
+                ("off", false),
+            ] {
+                std::env::set_var(var, value);
+                let m = Cli::command()
+                    .mut_arg(&id, |a| a.env(var))
+                    .try_get_matches_from(["switchyard", "version"])
+                    .unwrap_or_else(|e| panic!("{var}={value}: {e}"));
+                assert_eq!(m.get_flag(&id), on == set_true, "{var}={value}");
+                if id == "insecure" {
+                    let cli = Cli::from_arg_matches(&m).expect("typed");
+                    assert_eq!(cli.global.insecure, on, "{var}={value}");
+                }
+            }
+            std::env::set_var(var, "maybe");
+            let err = Cli::command()
+                .mut_arg(&id, |a| a.env(var))
+                .try_get_matches_from(["switchyard", "version"])
+                .expect_err("maybe is not a boolean");
+            assert!(err.to_string().contains("maybe"), "{err}");
+            std::env::remove_var(var);
+        }
+    }
 }
