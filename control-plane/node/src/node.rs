@@ -71,6 +71,8 @@ pub struct Shared {
     pub history: History,
     /// Secure mode: the cluster CA and this node's certificate on the peer port, once known.
     pub peer_identity: watch::Sender<Option<Arc<crate::peer_tls::PeerIdentity>>>,
+    /// Where documents are parsed and configs validated: off the runtime threads, bounded.
+    pub cpu: crate::offload::CpuPool,
 }
 
 /// Where a request that must run on the leader goes.
@@ -386,6 +388,7 @@ impl ControlNode {
             proxies: Registry::default(),
             history,
             peer_identity: watch::channel(None).0,
+            cpu: Default::default(),
         });
         if !shared.opts.insecure {
             let initialized = shared
@@ -519,12 +522,17 @@ fn spawn_api(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) -
     })
 }
 
+/// Largest admin request a node decodes: a document of the largest size `apply` accepts
+/// ([`switchyard_config::MAX_DOCUMENT_BYTES`]) plus room for the other fields. Anything larger is
+/// refused by gRPC from its length prefix, before it is buffered.
+pub const MAX_ADMIN_REQUEST_BYTES: usize = switchyard_config::MAX_DOCUMENT_BYTES + 1024 * 1024;
+
 /// The Admin service behind the role check (`--insecure`: open).
 fn admin_server(shared: Arc<Shared>) -> Authed<AdminServer<AdminService>> {
     let guard = (!shared.opts.insecure).then(|| shared.clone());
     Authed::new(
         AdminServer::new(AdminService::new(shared))
-            .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(MAX_ADMIN_REQUEST_BYTES)
             .max_encoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES),
         guard,
     )
@@ -730,7 +738,7 @@ async fn serve_peer_secure(shared: Arc<Shared>, l: TcpListener, stop: watch::Rec
                         // Followers forward leader-only admin calls here: the caller's verified
                         // node certificate is its credential (the entry node checked the user).
                         let admin = AdminServer::new(AdminService::new(shared))
-                            .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
+                            .max_decoding_message_size(MAX_ADMIN_REQUEST_BYTES)
                             .max_encoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES);
                         b.add_service(crate::peer_tls::NodeOnly::new(peer))
                             .add_service(crate::peer_tls::NodeOnly::new(admin))

@@ -16,13 +16,29 @@ use crate::model::{
     Certificate, DynamicConfig, Middleware, Router, ServersTransport, Service, TlsOptions,
     TlsStore, MIDDLEWARE_KINDS,
 };
+use crate::{limits, strict_json};
 
-/// Parse a YAML or JSON document (JSON if the first non-whitespace character is `{`) into a
-/// [`DynamicConfig`]. An empty document (or only comments, or `{}`) is an empty config.
+/// Parse a YAML or JSON document into a [`DynamicConfig`]. An empty document (or only comments,
+/// or `{}`) is an empty config.
+///
+/// A document whose first non-blank character is `{` followed by `"` or `}` is JSON and read
+/// strictly (RFC 8259: no duplicate keys, no trailing comma); anything else is YAML (duplicate
+/// keys refused too). Before anything else the document's size, nesting depth and number of
+/// resources are bounded ([`MAX_DOCUMENT_BYTES`](crate::MAX_DOCUMENT_BYTES),
+/// [`MAX_DEPTH`](crate::MAX_DEPTH), [`MAX_RESOURCES`](crate::MAX_RESOURCES)), so a hostile
+/// document is refused in time linear in its size.
 pub fn parse_document(text: &str) -> Result<DynamicConfig, ConfigError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    limits::check_document_size(text)?;
     let value = parse_value(text)?;
     from_value(value)
+}
+
+/// Is this (trimmed) document JSON? `{"…` or `{}`; a YAML flow mapping `{http: …}` is not.
+fn is_json(trimmed: &str) -> bool {
+    trimmed
+        .strip_prefix('{')
+        .is_some_and(|rest| rest.trim_start().starts_with(['"', '}']))
 }
 
 fn parse_value(text: &str) -> Result<Value, ConfigError> {
@@ -30,24 +46,74 @@ fn parse_value(text: &str) -> Result<Value, ConfigError> {
     if trimmed.is_empty() {
         return Ok(Value::Null);
     }
-    if trimmed.starts_with('{') {
-        return match serde_json::from_str::<Value>(text) {
-            Ok(v) => Ok(v),
-            // A YAML flow mapping also starts with `{`; accept it when it is valid YAML.
-            Err(json_err) => {
-                parse_yaml(text).map_err(|_| ConfigError::new(format!("invalid JSON: {json_err}")))
-            }
-        };
+    if is_json(trimmed) {
+        return strict_json::parse(text);
     }
-    parse_yaml(text)
+    if let Some((at, open)) = limits::flow_depth_overflow(text) {
+        // Name where it went too deep: parse the document cut just past the bracket that went
+        // too deep, with the open brackets closed (a small, shallow-enough document).
+        let mut prefix = text[..at].to_string();
+        prefix.extend(
+            open.iter()
+                .rev()
+                .map(|&c| if c == b'[' { ']' } else { '}' }),
+        );
+        return Err(too_deep_at(text, at, &prefix));
+    }
+    let v = match parse_yaml(text) {
+        Ok(v) => v,
+        Err(YamlError::TooDeep { line_start }) => {
+            return Err(too_deep_at(text, line_start, &text[..line_start]))
+        }
+        Err(YamlError::Invalid(e)) => return Err(e),
+    };
+    limits::check_tree(&v)?;
+    Ok(v)
 }
 
-fn parse_yaml(text: &str) -> Result<Value, ConfigError> {
+/// The depth error for a document that goes too deep at byte `at`, located by parsing `prefix`
+/// (a shallower document made of what comes before).
+fn too_deep_at(text: &str, at: usize, prefix: &str) -> ConfigError {
+    let (line, column) = limits::line_col(text, at);
+    let located = match parse_yaml(prefix) {
+        Ok(v) => limits::check_tree(&v).err(),
+        Err(_) => None,
+    };
+    match located {
+        Some(mut e) => {
+            e.message = format!("{} (at line {line} column {column})", e.message);
+            e
+        }
+        None => ConfigError::new(format!(
+            "document nested deeper than {} levels (the limit) at line {line} column {column}",
+            limits::MAX_DEPTH
+        )),
+    }
+}
+
+enum YamlError {
+    /// The YAML parser's own nesting limit, on the line starting at this byte offset.
+    TooDeep {
+        line_start: usize,
+    },
+    Invalid(ConfigError),
+}
+
+fn parse_yaml(text: &str) -> Result<Value, YamlError> {
+    let invalid = |e: &dyn std::fmt::Display| {
+        YamlError::Invalid(ConfigError::new(format!("invalid YAML: {e}")))
+    };
     let mut y: serde_norway::Value =
-        serde_norway::from_str(text).map_err(|e| ConfigError::new(format!("invalid YAML: {e}")))?;
-    y.apply_merge()
-        .map_err(|e| ConfigError::new(format!("invalid YAML: {e}")))?;
-    serde_json::to_value(&y).map_err(|e| ConfigError::new(format!("invalid YAML: {e}")))
+        serde_norway::from_str(text).map_err(|e| match e.location() {
+            Some(loc) if e.to_string().starts_with("recursion limit exceeded") => {
+                YamlError::TooDeep {
+                    line_start: loc.index().saturating_sub(loc.column().saturating_sub(1)),
+                }
+            }
+            _ => invalid(&e),
+        })?;
+    y.apply_merge().map_err(|e| invalid(&e))?;
+    serde_json::to_value(&y).map_err(|e| invalid(&e))
 }
 
 fn type_name(v: &Value) -> &'static str {

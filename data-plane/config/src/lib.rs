@@ -90,8 +90,10 @@ mod document;
 pub mod duration;
 mod error;
 mod files;
+mod limits;
 mod model;
 pub mod rules;
+mod strict_json;
 mod syntax;
 mod validate;
 
@@ -103,6 +105,7 @@ pub use diff::{diff, Change, ChangeAction};
 pub use document::{from_stream_value, from_value, parse_document};
 pub use error::{quote, resource_label, ConfigError, ConfigErrors};
 pub use files::inline_files;
+pub use limits::{check_document_size, MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_RESOURCES};
 pub use model::*;
 pub use validate::{validate, MAX_CHAIN_NESTING, MAX_USER_PRIORITY};
 

@@ -387,7 +387,7 @@ fn parse_error_messages() {
             "http:\n  routers:\n    api:\n      rule: a\n      rule: b\n",
             "invalid YAML: http.routers.api: duplicate entry with key \"rule\" at line 4 column 7",
         ),
-        ("{\"http\": ", "invalid JSON: EOF while parsing a value at line 1 column 9"),
+        ("{\"http\": ", "http: invalid JSON: EOF while parsing a value at line 1 column 9"),
         // unknown fields
         (
             "http:\n  routers:\n    api:\n      rulee: x\n",
@@ -1871,4 +1871,124 @@ fn debug_output_never_contains_key_material() {
     // get config shows no key either.
     let display = serde_json::to_string(&cfg.for_display()).unwrap();
     assert!(!display.contains("SECRETKEYBYTES") && !display.contains("SECRETHMAC"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile documents: bounded size, depth and resources; strict JSON; errors name where.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn json_is_strict_duplicate_keys_and_trailing_commas_are_refused() {
+    let e = parse_document(
+        r#"{"http":{"routers":{"a":{"rule":"Path(`/`)","service":"s"},"a":{"rule":"Path(`/x`)","service":"s"}}}}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.resource.as_deref(), Some("router \"a\""));
+    assert!(
+        e.message.starts_with("defined twice (duplicate key \"a\")"),
+        "{e}"
+    );
+    let e = parse_document(r#"{"http":{"routers":{"a":{"rule":"x","rule":"y"}}}}"#).unwrap_err();
+    assert_eq!(
+        (e.resource.as_deref(), e.field.as_deref()),
+        (Some("router \"a\""), Some("rule"))
+    );
+    assert!(e.message.starts_with("duplicate key \"rule\""), "{e}");
+    let e =
+        parse_document(r#"{"http":{"routers":{"a":{"rule":"x","service":"s"},}}}"#).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "http.routers: invalid JSON: trailing comma at line 1 column 52"
+    );
+    let e =
+        parse_document(r#"{"http":{"routers":{"a":{"rule":"x","service":"s",}}}}"#).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("router \"a\": invalid JSON: trailing comma"),
+        "{e}"
+    );
+    // YAML refuses duplicates too, naming the key.
+    let e = parse_document("http:\n  services:\n    s: {}\n    s: {}\n").unwrap_err();
+    assert!(
+        e.to_string().contains("duplicate entry with key \"s\""),
+        "{e}"
+    );
+    // A YAML flow mapping (unquoted keys) is still YAML; `{}` is an empty JSON document.
+    assert!(parse_document("{http: {routers: {}}}").is_ok());
+    assert!(parse_document(" { } ").is_ok());
+}
+
+#[test]
+fn deep_documents_are_refused_naming_where() {
+    let n = 60_000;
+    let deep_json = format!(
+        "{{\"http\":{{\"routers\":{{\"a\":{{\"rule\":{}1{}}}}}}}}}",
+        "{\"x\":".repeat(n),
+        "}".repeat(n)
+    );
+    let deep_flow = format!(
+        "http:\n  routers:\n    a:\n      rule: {}{}\n",
+        "[".repeat(n),
+        "]".repeat(n)
+    );
+    let mut deep_block = String::from("http:\n  services:\n    s:\n");
+    for i in 0..300 {
+        deep_block.push_str(&" ".repeat(6 + 2 * i));
+        deep_block.push_str("x:\n");
+    }
+    for (what, doc, resource) in [
+        ("JSON", deep_json.as_str(), "router \"a\""),
+        ("YAML flow", &deep_flow, "router \"a\""),
+        ("YAML block", &deep_block, "service \"s\""),
+    ] {
+        let e = parse_document(doc).unwrap_err();
+        assert_eq!(e.resource.as_deref(), Some(resource), "{what}: {e}");
+        assert!(
+            e.message.starts_with("nested deeper than 64 levels"),
+            "{what}: {e}"
+        );
+        assert!(e.field.is_some(), "{what}: {e}");
+    }
+    // Just at the limit the depth is fine (the document is then refused for what it says).
+    let at_limit = format!("{}1{}", "{\"x\":".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
+    let e = parse_document(&at_limit).unwrap_err();
+    assert!(!e.message.contains("nested deeper"), "{e}");
+    let over = format!(
+        "{}1{}",
+        "{\"x\":".repeat(MAX_DEPTH + 1),
+        "}".repeat(MAX_DEPTH + 1)
+    );
+    let e = parse_document(&over).unwrap_err();
+    assert!(e.message.contains("nested deeper"), "{e}");
+}
+
+#[test]
+fn oversized_documents_and_too_many_resources_are_refused() {
+    let big = format!("# {}\n", "x".repeat(MAX_DOCUMENT_BYTES));
+    let e = parse_document(&big).unwrap_err();
+    assert!(
+        e.message
+            .contains("larger than the limit of 16777216 bytes"),
+        "{e}"
+    );
+
+    let mut json = String::from("{\"http\":{\"middlewares\":{");
+    for i in 0..=MAX_RESOURCES {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&format!("\"m{i}\":{{}}"));
+    }
+    json.push_str("}}}");
+    let e = parse_document(&json).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("http.middlewares"), "{e}");
+    assert!(e.message.contains("more than 100000 resources"), "{e}");
+
+    let mut yaml = String::from("http:\n  routers:\n");
+    for i in 0..=MAX_RESOURCES {
+        yaml.push_str(&format!("    r{i}: {{}}\n"));
+    }
+    let e = parse_document(&yaml).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("http.routers"), "{e}");
+    assert!(e.message.contains("more than 100000 resources"), "{e}");
 }

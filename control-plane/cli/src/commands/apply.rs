@@ -47,6 +47,8 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
     } else {
         std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file))?
     };
+    // Refused here already (the API refuses it too): no point sending it.
+    switchyard_config::check_document_size(&document).map_err(|e| anyhow::anyhow!("{e}"))?;
     let document = upload_files(document, &a.file)?;
     let wait = match &a.wait {
         Some(t) if !a.dry_run => Some((

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::ChangeMembers;
-use switchyard_config::{parse_document, Change, DynamicConfig, Kind};
+use switchyard_config::{check_document_size, parse_document, Change, DynamicConfig, Kind};
 use switchyard_proto::admin::admin_server::Admin;
 use switchyard_proto::admin::*;
 use switchyard_store::{
@@ -76,10 +76,12 @@ impl AdminService {
     /// reaches the log; the state machine checks again when applying.
     pub(super) async fn commit(&self, cmd: Cmd) -> ApiResult<CmdResponse> {
         let state = self.applied().state;
-        if let CmdResponse::Rejected(r) = state.preview(&cmd) {
+        let version = state.config_version;
+        let (cmd, preview) = self.preview(state, cmd).await?;
+        if let CmdResponse::Rejected(r) = preview {
             return Err(r.into());
         }
-        let cmd = cmd.validated_at(state.config_version);
+        let cmd = cmd.validated_at(version);
         let started = Instant::now();
         let timeout = self.shared.opts.write_timeout;
         let resp = tokio::time::timeout(timeout, self.shared.raft.client_write(cmd))
@@ -94,6 +96,22 @@ impl AdminService {
             CmdResponse::Rejected(r) => Err(r.into()),
             other => Ok(other),
         }
+    }
+
+    /// `state.preview(cmd)` (validating and compiling the config `cmd` would produce) on the
+    /// bounded CPU pool, off the runtime threads that drive Raft.
+    async fn preview(
+        &self,
+        state: Arc<switchyard_store::ClusterState>,
+        cmd: Cmd,
+    ) -> ApiResult<(Cmd, CmdResponse)> {
+        self.shared
+            .cpu
+            .run(move || {
+                let out = state.preview(&cmd);
+                (cmd, out)
+            })
+            .await
     }
 
     /// Confirms leadership with a quorum and waits for the local state to catch up.
@@ -121,7 +139,7 @@ impl AdminService {
             validated_at: None,
         };
         let out = if r.dry_run {
-            self.applied().state.preview(&cmd)
+            self.preview(self.applied().state, cmd).await?.1
         } else {
             self.commit(cmd).await?
         };
@@ -450,10 +468,24 @@ impl Admin for AdminService {
     async fn apply(&self, req: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
         let fwd = forwarded(&req);
         let r = req.into_inner();
-        // Refuse what does not parse right here, wherever the leader is.
-        let res = match parse_document(&r.document) {
+        // Refuse what does not parse right here, wherever the leader is: bounded (size first,
+        // then depth and resources while parsing) and off the runtime threads.
+        let parsed = match check_document_size(&r.document) {
             Err(e) => Err(ApiError::Invalid(e.to_string())),
-            Ok(document) => {
+            Ok(()) => {
+                self.shared
+                    .cpu
+                    .run(move || {
+                        let parsed = parse_document(&r.document);
+                        (r, parsed)
+                    })
+                    .await
+            }
+        };
+        let res = match parsed {
+            Err(e) => Err(e),
+            Ok((_, Err(e))) => Err(ApiError::Invalid(e.to_string())),
+            Ok((r, Ok(document))) => {
                 self.on_leader(
                     fwd,
                     r,

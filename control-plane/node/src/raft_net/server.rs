@@ -46,7 +46,11 @@ impl RaftPeer for PeerService {
         &self,
         req: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
-        let rpc = decode(req)?;
+        let rpc: openraft::raft::AppendEntriesRequest<switchyard_store::TypeConfig> = decode(req)?;
+        self.shared
+            .metrics
+            .append_interval
+            .observe(rpc.vote.leader_id.term);
         encode(self.shared.raft.append_entries(rpc).await)
     }
 
