@@ -50,8 +50,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "broken JSON",
-            // Unclosed object (a document starting with `{` that is invalid JSON but valid YAML
-            // flow syntax is read as YAML, so the breakage must be invalid in both).
+            // Unclosed object (a document starting with `{"` is JSON, read strictly).
             doc: r#"{"http": {"routers": {"bad": {"rule": "Host(`x.example`)", "service": "api-svc"}}}"#
                 .into(),
             expect: &["invalid JSON", "line 1 column"],
