@@ -204,7 +204,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "chain cycle",
             doc: "http:\n  middlewares:\n    c1:\n      chain:\n        middlewares: [c2]\n    c2:\n      chain:\n        middlewares: [c1]\n".into(),
-            expect: &["middleware \"c1\": chains form a cycle c1 -> c2 -> c1"],
+            expect: &["middleware \"c1\": chain.middlewares[0]: chains form a cycle c1 -> c2 -> c1"],
         },
         Case {
             what: "routers section of the wrong type",

@@ -603,14 +603,14 @@ fn validation_error_messages() {
         ),
         (
             "http:\n  services:\n    a:\n      weighted:\n        services: [{name: b}]\n    b:\n      failover:\n        service: a\n        fallback: c\n    c:\n      loadBalancer:\n        servers: [{url: 'http://x'}]\n".to_string(),
-            vec![r#"service "a": services form a cycle a -> b -> a"#],
+            vec![r#"service "a": weighted.services[0].name: services form a cycle a -> b -> a"#],
         ),
         (
             "http:\n  services:\n    self:\n      mirroring:\n        service: self\n        mirrors: [{name: ghost, percent: 150}]\n".to_string(),
             vec![
                 r#"service "self": mirroring.mirrors[0].name: service "ghost" not found"#,
                 r#"service "self": mirroring.mirrors[0].percent: must be between 0 and 100, got 150"#,
-                r#"service "self": services form a cycle self -> self"#,
+                r#"service "self": mirroring.service: services form a cycle self -> self"#,
             ],
         ),
         (
@@ -624,7 +624,7 @@ fn validation_error_messages() {
         (
             with_base("  middlewares:\n    a:\n      chain:\n        middlewares: [b]\n    b:\n      chain:\n        middlewares: [a, zz]\n"),
             vec![
-                r#"middleware "a": chains form a cycle a -> b -> a"#,
+                r#"middleware "a": chain.middlewares[0]: chains form a cycle a -> b -> a"#,
                 r#"middleware "b": chain.middlewares[1]: middleware "zz" not found"#,
             ],
         ),
@@ -950,7 +950,7 @@ fn chain_nesting_is_bounded() {
     );
     assert_eq!(
         validate_doc(&y),
-        vec![r#"middleware "a": chains form a cycle a -> b -> a"#]
+        vec![r#"middleware "a": chain.middlewares[0]: chains form a cycle a -> b -> a"#]
     );
 }
 
