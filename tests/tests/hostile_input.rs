@@ -80,6 +80,10 @@ fn hostile_documents() -> Vec<Hostile> {
         million.push_str(&format!("\"m{i}\":{{}}"));
     }
     million.push_str("}}}");
+    let mut million_yaml = String::from("http:\n  routers:\n");
+    for i in 0..1_000_000 {
+        million_yaml.push_str(&format!("    r{i}: {{}}\n"));
+    }
     vec![
         Hostile {
             what: "JSON nested 60,000 levels",
@@ -100,11 +104,16 @@ fn hostile_documents() -> Vec<Hostile> {
             expect: &["router \"deep-yaml\": rule.a.a.a", "nested deeper than 64 levels"],
         },
         Hostile {
-            what: "1,000,000 resources",
+            what: "1,000,000 resources (JSON)",
             doc: million,
             expect: &[
                 "http.middlewares: the document defines more than 100000 resources",
             ],
+        },
+        Hostile {
+            what: "1,000,000 resources (YAML)",
+            doc: million_yaml,
+            expect: &["http.routers: the document defines more than 100000 resources"],
         },
         Hostile {
             what: "JSON router defined twice",
@@ -119,7 +128,7 @@ fn hostile_documents() -> Vec<Hostile> {
         Hostile {
             what: "YAML router defined twice",
             doc: "http:\n  routers:\n    dup-yaml: {rule: \"Path(`/a`)\", service: s}\n    dup-yaml: {rule: \"Path(`/b`)\", service: s}\n".into(),
-            expect: &["http.routers: duplicate entry with key \"dup-yaml\""],
+            expect: &["router \"dup-yaml\": defined twice (duplicate key \"dup-yaml\")"],
         },
         Hostile {
             what: "JSON trailing comma",

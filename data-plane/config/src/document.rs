@@ -1,7 +1,8 @@
 //! Parsing YAML/JSON documents into a [`DynamicConfig`] with precise error messages.
 //!
-//! The document is first parsed into a generic `serde_json::Value` (YAML through
-//! `serde_norway`, with `<<` merge keys applied), the top level is checked by hand, and then
+//! The document is first read into a generic `serde_json::Value` by `reader` (bounded; duplicate
+//! keys refused; YAML through `serde_norway` with `<<` merge keys applied), the top level is
+//! checked by hand, and then
 //! each resource is deserialized on its own with `serde_path_to_error`, so an error names the
 //! resource and the field path inside it.
 
@@ -16,7 +17,7 @@ use crate::model::{
     Certificate, DynamicConfig, Middleware, Router, ServersTransport, Service, TlsOptions,
     TlsStore, MIDDLEWARE_KINDS,
 };
-use crate::{limits, strict_json};
+use crate::{limits, reader};
 
 /// Parse a YAML or JSON document into a [`DynamicConfig`]. An empty document (or only comments,
 /// or `{}`) is an empty config.
@@ -47,73 +48,29 @@ fn parse_value(text: &str) -> Result<Value, ConfigError> {
         return Ok(Value::Null);
     }
     if is_json(trimmed) {
-        return strict_json::parse(text);
+        return reader::json(text);
     }
     if let Some((at, open)) = limits::flow_depth_overflow(text) {
-        // Name where it went too deep: parse the document cut just past the bracket that went
-        // too deep, with the open brackets closed (a small, shallow-enough document).
+        // Name where it went too deep: read the document cut just past the bracket that went
+        // too deep, with the open brackets closed (small, and just too deep for the reader).
         let mut prefix = text[..at].to_string();
         prefix.extend(
             open.iter()
                 .rev()
                 .map(|&c| if c == b'[' { ']' } else { '}' }),
         );
-        return Err(too_deep_at(text, at, &prefix));
-    }
-    let v = match parse_yaml(text) {
-        Ok(v) => v,
-        Err(YamlError::TooDeep { line_start }) => {
-            return Err(too_deep_at(text, line_start, &text[..line_start]))
-        }
-        Err(YamlError::Invalid(e)) => return Err(e),
-    };
-    limits::check_tree(&v)?;
-    Ok(v)
-}
-
-/// The depth error for a document that goes too deep at byte `at`, located by parsing `prefix`
-/// (a shallower document made of what comes before).
-fn too_deep_at(text: &str, at: usize, prefix: &str) -> ConfigError {
-    let (line, column) = limits::line_col(text, at);
-    let located = match parse_yaml(prefix) {
-        Ok(v) => limits::check_tree(&v).err(),
-        Err(_) => None,
-    };
-    match located {
-        Some(mut e) => {
-            e.message = format!("{} (at line {line} column {column})", e.message);
-            e
-        }
-        None => ConfigError::new(format!(
-            "document nested deeper than {} levels (the limit) at line {line} column {column}",
-            limits::MAX_DEPTH
-        )),
-    }
-}
-
-enum YamlError {
-    /// The YAML parser's own nesting limit, on the line starting at this byte offset.
-    TooDeep {
-        line_start: usize,
-    },
-    Invalid(ConfigError),
-}
-
-fn parse_yaml(text: &str) -> Result<Value, YamlError> {
-    let invalid = |e: &dyn std::fmt::Display| {
-        YamlError::Invalid(ConfigError::new(format!("invalid YAML: {e}")))
-    };
-    let mut y: serde_norway::Value =
-        serde_norway::from_str(text).map_err(|e| match e.location() {
-            Some(loc) if e.to_string().starts_with("recursion limit exceeded") => {
-                YamlError::TooDeep {
-                    line_start: loc.index().saturating_sub(loc.column().saturating_sub(1)),
-                }
+        return Err(match reader::yaml(&prefix) {
+            Err(e) if e.message.contains(&limits::too_deep()) => e,
+            _ => {
+                let (line, column) = limits::line_col(text, at);
+                ConfigError::new(format!(
+                    "{} at line {line} column {column}",
+                    limits::too_deep()
+                ))
             }
-            _ => invalid(&e),
-        })?;
-    y.apply_merge().map_err(|e| invalid(&e))?;
-    serde_json::to_value(&y).map_err(|e| invalid(&e))
+        });
+    }
+    reader::yaml(text)
 }
 
 fn type_name(v: &Value) -> &'static str {

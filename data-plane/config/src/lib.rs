@@ -92,8 +92,8 @@ mod error;
 mod files;
 mod limits;
 mod model;
+mod reader;
 pub mod rules;
-mod strict_json;
 mod syntax;
 mod validate;
 

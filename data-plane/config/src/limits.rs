@@ -5,10 +5,8 @@
 //! * [`MAX_DOCUMENT_BYTES`] is checked first, on the raw text.
 //! * Flow (bracketed) YAML nesting is bounded by [`flow_depth_overflow`], a linear scan run
 //!   *before* the YAML parser: libyaml's cost grows with the product of size and flow depth.
-//! * Every parsed tree is then checked by [`check_tree`] (YAML) or while it is read
-//!   (`strict_json`): depth at most [`MAX_DEPTH`], at most [`MAX_RESOURCES`] resources.
-
-use serde_json::Value;
+//! * Both formats are read by `reader`, which stops at depth [`MAX_DEPTH`] and at
+//!   [`MAX_RESOURCES`] resources while reading, before a tree is built.
 
 use crate::error::{resource_label, ConfigError};
 
@@ -125,48 +123,6 @@ pub fn check_document_size(text: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Checks a parsed tree: depth and number of resources.
-pub(crate) fn check_tree(v: &Value) -> Result<(), ConfigError> {
-    let mut path = Vec::new();
-    let mut resources = 0usize;
-    walk(v, &mut path, &mut resources)
-}
-
-fn walk(v: &Value, path: &mut Vec<Seg>, resources: &mut usize) -> Result<(), ConfigError> {
-    let len = match v {
-        Value::Object(m) => m.len(),
-        Value::Array(a) => a.len(),
-        _ => return Ok(()),
-    };
-    if path.len() >= MAX_DEPTH {
-        return Err(error_at(path, too_deep()));
-    }
-    if is_resource_section(path) {
-        *resources += len;
-        if *resources > MAX_RESOURCES {
-            return Err(error_at(path, too_many_resources()));
-        }
-    }
-    match v {
-        Value::Object(m) => {
-            for (k, child) in m {
-                path.push(Seg::Key(k.clone()));
-                walk(child, path, resources)?;
-                path.pop();
-            }
-        }
-        Value::Array(a) => {
-            for (i, child) in a.iter().enumerate() {
-                path.push(Seg::Index(i));
-                walk(child, path, resources)?;
-                path.pop();
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
 /// Where YAML flow nesting (`[` and `{`) first goes deeper than [`MAX_DEPTH`]: the byte offset
 /// just after the offending bracket and the brackets open there (outermost first).
 ///
@@ -174,7 +130,7 @@ fn walk(v: &Value, path: &mut Vec<Seg>, resources: &mut usize) -> Result<(), Con
 /// (`|`, `>`) and brackets inside plain scalars of block context (`rule: PathRegexp(`^/{id}`)`).
 /// It may overcount in contrived documents, never undercount a real flow collection, so the
 /// parser never sees a document nested deeper than the limit in flow style. Block-style
-/// nesting is bounded by the YAML parser itself (128 levels) and then by [`check_tree`].
+/// nesting is bounded by the reader (and by the YAML parser itself at 128 levels).
 pub(crate) fn flow_depth_overflow(text: &str) -> Option<(usize, Vec<u8>)> {
     let b = text.as_bytes();
     let mut stack: Vec<u8> = Vec::new();

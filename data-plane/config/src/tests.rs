@@ -377,7 +377,7 @@ fn parse_error_messages() {
         // broken YAML
         (
             "http:\n  routers:\n    api:\n      rule: [\n",
-            "invalid YAML: did not find expected node content at line 5 column 1, while parsing a flow node",
+            "router \"api\": rule: invalid YAML: did not find expected node content at line 5 column 1, while parsing a flow node",
         ),
         (
             "http:\n  routers:\n   api:\n  rule: x\n foo",
@@ -385,7 +385,7 @@ fn parse_error_messages() {
         ),
         (
             "http:\n  routers:\n    api:\n      rule: a\n      rule: b\n",
-            "invalid YAML: http.routers.api: duplicate entry with key \"rule\" at line 4 column 7",
+            "router \"api\": rule: duplicate key \"rule\" (at line 4 column 7)",
         ),
         ("{\"http\": ", "http: invalid JSON: EOF while parsing a value at line 1 column 9"),
         // unknown fields
@@ -486,9 +486,14 @@ fn parse_error_messages() {
             "invalid YAML: deserializing from YAML containing more than one document is not supported",
         ),
     ];
-    for (doc, want) in cases {
-        assert_eq!(&parse_err(doc), want, "document: {doc:?}");
-    }
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter_map(|(doc, want)| {
+            let got = parse_err(doc);
+            (got != *want).then(|| format!("document: {doc:?}\n  got:  {got}\n  want: {want}"))
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     // ConfigError structure.
     let e = parse_document("http:\n  routers:\n    api:\n      rulee: x\n").unwrap_err();
     assert_eq!(e.resource.as_deref(), Some("router \"api\""));
@@ -1756,9 +1761,10 @@ fn hostile_documents_fail_cleanly() {
     let laughs = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n";
     let start = std::time::Instant::now();
     let e = parse_document(laughs);
-    assert_eq!(
-        e.unwrap_err().to_string(),
-        "invalid YAML: repetition limit exceeded"
+    let e = e.unwrap_err().to_string();
+    assert!(
+        e.ends_with("invalid YAML: repetition limit exceeded"),
+        "{e}"
     );
     assert!(start.elapsed() < std::time::Duration::from_secs(5));
     // Non-string keys and odd scalars.
@@ -1910,7 +1916,8 @@ fn json_is_strict_duplicate_keys_and_trailing_commas_are_refused() {
     // YAML refuses duplicates too, naming the key.
     let e = parse_document("http:\n  services:\n    s: {}\n    s: {}\n").unwrap_err();
     assert!(
-        e.to_string().contains("duplicate entry with key \"s\""),
+        e.to_string()
+            .starts_with("service \"s\": defined twice (duplicate key \"s\") (at line 3 column"),
         "{e}"
     );
     // A YAML flow mapping (unquoted keys) is still YAML; `{}` is an empty JSON document.

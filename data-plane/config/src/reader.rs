@@ -1,7 +1,9 @@
-//! Strict JSON (RFC 8259) into a `serde_json::Value`: duplicate keys, trailing commas and any
-//! other syntax error are refused (serde_json alone keeps the last of duplicate keys), nesting is
-//! bounded by [`MAX_DEPTH`] and resources by [`MAX_RESOURCES`] while reading, and every error
-//! names the resource and field where it happened.
+//! Reads a JSON or YAML document into a `serde_json::Value`, enforcing while it reads what
+//! `serde_json::Value` and `serde_norway::Value` would let through: duplicate keys are refused
+//! (serde_json alone keeps the last one), nesting is bounded by [`MAX_DEPTH`] and resources by
+//! [`MAX_RESOURCES`] (so a million-resource document stops at the 100,001st, before a tree is
+//! built), JSON is strict RFC 8259 (no trailing comma), YAML merge keys (`<<`) are applied, and
+//! every error names the resource and field where it happened.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -14,39 +16,72 @@ use crate::limits::{
     error_at, is_resource_section, too_deep, too_many_resources, Seg, MAX_DEPTH, MAX_RESOURCES,
 };
 
-/// What the reader knows about the first problem, beyond serde_json's message.
+/// What the reader knows about the first problem, beyond the parser's message.
 #[derive(Default)]
 struct Context {
+    /// YAML: `<<` is a merge key.
+    yaml: bool,
     /// A problem found by this reader (duplicate key, depth, resources).
     problem: Option<ConfigError>,
-    /// The innermost path where a syntax error surfaced.
+    /// The innermost path where a parser error surfaced.
     at: Option<Vec<Seg>>,
     resources: usize,
 }
 
+impl Context {
+    /// The error to report: this reader's own problem (with the parser's position), else the
+    /// parser's message at the innermost path where it surfaced.
+    fn into_error(
+        self,
+        format: &str,
+        message: String,
+        position: Option<(usize, usize)>,
+    ) -> ConfigError {
+        if let Some(mut problem) = self.problem {
+            if let Some((line, column)) = position {
+                problem.message = format!("{} (at line {line} column {column})", problem.message);
+            }
+            return problem;
+        }
+        error_at(
+            &self.at.unwrap_or_default(),
+            format!("invalid {format}: {message}"),
+        )
+    }
+}
+
 /// Parses `text` as strict JSON.
-pub(crate) fn parse(text: &str) -> Result<Value, ConfigError> {
+pub(crate) fn json(text: &str) -> Result<Value, ConfigError> {
     let ctx = RefCell::new(Context::default());
     let mut de = serde_json::Deserializer::from_str(text);
     let seed = Node {
         path: Vec::new(),
         ctx: &ctx,
     };
-    let result = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
-    match result {
-        Ok(v) => Ok(v),
-        Err(e) => {
-            let ctx = ctx.into_inner();
-            let position = format!("at line {} column {}", e.line(), e.column());
-            if let Some(mut problem) = ctx.problem {
-                problem.message = format!("{} ({position})", problem.message);
-                return Err(problem);
-            }
-            let path = ctx.at.unwrap_or_default();
-            let msg = e.to_string();
-            Err(error_at(&path, format!("invalid JSON: {msg}")))
-        }
-    }
+    seed.deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| {
+            let position = Some((e.line(), e.column()));
+            ctx.into_inner().into_error("JSON", e.to_string(), position)
+        })
+}
+
+/// Parses `text` as YAML (one document). Flow nesting must have been bounded before
+/// ([`crate::limits::flow_depth_overflow`]): the YAML parser reads every event first.
+pub(crate) fn yaml(text: &str) -> Result<Value, ConfigError> {
+    let ctx = RefCell::new(Context {
+        yaml: true,
+        ..Context::default()
+    });
+    let seed = Node {
+        path: Vec::new(),
+        ctx: &ctx,
+    };
+    seed.deserialize(serde_norway::Deserializer::from_str(text))
+        .map_err(|e| {
+            let position = e.location().map(|l| (l.line(), l.column()));
+            ctx.into_inner().into_error("YAML", e.to_string(), position)
+        })
 }
 
 struct Node<'c> {
@@ -140,6 +175,12 @@ impl<'de> Visitor<'de> for Node<'_> {
     fn visit_none<E>(self) -> Result<Value, E> {
         Ok(Value::Null)
     }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_newtype_struct<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         self.enter()?;
@@ -162,6 +203,7 @@ impl<'de> Visitor<'de> for Node<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         self.enter()?;
         let mut out = Map::new();
+        let mut merges = Vec::new();
         loop {
             let key = match map.next_key::<String>() {
                 Ok(Some(k)) => k,
@@ -185,16 +227,50 @@ impl<'de> Visitor<'de> for Node<'_> {
                 };
                 return Err(self.fail(problem));
             }
-            self.count_resource()?;
+            let merge = key == "<<" && self.ctx.borrow().yaml;
+            if !merge {
+                self.count_resource()?;
+            }
             let child = self.child(Seg::Key(key.clone()));
             let path = child.path.clone();
             match map.next_value_seed(child) {
+                Ok(v) if merge => merges.push(v),
                 Ok(v) => {
                     out.insert(key, v);
                 }
                 Err(e) => {
                     self.surfaced(&path);
                     return Err(e);
+                }
+            }
+        }
+        // YAML merge keys: entries of the merged mappings that the mapping does not set itself
+        // (the first merged mapping wins among them), as `serde_norway`'s `apply_merge`.
+        for merged in merges {
+            let maps = match merged {
+                Value::Object(m) => vec![m],
+                Value::Array(items) if items.iter().all(Value::is_object) => items
+                    .into_iter()
+                    .filter_map(|v| match v {
+                        Value::Object(m) => Some(m),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => {
+                    let mut at = self.path.clone();
+                    at.push(Seg::Key("<<".into()));
+                    return Err(self.fail(error_at(
+                        &at,
+                        "a merge key must be given a mapping or a sequence of mappings",
+                    )));
+                }
+            };
+            for m in maps {
+                for (k, v) in m {
+                    if !out.contains_key(&k) {
+                        self.count_resource()?;
+                        out.insert(k, v);
+                    }
                 }
             }
         }
