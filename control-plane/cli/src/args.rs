@@ -69,6 +69,10 @@ pub enum Command {
     /// Run a local setup: one control node, one proxy and a demo backend, with a sample route.
     Dev(DevArgs),
     /// Create or update resources from a Traefik v3 dynamic configuration file (YAML or JSON).
+    ///
+    /// A document is at most 16 MiB, 64 levels deep and 100,000 resources. A document starting
+    /// with `{"` is JSON, read strictly (no trailing commas); duplicate keys are refused in JSON
+    /// and YAML.
     Apply(ApplyArgs),
     /// Show resources, the whole config, or one resource by name.
     Get(GetArgs),
