@@ -1999,3 +1999,52 @@ fn oversized_documents_and_too_many_resources_are_refused() {
     assert_eq!(e.field.as_deref(), Some("http.routers"), "{e}");
     assert!(e.message.contains("more than 100000 resources"), "{e}");
 }
+
+#[test]
+fn no_panics_on_random_hostile_fragments() {
+    // Fragments that exercise the flow-depth scan, the reader and the depth/duplicate checks.
+    let atoms = [
+        "http:",
+        "\n",
+        "  ",
+        "routers:",
+        "a:",
+        "a: ",
+        "- ",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        "'",
+        "''",
+        "\"",
+        "\\\"",
+        "#",
+        " # c",
+        "|",
+        ">",
+        "<<: ",
+        "&x ",
+        "*x",
+        "rule: ",
+        "Path(`/[`)",
+        "~",
+        "{\"a\":",
+        "\"a\"",
+        ": ",
+        "1",
+        "!t ",
+        "---\n",
+        "\t",
+        "é",
+    ];
+    let mut rng = Rng(0x5eed_cafe_f00d_d00d);
+    for _ in 0..3000 {
+        let n = (rng.next() % 60) as usize;
+        let doc: String = (0..n).map(|_| *rng.pick(&atoms)).collect();
+        let _ = parse_document(&doc);
+        let deep = format!("{doc}{}", rng.pick(&["[", "{a: ", "- "]).repeat(100));
+        let _ = parse_document(&deep);
+    }
+}
