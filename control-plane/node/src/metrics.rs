@@ -7,12 +7,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-/// Time between consecutive AppendEntries RPCs (heartbeats included) a follower receives from
-/// the leader of one term: the heartbeat interval when all is well; more is a heartbeat delay
-/// (a leader whose runtime is stalled shows here, on its followers).
+/// Time between consecutive AppendEntries RPCs (heartbeats included) a follower receives: the
+/// heartbeat interval when all is well; more is a heartbeat delay (a leader whose runtime is
+/// stalled shows here, on its followers) or time without a leader.
 pub struct AppendInterval {
     pub seconds: Histogram,
-    last: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl AppendInterval {
@@ -23,16 +23,13 @@ impl AppendInterval {
         }
     }
 
-    /// An AppendEntries RPC from the leader of `term` arrived now.
-    pub fn observe(&self, term: u64) {
+    /// An AppendEntries RPC arrived now.
+    pub fn observe(&self) {
         let now = std::time::Instant::now();
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((t, at)) = *last {
-            if t == term {
-                self.seconds.observe(now.duration_since(at).as_secs_f64());
-            }
+        if let Some(at) = last.replace(now) {
+            self.seconds.observe(now.duration_since(at).as_secs_f64());
         }
-        *last = Some((term, now));
     }
 }
 
@@ -145,7 +142,7 @@ impl Metrics {
         let append_interval = AppendInterval::new();
         registry.register(
             "raft_append_interval_seconds",
-            "Followers: time between consecutive AppendEntries (heartbeats included) from the leader of one term",
+            "Followers: time between consecutive AppendEntries (heartbeats included) from the leader",
             append_interval.seconds.clone(),
         );
         let acme = switchyard_acme::AcmeMetrics::default();

@@ -65,14 +65,14 @@ pub struct Shared {
     pub log: LogStore,
     pub pool: ChannelPool,
     pub metrics: Metrics,
+    /// Where documents are parsed and configs validated: off the runtime threads, bounded.
+    pub cpu: crate::offload::CpuPool,
     /// Proxies attached to this node's config stream.
     pub proxies: Registry,
     /// Recent config versions, for deltas to reconnecting proxies.
     pub history: History,
     /// Secure mode: the cluster CA and this node's certificate on the peer port, once known.
     pub peer_identity: watch::Sender<Option<Arc<crate::peer_tls::PeerIdentity>>>,
-    /// Where documents are parsed and configs validated: off the runtime threads, bounded.
-    pub cpu: crate::offload::CpuPool,
 }
 
 /// Where a request that must run on the leader goes.
@@ -385,10 +385,10 @@ impl ControlNode {
             log,
             pool,
             metrics,
+            cpu: Default::default(),
             proxies: Registry::default(),
             history,
             peer_identity: watch::channel(None).0,
-            cpu: Default::default(),
         });
         if !shared.opts.insecure {
             let initialized = shared

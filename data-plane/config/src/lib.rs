@@ -90,12 +90,14 @@ mod document;
 pub mod duration;
 mod error;
 mod files;
-mod limits;
 mod model;
-mod reader;
 pub mod rules;
 mod syntax;
 mod validate;
+
+// Parse before you trust: bounds on documents and the bounded reader.
+mod limits;
+mod reader;
 
 pub use acme::{
     AcmeResolver, CertResolver, Eab, HttpChallenge, KeyPair, ManagedCertificate, ManagedTls,
@@ -105,9 +107,10 @@ pub use diff::{diff, Change, ChangeAction};
 pub use document::{from_stream_value, from_value, parse_document};
 pub use error::{quote, resource_label, ConfigError, ConfigErrors};
 pub use files::inline_files;
-pub use limits::{check_document_size, MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_RESOURCES};
 pub use model::*;
 pub use validate::{validate, MAX_CHAIN_NESTING, MAX_USER_PRIORITY};
+
+pub use limits::{check_document_size, MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_RESOURCES};
 
 #[cfg(test)]
 mod tests;

@@ -46,11 +46,8 @@ impl RaftPeer for PeerService {
         &self,
         req: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
-        let rpc: openraft::raft::AppendEntriesRequest<switchyard_store::TypeConfig> = decode(req)?;
-        self.shared
-            .metrics
-            .append_interval
-            .observe(rpc.vote.leader_id.term);
+        self.shared.metrics.append_interval.observe();
+        let rpc = decode(req)?;
         encode(self.shared.raft.append_entries(rpc).await)
     }
 
