@@ -59,8 +59,8 @@ pub mod proxy;
 
 pub use proxy::{
     applied_version, apply_to, apply_wait, explain, get_proxies, host_route, proxy_entry,
-    proxy_status, single_node_stack, wait_attached, zoned_cluster, Explained, Proxy, ProxySpec,
-    PROXY_SETTLE,
+    proxy_status, single_node_stack, wait_attached, wait_attached_to, zoned_cluster, Explained,
+    Proxy, ProxySpec, PROXY_SETTLE,
 };
 
 use std::collections::HashSet;
