@@ -284,3 +284,82 @@ fn a_proxy_that_nacked_gets_the_next_version_from_what_it_holds() {
         drop(tx);
     });
 }
+
+/// Issue 8, must-show 4: with one of three control nodes killed, `apply --wait` (given every
+/// node's endpoint, the dead one first) succeeds once every proxy ACKed, counting the proxy that
+/// moved off the dead node, and names the node it could not ask in a warning.
+#[test]
+fn apply_wait_with_a_control_node_killed_waits_for_every_proxy_and_names_that_node() {
+    let mut c = zoned_cluster();
+    let backend = HttpBackend::start("b1");
+    // `p-a` prefers node 1 (its zone), `p-b` node 2.
+    let pa = Proxy::start(ProxySpec::new("p-a", &c.endpoints()).zone("r1", "a"));
+    let pb = Proxy::start(ProxySpec::new("p-b", &c.endpoints()).zone("r1", "b"));
+    let e = wait_attached(&c.endpoints(), "p-a", PROXY_SETTLE);
+    let dead = e["node"].as_u64().expect("p-a's node");
+    wait_attached(&c.endpoints(), "p-b", PROXY_SETTLE);
+
+    c.node_mut(dead).kill();
+    let survivors: Vec<String> = c
+        .nodes
+        .iter()
+        .filter(|n| n.id != dead)
+        .map(|n| n.endpoint())
+        .collect();
+    let survivors = survivors.join(",");
+    // p-a moves to a live node.
+    wait_until(PROXY_SETTLE, "p-a to re-attach to a live node", || {
+        let e = switchyard_e2e::proxy_status(&survivors, "p-a")?;
+        match e["node"].as_u64() {
+            Some(n) if n != dead => Ok(()),
+            other => Err(format!("node {other:?}: {e}")),
+        }
+    });
+
+    // The dead node first in --endpoints: the CLI moves on to a live one. The write itself may
+    // meet an election (the dead node may have led): retry until it commits.
+    let all = format!(
+        "{},{survivors}",
+        c.nodes
+            .iter()
+            .find(|n| n.id == dead)
+            .map(|n| n.endpoint())
+            .unwrap()
+    );
+    let out = wait_until(PROXY_SETTLE, "apply --wait through the survivors", || {
+        let out = apply_wait(&all, &host_route("degraded", &backend), "30s", None);
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(out.to_string())
+        }
+    });
+    let v = applied_version(&out).unwrap_or_else(|| panic!("no version in {out}"));
+    assert!(
+        out.stdout
+            .contains(&format!("2 proxies at config version {v} or later")),
+        "both proxies counted: {out}"
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("warning: control node {dead} could not be asked")),
+        "the unreachable node is named: {out}"
+    );
+    for p in [&pa, &pb] {
+        let have = p.config_version().expect("proxy metrics");
+        assert!(have >= v, "proxy {} serves v{have} < v{v}", p.id);
+        let r = get(p.web(), "degraded.test", "/").expect("request");
+        assert_eq!(r.status, 200, "proxy {}: {r}", p.id);
+    }
+
+    // A proxy that cannot ACK still fails the wait, naming it (and the dead node).
+    signal(&pb, "-STOP");
+    let out = apply_wait(&all, &host_route("frozen2", &backend), "2s", None);
+    signal(&pb, "-CONT");
+    assert!(!out.success(), "p-b could not ACK: {out}");
+    assert!(out.stderr.contains("p-b"), "{out}");
+    assert!(
+        out.stderr.contains(&format!("[{dead}] could not be asked")),
+        "{out}"
+    );
+}

@@ -222,8 +222,11 @@ pub struct ApplyArgs {
     /// Make the file the whole config: resources it does not name are deleted.
     #[arg(long)]
     pub prune: bool,
-    /// Return only once every connected proxy has ACKed the new version (default timeout 30s);
-    /// exit non-zero naming any proxy that NACKed it or did not ACK in time.
+    /// Return only once every proxy attached to a reachable control node (listed before the
+    /// write or during the wait) has ACKed the new version (default timeout 30s); exit non-zero
+    /// naming any proxy that NACKed it, or that did not ACK or was no longer attached in time. A
+    /// control node that cannot be asked is named in a warning: its proxies are counted once
+    /// they re-attach to a reachable node.
     #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "30s", require_equals = true)]
     pub wait: Option<String>,
     /// With --wait, only wait for proxies matching all of these, e.g. region=eu,zone=eu-1.
