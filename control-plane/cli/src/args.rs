@@ -166,11 +166,13 @@ pub struct ServerArgs {
     /// Raft heartbeat interval (Go duration). WAN clusters want longer timers than the LAN defaults.
     #[arg(long, default_value = "100ms")]
     pub heartbeat_interval: String,
-    /// Lower bound of the randomized Raft election timeout.
-    #[arg(long, default_value = "1s")]
+    /// Lower bound of the randomized Raft election timeout. A follower starts an election when
+    /// it has not heard from the leader for the max election timeout (the leader's lease) plus
+    /// its own timeout between min and max.
+    #[arg(long, default_value = "300ms")]
     pub election_timeout_min: String,
     /// Upper bound of the randomized Raft election timeout.
-    #[arg(long, default_value = "2s")]
+    #[arg(long, default_value = "600ms")]
     pub election_timeout_max: String,
     /// Take a snapshot (and compact the log) after this many entries since the last one.
     #[arg(long, default_value_t = 10_000)]

@@ -69,6 +69,8 @@ pub struct Shared {
     pub proxies: Registry,
     /// Recent config versions, for deltas to reconnecting proxies.
     pub history: History,
+    /// When this node last accepted AppendEntries from a leader (for the leader watchdog).
+    pub leader_contact: crate::raft_net::watchdog::LeaderContact,
     /// Secure mode: the cluster CA and this node's certificate on the peer port, once known.
     pub peer_identity: watch::Sender<Option<Arc<crate::peer_tls::PeerIdentity>>>,
 }
@@ -385,6 +387,7 @@ impl ControlNode {
             metrics,
             proxies: Registry::default(),
             history,
+            leader_contact: Default::default(),
             peer_identity: watch::channel(None).0,
         });
         if !shared.opts.insecure {
@@ -422,6 +425,10 @@ impl ControlNode {
             )));
         }
         tasks.push(tokio::spawn(register_loop(shared.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(crate::raft_net::watchdog::run(
+            shared.clone(),
+            stop_rx.clone(),
+        )));
         tasks.push(crate::acme::spawn(shared.clone(), stop_rx));
         Ok(Self {
             shared,

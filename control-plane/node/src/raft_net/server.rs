@@ -47,7 +47,13 @@ impl RaftPeer for PeerService {
         req: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
         let rpc = decode(req)?;
-        encode(self.shared.raft.append_entries(rpc).await)
+        let r = self.shared.raft.append_entries(rpc).await;
+        // Contact with a current leader (a stale one is answered with our higher vote).
+        if matches!(&r, Ok(resp) if !matches!(resp, openraft::raft::AppendEntriesResponse::HigherVote(_)))
+        {
+            self.shared.leader_contact.touch();
+        }
+        encode(r)
     }
 
     async fn vote(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
