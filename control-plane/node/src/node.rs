@@ -69,8 +69,8 @@ pub struct Shared {
     pub proxies: Registry,
     /// Recent config versions, for deltas to reconnecting proxies.
     pub history: History,
-    /// When this node last accepted AppendEntries from a leader (for the leader watchdog).
-    pub leader_contact: crate::raft_net::watchdog::LeaderContact,
+    /// Recent Raft activity, for the leader watchdog (shared with the Raft network).
+    pub election_clock: Arc<crate::raft_net::watchdog::ElectionClock>,
     /// Secure mode: the cluster CA and this node's certificate on the peer port, once known.
     pub peer_identity: watch::Sender<Option<Arc<crate::peer_tls::PeerIdentity>>>,
 }
@@ -365,10 +365,11 @@ impl ControlNode {
         } else {
             ChannelPool::secure()
         };
+        let election_clock = Arc::new(crate::raft_net::watchdog::ElectionClock::default());
         let raft = Raft::new(
             opts.node_id,
             Arc::new(config),
-            Network::new(pool.clone()),
+            Network::new(pool.clone(), election_clock.clone()),
             log.clone(),
             sm,
         )
@@ -387,7 +388,7 @@ impl ControlNode {
             metrics,
             proxies: Registry::default(),
             history,
-            leader_contact: Default::default(),
+            election_clock,
             peer_identity: watch::channel(None).0,
         });
         if !shared.opts.insecure {

@@ -12,7 +12,8 @@
 //! seen a longer log in *this* election.
 //!
 //! The leader's silence is measured from the last AppendEntries (heartbeat or entries) this node
-//! accepted ([`LeaderContact`], recorded by [`super::PeerService`]).
+//! accepted, and an election's progress from the votes it sent and granted and the logs the
+//! answers showed ([`ElectionClock`], fed by [`super::PeerService`] and [`super::Network`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,52 +25,107 @@ use tokio::sync::watch;
 
 use crate::node::Shared;
 
-/// When this node last heard from a leader (milliseconds since `epoch`).
+/// What the watchdog knows about this node's recent Raft activity (milliseconds since `epoch`).
 #[derive(Debug)]
-pub struct LeaderContact {
+pub struct ElectionClock {
     epoch: Instant,
-    last_ms: AtomicU64,
+    /// Last AppendEntries accepted from a leader.
+    contact_ms: AtomicU64,
+    /// Last vote request this node sent (it campaigned) or granted.
+    vote_ms: AtomicU64,
+    /// Last time a vote response showed a log longer than ours.
+    greater_log_ms: AtomicU64,
 }
 
-impl Default for LeaderContact {
+impl Default for ElectionClock {
     fn default() -> Self {
         Self {
             epoch: Instant::now(),
-            last_ms: AtomicU64::new(0),
+            contact_ms: AtomicU64::new(0),
+            vote_ms: AtomicU64::new(0),
+            greater_log_ms: AtomicU64::new(0),
         }
     }
 }
 
-impl LeaderContact {
-    /// Records contact now.
-    pub fn touch(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64;
-        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+impl ElectionClock {
+    /// Milliseconds since `epoch`, plus one (0 stands for "never").
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 + 1
     }
 
-    /// Time since the last contact (since start-up when there was none).
-    pub fn silence(&self) -> Duration {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    /// A leader's AppendEntries was accepted.
+    pub fn contact(&self) {
+        self.contact_ms.fetch_max(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// This node campaigned (sent a vote request) or granted a vote.
+    pub fn voted(&self) {
+        self.vote_ms.fetch_max(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// A vote response showed a longer log than this node's.
+    pub fn greater_log(&self) {
+        self.greater_log_ms
+            .fetch_max(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// The clock as the watchdog judges it.
+    pub fn view(&self) -> ClockView {
+        let now = self.now_ms();
+        let (contact, vote, greater) = (
+            self.contact_ms.load(Ordering::Relaxed),
+            self.vote_ms.load(Ordering::Relaxed),
+            self.greater_log_ms.load(Ordering::Relaxed),
+        );
+        ClockView {
+            since_contact: Duration::from_millis(now.saturating_sub(contact)),
+            since_activity: Duration::from_millis(now.saturating_sub(contact.max(vote))),
+            greater_log_this_election: greater > 0 && greater >= vote,
+        }
     }
 }
 
-/// Whether a follower should start an election now: it is a voter following another node
-/// (vote committed), and that leader has been silent for longer than `lease + timeout`.
-pub fn should_elect(
-    state: ServerState,
-    following_other_leader: bool,
-    is_voter: bool,
-    voters: usize,
-    silence: Duration,
-    lease: Duration,
-    timeout: Duration,
-) -> bool {
-    state == ServerState::Follower
-        && following_other_leader
-        && is_voter
-        && voters > 1
-        && silence > lease + timeout
+/// [`ElectionClock`] at one instant.
+#[derive(Debug, Clone, Copy)]
+pub struct ClockView {
+    /// Since the last AppendEntries from a leader.
+    pub since_contact: Duration,
+    /// Since the last AppendEntries, vote request sent or vote granted.
+    pub since_activity: Duration,
+    /// A vote response of this node's latest campaign showed a longer log.
+    pub greater_log_this_election: bool,
+}
+
+/// The Raft state the watchdog judges.
+#[derive(Debug, Clone, Copy)]
+pub struct RaftView {
+    pub state: ServerState,
+    /// This node's vote is committed (it follows an established leader).
+    pub vote_committed: bool,
+    /// A leader other than this node is known.
+    pub other_leader: bool,
+    pub is_voter: bool,
+    pub voters: usize,
+}
+
+/// Whether to start an election now (the same schedule as openraft's own timer, without its
+/// stale "longer log seen" memory):
+/// - a voter following an established leader that has been silent for `lease + timeout`;
+/// - a voter in an election without a winner (candidate, or its vote not committed) that has
+///   not campaigned, voted or heard a leader for `timeout`, unless its latest campaign showed a
+///   longer log than its own (then openraft's longer back-off is right: that node should win).
+pub fn should_elect(r: RaftView, c: ClockView, lease: Duration, timeout: Duration) -> bool {
+    if !r.is_voter || r.voters < 2 || r.state == ServerState::Leader {
+        return false;
+    }
+    if r.state == ServerState::Follower && r.vote_committed && r.other_leader {
+        return c.since_contact > lease + timeout;
+    }
+    if !r.vote_committed && matches!(r.state, ServerState::Candidate | ServerState::Follower) {
+        return c.since_activity > timeout && !c.greater_log_this_election;
+    }
+    false
 }
 
 /// Runs until `stop`: checks every heartbeat interval.
@@ -85,34 +141,31 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut timeout = draw();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(t.heartbeat) => {}
+            _ = tokio::time::sleep(t.heartbeat / 2) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
         let m = shared.raft_metrics();
         let membership = m.membership_config.membership();
-        let following = m.vote.is_committed() && m.current_leader.is_some_and(|l| l != shared.id);
-        let is_voter = membership.voter_ids().any(|v| v == shared.id);
-        let voters = membership.voter_ids().count();
-        let silence = shared.leader_contact.silence();
-        if should_elect(
-            m.state,
-            following,
-            is_voter,
-            voters,
-            silence,
-            t.election_max,
-            timeout,
-        ) {
+        let r = RaftView {
+            state: m.state,
+            vote_committed: m.vote.is_committed(),
+            other_leader: m.current_leader.is_some_and(|l| l != shared.id),
+            is_voter: membership.voter_ids().any(|v| v == shared.id),
+            voters: membership.voter_ids().count(),
+        };
+        let c = shared.election_clock.view();
+        if should_elect(r, c, t.election_max, timeout) {
             tracing::info!(
                 leader = ?m.current_leader,
-                silent_ms = silence.as_millis() as u64,
-                "the leader is silent; starting an election"
+                term = m.current_term,
+                silent_ms = c.since_contact.as_millis() as u64,
+                "starting an election (leader silent, or an election without a winner)"
             );
+            // Counts as activity: the next check waits a full timeout.
+            shared.election_clock.voted();
             if let Err(e) = shared.raft.trigger().elect().await {
                 tracing::warn!(error = %e, "could not start an election");
             }
-            // Give this election its time before judging again.
-            shared.leader_contact.touch();
             timeout = draw();
         }
     }
@@ -122,83 +175,73 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 mod tests {
     use super::*;
 
-    const MS: fn(u64) -> Duration = Duration::from_millis;
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    fn raft(state: ServerState, committed: bool, other_leader: bool) -> RaftView {
+        RaftView {
+            state,
+            vote_committed: committed,
+            other_leader,
+            is_voter: true,
+            voters: 3,
+        }
+    }
+
+    fn clock(contact: u64, activity: u64, greater: bool) -> ClockView {
+        ClockView {
+            since_contact: ms(contact),
+            since_activity: ms(activity),
+            greater_log_this_election: greater,
+        }
+    }
+
+    const LEASE: Duration = Duration::from_millis(600);
+    const T: Duration = Duration::from_millis(300);
 
     #[test]
-    fn only_a_voting_follower_of_a_silent_leader_elects() {
-        let lease = MS(600);
-        let t = MS(300);
-        assert!(should_elect(
-            ServerState::Follower,
-            true,
-            true,
-            3,
-            MS(901),
-            lease,
-            t
-        ));
-        assert!(!should_elect(
-            ServerState::Follower,
-            true,
-            true,
-            3,
-            MS(899),
-            lease,
-            t
-        ));
-        // A candidate is left to openraft's own retries.
-        assert!(!should_elect(
-            ServerState::Candidate,
-            true,
-            true,
-            3,
-            MS(5000),
-            lease,
-            t
-        ));
-        // No committed leader yet, a learner, a single voter: nothing to do.
-        assert!(!should_elect(
-            ServerState::Follower,
-            false,
-            true,
-            3,
-            MS(5000),
-            lease,
-            t
-        ));
-        assert!(!should_elect(
-            ServerState::Learner,
-            true,
-            false,
-            3,
-            MS(5000),
-            lease,
-            t
-        ));
-        assert!(!should_elect(
-            ServerState::Follower,
-            true,
-            true,
-            1,
-            MS(5000),
-            lease,
-            t
-        ));
-        assert!(!should_elect(
-            ServerState::Leader,
-            true,
-            true,
-            3,
-            MS(5000),
-            lease,
-            t
-        ));
+    fn a_follower_elects_once_the_leader_is_silent_for_lease_plus_timeout() {
+        let f = raft(ServerState::Follower, true, true);
+        assert!(should_elect(f, clock(901, 901, false), LEASE, T));
+        assert!(!should_elect(f, clock(899, 899, false), LEASE, T));
+        // A longer log seen in an older election does not matter while following.
+        assert!(should_elect(f, clock(901, 901, true), LEASE, T));
     }
 
     #[test]
-    fn contact_resets_silence() {
-        let c = LeaderContact::default();
-        c.touch();
-        assert!(c.silence() < MS(1000));
+    fn an_election_without_a_winner_is_retried_unless_a_longer_log_was_seen() {
+        let c = raft(ServerState::Candidate, false, false);
+        assert!(should_elect(c, clock(2000, 301, false), LEASE, T));
+        assert!(!should_elect(c, clock(2000, 299, false), LEASE, T));
+        assert!(!should_elect(c, clock(2000, 5000, true), LEASE, T));
+        // Rejected, then following an uncommitted vote of another candidate.
+        let f = raft(ServerState::Follower, false, false);
+        assert!(should_elect(f, clock(2000, 301, false), LEASE, T));
+    }
+
+    #[test]
+    fn leaders_learners_and_single_voters_never_elect() {
+        let mut r = raft(ServerState::Leader, true, false);
+        assert!(!should_elect(r, clock(9000, 9000, false), LEASE, T));
+        r = raft(ServerState::Learner, true, true);
+        r.is_voter = false;
+        assert!(!should_elect(r, clock(9000, 9000, false), LEASE, T));
+        r = raft(ServerState::Follower, true, true);
+        r.voters = 1;
+        assert!(!should_elect(r, clock(9000, 9000, false), LEASE, T));
+    }
+
+    #[test]
+    fn the_clock_tracks_this_election_only() {
+        let c = ElectionClock::default();
+        assert!(!c.view().greater_log_this_election);
+        c.voted();
+        c.greater_log();
+        c.contact();
+        let v = c.view();
+        assert!(v.since_contact < ms(1000));
+        assert!(v.since_activity < ms(1000));
+        assert!(v.greater_log_this_election);
     }
 }
