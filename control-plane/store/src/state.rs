@@ -46,6 +46,24 @@ impl ClusterState {
     /// Applies the command committed at log `index`.
     pub fn apply(&mut self, index: u64, req: &Request) -> Response {
         match req {
+            // The common case, and all of a replay after a restart: an upsert validated against
+            // this very config. Only the resources the document names can change, so the work is
+            // proportional to the document, not to the config (no whole-config copy or diff per
+            // entry; the config is copied at most once per applied batch, when readers share it).
+            Request::Apply {
+                document,
+                prune: false,
+                validated_at,
+            } if *validated_at == Some(self.config_version) => {
+                let changes = self.merge_in_place(document);
+                if !changes.is_empty() {
+                    self.config_version = index;
+                }
+                Response::Applied {
+                    version: self.config_version,
+                    changes,
+                }
+            }
             Request::Apply { validated_at, .. } | Request::Delete { validated_at, .. } => {
                 match self.next_config(req, *validated_at == Some(self.config_version)) {
                     Ok(next) => {
@@ -83,6 +101,32 @@ impl ClusterState {
             }
             Request::Security { cmd, at } => self.security.apply(cmd, *at),
         }
+    }
+
+    /// `self.config.merged(doc)` in place; returns `diff(old, new)`. Both are computed on the
+    /// resources `doc` names (plus the TLS certificate list, which merging appends to): every
+    /// other resource is untouched by a merge, so the result is the same as the whole-config
+    /// computation (see the `in_place_merge_equals_whole_config_merge` test).
+    fn merge_in_place(&mut self, doc: &DynamicConfig) -> Vec<switchyard_config::Change> {
+        let old = named_in(&self.config, doc);
+        let new = old.merged(doc);
+        let changes = diff(&old, &new);
+        if changes.is_empty() {
+            return changes;
+        }
+        let cfg = Arc::make_mut(&mut self.config);
+        cfg.http.routers.extend(new.http.routers);
+        cfg.http.services.extend(new.http.services);
+        cfg.http.middlewares.extend(new.http.middlewares);
+        cfg.http
+            .servers_transports
+            .extend(new.http.servers_transports);
+        cfg.tls.options.extend(new.tls.options);
+        cfg.tls.stores.extend(new.tls.stores);
+        cfg.tls.certificates = new.tls.certificates;
+        cfg.certificates_resolvers
+            .extend(new.certificates_resolvers);
+        changes
     }
 
     /// What [`apply`](Self::apply) would answer, without changing anything. A dry run reports the
@@ -135,6 +179,48 @@ impl ClusterState {
         }
         Ok(next)
     }
+}
+
+/// The part of `cfg` a merge of `doc` reads or changes: the resources `doc` names, by kind, and
+/// every TLS certificate.
+fn named_in(cfg: &DynamicConfig, doc: &DynamicConfig) -> DynamicConfig {
+    fn pick<V: Clone, W>(
+        from: &BTreeMap<String, V>,
+        names: &BTreeMap<String, W>,
+        into: &mut BTreeMap<String, V>,
+    ) {
+        for name in names.keys() {
+            if let Some(v) = from.get(name) {
+                into.insert(name.clone(), v.clone());
+            }
+        }
+    }
+    let mut out = DynamicConfig::default();
+    pick(&cfg.http.routers, &doc.http.routers, &mut out.http.routers);
+    pick(
+        &cfg.http.services,
+        &doc.http.services,
+        &mut out.http.services,
+    );
+    pick(
+        &cfg.http.middlewares,
+        &doc.http.middlewares,
+        &mut out.http.middlewares,
+    );
+    pick(
+        &cfg.http.servers_transports,
+        &doc.http.servers_transports,
+        &mut out.http.servers_transports,
+    );
+    pick(&cfg.tls.options, &doc.tls.options, &mut out.tls.options);
+    pick(&cfg.tls.stores, &doc.tls.stores, &mut out.tls.stores);
+    pick(
+        &cfg.certificates_resolvers,
+        &doc.certificates_resolvers,
+        &mut out.certificates_resolvers,
+    );
+    out.tls.certificates = cfg.tls.certificates.clone();
+    out
 }
 
 #[cfg(test)]
@@ -371,5 +457,85 @@ http:
         );
         assert!(matches!(r, Response::Applied { version: 3, .. }), "{r:?}");
         assert!(st.config.is_empty());
+    }
+
+    #[test]
+    fn in_place_merge_equals_whole_config_merge() {
+        let base = doc(r#"
+http:
+  routers:
+    web: { rule: "Host(`a.example`)", service: web }
+    api: { rule: "Host(`api.example`)", service: web, middlewares: [strip] }
+  services:
+    web: { loadBalancer: { servers: [ { url: "http://127.0.0.1:8080" } ] } }
+  middlewares:
+    strip: { stripPrefix: { prefixes: ["/api"] } }
+tls:
+  options:
+    modern: { minVersion: VersionTLS13 }
+"#);
+        let docs = [
+            // A new router, a changed one, an unchanged service.
+            r#"
+http:
+  routers:
+    new: { rule: "Host(`n.example`)", service: web }
+    api: { rule: "Host(`api2.example`)", service: web }
+  services:
+    web: { loadBalancer: { servers: [ { url: "http://127.0.0.1:8080" } ] } }
+"#,
+            // Nothing changes.
+            r#"
+http:
+  routers:
+    web: { rule: "Host(`a.example`)", service: web }
+"#,
+            // A TLS option and a middleware.
+            r#"
+http:
+  middlewares:
+    strip: { stripPrefix: { prefixes: ["/v2"] } }
+tls:
+  options:
+    modern: { minVersion: VersionTLS12 }
+    other: { minVersion: VersionTLS13 }
+"#,
+        ];
+        let mut st = ClusterState::default();
+        st.apply(
+            1,
+            &Request::Apply {
+                document: base,
+                prune: false,
+                validated_at: None,
+            },
+        );
+        for (i, d) in docs.iter().enumerate() {
+            let document = doc(d);
+            let whole_next = st.config.merged(&document);
+            let whole_changes = diff(&st.config, &whole_next);
+            let before = st.config_version;
+            let r = st.apply(
+                10 + i as u64,
+                &Request::Apply {
+                    document,
+                    prune: false,
+                    validated_at: Some(before),
+                },
+            );
+            assert_eq!(
+                r,
+                Response::Applied {
+                    version: if whole_changes.is_empty() {
+                        before
+                    } else {
+                        10 + i as u64
+                    },
+                    changes: whole_changes,
+                },
+                "document {i}"
+            );
+            assert_eq!(*st.config, whole_next, "document {i}");
+        }
     }
 }

@@ -54,7 +54,8 @@ struct SnapshotPayloadRef<'a> {
 }
 
 pub struct StateMachineStore {
-    current: AppliedState,
+    /// The applied state lives in the watch channel itself, so applying mutates the one copy
+    /// (see [`RaftStateMachine::apply`] below) instead of a private copy that readers share.
     tx: watch::Sender<AppliedState>,
     snapshots: sled::Tree,
     db: sled::Db,
@@ -78,9 +79,8 @@ impl StateMachineStore {
                 state: Arc::new(p.state),
             };
         }
-        let (tx, _) = watch::channel(current.clone());
+        let (tx, _) = watch::channel(current);
         Ok(Self {
-            current,
             tx,
             snapshots,
             db: db.clone(),
@@ -97,10 +97,6 @@ impl StateMachineStore {
     /// Called with the seconds each applied batch took (for the apply latency histogram).
     pub fn set_apply_observer(&mut self, f: Arc<dyn Fn(f64) + Send + Sync>) {
         self.apply_observer = Some(f);
-    }
-
-    fn publish(&self) {
-        self.tx.send_replace(self.current.clone());
     }
 
     fn encode(current: &AppliedState) -> Result<Vec<u8>, serde_json::Error> {
@@ -166,7 +162,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
-        Ok((self.current.last_applied, self.current.membership.clone()))
+        let cur = self.tx.borrow();
+        Ok((cur.last_applied, cur.membership.clone()))
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
@@ -176,20 +173,24 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         let started = Instant::now();
         let mut out = Vec::new();
-        let state = Arc::make_mut(&mut self.current.state);
-        for entry in entries {
-            self.current.last_applied = Some(entry.log_id);
-            let resp = match &entry.payload {
-                EntryPayload::Blank => Response::Done,
-                EntryPayload::Normal(req) => state.apply(entry.log_id.index, req),
-                EntryPayload::Membership(m) => {
-                    self.current.membership = StoredMembership::new(Some(entry.log_id), m.clone());
-                    Response::Done
-                }
-            };
-            out.push(resp);
-        }
-        self.publish();
+        // Mutated in place in the channel: the state is copied only when a reader still holds
+        // it (never during the replay at start-up, when nobody reads), and readers see the whole
+        // batch at once.
+        self.tx.send_modify(|cur| {
+            let state = Arc::make_mut(&mut cur.state);
+            for entry in entries {
+                cur.last_applied = Some(entry.log_id);
+                let resp = match &entry.payload {
+                    EntryPayload::Blank => Response::Done,
+                    EntryPayload::Normal(req) => state.apply(entry.log_id.index, req),
+                    EntryPayload::Membership(m) => {
+                        cur.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                        Response::Done
+                    }
+                };
+                out.push(resp);
+            }
+        });
         if let Some(obs) = &self.apply_observer {
             obs(started.elapsed().as_secs_f64());
         }
@@ -198,7 +199,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
-            current: self.current.clone(),
+            current: self.tx.borrow().clone(),
             snapshots: self.snapshots.clone(),
             db: self.db.clone(),
             seq: self.snapshot_seq.clone(),
@@ -218,12 +219,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let p: SnapshotPayload = serde_json::from_slice(&data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         Self::persist_snapshot(&self.snapshots, &self.db, meta, &data).await?;
-        self.current = AppliedState {
+        self.tx.send_replace(AppliedState {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
             state: Arc::new(p.state),
-        };
-        self.publish();
+        });
         Ok(())
     }
 
