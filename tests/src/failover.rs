@@ -220,6 +220,43 @@ pub fn kill_leaders(c: &mut Cluster, writer: &Writer, kills: usize) -> Vec<KillO
     out
 }
 
+/// Writes `n` entries through `endpoint`, each adding a new router (`grow-<i>`), from `clients`
+/// concurrent clients: a log whose replay rebuilds an `n`-router config one router at a time.
+pub fn grow(endpoint: &str, creds: Option<&SecureCreds>, n: usize, clients: usize) {
+    let ca = creds.map(|c| std::fs::read_to_string(&c.ca).expect("reading the cluster CA"));
+    let token = creds.map(|c| format!("Bearer {}", c.token));
+    crate::backends::block_on(async {
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let (ep, ca, token) = (endpoint.to_string(), ca.clone(), token.clone());
+            tasks.push(tokio::spawn(async move {
+                let ch = channel(&ep, ca.as_deref()).await?;
+                let mut client = AdminClient::new(ch);
+                for i in (c..n).step_by(clients) {
+                    let mut req = tonic::Request::new(ApplyRequest {
+                        document: format!(
+                            "http:\n  routers:\n    grow-{i}:\n      rule: \"Host(`g{i}.test`)\"\n      service: grow\n  services:\n    grow:\n      loadBalancer:\n        servers:\n          - url: \"http://127.0.0.1:9\"\n"
+                        ),
+                        prune: false,
+                        dry_run: false,
+                    });
+                    if let Some(t) = &token {
+                        req.metadata_mut()
+                            .insert("authorization", t.parse().map_err(|_| "token")?);
+                    }
+                    client.apply(req).await.map_err(|s| s.to_string())?;
+                }
+                Ok::<(), String>(())
+            }));
+        }
+        for t in tasks {
+            t.await
+                .expect("writer task")
+                .unwrap_or_else(|e| panic!("write failed: {e}"));
+        }
+    });
+}
+
 /// The highest Raft term among the running nodes.
 pub fn max_term(c: &Cluster) -> u64 {
     c.leader_views().iter().map(|v| v.term).max().unwrap_or(0)
