@@ -55,7 +55,11 @@ fn a_restarted_follower_replays_a_growing_config_and_is_ready_quickly() {
     let creds = c.creds();
     let leader = c.wait_for_leader(Duration::from_secs(30));
     grow(&c.node(leader).endpoint(), Some(&creds), N, 4);
-    let follower = c.ids().into_iter().find(|id| *id != leader).unwrap();
+    let follower = c
+        .ids()
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
     c.node_mut(follower).kill();
     let restarted = Instant::now();
     c.node_mut(follower).respawn();
