@@ -45,6 +45,20 @@ pub struct ClusterState {
 impl ClusterState {
     /// Applies the command committed at log `index`.
     pub fn apply(&mut self, index: u64, req: &Request) -> Response {
+        self.apply_known(index, req, None)
+    }
+
+    /// [`apply`](Self::apply) of an entry whose verdict may be known: `Some(accepted)` when this
+    /// state machine applied the very same entry before (a replay after a restart; applying is
+    /// deterministic, so the verdict is the same and the validation need not run again).
+    pub fn apply_known(&mut self, index: u64, req: &Request, known: Option<bool>) -> Response {
+        let config_cmd = matches!(req, Request::Apply { .. } | Request::Delete { .. });
+        if config_cmd && known == Some(false) {
+            return Response::Rejected(Rejection::Invalid(format!(
+                "log entry {index} was refused when first applied"
+            )));
+        }
+        let known_good = known == Some(true);
         match req {
             // The common case, and all of a replay after a restart: an upsert validated against
             // this very config. Only the resources the document names can change, so the work is
@@ -54,7 +68,7 @@ impl ClusterState {
                 document,
                 prune: false,
                 validated_at,
-            } if *validated_at == Some(self.config_version) => {
+            } if known_good || *validated_at == Some(self.config_version) => {
                 let changes = self.merge_in_place(document);
                 if !changes.is_empty() {
                     self.config_version = index;
@@ -65,7 +79,10 @@ impl ClusterState {
                 }
             }
             Request::Apply { validated_at, .. } | Request::Delete { validated_at, .. } => {
-                match self.next_config(req, *validated_at == Some(self.config_version)) {
+                match self.next_config(
+                    req,
+                    known_good || *validated_at == Some(self.config_version),
+                ) {
                     Ok(next) => {
                         let changes = diff(&self.config, &next);
                         if !changes.is_empty() {
@@ -537,5 +554,39 @@ tls:
             );
             assert_eq!(*st.config, whole_next, "document {i}");
         }
+    }
+
+    #[test]
+    fn a_replayed_entry_keeps_its_first_verdict_without_validating_again() {
+        // A router whose service does not exist: refused when validated.
+        let bad = Request::Apply {
+            document: doc("http:\n  routers:\n    r: { rule: \"Host(`r`)\", service: missing }\n"),
+            prune: false,
+            validated_at: None,
+        };
+        let mut st = ClusterState::default();
+        assert!(matches!(st.apply(3, &bad), Response::Rejected(_)));
+        // Replayed, the recorded verdict decides, both ways.
+        let mut replay = ClusterState::default();
+        assert!(matches!(
+            replay.apply_known(3, &bad, Some(false)),
+            Response::Rejected(_)
+        ));
+        assert_eq!(replay, ClusterState::default());
+        let good = Request::Apply {
+            document: doc(WEB),
+            prune: false,
+            validated_at: Some(999),
+        };
+        match replay.apply_known(4, &good, Some(true)) {
+            Response::Applied { version, changes } => {
+                assert_eq!(version, 4);
+                assert_eq!(changes.len(), 2);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let mut fresh = ClusterState::default();
+        fresh.apply(4, &good);
+        assert_eq!(replay, fresh, "same state as a validated apply");
     }
 }

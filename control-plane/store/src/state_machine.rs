@@ -23,6 +23,16 @@ use crate::types::{
 
 const META: &[u8] = b"meta";
 const DATA: &[u8] = b"data";
+/// In the `verdicts` tree: the highest log index this state machine applied (big-endian u64).
+const WATERMARK: &[u8] = b"watermark";
+
+/// In the `verdicts` tree: the key recording that the config command at `index` was refused.
+fn refused_key(index: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = b'r';
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
 
 /// What readers see: the state as of `last_applied`.
 #[derive(Debug, Clone, Default)]
@@ -58,6 +68,11 @@ pub struct StateMachineStore {
     /// (see [`RaftStateMachine::apply`] below) instead of a private copy that readers share.
     tx: watch::Sender<AppliedState>,
     snapshots: sled::Tree,
+    /// What this state machine decided for the entries it applied (the highest index applied and
+    /// the config commands it refused), so a replay after a restart does not validate again:
+    /// applying is deterministic, the verdict is the same. Written with each applied batch, not
+    /// flushed: a record lost in a crash only means that entry is validated again.
+    verdicts: sled::Tree,
     db: sled::Db,
     snapshot_seq: Arc<AtomicU64>,
     apply_observer: Option<Arc<dyn Fn(f64) + Send + Sync>>,
@@ -66,6 +81,7 @@ pub struct StateMachineStore {
 impl StateMachineStore {
     pub(crate) fn new(db: &sled::Db) -> Result<Self, StoreError> {
         let snapshots = db.open_tree("snapshot")?;
+        let verdicts = db.open_tree("verdicts")?;
         let mut current = AppliedState::default();
         if let Some(bytes) = snapshots.get(DATA)? {
             let p: SnapshotPayload =
@@ -83,6 +99,7 @@ impl StateMachineStore {
         Ok(Self {
             tx,
             snapshots,
+            verdicts,
             db: db.clone(),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
             apply_observer: None,
@@ -176,13 +193,41 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // Mutated in place in the channel: the state is copied only when a reader still holds
         // it (never during the replay at start-up, when nobody reads), and readers see the whole
         // batch at once.
+        let watermark = self
+            .verdicts
+            .get(WATERMARK)
+            .map_err(|e| StorageIOError::read_state_machine(&e))?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes);
+        let verdicts = &self.verdicts;
+        let mut batch = sled::Batch::default();
+        let mut read_error = None;
         self.tx.send_modify(|cur| {
             let state = Arc::make_mut(&mut cur.state);
             for entry in entries {
                 cur.last_applied = Some(entry.log_id);
+                let index = entry.log_id.index;
                 let resp = match &entry.payload {
                     EntryPayload::Blank => Response::Done,
-                    EntryPayload::Normal(req) => state.apply(entry.log_id.index, req),
+                    EntryPayload::Normal(req) => {
+                        let known = match watermark {
+                            Some(w) if index <= w => {
+                                match verdicts.contains_key(refused_key(index)) {
+                                    Ok(refused) => Some(!refused),
+                                    Err(e) => {
+                                        read_error = Some(e);
+                                        None
+                                    }
+                                }
+                            }
+                            _ => None,
+                        };
+                        let resp = state.apply_known(index, req, known);
+                        if known.is_none() && matches!(resp, Response::Rejected(_)) {
+                            batch.insert(&refused_key(index), &[][..]);
+                        }
+                        resp
+                    }
                     EntryPayload::Membership(m) => {
                         cur.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                         Response::Done
@@ -190,7 +235,19 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 };
                 out.push(resp);
             }
+            if let Some(l) = cur.last_applied {
+                if watermark.is_none_or(|w| l.index > w) {
+                    batch.insert(WATERMARK, &l.index.to_be_bytes()[..]);
+                }
+            }
         });
+        if let Some(e) = read_error {
+            // Validation ran instead (same verdict); report the storage error anyway.
+            tracing::warn!(error = %e, "reading recorded verdicts");
+        }
+        self.verdicts
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
         if let Some(obs) = &self.apply_observer {
             obs(started.elapsed().as_secs_f64());
         }

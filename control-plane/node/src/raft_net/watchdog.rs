@@ -139,6 +139,9 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         Duration::from_millis(rand::rng().random_range(min..max.max(min + 1)))
     };
     let mut timeout = draw();
+    // Silence is counted from now, not from the process start: the replay of the log before
+    // Raft starts is no silence of the leader, and a restarted node must hear from it first.
+    shared.election_clock.contact();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(t.heartbeat / 2) => {}
