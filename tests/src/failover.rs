@@ -233,6 +233,9 @@ pub fn grow(endpoint: &str, creds: Option<&SecureCreds>, n: usize, clients: usiz
                 let ch = channel(&ep, ca.as_deref()).await?;
                 let mut client = AdminClient::new(ch);
                 for i in (c..n).step_by(clients) {
+                    // An upsert is idempotent: retry through elections (a loaded machine).
+                    let mut attempt = 0;
+                    loop {
                     let mut req = tonic::Request::new(ApplyRequest {
                         document: format!(
                             "http:\n  routers:\n    grow-{i}:\n      rule: \"Host(`g{i}.test`)\"\n      service: grow\n  services:\n    grow:\n      loadBalancer:\n        servers:\n          - url: \"http://127.0.0.1:9\"\n"
@@ -244,7 +247,16 @@ pub fn grow(endpoint: &str, creds: Option<&SecureCreds>, n: usize, clients: usiz
                         req.metadata_mut()
                             .insert("authorization", t.parse().map_err(|_| "token")?);
                     }
-                    client.apply(req).await.map_err(|s| s.to_string())?;
+                    match client.apply(req).await {
+                        Ok(_) => break,
+                        Err(s) if attempt < 30 => {
+                            attempt += 1;
+                            eprintln!("write grow-{i} failed ({}); retrying", s.message());
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Err(s) => return Err(s.to_string()),
+                    }
+                    }
                 }
                 Ok::<(), String>(())
             }));
