@@ -55,12 +55,13 @@
 pub mod acme;
 pub mod backends;
 pub mod client;
+pub mod failover;
 pub mod proxy;
 
 pub use proxy::{
     applied_version, apply_to, apply_wait, explain, get_proxies, host_route, proxy_entry,
-    proxy_status, single_node_stack, wait_attached, zoned_cluster, Explained, Proxy, ProxySpec,
-    PROXY_SETTLE,
+    proxy_status, single_node_stack, wait_attached, wait_attached_to, zoned_cluster, Explained,
+    Proxy, ProxySpec, PROXY_SETTLE,
 };
 
 use std::collections::HashSet;
@@ -751,6 +752,11 @@ pub const TEST_TIMERS: [(&str, &str); 3] = [
     ("--election-timeout-max", "1600ms"),
 ];
 
+/// Harness marker in a node's extra flags: run it with the product's default Raft timers instead
+/// of [`TEST_TIMERS`] (e.g. to measure failover as shipped). Removed before the flags reach the
+/// binary.
+pub const DEFAULT_TIMERS: &str = "+default-timers";
+
 /// How long a node may take to start serving `/healthz`.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long [`ControlNode::stop`] waits after SIGTERM before SIGKILL.
@@ -909,9 +915,10 @@ impl ControlNode {
     pub fn spawn(id: u64, addrs: NodeAddrs, extra: &[String]) -> ControlNode {
         // Nodes run secure unless the flags carry the harness marker [`INSECURE`].
         let secure = !extra.iter().any(|a| a == INSECURE);
+        let default_timers = extra.iter().any(|a| a == DEFAULT_TIMERS);
         let extra: Vec<String> = extra
             .iter()
-            .filter(|a| *a != SECURE && *a != INSECURE)
+            .filter(|a| *a != SECURE && *a != INSECURE && *a != DEFAULT_TIMERS)
             .cloned()
             .collect();
         let extra = &extra[..];
@@ -938,7 +945,7 @@ impl ControlNode {
             let overridden = extra
                 .iter()
                 .any(|a| a == flag || a.starts_with(&format!("{flag}=")));
-            if !overridden {
+            if !overridden && !default_timers {
                 args.push(flag.into());
                 args.push(value.into());
             }

@@ -172,11 +172,13 @@ pub struct ServerArgs {
     /// Raft heartbeat interval (Go duration). WAN clusters want longer timers than the LAN defaults.
     #[arg(long, default_value = "100ms")]
     pub heartbeat_interval: String,
-    /// Lower bound of the randomized Raft election timeout.
-    #[arg(long, default_value = "1s")]
+    /// Lower bound of the randomized Raft election timeout. A follower starts an election when
+    /// it has not heard from the leader for the max election timeout (the leader's lease) plus
+    /// its own timeout between min and max.
+    #[arg(long, default_value = "300ms")]
     pub election_timeout_min: String,
     /// Upper bound of the randomized Raft election timeout.
-    #[arg(long, default_value = "2s")]
+    #[arg(long, default_value = "600ms")]
     pub election_timeout_max: String,
     /// Take a snapshot (and compact the log) after this many entries since the last one.
     #[arg(long, default_value_t = 10_000)]
@@ -228,8 +230,11 @@ pub struct ApplyArgs {
     /// Make the file the whole config: resources it does not name are deleted.
     #[arg(long)]
     pub prune: bool,
-    /// Return only once every connected proxy has ACKed the new version (default timeout 30s);
-    /// exit non-zero naming any proxy that NACKed it or did not ACK in time.
+    /// Return only once every proxy attached to a reachable control node (listed before the
+    /// write or during the wait) has ACKed the new version (default timeout 30s); exit non-zero
+    /// naming any proxy that NACKed it, or that did not ACK or was no longer attached in time. A
+    /// control node that cannot be asked is named in a warning: its proxies are counted once
+    /// they re-attach to a reachable node.
     #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "30s", require_equals = true)]
     pub wait: Option<String>,
     /// With --wait, only wait for proxies matching all of these, e.g. region=eu,zone=eu-1.

@@ -71,6 +71,8 @@ pub struct Shared {
     pub proxies: Registry,
     /// Recent config versions, for deltas to reconnecting proxies.
     pub history: History,
+    /// Recent Raft activity, for the leader watchdog (shared with the Raft network).
+    pub election_clock: Arc<crate::raft_net::watchdog::ElectionClock>,
     /// Secure mode: the cluster CA and this node's certificate on the peer port, once known.
     pub peer_identity: watch::Sender<Option<Arc<crate::peer_tls::PeerIdentity>>>,
 }
@@ -365,10 +367,11 @@ impl ControlNode {
         } else {
             ChannelPool::secure()
         };
+        let election_clock = Arc::new(crate::raft_net::watchdog::ElectionClock::default());
         let raft = Raft::new(
             opts.node_id,
             Arc::new(config),
-            Network::new(pool.clone()),
+            Network::new(pool.clone(), election_clock.clone()),
             log.clone(),
             sm,
         )
@@ -388,6 +391,7 @@ impl ControlNode {
             cpu: Default::default(),
             proxies: Registry::default(),
             history,
+            election_clock,
             peer_identity: watch::channel(None).0,
         });
         if !shared.opts.insecure {
@@ -425,6 +429,10 @@ impl ControlNode {
             )));
         }
         tasks.push(tokio::spawn(register_loop(shared.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(crate::raft_net::watchdog::run(
+            shared.clone(),
+            stop_rx.clone(),
+        )));
         tasks.push(crate::acme::spawn(shared.clone(), stop_rx));
         Ok(Self {
             shared,

@@ -58,6 +58,11 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
         _ => None,
     };
     let mut client = connect(&g.endpoints).await?;
+    // The proxies listed before the write are waited on even if they move meanwhile.
+    let before = match &wait {
+        Some(_) => super::proxies::list_before(&mut client).await,
+        None => None,
+    };
     let r = client
         .apply(ApplyRequest {
             document,
@@ -104,7 +109,14 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
         }
     }
     if let Some((timeout, selector)) = wait {
-        super::proxies::wait_for_version(&mut client, r.version, timeout, &selector).await?;
+        super::proxies::wait_for_version(
+            &mut client,
+            before.as_ref(),
+            r.version,
+            timeout,
+            &selector,
+        )
+        .await?;
     }
     Ok(ExitCode::SUCCESS)
 }
