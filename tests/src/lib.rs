@@ -54,6 +54,7 @@
 
 pub mod acme;
 pub mod backends;
+pub mod chaos;
 pub mod client;
 pub mod proxy;
 
