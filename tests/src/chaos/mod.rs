@@ -6,3 +6,4 @@
 //!
 //! * [`checker`]: Porcupine's linearizability checker, ported (why: see its module doc).
 pub mod checker;
+pub mod relays;
