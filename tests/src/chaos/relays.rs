@@ -19,7 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -49,11 +49,11 @@ impl Links {
             .contains(&(from, to))
     }
 
-    /// Waits until the link's state is `blocked`.
-    async fn wait_for(&self, from: Option<u64>, to: u64, blocked: bool) {
+    /// Waits until the link's state is `blocked` (`from()`: the source node, once known).
+    async fn wait_for(&self, from: &impl Fn() -> Option<u64>, to: u64, blocked: bool) {
         let mut rx = self.changed.subscribe();
         loop {
-            if self.is_blocked(from, to) == blocked {
+            if self.is_blocked(from(), to) == blocked {
                 return;
             }
             if rx.changed().await.is_err() {
@@ -204,13 +204,23 @@ async fn relay_connection(
     target: String,
     links: Arc<Links>,
 ) {
-    let from = identify(peer, relay_port, &links).await;
-    if from.is_none() {
-        links.unknown_sources.fetch_add(1, Ordering::Relaxed);
+    // Which node connected: looked up now, and (for a node whose pid is not registered yet)
+    // again in the background; the link state is re-evaluated once it is known.
+    let from: Arc<OnceLock<u64>> = Arc::new(OnceLock::new());
+    if let Some(n) = lookup(peer.port(), relay_port, &links).await {
+        let _ = from.set(n);
+    } else {
+        tokio::spawn(identify_later(
+            peer.port(),
+            relay_port,
+            Arc::clone(&links),
+            Arc::clone(&from),
+        ));
     }
-    if links.is_blocked(from, to) {
+    let src = || from.get().copied();
+    if links.is_blocked(src(), to) {
         // A connection attempt across a cut link: never answered; closed when the link heals.
-        links.wait_for(from, to, false).await;
+        links.wait_for(&src, to, false).await;
         return;
     }
     let Ok(mut outbound) = TcpStream::connect(&target).await else {
@@ -220,30 +230,41 @@ async fn relay_connection(
     let _ = outbound.set_nodelay(true);
     tokio::select! {
         biased;
-        _ = links.wait_for(from, to, true) => {
+        _ = links.wait_for(&src, to, true) => {
             // Cut: stop moving bytes, keep both ends open until the link heals, then close.
-            links.wait_for(from, to, false).await;
+            links.wait_for(&src, to, false).await;
         }
         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
     }
 }
 
-/// The node that opened the connection from `peer` to the relay on `relay_port`, retrying
-/// briefly (a node that just started may connect before its pid is registered).
-async fn identify(peer: SocketAddr, relay_port: u16, links: &Arc<Links>) -> Option<u64> {
-    for _ in 0..20 {
-        let pids = links.pids.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let port = peer.port();
-        let found = tokio::task::spawn_blocking(move || socket_owner(port, relay_port, &pids))
-            .await
-            .ok()
-            .flatten();
-        if found.is_some() {
-            return found;
+/// How long a relay keeps trying to identify the node behind a connection.
+const IDENTIFY_FOR: Duration = Duration::from_secs(60);
+
+async fn identify_later(sport: u16, relay_port: u16, links: Arc<Links>, from: Arc<OnceLock<u64>>) {
+    let deadline = tokio::time::Instant::now() + IDENTIFY_FOR;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(n) = lookup(sport, relay_port, &links).await {
+            let _ = from.set(n);
+            links.changed.send_modify(|g| *g += 1);
+            return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if socket_inode(sport, relay_port).is_none() {
+            // The connection is gone.
+            return;
+        }
     }
-    None
+    links.unknown_sources.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One lookup of the node behind the connection from `sport` to `relay_port`.
+async fn lookup(sport: u16, relay_port: u16, links: &Arc<Links>) -> Option<u64> {
+    let pids = links.pids.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    tokio::task::spawn_blocking(move || socket_owner(sport, relay_port, &pids))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// The inode of the established TCP socket from local port `sport` to remote port `dport`.
