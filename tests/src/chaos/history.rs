@@ -304,7 +304,12 @@ impl Model for Registers {
         None
     }
 
-    fn step(&self, state: &Option<String>, input: &Op, output: &Option<String>) -> Option<Self::State> {
+    fn step(
+        &self,
+        state: &Option<String>,
+        input: &Op,
+        output: &Option<String>,
+    ) -> Option<Self::State> {
         match input {
             Op::Write { value, .. } => Some(Some(value.clone())),
             Op::Read { .. } => (output == state).then(|| state.clone()),
@@ -314,10 +319,9 @@ impl Model for Registers {
     fn describe(&self, input: &Op, output: &Option<String>) -> String {
         match input {
             Op::Write { key, value } => format!("write {key} := {value}"),
-            Op::Read { key } => format!(
-                "read {key} -> {}",
-                output.as_deref().unwrap_or("(absent)")
-            ),
+            Op::Read { key } => {
+                format!("read {key} -> {}", output.as_deref().unwrap_or("(absent)"))
+            }
         }
     }
 }

@@ -35,7 +35,7 @@ use switchyard_proto::admin::GetConfigRequest;
 
 use crate::{wait_until, Cluster, NodeAddrs};
 use history::{History, Op, Outcome};
-use nemesis::{FaultRecord, Nemesis};
+use nemesis::{Fault, FaultRecord, Nemesis};
 use relays::Relays;
 use workload::{Access, Workload, WorkloadConfig};
 
@@ -52,6 +52,11 @@ pub struct ChaosConfig {
     pub keys: usize,
     /// Seed of the nemesis and the clients.
     pub seed: u64,
+    /// The faults to choose from.
+    pub faults: Vec<Fault>,
+    /// Negative control: reads are local (`consistent: false`), which a lagging or cut-off
+    /// follower answers from stale state; the checks must then find a violation.
+    pub stale_reads: bool,
 }
 
 impl ChaosConfig {
@@ -80,6 +85,8 @@ impl ChaosConfig {
             clients: num("SWITCHYARD_CHAOS_CLIENTS", 5) as usize,
             keys: num("SWITCHYARD_CHAOS_KEYS", 3) as usize,
             seed: num("SWITCHYARD_CHAOS_SEED", clock),
+            faults: Fault::ALL.to_vec(),
+            stale_reads: false,
         }
     }
 }
@@ -127,8 +134,12 @@ pub fn run(cfg: &ChaosConfig) -> Vec<RoundReport> {
     let mut round = 0u64;
     while spent < cfg.duration {
         round += 1;
-        let length = cfg.round.min(cfg.duration - spent).max(Duration::from_secs(10));
-        let report = run_round(cfg, cfg.seed.wrapping_add(round), length);
+        let length = cfg
+            .round
+            .min(cfg.duration - spent)
+            .max(Duration::from_secs(10));
+        let report = run_round(cfg, cfg.seed.wrapping_add(round), length)
+            .unwrap_or_else(|violation| panic!("chaos round {round}: {violation}"));
         eprintln!("chaos: round {round}: {report}");
         spent += report.chaos;
         reports.push(report);
@@ -145,8 +156,9 @@ pub fn run(cfg: &ChaosConfig) -> Vec<RoundReport> {
 /// How long the final checks may wait for the cluster (loaded CI machine).
 const SETTLE: Duration = Duration::from_secs(60);
 
-/// One round on a fresh cluster: faults for `length`, then the checks.
-pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> RoundReport {
+/// One round on a fresh cluster: faults for `length`, then the checks. A violation is an
+/// error (naming the history file, which is then kept); a harness failure panics.
+pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> Result<RoundReport, String> {
     let ids: Vec<u64> = vec![1, 2, 3];
     let addrs: Vec<NodeAddrs> = ids.iter().map(|_| NodeAddrs::allocate()).collect();
     let relays = Relays::start(
@@ -191,6 +203,7 @@ pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> RoundReport 
     let history_path: PathBuf = dir.path().join("history.jsonl");
     let history = Arc::new(History::new());
     let guard = KeepOnPanic {
+        keep: false,
         dir: Some(dir),
         history: Arc::clone(&history),
         path: history_path.clone(),
@@ -206,6 +219,7 @@ pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> RoundReport 
             pause: Duration::from_millis(20),
             write_ratio: 0.5,
             seed,
+            stale_reads: cfg.stale_reads,
         },
         Arc::clone(&history),
     );
@@ -216,7 +230,7 @@ pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> RoundReport 
             &relays,
             rand::rngs::StdRng::seed_from_u64(seed),
         );
-        nemesis.run_until(started + length, (1000, 3000));
+        nemesis.run_until(started + length, &cfg.faults, (1000, 3000));
         nemesis.heal_all();
         nemesis.log.clone()
     };
@@ -246,7 +260,7 @@ pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> RoundReport 
                         Err(e) => panic!("final read on node {node}: {e}"),
                     };
                     history.invoke(process, *node, &op);
-                    let outcome = workload::read(&mut client, op.key(), op_timeout).await;
+                    let outcome = workload::read(&mut client, op.key(), false, op_timeout).await;
                     let done = matches!(outcome, Outcome::Ok(_));
                     history.complete(process, *node, &op, outcome.clone());
                     if done {
@@ -305,37 +319,45 @@ pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> RoundReport 
         summary.writes.ok >= 10 && summary.reads.ok >= 10,
         "the workload made too little progress to prove anything: {summary}"
     );
+    let mut guard = guard;
     let (lost, phantom) = history.lost_writes(&routers);
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged writes are missing from the final config: {lost:?} (history: {})",
-        lost.len(),
-        history_path.display()
-    );
-    assert!(
-        phantom.is_empty(),
-        "{} writes answered as failed took effect: {phantom:?} (history: {})",
-        phantom.len(),
-        history_path.display()
-    );
+    if !lost.is_empty() {
+        guard.keep = true;
+        return Err(format!(
+            "{} acknowledged writes are missing from the final config: {lost:?} (history: {})",
+            lost.len(),
+            history_path.display()
+        ));
+    }
+    if !phantom.is_empty() {
+        guard.keep = true;
+        return Err(format!(
+            "{} writes answered as failed took effect: {phantom:?} (history: {})",
+            phantom.len(),
+            history_path.display()
+        ));
+    }
     let check_started = Instant::now();
     if let Err(e) = history.check_linearizable(Duration::from_secs(300)) {
-        panic!("{e}\n(history: {})", history_path.display());
+        guard.keep = true;
+        return Err(format!("{e}\n(history: {})", history_path.display()));
     }
     let check = check_started.elapsed();
     drop(guard);
-    RoundReport {
+    Ok(RoundReport {
         chaos,
         faults,
         summary,
-        acknowledged: (summary.writes.ok) as usize,
+        acknowledged: summary.writes.ok as usize,
         final_version,
         check,
-    }
+    })
 }
 
 /// Keeps the round's history (written on the way out) when the round panics.
 struct KeepOnPanic {
+    /// Keep it anyway (the round found a violation).
+    keep: bool,
     dir: Option<tempfile::TempDir>,
     history: Arc<History>,
     path: PathBuf,
@@ -343,11 +365,17 @@ struct KeepOnPanic {
 
 impl Drop for KeepOnPanic {
     fn drop(&mut self) {
-        if std::thread::panicking() || std::env::var_os("SWITCHYARD_E2E_KEEP").is_some() {
+        if self.keep
+            || std::thread::panicking()
+            || std::env::var_os("SWITCHYARD_E2E_KEEP").is_some()
+        {
             let _ = self.history.write_jsonl(&self.path);
             if let Some(d) = self.dir.take() {
                 let kept = d.keep();
-                eprintln!("chaos: history kept in {}", kept.join("history.jsonl").display());
+                eprintln!(
+                    "chaos: history kept in {}",
+                    kept.join("history.jsonl").display()
+                );
             }
         }
     }

@@ -229,9 +229,9 @@ impl<'a> Nemesis<'a> {
     }
 
     /// Runs random faults until `until`, with a quiet period after each.
-    pub fn run_until(&mut self, until: Instant, quiet: (u64, u64)) {
+    pub fn run_until(&mut self, until: Instant, faults: &[Fault], quiet: (u64, u64)) {
         while Instant::now() < until {
-            let fault = Fault::ALL[self.rng.random_range(0..Fault::ALL.len())];
+            let fault = faults[self.rng.random_range(0..faults.len())];
             let record = self.run(fault);
             eprintln!("chaos: {record}");
             self.hold(quiet.0, quiet.1);

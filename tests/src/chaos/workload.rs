@@ -56,9 +56,7 @@ impl Access {
             .map_err(|e| e.to_string())?
             .connect_timeout(timeout)
             .tcp_nodelay(true)
-            .tls_config(
-                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&self.ca_pem)),
-            )
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&self.ca_pem)))
             .map_err(|e| e.to_string())?;
         let channel = tokio::time::timeout(timeout, endpoint.connect())
             .await
@@ -84,9 +82,7 @@ pub fn service_doc() -> String {
 
 /// The document of a write: register `key` := `value`, plus the value's marker router.
 pub fn write_doc(key: &str, value: &str) -> String {
-    let router = |host: &str| {
-        serde_json::json!({"rule": format!("Host(`{host}.chaos`)"), "service": SERVICE})
-    };
+    let router = |host: &str| serde_json::json!({"rule": format!("Host(`{host}.chaos`)"), "service": SERVICE});
     serde_json::json!({"http": {"routers": {
         key: router(value),
         marker(value): router(&marker(value)),
@@ -127,12 +123,12 @@ pub async fn write(client: &mut Client, key: &str, value: &str, timeout: Duratio
     }
 }
 
-/// A consistent read of `key` through `client`.
-pub async fn read(client: &mut Client, key: &str, timeout: Duration) -> Outcome {
+/// A read of `key` through `client`: consistent (linearizable) unless `local`.
+pub async fn read(client: &mut Client, key: &str, local: bool, timeout: Duration) -> Outcome {
     let mut req = tonic::Request::new(GetRequest {
         kind: "router".into(),
         name: key.into(),
-        consistent: true,
+        consistent: !local,
     });
     req.set_timeout(timeout);
     match tokio::time::timeout(timeout, client.get(req)).await {
@@ -167,6 +163,8 @@ pub struct WorkloadConfig {
     pub write_ratio: f64,
     /// Seed of the clients' random choices.
     pub seed: u64,
+    /// Local reads (`consistent: false`) instead of linearizable ones (negative control).
+    pub stale_reads: bool,
 }
 
 /// Running clients.
@@ -211,7 +209,12 @@ impl Workload {
     }
 }
 
-async fn client_loop(process: usize, cfg: WorkloadConfig, history: Arc<History>, stop: Arc<AtomicBool>) {
+async fn client_loop(
+    process: usize,
+    cfg: WorkloadConfig,
+    history: Arc<History>,
+    stop: Arc<AtomicBool>,
+) {
     let (node, api) = cfg.nodes[process % cfg.nodes.len()].clone();
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ (process as u64 + 1) * 0x9e37);
     let mut client: Option<Client> = None;
@@ -241,7 +244,7 @@ async fn client_loop(process: usize, cfg: WorkloadConfig, history: Arc<History>,
         history.invoke(process, node, &op);
         let outcome = match &op {
             Op::Write { key, value } => write(&mut c, key, value, cfg.op_timeout).await,
-            Op::Read { key } => read(&mut c, key, cfg.op_timeout).await,
+            Op::Read { key } => read(&mut c, key, cfg.stale_reads, cfg.op_timeout).await,
         };
         let healthy = matches!(outcome, Outcome::Ok(_));
         history.complete(process, node, &op, outcome);
