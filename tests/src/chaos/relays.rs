@@ -9,8 +9,9 @@
 //! A relay must know which node opened a connection to cut a *directed* link (A→B while B→A
 //! stays up): all peers connect from `127.0.0.1`, so the relay looks the connection's source
 //! port up in `/proc/net/tcp` and finds the node process holding that socket in
-//! `/proc/PID/fd` (pids registered with [`Relays::set_pid`]). That is Linux-only, like the
-//! rest of the suite's process handling.
+//! `/proc/PID/fd` (pids registered with [`Relays::set_pid`]; a connection from a process not
+//! registered yet is forwarded and identified in the background once it is). That is
+//! Linux-only, like the rest of the suite's process handling.
 //!
 //! A cut link behaves like a firewall dropping packets: established connections stop moving
 //! bytes (RPCs on them time out), and new connections are accepted but never forwarded. When
