@@ -360,7 +360,7 @@ fn check_single<M: Model>(
     let mut steps: u64 = 0;
     while list.next[HEAD] != NIL {
         steps += 1;
-        if steps % 4096 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+        if steps.is_multiple_of(4096) && deadline.is_some_and(|d| Instant::now() >= d) {
             return Single::Unknown;
         }
         if list.is_call(entry) {

@@ -216,7 +216,7 @@ async fn client_loop(
     stop: Arc<AtomicBool>,
 ) {
     let (node, api) = cfg.nodes[process % cfg.nodes.len()].clone();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ (process as u64 + 1) * 0x9e37);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ ((process as u64 + 1) * 0x9e37));
     let mut client: Option<Client> = None;
     let mut seq = 0u64;
     while !stop.load(Ordering::SeqCst) {
