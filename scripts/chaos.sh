@@ -23,7 +23,11 @@ done
 export SWITCHYARD_CHAOS_SECS="${SWITCHYARD_CHAOS_SECS:-$((minutes * 60))}"
 export SWITCHYARD_CHAOS_ROUND_SECS="${SWITCHYARD_CHAOS_ROUND_SECS:-$((round * 60))}"
 cargo build --workspace --bins --locked
-log="target/chaos-$(date -u +%Y%m%dT%H%M%SZ).log"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+log="target/chaos-$stamp.log"
+# Node directories and histories go under target/ (not a shared /tmp that others may clean).
+export TMPDIR="$PWD/target/chaos-tmp/$stamp"
+mkdir -p "$TMPDIR"
 echo "chaos: full output in $log"
 status=0
 cargo test -p switchyard-e2e --locked --test chaos -- --nocapture --exact \
@@ -35,4 +39,5 @@ if [ "$status" -ne 0 ]; then
   echo "chaos: FAILED; the end of $log:" >&2
   grep -v '^chaos:' "$log" | tail -n 80 >&2
 fi
+[ "$status" -eq 0 ] && rm -rf "$TMPDIR"
 exit "$status"
