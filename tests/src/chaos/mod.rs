@@ -54,9 +54,6 @@ pub struct ChaosConfig {
     pub seed: u64,
     /// The faults to choose from.
     pub faults: Vec<Fault>,
-    /// Negative control: reads are local (`consistent: false`), which a lagging or cut-off
-    /// follower answers from stale state; the checks must then find a violation.
-    pub stale_reads: bool,
 }
 
 impl ChaosConfig {
@@ -86,7 +83,6 @@ impl ChaosConfig {
             keys: num("SWITCHYARD_CHAOS_KEYS", 3) as usize,
             seed: num("SWITCHYARD_CHAOS_SEED", clock),
             faults: Fault::ALL.to_vec(),
-            stale_reads: false,
         }
     }
 }
@@ -156,9 +152,10 @@ pub fn run(cfg: &ChaosConfig) -> Vec<RoundReport> {
 /// How long the final checks may wait for the cluster (loaded CI machine).
 const SETTLE: Duration = Duration::from_secs(60);
 
-/// One round on a fresh cluster: faults for `length`, then the checks. A violation is an
-/// error (naming the history file, which is then kept); a harness failure panics.
-pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> Result<RoundReport, String> {
+/// A secure three-node cluster whose Raft links run through [`Relays`] (pids registered), the
+/// workload's service created, and the credentials for the admin API. Small snapshot thresholds:
+/// restarted and cut-off nodes catch up by snapshot, too.
+pub fn relayed_cluster() -> (Cluster, Relays, Access) {
     let ids: Vec<u64> = vec![1, 2, 3];
     let addrs: Vec<NodeAddrs> = ids.iter().map(|_| NodeAddrs::allocate()).collect();
     let relays = Relays::start(
@@ -172,8 +169,7 @@ pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> Result<Round
         .iter()
         .map(|p| vec!["--advertise-peer-addr".to_string(), p.clone()])
         .collect();
-    // Small snapshot thresholds: restarted and cut-off nodes catch up by snapshot, too.
-    let mut cluster = Cluster::start_each_on(
+    let cluster = Cluster::start_each_on(
         addrs,
         &peers,
         &["--snapshot-threshold", "200", "--snapshot-keep-logs", "50"],
@@ -187,14 +183,21 @@ pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> Result<Round
         ca_pem: std::fs::read_to_string(&creds.ca).expect("reading the cluster CA"),
         token: creds.token.clone(),
     };
+    crate::apply_yaml(&cluster.endpoints(), &workload::service_doc())
+        .expect("creating the workload's service");
+    (cluster, relays, access)
+}
+
+/// One round on a fresh cluster: faults for `length`, then the checks. A violation is an
+/// error (naming the history file, which is then kept); a harness failure panics.
+pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> Result<RoundReport, String> {
+    let (mut cluster, relays, access) = relayed_cluster();
     let nodes: Vec<(u64, String)> = cluster
         .nodes
         .iter()
         .map(|n| (n.id, n.addrs.api.clone()))
         .collect();
     let op_timeout = Duration::from_secs(10);
-    crate::apply_yaml(&cluster.endpoints(), &workload::service_doc())
-        .expect("creating the workload's service");
 
     let dir = tempfile::Builder::new()
         .prefix("switchyard-chaos-")
@@ -219,7 +222,6 @@ pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> Result<Round
             pause: Duration::from_millis(20),
             write_ratio: 0.5,
             seed,
-            stale_reads: cfg.stale_reads,
         },
         Arc::clone(&history),
     );

@@ -123,7 +123,8 @@ pub async fn write(client: &mut Client, key: &str, value: &str, timeout: Duratio
     }
 }
 
-/// A read of `key` through `client`: consistent (linearizable) unless `local`.
+/// A read of `key` through `client`: consistent (linearizable) unless `local` (answered from the
+/// node's applied state; only the negative control uses that).
 pub async fn read(client: &mut Client, key: &str, local: bool, timeout: Duration) -> Outcome {
     let mut req = tonic::Request::new(GetRequest {
         kind: "router".into(),
@@ -163,8 +164,6 @@ pub struct WorkloadConfig {
     pub write_ratio: f64,
     /// Seed of the clients' random choices.
     pub seed: u64,
-    /// Local reads (`consistent: false`) instead of linearizable ones (negative control).
-    pub stale_reads: bool,
 }
 
 /// Running clients.
@@ -244,7 +243,7 @@ async fn client_loop(
         history.invoke(process, node, &op);
         let outcome = match &op {
             Op::Write { key, value } => write(&mut c, key, value, cfg.op_timeout).await,
-            Op::Read { key } => read(&mut c, key, cfg.stale_reads, cfg.op_timeout).await,
+            Op::Read { key } => read(&mut c, key, false, cfg.op_timeout).await,
         };
         let healthy = matches!(outcome, Outcome::Ok(_));
         history.complete(process, node, &op, outcome);
