@@ -28,6 +28,7 @@ log="target/chaos-$stamp.log"
 # Node directories and histories go under target/ (not a shared /tmp that others may clean).
 export TMPDIR="$PWD/target/chaos-tmp/$stamp"
 mkdir -p "$TMPDIR"
+: >"$log"
 echo "chaos: full output in $log"
 status=0
 cargo test -p switchyard-e2e --locked --test chaos -- --nocapture --exact \
