@@ -6,11 +6,14 @@
 //!
 //! `SWITCHYARD_CHAOS_SECS` changes the duration; `scripts/chaos.sh --minutes N` runs long ones.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchyard_e2e::backends::block_on;
 use switchyard_e2e::chaos::history::{History, Op, Outcome};
 use switchyard_e2e::chaos::{self, workload, ChaosConfig};
+use switchyard_e2e::wait_until;
 
 #[test]
 fn chaos_histories_are_linearizable_and_lose_nothing() {
@@ -100,4 +103,103 @@ fn a_stale_read_from_a_cut_off_follower_is_caught() {
     assert!(err.contains("register reg-0 is not linearizable"), "{err}");
     assert!(err.contains("read reg-0 -> c0-1"), "{err}");
     relays.heal();
+}
+
+/// Found by the chaos suite: after the whole cluster is killed (while writes are being
+/// acknowledged) and restarted, a consistent read must reflect every write acknowledged before
+/// the kill (its config version is at least that of the last acknowledged write).
+#[test]
+fn consistent_reads_after_a_whole_cluster_restart_see_every_acknowledged_write() {
+    let (mut cluster, _relays, access) = chaos::relayed_cluster();
+    let ids = cluster.ids();
+    let apis: Vec<String> = ids
+        .iter()
+        .map(|id| cluster.node(*id).addrs.api.clone())
+        .collect();
+    let timeout = Duration::from_secs(10);
+    let acked = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Writers on every node, all the time.
+    let writers: Vec<_> = apis
+        .iter()
+        .enumerate()
+        .map(|(w, api)| {
+            let (api, access, acked, stop) =
+                (api.clone(), access.clone(), acked.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    let mut i = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        i += 1;
+                        let Ok(mut c) = access.connect(&api, Duration::from_secs(1)).await else {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        };
+                        while !stop.load(Ordering::SeqCst) {
+                            i += 1;
+                            let value = format!("c{w}-{i}");
+                            match workload::write_versioned(&mut c, "reg-0", &value, timeout).await
+                            {
+                                (Outcome::Ok(_), Some(v)) => {
+                                    acked.fetch_max(v, Ordering::SeqCst);
+                                }
+                                _ => break,
+                            }
+                        }
+                    }
+                })
+            })
+        })
+        .collect();
+    for round in 0..10 {
+        // Let writes flow, then kill everything at once.
+        let before = acked.load(Ordering::SeqCst);
+        wait_until(Duration::from_secs(60), "writes acknowledged", || {
+            acked.load(Ordering::SeqCst) >= before + 10
+        });
+        let leader = cluster.wait_for_leader(Duration::from_secs(60));
+        for id in &ids {
+            cluster.node_mut(*id).kill();
+        }
+        // Every acknowledgement was sent before the kill.
+        let acked_before_kill = acked.load(Ordering::SeqCst);
+        // The old leader first (it comes back as leader of its old term), then the others, with
+        // a reader waiting on it.
+        for id in std::iter::once(leader).chain(ids.iter().copied().filter(|&i| i != leader)) {
+            cluster.node_mut(id).respawn();
+        }
+        let api = cluster.node(leader).addrs.api.clone();
+        let (out, v) = block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let r = match access.connect(&api, Duration::from_millis(500)).await {
+                    Ok(mut c) => workload::read_versioned(&mut c, "reg-0", false, timeout).await,
+                    Err(e) => (Outcome::Fail(e), None),
+                };
+                if matches!(r.0, Outcome::Ok(_)) || Instant::now() > deadline {
+                    return r;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let v = v.unwrap_or(0);
+        eprintln!(
+            "round {round}: acknowledged {acked_before_kill}, first read after the restart at {v}"
+        );
+        assert!(
+            v >= acked_before_kill,
+            "round {round}: a consistent read on the restarted leader answered {out:?} at version {v}, but version {acked_before_kill} was acknowledged before the kill"
+        );
+        for id in &ids {
+            cluster.node_mut(*id).wait_healthy();
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        let _ = w.join();
+    }
 }

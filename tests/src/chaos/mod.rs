@@ -59,7 +59,8 @@ pub struct ChaosConfig {
 impl ChaosConfig {
     /// The configuration from the environment: `SWITCHYARD_CHAOS_SECS` (default
     /// `default_secs`), `SWITCHYARD_CHAOS_ROUND_SECS` (default 300), `SWITCHYARD_CHAOS_CLIENTS`
-    /// (5), `SWITCHYARD_CHAOS_KEYS` (3), `SWITCHYARD_CHAOS_SEED` (from the clock).
+    /// (5), `SWITCHYARD_CHAOS_KEYS` (3), `SWITCHYARD_CHAOS_SEED` (from the clock),
+    /// `SWITCHYARD_CHAOS_FAULTS` (comma-separated [`Fault`] names; default all).
     pub fn from_env(default_secs: u64) -> ChaosConfig {
         let num = |name: &str, default: u64| -> u64 {
             std::env::var(name)
@@ -82,7 +83,23 @@ impl ChaosConfig {
             clients: num("SWITCHYARD_CHAOS_CLIENTS", 5) as usize,
             keys: num("SWITCHYARD_CHAOS_KEYS", 3) as usize,
             seed: num("SWITCHYARD_CHAOS_SEED", clock),
-            faults: Fault::ALL.to_vec(),
+            faults: match std::env::var("SWITCHYARD_CHAOS_FAULTS") {
+                Ok(list) => list
+                    .split(',')
+                    .map(|f| {
+                        Fault::ALL
+                            .into_iter()
+                            .find(|k| k.to_string() == f.trim())
+                            .unwrap_or_else(|| {
+                                panic!(
+                                    "SWITCHYARD_CHAOS_FAULTS: unknown fault {f:?}; one of {:?}",
+                                    Fault::ALL
+                                )
+                            })
+                    })
+                    .collect(),
+                Err(_) => Fault::ALL.to_vec(),
+            },
         }
     }
 }
@@ -262,9 +279,10 @@ pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> Result<Round
                         Err(e) => panic!("final read on node {node}: {e}"),
                     };
                     history.invoke(process, *node, &op);
-                    let outcome = workload::read(&mut client, op.key(), false, op_timeout).await;
+                    let (outcome, version) =
+                        workload::read_versioned(&mut client, op.key(), false, op_timeout).await;
                     let done = matches!(outcome, Outcome::Ok(_));
-                    history.complete(process, *node, &op, outcome.clone());
+                    history.complete_versioned(process, *node, &op, outcome.clone(), version);
                     if done {
                         break;
                     }

@@ -103,6 +103,16 @@ pub fn value_of(router_json: &str) -> Result<String, String> {
 
 /// Writes `key` := `value` through `client`: the outcome as the history records it.
 pub async fn write(client: &mut Client, key: &str, value: &str, timeout: Duration) -> Outcome {
+    write_versioned(client, key, value, timeout).await.0
+}
+
+/// [`write`], with the committed config version of an `ok` write.
+pub async fn write_versioned(
+    client: &mut Client,
+    key: &str,
+    value: &str,
+    timeout: Duration,
+) -> (Outcome, Option<u64>) {
     let mut req = tonic::Request::new(ApplyRequest {
         document: write_doc(key, value),
         prune: false,
@@ -110,15 +120,21 @@ pub async fn write(client: &mut Client, key: &str, value: &str, timeout: Duratio
     });
     req.set_timeout(timeout);
     match tokio::time::timeout(timeout, client.apply(req)).await {
-        Err(_) => Outcome::Info(format!("no answer within {timeout:?}")),
-        Ok(Ok(_)) => Outcome::Ok(None),
+        Err(_) => (Outcome::Info(format!("no answer within {timeout:?}")), None),
+        Ok(Ok(r)) => (Outcome::Ok(None), Some(r.into_inner().version)),
         Ok(Err(s)) => match s.code() {
             Code::InvalidArgument
             | Code::NotFound
             | Code::FailedPrecondition
             | Code::PermissionDenied
-            | Code::Unauthenticated => Outcome::Fail(format!("{:?}: {}", s.code(), s.message())),
-            _ => Outcome::Info(format!("{:?}: {}", s.code(), s.message())),
+            | Code::Unauthenticated => (
+                Outcome::Fail(format!("{:?}: {}", s.code(), s.message())),
+                None,
+            ),
+            _ => (
+                Outcome::Info(format!("{:?}: {}", s.code(), s.message())),
+                None,
+            ),
         },
     }
 }
@@ -126,6 +142,16 @@ pub async fn write(client: &mut Client, key: &str, value: &str, timeout: Duratio
 /// A read of `key` through `client`: consistent (linearizable) unless `local` (answered from the
 /// node's applied state; only the negative control uses that).
 pub async fn read(client: &mut Client, key: &str, local: bool, timeout: Duration) -> Outcome {
+    read_versioned(client, key, local, timeout).await.0
+}
+
+/// [`read`], with the config version an `ok` answer reflects (when it carries one).
+pub async fn read_versioned(
+    client: &mut Client,
+    key: &str,
+    local: bool,
+    timeout: Duration,
+) -> (Outcome, Option<u64>) {
     let mut req = tonic::Request::new(GetRequest {
         kind: "router".into(),
         name: key.into(),
@@ -133,15 +159,22 @@ pub async fn read(client: &mut Client, key: &str, local: bool, timeout: Duration
     });
     req.set_timeout(timeout);
     match tokio::time::timeout(timeout, client.get(req)).await {
-        Err(_) => Outcome::Info(format!("no answer within {timeout:?}")),
-        Ok(Ok(r)) => match r.into_inner().resource.map(|r| value_of(&r.json)) {
-            Some(Ok(v)) => Outcome::Ok(Some(v)),
-            Some(Err(e)) => Outcome::Fail(e),
-            None => Outcome::Fail("an answer without a resource".into()),
-        },
+        Err(_) => (Outcome::Info(format!("no answer within {timeout:?}")), None),
+        Ok(Ok(r)) => {
+            let r = r.into_inner();
+            let outcome = match r.resource.map(|r| value_of(&r.json)) {
+                Some(Ok(v)) => Outcome::Ok(Some(v)),
+                Some(Err(e)) => Outcome::Fail(e),
+                None => Outcome::Fail("an answer without a resource".into()),
+            };
+            (outcome, Some(r.version))
+        }
         // The register does not exist (yet).
-        Ok(Err(s)) if s.code() == Code::NotFound => Outcome::Ok(None),
-        Ok(Err(s)) => Outcome::Fail(format!("{:?}: {}", s.code(), s.message())),
+        Ok(Err(s)) if s.code() == Code::NotFound => (Outcome::Ok(None), None),
+        Ok(Err(s)) => (
+            Outcome::Fail(format!("{:?}: {}", s.code(), s.message())),
+            None,
+        ),
     }
 }
 
@@ -241,12 +274,12 @@ async fn client_loop(
             Op::Read { key }
         };
         history.invoke(process, node, &op);
-        let outcome = match &op {
-            Op::Write { key, value } => write(&mut c, key, value, cfg.op_timeout).await,
-            Op::Read { key } => read(&mut c, key, false, cfg.op_timeout).await,
+        let (outcome, version) = match &op {
+            Op::Write { key, value } => write_versioned(&mut c, key, value, cfg.op_timeout).await,
+            Op::Read { key } => read_versioned(&mut c, key, false, cfg.op_timeout).await,
         };
         let healthy = matches!(outcome, Outcome::Ok(_));
-        history.complete(process, node, &op, outcome);
+        history.complete_versioned(process, node, &op, outcome, version);
         if healthy {
             client = Some(c);
         }
