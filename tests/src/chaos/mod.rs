@@ -257,6 +257,10 @@ pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> Result<Round
     workload.stop();
     let (accepted, unknown) = relays.stats();
     eprintln!("chaos: relays accepted {accepted} connections, {unknown} from unidentified sources");
+    assert_eq!(
+        unknown, 0,
+        "the relays could not identify the node behind {unknown} connections: cuts were not enforced on them"
+    );
 
     // Final reads: every register on every node, recorded like any other operation.
     let final_process = cfg.clients + 1000;

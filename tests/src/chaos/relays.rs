@@ -9,8 +9,8 @@
 //! A relay must know which node opened a connection to cut a *directed* link (A→B while B→A
 //! stays up): all peers connect from `127.0.0.1`, so the relay looks the connection's source
 //! port up in `/proc/net/tcp` and finds the node process holding that socket in
-//! `/proc/PID/fd` (pids registered with [`Relays::set_pid`]; a connection from a process not
-//! registered yet is forwarded and identified in the background once it is). That is
+//! `/proc/PID/fd` (of the pids registered with [`Relays::set_pid`], else of every process, the
+//! node id then read from its `--node-id` argument) before it forwards a byte. That is
 //! Linux-only, like the rest of the suite's process handling.
 //!
 //! A cut link behaves like a firewall dropping packets: established connections stop moving
@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -205,21 +205,13 @@ async fn relay_connection(
     target: String,
     links: Arc<Links>,
 ) {
-    // Which node connected: looked up now, and (for a node whose pid is not registered yet)
-    // again in the background; the link state is re-evaluated once it is known.
-    let from: Arc<OnceLock<u64>> = Arc::new(OnceLock::new());
-    if let Some(n) = lookup(peer.port(), relay_port, &links).await {
-        let _ = from.set(n);
-    } else {
-        tokio::spawn(identify_later(
-            peer.port(),
-            relay_port,
-            Arc::clone(&links),
-            Arc::clone(&from),
-        ));
+    // Which node connected, before a byte is forwarded.
+    let from = identify(peer.port(), relay_port, &links).await;
+    if from.is_none() {
+        links.unknown_sources.fetch_add(1, Ordering::Relaxed);
     }
-    let src = || from.get().copied();
-    if links.is_blocked(src(), to) {
+    let src = || from;
+    if links.is_blocked(from, to) {
         // A connection attempt across a cut link: never answered; closed when the link heals.
         links.wait_for(&src, to, false).await;
         return;
@@ -239,33 +231,53 @@ async fn relay_connection(
     }
 }
 
-/// How long a relay keeps trying to identify the node behind a connection.
-const IDENTIFY_FOR: Duration = Duration::from_secs(60);
-
-async fn identify_later(sport: u16, relay_port: u16, links: Arc<Links>, from: Arc<OnceLock<u64>>) {
-    let deadline = tokio::time::Instant::now() + IDENTIFY_FOR;
-    while tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Some(n) = lookup(sport, relay_port, &links).await {
-            let _ = from.set(n);
-            links.changed.send_modify(|g| *g += 1);
-            return;
-        }
-        if socket_inode(sport, relay_port).is_none() {
-            // The connection is gone.
-            return;
-        }
-    }
-    links.unknown_sources.fetch_add(1, Ordering::Relaxed);
-}
-
-/// One lookup of the node behind the connection from `sport` to `relay_port`.
-async fn lookup(sport: u16, relay_port: u16, links: &Arc<Links>) -> Option<u64> {
-    let pids = links.pids.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    tokio::task::spawn_blocking(move || socket_owner(sport, relay_port, &pids))
+/// The node that opened the connection from `sport` to `relay_port` (retried briefly).
+async fn identify(sport: u16, relay_port: u16, links: &Arc<Links>) -> Option<u64> {
+    for _ in 0..20 {
+        let pids = links.pids.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let found = tokio::task::spawn_blocking(move || {
+            socket_owner(sport, relay_port, &pids).or_else(|| node_by_scan(sport, relay_port))
+        })
         .await
         .ok()
-        .flatten()
+        .flatten();
+        if found.is_some() {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// The node whose process holds the socket from `sport` to `dport`, found among every process:
+/// the one whose command line has `--node-id N` (only this cluster's nodes connect to its
+/// relays). Covers connections made before [`Relays::set_pid`] registered the node.
+fn node_by_scan(sport: u16, dport: u16) -> Option<u64> {
+    let inode = socket_inode(sport, dport)?;
+    let want = format!("socket:[{inode}]");
+    for p in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = p.file_name().to_string_lossy().to_string();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{name}/fd")) else {
+            continue;
+        };
+        let holds = dir.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .map(|l| l.as_os_str() == want.as_str())
+                .unwrap_or(false)
+        });
+        if holds {
+            let cmdline = std::fs::read(format!("/proc/{name}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            return args
+                .windows(2)
+                .find(|w| w[0] == b"--node-id")
+                .and_then(|w| std::str::from_utf8(w[1]).ok()?.parse().ok());
+        }
+    }
+    None
 }
 
 /// The inode of the established TCP socket from local port `sport` to remote port `dport`.
