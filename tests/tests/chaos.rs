@@ -1,10 +1,15 @@
-//! The chaos suite in CI: one round of about 90 seconds of faults (leader and follower kills,
-//! a majority and a whole-cluster kill, graceful restarts, isolated leader and follower, a
-//! one-way cut) against a three-node secure cluster, with five clients writing and reading
-//! registers through three different control nodes. The round's history must be linearizable,
-//! lose no acknowledged write, and the nodes must converge (see `switchyard_e2e::chaos`).
+//! The chaos suite in CI (see `switchyard_e2e::chaos`):
+//! * one round of about 90 seconds of faults (leader and follower kills, a majority and a
+//!   whole-cluster kill, graceful restarts, isolated leader and follower, a one-way cut) against
+//!   a three-node secure cluster, with five clients writing and reading registers through three
+//!   different control nodes: the history must be linearizable, lose no acknowledged write, and
+//!   the nodes must converge;
+//! * the negative control: a stale local read on a cut-off follower must be caught;
+//! * the regression test for the stale consistent reads the suite found after whole-cluster
+//!   restarts.
 //!
-//! `SWITCHYARD_CHAOS_SECS` changes the duration; `scripts/chaos.sh --minutes N` runs long ones.
+//! `SWITCHYARD_CHAOS_SECS` changes the round's duration; `scripts/chaos.sh --minutes N` runs
+//! long ones.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
