@@ -16,7 +16,8 @@
 //! [`run`] runs rounds of at most [`ChaosConfig::round`] on a fresh cluster each (the config
 //! grows by one router per write, so a long run is a sequence of rounds) until the duration is
 //! spent; it panics on the first violation, naming the round's history file (JSON lines, kept
-//! on failure). The CI test (`tests/tests/chaos.rs`) runs one short round;
+//! on failure, with `faults.jsonl` beside it: each fault's start and end on the history's
+//! clock). The CI test (`tests/tests/chaos.rs`) runs one short round;
 //! `scripts/chaos.sh --minutes N` runs the long one.
 
 pub mod checker;
@@ -249,6 +250,7 @@ pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> Result<Round
             &relays,
             rand::rngs::StdRng::seed_from_u64(seed),
         );
+        nemesis.clock = Some(Arc::clone(&history));
         nemesis.run_until(started + length, &cfg.faults, (1000, 3000));
         nemesis.heal_all();
         nemesis.log.clone()
@@ -333,6 +335,19 @@ pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> Result<Round
     history
         .write_jsonl(&history_path)
         .expect("writing the history");
+    let faults_path = history_path.with_file_name("faults.jsonl");
+    let faults_text: String = faults
+        .iter()
+        .map(|f| {
+            format!(
+                "{}\n",
+                serde_json::json!({"fault": f.fault.to_string(), "nodes": f.nodes,
+                    "started": f.started, "ended": f.ended,
+                    "recovered_ms": f.recovered_in.as_millis() as u64})
+            )
+        })
+        .collect();
+    std::fs::write(&faults_path, faults_text).expect("writing the faults");
     let summary = history.summary();
     eprintln!("chaos: history {}: {summary}", history_path.display());
     assert!(

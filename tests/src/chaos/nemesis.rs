@@ -55,6 +55,9 @@ impl fmt::Display for Fault {
 #[derive(Debug, Clone)]
 pub struct FaultRecord {
     pub fault: Fault,
+    /// When it started and ended, on the clock of [`Nemesis::clock`] (nanoseconds; 0 without).
+    pub started: u64,
+    pub ended: u64,
     /// The nodes it hit.
     pub nodes: Vec<u64>,
     /// How long the fault lasted.
@@ -82,6 +85,9 @@ pub struct Nemesis<'a> {
     pub relays: &'a Relays,
     pub rng: StdRng,
     pub log: Vec<FaultRecord>,
+    /// The history whose clock fault times are read on (so a violation can be lined up with
+    /// the faults around it).
+    pub clock: Option<std::sync::Arc<super::history::History>>,
 }
 
 impl<'a> Nemesis<'a> {
@@ -92,6 +98,7 @@ impl<'a> Nemesis<'a> {
             relays,
             rng,
             log: Vec::new(),
+            clock: None,
         }
     }
 
@@ -148,7 +155,9 @@ impl<'a> Nemesis<'a> {
 
     /// Injects `fault`, ends it, and waits for the cluster to recover.
     pub fn run(&mut self, fault: Fault) -> FaultRecord {
+        let now = |n: &Self| n.clock.as_ref().map(|h| h.clock()).unwrap_or(0);
         let leader = self.leader();
+        let started = now(self);
         let ids = self.cluster.ids();
         let (nodes, held) = match fault {
             Fault::KillLeader => {
@@ -215,11 +224,14 @@ impl<'a> Nemesis<'a> {
                 (vec![leader], started.elapsed())
             }
         };
+        let ended = now(self);
         let recovering = Instant::now();
         self.cluster.wait_for_leader(RECOVERY);
         self.cluster.wait_ready(RECOVERY);
         let record = FaultRecord {
             fault,
+            started,
+            ended,
             nodes,
             held,
             recovered_in: recovering.elapsed(),
