@@ -350,6 +350,15 @@ pub fn run_round(cfg: &ChaosConfig, seed: u64, length: Duration) -> Result<Round
     std::fs::write(&faults_path, faults_text).expect("writing the faults");
     let summary = history.summary();
     eprintln!("chaos: history {}: {summary}", history_path.display());
+    let mut refusals: std::collections::BTreeMap<String, usize> = Default::default();
+    for op in history.operations() {
+        if let (Op::Write { .. }, Outcome::Fail(e)) = (&op.op, &op.outcome) {
+            *refusals.entry(e.chars().take(160).collect()).or_default() += 1;
+        }
+    }
+    for (e, n) in &refusals {
+        eprintln!("chaos: {n} writes refused: {e}");
+    }
     assert!(
         summary.writes.ok >= 10 && summary.reads.ok >= 10,
         "the workload made too little progress to prove anything: {summary}"
