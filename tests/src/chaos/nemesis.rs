@@ -135,8 +135,24 @@ impl<'a> Nemesis<'a> {
             let pid = node.pid().expect("a respawned node has a process");
             self.relays.set_pid(pid, id);
         }
+        // Not `wait_healthy` (20 s): a restart may take longer on a loaded machine, and the
+        // checks here are about safety; liveness is bounded by RECOVERY.
         for &id in ids {
-            self.cluster.node_mut(id).wait_healthy();
+            let node = self.cluster.node_mut(id);
+            crate::wait_until(
+                RECOVERY,
+                &format!("node {id} /healthz after a restart"),
+                || {
+                    if !node.is_running() {
+                        return Err("not running".to_string());
+                    }
+                    match node.http("/healthz") {
+                        Ok(r) if r.status == 200 => Ok(()),
+                        Ok(r) => Err(format!("{} {}", r.status, r.body.trim())),
+                        Err(e) => Err(e),
+                    }
+                },
+            );
         }
     }
 
