@@ -54,6 +54,7 @@
 
 pub mod acme;
 pub mod backends;
+pub mod chaos;
 pub mod client;
 pub mod failover;
 pub mod proxy;
@@ -1027,6 +1028,11 @@ impl ControlNode {
         }
     }
 
+    /// The process id of the running process, if any.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Whether a process is attached (without reaping it).
     pub fn has_process(&self) -> bool {
         self.child.is_some()
@@ -1211,13 +1217,27 @@ impl Cluster {
     /// Founds a cluster of `per_node.len()` nodes (ids 1..=n): every node gets `common` plus its
     /// own flags (e.g. `["--region", "eu", "--zone", "eu-a"]`). Waits like [`Cluster::start`].
     pub fn start_each<S: AsRef<str>>(common: &[&str], per_node: &[Vec<S>]) -> Cluster {
+        let addrs: Vec<NodeAddrs> = per_node.iter().map(|_| NodeAddrs::allocate()).collect();
+        let peers: Vec<String> = addrs.iter().map(|a| a.peer.clone()).collect();
+        Self::start_each_on(addrs, &peers, common, per_node)
+    }
+
+    /// [`Cluster::start_each`] on given listen addresses, with `initial_peers[i]` as node
+    /// `i + 1`'s address in `--initial-cluster` (e.g. a relay in front of its peer port).
+    pub fn start_each_on<S: AsRef<str>>(
+        addrs: Vec<NodeAddrs>,
+        initial_peers: &[String],
+        common: &[&str],
+        per_node: &[Vec<S>],
+    ) -> Cluster {
         let n = per_node.len() as u64;
         assert!(n > 0, "a cluster needs at least one node");
-        let addrs: Vec<NodeAddrs> = (0..n).map(|_| NodeAddrs::allocate()).collect();
-        let initial = addrs
+        assert_eq!(addrs.len(), per_node.len(), "one address set per node");
+        assert_eq!(initial_peers.len(), per_node.len(), "one peer per node");
+        let initial = initial_peers
             .iter()
             .enumerate()
-            .map(|(i, a)| format!("{}={}", i + 1, a.peer))
+            .map(|(i, a)| format!("{}={a}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
         let common_args: Vec<String> = common.iter().map(|s| s.to_string()).collect();

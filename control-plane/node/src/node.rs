@@ -75,6 +75,11 @@ pub struct Shared {
     pub election_clock: Arc<crate::raft_net::watchdog::ElectionClock>,
     /// Secure mode: the cluster CA and this node's certificate on the peer port, once known.
     pub peer_identity: watch::Sender<Option<Arc<crate::peer_tls::PeerIdentity>>>,
+    /// `(term, last log index)` when this node started with its own committed vote: openraft
+    /// restores it as leader of that term at once, with the commit index it last persisted,
+    /// which may be older than writes it acknowledged before it stopped. Consistent reads in
+    /// that term wait until the log it restarted with is applied (see `AdminService::linearize`).
+    pub restored_leadership: Option<(u64, u64)>,
 }
 
 /// Where a request that must run on the leader goes.
@@ -298,6 +303,24 @@ impl Shared {
     }
 }
 
+/// `(term, last log index)` if the stored vote is this node's own committed vote (it was the
+/// leader when it stopped, and openraft will restore it as leader of that term).
+async fn restored_leadership(
+    id: NodeId,
+    log: &LogStore,
+) -> Result<Option<(u64, u64)>, openraft::StorageError<NodeId>> {
+    use openraft::storage::RaftLogStorage;
+    let mut log = log.clone();
+    let Some(vote) = log.read_vote().await? else {
+        return Ok(None);
+    };
+    if !vote.is_committed() || vote.leader_id().voted_for() != Some(id) {
+        return Ok(None);
+    }
+    let last = log.get_log_state().await?.last_log_id.map(|l| l.index);
+    Ok(last.map(|index| (vote.leader_id().get_term(), index)))
+}
+
 pub fn state_name(s: ServerState) -> &'static str {
     match s {
         ServerState::Leader => "Leader",
@@ -343,6 +366,9 @@ impl ControlNode {
         let http_addr = local(&http_listener);
 
         let (log, mut sm) = switchyard_store::open(&opts.data_dir.join("raft"))?;
+        let restored_leadership = restored_leadership(opts.node_id, &log)
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
         let metrics = Metrics::new();
         let hist = metrics.apply_seconds.clone();
         sm.set_apply_observer(Arc::new(move |s| hist.observe(s)));
@@ -393,6 +419,7 @@ impl ControlNode {
             history,
             election_clock,
             peer_identity: watch::channel(None).0,
+            restored_leadership,
         });
         if !shared.opts.insecure {
             let initialized = shared

@@ -115,16 +115,38 @@ impl AdminService {
     }
 
     /// Confirms leadership with a quorum and waits for the local state to catch up.
+    ///
+    /// openraft reads at `max(commit index, the leader's first entry of its term)`. A leader
+    /// restored after a restart keeps its old term and first entry, and its commit index is the
+    /// one it last persisted, which can be older than writes it acknowledged before it stopped
+    /// (the chaos suite found such stale reads after whole-cluster kills). In that term, reads
+    /// also wait until the log the node restarted with is applied: all of it is this leader's
+    /// to commit, so this only waits for a quorum.
     async fn linearize(&self) -> ApiResult<()> {
         let timeout = self.shared.opts.write_timeout;
-        match tokio::time::timeout(timeout, self.shared.raft.ensure_linearizable()).await {
-            Err(_) => Err(ApiError::NoQuorum(timeout)),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
-                Err(ApiError::NotLeader)
+        let deadline = tokio::time::Instant::now() + timeout;
+        let read =
+            match tokio::time::timeout_at(deadline, self.shared.raft.ensure_linearizable()).await {
+                Err(_) => return Err(ApiError::NoQuorum(timeout)),
+                Ok(Ok(read)) => read,
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
+                    return Err(ApiError::NotLeader)
+                }
+                Ok(Err(e)) => return Err(ApiError::ReadUnavailable(e.to_string())),
+            };
+        if let Some((term, floor)) = self.shared.restored_leadership {
+            let current_term = self.shared.raft.metrics().borrow().current_term;
+            if current_term == term && read.map(|l| l.index).unwrap_or(0) < floor {
+                let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+                self.shared
+                    .raft
+                    .wait(Some(wait))
+                    .applied_index_at_least(Some(floor), "restored leader's log applied")
+                    .await
+                    .map_err(|_| ApiError::NoQuorum(timeout))?;
             }
-            Ok(Err(e)) => Err(ApiError::ReadUnavailable(e.to_string())),
         }
+        Ok(())
     }
 
     /// `document` is `r.document` already parsed (by the node that received the request).
