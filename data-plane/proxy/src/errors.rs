@@ -10,7 +10,7 @@
 //!
 //! | kind | status | when |
 //! |---|---|---|
-//! | `bad_request` | 400 | malformed request (bad `%` escape in the path, unusable URI) |
+//! | `bad_request` | 400 | malformed request (bad `%` escape in the path, unusable URI, missing or repeated `Host`, malformed chunked body) |
 //! | `no_route` | 404 | no router matches (Go's `404 page not found`, like Traefik) |
 //! | `no_healthy_server` | 503 | the service has no available server (Traefik's `no available server`) |
 //! | `bad_gateway` | 502 | the backend refused the connection, reset it, or sent garbage |
@@ -202,12 +202,16 @@ pub(crate) fn error_response(kind: ErrorKind) -> Response<ProxyBody> {
 }
 
 /// Classify an upstream failure of the hyper client into a status: the client's body missing
-/// its `readTimeout` is 408, timeouts (dial or response header) are 504, everything else is 502
+/// its `readTimeout` is 408, a malformed client body (bad chunking) 400, timeouts (dial or response header) are 504, everything else is 502
 /// (Traefik's `pkg/proxy/httputil` mapping).
 pub(crate) fn classify_upstream(err: &hyper_util::client::legacy::Error) -> ErrorKind {
-    if is_read_timeout(err) {
-        ErrorKind::RequestTimeout
-    } else if is_timeout(err) {
+    match client_body_error(err) {
+        Some(crate::body::BodyError::ReadTimeout) => return ErrorKind::RequestTimeout,
+        // The client's body was malformed (bad chunking) or cut: the request is bad.
+        Some(crate::body::BodyError::Client(_)) => return ErrorKind::BadRequest,
+        None => {}
+    }
+    if is_timeout(err) {
         ErrorKind::GatewayTimeout
     } else {
         ErrorKind::BadGateway
@@ -230,18 +234,18 @@ pub(crate) fn is_client_side(err: &hyper_util::client::legacy::Error) -> bool {
     false
 }
 
-/// True when an error chain contains the client body's `readTimeout`.
-fn is_read_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+/// The failure of the client's request body in an error chain, if that is what failed.
+fn client_body_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a crate::body::BodyError> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
-        if let Some(crate::body::BodyError::ReadTimeout) =
-            e.downcast_ref::<crate::body::BodyError>()
-        {
-            return true;
+        if let Some(b) = e.downcast_ref::<crate::body::BodyError>() {
+            return Some(b);
         }
         cur = e.source();
     }
-    false
+    None
 }
 
 /// True when an error chain contains an I/O timeout.

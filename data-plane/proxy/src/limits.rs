@@ -18,6 +18,12 @@
 //!
 //! On an HTTP/2 connection bytes arriving while idle (PING, SETTINGS, WINDOW_UPDATE) do not
 //! start a head phase: only streams count.
+//!
+//! The clock also watches the raw bytes of an HTTP/1 head ([`HeadScan`]) for a request that
+//! carries both `Content-Length` and `Transfer-Encoding`: hyper lets `Transfer-Encoding` win
+//! and drops `Content-Length` before we see the request, but RFC 9112 §6.1 requires closing
+//! the connection after answering such a request (a request smuggling attempt), so the entry
+//! point must know.
 
 use std::time::{Duration, Instant};
 
@@ -167,11 +173,85 @@ pub(crate) enum Due {
     Expired(LimitKind),
 }
 
+/// Finds `Content-Length` and `Transfer-Encoding` header names in the raw bytes of a request
+/// head, fed in pieces as they are read; stops at the blank line that ends the head.
+#[derive(Debug, Clone)]
+pub(crate) struct HeadScan {
+    name: [u8; 17],
+    name_len: usize,
+    collecting: bool,
+    line_len: usize,
+    done: bool,
+    content_length: bool,
+    transfer_encoding: bool,
+}
+
+impl Default for HeadScan {
+    fn default() -> Self {
+        HeadScan {
+            name: [0; 17],
+            name_len: 0,
+            collecting: true,
+            line_len: 0,
+            done: false,
+            content_length: false,
+            transfer_encoding: false,
+        }
+    }
+}
+
+impl HeadScan {
+    /// Feed the next bytes read.
+    pub(crate) fn feed(&mut self, data: &[u8]) {
+        for &b in data {
+            if self.done {
+                return;
+            }
+            match b {
+                b'\n' => {
+                    if self.line_len == 0 {
+                        self.done = true;
+                    }
+                    self.line_len = 0;
+                    self.name_len = 0;
+                    self.collecting = true;
+                }
+                b'\r' => {}
+                _ => {
+                    self.line_len += 1;
+                    if !self.collecting {
+                        continue;
+                    }
+                    if b == b':' {
+                        self.collecting = false;
+                        match self.name.get(..self.name_len) {
+                            Some(b"content-length") => self.content_length = true,
+                            Some(b"transfer-encoding") => self.transfer_encoding = true,
+                            _ => {}
+                        }
+                    } else if let Some(slot) = self.name.get_mut(self.name_len) {
+                        *slot = b.to_ascii_lowercase();
+                        self.name_len += 1;
+                    } else {
+                        self.collecting = false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Both `Content-Length` and `Transfer-Encoding` were seen.
+    pub(crate) fn ambiguous(&self) -> bool {
+        self.content_length && self.transfer_encoding
+    }
+}
+
 /// The timing state of one connection.
 #[derive(Debug, Clone)]
 pub(crate) struct ClockState {
     phase: Phase,
     h2: bool,
+    scan: HeadScan,
     /// HTTP/1: the write deadline of the request in flight.
     write_deadline: Option<Instant>,
     /// Bytes read in the current head phase (tells header size from count on a 431).
@@ -184,6 +264,7 @@ impl ClockState {
         ClockState {
             phase: Phase::Head { since: now },
             h2: false,
+            scan: HeadScan::default(),
             write_deadline: None,
             head_bytes: 0,
         }
@@ -194,17 +275,24 @@ impl ClockState {
         self.phase
     }
 
-    /// `n` bytes were read from the client.
-    pub(crate) fn on_read(&mut self, now: Instant, n: usize) {
-        if n == 0 {
+    /// `data` was read from the client.
+    pub(crate) fn on_read(&mut self, now: Instant, data: &[u8]) {
+        if data.is_empty() {
             return;
         }
         match self.phase {
             Phase::Idle { .. } if !self.h2 => {
                 self.phase = Phase::Head { since: now };
-                self.head_bytes = n;
+                self.head_bytes = data.len();
+                self.scan = HeadScan::default();
+                self.scan.feed(data);
             }
-            Phase::Head { .. } => self.head_bytes = self.head_bytes.saturating_add(n),
+            Phase::Head { .. } => {
+                self.head_bytes = self.head_bytes.saturating_add(data.len());
+                if !self.h2 {
+                    self.scan.feed(data);
+                }
+            }
             _ => {}
         }
     }
@@ -229,13 +317,15 @@ impl ClockState {
     }
 
     /// A request's head was read at `now`; returns when reading it started (the base of its
-    /// read deadline).
-    pub(crate) fn begin(&mut self, now: Instant, limits: &EntrypointLimits) -> Instant {
+    /// read deadline) and whether its head had both `Content-Length` and `Transfer-Encoding`.
+    pub(crate) fn begin(&mut self, now: Instant, limits: &EntrypointLimits) -> (Instant, bool) {
         let (t0, n) = match self.phase {
             Phase::Head { since } => (since, 0),
             Phase::Busy { n } => (now, n),
             Phase::Idle { .. } => (now, 0),
         };
+        let ambiguous = !self.h2 && self.scan.ambiguous();
+        self.scan = HeadScan::default();
         self.phase = Phase::Busy {
             n: n.saturating_add(1),
         };
@@ -243,7 +333,7 @@ impl ClockState {
         if !self.h2 {
             self.write_deadline = EntrypointLimits::opt(limits.write_timeout).map(|w| now + w);
         }
-        t0
+        (t0, ambiguous)
     }
 
     /// A response finished (or was dropped) at `now`.
@@ -329,10 +419,10 @@ mod tests {
         assert_eq!(c.due(s(2), &l), Due::Expired(LimitKind::ReadTimeout));
         // Checks come at least every min(read, idle).
         assert_eq!(ClockState::new(t).due(t, &lim(10, 2, 0)), Due::At(s(2)));
-        c.on_read(s(1), 10);
+        c.on_read(s(1), b"GET / HTTP");
         assert_eq!(c.head_bytes(), 10);
         // The head completes at 1 s: the read deadline counts from accept.
-        assert_eq!(c.begin(s(1), &l), t);
+        assert_eq!(c.begin(s(1), &l), (t, false));
         assert_eq!(c.phase(), Phase::Busy { n: 1 });
         // Busy: nothing expires, however long the backend takes.
         assert_eq!(c.due(s(100), &l), Due::At(s(102)));
@@ -342,10 +432,10 @@ mod tests {
         assert_eq!(c.due(s(109), &l), Due::At(s(110)));
         assert_eq!(c.due(s(110), &l), Due::Expired(LimitKind::IdleTimeout));
         // Next request's first bytes at 105: the read deadline counts from there.
-        c.on_read(s(105), 3);
+        c.on_read(s(105), b"GET");
         assert_eq!(c.phase(), Phase::Head { since: s(105) });
         assert_eq!(c.due(s(106), &l), Due::At(s(107)));
-        assert_eq!(c.begin(s(106), &l), s(105));
+        assert_eq!(c.begin(s(106), &l), (s(105), false));
     }
 
     #[test]
@@ -373,7 +463,7 @@ mod tests {
         assert!(c.is_h2());
         assert_eq!(c.phase(), Phase::Idle { since: s(0) });
         // A PING while idle does not start a head phase.
-        c.on_read(s(5), 17);
+        c.on_read(s(5), &[0u8; 17]);
         assert_eq!(c.phase(), Phase::Idle { since: s(0) });
         c.begin(s(6), &l);
         c.begin(s(7), &l);
@@ -384,6 +474,32 @@ mod tests {
         assert_eq!(c.phase(), Phase::Busy { n: 1 });
         c.end(s(22));
         assert_eq!(c.due(s(32), &l), Due::Expired(LimitKind::IdleTimeout));
+    }
+
+    #[test]
+    fn content_length_with_transfer_encoding_is_spotted_across_reads() {
+        let l = lim(60, 180, 0);
+        let t = Instant::now();
+        let mut c = ClockState::new(t);
+        for piece in [
+            &b"POST / HTTP/1.1\r\nHost: a\r\nconTent-Len"[..],
+            b"gth: 5\r\nTransfer-",
+            b"Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ] {
+            c.on_read(t, piece);
+        }
+        assert_eq!(c.begin(t, &l), (t, true));
+        c.end(t);
+        // The next request is judged on its own head.
+        c.on_read(t, b"POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx");
+        assert!(!c.begin(t, &l).1);
+        c.end(t);
+        // Names in the body, a longer name, or a value do not count.
+        c.on_read(
+            t,
+            b"POST / HTTP/1.1\nContent-Length: 40\nX: Transfer-Encoding: chunked\nTransfer-Encoding-X: 1\n\nTransfer-Encoding: chunked\r\n",
+        );
+        assert!(!c.begin(t, &l).1);
     }
 
     #[test]

@@ -47,11 +47,15 @@ impl ConnClock {
         &self.limits
     }
 
-    /// A request's head was read: returns when reading it started.
-    pub(crate) fn begin(&self) -> Instant {
+    /// A request's head was read: returns when reading it started, and whether the head had
+    /// both `Content-Length` and `Transfer-Encoding` (the connection must close after it).
+    pub(crate) fn begin(&self) -> (Instant, bool) {
         let now = Instant::now();
-        self.with(|s| Instant::from_std(s.begin(now.into_std(), &self.limits)))
-            .unwrap_or(now)
+        self.with(|s| {
+            let (t0, ambiguous) = s.begin(now.into_std(), &self.limits);
+            (Instant::from_std(t0), ambiguous)
+        })
+        .unwrap_or((now, false))
     }
 
     /// Bytes read in the current head phase.
@@ -64,9 +68,9 @@ impl ConnClock {
         self.with(|s| s.end(now));
     }
 
-    fn on_read(&self, n: usize) {
+    fn on_read(&self, data: &[u8]) {
         let now = Instant::now().into_std();
-        self.with(|s| s.on_read(now, n));
+        self.with(|s| s.on_read(now, data));
     }
 
     fn on_h2(&self) {
@@ -161,13 +165,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for ConnIo<T> {
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = res {
-            let filled = buf.filled();
-            let n = filled.len() - before;
-            if n > 0 {
+            let new = buf.filled().get(before..).unwrap_or_default();
+            if !new.is_empty() {
                 if this.preface != usize::MAX {
-                    this.sniff(filled.get(before..).unwrap_or_default());
+                    this.sniff(new);
                 }
-                this.clock.on_read(n);
+                this.clock.on_read(new);
             }
         }
         res

@@ -220,6 +220,32 @@ fn header_limit(parts: &http::request::Parts, l: &EntrypointLimits) -> Option<Li
     (size > l.max_header_bytes).then_some(LimitKind::HeaderBytes)
 }
 
+/// Go's `net/http` checks: an HTTP/1.1 request has exactly one `Host` field, and no request
+/// has more than one (anything else is 400; hyper does not check).
+fn valid_host_fields(parts: &http::request::Parts) -> bool {
+    let mut hosts = parts.headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => false,
+        (None, None) => parts.version != http::Version::HTTP_11,
+        (Some(_), None) => true,
+    }
+}
+
+/// `Upgrade: h2c` is never forwarded: a backend that switched to HTTP/2 on it would give the
+/// client a tunnel past every router and middleware ("h2c smuggling"; RFC 9113 dropped the
+/// mechanism). The request goes on as plain HTTP/1.1 (`Connection` and the headers it names,
+/// such as `HTTP2-Settings`, are hop-by-hop and dropped when forwarding).
+fn strip_h2c_upgrade(headers: &mut http::HeaderMap) {
+    let h2c = headers.get_all(http::header::UPGRADE).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"h2c"))
+    });
+    if h2c {
+        headers.remove(http::header::UPGRADE);
+    }
+}
+
 /// The limit behind a connection's error, if any: hyper's 431 (header size or count, told
 /// apart by the bytes of the head read so far) or HTTP/2 `ENHANCE_YOUR_CALM`.
 fn error_limit(e: &(dyn std::error::Error + 'static), clock: &ConnClock) -> Option<LimitKind> {
@@ -311,7 +337,7 @@ async fn request(
     clock: Arc<ConnClock>,
     req: http::Request<hyper::body::Incoming>,
 ) -> Result<http::Response<RespBody<ProxyBody>>, ConnError> {
-    let t0 = clock.begin();
+    let (t0, ambiguous) = clock.begin();
     let in_flight = InFlight::new(clock.clone());
     let head_done = tokio::time::Instant::now();
     let shared = &cx.shared;
@@ -320,6 +346,14 @@ async fn request(
     };
     let l = &ep.limits;
     let (mut parts, body) = req.into_parts();
+    if !valid_host_fields(&parts) {
+        shared.metrics.count_error(ErrorKind::BadRequest);
+        let mut resp = error_response(ErrorKind::BadRequest);
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(resp.map(|b| RespBody::new(b, in_flight, None)));
+    }
+    strip_h2c_upgrade(&mut parts.headers);
     if let Some(kind) = header_limit(&parts, l) {
         ep.hit(kind);
         shared.metrics.count_error(ErrorKind::HeaderFieldsTooLarge);
@@ -333,6 +367,8 @@ async fn request(
         });
     }
     let version = parts.version;
+    // Bytes after a refused CONNECT were meant for a tunnel, not to be read as requests.
+    let connect = parts.method == http::Method::CONNECT;
     let req = http::Request::from_parts(parts, body);
     let write = (!l.write_timeout.is_zero()).then(|| head_done + l.write_timeout);
     let mut resp = match write {
@@ -345,7 +381,12 @@ async fn request(
         },
         None => handler::handle(cx, req).await,
     };
-    if resp.status() == http::StatusCode::REQUEST_TIMEOUT && version < http::Version::HTTP_2 {
+    // After a late body, a refused CONNECT, or a head with both Content-Length and
+    // Transfer-Encoding (RFC 9112 §6.1: a smuggling attempt), the connection must not carry
+    // another request.
+    if (ambiguous || connect || resp.status() == http::StatusCode::REQUEST_TIMEOUT)
+        && version < http::Version::HTTP_2
+    {
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
