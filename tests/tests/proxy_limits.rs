@@ -111,8 +111,44 @@ fn slow_request_bodies_and_heads_are_cut_off_at_read_timeout() {
     assert!(out.elapsed >= Duration::from_millis(900), "{out}");
     println!("trickled head: closed after {:.2?}", out.elapsed);
 
+    // HTTP/2: a stream whose body stops arriving gets 408; the connection goes on.
+    let (status, took, after) = block_on(async {
+        let tcp = tokio::net::TcpStream::connect(p.web()).await.unwrap();
+        let (send, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(conn);
+        let mut send = send.ready().await.unwrap();
+        let req = http::Request::post("http://app.test/h2-upload")
+            .body(())
+            .unwrap();
+        let t = Instant::now();
+        let (resp, mut body) = send.send_request(req, false).unwrap();
+        body.send_data(bytes::Bytes::from_static(b"partial"), false)
+            .unwrap();
+        let status = tokio::time::timeout(LATE, resp)
+            .await
+            .expect("no answer to a stalled HTTP/2 body")
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string());
+        let took = t.elapsed();
+        let mut send = send.ready().await.unwrap();
+        let req = http::Request::get("http://app.test/h2-after")
+            .body(())
+            .unwrap();
+        let (resp, _) = send.send_request(req, true).unwrap();
+        let after = resp
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string());
+        drop(body);
+        (status, took, after)
+    });
+    assert_eq!(status, Ok(408), "stalled HTTP/2 body");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert_eq!(after, Ok(200));
+    println!("stalled HTTP/2 body: 408 after {took:.2?}, the connection goes on");
+
     let m = p.metrics().unwrap();
-    assert!(limit_hits(&m, "web", "read_timeout") >= 2.0, "{m}");
+    assert!(limit_hits(&m, "web", "read_timeout") >= 3.0, "{m}");
     // A request that takes its time but finishes within readTimeout is fine.
     let mut c = RawConn::connect(p.web()).unwrap();
     c.send(b"POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\n\r\nab")
@@ -271,7 +307,14 @@ fn header_limits_answer_431_and_are_counted() {
         "headers",
         &doc(&b),
         &["web"],
-        &["--max-header-bytes", "16384", "--max-headers", "40"],
+        &[
+            "--max-header-bytes",
+            "16384",
+            "--max-headers",
+            "40",
+            "--max-concurrent-streams",
+            "web=7",
+        ],
     );
     let addr = p.web().to_string();
     // Within the limits.
@@ -318,6 +361,21 @@ fn header_limits_answer_431_and_are_counted() {
         (a, bb, fine)
     });
     assert_eq!((a, bb, fine), (431, 431, 200));
+    // --max-concurrent-streams reaches the client in SETTINGS.
+    let streams = block_on(async {
+        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let (send, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(conn);
+        let mut send = send.ready().await.unwrap();
+        // The server's SETTINGS have arrived once a response has.
+        let req = http::Request::get("http://app.test/settings")
+            .body(())
+            .unwrap();
+        let (resp, _) = send.send_request(req, true).unwrap();
+        resp.await.unwrap();
+        send.current_max_send_streams()
+    });
+    assert_eq!(streams, 7);
     let m = p.metrics().unwrap();
     assert!(limit_hits(&m, "web", "headers") >= 2.0, "{m}");
     assert!(limit_hits(&m, "web", "header_bytes") >= 2.0, "{m}");

@@ -396,3 +396,76 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<ProxyOptions, String> {
+        let mut argv = vec![
+            "switchyard-proxy",
+            "--config-file",
+            "x.yml",
+            "--entrypoint",
+            "web=127.0.0.1:0",
+            "--entrypoint",
+            "api=127.0.0.1:0",
+        ];
+        argv.extend_from_slice(extra);
+        options(&Args::try_parse_from(argv).map_err(|e| e.to_string())?)
+    }
+
+    #[test]
+    fn limits_default_to_traefiks_and_scope_by_entry_point() {
+        let o = parse(&[]).unwrap();
+        assert_eq!(o.limits, EntrypointLimits::default());
+        assert!(o.entrypoint_limits.is_empty());
+
+        let o = parse(&[
+            "--read-timeout",
+            "api=5s",
+            "--read-timeout",
+            "30s",
+            "--drain-timeout",
+            "3s",
+            "--max-connections",
+            "web=10",
+            "--max-header-bytes",
+            "8192",
+        ])
+        .unwrap();
+        // Unscoped values apply to every entry point, scoped ones on top.
+        assert_eq!(o.limits.read_timeout, Duration::from_secs(30));
+        assert_eq!(o.limits.grace, Duration::from_secs(3));
+        assert_eq!(o.limits.max_header_bytes, 8192);
+        let api = &o.entrypoint_limits["api"];
+        assert_eq!(api.read_timeout, Duration::from_secs(5));
+        assert_eq!(api.grace, Duration::from_secs(3));
+        assert_eq!(api.max_connections, None);
+        let web = &o.entrypoint_limits["web"];
+        assert_eq!(web.read_timeout, Duration::from_secs(30));
+        assert_eq!(web.max_connections, Some(10));
+    }
+
+    #[test]
+    fn bad_limits_name_the_flag() {
+        for (args, want) in [
+            (&["--read-timeout", "soon"][..], "--read-timeout"),
+            (
+                &["--idle-timeout", "nope=1s"][..],
+                "unknown entry point \"nope\"",
+            ),
+            (&["--max-headers", "0"][..], "--max-headers"),
+            (&["--max-header-bytes", "web=10"][..], "at least 1024"),
+            (
+                &["--max-concurrent-streams", "0"][..],
+                "--max-concurrent-streams",
+            ),
+            (&["--write-timeout=-1s"][..], "--write-timeout"),
+        ] {
+            let e = parse(args).expect_err(&format!("{args:?} accepted"));
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
+    }
+}
