@@ -311,6 +311,16 @@ impl ClockState {
         self.h2
     }
 
+    /// Whether bytes read now can change the state (a head being read, or an idle HTTP/1
+    /// connection).
+    pub(crate) fn wants_reads(&self) -> bool {
+        match self.phase {
+            Phase::Head { .. } => true,
+            Phase::Idle { .. } => !self.h2,
+            Phase::Busy { .. } => false,
+        }
+    }
+
     /// Bytes read in the current head phase.
     pub(crate) fn head_bytes(&self) -> usize {
         self.head_bytes
@@ -424,10 +434,12 @@ mod tests {
         // The head completes at 1 s: the read deadline counts from accept.
         assert_eq!(c.begin(s(1), &l), (t, false));
         assert_eq!(c.phase(), Phase::Busy { n: 1 });
+        assert!(!c.wants_reads());
         // Busy: nothing expires, however long the backend takes.
         assert_eq!(c.due(s(100), &l), Due::At(s(102)));
         c.end(s(100));
         assert_eq!(c.phase(), Phase::Idle { since: s(100) });
+        assert!(c.wants_reads());
         assert_eq!(c.due(s(105), &l), Due::At(s(107)));
         assert_eq!(c.due(s(109), &l), Due::At(s(110)));
         assert_eq!(c.due(s(110), &l), Due::Expired(LimitKind::IdleTimeout));
@@ -459,8 +471,10 @@ mod tests {
         let t = Instant::now();
         let s = |x: u64| t + Duration::from_secs(x);
         let mut c = ClockState::new(t);
+        assert!(c.wants_reads());
         c.on_h2(s(0));
         assert!(c.is_h2());
+        assert!(!c.wants_reads());
         assert_eq!(c.phase(), Phase::Idle { since: s(0) });
         // A PING while idle does not start a head phase.
         c.on_read(s(5), &[0u8; 17]);

@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -28,6 +29,9 @@ const H2_PREFIX: &[u8] = b"PRI * HTTP/2.0";
 /// connection, never contended beyond the connection's own streams).
 pub(crate) struct ConnClock {
     state: Mutex<ClockState>,
+    /// Whether reads matter to the state ([`ClockState::wants_reads`]): the read path skips
+    /// the lock while a request is in flight and on HTTP/2.
+    reads: AtomicBool,
     limits: EntrypointLimits,
 }
 
@@ -35,12 +39,17 @@ impl ConnClock {
     pub(crate) fn new(limits: EntrypointLimits) -> ConnClock {
         ConnClock {
             state: Mutex::new(ClockState::new(Instant::now().into_std())),
+            reads: AtomicBool::new(true),
             limits,
         }
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut ClockState) -> R) -> Option<R> {
-        self.state.lock().ok().map(|mut s| f(&mut s))
+        self.state.lock().ok().map(|mut s| {
+            let r = f(&mut s);
+            self.reads.store(s.wants_reads(), Ordering::Relaxed);
+            r
+        })
     }
 
     pub(crate) fn limits(&self) -> &EntrypointLimits {
@@ -69,6 +78,9 @@ impl ConnClock {
     }
 
     fn on_read(&self, data: &[u8]) {
+        if !self.reads.load(Ordering::Relaxed) {
+            return;
+        }
         let now = Instant::now().into_std();
         self.with(|s| s.on_read(now, data));
     }
