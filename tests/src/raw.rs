@@ -170,18 +170,20 @@ pub fn open_fds(pid: u32) -> Result<usize, String> {
 }
 
 /// A proxy `id` serving the dynamic config `doc` from a file, without a control plane, with
-/// entry points `entrypoints` and extra flags `args`; waits until it is ready.
+/// entry points `entrypoints` and extra flags `args`; waits until it is ready. The file is
+/// removed once the proxy has loaded it (it is read once, at start: do not restart this proxy).
 pub fn config_file_proxy(id: &str, doc: &str, entrypoints: &[&str], args: &[&str]) -> Proxy {
     let dir = tempfile::Builder::new()
         .prefix(&format!("switchyard-e2e-config-{id}-"))
         .tempdir()
         .expect("temp dir for a config file");
-    let path = dir.keep().join("dynamic.yml");
+    let path = dir.path().join("dynamic.yml");
     std::fs::write(&path, doc).expect("writing the config file");
     let mut flags = vec!["--config-file".to_string(), path.display().to_string()];
     flags.extend(args.iter().map(|s| s.to_string()));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let p = Proxy::start(ProxySpec::new(id, "").entrypoints(entrypoints).args(&flags));
     p.wait_ready(crate::PROXY_SETTLE);
+    drop(dir);
     p
 }

@@ -20,7 +20,7 @@
 use std::time::{Duration, Instant};
 
 use switchyard_e2e::backends::{block_on, HttpBackend, Mode};
-use switchyard_e2e::client::{fetch, H2Client, Req};
+use switchyard_e2e::client::{fetch, H2Client, LoadLoop, Req};
 use switchyard_e2e::raw::{config_file_proxy, limit_hits, open_fds, RawConn};
 use switchyard_e2e::{wait_until, Proxy};
 
@@ -226,6 +226,14 @@ fn two_hundred_trickling_connections_are_closed_and_fds_return_to_baseline() {
     );
     let pid = p.pid().unwrap();
     ok(&p, "web").unwrap();
+    // Normal requests throughout (one keep-alive connection, counted in the baseline).
+    let load = LoadLoop::start(
+        "fds-normal",
+        p.web(),
+        Req::get("app.test", "/normal"),
+        Duration::from_millis(20),
+    );
+    load.wait_for_more(3, LATE);
     let baseline = open_fds(pid).unwrap();
     let addr = p.web().to_string();
     let started = Instant::now();
@@ -298,6 +306,10 @@ fn two_hundred_trickling_connections_are_closed_and_fds_return_to_baseline() {
     println!("open fds: baseline {baseline}, after {fds}");
     assert!(hits(&p, "web", "read_timeout") >= N as f64);
     ok(&p, "web").unwrap();
+    let (samples, _) = load.stop();
+    let failed = samples.iter().filter(|s| s.outcome.is_err()).count();
+    assert_eq!(failed, 0, "{}", LoadLoop::summary(&samples));
+    println!("normal requests during the flood: {} ok", samples.len());
 }
 
 #[test]
