@@ -462,6 +462,28 @@ fn write_timeout_closes_a_response_that_takes_too_long() {
         out.elapsed
     );
     assert!(hits(&p, "web", "write_timeout") >= 1.0);
+    // HTTP/2: the stream is reset, the connection goes on.
+    let (reset, took, closed) = block_on(async {
+        let tcp = tokio::net::TcpStream::connect(p.web()).await.unwrap();
+        let (send, conn) = h2::client::handshake(tcp).await.unwrap();
+        let conn = tokio::spawn(conn);
+        let mut send = send.ready().await.unwrap();
+        let t = Instant::now();
+        let req = http::Request::get("http://app.test/hang").body(()).unwrap();
+        let (resp, _) = send.send_request(req, true).unwrap();
+        let reset = tokio::time::timeout(LATE, resp)
+            .await
+            .expect("no end to a hanging HTTP/2 stream")
+            .map(|r| r.status().as_u16())
+            .map_err(|e| format!("{:?}", e.reason()));
+        let took = t.elapsed();
+        (reset, took, conn.is_finished())
+    });
+    assert!(reset.is_err(), "HTTP/2 stream answered: {reset:?}");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(!closed, "the HTTP/2 connection was closed, not the stream");
+    println!("writeTimeout 1s: HTTP/2 stream reset after {took:.2?} ({reset:?})");
+    assert!(hits(&p, "web", "write_timeout") >= 2.0);
 }
 
 #[test]
