@@ -397,9 +397,10 @@ fn main() -> ExitCode {
     }
 }
 
+/// The entry point limit flags (`--read-timeout`, `--max-connections`, …).
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
+mod limit_flags {
     use super::*;
 
     fn parse(extra: &[&str]) -> Result<ProxyOptions, String> {
