@@ -370,7 +370,10 @@ async fn request(
     // Bytes after a refused CONNECT were meant for a tunnel, not to be read as requests.
     let connect = parts.method == http::Method::CONNECT;
     let req = http::Request::from_parts(parts, body);
-    let write = (!l.write_timeout.is_zero()).then(|| head_done + l.write_timeout);
+    // HTTP/1's write deadline covers the whole connection (the watchdog closes it); HTTP/2's
+    // is per stream: the response future here, then its body.
+    let write = (!l.write_timeout.is_zero() && version == http::Version::HTTP_2)
+        .then(|| head_done + l.write_timeout);
     let mut resp = match write {
         Some(at) => match tokio::time::timeout_at(at, handler::handle(cx, req)).await {
             Ok(r) => r,
@@ -390,10 +393,7 @@ async fn request(
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
-    // HTTP/1's write deadline covers the whole connection (the watchdog); HTTP/2's is per stream.
-    let deadline = write
-        .filter(|_| version == http::Version::HTTP_2)
-        .map(|at| (at, ep.limit_hits[LimitKind::WriteTimeout.index()].clone()));
+    let deadline = write.map(|at| (at, ep.limit_hits[LimitKind::WriteTimeout.index()].clone()));
     Ok(resp.map(|b| RespBody::new(b, in_flight, deadline)))
 }
 
