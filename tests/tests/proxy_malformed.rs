@@ -55,8 +55,10 @@ fn stack(id: &str, args: &[&str]) -> (HttpBackend, Proxy, LoadLoop) {
     (b, p, load)
 }
 
-/// Stops the load loop; every normal request must have succeeded.
+/// Lets the load loop complete a few more requests (after the attacks), stops it; every
+/// normal request must have succeeded.
 fn no_failures(load: LoadLoop) {
+    load.wait_for_more(3, LATE);
     let (samples, _) = load.stop();
     let failed = samples.iter().filter(|s| s.outcome.is_err()).count();
     assert_eq!(
