@@ -162,6 +162,42 @@ pub fn error_hits(metrics: &str, kind: &str) -> f64 {
     labeled(metrics, "switchyard_proxy_errors_total", &[("kind", kind)])
 }
 
+/// Sockets of process `pid` whose local port is `port` (an entry point: its listener and the
+/// client connections it accepted), from `/proc/PID/fd` and `/proc/net/tcp{,6}`.
+pub fn sockets_on_port(pid: u32, port: u16) -> Result<usize, String> {
+    let mut inodes = std::collections::HashSet::new();
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(|e| e.to_string())?;
+    for e in dir.flatten() {
+        if let Ok(t) = std::fs::read_link(e.path()) {
+            if let Some(i) = t
+                .to_str()
+                .and_then(|t| t.strip_prefix("socket:["))
+                .and_then(|t| t.strip_suffix(']'))
+            {
+                inodes.insert(i.to_string());
+            }
+        }
+    }
+    let mut n = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(inode)) = (f.get(1), f.get(9)) else {
+                continue;
+            };
+            let p = local
+                .rsplit(':')
+                .next()
+                .and_then(|h| u16::from_str_radix(h, 16).ok());
+            if p == Some(port) && inodes.contains(*inode) {
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
 /// Open file descriptors of process `pid`.
 pub fn open_fds(pid: u32) -> Result<usize, String> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))

@@ -6,7 +6,7 @@
 //! builder: HTTP/1.1 with keep-alive (and upgrades, for WebSocket) or HTTP/2 with prior
 //! knowledge (h2c), detected from the connection preface. `TCP_NODELAY` is set on every
 //! socket. The entry point's [`EntrypointLimits`] apply: connection limit at accept, header
-//! limits (hyper for HTTP/1, [`header_limit`] for HTTP/2), and the read, write and idle
+//! limits (hyper for HTTP/1, `hygiene` for HTTP/2), and the read, write and idle
 //! timeouts of each connection's clock and watchdog ([`conn`]).
 //!
 //! Connection tasks live in a `JoinSet` owned by the accept loop: on shutdown the loop keeps
@@ -19,6 +19,7 @@
 mod conn;
 mod forward;
 mod handler;
+mod hygiene;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +36,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use self::conn::{ConnClock, ConnError, ConnIo, InFlight, RespBody};
+use self::hygiene::{header_limit, strip_h2c_upgrade, valid_host_fields};
 use crate::body::{ProxyBody, ReadDeadline};
 use crate::errors::{error_response, ErrorKind};
 use crate::forwarded::is_trusted;
@@ -200,51 +202,6 @@ const MIN_BUF: usize = 8192;
 const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
 /// HTTP/2 streams reset by the server because of the client's errors.
 const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
-
-/// The 431 for HTTP/2 header fields over the entry point's limits (HTTP/1 is checked by
-/// hyper while parsing). Sizes are counted like HPACK's `SETTINGS_MAX_HEADER_LIST_SIZE`.
-fn header_limit(parts: &http::request::Parts, l: &EntrypointLimits) -> Option<LimitKind> {
-    if parts.version != http::Version::HTTP_2 {
-        return None;
-    }
-    if parts.headers.len() > l.max_headers {
-        return Some(LimitKind::Headers);
-    }
-    let size: usize = parts
-        .headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 32)
-        .sum::<usize>()
-        + parts.uri.path_and_query().map_or(0, |p| p.as_str().len())
-        + parts.method.as_str().len();
-    (size > l.max_header_bytes).then_some(LimitKind::HeaderBytes)
-}
-
-/// Go's `net/http` checks: an HTTP/1.1 request has exactly one `Host` field, and no request
-/// has more than one (anything else is 400; hyper does not check).
-fn valid_host_fields(parts: &http::request::Parts) -> bool {
-    let mut hosts = parts.headers.get_all(http::header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (_, Some(_)) => false,
-        (None, None) => parts.version != http::Version::HTTP_11,
-        (Some(_), None) => true,
-    }
-}
-
-/// `Upgrade: h2c` is never forwarded: a backend that switched to HTTP/2 on it would give the
-/// client a tunnel past every router and middleware ("h2c smuggling"; RFC 9113 dropped the
-/// mechanism). The request goes on as plain HTTP/1.1 (`Connection` and the headers it names,
-/// such as `HTTP2-Settings`, are hop-by-hop and dropped when forwarding).
-fn strip_h2c_upgrade(headers: &mut http::HeaderMap) {
-    let h2c = headers.get_all(http::header::UPGRADE).iter().any(|v| {
-        v.as_bytes()
-            .split(|b| *b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"h2c"))
-    });
-    if h2c {
-        headers.remove(http::header::UPGRADE);
-    }
-}
 
 /// The limit behind a connection's error, if any: hyper's 431 (header size or count, told
 /// apart by the bytes of the head read so far) or HTTP/2 `ENHANCE_YOUR_CALM`.
