@@ -117,6 +117,15 @@ impl UpBody {
     pub(crate) fn empty() -> UpBody {
         UpBody::Full(None)
     }
+
+    /// The client's body, bounded by the read deadline the entry point put in the request's
+    /// extensions (taken out of them).
+    pub(crate) fn client(body: Incoming, parts: &mut http::request::Parts) -> UpBody {
+        UpBody::Incoming(ClientBody::new(
+            body,
+            parts.extensions.remove::<ReadDeadline>(),
+        ))
+    }
 }
 
 impl Body for UpBody {

@@ -26,7 +26,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::ConnCtx;
-use crate::body::{ClientBody, ProxyBody, ReadDeadline, Tee, UpBody};
+use crate::body::{ProxyBody, Tee, UpBody};
 use crate::errors::{classify_upstream, is_client_side, ErrorKind};
 use crate::forwarded::{
     append_xff, ensure_request_id, remove_hop_by_hop, upgrade_type, X_FORWARDED_FOR,
@@ -62,7 +62,7 @@ pub(crate) async fn forward(
     if client_version == Version::HTTP_2 {
         merge_cookies(&mut parts.headers);
     }
-    let read_deadline = parts.extensions.remove::<ReadDeadline>();
+    let body = UpBody::client(body, &mut parts);
     let client_upgrade = if upgrade.is_some() {
         parts.extensions.remove::<OnUpgrade>()
     } else {
@@ -72,7 +72,7 @@ pub(crate) async fn forward(
 
     // Resolve the service graph down to a load balancer.
     let mut cookies: Vec<HeaderValue> = Vec::new();
-    let mut body = UpBody::Incoming(ClientBody::new(body, read_deadline));
+    let mut body = body;
     let mut node: &Arc<Node> = &rr.service;
     let lb = loop {
         match node.step(&parts.headers) {
