@@ -42,6 +42,8 @@
 //! * [`backends`]: HTTP/h2c, WebSocket and gRPC backends served inside the test process on a
 //!   shared tokio runtime ([`backends::runtime`], [`backends::block_on`]).
 //! * [`client`]: HTTP/1.1 and HTTP/2 clients, streamed uploads/downloads, [`client::LoadLoop`].
+//! * [`raw`]: raw client sockets, limit/error metric readers, open fd counts, and a proxy
+//!   serving a config file without a control plane (issue 8: limits, malformed traffic).
 //! * [`Cluster::start_each`] founds a cluster with per-node flags (e.g. `--region`/`--zone`).
 //!
 //! ## Debugging failures
@@ -58,6 +60,7 @@ pub mod chaos;
 pub mod client;
 pub mod failover;
 pub mod proxy;
+pub mod raw;
 
 pub use proxy::{
     applied_version, apply_to, apply_wait, explain, get_proxies, host_route, proxy_entry,

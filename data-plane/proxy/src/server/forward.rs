@@ -62,6 +62,7 @@ pub(crate) async fn forward(
     if client_version == Version::HTTP_2 {
         merge_cookies(&mut parts.headers);
     }
+    let body = UpBody::client(body, &mut parts);
     let client_upgrade = if upgrade.is_some() {
         parts.extensions.remove::<OnUpgrade>()
     } else {
@@ -71,7 +72,7 @@ pub(crate) async fn forward(
 
     // Resolve the service graph down to a load balancer.
     let mut cookies: Vec<HeaderValue> = Vec::new();
-    let mut body = UpBody::Incoming(body);
+    let mut body = body;
     let mut node: &Arc<Node> = &rr.service;
     let lb = loop {
         match node.step(&parts.headers) {
