@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ipnet::IpNet;
+use switchyard_config::paths::PathOptions;
 use switchyard_proxy::cache::Cache;
 use switchyard_proxy::control::ControlOptions;
 use switchyard_proxy::{ConfigSource, HttpsRedirect, ProxyOptions};
@@ -74,6 +75,21 @@ struct Args {
         value_name = "FROM=TO[,permanent|temporary]"
     )]
     redirect_to_https: Vec<String>,
+    /// Traefik's `entryPoints.NAME.http.sanitizePath`: resolve `.` and `..` segments and merge
+    /// duplicate slashes of the request path before routing and forwarding (default true, also
+    /// for `%2e` forms). `NAME=false` turns it off for entry point NAME. Repeatable.
+    #[arg(long = "sanitize-path", value_name = "NAME=true|false")]
+    sanitize_path: Vec<String>,
+    /// Traefik's `entryPoints.NAME.http.encodedCharacters`: which percent-encoded characters a
+    /// routed request path may hold (a denied one is a 400). All allowed by default; options
+    /// allowEncodedSlash, allowEncodedBackSlash, allowEncodedNullCharacter,
+    /// allowEncodedSemicolon, allowEncodedPercent, allowEncodedQuestionMark, allowEncodedHash.
+    /// Repeatable, e.g. `--encoded-characters web=allowEncodedSlash=false,allowEncodedHash=false`.
+    #[arg(
+        long = "encoded-characters",
+        value_name = "NAME=OPTION=BOOL[,OPTION=BOOL…]"
+    )]
+    encoded_characters: Vec<String>,
     /// How long shutdown waits for in-flight requests (Go duration, e.g. 10s).
     #[arg(long, default_value = "10s")]
     drain_timeout: String,
@@ -136,6 +152,24 @@ fn options(args: &Args) -> Result<ProxyOptions, String> {
             permanent,
         });
     }
+    let mut paths: HashMap<String, PathOptions> = HashMap::new();
+    for s in &args.sanitize_path {
+        let bad = || format!("--sanitize-path {s:?}: expected NAME=true|false");
+        let (name, v) = s.split_once('=').ok_or_else(bad)?;
+        let v = switchyard_config::paths::parse_bool(v.trim()).ok_or_else(bad)?;
+        paths.entry(name.to_string()).or_default().sanitize = v;
+    }
+    for e in &args.encoded_characters {
+        let (name, list) = e.split_once('=').ok_or_else(|| {
+            format!("--encoded-characters {e:?}: expected NAME=OPTION=BOOL[,OPTION=BOOL…]")
+        })?;
+        paths
+            .entry(name.to_string())
+            .or_default()
+            .encoded
+            .apply_list(list)
+            .map_err(|m| format!("--encoded-characters {e:?}: {m}"))?;
+    }
     let drain = switchyard_config::parse_go_duration(&args.drain_timeout)
         .map_err(|e| format!("--drain-timeout: {e}"))?;
     Ok(ProxyOptions {
@@ -147,6 +181,7 @@ fn options(args: &Args) -> Result<ProxyOptions, String> {
         admin_addr: args.admin_addr.clone(),
         drain_timeout: Duration::from_nanos(u64::try_from(drain).unwrap_or(0)),
         https_redirects,
+        paths,
     })
 }
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use ipnet::IpNet;
+use switchyard_config::paths::PathOptions;
 use switchyard_config::DynamicConfig;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
@@ -47,6 +48,10 @@ pub struct ProxyOptions {
     /// Entry point redirections to HTTPS (Traefik's
     /// `entryPoints.<from>.http.redirections.entryPoint`).
     pub https_redirects: Vec<HttpsRedirect>,
+    /// Request-path options per entry point name (Traefik's `http.sanitizePath` and
+    /// `http.encodedCharacters`); entry points not listed get the default (sanitise, allow
+    /// every encoded character).
+    pub paths: HashMap<String, PathOptions>,
 }
 
 /// Every plaintext request on entry point `from` (except ACME HTTP-01 requests) is redirected
@@ -74,6 +79,7 @@ impl Default for ProxyOptions {
             admin_addr: "127.0.0.1:0".to_string(),
             drain_timeout: Duration::from_secs(10),
             https_redirects: Vec::new(),
+            paths: HashMap::new(),
         }
     }
 }
@@ -89,6 +95,8 @@ pub(crate) struct Entrypoint {
     /// Redirect plaintext requests to HTTPS: (`:port` suffix of the target, or empty for 443;
     /// permanent).
     pub https_redirect: Option<(String, bool)>,
+    /// `sanitizePath` and `encodedCharacters`.
+    pub paths: PathOptions,
 }
 
 /// State shared by every connection.
@@ -186,6 +194,13 @@ impl Proxy {
                 }
             }
         }
+        for ep in opts.paths.keys() {
+            if !names.contains(ep) {
+                return Err(ProxyError::Options(format!(
+                    "path options given for unknown entry point \"{ep}\""
+                )));
+            }
+        }
         for ep in opts.trusted_ips.keys() {
             if !names.contains(ep) {
                 return Err(ProxyError::Options(format!(
@@ -241,6 +256,7 @@ impl Proxy {
                 let name: Arc<str> = Arc::from(name.as_str());
                 Entrypoint {
                     https_redirect,
+                    paths: opts.paths.get(&*name).copied().unwrap_or_default(),
                     no_route: metrics.route_stats(&name, &empty, &empty),
                     trusted: opts.trusted_ips.get(&*name).cloned().unwrap_or_default(),
                     port: HeaderValue::from_str(&local.port().to_string()).ok(),
