@@ -308,6 +308,18 @@ pub struct ExplainArgs {
     /// Evaluate the leader's latest config rather than the answering node's.
     #[arg(long)]
     pub consistent: bool,
+    /// The entry point's `sanitizePath`, as the proxy's `--sanitize-path NAME=BOOL`: resolve
+    /// `.`/`..` segments (also `%2e`) and merge duplicate slashes before routing.
+    #[arg(long, value_name = "BOOL", default_value = "true", value_parser = parse_bool_arg, action = clap::ArgAction::Set)]
+    pub sanitize_path: bool,
+    /// The entry point's `encodedCharacters`, as the proxy's `--encoded-characters NAME=…`,
+    /// e.g. `allowEncodedSlash=false,allowEncodedHash=false` (default: all allowed).
+    #[arg(long, value_name = "OPTION=BOOL[,OPTION=BOOL…]")]
+    pub encoded_characters: Option<String>,
+}
+
+fn parse_bool_arg(s: &str) -> Result<bool, String> {
+    switchyard_config::paths::parse_bool(s).ok_or_else(|| format!("invalid boolean {s:?}"))
 }
 
 #[derive(Args, Debug, Clone)]

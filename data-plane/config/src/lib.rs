@@ -73,6 +73,12 @@
 //! [`validate`] returns all problems at once as [`ConfigErrors`] (joined with `"; "`).
 //! Names are quoted with double quotes everywhere, including in serde's own messages.
 //!
+//! ## Request paths
+//!
+//! [`paths`] is Traefik's entry-point path hygiene (`normalizePath`, `sanitizePath`,
+//! `encodedCharacters`) and the dot-segment check of path-rewriting middlewares, shared by the
+//! proxy and `switchyard explain`.
+//!
 //! ## Rules
 //!
 //! [`rules`] implements the v3 rule language exactly: Go precedence, backtick and Go
@@ -91,6 +97,7 @@ pub mod duration;
 mod error;
 mod files;
 mod model;
+pub mod paths;
 pub mod rules;
 mod syntax;
 mod validate;

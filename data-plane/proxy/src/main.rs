@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ipnet::IpNet;
+use switchyard_config::paths::PathOptions;
 use switchyard_proxy::cache::Cache;
 use switchyard_proxy::control::ControlOptions;
 use switchyard_proxy::{ConfigSource, EntrypointLimits, HttpsRedirect, ProxyOptions};
@@ -120,6 +121,22 @@ struct Args {
     /// `[NAME=]COUNT` (repeatable).
     #[arg(long, value_name = "[NAME=]COUNT", default_value = "250")]
     max_concurrent_streams: Vec<String>,
+    /// Traefik's `entryPoints.NAME.http.sanitizePath`: resolve `.` and `..` segments and merge
+    /// duplicate slashes of the request path before routing and forwarding (default true, also
+    /// for `%2e` forms). `NAME=false` turns it off for entry point NAME. Repeatable.
+    #[arg(long = "sanitize-path", value_name = "NAME=true|false")]
+    sanitize_path: Vec<String>,
+    /// Traefik's `entryPoints.NAME.http.encodedCharacters`: which percent-encoded characters a
+    /// routed request path may hold (a denied one is a 400). All allowed by default; options
+    /// allowEncodedSlash, allowEncodedBackSlash, allowEncodedNullCharacter,
+    /// allowEncodedSemicolon, allowEncodedPercent, allowEncodedQuestionMark, allowEncodedHash.
+    /// Repeatable, e.g. `--encoded-characters web=allowEncodedSlash=false,allowEncodedHash=false`.
+    #[arg(
+        long = "encoded-characters",
+        value_name = "NAME=OPTION=BOOL[,OPTION=BOOL…]"
+    )]
+    encoded_characters: Vec<String>,
+
     /// Serve this Traefik v3 dynamic config file (YAML or JSON) as version 1, without a control
     /// plane.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["control", "cache_dir"])]
@@ -181,6 +198,25 @@ fn options(args: &Args) -> Result<ProxyOptions, String> {
     }
     let names: Vec<&str> = entrypoints.iter().map(|(n, _)| n.as_str()).collect();
     let (limits, entrypoint_limits) = limits(args, &names)?;
+    let mut paths: HashMap<String, PathOptions> = HashMap::new();
+    for s in &args.sanitize_path {
+        let bad = || format!("--sanitize-path {s:?}: expected NAME=true|false");
+        let (name, v) = s.split_once('=').ok_or_else(bad)?;
+        let v = switchyard_config::paths::parse_bool(v.trim()).ok_or_else(bad)?;
+        paths.entry(name.to_string()).or_default().sanitize = v;
+    }
+    for e in &args.encoded_characters {
+        let (name, list) = e.split_once('=').ok_or_else(|| {
+            format!("--encoded-characters {e:?}: expected NAME=OPTION=BOOL[,OPTION=BOOL…]")
+        })?;
+        paths
+            .entry(name.to_string())
+            .or_default()
+            .encoded
+            .apply_list(list)
+            .map_err(|m| format!("--encoded-characters {e:?}: {m}"))?;
+    }
+
     Ok(ProxyOptions {
         proxy_id: args.proxy_id.clone().unwrap_or_else(hostname),
         region: args.region.clone(),
@@ -191,6 +227,7 @@ fn options(args: &Args) -> Result<ProxyOptions, String> {
         limits,
         entrypoint_limits,
         https_redirects,
+        paths,
     })
 }
 

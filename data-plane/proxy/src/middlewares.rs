@@ -27,6 +27,12 @@
 //!
 //! Paths are handled in escaped form (`Uri::path`); a path produced by a middleware has any
 //! character that is not allowed in a URI path percent-encoded (Go's `EscapedPath`).
+//!
+//! No rewrite can bring back a dot segment the entry point removed
+//! ([`switchyard_config::paths::check_rewrite`], 400): `stripPrefix`, `stripPrefixRegex` and
+//! `replacePathRegex` refuse a result that cleaning would change (Traefik's check, so
+//! `/api../x` stripped of `/api` is refused rather than sent as `/../x`), `addPrefix` and
+//! `replacePath` one with a `.` or `..` segment; `%2e` counts as a dot.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +44,7 @@ use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Method, Response, StatusCode, Uri};
 use regex::Regex;
+use switchyard_config::paths::{check_rewrite, RewriteCheck};
 use switchyard_config::rules::compile_regex;
 use switchyard_config::{Middleware as MwConfig, StrOrInt};
 
@@ -303,7 +310,9 @@ impl Mw {
         match self {
             Mw::AddPrefix(prefix) => {
                 let p = format!("{prefix}{}", req.parts.uri.path());
-                set_path(req.parts, ensure_leading_slash(&p))?;
+                let p = ensure_leading_slash(&p);
+                rewrite_ok(&p, RewriteCheck::NoDotSegments)?;
+                set_path(req.parts, p)?;
             }
             Mw::StripPrefix {
                 prefixes,
@@ -320,6 +329,7 @@ impl Mw {
                         };
                         let header = HeaderValue::from_str(prefix.trim())
                             .map_err(|_| ErrorKind::BadRequest)?;
+                        rewrite_ok(&new, RewriteCheck::Clean)?;
                         set_path(req.parts, Cow::Owned(new))?;
                         req.parts.headers.append(X_FORWARDED_PREFIX.clone(), header);
                         break;
@@ -340,7 +350,9 @@ impl Mw {
                     };
                     let header =
                         HeaderValue::from_str(prefix).map_err(|_| ErrorKind::BadRequest)?;
-                    set_path(req.parts, ensure_leading_slash(&raw[at..]))?;
+                    let new = ensure_leading_slash(&raw[at..]);
+                    rewrite_ok(&new, RewriteCheck::Clean)?;
+                    set_path(req.parts, new)?;
                     req.parts.headers.append(X_FORWARDED_PREFIX.clone(), header);
                     break;
                 }
@@ -348,6 +360,7 @@ impl Mw {
             Mw::ReplacePath(path) => {
                 let old = HeaderValue::from_str(req.parts.uri.path())
                     .map_err(|_| ErrorKind::BadRequest)?;
+                rewrite_ok(path, RewriteCheck::NoDotSegments)?;
                 set_path(req.parts, Cow::Borrowed(path))?;
                 req.parts.headers.append(X_REPLACED_PATH.clone(), old);
             }
@@ -361,6 +374,7 @@ impl Mw {
                         return Err(ErrorKind::BadRequest);
                     }
                     let old = HeaderValue::from_str(current).map_err(|_| ErrorKind::BadRequest)?;
+                    rewrite_ok(&new, RewriteCheck::Clean)?;
                     set_path(req.parts, Cow::Owned(new))?;
                     req.parts.headers.append(X_REPLACED_PATH.clone(), old);
                 }
@@ -620,8 +634,14 @@ pub(crate) fn escape_path(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The dot-segment check of a path a rewriting middleware produced
+/// ([`switchyard_config::paths::check_rewrite`]): 400 when it fails.
+fn rewrite_ok(path: &str, how: RewriteCheck) -> Result<(), ErrorKind> {
+    check_rewrite(path, how).map_err(|_| ErrorKind::BadRequest)
+}
+
 /// Replace the path of the request URI, keeping the query.
-fn set_path(parts: &mut Parts, path: Cow<'_, str>) -> Result<(), ErrorKind> {
+pub(crate) fn set_path(parts: &mut Parts, path: Cow<'_, str>) -> Result<(), ErrorKind> {
     let path = if path.is_empty() {
         Cow::Borrowed("/")
     } else {
@@ -763,13 +783,76 @@ http:
         let o = run(&r, "GET", "/baz", &[]).unwrap();
         assert_eq!(o.parts.uri, "/baz");
         assert!(hdr(&o.parts, "x-forwarded-prefix").is_empty());
-        // forceSlash trims one extra slash.
-        let o = run(&route(&all, &["stripslash"]), "GET", "/foo//x", &[]).unwrap();
-        assert_eq!(o.parts.uri, "//x");
+        // forceSlash trims one extra slash; a result with an empty segment is refused
+        // (Traefik's sanitised-path check).
+        let o = run(&route(&all, &["stripslash"]), "GET", "/foox", &[]).unwrap();
+        assert_eq!(o.parts.uri, "/x");
+        assert_eq!(
+            run(&route(&all, &["stripslash"]), "GET", "/foo//x", &[]).err(),
+            Some(ErrorKind::BadRequest)
+        );
         let o = run(&route(&all, &["stripslash"]), "GET", "/foo", &[]).unwrap();
         assert_eq!(o.parts.uri, "/");
-        let o = run(&r, "GET", "/foo//x", &[]).unwrap();
-        assert_eq!(o.parts.uri, "//x");
+        assert_eq!(
+            run(&r, "GET", "/foo//x", &[]).err(),
+            Some(ErrorKind::BadRequest)
+        );
+    }
+
+    /// No rewriting middleware produces a path with dot segments: Traefik's strip_prefix_test
+    /// ("/api./foo", "/api../foo" → 400), strip_prefix_regex_test, replace_path_regex_test
+    /// ("/foo../bar" with `^/foo(.*)` → `/$1` → 400), and the same for addPrefix/replacePath.
+    #[test]
+    fn rewrites_never_produce_dot_segments() {
+        let all = mws(r#"
+http:
+  middlewares:
+    api: {stripPrefix: {prefixes: ["/api"]}}
+    apiforce: {stripPrefix: {prefixes: ["/api"], forceSlash: true}}
+    apire: {stripPrefixRegex: {regex: ["/api"]}}
+    rre: {replacePathRegex: {regex: "^/foo(.*)", replacement: "/$1"}}
+    renc: {replacePathRegex: {regex: "^/enc/(.*)", replacement: "/%2e%2e/$1"}}
+    addp: {addPrefix: {prefix: "/p"}}
+    adddot: {addPrefix: {prefix: "/p/."}}
+    repdot: {replacePath: {path: "/a/../etc/passwd"}}
+"#);
+        let bad = [
+            ("api", "/api../etc/passwd"),
+            ("api", "/api./foo"),
+            ("api", "/api../foo"),
+            ("apiforce", "/api../foo"),
+            ("apire", "/api./foo"),
+            ("apire", "/api../foo"),
+            ("rre", "/foo../bar"),
+            ("rre", "/foo/../bar"),
+            ("rre", "/foo/bar"),
+            ("renc", "/enc/etc/passwd"),
+            ("addp", "/../x"),
+            ("addp", "/%2e%2e/x"),
+            ("adddot", "/x"),
+            ("repdot", "/anything"),
+        ];
+        for (mw, path) in bad {
+            assert_eq!(
+                run(&route(&all, &[mw]), "GET", path, &[]).err(),
+                Some(ErrorKind::BadRequest),
+                "{mw} on {path}"
+            );
+        }
+        let good = [
+            ("api", "/api/x", "/x"),
+            ("api", "/api..x", "/..x"),
+            ("apire", "/api/x/..y", "/x/..y"),
+            ("rre", "/foobar", "/bar"),
+            ("addp", "/x", "/p/x"),
+            ("addp", "//x", "/p//x"),
+        ];
+        for (mw, path, want) in good {
+            match run(&route(&all, &[mw]), "GET", path, &[]) {
+                Ok(o) => assert_eq!(o.parts.uri, want, "{mw} on {path}"),
+                Err(e) => panic!("{mw} on {path}: {e:?}"),
+            }
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use ipnet::IpNet;
+use switchyard_config::paths::PathOptions;
 use switchyard_config::DynamicConfig;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
@@ -51,6 +52,10 @@ pub struct ProxyOptions {
     /// Entry point redirections to HTTPS (Traefik's
     /// `entryPoints.<from>.http.redirections.entryPoint`).
     pub https_redirects: Vec<HttpsRedirect>,
+    /// Request-path options per entry point name (Traefik's `http.sanitizePath` and
+    /// `http.encodedCharacters`); entry points not listed get the default (sanitise, allow
+    /// every encoded character).
+    pub paths: HashMap<String, PathOptions>,
 }
 
 /// Every plaintext request on entry point `from` (except ACME HTTP-01 requests) is redirected
@@ -79,6 +84,7 @@ impl Default for ProxyOptions {
             limits: EntrypointLimits::default(),
             entrypoint_limits: HashMap::new(),
             https_redirects: Vec::new(),
+            paths: HashMap::new(),
         }
     }
 }
@@ -98,6 +104,8 @@ pub(crate) struct Entrypoint {
     pub limits: EntrypointLimits,
     /// `switchyard_proxy_entrypoint_limit_hits_total` by [`LimitKind::index`].
     pub limit_hits: [prometheus_client::metrics::counter::Counter; LimitKind::ALL.len()],
+    /// `sanitizePath` and `encodedCharacters`.
+    pub paths: PathOptions,
 }
 
 impl Entrypoint {
@@ -209,6 +217,13 @@ impl Proxy {
                 )));
             }
         }
+        for ep in opts.paths.keys() {
+            if !names.contains(ep) {
+                return Err(ProxyError::Options(format!(
+                    "path options given for unknown entry point \"{ep}\""
+                )));
+            }
+        }
         for ep in opts.trusted_ips.keys() {
             if !names.contains(ep) {
                 return Err(ProxyError::Options(format!(
@@ -271,6 +286,7 @@ impl Proxy {
                     limit_hits: metrics.limit_hits(&name),
                     limits,
                     https_redirect,
+                    paths: opts.paths.get(&*name).copied().unwrap_or_default(),
                     no_route: metrics.route_stats(&name, &empty, &empty),
                     trusted: opts.trusted_ips.get(&*name).cloned().unwrap_or_default(),
                     port: HeaderValue::from_str(&local.port().to_string()).ok(),
