@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::ChangeMembers;
 use switchyard_config::{check_document_size, parse_document, Change, DynamicConfig, Kind};
 use switchyard_proto::admin::admin_server::Admin;
@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 
 use crate::errors::{ApiError, FORWARDED};
 use crate::node::Shared;
+use crate::proposer::write_error;
 
 #[derive(Clone)]
 pub struct AdminService {
@@ -44,16 +45,6 @@ fn changes_to_proto(changes: Vec<Change>) -> Vec<switchyard_proto::admin::Change
         .collect()
 }
 
-fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> ApiError {
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ApiError::NotLeader,
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-            ApiError::FailedPrecondition(e.to_string())
-        }
-        RaftError::Fatal(f) => ApiError::Unavailable(f.to_string()),
-    }
-}
-
 impl AdminService {
     pub fn new(shared: Arc<Shared>) -> Self {
         Self { shared }
@@ -70,6 +61,22 @@ impl AdminService {
         };
         self.shared.metrics.count_request(method, code);
         r.map(Response::new).map_err(Status::from)
+    }
+
+    /// Commits a config command on this node, which must be the leader, through the proposer
+    /// (batched with concurrent writes; `size`: the bytes of its document). Bad input is refused
+    /// before it reaches the log; the state machine checks again when applying.
+    async fn commit_config(&self, cmd: Cmd, size: usize) -> ApiResult<CmdResponse> {
+        let started = Instant::now();
+        let resp = self.shared.proposer.propose(cmd, size).await?;
+        self.shared
+            .metrics
+            .write_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match resp {
+            CmdResponse::Rejected(r) => Err(r.into()),
+            other => Ok(other),
+        }
     }
 
     /// Commits a command on this node, which must be the leader. Bad input is refused before it
@@ -163,7 +170,7 @@ impl AdminService {
         let out = if r.dry_run {
             self.preview(self.applied().state, cmd).await?.1
         } else {
-            self.commit(cmd).await?
+            self.commit_config(cmd, r.document.len()).await?
         };
         match out {
             CmdResponse::Applied { version, changes } => Ok(ApplyResponse {
@@ -172,18 +179,24 @@ impl AdminService {
                 dry_run: r.dry_run,
             }),
             CmdResponse::Rejected(rej) => Err(rej.into()),
-            CmdResponse::Done => Err(ApiError::Internal("unexpected apply result".into())),
+            CmdResponse::Done | CmdResponse::Batch(_) => {
+                Err(ApiError::Internal("unexpected apply result".into()))
+            }
         }
     }
 
     async fn delete_local(&self, r: DeleteRequest) -> ApiResult<DeleteResponse> {
         let kind = parse_kind(&r.kind)?;
+        let size = r.name.len();
         match self
-            .commit(Cmd::Delete {
-                kind,
-                name: r.name,
-                validated_at: None,
-            })
+            .commit_config(
+                Cmd::Delete {
+                    kind,
+                    name: r.name,
+                    validated_at: None,
+                },
+                size,
+            )
             .await?
         {
             CmdResponse::Applied { version, .. } => Ok(DeleteResponse { version }),
