@@ -40,6 +40,73 @@ pub struct ClusterState {
     /// Cluster CA and API tokens.
     #[serde(default)]
     pub security: SecurityState,
+    /// The outcomes of the latest admin writes by id ([`Request::Once`]).
+    #[serde(default)]
+    pub recent_writes: RecentWrites,
+}
+
+/// The outcomes of the last [`RecentWrites::CAPACITY`] writes applied under an id, oldest first.
+/// Part of the replicated state (and of snapshots), so every node answers a retried write alike.
+/// The window is a count, not a time, so applying stays deterministic: 10,000 writes cover the
+/// write timeout's retries at any write rate the store sustains today.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "Vec<(String, Response)>", into = "Vec<(String, Response)>")]
+pub struct RecentWrites {
+    order: std::collections::VecDeque<(String, Response)>,
+    index: std::collections::HashMap<String, Response>,
+}
+
+impl RecentWrites {
+    /// How many outcomes are kept.
+    pub const CAPACITY: usize = 10_000;
+    /// A stored outcome keeps at most this many changes (the version is what a retry needs; a
+    /// huge change list is not worth keeping in every snapshot).
+    const MAX_CHANGES: usize = 1_000;
+
+    /// The outcome of the write applied under `id`, if it is still remembered.
+    pub fn get(&self, id: &str) -> Option<&Response> {
+        self.index.get(id)
+    }
+
+    fn insert(&mut self, id: String, resp: &Response) {
+        let mut resp = resp.clone();
+        if let Response::Applied { changes, .. } = &mut resp {
+            changes.truncate(Self::MAX_CHANGES);
+        }
+        if self.order.len() == Self::CAPACITY {
+            if let Some((old, _)) = self.order.pop_front() {
+                self.index.remove(&old);
+            }
+        }
+        self.index.insert(id.clone(), resp.clone());
+        self.order.push_back((id, resp));
+    }
+
+    /// How many outcomes are remembered.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+impl From<Vec<(String, Response)>> for RecentWrites {
+    fn from(v: Vec<(String, Response)>) -> Self {
+        let mut r = RecentWrites::default();
+        for (id, resp) in v {
+            r.insert(id, &resp);
+        }
+        r
+    }
+}
+
+impl From<RecentWrites> for Vec<(String, Response)> {
+    fn from(r: RecentWrites) -> Self {
+        r.order.into()
+    }
 }
 
 impl ClusterState {
@@ -52,6 +119,14 @@ impl ClusterState {
     /// state machine applied the very same entry before (a replay after a restart; applying is
     /// deterministic, so the verdict is the same and the validation need not run again).
     pub fn apply_known(&mut self, index: u64, req: &Request, known: Option<bool>) -> Response {
+        if let Request::Once { id, request } = req {
+            if let Some(first) = self.recent_writes.get(id) {
+                return first.clone();
+            }
+            let resp = self.apply_known(index, request, known);
+            self.recent_writes.insert(id.clone(), &resp);
+            return resp;
+        }
         let config_cmd = matches!(req, Request::Apply { .. } | Request::Delete { .. });
         if config_cmd && known == Some(false) {
             return Response::Rejected(Rejection::Invalid(format!(
@@ -120,6 +195,7 @@ impl ClusterState {
             Request::Batch { cmds, validated_at } => {
                 Response::Batch(self.apply_batch(index, cmds, *validated_at, |_| None))
             }
+            Request::Once { .. } => unreachable!("handled above"),
         }
     }
 
@@ -138,12 +214,12 @@ impl ClusterState {
         let trusted = validated_at == Some(self.config_version);
         cmds.iter()
             .enumerate()
-            .map(|(j, cmd)| match cmd {
-                Request::Apply { .. } | Request::Delete { .. } => {
+            .map(|(j, cmd)| match config_command(cmd) {
+                Some(_) => {
                     let known = known(j).or(trusted.then_some(true));
                     self.apply_known(index, cmd, known)
                 }
-                _ => Response::Rejected(Rejection::Invalid(format!(
+                None => Response::Rejected(Rejection::Invalid(format!(
                     "log entry {index}: command {j} of a batch is not a config command"
                 ))),
             })
@@ -167,12 +243,13 @@ impl ClusterState {
             config_version: self.config_version,
             ..ClusterState::default()
         };
-        let config_cmd =
-            |cmd: &Request| matches!(cmd, Request::Apply { .. } | Request::Delete { .. });
+        // A write already applied under its id is answered from the record, whatever the config.
+        let repeated = |cmd: &Request| matches!(cmd, Request::Once { id, .. } if self.recent_writes.get(id).is_some());
         let mut spec = base();
         let applies = cmds.iter().all(|cmd| {
-            config_cmd(cmd)
-                && !matches!(spec.apply_known(0, cmd, Some(true)), Response::Rejected(_))
+            repeated(cmd)
+                || (config_command(cmd).is_some()
+                    && !matches!(spec.apply_known(0, cmd, Some(true)), Response::Rejected(_)))
         });
         if applies && compile_check(&spec.config).is_ok() {
             return vec![None; cmds.len()];
@@ -181,12 +258,15 @@ impl ClusterState {
         cmds.iter()
             .enumerate()
             .map(|(j, cmd)| {
-                if !config_cmd(cmd) {
+                if repeated(cmd) {
+                    return None;
+                }
+                let Some(inner) = config_command(cmd) else {
                     return Some(Rejection::Invalid(format!(
                         "command {j} of a batch is not a config command"
                     )));
-                }
-                match spec.next_config(cmd, false) {
+                };
+                match spec.next_config(inner, false) {
                     Ok(next) => {
                         spec.config = Arc::new(next);
                         None
@@ -227,6 +307,10 @@ impl ClusterState {
     /// current version with the changes.
     pub fn preview(&self, req: &Request) -> Response {
         match req {
+            Request::Once { id, request } => match self.recent_writes.get(id) {
+                Some(first) => first.clone(),
+                None => self.preview(request),
+            },
             Request::Apply { .. } | Request::Delete { .. } => match self.next_config(req, false) {
                 Ok(next) => Response::Applied {
                     version: self.config_version,
@@ -272,6 +356,15 @@ impl ClusterState {
             compile_check(&next).map_err(|e| Rejection::Invalid(e.to_string()))?;
         }
         Ok(next)
+    }
+}
+
+/// The config command `req` is or wraps ([`Request::Once`]), if any.
+fn config_command(req: &Request) -> Option<&Request> {
+    match req {
+        Request::Apply { .. } | Request::Delete { .. } => Some(req),
+        Request::Once { request, .. } => config_command(request),
+        _ => None,
     }
 }
 
@@ -333,6 +426,63 @@ http:
   services:
     web: { loadBalancer: { servers: [ { url: "http://127.0.0.1:8080" } ] } }
 "#;
+
+    #[test]
+    fn a_write_retried_under_its_id_is_applied_once() {
+        let mut st = ClusterState::default();
+        let apply = Request::Apply {
+            document: doc(WEB),
+            prune: false,
+            validated_at: None,
+        }
+        .once("w1".into());
+        let first = st.apply(3, &apply);
+        assert!(matches!(first, Response::Applied { version: 3, .. }));
+        // The retry lands at a later index: same answer, no new version.
+        assert_eq!(st.apply(5, &apply), first);
+        assert_eq!(st.config_version, 3);
+        assert_eq!(st.preview(&apply), first);
+
+        // A delete retried after its first attempt committed answers the delete, not NotFound.
+        let del = Request::Delete {
+            kind: Kind::Router,
+            name: "web".into(),
+            validated_at: None,
+        }
+        .once("w2".into());
+        let first = st.apply(6, &del);
+        assert!(
+            matches!(first, Response::Applied { version: 6, .. }),
+            "{first:?}"
+        );
+        assert_eq!(st.apply(8, &del), first);
+        // Without an id (or under a new one) the same delete is a new request.
+        let again = st.apply(9, &del.clone().once("w3".into()));
+        assert!(
+            matches!(again, Response::Rejected(Rejection::NotFound(_))),
+            "{again:?}"
+        );
+        // Rejections are remembered too: the retry gets the same refusal.
+        assert_eq!(st.apply(10, &del.once("w3".into())), again);
+    }
+
+    #[test]
+    fn recent_writes_are_bounded_oldest_first_and_survive_a_snapshot() {
+        let mut st = ClusterState::default();
+        let n = RecentWrites::CAPACITY + 5;
+        for i in 0..n {
+            let req = Request::ForgetNode { id: i as u64 }.once(format!("id{i}"));
+            st.apply(i as u64 + 1, &req);
+        }
+        assert_eq!(st.recent_writes.len(), RecentWrites::CAPACITY);
+        assert!(st.recent_writes.get("id0").is_none());
+        assert!(st.recent_writes.get("id4").is_none());
+        assert!(st.recent_writes.get("id5").is_some());
+        let bytes = serde_json::to_vec(&st).expect("serializes");
+        let back: ClusterState = serde_json::from_slice(&bytes).expect("deserializes");
+        assert_eq!(back, st);
+        assert!(back.recent_writes.get(&format!("id{}", n - 1)).is_some());
+    }
 
     #[test]
     fn apply_sets_version_to_the_committing_index() {
@@ -813,5 +963,20 @@ tls:
         let json = serde_json::to_vec(&req).expect("encode");
         let back: Request = serde_json::from_slice(&json).expect("decode");
         assert_eq!(back, req);
+    }
+
+    #[test]
+    fn a_retried_write_in_a_batch_is_answered_from_its_record() {
+        let mut st = ClusterState::default();
+        st.apply(2, &svc("lonely"));
+        let del = delete_svc("lonely").once("w1".into());
+        let first = st.apply(3, &del);
+        assert!(matches!(first, Response::Applied { version: 3, .. }));
+        // The retry would be NotFound now; in a batch it is accepted and answers the first outcome.
+        let cmds = vec![del, svc("s2").once("w2".into())];
+        assert_eq!(st.screen(&cmds), vec![None, None]);
+        let got = st.apply_batch(7, &cmds, Some(3), |_| None);
+        assert_eq!(got[0], first);
+        assert!(matches!(got[1], Response::Applied { version: 7, .. }));
     }
 }
