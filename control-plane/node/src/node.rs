@@ -421,6 +421,7 @@ impl ControlNode {
             applied.clone(),
             cpu.clone(),
             opts.write_timeout,
+            opts.max_write_batch,
         );
         let shared = Arc::new(Shared {
             id: opts.node_id,

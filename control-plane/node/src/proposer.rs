@@ -4,7 +4,7 @@
 //! every node validates each config command against the whole config. Under load that makes the
 //! flush and the compile the price of every write. Here one task takes every config command
 //! ([`Request::Apply`], [`Request::Delete`]) proposed on this node, and while a round is in Raft the
-//! next commands queue; the next round takes all of them (up to [`MAX_BATCH`] commands and
+//! next commands queue; the next round takes all of them (up to `--max-write-batch` commands and
 //! [`MAX_BATCH_BYTES`] of documents): one screen against the current config
 //! ([`ClusterState::screen`]: one compile when all are valid), one log entry
 //! ([`Request::Batch`], or the plain command when it is alone), one append + flush per node, one
@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::errors::ApiError;
 use crate::offload::CpuPool;
 
-/// At most this many commands per round.
+/// At most this many commands per round, by default (`--max-write-batch`).
 pub const MAX_BATCH: usize = 512;
 /// At most this many bytes of documents per round (a larger document goes alone), so a batch
 /// stays far below the largest message a peer accepts.
@@ -45,16 +45,19 @@ struct Batcher {
     applied: watch::Receiver<AppliedState>,
     cpu: CpuPool,
     timeout: Duration,
+    max_batch: usize,
 }
 
 impl Proposer {
     /// Starts the batching task (on the current tokio runtime). `timeout` bounds each round's
-    /// wait for Raft and each writer's wait for its answer.
+    /// wait for Raft and each writer's wait for its answer; a round takes at most `max_batch`
+    /// commands.
     pub fn start(
         raft: Raft,
         applied: watch::Receiver<AppliedState>,
         cpu: CpuPool,
         timeout: Duration,
+        max_batch: usize,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let batcher = Batcher {
@@ -62,6 +65,7 @@ impl Proposer {
             applied,
             cpu,
             timeout,
+            max_batch: max_batch.max(1),
         };
         tokio::spawn(batcher.run(rx));
         Proposer { tx, timeout }
@@ -118,7 +122,7 @@ impl Batcher {
             };
             let mut bytes = first.size;
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            while batch.len() < self.max_batch {
                 match rx.try_recv() {
                     Ok(p) if bytes.saturating_add(p.size) > MAX_BATCH_BYTES => {
                         carried = Some(p);
