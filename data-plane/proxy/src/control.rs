@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use switchyard_config::{DynamicConfig, Kind};
+use switchyard_config::delta::{self, DeltaChange};
+use switchyard_config::DynamicConfig;
 use switchyard_proto::admin::admin_client::AdminClient;
 use switchyard_proto::admin::ClusterStatusRequest;
 use switchyard_proto::stream::config_message::Body;
@@ -118,28 +119,13 @@ fn next_config(
                     msg.version, d.base_version
                 ));
             }
-            let mut next = DynamicConfig::clone(cfg);
-            for c in &d.changes {
-                let kind = Kind::parse(&c.kind)
-                    .ok_or_else(|| format!("delta v{}: unknown kind {:?}", msg.version, c.kind))?;
-                if c.json.is_empty() {
-                    // Deleting what is not there is not an error: the outcome is the same.
-                    let _ = next.remove(kind, &c.name);
-                    continue;
-                }
-                let value: serde_json::Value = serde_json::from_str(&c.json)
-                    .map_err(|e| format!("delta v{}: {} {:?}: {e}", msg.version, c.kind, c.name))?;
-                let plural = match kind {
-                    Kind::Router => "routers",
-                    Kind::Service => "services",
-                    Kind::Middleware => "middlewares",
-                };
-                let doc = serde_json::json!({ "http": { plural: { c.name.clone(): value } } });
-                let doc = switchyard_config::from_value(doc)
-                    .map_err(|e| format!("delta v{}: {e}", msg.version))?;
-                next = next.merged(&doc);
-            }
-            Ok(next)
+            let changes = d
+                .changes
+                .iter()
+                .map(|c| DeltaChange::from_wire(&c.kind, c.name.clone(), &c.json))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("delta v{}: {e}", msg.version))?;
+            Ok(delta::apply(cfg, &changes))
         }
         None => Err(format!("message v{} has no body", msg.version)),
     }

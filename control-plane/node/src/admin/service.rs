@@ -36,7 +36,7 @@ fn changes_to_proto(changes: Vec<Change>) -> Vec<switchyard_proto::admin::Change
     changes
         .into_iter()
         .map(|c| switchyard_proto::admin::Change {
-            kind: c.kind,
+            kind: c.kind.as_str().to_string(),
             name: c.name,
             action: serde_json::to_value(c.action)
                 .ok()

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::Stream;
-use switchyard_config::{diff, ChangeAction, DynamicConfig, Kind};
+use switchyard_config::{delta, DynamicConfig};
 use switchyard_proto::admin::ProxyStatus;
 use switchyard_proto::stream::config_message::Body;
 use switchyard_proto::stream::config_stream_server::ConfigStream;
@@ -33,7 +33,7 @@ fn now_ms() -> u64 {
 }
 
 /// The message that brings a proxy holding `from` (with config `base`, when known) to `cfg` at
-/// `version`: a delta when every change is a named router/service/middleware, else a snapshot.
+/// `version`: a delta ([`switchyard_config::delta`]) when one says it exactly, else a snapshot.
 pub fn message_for(
     node_id: u64,
     from: u64,
@@ -41,42 +41,26 @@ pub fn message_for(
     version: u64,
     cfg: &DynamicConfig,
 ) -> Result<ConfigMessage, Status> {
-    if let Some(base) = base.filter(|_| from > 0) {
-        let changes = diff(base, cfg);
-        let mut out = Vec::with_capacity(changes.len());
-        let mut delta_ok = true;
-        for c in &changes {
-            let Some(kind) = Kind::parse(&c.kind) else {
-                delta_ok = false;
-                break;
-            };
-            let json = match c.action {
-                ChangeAction::Delete => String::new(),
-                _ => match cfg.resource_json(kind, &c.name) {
-                    Some(v) => v.to_string(),
-                    None => {
-                        delta_ok = false;
-                        break;
-                    }
-                },
-            };
-            out.push(ResourceChange {
-                kind: kind.as_str().to_string(),
-                name: c.name.clone(),
-                json,
-            });
-        }
-        if delta_ok {
-            return Ok(ConfigMessage {
-                version,
-                node_id,
-                body: Some(Body::Delta(Delta {
-                    base_version: from,
-                    changes: out,
-                })),
-                certificate: None,
-            });
-        }
+    if let Some(changes) = base
+        .filter(|_| from > 0)
+        .and_then(|base| delta::encode(base, cfg))
+    {
+        return Ok(ConfigMessage {
+            version,
+            node_id,
+            body: Some(Body::Delta(Delta {
+                base_version: from,
+                changes: changes
+                    .iter()
+                    .map(|c| ResourceChange {
+                        kind: c.kind.as_str().to_string(),
+                        name: c.name.clone(),
+                        json: c.json(),
+                    })
+                    .collect(),
+            })),
+            certificate: None,
+        });
     }
     let config_json = serde_json::to_string(cfg).map_err(|e| Status::internal(e.to_string()))?;
     Ok(ConfigMessage {
