@@ -90,6 +90,7 @@ mod document;
 pub mod duration;
 mod error;
 mod files;
+pub mod middlewares;
 mod model;
 pub mod rules;
 mod syntax;

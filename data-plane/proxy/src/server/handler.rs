@@ -28,7 +28,7 @@ use crate::body::ProxyBody;
 use crate::errors::{error_response, ErrorKind};
 use crate::forwarded;
 use crate::metrics::RouteStats;
-use crate::middlewares::{apply_request, apply_response, Flow, MwRequest};
+use crate::middlewares::{apply_request, apply_response, Flow, MwRequest, ResponseCtx};
 
 /// Go's `req.Host`: the URI authority (HTTP/2, absolute-form) or the `Host` header.
 fn request_host(parts: &http::request::Parts) -> HeaderValue {
@@ -201,6 +201,9 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         parts: &mut parts,
         host,
         suppress_xff: false,
+        client_ip: forwarded::unmap(cx.peer.ip()),
+        tls: cx.tls,
+        ctx: ResponseCtx::default(),
     };
     let flow = if rr.middlewares.is_empty() {
         Ok(Flow::Continue)
@@ -208,17 +211,20 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         apply_request(&rr.middlewares, &mut mreq)
     };
     let MwRequest {
-        host, suppress_xff, ..
+        host,
+        suppress_xff,
+        ctx: mctx,
+        ..
     } = mreq;
     match flow {
         Err(kind) => {
             shared.metrics.count_error(kind);
             let mut resp = error_response(kind);
-            apply_response(&rr.middlewares, rr.middlewares.len(), resp.headers_mut());
+            apply_response(&rr.middlewares, rr.middlewares.len(), &mctx, &mut resp);
             return finish(resp, stats, start, None);
         }
         Ok(Flow::Respond(mut resp, at)) => {
-            apply_response(&rr.middlewares, at, resp.headers_mut());
+            apply_response(&rr.middlewares, at, &mctx, &mut resp);
             return finish(resp, stats, start, None);
         }
         Ok(Flow::Continue) => {}
@@ -233,7 +239,7 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         }
     };
     if rr.response_phase {
-        apply_response(&rr.middlewares, rr.middlewares.len(), resp.headers_mut());
+        apply_response(&rr.middlewares, rr.middlewares.len(), &mctx, &mut resp);
     }
     finish(resp, stats, start, inflight)
 }
