@@ -935,8 +935,7 @@ pub struct Chain {
     pub middlewares: Vec<String>,
 }
 
-/// `headers`: every Traefik v3 option parses; only `customRequestHeaders` and
-/// `customResponseHeaders` are supported (the others are rejected by `validate`).
+/// `headers`: every Traefik v3 option (custom headers, CORS, security headers).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(missing_docs)]
@@ -1015,20 +1014,6 @@ pub struct Headers {
     pub permissions_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_development: Option<bool>,
-}
-
-impl Headers {
-    /// Names (as written in files) of the options that are set besides the custom headers,
-    /// sorted.
-    pub fn unsupported_options(&self) -> Vec<String> {
-        let Ok(serde_json::Value::Object(map)) = serde_json::to_value(self) else {
-            return Vec::new();
-        };
-        map.keys()
-            .filter(|k| *k != "customRequestHeaders" && *k != "customResponseHeaders")
-            .cloned()
-            .collect()
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

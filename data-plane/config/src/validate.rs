@@ -1043,9 +1043,6 @@ impl<'c> Validator<'c> {
                 }
             }
             Middleware::Headers(h) => {
-                for opt in h.unsupported_options() {
-                    self.push(K, name, None, format!("headers.{opt} {NOT_SUPPORTED}"));
-                }
                 for (field, map) in [
                     ("headers.customRequestHeaders", &h.custom_request_headers),
                     ("headers.customResponseHeaders", &h.custom_response_headers),

@@ -40,7 +40,6 @@ pub(crate) use redirect::redirect_response;
 pub(crate) use rewrite::escape_path;
 
 /// Go's `http.Request` view the middlewares work on.
-#[allow(dead_code)] // client_ip and tls: used by the next middlewares
 pub(crate) struct MwRequest<'a> {
     pub parts: &'a mut Parts,
     /// Go's `req.Host` (authority or Host header).
@@ -48,6 +47,7 @@ pub(crate) struct MwRequest<'a> {
     /// Set by a `headers` middleware with an empty `X-Forwarded-For`.
     pub suppress_xff: bool,
     /// The client's address (the TCP peer).
+    #[allow(dead_code)] // read by ipAllowList (next)
     pub client_ip: IpAddr,
     /// The request came over TLS.
     pub tls: bool,
@@ -58,7 +58,6 @@ pub(crate) struct MwRequest<'a> {
 /// Per-request facts the request phase records for the response phase (the request itself
 /// has gone to the backend by then).
 #[derive(Debug, Default)]
-#[allow(dead_code)] // used by the CORS and security headers
 pub(crate) struct ResponseCtx {
     /// The request's `Origin` (recorded when a `headers` middleware does CORS).
     pub origin: Option<HeaderValue>,
@@ -67,7 +66,6 @@ pub(crate) struct ResponseCtx {
     pub secure: u64,
 }
 
-#[allow(dead_code)]
 impl ResponseCtx {
     pub(crate) fn set(bits: &mut u64, i: usize) {
         if i < 64 {

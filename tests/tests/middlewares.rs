@@ -1,0 +1,598 @@
+//! Issue 9: Traefik v3 middlewares through a real control node and proxy. Cases are ported
+//! from Traefik's own tests (`pkg/middlewares/<name>/*_test.go`): each is a middleware
+//! definition, a request, and what must come out (status, response headers, body) and what
+//! the backend must have received. One stack serves every case (one router per case, on
+//! host `c<N>.test`), so the suite stays fast; failures are collected and reported together.
+//!
+//! The backend is scripted by the request's query: `h=Name:Value` adds a response header
+//! (repeatable, `%XX` decoded), `ct=` sets `Content-Type`, `len=N` answers `N` bytes of text
+//! instead of the JSON echo of the request (method, path, headers).
+
+#![allow(clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+use switchyard_e2e::backends::runtime;
+use switchyard_e2e::client::{fetch, Req, Resp};
+use switchyard_e2e::{apply_yaml, config_version, single_node_stack};
+
+// ---------------------------------------------------------------------------------------------
+// Scripted backend
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn scripted(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let query = req.uri().query().unwrap_or("").to_string();
+    let mut extra: Vec<(String, String)> = Vec::new();
+    let mut ct = None;
+    let mut len = None;
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let v = percent_decode(v);
+        match k {
+            "h" => {
+                if let Some((n, val)) = v.split_once(':') {
+                    extra.push((n.to_string(), val.to_string()));
+                }
+            }
+            "ct" => ct = Some(v),
+            "len" => len = v.parse::<usize>().ok(),
+            _ => {}
+        }
+    }
+    let mut headers = serde_json::Map::new();
+    for (k, v) in req.headers() {
+        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        match headers.get_mut(k.as_str()) {
+            Some(Value::String(s)) => {
+                s.push_str(", ");
+                s.push_str(&v);
+            }
+            _ => {
+                headers.insert(k.as_str().to_string(), Value::String(v));
+            }
+        }
+    }
+    let body = match len {
+        Some(n) => {
+            let text = b"The quick brown fox jumps over the lazy dog. ";
+            Bytes::from(text.iter().copied().cycle().take(n).collect::<Vec<u8>>())
+        }
+        None => Bytes::from(
+            json!({
+                "method": req.method().as_str(),
+                "path": req.uri().path_and_query().map_or("/", |p| p.as_str()),
+                "headers": headers,
+            })
+            .to_string(),
+        ),
+    };
+    let _ = req.into_body().collect().await;
+    let mut resp = Response::new(Full::new(body));
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_str(ct.as_deref().unwrap_or("application/json")).unwrap(),
+    );
+    for (k, v) in extra {
+        h.append(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(&v).unwrap(),
+        );
+    }
+    Ok(resp)
+}
+
+/// Starts the scripted backend; returns its address.
+fn start_backend() -> SocketAddr {
+    let rt = runtime();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    switchyard_e2e::reserve_port(addr.port());
+    rt.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service_fn(scripted))
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases
+
+/// One table row.
+struct Case {
+    name: &'static str,
+    /// The middleware (`{"kind": {options}}`).
+    mw: Value,
+    method: &'static str,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    status: u16,
+    /// Response headers with their exact (first) value.
+    has: Vec<(&'static str, String)>,
+    /// Response headers that must be absent.
+    lacks: Vec<&'static str>,
+    /// Headers the backend must have received (exact value).
+    sent: Vec<(&'static str, String)>,
+    /// Headers the backend must not have received.
+    not_sent: Vec<&'static str>,
+    /// Exact response body.
+    body: Option<String>,
+}
+
+fn case(name: &'static str, mw: Value) -> Case {
+    Case {
+        name,
+        mw,
+        method: "GET",
+        path: "/foo".into(),
+        headers: Vec::new(),
+        status: 200,
+        has: Vec::new(),
+        lacks: Vec::new(),
+        sent: Vec::new(),
+        not_sent: Vec::new(),
+        body: None,
+    }
+}
+
+impl Case {
+    fn method(mut self, m: &'static str) -> Case {
+        self.method = m;
+        self
+    }
+    fn path(mut self, p: &str) -> Case {
+        self.path = p.into();
+        self
+    }
+    fn header(mut self, k: &'static str, v: &str) -> Case {
+        self.headers.push((k, v.into()));
+        self
+    }
+    fn status(mut self, s: u16) -> Case {
+        self.status = s;
+        self
+    }
+    fn has(mut self, k: &'static str, v: &str) -> Case {
+        self.has.push((k, v.into()));
+        self
+    }
+    fn lacks(mut self, k: &'static str) -> Case {
+        self.lacks.push(k);
+        self
+    }
+    fn sent(mut self, k: &'static str, v: &str) -> Case {
+        self.sent.push((k, v.into()));
+        self
+    }
+    fn not_sent(mut self, k: &'static str) -> Case {
+        self.not_sent.push(k);
+        self
+    }
+    fn body(mut self, b: &str) -> Case {
+        self.body = Some(b.into());
+        self
+    }
+
+    /// Checks a response; every problem is described.
+    fn check(&self, r: &Resp) -> Vec<String> {
+        let mut p = Vec::new();
+        if r.status != self.status {
+            p.push(format!("status {} (expected {})", r.status, self.status));
+        }
+        for (k, v) in &self.has {
+            match r.header(k) {
+                Some(got) if got == *v => {}
+                got => p.push(format!("response {k}: {got:?} (expected {v:?})")),
+            }
+        }
+        for k in &self.lacks {
+            if let Some(got) = r.header(k) {
+                p.push(format!("response {k}: {got:?} (expected none)"));
+            }
+        }
+        if !self.sent.is_empty() || !self.not_sent.is_empty() {
+            match serde_json::from_slice::<Value>(&r.body) {
+                Ok(echo) => {
+                    let h = &echo["headers"];
+                    for (k, v) in &self.sent {
+                        let got = h[k.to_ascii_lowercase()].as_str();
+                        if got != Some(v.as_str()) {
+                            p.push(format!("backend got {k}: {got:?} (expected {v:?})"));
+                        }
+                    }
+                    for k in &self.not_sent {
+                        if let Some(got) = h[k.to_ascii_lowercase()].as_str() {
+                            p.push(format!("backend got {k}: {got:?} (expected none)"));
+                        }
+                    }
+                }
+                Err(_) => p.push("the request did not reach the backend".into()),
+            }
+        }
+        if let Some(b) = &self.body {
+            if r.text() != *b {
+                p.push(format!("body {:?} (expected {b:?})", r.text()));
+            }
+        }
+        p
+    }
+}
+
+/// The backend adds `name: value` to its response.
+fn resp_header(path: &str, name: &str, value: &str) -> String {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let enc: String = value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~/:".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("{path}{sep}h={name}:{enc}")
+}
+
+/// `headers` cases: Traefik's header_test.go, headers_test.go and secure_test.go.
+fn headers_cases() -> Vec<Case> {
+    let origin = "https://foo.bar.org";
+    let preflight = |name, cfg: Value| {
+        case(name, json!({ "headers": cfg }))
+            .method("OPTIONS")
+            .header("Access-Control-Request-Headers", "origin")
+            .header("Access-Control-Request-Method", "GET")
+            .header("Origin", origin)
+    };
+    let simple = |name, cfg: Value| case(name, json!({ "headers": cfg })).header("Origin", origin);
+    let methods = json!(["GET", "OPTIONS", "PUT"]);
+    vec![
+        // TestNewHeader_customRequestHeader
+        case("custom request header added", json!({"headers": {"customRequestHeaders": {"X-Custom-Request-Header": "test_request"}}}))
+            .header("Foo", "bar")
+            .sent("X-Custom-Request-Header", "test_request")
+            .sent("Foo", "bar"),
+        case("custom request headers deleted", json!({"headers": {"customRequestHeaders": {"X-Forwarded-For": "", "X-Custom-Request-Header": "", "Foo": ""}}}))
+            .header("Foo", "bar")
+            .header("X-Custom-Request-Header", "x")
+            .not_sent("Foo")
+            .not_sent("X-Custom-Request-Header")
+            .not_sent("X-Forwarded-For"),
+        case("custom request header overridden", json!({"headers": {"customRequestHeaders": {"Foo": "test"}}}))
+            .header("Foo", "bar")
+            .sent("Foo", "test"),
+        // TestNewHeader_customRequestHeader_Host
+        case("custom Host header", json!({"headers": {"customRequestHeaders": {"Host": "example.com"}}}))
+            .sent("Host", "example.com"),
+        // TestNewHeader_CORSPreflights
+        preflight("simple preflight", json!({"accessControlAllowMethods": methods, "accessControlAllowOriginList": [origin], "accessControlMaxAge": 600}))
+            .has("Content-Length", "0")
+            .has("Access-Control-Allow-Origin", origin)
+            .has("Access-Control-Max-Age", "600")
+            .has("Access-Control-Allow-Methods", "GET,OPTIONS,PUT")
+            .lacks("Access-Control-Allow-Credentials")
+            .lacks("Access-Control-Allow-Headers")
+            .body(""),
+        preflight("wildcard origin preflight", json!({"accessControlAllowMethods": methods, "accessControlAllowOriginList": ["*"], "accessControlMaxAge": 600}))
+            .has("Access-Control-Allow-Origin", "*")
+            .has("Access-Control-Max-Age", "600")
+            .has("Access-Control-Allow-Methods", "GET,OPTIONS,PUT"),
+        preflight("allow credentials preflight", json!({"accessControlAllowMethods": methods, "accessControlAllowOriginList": ["*"], "accessControlAllowCredentials": true, "accessControlMaxAge": 600}))
+            .has("Access-Control-Allow-Origin", origin)
+            .has("Access-Control-Allow-Credentials", "true")
+            .has("Access-Control-Allow-Methods", "GET,OPTIONS,PUT"),
+        preflight("allow headers preflight", json!({"accessControlAllowMethods": methods, "accessControlAllowOriginList": ["*"], "accessControlAllowHeaders": ["origin", "X-Forwarded-For"], "accessControlMaxAge": 600}))
+            .has("Access-Control-Allow-Origin", "*")
+            .has("Access-Control-Allow-Headers", "origin,X-Forwarded-For"),
+        case("no request headers preflight", json!({"headers": {"accessControlAllowMethods": methods, "accessControlAllowOriginList": ["*"], "accessControlAllowHeaders": ["origin", "X-Forwarded-For"], "accessControlMaxAge": 600}}))
+            .method("OPTIONS")
+            .header("Access-Control-Request-Method", "GET")
+            .header("Origin", origin)
+            .has("Access-Control-Allow-Headers", "origin,X-Forwarded-For")
+            .has("Content-Length", "0"),
+        case("nil max age preflight", json!({"headers": {"accessControlAllowMethods": methods, "accessControlAllowOriginList": ["*"]}}))
+            .method("OPTIONS")
+            .header("Access-Control-Request-Method", "GET")
+            .header("Origin", origin)
+            .has("Access-Control-Allow-Origin", "*")
+            .lacks("Access-Control-Max-Age"),
+        preflight("wildcard methods and headers with credentials echo the request", json!({"accessControlAllowMethods": ["*"], "accessControlAllowHeaders": ["*"], "accessControlAllowOriginList": ["*"], "accessControlAllowCredentials": true}))
+            .has("Access-Control-Allow-Methods", "GET")
+            .has("Access-Control-Allow-Headers", "origin"),
+        preflight("disallowed origin preflight gets no allow-origin", json!({"accessControlAllowMethods": methods, "accessControlAllowOriginList": ["https://other.org"]}))
+            .has("Access-Control-Allow-Methods", "GET,OPTIONS,PUT")
+            .lacks("Access-Control-Allow-Origin"),
+        case("OPTIONS without Origin is not a preflight", json!({"headers": {"accessControlAllowMethods": methods, "accessControlAllowOriginList": ["*"]}}))
+            .method("OPTIONS")
+            .header("Access-Control-Request-Method", "GET")
+            .sent("Access-Control-Request-Method", "GET")
+            .lacks("Access-Control-Allow-Methods"),
+        // TestNewHeader_CORSResponses
+        simple("simple request", json!({"accessControlAllowOriginList": [origin]}))
+            .has("Access-Control-Allow-Origin", origin)
+            .sent("Origin", origin),
+        simple("wildcard origin request", json!({"accessControlAllowOriginList": ["*"]}))
+            .has("Access-Control-Allow-Origin", "*"),
+        simple("regexp origin request", json!({"accessControlAllowOriginListRegex": ["^https?://([a-z]+)\\.bar\\.org$"]}))
+            .has("Access-Control-Allow-Origin", origin),
+        simple("partial regexp origin request", json!({"accessControlAllowOriginListRegex": ["([a-z]+)\\.bar"]}))
+            .has("Access-Control-Allow-Origin", origin),
+        case("regexp origin without match", json!({"headers": {"accessControlAllowOriginListRegex": ["([a-z]+)\\.bar\\.org"]}}))
+            .header("Origin", "https://bar.org")
+            .lacks("Access-Control-Allow-Origin"),
+        case("empty origin request", json!({"headers": {"accessControlAllowOriginList": [origin]}}))
+            .lacks("Access-Control-Allow-Origin"),
+        simple("disallowed origin gets no allow-origin", json!({"accessControlAllowOriginList": ["https://other.org"]}))
+            .lacks("Access-Control-Allow-Origin")
+            .lacks("Access-Control-Allow-Credentials"),
+        simple("allow credentials request", json!({"accessControlAllowOriginList": ["*"], "accessControlAllowCredentials": true}))
+            .has("Access-Control-Allow-Origin", origin)
+            .has("Access-Control-Allow-Credentials", "true"),
+        simple("expose headers request", json!({"accessControlAllowOriginList": ["*"], "accessControlExposeHeaders": ["origin", "X-Forwarded-For"]}))
+            .has("Access-Control-Allow-Origin", "*")
+            .has("Access-Control-Expose-Headers", "origin,X-Forwarded-For"),
+        simple("wildcard expose headers with credentials are dropped", json!({"accessControlAllowOriginList": ["*"], "accessControlExposeHeaders": ["*"], "accessControlAllowCredentials": true}))
+            .lacks("Access-Control-Expose-Headers"),
+        simple("vary header added", json!({"accessControlAllowOriginList": [origin], "addVaryHeader": true}))
+            .has("Access-Control-Allow-Origin", origin)
+            .has("Vary", "Origin"),
+        simple("vary header appended", json!({"accessControlAllowOriginList": [origin], "addVaryHeader": true}))
+            .path(&resp_header("/foo", "Vary", "Testing"))
+            .has("Vary", "Testing,Origin"),
+        simple("existing vary origin kept", json!({"accessControlAllowOriginList": [origin], "addVaryHeader": true}))
+            .path(&resp_header("/foo", "Vary", "Origin"))
+            .has("Vary", "Origin"),
+        simple("backend allow-origin replaced", json!({"accessControlAllowOriginList": ["*"]}))
+            .path(&resp_header("/foo", "Access-Control-Allow-Origin", "http://foo.bar.org"))
+            .has("Access-Control-Allow-Origin", "*"),
+        case("custom request headers not hijacked by CORS", json!({"headers": {"customRequestHeaders": {"foo": "bar"}}}))
+            .method("OPTIONS")
+            .header("Access-Control-Request-Headers", "origin")
+            .header("Access-Control-Request-Method", "GET")
+            .header("Origin", origin)
+            .sent("foo", "bar")
+            .lacks("Access-Control-Allow-Origin"),
+        // TestNewHeader_customResponseHeaders
+        case("custom response headers", json!({"headers": {"customResponseHeaders": {"Testing": "foo", "Testing2": "bar"}}}))
+            .path(&resp_header("/foo", "Foo", "bar"))
+            .has("Foo", "bar")
+            .has("Testing", "foo")
+            .has("Testing2", "bar"),
+        case("empty custom response header", json!({"headers": {"customResponseHeaders": {"Testing": "foo", "Testing2": ""}}}))
+            .path(&resp_header("/foo", "Foo", "bar"))
+            .has("Testing", "foo")
+            .lacks("Testing2"),
+        case("custom response header deleted", json!({"headers": {"customResponseHeaders": {"Testing": "foo", "Foo": ""}}}))
+            .path(&resp_header("/foo", "Foo", "bar"))
+            .has("Testing", "foo")
+            .lacks("Foo"),
+        // Test_newSecure_modifyResponse
+        case("permissions policy", json!({"headers": {"permissionsPolicy": "microphone=(),"}}))
+            .has("Permissions-Policy", "microphone=(),"),
+        case("STS forced", json!({"headers": {"stsSeconds": 1, "forceSTSHeader": true}}))
+            .has("Strict-Transport-Security", "max-age=1"),
+        case("STS forced with preload", json!({"headers": {"stsSeconds": 1, "forceSTSHeader": true, "stsPreload": true}}))
+            .has("Strict-Transport-Security", "max-age=1; preload"),
+        case("custom frame options", json!({"headers": {"customFrameOptionsValue": "foo"}}))
+            .has("X-Frame-Options", "foo"),
+        case("frame deny", json!({"headers": {"frameDeny": true}}))
+            .has("X-Frame-Options", "DENY"),
+        case("content type nosniff", json!({"headers": {"contentTypeNosniff": true}}))
+            .has("X-Content-Type-Options", "nosniff"),
+        // unrolled/secure semantics Traefik relies on.
+        case("STS not on a plain request", json!({"headers": {"stsSeconds": 315360000, "stsIncludeSubdomains": true}}))
+            .lacks("Strict-Transport-Security"),
+        case("STS on an sslProxyHeaders request", json!({"headers": {"stsSeconds": 315360000, "stsIncludeSubdomains": true, "stsPreload": true, "sslProxyHeaders": {"X-Ssl": "on"}}}))
+            .header("X-Ssl", "on")
+            .has("Strict-Transport-Security", "max-age=315360000; includeSubDomains; preload"),
+        case("no STS in development", json!({"headers": {"stsSeconds": 60, "forceSTSHeader": true, "isDevelopment": true}}))
+            .lacks("Strict-Transport-Security"),
+        case("public key pins on secure requests", json!({"headers": {"publicKey": "pin-sha256=\"abc\"; max-age=60", "sslProxyHeaders": {"X-Ssl": "on"}}}))
+            .header("X-Ssl", "on")
+            .has("Public-Key-Pins", "pin-sha256=\"abc\"; max-age=60"),
+        case("no public key pins on plain requests", json!({"headers": {"publicKey": "pin-sha256=\"abc\""}}))
+            .lacks("Public-Key-Pins"),
+        case("browser XSS filter", json!({"headers": {"browserXssFilter": true}}))
+            .has("X-XSS-Protection", "1; mode=block"),
+        case("custom browser XSS value wins", json!({"headers": {"browserXssFilter": true, "customBrowserXSSValue": "0"}}))
+            .has("X-XSS-Protection", "0"),
+        case("content security policy", json!({"headers": {"contentSecurityPolicy": "default-src 'self'", "contentSecurityPolicyReportOnly": "script-src 'none'"}}))
+            .has("Content-Security-Policy", "default-src 'self'")
+            .has("Content-Security-Policy-Report-Only", "script-src 'none'"),
+        case("referrer policy", json!({"headers": {"referrerPolicy": "same-origin"}}))
+            .has("Referrer-Policy", "same-origin"),
+        case("custom response header overrides a security header", json!({"headers": {"frameDeny": true, "customResponseHeaders": {"X-Frame-Options": "SAMEORIGIN"}}}))
+            .has("X-Frame-Options", "SAMEORIGIN"),
+        case("security headers on the proxy's own errors", json!({"headers": {"frameDeny": true}}))
+            .status(502)
+            .has("X-Frame-Options", "DENY"),
+    ]
+}
+
+/// Host-dependent `headers` cases (the Host header is the case's own, so they need their own
+/// routers): allowedHosts with the host or a hostsProxyHeaders value.
+fn host_cases() -> Vec<(Case, &'static str)> {
+    vec![
+        // TestNew_allowedHosts
+        (
+            case("allowed host accepted", json!({"headers": {"allowedHosts": ["foo.com", "bar.com"]}}))
+                .status(200),
+            "foo.com",
+        ),
+        (
+            case("allowed host refused", json!({"headers": {"allowedHosts": ["foo.com", "bar.com"]}}))
+                .status(500)
+                .body("Bad Host\n"),
+            "boo.com",
+        ),
+        (
+            case("allowed host via hostsProxyHeaders", json!({"headers": {"allowedHosts": ["foo.com"], "hostsProxyHeaders": ["X-Forwarded-Host-Custom"]}}))
+                .header("X-Forwarded-Host-Custom", "foo.com")
+                .status(200),
+            "boo.com",
+        ),
+        (
+            case("allowed host ignored in development", json!({"headers": {"allowedHosts": ["foo.com"], "isDevelopment": true}}))
+                .status(200),
+            "boo.com",
+        ),
+        (
+            case("allowed host exact match", json!({"headers": {"allowedHosts": ["foo.com"], "customResponseHeaders": {"X-Seen": "1"}}}))
+                .status(200)
+                .has("X-Seen", "1"),
+            "FOO.com",
+        ),
+    ]
+}
+
+/// Options that `apply` must refuse, naming the middleware and field.
+fn refusals() -> Vec<(Value, &'static str)> {
+    vec![
+        (
+            json!({"headers": {"accessControlAllowOriginListRegex": ["a(b"]}}),
+            "headers.accessControlAllowOriginListRegex[0]: invalid regexp",
+        ),
+        (
+            json!({"headers": {"customFrameOptionsValue": "a\u{1}b"}}),
+            "headers.customFrameOptionsValue: must be a valid header value",
+        ),
+        (
+            json!({"headers": {"hostsProxyHeaders": ["bad header"]}}),
+            "headers.hostsProxyHeaders[0]: invalid header name",
+        ),
+        (
+            json!({"headers": {"sslProxyHeaders": {"X(": "https"}}}),
+            "headers.sslProxyHeaders: invalid header name",
+        ),
+    ]
+}
+
+#[test]
+fn traefik_middleware_cases_through_a_real_proxy() {
+    let backend = start_backend();
+    let closed = switchyard_e2e::free_addr();
+    let mut cases: Vec<(Case, String)> = Vec::new();
+    for c in headers_cases() {
+        let host = format!("c{}.test", cases.len());
+        cases.push((c, host));
+    }
+    for (c, host) in host_cases() {
+        cases.push((c, host.to_string()));
+    }
+    // One router per case; the host-dependent ones route on a path prefix instead.
+    let mut doc = String::from("http:\n  routers:\n");
+    for (i, (c, host)) in cases.iter().enumerate() {
+        let rule = if host.starts_with('c') && host.ends_with(".test") {
+            format!("Host(`{host}`)")
+        } else {
+            format!("PathPrefix(`/case{i}/`)")
+        };
+        let service = if c.name == "security headers on the proxy's own errors" {
+            "closed"
+        } else {
+            "svc"
+        };
+        writeln!(
+            doc,
+            "    r{i}: {{rule: {}, service: {service}, middlewares: [m{i}]}}",
+            json!(rule)
+        )
+        .unwrap();
+    }
+    doc.push_str("  middlewares:\n");
+    for (i, (c, _)) in cases.iter().enumerate() {
+        writeln!(doc, "    m{i}: {}", c.mw).unwrap();
+    }
+    writeln!(
+        doc,
+        "  services:\n    svc: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    closed: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}]}}}}"
+    )
+    .unwrap();
+    let (c, proxy) = single_node_stack(&doc, |s| s);
+    let addr = proxy.web();
+
+    let mut failures = Vec::new();
+    for (i, (case, host)) in cases.iter().enumerate() {
+        let path = if host.ends_with(".test") && host.starts_with('c') {
+            case.path.clone()
+        } else {
+            format!("/case{i}{}", case.path)
+        };
+        let mut req = Req::get(host, &path).method(case.method);
+        for (k, v) in &case.headers {
+            req = req.header(k, v);
+        }
+        match fetch(addr, &req) {
+            Ok(r) => {
+                let problems = case.check(&r);
+                if !problems.is_empty() {
+                    failures.push(format!("{}: {}\n    {r}", case.name, problems.join("; ")));
+                }
+            }
+            Err(e) => failures.push(format!("{}: {e}", case.name)),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    eprintln!("{} middleware cases passed", cases.len());
+
+    // Bad options: refused at the API naming middleware and field; nothing changes.
+    let endpoints = c.endpoints();
+    let before = config_version(&endpoints);
+    for (mw, want) in refusals() {
+        let bad = format!("http:\n  middlewares:\n    bad: {mw}\n");
+        match apply_yaml(&endpoints, &bad) {
+            Ok(v) => panic!("{mw} was accepted (version {v})"),
+            Err(e) => assert!(
+                e.contains("middleware \"bad\"") && e.contains(want),
+                "{mw}: expected an error naming middleware \"bad\" and {want:?}, got: {e}"
+            ),
+        }
+    }
+    assert_eq!(
+        config_version(&endpoints),
+        before,
+        "refusals changed nothing"
+    );
+}
