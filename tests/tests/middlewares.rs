@@ -153,6 +153,8 @@ struct Case {
     not_sent: Vec<&'static str>,
     /// Exact response body.
     body: Option<String>,
+    /// Sent to the entry point that trusts the client's forwarded headers.
+    trusted: bool,
 }
 
 fn case(name: &'static str, mw: Value) -> Case {
@@ -168,6 +170,7 @@ fn case(name: &'static str, mw: Value) -> Case {
         sent: Vec::new(),
         not_sent: Vec::new(),
         body: None,
+        trusted: false,
     }
 }
 
@@ -202,6 +205,10 @@ impl Case {
     }
     fn not_sent(mut self, k: &'static str) -> Case {
         self.not_sent.push(k);
+        self
+    }
+    fn trusted(mut self) -> Case {
+        self.trusted = true;
         self
     }
     fn body(mut self, b: &str) -> Case {
@@ -445,6 +452,65 @@ fn headers_cases() -> Vec<Case> {
     ]
 }
 
+/// `ipAllowList` / `ipWhiteList`: Traefik's ip_allowlist_test.go and pkg/ip strategy cases
+/// (the client is 127.0.0.1; `X-Forwarded-For` only survives on the trusted entry point).
+fn ip_cases() -> Vec<Case> {
+    let xff = "1.1.1.1, 20.20.20.20";
+    vec![
+        case("authorized with remote address", json!({"ipAllowList": {"sourceRange": ["127.0.0.1"]}})),
+        case("non authorized with remote address", json!({"ipAllowList": {"sourceRange": ["20.20.20.20"]}}))
+            .status(403)
+            .body("Forbidden"),
+        case("authorized with remote address, reject 404", json!({"ipAllowList": {"sourceRange": ["127.0.0.1"], "rejectStatusCode": 404}})),
+        case("non authorized with remote address, reject 404", json!({"ipAllowList": {"sourceRange": ["20.20.20.20"], "rejectStatusCode": 404}}))
+            .status(404)
+            .body("Not Found"),
+        case("authorized by CIDR range", json!({"ipAllowList": {"sourceRange": ["10.0.0.0/8", "127.0.0.0/8"]}})),
+        case("IPv6 range does not hold an IPv4 client", json!({"ipAllowList": {"sourceRange": ["::1/128"]}}))
+            .status(403),
+        case("ipWhiteList alias authorizes", json!({"ipWhiteList": {"sourceRange": ["127.0.0.1/32"]}})),
+        case("ipWhiteList alias refuses", json!({"ipWhiteList": {"sourceRange": ["10.0.0.0/8"]}}))
+            .status(403),
+        case("depth 1 from a trusted entry point", json!({"ipAllowList": {"sourceRange": ["20.20.20.20"], "ipStrategy": {"depth": 1}}}))
+            .header("X-Forwarded-For", xff)
+            .trusted(),
+        case("depth 2 picks the first entry", json!({"ipAllowList": {"sourceRange": ["20.20.20.20"], "ipStrategy": {"depth": 2}}}))
+            .header("X-Forwarded-For", xff)
+            .trusted()
+            .status(403),
+        case("depth on an untrusted entry point sees no client header", json!({"ipAllowList": {"sourceRange": ["20.20.20.20"], "ipStrategy": {"depth": 1}}}))
+            .header("X-Forwarded-For", xff)
+            .status(403),
+        case("depth beyond the header refuses", json!({"ipAllowList": {"sourceRange": ["1.1.1.1", "20.20.20.20"], "ipStrategy": {"depth": 3}}}))
+            .header("X-Forwarded-For", xff)
+            .trusted()
+            .status(403),
+        case("excludedIPs skip proxies from the right", json!({"ipAllowList": {"sourceRange": ["1.1.1.1"], "ipStrategy": {"excludedIPs": ["20.20.20.0/24"]}}}))
+            .header("X-Forwarded-For", xff)
+            .trusted(),
+        case("excludedIPs excluding everything refuses", json!({"ipAllowList": {"sourceRange": ["1.1.1.1", "20.20.20.20"], "ipStrategy": {"excludedIPs": ["1.1.1.1", "20.20.20.20"]}}}))
+            .header("X-Forwarded-For", xff)
+            .trusted()
+            .status(403),
+        case("depth wins over excludedIPs", json!({"ipAllowList": {"sourceRange": ["20.20.20.20"], "ipStrategy": {"depth": 1, "excludedIPs": ["20.20.20.20"]}}}))
+            .header("X-Forwarded-For", xff)
+            .trusted(),
+        case("ipv6Subnet groups the depth address", json!({"ipAllowList": {"sourceRange": ["2001:db8:0:1::/128"], "ipStrategy": {"depth": 1, "ipv6Subnet": 64}}}))
+            .header("X-Forwarded-For", "2001:db8:0:1:aa:bb:cc:dd")
+            .trusted(),
+        case("without ipv6Subnet the exact address is checked", json!({"ipAllowList": {"sourceRange": ["2001:db8:0:1::/128"], "ipStrategy": {"depth": 1}}}))
+            .header("X-Forwarded-For", "2001:db8:0:1:aa:bb:cc:dd")
+            .trusted()
+            .status(403),
+        case("refusal passes back through an outer headers middleware", json!([
+            {"headers": {"customResponseHeaders": {"X-Outer": "1"}}},
+            {"ipAllowList": {"sourceRange": ["20.20.20.20"]}},
+        ]))
+            .status(403)
+            .has("X-Outer", "1"),
+    ]
+}
+
 /// Host-dependent `headers` cases (the Host header is the case's own, so they need their own
 /// routers): allowedHosts with the host or a hostsProxyHeaders value.
 fn host_cases() -> Vec<(Case, &'static str)> {
@@ -500,6 +566,30 @@ fn refusals() -> Vec<(Value, &'static str)> {
             json!({"headers": {"sslProxyHeaders": {"X(": "https"}}}),
             "headers.sslProxyHeaders: invalid header name",
         ),
+        (
+            json!({"ipAllowList": {"sourceRange": ["10.0.0.0/8", "foo"]}}),
+            "ipAllowList.sourceRange[1]: invalid IP address or CIDR range \"foo\"",
+        ),
+        (
+            json!({"ipAllowList": {"sourceRange": ["10.10.10.10"], "rejectStatusCode": 600}}),
+            "ipAllowList.rejectStatusCode: invalid HTTP status code 600",
+        ),
+        (
+            json!({"ipAllowList": {"ipStrategy": {"depth": 1}}}),
+            "ipAllowList.sourceRange: at least one address or range is required",
+        ),
+        (
+            json!({"ipWhiteList": {"sourceRange": ["10.0.0.1"], "ipStrategy": {"depth": -1}}}),
+            "ipWhiteList.ipStrategy.depth: must be 0 or more, got -1",
+        ),
+        (
+            json!({"ipAllowList": {"sourceRange": ["10.0.0.1"], "ipStrategy": {"ipv6Subnet": 129}}}),
+            "ipAllowList.ipStrategy.ipv6Subnet: must be between 1 and 128, got 129",
+        ),
+        (
+            json!({"ipAllowList": {"sourceRange": ["10.0.0.1"], "ipStrategy": {"excludedIPs": ["300.1.1.1"]}}}),
+            "ipAllowList.ipStrategy.excludedIPs[0]: invalid IP address or CIDR range",
+        ),
     ]
 }
 
@@ -508,7 +598,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     let backend = start_backend();
     let closed = switchyard_e2e::free_addr();
     let mut cases: Vec<(Case, String)> = Vec::new();
-    for c in headers_cases() {
+    for c in headers_cases().into_iter().chain(ip_cases()) {
         let host = format!("c{}.test", cases.len());
         cases.push((c, host));
     }
@@ -528,24 +618,35 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         } else {
             "svc"
         };
+        let n = c.mw.as_array().map_or(1, Vec::len);
+        let names: Vec<String> = (0..n).map(|j| format!("m{i}_{j}")).collect();
         writeln!(
             doc,
-            "    r{i}: {{rule: {}, service: {service}, middlewares: [m{i}]}}",
-            json!(rule)
+            "    r{i}: {{rule: {}, service: {service}, middlewares: {}}}",
+            json!(rule),
+            json!(names)
         )
         .unwrap();
     }
     doc.push_str("  middlewares:\n");
     for (i, (c, _)) in cases.iter().enumerate() {
-        writeln!(doc, "    m{i}: {}", c.mw).unwrap();
+        let list = match c.mw.as_array() {
+            Some(l) => l.clone(),
+            None => vec![c.mw.clone()],
+        };
+        for (j, m) in list.iter().enumerate() {
+            writeln!(doc, "    m{i}_{j}: {m}").unwrap();
+        }
     }
     writeln!(
         doc,
         "  services:\n    svc: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    closed: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}]}}}}"
     )
     .unwrap();
-    let (c, proxy) = single_node_stack(&doc, |s| s);
-    let addr = proxy.web();
+    let (c, proxy) = single_node_stack(&doc, |s| {
+        s.entrypoints(&["web", "trusted"])
+            .args(&["--trusted-ips", "trusted=127.0.0.1/32"])
+    });
 
     let mut failures = Vec::new();
     for (i, (case, host)) in cases.iter().enumerate() {
@@ -558,6 +659,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         for (k, v) in &case.headers {
             req = req.header(k, v);
         }
+        let addr = proxy.entry(if case.trusted { "trusted" } else { "web" });
         match fetch(addr, &req) {
             Ok(r) => {
                 let problems = case.check(&r);

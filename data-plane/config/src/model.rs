@@ -638,6 +638,8 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: &[&str] = &[
     "addPrefix",
     "chain",
     "headers",
+    "ipAllowList",
+    "ipWhiteList",
     "redirectRegex",
     "redirectScheme",
     "replacePath",
@@ -710,12 +712,12 @@ pub enum Middleware {
     /// `grpcWeb` (not supported yet)
     #[serde(rename = "grpcWeb")]
     GrpcWeb(serde_json::Value),
-    /// `ipAllowList` (not supported yet)
+    /// `ipAllowList`
     #[serde(rename = "ipAllowList")]
-    IpAllowList(serde_json::Value),
-    /// `ipWhiteList` (deprecated; not supported yet)
+    IpAllowList(IpAllowList),
+    /// `ipWhiteList` (deprecated alias of `ipAllowList`, without `rejectStatusCode`)
     #[serde(rename = "ipWhiteList")]
-    IpWhiteList(serde_json::Value),
+    IpWhiteList(IpWhiteList),
     /// `inFlightReq` (not supported yet)
     #[serde(rename = "inFlightReq")]
     InFlightReq(serde_json::Value),
@@ -748,6 +750,8 @@ impl Serialize for Middleware {
             Middleware::RedirectScheme(v) => m.serialize_entry(k, v)?,
             Middleware::RedirectRegex(v) => m.serialize_entry(k, v)?,
             Middleware::Chain(v) => m.serialize_entry(k, v)?,
+            Middleware::IpAllowList(v) => m.serialize_entry(k, v)?,
+            Middleware::IpWhiteList(v) => m.serialize_entry(k, v)?,
             Middleware::BasicAuth(v)
             | Middleware::Buffering(v)
             | Middleware::CircuitBreaker(v)
@@ -758,8 +762,6 @@ impl Serialize for Middleware {
             | Middleware::Errors(v)
             | Middleware::ForwardAuth(v)
             | Middleware::GrpcWeb(v)
-            | Middleware::IpAllowList(v)
-            | Middleware::IpWhiteList(v)
             | Middleware::InFlightReq(v)
             | Middleware::PassTlsClientCert(v)
             | Middleware::Plugin(v)
@@ -784,8 +786,6 @@ impl Middleware {
             | Middleware::Errors(v)
             | Middleware::ForwardAuth(v)
             | Middleware::GrpcWeb(v)
-            | Middleware::IpAllowList(v)
-            | Middleware::IpWhiteList(v)
             | Middleware::InFlightReq(v)
             | Middleware::PassTlsClientCert(v)
             | Middleware::Plugin(v)
@@ -1014,6 +1014,74 @@ pub struct Headers {
     pub permissions_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_development: Option<bool>,
+}
+
+/// `ipAllowList`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IpAllowList {
+    /// Allowed addresses and CIDR ranges (required).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub source_range: Vec<String>,
+    /// How the client address is chosen (default: the connection's peer).
+    #[serde(
+        default,
+        rename = "ipStrategy",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ip_strategy: Option<IpStrategy>,
+    /// Status of refusals (default 403).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_status_code: Option<i64>,
+}
+
+/// `ipWhiteList` (deprecated): `ipAllowList` without `rejectStatusCode`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IpWhiteList {
+    /// Allowed addresses and CIDR ranges (required).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub source_range: Vec<String>,
+    /// How the client address is chosen.
+    #[serde(
+        default,
+        rename = "ipStrategy",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ip_strategy: Option<IpStrategy>,
+}
+
+/// `ipStrategy`: `depth` (from the right of `X-Forwarded-For`) wins over `excludedIPs` (the
+/// first `X-Forwarded-For` address from the right not in the list); neither: the peer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IpStrategy {
+    /// Position in `X-Forwarded-For`, from the right (1 = last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<i64>,
+    /// Addresses and ranges skipped in `X-Forwarded-For`.
+    #[serde(
+        default,
+        rename = "excludedIPs",
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub excluded_ips: Vec<String>,
+    /// IPv6 clients are grouped by this prefix length (1–128).
+    #[serde(
+        default,
+        rename = "ipv6Subnet",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ipv6_subnet: Option<i64>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1069,6 +1069,8 @@ impl<'c> Validator<'c> {
                     );
                 }
             }
+            // Checked by their compilation.
+            m if m.is_supported() => {}
             other => {
                 self.push(
                     K,

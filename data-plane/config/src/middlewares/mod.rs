@@ -8,6 +8,7 @@
 //! [`crate::model`] and its runtime in the proxy.
 
 pub mod headers;
+pub mod ip;
 pub mod redirect;
 pub mod rewrite;
 
@@ -78,6 +79,8 @@ pub enum CompiledMiddleware {
         /// 301/308 instead of 302/307.
         permanent: bool,
     },
+    /// `ipAllowList` / `ipWhiteList`
+    IpAllowList(ip::CompiledIpAllowList),
     /// `chain`: the referenced middlewares, in order.
     Chain(Vec<String>),
 }
@@ -93,6 +96,18 @@ pub fn compile(m: &Middleware) -> Result<CompiledMiddleware, FieldErrors> {
         Middleware::RedirectScheme(r) => redirect::compile_scheme(r)?,
         Middleware::RedirectRegex(r) => redirect::compile_regex(r)?,
         Middleware::Headers(h) => CompiledMiddleware::Headers(Box::new(headers::compile(h)?)),
+        Middleware::IpAllowList(a) => CompiledMiddleware::IpAllowList(ip::compile(
+            "ipAllowList",
+            &a.source_range,
+            a.ip_strategy.as_ref(),
+            a.reject_status_code,
+        )?),
+        Middleware::IpWhiteList(a) => CompiledMiddleware::IpAllowList(ip::compile(
+            "ipWhiteList",
+            &a.source_range,
+            a.ip_strategy.as_ref(),
+            None,
+        )?),
         Middleware::Chain(c) => CompiledMiddleware::Chain(c.middlewares.clone()),
         other => {
             return Err(vec![FieldError::new(

@@ -6,6 +6,7 @@
 //!   `replacePathRegex`;
 //! * [`redirect`]: `redirectScheme`, `redirectRegex`;
 //! * [`headers`]: the `headers` middleware;
+//! * [`ipallowlist`]: `ipAllowList` and `ipWhiteList`;
 //! * `chain`: flattened into the router's list at compile time ([`flatten`]).
 //!
 //! The request phase runs the middlewares in order; one may answer directly (a redirect, a
@@ -15,6 +16,7 @@
 //! (502/503/…).
 
 pub(crate) mod headers;
+pub(crate) mod ipallowlist;
 pub(crate) mod redirect;
 pub(crate) mod rewrite;
 
@@ -47,7 +49,6 @@ pub(crate) struct MwRequest<'a> {
     /// Set by a `headers` middleware with an empty `X-Forwarded-For`.
     pub suppress_xff: bool,
     /// The client's address (the TCP peer).
-    #[allow(dead_code)] // read by ipAllowList (next)
     pub client_ip: IpAddr,
     /// The request came over TLS.
     pub tls: bool,
@@ -158,6 +159,7 @@ fn on_request(
         }
         Mw::Headers(h) => headers::on_request(h, i, req),
         Mw::Redirect { .. } => redirect::on_request(m, req),
+        Mw::IpAllowList(a) => Ok(ipallowlist::on_request(a, req)),
         // Expanded by `flatten`.
         Mw::Chain(_) => Ok(None),
     }
