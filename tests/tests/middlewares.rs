@@ -511,6 +511,70 @@ fn ip_cases() -> Vec<Case> {
     ]
 }
 
+const APR1_TEST: &str = "test:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/";
+const BCRYPT_B: &str = "b:$2a$04$.8sTYfcxbSplCtoxt5TdJOgpBYkarKtZYsYfYxQ1edbYRuO1DNi0e";
+const SHA_S: &str = "s:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=";
+
+/// `basicAuth`: Traefik's basic_auth_test.go (the usersFile cases use an htpasswd file that
+/// `apply` uploads; its path is substituted for `USERS_FILE`).
+fn basic_auth_cases() -> Vec<Case> {
+    let users = json!([APR1_TEST, BCRYPT_B, SHA_S]);
+    let ba = |extra: Value| {
+        let mut m = json!({"users": users});
+        if let (Some(o), Some(e)) = (m.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        json!({ "basicAuth": m })
+    };
+    vec![
+        case("apr1 user authenticated", ba(json!({})))
+            .header("Authorization", "Basic dGVzdDp0ZXN0")
+            .sent("Authorization", "Basic dGVzdDp0ZXN0"),
+        case("wrong password refused", ba(json!({})))
+            .header("Authorization", "Basic dGVzdDp0ZXNU")
+            .status(401)
+            .has("WWW-Authenticate", "Basic realm=\"traefik\"")
+            .body("401 Unauthorized\n"),
+        case("no credentials refused", ba(json!({})))
+            .status(401)
+            .has("WWW-Authenticate", "Basic realm=\"traefik\""),
+        case("unknown user refused", ba(json!({})))
+            .header("Authorization", "Basic bm9ib2R5OnRlc3Q=")
+            .status(401),
+        case("bcrypt user authenticated", ba(json!({})))
+            .header("Authorization", "Basic Yjp0ZXN0"),
+        case("SHA user authenticated", ba(json!({})))
+            .header("Authorization", "Basic czp0ZXN0"),
+        case("scheme is case-insensitive", ba(json!({})))
+            .header("Authorization", "basic dGVzdDp0ZXN0"),
+        case("malformed credentials refused", ba(json!({})))
+            .header("Authorization", "Basic !!!")
+            .status(401),
+        case("bearer token refused", ba(json!({})))
+            .header("Authorization", "Bearer dGVzdDp0ZXN0")
+            .status(401),
+        case("custom realm", ba(json!({"realm": "myRealm"})))
+            .status(401)
+            .has("WWW-Authenticate", "Basic realm=\"myRealm\""),
+        case("headerField carries the user", ba(json!({"headerField": "X-Webauth-User"})))
+            .header("Authorization", "Basic dGVzdDp0ZXN0")
+            .header("X-Webauth-User", "admin")
+            .sent("X-Webauth-User", "test"),
+        case("removeHeader drops Authorization", ba(json!({"removeHeader": true})))
+            .header("Authorization", "Basic dGVzdDp0ZXN0")
+            .not_sent("Authorization"),
+        case("users from the uploaded file", json!({"basicAuth": {"usersFile": "USERS_FILE"}}))
+            .header("Authorization", "Basic dGVzdDI6dGVzdDI="),
+        case("inline users override the file", json!({"basicAuth": {"usersFile": "USERS_FILE", "users": ["test2:$apr1$mK.GtItK$ncnLYvNLek0weXdxo68690"]}}))
+            .header("Authorization", "Basic dGVzdDI6b3ZlcnJpZGRlbg=="),
+        case("overridden file user refused", json!({"basicAuth": {"usersFile": "USERS_FILE", "users": ["test2:$apr1$mK.GtItK$ncnLYvNLek0weXdxo68690"]}}))
+            .header("Authorization", "Basic dGVzdDI6dGVzdDI=")
+            .status(401),
+        case("file comments skipped, first user works", json!({"basicAuth": {"usersFile": "USERS_FILE"}}))
+            .header("Authorization", "Basic dGVzdDp0ZXN0"),
+    ]
+}
+
 /// Host-dependent `headers` cases (the Host header is the case's own, so they need their own
 /// routers): allowedHosts with the host or a hostsProxyHeaders value.
 fn host_cases() -> Vec<(Case, &'static str)> {
@@ -567,6 +631,30 @@ fn refusals() -> Vec<(Value, &'static str)> {
             "headers.sslProxyHeaders: invalid header name",
         ),
         (
+            json!({"basicAuth": {"users": ["test"]}}),
+            "basicAuth.users[0]: invalid user line for \"test\": expected name:hash",
+        ),
+        (
+            json!({"basicAuth": {"users": ["test:test"]}}),
+            "basicAuth.users[0]: user \"test\": unsupported password hash",
+        ),
+        (
+            json!({"basicAuth": {"users": [APR1_TEST], "headerField": "X User"}}),
+            "basicAuth.headerField: invalid header name",
+        ),
+        (
+            json!({"basicAuth": {"users": [APR1_TEST], "realm": "a\"b"}}),
+            "basicAuth.realm: must be printable text without quotes",
+        ),
+        (
+            json!({"basicAuth": {}}),
+            "basicAuth.users: at least one user is required",
+        ),
+        (
+            json!({"basicAuth": {"usersFile": "/nonexistent/htpasswd"}}),
+            "basicAuth.usersFile: cannot read \"/nonexistent/htpasswd\"",
+        ),
+        (
             json!({"ipAllowList": {"sourceRange": ["10.0.0.0/8", "foo"]}}),
             "ipAllowList.sourceRange[1]: invalid IP address or CIDR range \"foo\"",
         ),
@@ -598,7 +686,11 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     let backend = start_backend();
     let closed = switchyard_e2e::free_addr();
     let mut cases: Vec<(Case, String)> = Vec::new();
-    for c in headers_cases().into_iter().chain(ip_cases()) {
+    for c in headers_cases()
+        .into_iter()
+        .chain(ip_cases())
+        .chain(basic_auth_cases())
+    {
         let host = format!("c{}.test", cases.len());
         cases.push((c, host));
     }
@@ -643,6 +735,14 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         "  services:\n    svc: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    closed: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}]}}}}"
     )
     .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let users_file = dir.path().join("htpasswd");
+    std::fs::write(
+        &users_file,
+        "#Comment\ntest:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/\ntest2:$apr1$d9hr9HBB$4HxwgUir3HP4EsggP/QNo0",
+    )
+    .unwrap();
+    let doc = doc.replace("USERS_FILE", &users_file.display().to_string());
     let (c, proxy) = single_node_stack(&doc, |s| {
         s.entrypoints(&["web", "trusted"])
             .args(&["--trusted-ips", "trusted=127.0.0.1/32"])

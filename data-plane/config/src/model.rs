@@ -636,6 +636,7 @@ pub const MIDDLEWARE_KINDS: &[&str] = &[
 /// The middleware kinds this version of Switchyard implements.
 pub const SUPPORTED_MIDDLEWARE_KINDS: &[&str] = &[
     "addPrefix",
+    "basicAuth",
     "chain",
     "headers",
     "ipAllowList",
@@ -682,9 +683,9 @@ pub enum Middleware {
     /// `chain`
     #[serde(rename = "chain")]
     Chain(Chain),
-    /// `basicAuth` (not supported yet)
+    /// `basicAuth`
     #[serde(rename = "basicAuth")]
-    BasicAuth(serde_json::Value),
+    BasicAuth(BasicAuth),
     /// `buffering` (not supported yet)
     #[serde(rename = "buffering")]
     Buffering(serde_json::Value),
@@ -752,8 +753,8 @@ impl Serialize for Middleware {
             Middleware::Chain(v) => m.serialize_entry(k, v)?,
             Middleware::IpAllowList(v) => m.serialize_entry(k, v)?,
             Middleware::IpWhiteList(v) => m.serialize_entry(k, v)?,
-            Middleware::BasicAuth(v)
-            | Middleware::Buffering(v)
+            Middleware::BasicAuth(v) => m.serialize_entry(k, v)?,
+            Middleware::Buffering(v)
             | Middleware::CircuitBreaker(v)
             | Middleware::Compress(v)
             | Middleware::ContentType(v)
@@ -776,8 +777,7 @@ impl Middleware {
     /// The raw options of a kind this version does not implement (`None` for supported kinds).
     pub fn unsupported_options(&self) -> Option<&serde_json::Value> {
         match self {
-            Middleware::BasicAuth(v)
-            | Middleware::Buffering(v)
+            Middleware::Buffering(v)
             | Middleware::CircuitBreaker(v)
             | Middleware::Compress(v)
             | Middleware::ContentType(v)
@@ -1014,6 +1014,44 @@ pub struct Headers {
     pub permissions_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_development: Option<bool>,
+}
+
+/// `basicAuth`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BasicAuth {
+    /// `name:hash` entries (htpasswd: bcrypt, `{SHA}`, `$apr1$`/`$1$`).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub users: Vec<String>,
+    /// An htpasswd file: `apply` uploads its content (inline content always ends with a
+    /// newline); users in `users` override the file's.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub users_file: String,
+    /// Realm of the challenge (default `traefik`).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub realm: String,
+    /// Remove `Authorization` before forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_header: Option<bool>,
+    /// Header that carries the authenticated user to the backend.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub header_field: String,
 }
 
 /// `ipAllowList`

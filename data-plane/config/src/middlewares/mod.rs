@@ -7,6 +7,7 @@
 //! One file per middleware family; adding a middleware touches its file here, its model in
 //! [`crate::model`] and its runtime in the proxy.
 
+pub mod basicauth;
 pub mod headers;
 pub mod ip;
 pub mod redirect;
@@ -81,6 +82,8 @@ pub enum CompiledMiddleware {
     },
     /// `ipAllowList` / `ipWhiteList`
     IpAllowList(ip::CompiledIpAllowList),
+    /// `basicAuth`
+    BasicAuth(Box<basicauth::CompiledBasicAuth>),
     /// `chain`: the referenced middlewares, in order.
     Chain(Vec<String>),
 }
@@ -108,6 +111,7 @@ pub fn compile(m: &Middleware) -> Result<CompiledMiddleware, FieldErrors> {
             a.ip_strategy.as_ref(),
             None,
         )?),
+        Middleware::BasicAuth(b) => CompiledMiddleware::BasicAuth(Box::new(basicauth::compile(b)?)),
         Middleware::Chain(c) => CompiledMiddleware::Chain(c.middlewares.clone()),
         other => {
             return Err(vec![FieldError::new(

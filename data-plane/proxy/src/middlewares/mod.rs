@@ -7,6 +7,7 @@
 //! * [`redirect`]: `redirectScheme`, `redirectRegex`;
 //! * [`headers`]: the `headers` middleware;
 //! * [`ipallowlist`]: `ipAllowList` and `ipWhiteList`;
+//! * [`basicauth`]: the `basicAuth` middleware;
 //! * `chain`: flattened into the router's list at compile time ([`flatten`]).
 //!
 //! The request phase runs the middlewares in order; one may answer directly (a redirect, a
@@ -15,6 +16,7 @@
 //! nested handlers; it also runs on responses the proxy generates behind the middlewares
 //! (502/503/…).
 
+pub(crate) mod basicauth;
 pub(crate) mod headers;
 pub(crate) mod ipallowlist;
 pub(crate) mod redirect;
@@ -160,6 +162,7 @@ fn on_request(
         Mw::Headers(h) => headers::on_request(h, i, req),
         Mw::Redirect { .. } => redirect::on_request(m, req),
         Mw::IpAllowList(a) => Ok(ipallowlist::on_request(a, req)),
+        Mw::BasicAuth(a) => Ok(basicauth::on_request(a, req)),
         // Expanded by `flatten`.
         Mw::Chain(_) => Ok(None),
     }
