@@ -16,7 +16,9 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -46,7 +48,44 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn scripted(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// Released by the streaming test: the second half of `/stream` responses.
+fn stream_gate() -> &'static tokio::sync::Notify {
+    static N: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    N.get_or_init(tokio::sync::Notify::new)
+}
+
+/// The text bodies are made of.
+fn text(n: usize) -> Vec<u8> {
+    b"The quick brown fox jumps over the lazy dog. "
+        .iter()
+        .copied()
+        .cycle()
+        .take(n)
+        .collect()
+}
+
+async fn scripted(
+    req: Request<Incoming>,
+) -> Result<Response<BoxBody<Bytes, Infallible>>, Infallible> {
+    if req.uri().path() == "/stream" {
+        // 4000 bytes, then (once the test releases the gate) 4000 more.
+        let body = futures::stream::unfold(0u8, |step| async move {
+            match step {
+                0 => Some((Ok::<_, Infallible>(Frame::data(Bytes::from(text(4000)))), 1)),
+                1 => {
+                    stream_gate().notified().await;
+                    Some((Ok(Frame::data(Bytes::from(text(4000)))), 2))
+                }
+                _ => None,
+            }
+        });
+        let mut resp = Response::new(BodyExt::boxed(StreamBody::new(body)));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
+        return Ok(resp);
+    }
     let query = req.uri().query().unwrap_or("").to_string();
     let mut extra: Vec<(String, String)> = Vec::new();
     let mut ct = None;
@@ -79,10 +118,7 @@ async fn scripted(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infal
         }
     }
     let body = match len {
-        Some(n) => {
-            let text = b"The quick brown fox jumps over the lazy dog. ";
-            Bytes::from(text.iter().copied().cycle().take(n).collect::<Vec<u8>>())
-        }
+        Some(n) => Bytes::from(text(n)),
         None => Bytes::from(
             json!({
                 "method": req.method().as_str(),
@@ -93,12 +129,15 @@ async fn scripted(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infal
         ),
     };
     let _ = req.into_body().collect().await;
-    let mut resp = Response::new(Full::new(body));
+    let mut resp = Response::new(BodyExt::boxed(Full::new(body)));
     let h = resp.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_str(ct.as_deref().unwrap_or("application/json")).unwrap(),
-    );
+    let ct = ct.unwrap_or_else(|| "application/json".into());
+    if !ct.is_empty() {
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_str(&ct).unwrap(),
+        );
+    }
     for (k, v) in extra {
         h.append(
             http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
@@ -155,6 +194,9 @@ struct Case {
     body: Option<String>,
     /// Sent to the entry point that trusts the client's forwarded headers.
     trusted: bool,
+    /// The body must be this encoding (`Content-Encoding`) of `len` bytes of [`text`];
+    /// `Some("")`: not encoded, and exactly that text.
+    encoded: Option<(&'static str, usize)>,
 }
 
 fn case(name: &'static str, mw: Value) -> Case {
@@ -171,6 +213,7 @@ fn case(name: &'static str, mw: Value) -> Case {
         not_sent: Vec::new(),
         body: None,
         trusted: false,
+        encoded: None,
     }
 }
 
@@ -205,6 +248,10 @@ impl Case {
     }
     fn not_sent(mut self, k: &'static str) -> Case {
         self.not_sent.push(k);
+        self
+    }
+    fn encoded(mut self, enc: &'static str, len: usize) -> Case {
+        self.encoded = Some((enc, len));
         self
     }
     fn trusted(mut self) -> Case {
@@ -252,6 +299,21 @@ impl Case {
                 Err(_) => p.push("the request did not reach the backend".into()),
             }
         }
+        if let Some((enc, len)) = self.encoded {
+            let ce = r.header("content-encoding").unwrap_or_default();
+            if ce != enc {
+                p.push(format!("Content-Encoding {ce:?} (expected {enc:?})"));
+            } else {
+                match decode(enc, &r.body) {
+                    Ok(d) if d == text(len) => {}
+                    Ok(d) => p.push(format!(
+                        "decoded body of {} bytes is not the text of {len}",
+                        d.len()
+                    )),
+                    Err(e) => p.push(format!("decoding {enc}: {e}")),
+                }
+            }
+        }
         if let Some(b) = &self.body {
             if r.text() != *b {
                 p.push(format!("body {:?} (expected {b:?})", r.text()));
@@ -259,6 +321,24 @@ impl Case {
         }
         p
     }
+}
+
+/// Decodes a body (`""`: as is).
+fn decode(enc: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match enc {
+        "" => out.extend_from_slice(body),
+        "gzip" => {
+            flate2::read::GzDecoder::new(body).read_to_end(&mut out)?;
+        }
+        "br" => {
+            brotli::Decompressor::new(body, 4096).read_to_end(&mut out)?;
+        }
+        "zstd" => out = zstd::decode_all(body)?,
+        other => return Err(std::io::Error::other(format!("unknown encoding {other}"))),
+    }
+    Ok(out)
 }
 
 /// The backend adds `name: value` to its response.
@@ -575,6 +655,147 @@ fn basic_auth_cases() -> Vec<Case> {
     ]
 }
 
+/// `compress`: Traefik's compress_test.go and acceptencoding_test.go behaviour.
+fn compress_cases() -> Vec<Case> {
+    let big = "/foo?len=5000&ct=text/html";
+    let c = |name, cfg: Value| case(name, json!({ "compress": cfg })).path(big);
+    vec![
+        c("gzip chosen", json!({}))
+            .header("Accept-Encoding", "gzip")
+            .has("Vary", "Accept-Encoding")
+            .lacks("Content-Length")
+            .encoded("gzip", 5000),
+        c("br chosen", json!({}))
+            .header("Accept-Encoding", "br")
+            .encoded("br", 5000),
+        c("zstd chosen", json!({}))
+            .header("Accept-Encoding", "zstd")
+            .encoded("zstd", 5000),
+        c("q-values followed", json!({}))
+            .header("Accept-Encoding", "gzip;q=0.5, br;q=0.9")
+            .encoded("br", 5000),
+        c("same weight: configured order", json!({}))
+            .header("Accept-Encoding", "br, zstd, gzip")
+            .encoded("gzip", 5000),
+        c(
+            "encodings order",
+            json!({"encodings": ["zstd", "br", "gzip"]}),
+        )
+        .header("Accept-Encoding", "gzip, br, zstd")
+        .encoded("zstd", 5000),
+        c(
+            "forbidden encoding ignored",
+            json!({"encodings": ["br", "gzip"]}),
+        )
+        .header("Accept-Encoding", "zstd, gzip, br")
+        .encoded("br", 5000),
+        c("wildcard: first encoding", json!({}))
+            .header("Accept-Encoding", "*")
+            .encoded("gzip", 5000),
+        c(
+            "wildcard: defaultEncoding",
+            json!({"defaultEncoding": "br"}),
+        )
+        .header("Accept-Encoding", "*")
+        .encoded("br", 5000),
+        c("no Accept-Encoding: identity", json!({}))
+            .encoded("", 5000)
+            .lacks("Vary"),
+        c(
+            "no Accept-Encoding: defaultEncoding",
+            json!({"defaultEncoding": "zstd"}),
+        )
+        .encoded("zstd", 5000),
+        c(
+            "empty Accept-Encoding: identity",
+            json!({"defaultEncoding": "zstd"}),
+        )
+        .header("Accept-Encoding", "")
+        .encoded("", 5000),
+        c("identity preferred", json!({}))
+            .header("Accept-Encoding", "br;q=0.8, identity;q=1.0")
+            .encoded("", 5000),
+        c("unknown encodings only", json!({}))
+            .header("Accept-Encoding", "compress, rar")
+            .encoded("", 5000),
+        c("zero weights", json!({}))
+            .header("Accept-Encoding", "br;q=0, gzip;q=0, zstd;q=0")
+            .encoded("", 5000),
+        c("body under the default minimum", json!({}))
+            .path("/foo?len=1000&ct=text/html")
+            .header("Accept-Encoding", "gzip")
+            .has("Vary", "Accept-Encoding")
+            .has("Content-Length", "1000")
+            .encoded("", 1000),
+        c(
+            "minResponseBodyBytes lowered",
+            json!({"minResponseBodyBytes": 50}),
+        )
+        .path("/foo?len=100&ct=text/html")
+        .header("Accept-Encoding", "gzip")
+        .encoded("gzip", 100),
+        c(
+            "minResponseBodyBytes raised",
+            json!({"minResponseBodyBytes": 10000}),
+        )
+        .header("Accept-Encoding", "gzip")
+        .encoded("", 5000),
+        c(
+            "excluded content type",
+            json!({"excludedContentTypes": ["text/html"]}),
+        )
+        .header("Accept-Encoding", "gzip")
+        .encoded("", 5000),
+        c(
+            "excluded type with other parameters compressed",
+            json!({"excludedContentTypes": ["text/html; charset=ascii"]}),
+        )
+        .path("/foo?len=5000&ct=text/html%3B%20charset%3Dutf-8")
+        .header("Accept-Encoding", "gzip")
+        .encoded("gzip", 5000),
+        c(
+            "not an included content type",
+            json!({"includedContentTypes": ["application/json"]}),
+        )
+        .header("Accept-Encoding", "gzip")
+        .encoded("", 5000),
+        c(
+            "included content type",
+            json!({"includedContentTypes": ["application/json"]}),
+        )
+        .path("/foo?len=5000&ct=application/json")
+        .header("Accept-Encoding", "gzip")
+        .encoded("gzip", 5000),
+        c("gRPC responses never compressed", json!({}))
+            .path("/foo?len=5000&ct=application/grpc")
+            .header("Accept-Encoding", "gzip")
+            .encoded("", 5000),
+        c("gRPC requests never compressed", json!({}))
+            .header("Accept-Encoding", "gzip")
+            .header("Content-Type", "application/grpc")
+            .encoded("", 5000)
+            .lacks("Vary"),
+        c("already encoded response untouched", json!({}))
+            .path(&resp_header(big, "Content-Encoding", "br"))
+            .header("Accept-Encoding", "gzip")
+            .has("Content-Encoding", "br")
+            .has("Content-Length", "5000"),
+        c("range response untouched", json!({}))
+            .path(&resp_header(big, "Content-Range", "bytes 0-4999/10000"))
+            .header("Accept-Encoding", "gzip")
+            .encoded("", 5000),
+        c("HEAD never compressed", json!({}))
+            .method("HEAD")
+            .header("Accept-Encoding", "gzip")
+            .lacks("Content-Encoding")
+            .lacks("Vary"),
+        c("no content type compressed", json!({}))
+            .path("/foo?len=5000&ct=")
+            .header("Accept-Encoding", "gzip")
+            .encoded("gzip", 5000),
+    ]
+}
+
 /// Host-dependent `headers` cases (the Host header is the case's own, so they need their own
 /// routers): allowedHosts with the host or a hostsProxyHeaders value.
 fn host_cases() -> Vec<(Case, &'static str)> {
@@ -631,6 +852,26 @@ fn refusals() -> Vec<(Value, &'static str)> {
             "headers.sslProxyHeaders: invalid header name",
         ),
         (
+            json!({"compress": {"encodings": ["gzip", "lz4"]}}),
+            "compress.encodings[1]: unsupported encoding \"lz4\", expected gzip, br or zstd",
+        ),
+        (
+            json!({"compress": {"encodings": ["gzip"], "defaultEncoding": "br"}}),
+            "compress.defaultEncoding: unsupported default encoding \"br\"",
+        ),
+        (
+            json!({"compress": {"excludedContentTypes": ["text/html"], "includedContentTypes": ["text/css"]}}),
+            "compress.includedContentTypes: excludedContentTypes and includedContentTypes are mutually exclusive",
+        ),
+        (
+            json!({"compress": {"minResponseBodyBytes": -5}}),
+            "compress.minResponseBodyBytes: must be 0 or more, got -5",
+        ),
+        (
+            json!({"compress": {"excludedContentTypes": ["nonsense"]}}),
+            "compress.excludedContentTypes[0]: invalid media type \"nonsense\"",
+        ),
+        (
             json!({"basicAuth": {"users": ["test"]}}),
             "basicAuth.users[0]: invalid user line for \"test\": expected name:hash",
         ),
@@ -681,6 +922,53 @@ fn refusals() -> Vec<(Value, &'static str)> {
     ]
 }
 
+/// A compressed response whose backend sends half its body and then waits: the client
+/// decodes that half before the backend sends the rest.
+fn streamed_response_stays_streamed(addr: &str) {
+    use std::io::Write;
+    let addr = addr.to_string();
+    runtime().block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = Request::get("/stream")
+            .header("host", "stream.test")
+            .header("accept-encoding", "gzip")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-encoding"], "gzip");
+        let mut body = resp.into_body();
+        let mut dec = flate2::write::GzDecoder::new(Vec::new());
+        let deadline = std::time::Duration::from_secs(20);
+        // The first half arrives, decodable, while the backend still holds the rest.
+        while dec.get_ref().len() < 4000 {
+            let frame = tokio::time::timeout(deadline, body.frame())
+                .await
+                .expect("the first half arrives before the backend sends the rest")
+                .expect("body not finished")
+                .unwrap();
+            if let Ok(d) = frame.into_data() {
+                dec.write_all(&d).unwrap();
+                dec.flush().unwrap();
+            }
+        }
+        assert_eq!(dec.get_ref()[..], text(4000)[..]);
+        stream_gate().notify_one();
+        while let Some(frame) = tokio::time::timeout(deadline, body.frame()).await.unwrap() {
+            if let Ok(d) = frame.unwrap().into_data() {
+                dec.write_all(&d).unwrap();
+            }
+        }
+        let all = dec.finish().unwrap();
+        assert_eq!(all.len(), 8000);
+        assert_eq!(all[4000..], text(4000)[..]);
+    });
+}
+
 #[test]
 fn traefik_middleware_cases_through_a_real_proxy() {
     let backend = start_backend();
@@ -690,6 +978,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         .into_iter()
         .chain(ip_cases())
         .chain(basic_auth_cases())
+        .chain(compress_cases())
     {
         let host = format!("c{}.test", cases.len());
         cases.push((c, host));
@@ -720,7 +1009,10 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         )
         .unwrap();
     }
-    doc.push_str("  middlewares:\n");
+    doc.push_str(
+        "    streamed: {rule: \"Host(`stream.test`)\", service: svc, middlewares: [gz]}\n",
+    );
+    doc.push_str("  middlewares:\n    gz: {compress: {}}\n");
     for (i, (c, _)) in cases.iter().enumerate() {
         let list = match c.mw.as_array() {
             Some(l) => l.clone(),
@@ -778,6 +1070,8 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         failures.join("\n")
     );
     eprintln!("{} middleware cases passed", cases.len());
+
+    streamed_response_stays_streamed(proxy.web());
 
     // Bad options: refused at the API naming middleware and field; nothing changes.
     let endpoints = c.endpoints();

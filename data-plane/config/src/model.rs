@@ -638,6 +638,7 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: &[&str] = &[
     "addPrefix",
     "basicAuth",
     "chain",
+    "compress",
     "headers",
     "ipAllowList",
     "ipWhiteList",
@@ -692,9 +693,9 @@ pub enum Middleware {
     /// `circuitBreaker` (not supported yet)
     #[serde(rename = "circuitBreaker")]
     CircuitBreaker(serde_json::Value),
-    /// `compress` (not supported yet)
+    /// `compress`
     #[serde(rename = "compress")]
-    Compress(serde_json::Value),
+    Compress(Compress),
     /// `contentType` (not supported yet)
     #[serde(rename = "contentType")]
     ContentType(serde_json::Value),
@@ -754,9 +755,9 @@ impl Serialize for Middleware {
             Middleware::IpAllowList(v) => m.serialize_entry(k, v)?,
             Middleware::IpWhiteList(v) => m.serialize_entry(k, v)?,
             Middleware::BasicAuth(v) => m.serialize_entry(k, v)?,
+            Middleware::Compress(v) => m.serialize_entry(k, v)?,
             Middleware::Buffering(v)
             | Middleware::CircuitBreaker(v)
-            | Middleware::Compress(v)
             | Middleware::ContentType(v)
             | Middleware::DigestAuth(v)
             | Middleware::EncodedCharacters(v)
@@ -779,7 +780,6 @@ impl Middleware {
         match self {
             Middleware::Buffering(v)
             | Middleware::CircuitBreaker(v)
-            | Middleware::Compress(v)
             | Middleware::ContentType(v)
             | Middleware::DigestAuth(v)
             | Middleware::EncodedCharacters(v)
@@ -1052,6 +1052,43 @@ pub struct BasicAuth {
         skip_serializing_if = "String::is_empty"
     )]
     pub header_field: String,
+}
+
+/// `compress`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Compress {
+    /// Media types never compressed (`application/grpc` always is).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub excluded_content_types: Vec<String>,
+    /// Only these media types are compressed (exclusive with `excludedContentTypes`).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub included_content_types: Vec<String>,
+    /// Smaller bodies are sent as they are (default 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_response_body_bytes: Option<i64>,
+    /// Encodings in order of preference (default `gzip`, `br`, `zstd`).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub encodings: Vec<String>,
+    /// Encoding used without `Accept-Encoding` or for `*`.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub default_encoding: String,
 }
 
 /// `ipAllowList`

@@ -8,6 +8,7 @@
 //! [`crate::model`] and its runtime in the proxy.
 
 pub mod basicauth;
+pub mod compress;
 pub mod headers;
 pub mod ip;
 pub mod redirect;
@@ -84,6 +85,8 @@ pub enum CompiledMiddleware {
     IpAllowList(ip::CompiledIpAllowList),
     /// `basicAuth`
     BasicAuth(Box<basicauth::CompiledBasicAuth>),
+    /// `compress`
+    Compress(compress::CompiledCompress),
     /// `chain`: the referenced middlewares, in order.
     Chain(Vec<String>),
 }
@@ -112,6 +115,7 @@ pub fn compile(m: &Middleware) -> Result<CompiledMiddleware, FieldErrors> {
             None,
         )?),
         Middleware::BasicAuth(b) => CompiledMiddleware::BasicAuth(Box::new(basicauth::compile(b)?)),
+        Middleware::Compress(c) => CompiledMiddleware::Compress(compress::compile(c)?),
         Middleware::Chain(c) => CompiledMiddleware::Chain(c.middlewares.clone()),
         other => {
             return Err(vec![FieldError::new(

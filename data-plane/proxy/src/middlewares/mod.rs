@@ -8,6 +8,7 @@
 //! * [`headers`]: the `headers` middleware;
 //! * [`ipallowlist`]: `ipAllowList` and `ipWhiteList`;
 //! * [`basicauth`]: the `basicAuth` middleware;
+//! * [`compress`]: the `compress` middleware (response bodies encoded as they stream);
 //! * `chain`: flattened into the router's list at compile time ([`flatten`]).
 //!
 //! The request phase runs the middlewares in order; one may answer directly (a redirect, a
@@ -17,6 +18,7 @@
 //! (502/503/…).
 
 pub(crate) mod basicauth;
+pub(crate) mod compress;
 pub(crate) mod headers;
 pub(crate) mod ipallowlist;
 pub(crate) mod redirect;
@@ -67,6 +69,8 @@ pub(crate) struct ResponseCtx {
     /// Bit `i`: middleware `i` (a `headers` middleware) saw a secure request (TLS, or one of
     /// its `sslProxyHeaders`); only the first 64 middlewares of a route are tracked.
     pub secure: u64,
+    /// The innermost `compress` middleware that chose an encoding: its index and the encoding.
+    pub compress: Option<(usize, switchyard_config::middlewares::compress::Encoding)>,
 }
 
 impl ResponseCtx {
@@ -163,6 +167,10 @@ fn on_request(
         Mw::Redirect { .. } => redirect::on_request(m, req),
         Mw::IpAllowList(a) => Ok(ipallowlist::on_request(a, req)),
         Mw::BasicAuth(a) => Ok(basicauth::on_request(a, req)),
+        Mw::Compress(c) => {
+            compress::on_request(c, i, req);
+            Ok(None)
+        }
         // Expanded by `flatten`.
         Mw::Chain(_) => Ok(None),
     }
@@ -176,14 +184,19 @@ pub(crate) fn apply_response(
     resp: &mut Response<ProxyBody>,
 ) {
     for (i, m) in mws[..upto.min(mws.len())].iter().enumerate().rev() {
-        if let Mw::Headers(h) = &**m {
-            headers::on_response(h, i, ctx, resp.headers_mut());
+        match &**m {
+            Mw::Headers(h) => headers::on_response(h, i, ctx, resp.headers_mut()),
+            Mw::Compress(c) => compress::on_response(c, i, ctx, resp),
+            _ => {}
         }
     }
 }
 
 /// Whether any middleware modifies responses.
 pub(crate) fn has_response_phase(mws: &[Arc<Mw>]) -> bool {
-    mws.iter()
-        .any(|m| matches!(&**m, Mw::Headers(h) if h.has_response_phase()))
+    mws.iter().any(|m| match &**m {
+        Mw::Headers(h) => h.has_response_phase(),
+        Mw::Compress(_) => true,
+        _ => false,
+    })
 }
