@@ -144,12 +144,9 @@ fn cases() -> Vec<Case> {
             ],
         },
         Case {
-            what: "unsupported middleware kind (basicAuth)",
+            what: "bad htpasswd hash (basicAuth)",
             doc: "http:\n  middlewares:\n    auth:\n      basicAuth:\n        users: [\"u:$apr1$x$y\"]\n".into(),
-            expect: &[
-                "middleware \"auth\": basicAuth",
-                "not supported by this version of Switchyard",
-            ],
+            expect: &["middleware \"auth\": basicAuth.users[0]: user \"u\": invalid $apr1$ hash"],
         },
         Case {
             what: "unknown middleware kind",
