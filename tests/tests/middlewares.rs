@@ -194,6 +194,8 @@ struct Case {
     body: Option<String>,
     /// Sent to the entry point that trusts the client's forwarded headers.
     trusted: bool,
+    /// Requests sent first (same route, results not checked), with these headers.
+    prime: (usize, Vec<(&'static str, String)>),
     /// The body must be this encoding (`Content-Encoding`) of `len` bytes of [`text`];
     /// `Some("")`: not encoded, and exactly that text.
     encoded: Option<(&'static str, usize)>,
@@ -214,6 +216,7 @@ fn case(name: &'static str, mw: Value) -> Case {
         body: None,
         trusted: false,
         encoded: None,
+        prime: (0, Vec::new()),
     }
 }
 
@@ -252,6 +255,13 @@ impl Case {
     }
     fn encoded(mut self, enc: &'static str, len: usize) -> Case {
         self.encoded = Some((enc, len));
+        self
+    }
+    fn prime(mut self, n: usize, headers: &[(&'static str, &str)]) -> Case {
+        self.prime = (
+            n,
+            headers.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        );
         self
     }
     fn trusted(mut self) -> Case {
@@ -796,6 +806,80 @@ fn compress_cases() -> Vec<Case> {
     ]
 }
 
+/// `rateLimit`: Traefik's rate_limiter_test.go semantics (token bucket per source, 429 with
+/// `Retry-After`); slow rates so that timing cannot change the outcome.
+fn rate_limit_cases() -> Vec<Case> {
+    let slow = |extra: Value| {
+        let mut m = json!({"average": 1, "period": "1m"});
+        if let (Some(o), Some(e)) = (m.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        json!({ "rateLimit": m })
+    };
+    vec![
+        case("first request passes", slow(json!({}))),
+        case("default burst 1: second refused", slow(json!({})))
+            .prime(1, &[])
+            .status(429)
+            .has("Retry-After", "60")
+            .body("Too Many Requests"),
+        case("burst 3: third passes", slow(json!({"burst": 3}))).prime(2, &[]),
+        case("burst 3: fourth refused", slow(json!({"burst": 3})))
+            .prime(3, &[])
+            .status(429),
+        case("average 0: no limit", json!({"rateLimit": {"average": 0}})).prime(5, &[]),
+        case(
+            "high rate: burst passes",
+            json!({"rateLimit": {"average": 1000, "burst": 20}}),
+        )
+        .prime(10, &[]),
+        case(
+            "sources by header: another key passes",
+            slow(json!({"sourceCriterion": {"requestHeaderName": "X-Key"}})),
+        )
+        .prime(1, &[("X-Key", "a")])
+        .header("X-Key", "b"),
+        case(
+            "sources by header: same key refused",
+            slow(json!({"sourceCriterion": {"requestHeaderName": "X-Key"}})),
+        )
+        .prime(1, &[("X-Key", "a")])
+        .header("X-Key", "a")
+        .status(429),
+        case(
+            "sources by host: same host refused",
+            slow(json!({"sourceCriterion": {"requestHost": true}})),
+        )
+        .prime(1, &[])
+        .status(429),
+        case(
+            "sources by ipStrategy depth: another client passes",
+            slow(json!({"sourceCriterion": {"ipStrategy": {"depth": 1}}})),
+        )
+        .prime(1, &[("X-Forwarded-For", "1.1.1.1")])
+        .header("X-Forwarded-For", "2.2.2.2")
+        .trusted(),
+        case(
+            "sources by ipStrategy depth: same client refused",
+            slow(json!({"sourceCriterion": {"ipStrategy": {"depth": 1}}})),
+        )
+        .prime(1, &[("X-Forwarded-For", "1.1.1.1")])
+        .header("X-Forwarded-For", "1.1.1.1")
+        .trusted()
+        .status(429),
+        case(
+            "refusal passes back through an outer headers middleware",
+            json!([
+                {"headers": {"customResponseHeaders": {"X-Outer": "1"}}},
+                {"rateLimit": {"average": 1, "period": "1m"}},
+            ]),
+        )
+        .prime(1, &[])
+        .status(429)
+        .has("X-Outer", "1"),
+    ]
+}
+
 /// Host-dependent `headers` cases (the Host header is the case's own, so they need their own
 /// routers): allowedHosts with the host or a hostsProxyHeaders value.
 fn host_cases() -> Vec<(Case, &'static str)> {
@@ -850,6 +934,22 @@ fn refusals() -> Vec<(Value, &'static str)> {
         (
             json!({"headers": {"sslProxyHeaders": {"X(": "https"}}}),
             "headers.sslProxyHeaders: invalid header name",
+        ),
+        (
+            json!({"rateLimit": {"average": -1}}),
+            "rateLimit.average: must be 0 or more, got -1",
+        ),
+        (
+            json!({"rateLimit": {"average": 10, "period": "-1s"}}),
+            "rateLimit.period: must not be negative",
+        ),
+        (
+            json!({"rateLimit": {"average": 10, "sourceCriterion": {"requestHost": true, "requestHeaderName": "X-A"}}}),
+            "rateLimit.sourceCriterion: ipStrategy, requestHeaderName and requestHost are mutually exclusive",
+        ),
+        (
+            json!({"rateLimit": {"average": 10, "redis": {"endpoints": ["localhost:6379"]}}}),
+            "rateLimit.redis: is not supported by this version of Switchyard",
         ),
         (
             json!({"compress": {"encodings": ["gzip", "lz4"]}}),
@@ -979,6 +1079,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         .chain(ip_cases())
         .chain(basic_auth_cases())
         .chain(compress_cases())
+        .chain(rate_limit_cases())
     {
         let host = format!("c{}.test", cases.len());
         cases.push((c, host));
@@ -1052,6 +1153,13 @@ fn traefik_middleware_cases_through_a_real_proxy() {
             req = req.header(k, v);
         }
         let addr = proxy.entry(if case.trusted { "trusted" } else { "web" });
+        for _ in 0..case.prime.0 {
+            let mut p = Req::get(host, &path).method(case.method);
+            for (k, v) in &case.prime.1 {
+                p = p.header(k, v);
+            }
+            let _ = fetch(addr, &p);
+        }
         match fetch(addr, &req) {
             Ok(r) => {
                 let problems = case.check(&r);

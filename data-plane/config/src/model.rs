@@ -642,6 +642,7 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: &[&str] = &[
     "headers",
     "ipAllowList",
     "ipWhiteList",
+    "rateLimit",
     "redirectRegex",
     "redirectScheme",
     "replacePath",
@@ -729,9 +730,9 @@ pub enum Middleware {
     /// `plugin` (not supported)
     #[serde(rename = "plugin")]
     Plugin(serde_json::Value),
-    /// `rateLimit` (not supported yet)
+    /// `rateLimit`
     #[serde(rename = "rateLimit")]
-    RateLimit(serde_json::Value),
+    RateLimit(RateLimit),
     /// `retry` (not supported yet)
     #[serde(rename = "retry")]
     Retry(serde_json::Value),
@@ -756,6 +757,7 @@ impl Serialize for Middleware {
             Middleware::IpWhiteList(v) => m.serialize_entry(k, v)?,
             Middleware::BasicAuth(v) => m.serialize_entry(k, v)?,
             Middleware::Compress(v) => m.serialize_entry(k, v)?,
+            Middleware::RateLimit(v) => m.serialize_entry(k, v)?,
             Middleware::Buffering(v)
             | Middleware::CircuitBreaker(v)
             | Middleware::ContentType(v)
@@ -767,7 +769,6 @@ impl Serialize for Middleware {
             | Middleware::InFlightReq(v)
             | Middleware::PassTlsClientCert(v)
             | Middleware::Plugin(v)
-            | Middleware::RateLimit(v)
             | Middleware::Retry(v) => m.serialize_entry(k, v)?,
         }
         m.end()
@@ -789,7 +790,6 @@ impl Middleware {
             | Middleware::InFlightReq(v)
             | Middleware::PassTlsClientCert(v)
             | Middleware::Plugin(v)
-            | Middleware::RateLimit(v)
             | Middleware::Retry(v) => Some(v),
             _ => None,
         }
@@ -1089,6 +1089,50 @@ pub struct Compress {
         skip_serializing_if = "String::is_empty"
     )]
     pub default_encoding: String,
+}
+
+/// `rateLimit`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per `period` on average (0: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average: Option<i64>,
+    /// Default 1s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Duration>,
+    /// Requests allowed at once (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<i64>,
+    /// What requests are grouped by (default: the client address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_criterion: Option<SourceCriterion>,
+    /// Redis-backed limiting (not supported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<serde_json::Value>,
+}
+
+/// `sourceCriterion`: at most one of the three.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceCriterion {
+    /// The client address, chosen as by `ipAllowList`.
+    #[serde(
+        default,
+        rename = "ipStrategy",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ip_strategy: Option<IpStrategy>,
+    /// The value of this request header.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub request_header_name: String,
+    /// The request host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_host: Option<bool>,
 }
 
 /// `ipAllowList`

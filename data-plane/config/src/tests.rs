@@ -614,8 +614,15 @@ fn validation_error_messages() {
             ],
         ),
         (
-            with_base("  middlewares:\n    rl:\n      rateLimit:\n        average: 10\n"),
-            vec![r#"middleware "rl": rateLimit middlewares are not supported by this version of Switchyard"#],
+            with_base("  middlewares:\n    rl:\n      retry:\n        attempts: 3\n"),
+            vec![r#"middleware "rl": retry middlewares are not supported by this version of Switchyard"#],
+        ),
+        (
+            with_base("  middlewares:\n    rl:\n      rateLimit:\n        average: -10\n        redis: {endpoints: [\"r:6379\"]}\n"),
+            vec![
+                r#"middleware "rl": rateLimit.average: must be 0 or more, got -10"#,
+                r#"middleware "rl": rateLimit.redis: is not supported by this version of Switchyard"#,
+            ],
         ),
         (
             with_base("  middlewares:\n    sec:\n      headers:\n        frameDeny: true\n        customFrameOptionsValue: \"a\\u0001\"\n        accessControlAllowOriginListRegex: [\"a(b\"]\n        hostsProxyHeaders: [\"bad header\"]\n"),

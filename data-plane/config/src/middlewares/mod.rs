@@ -11,6 +11,7 @@ pub mod basicauth;
 pub mod compress;
 pub mod headers;
 pub mod ip;
+pub mod ratelimit;
 pub mod redirect;
 pub mod rewrite;
 
@@ -87,6 +88,8 @@ pub enum CompiledMiddleware {
     BasicAuth(Box<basicauth::CompiledBasicAuth>),
     /// `compress`
     Compress(compress::CompiledCompress),
+    /// `rateLimit`
+    RateLimit(Box<ratelimit::CompiledRateLimit>),
     /// `chain`: the referenced middlewares, in order.
     Chain(Vec<String>),
 }
@@ -116,6 +119,7 @@ pub fn compile(m: &Middleware) -> Result<CompiledMiddleware, FieldErrors> {
         )?),
         Middleware::BasicAuth(b) => CompiledMiddleware::BasicAuth(Box::new(basicauth::compile(b)?)),
         Middleware::Compress(c) => CompiledMiddleware::Compress(compress::compile(c)?),
+        Middleware::RateLimit(r) => CompiledMiddleware::RateLimit(Box::new(ratelimit::compile(r)?)),
         Middleware::Chain(c) => CompiledMiddleware::Chain(c.middlewares.clone()),
         other => {
             return Err(vec![FieldError::new(

@@ -8,6 +8,7 @@
 //! * [`headers`]: the `headers` middleware;
 //! * [`ipallowlist`]: `ipAllowList` and `ipWhiteList`;
 //! * [`basicauth`]: the `basicAuth` middleware;
+//! * [`ratelimit`]: the `rateLimit` middleware (per-proxy scope);
 //! * [`compress`]: the `compress` middleware (response bodies encoded as they stream);
 //! * `chain`: flattened into the router's list at compile time ([`flatten`]).
 //!
@@ -21,6 +22,7 @@ pub(crate) mod basicauth;
 pub(crate) mod compress;
 pub(crate) mod headers;
 pub(crate) mod ipallowlist;
+pub(crate) mod ratelimit;
 pub(crate) mod redirect;
 pub(crate) mod rewrite;
 
@@ -167,6 +169,7 @@ fn on_request(
         Mw::Redirect { .. } => redirect::on_request(m, req),
         Mw::IpAllowList(a) => Ok(ipallowlist::on_request(a, req)),
         Mw::BasicAuth(a) => Ok(basicauth::on_request(a, req)),
+        Mw::RateLimit(r) => Ok(ratelimit::on_request(r, req)),
         Mw::Compress(c) => {
             compress::on_request(c, i, req);
             Ok(None)
