@@ -64,9 +64,29 @@ fn text(n: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Released by the in-flight test: the body of `/hold` responses.
+fn hold_gate() -> &'static tokio::sync::Notify {
+    static N: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    N.get_or_init(tokio::sync::Notify::new)
+}
+
 async fn scripted(
     req: Request<Incoming>,
 ) -> Result<Response<BoxBody<Bytes, Infallible>>, Infallible> {
+    if req.uri().path() == "/hold" {
+        // Headers now, the body once the test releases the gate.
+        let body = futures::stream::unfold(false, |done| async move {
+            if done {
+                return None;
+            }
+            hold_gate().notified().await;
+            Some((
+                Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"held"))),
+                true,
+            ))
+        });
+        return Ok(Response::new(BodyExt::boxed(StreamBody::new(body))));
+    }
     if req.uri().path() == "/stream" {
         // 4000 bytes, then (once the test releases the gate) 4000 more.
         let body = futures::stream::unfold(0u8, |step| async move {
@@ -868,6 +888,17 @@ fn rate_limit_cases() -> Vec<Case> {
         .trusted()
         .status(429),
         case(
+            "inFlightReq amount 0 refuses everything",
+            json!({"inFlightReq": {"amount": 0}}),
+        )
+        .status(429)
+        .body("Too Many Requests"),
+        case(
+            "inFlightReq under its amount passes",
+            json!({"inFlightReq": {"amount": 1}}),
+        )
+        .prime(3, &[]),
+        case(
             "refusal passes back through an outer headers middleware",
             json!([
                 {"headers": {"customResponseHeaders": {"X-Outer": "1"}}},
@@ -934,6 +965,14 @@ fn refusals() -> Vec<(Value, &'static str)> {
         (
             json!({"headers": {"sslProxyHeaders": {"X(": "https"}}}),
             "headers.sslProxyHeaders: invalid header name",
+        ),
+        (
+            json!({"inFlightReq": {"amount": -1}}),
+            "inFlightReq.amount: must be 0 or more, got -1",
+        ),
+        (
+            json!({"inFlightReq": {"amount": 1, "sourceCriterion": {"ipStrategy": {"depth": 1}, "requestHost": true}}}),
+            "inFlightReq.sourceCriterion: ipStrategy, requestHeaderName and requestHost are mutually exclusive",
         ),
         (
             json!({"rateLimit": {"average": -1}}),
@@ -1069,6 +1108,66 @@ fn streamed_response_stays_streamed(addr: &str) {
     });
 }
 
+/// `inFlightReq` (amount 1 per `X-Key`): while a response is in progress, a second request
+/// of the same key gets 429 and one of another key passes; once the body is finished, the
+/// key passes again.
+fn in_flight_requests_are_limited(addr: &str) {
+    let key = |k: &str, path: &str| Req::get("inflight.test", path).header("X-Key", k);
+    let a = addr.to_string();
+    let (head_tx, head_rx) = tokio::sync::oneshot::channel();
+    let held = runtime().spawn(async move {
+        let tcp = tokio::net::TcpStream::connect(&a).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = Request::get("/hold")
+            .header("host", "inflight.test")
+            .header("x-key", "a")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        let _ = head_tx.send(resp.status().as_u16());
+        resp.into_body().collect().await.unwrap().to_bytes()
+    });
+    let deadline = std::time::Duration::from_secs(20);
+    // The held request is in progress once its response head arrived.
+    let status = runtime()
+        .block_on(async { tokio::time::timeout(deadline, head_rx).await })
+        .expect("the held response head arrives")
+        .unwrap();
+    assert_eq!(status, 200);
+    let r = fetch(addr, &key("a", "/foo")).unwrap();
+    assert_eq!(
+        (r.status, r.text()),
+        (429, "Too Many Requests".to_string()),
+        "a second request of key a while the first is in progress: {r}"
+    );
+    assert_eq!(
+        fetch(addr, &key("b", "/foo")).unwrap().status,
+        200,
+        "another key passes"
+    );
+    hold_gate().notify_one();
+    let body = runtime()
+        .block_on(async { tokio::time::timeout(deadline, held).await })
+        .expect("the held response finishes")
+        .unwrap();
+    assert_eq!(&body[..], b"held");
+    switchyard_e2e::wait_until(
+        deadline,
+        "key a passes once its response is finished",
+        || {
+            let r = fetch(addr, &key("a", "/foo"))?;
+            if r.status == 200 {
+                Ok(())
+            } else {
+                Err(format!("{r}"))
+            }
+        },
+    );
+}
+
 #[test]
 fn traefik_middleware_cases_through_a_real_proxy() {
     let backend = start_backend();
@@ -1113,7 +1212,13 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     doc.push_str(
         "    streamed: {rule: \"Host(`stream.test`)\", service: svc, middlewares: [gz]}\n",
     );
+    doc.push_str(
+        "    inflight: {rule: \"Host(`inflight.test`)\", service: svc, middlewares: [one]}\n",
+    );
     doc.push_str("  middlewares:\n    gz: {compress: {}}\n");
+    doc.push_str(
+        "    one: {inFlightReq: {amount: 1, sourceCriterion: {requestHeaderName: X-Key}}}\n",
+    );
     for (i, (c, _)) in cases.iter().enumerate() {
         let list = match c.mw.as_array() {
             Some(l) => l.clone(),
@@ -1180,6 +1285,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     eprintln!("{} middleware cases passed", cases.len());
 
     streamed_response_stays_streamed(proxy.web());
+    in_flight_requests_are_limited(proxy.web());
 
     // Bad options: refused at the API naming middleware and field; nothing changes.
     let endpoints = c.endpoints();

@@ -136,10 +136,10 @@ fn cases() -> Vec<Case> {
             expect: &["router \"\": name must not be empty"],
         },
         Case {
-            what: "unsupported middleware kind (inFlightReq)",
-            doc: "http:\n  middlewares:\n    limit:\n      inFlightReq:\n        amount: 100\n".into(),
+            what: "unsupported middleware kind (retry)",
+            doc: "http:\n  middlewares:\n    limit:\n      retry:\n        attempts: 3\n".into(),
             expect: &[
-                "middleware \"limit\": inFlightReq",
+                "middleware \"limit\": retry",
                 "not supported by this version of Switchyard",
             ],
         },

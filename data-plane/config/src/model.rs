@@ -640,6 +640,7 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: &[&str] = &[
     "chain",
     "compress",
     "headers",
+    "inFlightReq",
     "ipAllowList",
     "ipWhiteList",
     "rateLimit",
@@ -721,9 +722,9 @@ pub enum Middleware {
     /// `ipWhiteList` (deprecated alias of `ipAllowList`, without `rejectStatusCode`)
     #[serde(rename = "ipWhiteList")]
     IpWhiteList(IpWhiteList),
-    /// `inFlightReq` (not supported yet)
+    /// `inFlightReq`
     #[serde(rename = "inFlightReq")]
-    InFlightReq(serde_json::Value),
+    InFlightReq(InFlightReq),
     /// `passTLSClientCert` (not supported yet)
     #[serde(rename = "passTLSClientCert")]
     PassTlsClientCert(serde_json::Value),
@@ -758,6 +759,7 @@ impl Serialize for Middleware {
             Middleware::BasicAuth(v) => m.serialize_entry(k, v)?,
             Middleware::Compress(v) => m.serialize_entry(k, v)?,
             Middleware::RateLimit(v) => m.serialize_entry(k, v)?,
+            Middleware::InFlightReq(v) => m.serialize_entry(k, v)?,
             Middleware::Buffering(v)
             | Middleware::CircuitBreaker(v)
             | Middleware::ContentType(v)
@@ -766,7 +768,6 @@ impl Serialize for Middleware {
             | Middleware::Errors(v)
             | Middleware::ForwardAuth(v)
             | Middleware::GrpcWeb(v)
-            | Middleware::InFlightReq(v)
             | Middleware::PassTlsClientCert(v)
             | Middleware::Plugin(v)
             | Middleware::Retry(v) => m.serialize_entry(k, v)?,
@@ -787,7 +788,6 @@ impl Middleware {
             | Middleware::Errors(v)
             | Middleware::ForwardAuth(v)
             | Middleware::GrpcWeb(v)
-            | Middleware::InFlightReq(v)
             | Middleware::PassTlsClientCert(v)
             | Middleware::Plugin(v)
             | Middleware::Retry(v) => Some(v),
@@ -1110,6 +1110,18 @@ pub struct RateLimit {
     /// Redis-backed limiting (not supported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<serde_json::Value>,
+}
+
+/// `inFlightReq`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InFlightReq {
+    /// Requests in progress allowed per source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    /// What requests are grouped by (default: the request host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_criterion: Option<SourceCriterion>,
 }
 
 /// `sourceCriterion`: at most one of the three.

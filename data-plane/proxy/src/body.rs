@@ -200,6 +200,8 @@ impl Encoded {
 pub struct ProxyBody {
     inner: Inner,
     completion: Option<Completion>,
+    /// `inFlightReq` slots released with the body.
+    held: Vec<switchyard_config::middlewares::inflight::Slot>,
 }
 
 impl ProxyBody {
@@ -208,6 +210,7 @@ impl ProxyBody {
         ProxyBody {
             inner: Inner::Full(if b.is_empty() { None } else { Some(b) }),
             completion: None,
+            held: Vec::new(),
         }
     }
 
@@ -216,6 +219,7 @@ impl ProxyBody {
         ProxyBody {
             inner: Inner::Incoming(b),
             completion: None,
+            held: Vec::new(),
         }
     }
 
@@ -228,7 +232,13 @@ impl ProxyBody {
                 trailers: None,
             })),
             completion: None,
+            held: Vec::new(),
         }
+    }
+
+    /// Hold `inFlightReq` slots until the body is finished or dropped.
+    pub(crate) fn hold(&mut self, slots: Vec<switchyard_config::middlewares::inflight::Slot>) {
+        self.held.extend(slots);
     }
 
     /// Attach the guard that runs when the body is finished or dropped.
@@ -254,6 +264,7 @@ impl Body for ProxyBody {
         if let Poll::Ready(None) = &res {
             // Finished: record now rather than when hyper gets around to dropping us.
             this.completion.take();
+            this.held.clear();
         }
         res
     }

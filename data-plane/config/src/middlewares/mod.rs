@@ -10,6 +10,7 @@
 pub mod basicauth;
 pub mod compress;
 pub mod headers;
+pub mod inflight;
 pub mod ip;
 pub mod ratelimit;
 pub mod redirect;
@@ -90,6 +91,8 @@ pub enum CompiledMiddleware {
     Compress(compress::CompiledCompress),
     /// `rateLimit`
     RateLimit(Box<ratelimit::CompiledRateLimit>),
+    /// `inFlightReq`
+    InFlightReq(Box<inflight::CompiledInFlight>),
     /// `chain`: the referenced middlewares, in order.
     Chain(Vec<String>),
 }
@@ -120,6 +123,9 @@ pub fn compile(m: &Middleware) -> Result<CompiledMiddleware, FieldErrors> {
         Middleware::BasicAuth(b) => CompiledMiddleware::BasicAuth(Box::new(basicauth::compile(b)?)),
         Middleware::Compress(c) => CompiledMiddleware::Compress(compress::compile(c)?),
         Middleware::RateLimit(r) => CompiledMiddleware::RateLimit(Box::new(ratelimit::compile(r)?)),
+        Middleware::InFlightReq(r) => {
+            CompiledMiddleware::InFlightReq(Box::new(inflight::compile(r)?))
+        }
         Middleware::Chain(c) => CompiledMiddleware::Chain(c.middlewares.clone()),
         other => {
             return Err(vec![FieldError::new(

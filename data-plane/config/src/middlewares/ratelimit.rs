@@ -17,7 +17,7 @@ use http::header::HeaderName;
 use super::ip::Strategy;
 use super::{FieldError, FieldErrors};
 use crate::error::quote;
-use crate::model::RateLimit;
+use crate::model::{RateLimit, SourceCriterion};
 
 /// Most sources tracked per middleware.
 pub const MAX_SOURCES: usize = 65_536;
@@ -95,6 +95,50 @@ impl CompiledRateLimit {
     }
 }
 
+/// Compile a `sourceCriterion` (`kind` is the middleware kind; `default` applies when none
+/// is set).
+pub(crate) fn compile_source(
+    kind: &str,
+    sc: Option<&SourceCriterion>,
+    default: Source,
+    errs: &mut FieldErrors,
+) -> Source {
+    let Some(sc) = sc else {
+        return default;
+    };
+    let set = usize::from(sc.ip_strategy.is_some())
+        + usize::from(!sc.request_header_name.is_empty())
+        + usize::from(sc.request_host.unwrap_or(false));
+    if set > 1 {
+        errs.push(FieldError::new(
+            format!("{kind}.sourceCriterion"),
+            "ipStrategy, requestHeaderName and requestHost are mutually exclusive",
+        ));
+    }
+    if sc.ip_strategy.is_some() {
+        Source::Ip(Strategy::compile(
+            &format!("{kind}.sourceCriterion.ipStrategy"),
+            sc.ip_strategy.as_ref(),
+            errs,
+        ))
+    } else if !sc.request_header_name.is_empty() {
+        match HeaderName::from_bytes(sc.request_header_name.as_bytes()) {
+            Ok(n) => Source::Header(n),
+            Err(_) => {
+                errs.push(FieldError::new(
+                    format!("{kind}.sourceCriterion.requestHeaderName"),
+                    format!("invalid header name {}", quote(&sc.request_header_name)),
+                ));
+                default
+            }
+        }
+    } else if sc.request_host.unwrap_or(false) {
+        Source::Host
+    } else {
+        default
+    }
+}
+
 /// Compile `rateLimit`.
 pub(crate) fn compile(r: &RateLimit) -> Result<CompiledRateLimit, FieldErrors> {
     let mut errs = FieldErrors::new();
@@ -143,42 +187,12 @@ pub(crate) fn compile(r: &RateLimit) -> Result<CompiledRateLimit, FieldErrors> {
         // Go: time.Second / (time.Duration(rtl) * 2), integer division.
         Some(r) => Duration::from_nanos(1_000_000_000 / ((r as u64).max(1) * 2)),
     };
-    let source = match &r.source_criterion {
-        None => Source::Ip(Strategy::default()),
-        Some(sc) => {
-            let set = usize::from(sc.ip_strategy.is_some())
-                + usize::from(!sc.request_header_name.is_empty())
-                + usize::from(sc.request_host.unwrap_or(false));
-            if set > 1 {
-                errs.push(FieldError::new(
-                    "rateLimit.sourceCriterion",
-                    "ipStrategy, requestHeaderName and requestHost are mutually exclusive",
-                ));
-            }
-            if sc.ip_strategy.is_some() {
-                Source::Ip(Strategy::compile(
-                    "rateLimit.sourceCriterion.ipStrategy",
-                    sc.ip_strategy.as_ref(),
-                    &mut errs,
-                ))
-            } else if !sc.request_header_name.is_empty() {
-                match HeaderName::from_bytes(sc.request_header_name.as_bytes()) {
-                    Ok(n) => Source::Header(n),
-                    Err(_) => {
-                        errs.push(FieldError::new(
-                            "rateLimit.sourceCriterion.requestHeaderName",
-                            format!("invalid header name {}", quote(&sc.request_header_name)),
-                        ));
-                        Source::Host
-                    }
-                }
-            } else if sc.request_host.unwrap_or(false) {
-                Source::Host
-            } else {
-                Source::Ip(Strategy::default())
-            }
-        }
-    };
+    let source = compile_source(
+        "rateLimit",
+        r.source_criterion.as_ref(),
+        Source::Ip(Strategy::default()),
+        &mut errs,
+    );
     if !errs.is_empty() {
         return Err(errs);
     }

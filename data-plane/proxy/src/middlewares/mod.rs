@@ -9,6 +9,7 @@
 //! * [`ipallowlist`]: `ipAllowList` and `ipWhiteList`;
 //! * [`basicauth`]: the `basicAuth` middleware;
 //! * [`ratelimit`]: the `rateLimit` middleware (per-proxy scope);
+//! * [`inflight`]: the `inFlightReq` middleware;
 //! * [`compress`]: the `compress` middleware (response bodies encoded as they stream);
 //! * `chain`: flattened into the router's list at compile time ([`flatten`]).
 //!
@@ -21,6 +22,7 @@
 pub(crate) mod basicauth;
 pub(crate) mod compress;
 pub(crate) mod headers;
+pub(crate) mod inflight;
 pub(crate) mod ipallowlist;
 pub(crate) mod ratelimit;
 pub(crate) mod redirect;
@@ -73,6 +75,8 @@ pub(crate) struct ResponseCtx {
     pub secure: u64,
     /// The innermost `compress` middleware that chose an encoding: its index and the encoding.
     pub compress: Option<(usize, switchyard_config::middlewares::compress::Encoding)>,
+    /// `inFlightReq` slots, held until the response body is finished.
+    pub held: Vec<switchyard_config::middlewares::inflight::Slot>,
 }
 
 impl ResponseCtx {
@@ -93,7 +97,7 @@ pub(crate) enum Flow {
     Continue,
     /// Answer with this response; `.1` is the index of the middleware that answered
     /// (response modifications of the middlewares before it still apply).
-    Respond(Response<ProxyBody>, usize),
+    Respond(Box<Response<ProxyBody>>, usize),
 }
 
 /// Compile every middleware of a config (chains are resolved by [`flatten`]).
@@ -145,7 +149,7 @@ pub(crate) fn flatten(
 pub(crate) fn apply_request(mws: &[Arc<Mw>], req: &mut MwRequest<'_>) -> Result<Flow, ErrorKind> {
     for (i, m) in mws.iter().enumerate() {
         if let Some(resp) = on_request(m, i, req)? {
-            return Ok(Flow::Respond(resp, i));
+            return Ok(Flow::Respond(Box::new(resp), i));
         }
     }
     Ok(Flow::Continue)
@@ -170,6 +174,7 @@ fn on_request(
         Mw::IpAllowList(a) => Ok(ipallowlist::on_request(a, req)),
         Mw::BasicAuth(a) => Ok(basicauth::on_request(a, req)),
         Mw::RateLimit(r) => Ok(ratelimit::on_request(r, req)),
+        Mw::InFlightReq(c) => Ok(inflight::on_request(c, req)),
         Mw::Compress(c) => {
             compress::on_request(c, i, req);
             Ok(None)

@@ -20,21 +20,27 @@ use crate::forwarded::X_FORWARDED_FOR;
 
 const X_RETRY_IN: HeaderName = HeaderName::from_static("x-retry-in");
 
+/// The key of a request for a `sourceCriterion` (Go's source extractors: an empty value is
+/// a key like any other).
+pub(crate) fn source_key(source: &Source, req: &MwRequest<'_>) -> String {
+    fn text(v: Option<&HeaderValue>) -> &str {
+        v.and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+    let h = &req.parts.headers;
+    match source {
+        Source::Ip(s) => s.client_ip(req.client_ip, text(h.get(&X_FORWARDED_FOR))),
+        Source::Header(n) => text(h.get(n)).to_string(),
+        Source::Host => req.host.to_str().unwrap_or("").to_string(),
+    }
+}
+
 /// Request phase.
 pub(crate) fn on_request(
     r: &CompiledRateLimit,
     req: &MwRequest<'_>,
 ) -> Option<Response<ProxyBody>> {
     r.rate?;
-    let h = &req.parts.headers;
-    fn text(v: Option<&HeaderValue>) -> &str {
-        v.and_then(|v| v.to_str().ok()).unwrap_or("")
-    }
-    let source = match &r.source {
-        Source::Ip(s) => s.client_ip(req.client_ip, text(h.get(&X_FORWARDED_FOR))),
-        Source::Header(n) => text(h.get(n)).to_string(),
-        Source::Host => req.host.to_str().unwrap_or("").to_string(),
-    };
+    let source = source_key(&r.source, req);
     let delay = r.reserve(&source, Instant::now()).err()?;
     let mut resp = Response::new(ProxyBody::full(Bytes::from_static(b"Too Many Requests")));
     *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;

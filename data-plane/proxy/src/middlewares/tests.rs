@@ -56,7 +56,7 @@ fn run(
         suppress_xff,
         resp: match flow {
             Flow::Continue => None,
-            Flow::Respond(r, i) => Some((r, i)),
+            Flow::Respond(r, i) => Some((*r, i)),
         },
     })
 }

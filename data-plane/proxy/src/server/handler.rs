@@ -213,7 +213,7 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
     let MwRequest {
         host,
         suppress_xff,
-        ctx: mctx,
+        ctx: mut mctx,
         ..
     } = mreq;
     match flow {
@@ -223,7 +223,8 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
             apply_response(&rr.middlewares, rr.middlewares.len(), &mctx, &mut resp);
             return finish(resp, stats, start, None);
         }
-        Ok(Flow::Respond(mut resp, at)) => {
+        Ok(Flow::Respond(resp, at)) => {
+            let mut resp = *resp;
             apply_response(&rr.middlewares, at, &mctx, &mut resp);
             return finish(resp, stats, start, None);
         }
@@ -240,6 +241,9 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
     };
     if rr.response_phase {
         apply_response(&rr.middlewares, rr.middlewares.len(), &mctx, &mut resp);
+    }
+    if !mctx.held.is_empty() {
+        resp.body_mut().hold(std::mem::take(&mut mctx.held));
     }
     finish(resp, stats, start, inflight)
 }
