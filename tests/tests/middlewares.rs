@@ -25,7 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use switchyard_e2e::backends::runtime;
 use switchyard_e2e::client::{fetch, Req, Resp};
-use switchyard_e2e::{apply_yaml, config_version, single_node_stack};
+use switchyard_e2e::{apply_yaml, cli, cli_stdin, config_version, single_node_stack};
 
 // ---------------------------------------------------------------------------------------------
 // Scripted backend
@@ -1290,6 +1290,18 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     // Bad options: refused at the API naming middleware and field; nothing changes.
     let endpoints = c.endpoints();
     let before = config_version(&endpoints);
+
+    // Every middleware round-trips: `get config -o yaml | apply -f -` is a no-op.
+    let yaml = cli(&endpoints, &["-o", "yaml", "get", "config"]).expect_success();
+    let back = cli_stdin(
+        &endpoints,
+        &["-o", "json", "apply", "-f", "-"],
+        &yaml.stdout,
+    )
+    .expect_success()
+    .json();
+    assert_eq!(back["version"].as_u64(), Some(before), "{back}");
+    assert_eq!(back["changes"], json!([]), "{back}");
     for (mw, want) in refusals() {
         let bad = format!("http:\n  middlewares:\n    bad: {mw}\n");
         match apply_yaml(&endpoints, &bad) {
