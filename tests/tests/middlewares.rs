@@ -967,6 +967,18 @@ fn refusals() -> Vec<(Value, &'static str)> {
             "headers.sslProxyHeaders: invalid header name",
         ),
         (
+            json!({"retry": {"attempts": 0}}),
+            "retry.attempts: must be 1 or more, got 0",
+        ),
+        (
+            json!({"retry": {"attempts": 2, "initialInterval": "-1s"}}),
+            "retry.initialInterval: must not be negative",
+        ),
+        (
+            json!({"retry": {"attempts": 2, "status": ["500-599"]}}),
+            "retry.status: is not supported by this version of Switchyard",
+        ),
+        (
             json!({"inFlightReq": {"amount": -1}}),
             "inFlightReq.amount: must be 0 or more, got -1",
         ),
@@ -1168,10 +1180,28 @@ fn in_flight_requests_are_limited(addr: &str) {
     );
 }
 
+/// `retry` (attempts 3) over a service of three servers of which the first two refuse
+/// connections: the very first request gets 200 (two refused attempts, then the third
+/// server), and so does every later one; the same servers without retry answer the first
+/// request 502 (the balancer starts with the same server; a refused server is then ejected
+/// for a while, see `services::lb`). Retrying a service whose only server is closed still
+/// ends in 502.
+fn refused_connections_are_retried(addr: &str) {
+    let r = fetch(addr, &Req::get("once.test", "/foo")).unwrap();
+    assert_eq!(r.status, 502, "without retry the first server refuses: {r}");
+    for i in 0..6 {
+        let r = fetch(addr, &Req::get("retry.test", "/foo")).unwrap();
+        assert_eq!(r.status, 200, "request {i} through retry: {r}");
+    }
+    let r = fetch(addr, &Req::get("retry-dead.test", "/foo")).unwrap();
+    assert_eq!(r.status, 502, "{r}");
+}
+
 #[test]
 fn traefik_middleware_cases_through_a_real_proxy() {
     let backend = start_backend();
     let closed = switchyard_e2e::free_addr();
+    let closed2 = switchyard_e2e::free_addr();
     let mut cases: Vec<(Case, String)> = Vec::new();
     for c in headers_cases()
         .into_iter()
@@ -1215,7 +1245,13 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     doc.push_str(
         "    inflight: {rule: \"Host(`inflight.test`)\", service: svc, middlewares: [one]}\n",
     );
+    doc.push_str(
+        "    retried: {rule: \"Host(`retry.test`)\", service: flaky, middlewares: [three]}\n",
+    );
+    doc.push_str("    retried-dead: {rule: \"Host(`retry-dead.test`)\", service: closed, middlewares: [three]}\n");
+    doc.push_str("    not-retried: {rule: \"Host(`once.test`)\", service: flaky-once}\n");
     doc.push_str("  middlewares:\n    gz: {compress: {}}\n");
+    doc.push_str("    three: {retry: {attempts: 3, initialInterval: 10ms}}\n");
     doc.push_str(
         "    one: {inFlightReq: {amount: 1, sourceCriterion: {requestHeaderName: X-Key}}}\n",
     );
@@ -1230,7 +1266,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     }
     writeln!(
         doc,
-        "  services:\n    svc: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    closed: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}]}}}}"
+        "  services:\n    svc: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    closed: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}]}}}}\n    flaky: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}\n    flaky-once: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}"
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -1286,6 +1322,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
 
     streamed_response_stays_streamed(proxy.web());
     in_flight_requests_are_limited(proxy.web());
+    refused_connections_are_retried(proxy.web());
 
     // Bad options: refused at the API naming middleware and field; nothing changes.
     let endpoints = c.endpoints();

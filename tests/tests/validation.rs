@@ -136,10 +136,10 @@ fn cases() -> Vec<Case> {
             expect: &["router \"\": name must not be empty"],
         },
         Case {
-            what: "unsupported middleware kind (retry)",
-            doc: "http:\n  middlewares:\n    limit:\n      retry:\n        attempts: 3\n".into(),
+            what: "unsupported middleware kind (buffering)",
+            doc: "http:\n  middlewares:\n    limit:\n      buffering:\n        maxRequestBodyBytes: 3\n".into(),
             expect: &[
-                "middleware \"limit\": retry",
+                "middleware \"limit\": buffering",
                 "not supported by this version of Switchyard",
             ],
         },

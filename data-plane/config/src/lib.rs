@@ -33,7 +33,7 @@
 //!
 //! * middlewares: supported kinds are `addPrefix`, `stripPrefix`, `stripPrefixRegex`,
 //!   `replacePath`, `replacePathRegex`, `headers`, `ipAllowList`, `ipWhiteList`, `basicAuth`,
-//!   `compress`, `rateLimit`, `inFlightReq`,
+//!   `compress`, `rateLimit`, `inFlightReq`, `retry`,
 //!   `redirectScheme`, `redirectRegex`, `chain` (compiled by [`middlewares`], which
 //!   [`validate`] runs); the other kinds keep their raw value (so they round-trip) and are
 //!   rejected;

@@ -648,6 +648,7 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: &[&str] = &[
     "redirectScheme",
     "replacePath",
     "replacePathRegex",
+    "retry",
     "stripPrefix",
     "stripPrefixRegex",
 ];
@@ -734,9 +735,9 @@ pub enum Middleware {
     /// `rateLimit`
     #[serde(rename = "rateLimit")]
     RateLimit(RateLimit),
-    /// `retry` (not supported yet)
+    /// `retry`
     #[serde(rename = "retry")]
-    Retry(serde_json::Value),
+    Retry(Retry),
 }
 
 impl Serialize for Middleware {
@@ -760,6 +761,7 @@ impl Serialize for Middleware {
             Middleware::Compress(v) => m.serialize_entry(k, v)?,
             Middleware::RateLimit(v) => m.serialize_entry(k, v)?,
             Middleware::InFlightReq(v) => m.serialize_entry(k, v)?,
+            Middleware::Retry(v) => m.serialize_entry(k, v)?,
             Middleware::Buffering(v)
             | Middleware::CircuitBreaker(v)
             | Middleware::ContentType(v)
@@ -769,8 +771,7 @@ impl Serialize for Middleware {
             | Middleware::ForwardAuth(v)
             | Middleware::GrpcWeb(v)
             | Middleware::PassTlsClientCert(v)
-            | Middleware::Plugin(v)
-            | Middleware::Retry(v) => m.serialize_entry(k, v)?,
+            | Middleware::Plugin(v) => m.serialize_entry(k, v)?,
         }
         m.end()
     }
@@ -789,8 +790,7 @@ impl Middleware {
             | Middleware::ForwardAuth(v)
             | Middleware::GrpcWeb(v)
             | Middleware::PassTlsClientCert(v)
-            | Middleware::Plugin(v)
-            | Middleware::Retry(v) => Some(v),
+            | Middleware::Plugin(v) => Some(v),
             _ => None,
         }
     }
@@ -1110,6 +1110,37 @@ pub struct RateLimit {
     /// Redis-backed limiting (not supported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<serde_json::Value>,
+}
+
+/// `retry`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retry {
+    /// Attempts in all (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i64>,
+    /// First backoff interval (exponential, ×1.5 with ±50% jitter; 0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_interval: Option<Duration>,
+    /// Total time for all attempts (not supported yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Request body buffered for retries on status (accepted; bodies are never replayed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_body_bytes: Option<i64>,
+    /// Retry on these response statuses (not supported yet).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub status: Vec<String>,
+    /// Do not retry network errors (not supported yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_retry_on_network_error: Option<bool>,
+    /// Retry POST, PATCH, LOCK too (not supported yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_non_idempotent_method: Option<bool>,
 }
 
 /// `inFlightReq`

@@ -614,8 +614,8 @@ fn validation_error_messages() {
             ],
         ),
         (
-            with_base("  middlewares:\n    rl:\n      retry:\n        attempts: 3\n"),
-            vec![r#"middleware "rl": retry middlewares are not supported by this version of Switchyard"#],
+            with_base("  middlewares:\n    rl:\n      buffering:\n        maxRequestBodyBytes: 3\n"),
+            vec![r#"middleware "rl": buffering middlewares are not supported by this version of Switchyard"#],
         ),
         (
             with_base("  middlewares:\n    rl:\n      rateLimit:\n        average: -10\n        redis: {endpoints: [\"r:6379\"]}\n"),

@@ -14,6 +14,7 @@ pub mod inflight;
 pub mod ip;
 pub mod ratelimit;
 pub mod redirect;
+pub mod retry;
 pub mod rewrite;
 
 use regex::Regex;
@@ -93,6 +94,8 @@ pub enum CompiledMiddleware {
     RateLimit(Box<ratelimit::CompiledRateLimit>),
     /// `inFlightReq`
     InFlightReq(Box<inflight::CompiledInFlight>),
+    /// `retry`
+    Retry(retry::CompiledRetry),
     /// `chain`: the referenced middlewares, in order.
     Chain(Vec<String>),
 }
@@ -126,6 +129,7 @@ pub fn compile(m: &Middleware) -> Result<CompiledMiddleware, FieldErrors> {
         Middleware::InFlightReq(r) => {
             CompiledMiddleware::InFlightReq(Box::new(inflight::compile(r)?))
         }
+        Middleware::Retry(r) => CompiledMiddleware::Retry(retry::compile(r)?),
         Middleware::Chain(c) => CompiledMiddleware::Chain(c.middlewares.clone()),
         other => {
             return Err(vec![FieldError::new(

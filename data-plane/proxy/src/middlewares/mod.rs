@@ -10,6 +10,7 @@
 //! * [`basicauth`]: the `basicAuth` middleware;
 //! * [`ratelimit`]: the `rateLimit` middleware (per-proxy scope);
 //! * [`inflight`]: the `inFlightReq` middleware;
+//! * [`retry`]: the `retry` middleware (around the forward to the service);
 //! * [`compress`]: the `compress` middleware (response bodies encoded as they stream);
 //! * `chain`: flattened into the router's list at compile time ([`flatten`]).
 //!
@@ -26,6 +27,7 @@ pub(crate) mod inflight;
 pub(crate) mod ipallowlist;
 pub(crate) mod ratelimit;
 pub(crate) mod redirect;
+pub(crate) mod retry;
 pub(crate) mod rewrite;
 
 #[cfg(test)]
@@ -179,8 +181,8 @@ fn on_request(
             compress::on_request(c, i, req);
             Ok(None)
         }
-        // Expanded by `flatten`.
-        Mw::Chain(_) => Ok(None),
+        // Applied around the forward (see `retry::forward`); expanded by `flatten`.
+        Mw::Retry(_) | Mw::Chain(_) => Ok(None),
     }
 }
 

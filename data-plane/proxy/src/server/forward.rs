@@ -42,7 +42,7 @@ pub(crate) async fn forward(
     cx: &ConnCtx,
     rr: &RouteRt,
     mut parts: Parts,
-    body: Incoming,
+    body: UpBody,
     host: HeaderValue,
     suppress_xff: bool,
 ) -> Result<(Response<ProxyBody>, Option<InflightGuard>), ErrorKind> {
@@ -71,7 +71,7 @@ pub(crate) async fn forward(
 
     // Resolve the service graph down to a load balancer.
     let mut cookies: Vec<HeaderValue> = Vec::new();
-    let mut body = UpBody::Incoming(body);
+    let mut body = body;
     let mut node: &Arc<Node> = &rr.service;
     let lb = loop {
         match node.step(&parts.headers) {

@@ -6,7 +6,7 @@
 //! 3. forwarded-headers stage ([`crate::forwarded::entrypoint_headers`]);
 //! 4. route with the host-indexed table (404 without a match);
 //! 5. the router's middlewares (request phase; a redirect answers directly);
-//! 6. forward to the service ([`super::forward`]);
+//! 6. forward to the service ([`super::forward`], through `retry` when the router has one);
 //! 7. the middlewares' response phase, and a [`super::Completion`] on the body that records
 //!    metrics when the body is done.
 //!
@@ -23,7 +23,7 @@ use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use switchyard_config::rules::{routing_path, RequestView};
 
-use super::{forward, Completion, ConnCtx};
+use super::{Completion, ConnCtx};
 use crate::body::ProxyBody;
 use crate::errors::{error_response, ErrorKind};
 use crate::forwarded;
@@ -231,14 +231,14 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         Ok(Flow::Continue) => {}
     }
 
-    let (mut resp, inflight) = match forward::forward(cx, rr, parts, body, host, suppress_xff).await
-    {
-        Ok(x) => x,
-        Err(kind) => {
-            shared.metrics.count_error(kind);
-            (error_response(kind), None)
-        }
-    };
+    let (mut resp, inflight) =
+        match crate::middlewares::retry::forward(cx, rr, parts, body, host, suppress_xff).await {
+            Ok(x) => x,
+            Err(kind) => {
+                shared.metrics.count_error(kind);
+                (error_response(kind), None)
+            }
+        };
     if rr.response_phase {
         apply_response(&rr.middlewares, rr.middlewares.len(), &mctx, &mut resp);
     }

@@ -15,7 +15,7 @@
 //! set and with it every remaining connection. Upgraded connections (WebSocket tunnels) are
 //! detached from hyper and tracked by a [`Tracker`].
 
-mod forward;
+pub(crate) mod forward;
 mod handler;
 
 use std::convert::Infallible;
