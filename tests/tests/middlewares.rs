@@ -530,6 +530,9 @@ fn headers_cases() -> Vec<Case> {
             .has("X-Frame-Options", "foo"),
         case("frame deny", json!({"headers": {"frameDeny": true}}))
             .has("X-Frame-Options", "DENY"),
+        // TestNew_withSTSSecondsZero: valid, and no STS header.
+        case("stsSeconds 0 is valid", json!({"headers": {"stsSeconds": 0, "forceSTSHeader": true}}))
+            .lacks("Strict-Transport-Security"),
         case("content type nosniff", json!({"headers": {"contentTypeNosniff": true}}))
             .has("X-Content-Type-Options", "nosniff"),
         // unrolled/secure semantics Traefik relies on.
@@ -950,6 +953,10 @@ fn host_cases() -> Vec<(Case, &'static str)> {
 /// Options that `apply` must refuse, naming the middleware and field.
 fn refusals() -> Vec<(Value, &'static str)> {
     vec![
+        (
+            json!({"headers": {"customRequestHeaders": {}}}),
+            "headers: at least one option is required",
+        ),
         (
             json!({"headers": {"accessControlAllowOriginListRegex": ["a(b"]}}),
             "headers.accessControlAllowOriginListRegex[0]: invalid regexp",

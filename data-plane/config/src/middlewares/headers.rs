@@ -227,7 +227,7 @@ fn compile_secure(h: &Headers, errs: &mut FieldErrors) -> Option<Secure> {
             .as_ref()
             .is_some_and(|l| !l.is_empty())
         || h.ssl_proxy_headers.as_ref().is_some_and(|l| !l.is_empty())
-        || h.sts_seconds.is_some_and(|s| s != 0)
+        || h.sts_seconds.is_some()
         || flag(h.sts_include_subdomains)
         || flag(h.sts_preload)
         || flag(h.force_sts_header)
@@ -404,6 +404,17 @@ pub(crate) fn compile(h: &Headers) -> Result<CompiledHeaders, FieldErrors> {
     );
     let cors = compile_cors(h, &mut errs);
     let secure = compile_secure(h, &mut errs);
+    if h.custom_request_headers.is_empty()
+        && h.custom_response_headers.is_empty()
+        && cors.is_none()
+        && secure.is_none()
+    {
+        // Traefik: "headers configuration not valid".
+        errs.push(FieldError::new(
+            "headers",
+            "at least one option is required (custom headers, CORS or security headers)",
+        ));
+    }
     if !errs.is_empty() {
         return Err(errs);
     }
