@@ -18,6 +18,7 @@ pub mod errors;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod offload;
 pub mod options;
 pub mod peer_tls;
 pub mod raft_net;
