@@ -460,3 +460,145 @@ fn explain_conn_rejects_the_other_kind() {
     let ex = t.explain_conn("web", Some(true), &req("a.com", "/"));
     assert_eq!(ex.winner.map(|w| w.name).as_deref(), Some("secure"));
 }
+
+mod incremental {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::compile_from;
+
+    const RULES: [&str; 6] = [
+        "Host(`a.com`)",
+        "Host(`a.com`) && PathPrefix(`/api`)",
+        "Host(`b.com`) || Host(`*.c.com`)",
+        "PathPrefix(`/`)",
+        "HostRegexp(`^x[0-9]+\\.com$`)",
+        "Path(`/exact`) && Method(`GET`)",
+    ];
+
+    /// One change of the sequence: router `name` set to rule `rule`, priority `prio`, entry
+    /// points `eps` (index into the list below), or removed.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Set {
+            name: u8,
+            rule: usize,
+            prio: Option<i64>,
+            eps: usize,
+        },
+        Remove(u8),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0u8..12, 0..RULES.len(), proptest::option::of(-2i64..3), 0usize..3)
+                .prop_map(|(name, rule, prio, eps)| Step::Set { name, rule, prio, eps }),
+            1 => (0u8..12).prop_map(Step::Remove),
+        ]
+    }
+
+    const EPS: [&[&str]; 3] = [&[], &["web"], &["websecure"]];
+
+    fn apply(cfg: &mut DynamicConfig, s: &Step) {
+        match s {
+            Step::Set {
+                name,
+                rule,
+                prio,
+                eps,
+            } => {
+                cfg.http.routers.insert(
+                    format!("r{name}"),
+                    Router {
+                        rule: RULES[*rule].to_string(),
+                        priority: *prio,
+                        entry_points: EPS[*eps].iter().map(|e| e.to_string()).collect(),
+                        service: "s".into(),
+                        ..Router::default()
+                    },
+                );
+            }
+            Step::Remove(name) => {
+                cfg.http.routers.remove(&format!("r{name}"));
+            }
+        }
+    }
+
+    const REQUESTS: [(&str, &str); 7] = [
+        ("a.com", "/"),
+        ("a.com", "/api/x"),
+        ("b.com", "/exact"),
+        ("z.c.com", "/"),
+        ("x42.com", "/"),
+        ("other.org", "/exact"),
+        ("other.org", "/nope"),
+    ];
+
+    fn same(a: &RouteTable, b: &RouteTable) -> Result<(), TestCaseError> {
+        let names = |t: &RouteTable| -> Vec<(String, i64, String)> {
+            t.routes()
+                .iter()
+                .map(|r| (r.name.clone(), r.priority, r.rule.rule().to_string()))
+                .collect()
+        };
+        prop_assert_eq!(names(a), names(b));
+        for ep in ["web", "websecure"] {
+            for (host, path) in REQUESTS {
+                let (x, y) = (
+                    a.lookup(ep, &req(host, path)),
+                    b.lookup(ep, &req(host, path)),
+                );
+                prop_assert_eq!(
+                    x.map(|r| &r.name),
+                    y.map(|r| &r.name),
+                    "{} {}{}",
+                    ep,
+                    host,
+                    path
+                );
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// For random sequences of router changes, the table built version after version from
+        /// the previous one routes exactly as one compiled from scratch.
+        #[test]
+        fn incremental_tables_route_as_a_full_compile(steps in proptest::collection::vec(step(), 1..40)) {
+            let eps = eps(&["web", "websecure"]);
+            let mut cfg = DynamicConfig::default();
+            let mut prev = compile(&cfg, Some(&eps)).expect("empty compiles");
+            for s in &steps {
+                apply(&mut cfg, s);
+                let inc = compile_from(&cfg, Some(&eps), Some(&prev)).expect("compiles");
+                let full = compile(&cfg, Some(&eps)).expect("compiles");
+                same(&inc, &full)?;
+                prev = inc;
+            }
+        }
+    }
+
+    #[test]
+    fn an_unchanged_rule_is_shared_and_a_changed_one_is_compiled_again() {
+        let eps = eps(&["web"]);
+        let v1 = compile(
+            &config(vec![r("a", "Host(`a.com`)"), r("b", "Host(`b.com`)")]),
+            Some(&eps),
+        )
+        .expect("v1");
+        let v2cfg = config(vec![r("a", "Host(`a.com`)"), r("b", "Host(`b2.com`)")]);
+        let v2 = compile_from(&v2cfg, Some(&eps), Some(&v1)).expect("v2");
+        let rule = |t: &RouteTable, n: &str| {
+            t.routes()
+                .iter()
+                .find(|r| r.name == n)
+                .map(|r| std::sync::Arc::clone(&r.rule))
+                .expect("route")
+        };
+        assert!(std::sync::Arc::ptr_eq(&rule(&v1, "a"), &rule(&v2, "a")));
+        assert!(!std::sync::Arc::ptr_eq(&rule(&v1, "b"), &rule(&v2, "b")));
+        assert_eq!(rule(&v2, "b").rule(), "Host(`b2.com`)");
+    }
+}

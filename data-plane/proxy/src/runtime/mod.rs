@@ -102,8 +102,9 @@ impl Runtime {
         env: &Env<'_>,
     ) -> Result<Runtime, String> {
         switchyard_config::validate(&cfg).map_err(|e| e.to_string())?;
-        let table =
-            switchyard_router::compile(&cfg, Some(entrypoints)).map_err(|e| e.to_string())?;
+        // Unchanged routers keep their compiled rules from the previous version.
+        let table = switchyard_router::compile_from(&cfg, Some(entrypoints), Some(&old.table))
+            .map_err(|e| e.to_string())?;
         let tls = switchyard_tls::compile(&cfg, Some(old.default_cert.clone()))
             .map_err(|e| e.to_string())?;
         let mws = middlewares::compile_all(&cfg.http.middlewares)?;
