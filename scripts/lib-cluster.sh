@@ -36,12 +36,13 @@ start_cluster() { # workdir
   done
   [ -n "$LEADER" ] || { echo "no leader"; return 1; }
 }
-# `start_etcd DIR` starts a 3-member etcd 3.4 cluster (installed from Debian when missing) on free
+# `start_etcd DIR` starts a 3-member etcd 3.4 cluster (etcd-server and etcd-client installed from
+# Debian when missing) on free
 # loopback ports and sets ETCD_EPS (all client URLs, comma-separated) and ETCD_LEADER (its URL).
 start_etcd() { # workdir
   local w=$1
-  if ! command -v etcd >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server
+  if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client
   fi
   local ports=($(free_ports 6))
   local ic="e1=http://127.0.0.1:${ports[1]},e2=http://127.0.0.1:${ports[3]},e3=http://127.0.0.1:${ports[5]}"
