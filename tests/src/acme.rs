@@ -268,12 +268,39 @@ impl TlsConn {
         roots_pem: &str,
         alpn: &[&str],
     ) -> Result<TlsConn, String> {
+        Self::connect_offering(addr, sni, roots_pem, alpn, None)
+    }
+
+    /// [`TlsConn::connect`] offering only `schemes` as signature algorithms (all of rustls'
+    /// when `None`), e.g. only RSA ones, as an old client would.
+    pub fn connect_offering(
+        addr: &str,
+        sni: &str,
+        roots_pem: &str,
+        alpn: &[&str],
+        schemes: Option<&[rustls::SignatureScheme]>,
+    ) -> Result<TlsConn, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots(roots_pem)?)
-            .with_no_client_auth();
+            .map_err(|e| e.to_string())?;
+        let roots = Arc::new(roots(roots_pem)?);
+        let mut cfg = match schemes {
+            None => builder.with_root_certificates(roots).with_no_client_auth(),
+            Some(s) => {
+                let inner =
+                    rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(OfferOnly {
+                        inner,
+                        schemes: s.to_vec(),
+                    }))
+                    .with_no_client_auth()
+            }
+        };
         cfg.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
         let name = ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;
         let conn = rustls::ClientConnection::new(Arc::new(cfg), name).map_err(|e| e.to_string())?;
@@ -376,6 +403,46 @@ impl TlsConn {
             Vec::new()
         };
         Ok((status, String::from_utf8_lossy(&body).to_string()))
+    }
+}
+
+/// A webpki verifier that offers only some signature schemes in the ClientHello.
+#[derive(Debug)]
+struct OfferOnly {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    schemes: Vec<rustls::SignatureScheme>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for OfferOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.schemes.clone()
     }
 }
 

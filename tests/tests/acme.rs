@@ -473,3 +473,82 @@ fn invalid_resolvers_are_refused_with_the_field() {
         missing.stderr
     );
 }
+
+/// Must-show 2: an RSA4096 and an EC384 certificate for one name, from two resolvers; clients
+/// offering only RSA signature schemes get the RSA one, others the ECDSA one, on both proxies.
+#[test]
+fn rsa4096_and_ec384_certificates_chosen_by_the_client_signature_schemes() {
+    let s = Stack::start(true);
+    let resolver = |key_type: &str| {
+        json!({"acme": {
+            "email": "ops@example.test",
+            "caServer": s.pebble.directory,
+            "caCertificates": [s.pebble.api_ca_pem()],
+            "keyType": key_type,
+            "httpChallenge": {"entryPoint": "web"},
+        }})
+    };
+    let router = |rule: &str, resolver: &str| {
+        json!({"rule": rule, "entryPoints": ["websecure"], "service": "app",
+               "tls": {"certResolver": resolver}})
+    };
+    let doc = json!({
+        "certificatesResolvers": {"ec": resolver("EC384"), "rsa": resolver("RSA4096")},
+        "http": {
+            "routers": {
+                "ec": router("Host(`a.test`)", "ec"),
+                "rsa": router("Host(`a.test`) && PathPrefix(`/rsa`)", "rsa"),
+            },
+            "services": {
+                "app": { "loadBalancer": { "servers": [ { "url": s.backend.url() } ] } }
+            }
+        }
+    });
+    s.apply(&doc.to_string());
+    let eps = s.running_endpoints();
+    // RSA4096 generation runs on a blocking thread of the leader: generous on a loaded machine.
+    let serial = |name: &str| -> String {
+        let row = wait_until(ISSUE_TIMEOUT * 2, &format!("{name} valid"), || {
+            let c = cert(&eps, name)?;
+            if c["status"] == "valid" {
+                Ok(c)
+            } else {
+                Err(format!("{c}"))
+            }
+        });
+        row["serial"].as_str().expect("serial").to_string()
+    };
+    let ec_serial = serial("ec/a.test");
+    let rsa_serial = serial("rsa/a.test");
+    assert_ne!(ec_serial, rsa_serial);
+    let roots = s.pebble.roots_pem();
+    let rsa_only = [
+        rustls::SignatureScheme::RSA_PSS_SHA256,
+        rustls::SignatureScheme::RSA_PSS_SHA384,
+        rustls::SignatureScheme::RSA_PKCS1_SHA256,
+    ];
+    for ip in ["127.0.0.2", "127.0.0.3"] {
+        let addr = format!("{ip}:{}", s.tls_port);
+        for (offer, want_serial, want_type) in [
+            (None, &ec_serial, "EC384"),
+            (Some(&rsa_only[..]), &rsa_serial, "RSA4096"),
+        ] {
+            wait_until(
+                ISSUE_TIMEOUT,
+                &format!("{addr} to serve the {want_type} certificate"),
+                || {
+                    let mut c =
+                        TlsConn::connect_offering(&addr, "a.test", &roots, &["http/1.1"], offer)?;
+                    let peer = c.peer()?;
+                    let (status, _) = c.get("a.test", "/")?;
+                    if status == 200 && &peer.serial == want_serial && peer.key_type == want_type {
+                        Ok(())
+                    } else {
+                        Err(format!("{status}, {} {}", peer.key_type, peer.serial))
+                    }
+                },
+            );
+        }
+    }
+    assert_eq!(s.pebble.issued(), 2);
+}

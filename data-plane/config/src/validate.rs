@@ -274,13 +274,7 @@ impl<'c> Validator<'c> {
         }
         if let Some(kt) = &a.key_type {
             match kt.as_str() {
-                "EC256" | "EC384" => {}
-                "RSA2048" | "RSA4096" | "RSA8192" => self.field(
-                    K,
-                    name,
-                    "acme.keyType",
-                    format!("{} {NOT_SUPPORTED} (use EC256 or EC384)", quote(kt)),
-                ),
+                "EC256" | "EC384" | "RSA2048" | "RSA4096" | "RSA8192" => {}
                 _ => self.field(
                     K,
                     name,
