@@ -453,8 +453,15 @@ impl<C: Cluster> Manager<C> {
             .timeout(cert_timeout.max(Duration::from_secs(30)));
         let mut status = order.state().status;
         if status == OrderStatus::Pending {
-            self.challenges(name, &a, &mut order).await?;
-            status = order.poll_ready(&poll).await?;
+            let records = self.challenges(name, &a, &mut order).await?;
+            let polled = order.poll_ready(&poll).await;
+            // DNS-01 records are removed once the CA has decided, whatever it decided.
+            if let (Some(d), false) = (&a.dns_challenge, records.is_empty()) {
+                if let Err(e) = crate::dns01::cleanup(d, &records).await {
+                    tracing::warn!(cert = %name, error = %e, "ACME: DNS-01 cleanup failed");
+                }
+            }
+            status = polled?;
         }
         match status {
             OrderStatus::Invalid => return Err(Failure::new(order_error(&mut order).await)),
@@ -533,11 +540,13 @@ impl<C: Cluster> Manager<C> {
         name: &str,
         a: &AcmeResolver,
         order: &mut Order,
-    ) -> Result<(), Failure> {
+    ) -> Result<Vec<crate::dns01::TxtRecord>, Failure> {
         let ty = if a.http_challenge.is_some() {
             ChallengeType::Http01
         } else if a.tls_challenge.is_some() {
             ChallengeType::TlsAlpn01
+        } else if let Some(d) = &a.dns_challenge {
+            return self.dns_challenges(name, d, order).await;
         } else {
             return Err(Failure::new("the resolver has no supported challenge"));
         };
@@ -577,7 +586,7 @@ impl<C: Cluster> Manager<C> {
             }
         }
         if http01.is_empty() && alpn.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.propose(AcmeCommand::Challenges {
             name: name.to_string(),
@@ -611,7 +620,76 @@ impl<C: Cluster> Manager<C> {
                 ch.set_ready().await?;
             }
         }
-        Ok(())
+        Ok(Vec::new())
+    }
+
+    /// DNS-01: publishes a TXT record per pending authorization through the resolver's
+    /// provider, waits `delayBeforeChecks` and for the records to propagate (unless disabled),
+    /// then tells the CA. A leader that takes over an order in this phase publishes the records
+    /// again (providers add, so a repeat is harmless) and goes on with the same order. Returns
+    /// the records, which the caller removes once the CA decided.
+    async fn dns_challenges(
+        &self,
+        name: &str,
+        d: &switchyard_config::DnsChallenge,
+        order: &mut Order,
+    ) -> Result<Vec<crate::dns01::TxtRecord>, Failure> {
+        let mut records = Vec::new();
+        {
+            let mut auths = order.authorizations();
+            while let Some(auth) = auths.next().await {
+                let mut auth = auth?;
+                match auth.status {
+                    AuthorizationStatus::Pending => {}
+                    AuthorizationStatus::Valid => continue,
+                    other => return Err(Failure::new(format!("authorization is {other:?}"))),
+                }
+                let domain = match auth.identifier().identifier {
+                    Identifier::Dns(d) => d.clone(),
+                    other => return Err(Failure::new(format!("unsupported identifier {other:?}"))),
+                };
+                let ch = auth.challenge(ChallengeType::Dns01).ok_or_else(|| {
+                    Failure::new(format!("the CA offers no DNS-01 challenge for {domain}"))
+                })?;
+                let ka = ch.key_authorization();
+                records.push(crate::dns01::TxtRecord::new(
+                    &domain,
+                    &ch.token,
+                    ka.as_str(),
+                    &ka.dns_value(),
+                ));
+            }
+        }
+        if records.is_empty() {
+            return Ok(records);
+        }
+        let fqdns: Vec<&str> = records.iter().map(|r| r.fqdn.as_str()).collect();
+        tracing::info!(cert = %name, provider = %d.provider, records = ?fqdns, "ACME: publishing DNS-01 records");
+        crate::dns01::present(d, &records)
+            .await
+            .map_err(|e| Failure::new(format!("DNS provider {}: {e}", d.provider)))?;
+        let delay = go_duration(d.delay_before_checks(), Duration::ZERO);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if !d.checks_disabled() {
+            if let Err(e) = crate::dns01::propagation::wait(d, &records).await {
+                let _ = crate::dns01::cleanup(d, &records).await;
+                return Err(Failure::new(e));
+            }
+            tracing::info!(cert = %name, "ACME: DNS-01 records visible");
+        }
+        let mut auths = order.authorizations();
+        while let Some(auth) = auths.next().await {
+            let mut auth = auth?;
+            if auth.status != AuthorizationStatus::Pending {
+                continue;
+            }
+            if let Some(mut ch) = auth.challenge(ChallengeType::Dns01) {
+                ch.set_ready().await?;
+            }
+        }
+        Ok(records)
     }
 }
 

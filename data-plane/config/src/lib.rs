@@ -107,8 +107,8 @@ mod limits;
 mod reader;
 
 pub use acme::{
-    AcmeResolver, CertResolver, Eab, HttpChallenge, KeyPair, ManagedCertificate, ManagedTls,
-    TlsChallenge,
+    AcmeResolver, CertResolver, DnsChallenge, DnsPropagation, Eab, ExecHook, HttpChallenge,
+    HttpReq, KeyPair, ManagedCertificate, ManagedTls, Rfc2136, TlsChallenge,
 };
 pub use diff::{diff, Change, ChangeAction};
 pub use document::{from_stream_value, from_value, parse_document};
