@@ -46,6 +46,15 @@ struct Args {
     /// certificate, renewed over the config stream.
     #[arg(long, env = "SWITCHYARD_JOIN_TOKEN", hide_env_values = true)]
     join_token: Option<String>,
+    /// A file holding the join token (e.g. a mounted Secret or a systemd credential); read once
+    /// at start, surrounding whitespace ignored.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SWITCHYARD_JOIN_TOKEN_FILE",
+        conflicts_with = "join_token"
+    )]
+    join_token_file: Option<PathBuf>,
     /// The cluster CA certificate (PEM; a control node's DATA_DIR/ca.pem).
     #[arg(long, value_name = "FILE", env = "SWITCHYARD_CA_CERT")]
     ca_cert: Option<PathBuf>,
@@ -367,9 +376,21 @@ fn source(args: &Args, opts: &ProxyOptions) -> Result<ConfigSource, String> {
                 "--control {u}: plaintext; use https:// (the default without a scheme) or --insecure"
             ));
         }
-        let (Some(ca), Some(token)) = (&args.ca_cert, &args.join_token) else {
+        let token = match (&args.join_token, &args.join_token_file) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(f)) => {
+                let t = std::fs::read_to_string(f)
+                    .map_err(|e| format!("--join-token-file {}: {e}", f.display()))?;
+                if t.trim().is_empty() {
+                    return Err(format!("--join-token-file {}: empty", f.display()));
+                }
+                Some(t.trim().to_string())
+            }
+            (None, None) => None,
+        };
+        let (Some(ca), Some(token)) = (&args.ca_cert, &token) else {
             return Err(
-                "--control needs --ca-cert FILE and --join-token TOKEN (or --insecure for a plaintext development cluster)"
+                "--control needs --ca-cert FILE and --join-token TOKEN or --join-token-file FILE (or --insecure for a plaintext development cluster)"
                     .into(),
             );
         };
