@@ -237,7 +237,8 @@ pub struct ApplyArgs {
     /// they re-attach to a reachable node.
     #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "30s", require_equals = true)]
     pub wait: Option<String>,
-    /// With --wait, only wait for proxies matching all of these, e.g. region=eu,zone=eu-1.
+    /// With --wait, only wait for proxies matching all of these (keys region, zone, cluster, id
+    /// or a proxy label), e.g. region=eu,zone=eu-1 or cluster=edge-eu.
     #[arg(long, value_name = "KEY=VALUE,…", requires = "wait")]
     pub wait_selector: Option<String>,
 }

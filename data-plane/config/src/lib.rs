@@ -99,6 +99,7 @@ mod files;
 mod model;
 pub mod paths;
 pub mod rules;
+pub mod scope;
 mod syntax;
 mod validate;
 

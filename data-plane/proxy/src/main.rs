@@ -73,6 +73,10 @@ struct Args {
     /// The proxy's zone (zone-aware balancing).
     #[arg(long, default_value = "")]
     zone: String,
+    /// The proxy cluster this proxy serves: it receives only the routers scoped to it (a router's
+    /// `clusters` field) or unscoped, and what they use. Its cache file is per cluster.
+    #[arg(long, env = "SWITCHYARD_CLUSTER", default_value = "default")]
+    cluster: String,
     /// Trusted sources of X-Forwarded-* headers: NAME=CIDR[,CIDR…] (repeatable).
     #[arg(long = "trusted-ips", value_name = "NAME=CIDR,…")]
     trusted_ips: Vec<String>,
@@ -364,8 +368,11 @@ fn source(args: &Args, opts: &ProxyOptions) -> Result<ConfigSource, String> {
             .ok_or_else(|| format!("--label {l:?}: expected KEY=VALUE"))?;
         labels.insert(k.trim().to_string(), v.trim().to_string());
     }
+    if let Some(p) = switchyard_config::scope::cluster_name_problem(&args.cluster) {
+        return Err(format!("--cluster: {p}"));
+    }
     let cache = match &args.cache_dir {
-        Some(d) => Some(Cache::open(d).map_err(|e| e.to_string())?),
+        Some(d) => Some(Cache::open_for(d, &args.cluster).map_err(|e| e.to_string())?),
         None => None,
     };
     let tls = if args.insecure {
@@ -401,6 +408,7 @@ fn source(args: &Args, opts: &ProxyOptions) -> Result<ConfigSource, String> {
     Ok(ConfigSource::Control(ControlOptions {
         endpoints: args.control.clone(),
         labels,
+        cluster: args.cluster.clone(),
         entrypoints: opts.entrypoints.iter().map(|(n, _)| n.clone()).collect(),
         cache,
         tls,
