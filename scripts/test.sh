@@ -41,6 +41,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "build binaries (the end-to-end suites start them)"
 cargo build --workspace --bins --locked
 
+step "deploy files (compose, Kubernetes, systemd validators)"
+bash scripts/check-deploy.sh
+
 step "tests"
 # The end-to-end suites start real clusters; two at a time suits a 2-core machine.
 threads="${SWITCHYARD_TEST_THREADS:-2}"

@@ -59,6 +59,7 @@ pub mod acme;
 pub mod backends;
 pub mod chaos;
 pub mod client;
+pub mod deploy_files;
 pub mod failover;
 pub mod proxy;
 pub mod raw;

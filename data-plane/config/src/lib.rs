@@ -103,6 +103,7 @@ pub mod middlewares;
 mod model;
 pub mod paths;
 pub mod rules;
+pub mod scope;
 mod syntax;
 mod validate;
 

@@ -225,6 +225,14 @@ pub struct Router {
     /// Per-router observability switches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observability: Option<RouterObservability>,
+    /// Switchyard extension: the proxy clusters (`switchyard-proxy --cluster`) that serve this
+    /// router; empty means every cluster. See [`crate::scope`].
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub clusters: Vec<String>,
 }
 
 impl Router {

@@ -42,6 +42,9 @@ pub struct ControlOptions {
     pub endpoints: Vec<String>,
     /// Labels sent in `Hello` (for `apply --wait-selector`).
     pub labels: BTreeMap<String, String>,
+    /// The proxy cluster served (`--cluster`), sent in `Hello`: the control plane sends only
+    /// what this cluster serves (`switchyard_config::scope`).
+    pub cluster: String,
     /// Entry point names, reported to the control plane.
     pub entrypoints: Vec<String>,
     /// `--cache-dir`, when set.
@@ -273,6 +276,7 @@ async fn attach(
         version: proxy.version(),
         entrypoints: opts.entrypoints.clone(),
         build: env!("CARGO_PKG_VERSION").to_string(),
+        cluster: opts.cluster.clone(),
     };
     tx.send(ProxyMessage {
         msg: Some(Msg::Hello(hello)),

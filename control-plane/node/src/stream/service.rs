@@ -131,6 +131,7 @@ impl SendState {
 /// version the proxy holds (see [`SendState`]).
 async fn send_versions(
     shared: Arc<Shared>,
+    cluster: String,
     hello_version: u64,
     tx: mpsc::Sender<Result<ConfigMessage, Status>>,
     mut replies: watch::Receiver<Replies>,
@@ -149,7 +150,7 @@ async fn send_versions(
         if let Some((from, to)) = st.next(version) {
             let msg = shared
                 .history
-                .message(shared.id, from, to, &cfg)
+                .message(shared.id, &cluster, from, to, &cfg)
                 .map(|m| ConfigMessage::clone(&m));
             let failed = msg.is_err();
             if tx.send(msg).await.is_err() || failed {
@@ -218,6 +219,14 @@ impl ConfigStream for StreamService {
                 )));
             }
         }
+        let cluster = if hello.cluster.is_empty() {
+            switchyard_config::scope::DEFAULT_CLUSTER.to_string()
+        } else {
+            hello.cluster.clone()
+        };
+        if let Some(p) = switchyard_config::scope::cluster_name_problem(&cluster) {
+            return Err(Status::invalid_argument(format!("hello: {p}")));
+        }
         let shared = self.shared.clone();
         let proxy_id = hello.proxy_id.clone();
         let conn = shared.proxies.attach(ProxyStatus {
@@ -233,6 +242,7 @@ impl ConfigStream for StreamService {
             peer,
             build: hello.build.clone(),
             entrypoints: hello.entrypoints.clone(),
+            cluster: cluster.clone(),
         });
         tracing::info!(proxy = %proxy_id, version = hello.version, "proxy attached");
 
@@ -243,7 +253,13 @@ impl ConfigStream for StreamService {
             acked: hello.version,
             nacked: 0,
         });
-        let sender = tokio::spawn(send_versions(shared.clone(), hello.version, tx, replies));
+        let sender = tokio::spawn(send_versions(
+            shared.clone(),
+            cluster,
+            hello.version,
+            tx,
+            replies,
+        ));
         // Receiver: ACKs and NACKs; the stream's end detaches the proxy.
         tokio::spawn(async move {
             loop {
