@@ -6,7 +6,8 @@
 //!
 //! The backend is scripted by the request's query: `h=Name:Value` adds a response header
 //! (repeatable, `%XX` decoded), `ct=` sets `Content-Type`, `len=N` answers `N` bytes of text
-//! instead of the JSON echo of the request (method, path, headers).
+//! instead of the JSON echo of the request (method, path, headers), `status=N` answers
+//! with that status.
 
 #![allow(clippy::unwrap_used)]
 
@@ -110,6 +111,7 @@ async fn scripted(
     let mut extra: Vec<(String, String)> = Vec::new();
     let mut ct = None;
     let mut len = None;
+    let mut status = None;
     for kv in query.split('&').filter(|s| !s.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         let v = percent_decode(v);
@@ -120,6 +122,7 @@ async fn scripted(
                 }
             }
             "ct" => ct = Some(v),
+            "status" => status = v.parse::<u16>().ok(),
             "len" => len = v.parse::<usize>().ok(),
             _ => {}
         }
@@ -150,6 +153,9 @@ async fn scripted(
     };
     let _ = req.into_body().collect().await;
     let mut resp = Response::new(BodyExt::boxed(Full::new(body)));
+    if let Some(s) = status.and_then(|s| http::StatusCode::from_u16(s).ok()) {
+        *resp.status_mut() = s;
+    }
     let h = resp.headers_mut();
     let ct = ct.unwrap_or_else(|| "application/json".into());
     if !ct.is_empty() {
@@ -169,10 +175,13 @@ async fn scripted(
 
 /// Starts the scripted backend; returns its address.
 fn start_backend() -> SocketAddr {
+    start_backend_on("127.0.0.1:0")
+}
+
+/// The scripted backend on `addr` (a port handed out by the harness, or 0).
+fn start_backend_on(addr: &str) -> SocketAddr {
     let rt = runtime();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).unwrap();
     let addr = listener.local_addr().unwrap();
     switchyard_e2e::reserve_port(addr.port());
     rt.spawn(async move {
@@ -914,6 +923,60 @@ fn rate_limit_cases() -> Vec<Case> {
     ]
 }
 
+/// `circuitBreaker`: oxy's cbreaker cases that a single request can show (the breaker's
+/// cycle through a dead server is [`circuit_breaker_opens_and_recovers`]).
+fn circuit_breaker_cases() -> Vec<Case> {
+    let cb = |extra: Value| {
+        let mut m = json!({"expression": "ResponseCodeRatio(500, 600, 0, 600) > 0.5"});
+        if let (Some(o), Some(e)) = (m.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        json!({ "circuitBreaker": m })
+    };
+    vec![
+        case(
+            "circuitBreaker in standby passes",
+            json!({"circuitBreaker": {"expression": "NetworkErrorRatio() > 0.5"}}),
+        )
+        .sent("X-Forwarded-Proto", "http"),
+        case("circuitBreaker tripped by 5xx answers 503", cb(json!({})))
+            .path("/foo?status=500")
+            .prime(1, &[])
+            .status(503)
+            .has("Content-Type", "text/plain; charset=utf-8")
+            .body("Service Unavailable"),
+        case(
+            "circuitBreaker responseCode",
+            cb(json!({"responseCode": 418})),
+        )
+        .path("/foo?status=500")
+        .prime(1, &[])
+        .status(418)
+        .body("I'm a teapot"),
+        case(
+            "circuitBreaker not tripped under RequestThreshold",
+            json!({"circuitBreaker": {"expression": "ResponseCodeRatio(500, 600, 0, 600) > 0.5 && RequestThreshold() > 3"}}),
+        )
+        .path("/foo?status=500")
+        .prime(1, &[])
+        .status(500),
+        case(
+            "circuitBreaker latency quantile not reached",
+            json!({"circuitBreaker": {"expression": "LatencyAtQuantileMS(50.0) > 10000"}}),
+        )
+        .prime(3, &[]),
+        case(
+            "circuitBreaker sees the answers of the middlewares it wraps",
+            json!([
+                {"circuitBreaker": {"expression": "ResponseCodeRatio(400, 500, 0, 600) > 0.5", "checkPeriod": "1ns"}},
+                {"rateLimit": {"average": 1, "period": "1m"}},
+            ]),
+        )
+        .prime(3, &[])
+        .status(503),
+    ]
+}
+
 /// Host-dependent `headers` cases (the Host header is the case's own, so they need their own
 /// routers): allowedHosts with the host or a hostsProxyHeaders value.
 fn host_cases() -> Vec<(Case, &'static str)> {
@@ -1074,6 +1137,30 @@ fn refusals() -> Vec<(Value, &'static str)> {
             "ipAllowList.ipStrategy.ipv6Subnet: must be between 1 and 128, got 129",
         ),
         (
+            json!({"circuitBreaker": {"expression": "NetworkErrorRatio() >"}}),
+            "circuitBreaker.expression: invalid expression \"NetworkErrorRatio() >\": expected operand, found end of expression",
+        ),
+        (
+            json!({"circuitBreaker": {"expression": "NetworkErrorRatio() > 1"}}),
+            "circuitBreaker.expression: invalid expression",
+        ),
+        (
+            json!({"circuitBreaker": {"expression": "Latency() > 1"}}),
+            "unsupported function: Latency",
+        ),
+        (
+            json!({"circuitBreaker": {}}),
+            "circuitBreaker.expression: invalid expression \"\": the expression is empty",
+        ),
+        (
+            json!({"circuitBreaker": {"expression": "NetworkErrorRatio() > 0.5", "checkPeriod": "-1s"}}),
+            "circuitBreaker.checkPeriod: must not be negative",
+        ),
+        (
+            json!({"circuitBreaker": {"expression": "NetworkErrorRatio() > 0.5", "responseCode": 600}}),
+            "circuitBreaker.responseCode: invalid HTTP status code 600",
+        ),
+        (
             json!({"ipAllowList": {"sourceRange": ["10.0.0.1"], "ipStrategy": {"excludedIPs": ["300.1.1.1"]}}}),
             "ipAllowList.ipStrategy.excludedIPs[0]: invalid IP address or CIDR range",
         ),
@@ -1204,11 +1291,56 @@ fn refused_connections_are_retried(addr: &str) {
     assert_eq!(r.status, 502, "{r}");
 }
 
+/// `circuitBreaker` (`NetworkErrorRatio() > 0.5`) in front of a service whose only server is
+/// down: the first response is the proxy's 502, which trips the breaker; from then on the
+/// breaker answers Traefik's fallback (503, "Service Unavailable") without trying the
+/// server. Once the server is back and `fallbackDuration` has passed, the breaker lets a
+/// growing share of requests through (recovering) and then all of them (standby).
+fn circuit_breaker_opens_and_recovers(addr: &str, dead: &str) {
+    let deadline = std::time::Duration::from_secs(30);
+    let get = || fetch(addr, &Req::get("breaker.test", "/foo"));
+    let r = get().unwrap();
+    assert_eq!(r.status, 502, "the server is down: {r}");
+    let r = switchyard_e2e::wait_until(deadline, "the breaker trips", || {
+        let r = get()?;
+        if r.status == 503 {
+            Ok(r)
+        } else {
+            Err(format!("{r}"))
+        }
+    });
+    assert_eq!(r.text(), "Service Unavailable", "{r}");
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    // The server comes back: requests pass again, first some, then all.
+    start_backend_on(dead);
+    switchyard_e2e::wait_until(deadline, "the breaker lets requests through", || {
+        let r = get()?;
+        if r.status == 200 {
+            Ok(())
+        } else {
+            Err(format!("{r}"))
+        }
+    });
+    switchyard_e2e::wait_until(deadline, "the breaker is back to standby", || {
+        for i in 0..20 {
+            let r = get()?;
+            if r.status != 200 {
+                return Err(format!("request {i} of a run of 20: {r}"));
+            }
+        }
+        Ok::<(), String>(())
+    });
+}
+
 #[test]
 fn traefik_middleware_cases_through_a_real_proxy() {
     let backend = start_backend();
     let closed = switchyard_e2e::free_addr();
     let closed2 = switchyard_e2e::free_addr();
+    let revived = switchyard_e2e::free_addr();
     let mut cases: Vec<(Case, String)> = Vec::new();
     for c in headers_cases()
         .into_iter()
@@ -1216,6 +1348,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         .chain(basic_auth_cases())
         .chain(compress_cases())
         .chain(rate_limit_cases())
+        .chain(circuit_breaker_cases())
     {
         let host = format!("c{}.test", cases.len());
         cases.push((c, host));
@@ -1257,7 +1390,11 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     );
     doc.push_str("    retried-dead: {rule: \"Host(`retry-dead.test`)\", service: closed, middlewares: [three]}\n");
     doc.push_str("    not-retried: {rule: \"Host(`once.test`)\", service: flaky-once}\n");
+    doc.push_str(
+        "    breaker: {rule: \"Host(`breaker.test`)\", service: revived, middlewares: [cb]}\n",
+    );
     doc.push_str("  middlewares:\n    gz: {compress: {}}\n");
+    doc.push_str("    cb: {circuitBreaker: {expression: \"NetworkErrorRatio() > 0.5\", checkPeriod: 100ms, fallbackDuration: 1s, recoveryDuration: 1s}}\n");
     doc.push_str("    three: {retry: {attempts: 3, initialInterval: 10ms}}\n");
     doc.push_str(
         "    one: {inFlightReq: {amount: 1, sourceCriterion: {requestHeaderName: X-Key}}}\n",
@@ -1273,7 +1410,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     }
     writeln!(
         doc,
-        "  services:\n    svc: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    closed: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}]}}}}\n    flaky: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}\n    flaky-once: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}"
+        "  services:\n    svc: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    closed: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}]}}}}\n    flaky: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}\n    flaky-once: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}\n    revived: {{loadBalancer: {{servers: [{{url: \"http://{revived}\"}}]}}}}"
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -1330,6 +1467,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     streamed_response_stays_streamed(proxy.web());
     in_flight_requests_are_limited(proxy.web());
     refused_connections_are_retried(proxy.web());
+    circuit_breaker_opens_and_recovers(proxy.web(), &revived);
 
     // Bad options: refused at the API naming middleware and field; nothing changes.
     let endpoints = c.endpoints();

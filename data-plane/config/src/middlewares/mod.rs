@@ -8,6 +8,7 @@
 //! [`crate::model`] and its runtime in the proxy.
 
 pub mod basicauth;
+pub mod circuitbreaker;
 pub mod compress;
 pub mod headers;
 pub mod inflight;
@@ -96,6 +97,8 @@ pub enum CompiledMiddleware {
     InFlightReq(Box<inflight::CompiledInFlight>),
     /// `retry`
     Retry(retry::CompiledRetry),
+    /// `circuitBreaker`
+    CircuitBreaker(Box<circuitbreaker::CompiledCircuitBreaker>),
     /// `chain`: the referenced middlewares, in order.
     Chain(Vec<String>),
 }
@@ -130,6 +133,9 @@ pub fn compile(m: &Middleware) -> Result<CompiledMiddleware, FieldErrors> {
             CompiledMiddleware::InFlightReq(Box::new(inflight::compile(r)?))
         }
         Middleware::Retry(r) => CompiledMiddleware::Retry(retry::compile(r)?),
+        Middleware::CircuitBreaker(c) => {
+            CompiledMiddleware::CircuitBreaker(Box::new(circuitbreaker::compile(c)?))
+        }
         Middleware::Chain(c) => CompiledMiddleware::Chain(c.middlewares.clone()),
         other => {
             return Err(vec![FieldError::new(

@@ -11,6 +11,8 @@
 //! * [`ratelimit`]: the `rateLimit` middleware (per-proxy scope);
 //! * [`inflight`]: the `inFlightReq` middleware;
 //! * [`retry`]: the `retry` middleware (around the forward to the service);
+//! * [`circuitbreaker`]: the `circuitBreaker` middleware (fallback in the request phase,
+//!   responses recorded in the response phase);
 //! * [`compress`]: the `compress` middleware (response bodies encoded as they stream);
 //! * `chain`: flattened into the router's list at compile time ([`flatten`]).
 //!
@@ -21,6 +23,7 @@
 //! (502/503/…).
 
 pub(crate) mod basicauth;
+pub(crate) mod circuitbreaker;
 pub(crate) mod compress;
 pub(crate) mod headers;
 pub(crate) mod inflight;
@@ -79,6 +82,9 @@ pub(crate) struct ResponseCtx {
     pub compress: Option<(usize, switchyard_config::middlewares::compress::Encoding)>,
     /// `inFlightReq` slots, held until the response body is finished.
     pub held: Vec<switchyard_config::middlewares::inflight::Slot>,
+    /// When the first `circuitBreaker` let the request pass (its latency is measured from
+    /// there).
+    pub started: Option<std::time::Instant>,
 }
 
 impl ResponseCtx {
@@ -177,6 +183,7 @@ fn on_request(
         Mw::BasicAuth(a) => Ok(basicauth::on_request(a, req)),
         Mw::RateLimit(r) => Ok(ratelimit::on_request(r, req)),
         Mw::InFlightReq(c) => Ok(inflight::on_request(c, req)),
+        Mw::CircuitBreaker(c) => Ok(circuitbreaker::on_request(c, req)),
         Mw::Compress(c) => {
             compress::on_request(c, i, req);
             Ok(None)
@@ -197,6 +204,9 @@ pub(crate) fn apply_response(
         match &**m {
             Mw::Headers(h) => headers::on_response(h, i, ctx, resp.headers_mut()),
             Mw::Compress(c) => compress::on_response(c, i, ctx, resp),
+            Mw::CircuitBreaker(c) => {
+                circuitbreaker::on_response(c, ctx, resp.status().as_u16());
+            }
             _ => {}
         }
     }
@@ -206,7 +216,7 @@ pub(crate) fn apply_response(
 pub(crate) fn has_response_phase(mws: &[Arc<Mw>]) -> bool {
     mws.iter().any(|m| match &**m {
         Mw::Headers(h) => h.has_response_phase(),
-        Mw::Compress(_) => true,
+        Mw::Compress(_) | Mw::CircuitBreaker(_) => true,
         _ => false,
     })
 }
