@@ -10,6 +10,7 @@
 pub mod basicauth;
 pub mod circuitbreaker;
 pub mod compress;
+pub mod digestauth;
 pub mod headers;
 pub mod inflight;
 pub mod ip;
@@ -99,6 +100,8 @@ pub enum CompiledMiddleware {
     Retry(retry::CompiledRetry),
     /// `circuitBreaker`
     CircuitBreaker(Box<circuitbreaker::CompiledCircuitBreaker>),
+    /// `digestAuth`
+    DigestAuth(Box<digestauth::CompiledDigestAuth>),
     /// `chain`: the referenced middlewares, in order.
     Chain(Vec<String>),
 }
@@ -133,6 +136,9 @@ pub fn compile(m: &Middleware) -> Result<CompiledMiddleware, FieldErrors> {
             CompiledMiddleware::InFlightReq(Box::new(inflight::compile(r)?))
         }
         Middleware::Retry(r) => CompiledMiddleware::Retry(retry::compile(r)?),
+        Middleware::DigestAuth(d) => {
+            CompiledMiddleware::DigestAuth(Box::new(digestauth::compile(d)?))
+        }
         Middleware::CircuitBreaker(c) => {
             CompiledMiddleware::CircuitBreaker(Box::new(circuitbreaker::compile(c)?))
         }

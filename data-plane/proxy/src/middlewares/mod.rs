@@ -8,6 +8,7 @@
 //! * [`headers`]: the `headers` middleware;
 //! * [`ipallowlist`]: `ipAllowList` and `ipWhiteList`;
 //! * [`basicauth`]: the `basicAuth` middleware;
+//! * [`digestauth`]: the `digestAuth` middleware;
 //! * [`ratelimit`]: the `rateLimit` middleware (per-proxy scope);
 //! * [`inflight`]: the `inFlightReq` middleware;
 //! * [`retry`]: the `retry` middleware (around the forward to the service);
@@ -25,6 +26,7 @@
 pub(crate) mod basicauth;
 pub(crate) mod circuitbreaker;
 pub(crate) mod compress;
+pub(crate) mod digestauth;
 pub(crate) mod headers;
 pub(crate) mod inflight;
 pub(crate) mod ipallowlist;
@@ -181,6 +183,7 @@ fn on_request(
         Mw::Redirect { .. } => redirect::on_request(m, req),
         Mw::IpAllowList(a) => Ok(ipallowlist::on_request(a, req)),
         Mw::BasicAuth(a) => Ok(basicauth::on_request(a, req)),
+        Mw::DigestAuth(a) => Ok(digestauth::on_request(a, req)),
         Mw::RateLimit(r) => Ok(ratelimit::on_request(r, req)),
         Mw::InFlightReq(c) => Ok(inflight::on_request(c, req)),
         Mw::CircuitBreaker(c) => Ok(circuitbreaker::on_request(c, req)),
