@@ -1110,6 +1110,14 @@ pub struct RateLimit {
     /// Redis-backed limiting (not supported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<serde_json::Value>,
+    /// Switchyard extension: `proxy` (default, Traefik's behaviour: each proxy limits on its
+    /// own) or `cluster` (the limit holds for the sum of all proxies).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub scope: String,
 }
 
 /// `retry`

@@ -48,6 +48,7 @@ pub mod control;
 pub mod control_tls;
 pub mod errors;
 mod forwarded;
+mod limiter;
 pub mod metrics;
 mod middlewares;
 mod proxy;

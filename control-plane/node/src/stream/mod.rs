@@ -3,11 +3,13 @@
 //!
 //! - [`history`]: the last few config versions, kept so a reconnecting proxy gets a delta.
 //! - [`registry`]: the proxies attached to this node (what `get proxies` shows).
+//! - [`limiter`]: cluster-wide rate limits: proxies' demand in, their shares out.
 //! - [`service`]: one task per proxy stream: snapshot or delta first, then every new version as it
 //!   is applied. A proxy that is slow to read gets the newest version next (pushes coalesce); an
 //!   idle stream waits on the applied-state watch, never on a timer.
 
 pub mod history;
+pub mod limiter;
 pub mod registry;
 pub mod service;
 

@@ -128,6 +128,17 @@ pub(crate) fn compile_all(
     Ok(out)
 }
 
+/// The `rateLimit` middlewares with `scope: cluster`, by name.
+pub(crate) fn cluster_limiters(all: &HashMap<String, Arc<Mw>>) -> Vec<(String, Arc<Mw>)> {
+    let mut out: Vec<(String, Arc<Mw>)> = all
+        .iter()
+        .filter(|(_, m)| matches!(&***m, Mw::RateLimit(r) if r.cluster && r.rate.is_some()))
+        .map(|(n, m)| (n.clone(), m.clone()))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 /// Expand a router's middleware references (chains recursively, iteratively so deep chains
 /// cannot overflow the stack) into the list applied per request.
 pub(crate) fn flatten(
