@@ -19,9 +19,10 @@
 //! * [`Cluster`] is a set of nodes; [`Cluster::start`] founds an `n`-node cluster with a shared
 //!   `--initial-cluster` and waits until it has a leader and every node is ready.
 //!
-//! Ports are ephemeral: [`free_addr`] binds `127.0.0.1:0`, releases the socket, and never hands
-//! out the same port twice within one test binary. Every test starts its own cluster on its own
-//! ports and directories, so tests run in parallel.
+//! Ports: [`free_addr`] picks a random port below the kernel's ephemeral range (so no outgoing
+//! connection can take it before the child binds it), claims it across every test process with a
+//! file under `$TMPDIR/switchyard-test-ports`, and checks it is bindable. Every test starts its own
+//! cluster on its own ports and directories, so tests run in parallel.
 //!
 //! ## Talking to nodes
 //! * [`cli`] / [`cli_stdin`] run the admin CLI (`switchyard --endpoints … ARGS`) with a timeout
@@ -42,6 +43,8 @@
 //! * [`backends`]: HTTP/h2c, WebSocket and gRPC backends served inside the test process on a
 //!   shared tokio runtime ([`backends::runtime`], [`backends::block_on`]).
 //! * [`client`]: HTTP/1.1 and HTTP/2 clients, streamed uploads/downloads, [`client::LoadLoop`].
+//! * [`raw`]: raw client sockets, limit/error metric readers, open fd counts, and a proxy
+//!   serving a config file without a control plane (issue 8: limits, malformed traffic).
 //! * [`Cluster::start_each`] founds a cluster with per-node flags (e.g. `--region`/`--zone`).
 //!
 //! ## Debugging failures
@@ -54,13 +57,16 @@
 
 pub mod acme;
 pub mod backends;
+pub mod chaos;
 pub mod client;
+pub mod failover;
 pub mod proxy;
+pub mod raw;
 
 pub use proxy::{
     applied_version, apply_to, apply_wait, explain, get_proxies, host_route, proxy_entry,
-    proxy_status, single_node_stack, wait_attached, zoned_cluster, Explained, Proxy, ProxySpec,
-    PROXY_SETTLE,
+    proxy_status, single_node_stack, wait_attached, wait_attached_to, zoned_cluster, Explained,
+    Proxy, ProxySpec, PROXY_SETTLE,
 };
 
 use std::collections::HashSet;
@@ -121,19 +127,63 @@ fn handed_out() -> &'static Mutex<HashSet<u16>> {
     PORTS.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
-/// A free loopback port: bound on `127.0.0.1:0` and released. Never the same port twice in one
-/// test binary.
+/// Where listen ports are picked: below the kernel's ephemeral range (32768–60999 on Linux), so an
+/// outgoing connection of another test never takes a port between our pick and the child's bind.
+const PORT_RANGE: std::ops::Range<u16> = 20_000..32_700;
+
+/// The folder of cross-process port claims: one file per port, holding the claiming pid. Suites
+/// run as separate processes (nextest runs each test in its own), so a claim must be visible to
+/// all of them; a claim whose process is gone is taken over.
+fn claims_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join("switchyard-test-ports");
+        std::fs::create_dir_all(&dir).expect("creating the port-claims dir");
+        dir
+    })
+}
+
+/// Claims `port` for this process across every test process on the machine.
+fn claim(port: u16) -> bool {
+    let path = claims_dir().join(port.to_string());
+    let me = std::process::id().to_string();
+    for _ in 0..2 {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => return f.write_all(me.as_bytes()).is_ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                let alive = !owner.is_empty() && Path::new(&format!("/proc/{owner}")).exists();
+                if alive {
+                    return false;
+                }
+                // A stale claim (its process is gone, or it is half-written and will be
+                // retried by its owner): remove it and try once more.
+                let _ = std::fs::remove_file(&path);
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// A free loopback port for a process under test to listen on: picked outside the kernel's
+/// ephemeral range, claimed across test processes, and checked bindable. Never the same port
+/// twice on the machine while this process lives.
 pub fn free_port() -> u16 {
-    for _ in 0..1000 {
-        let l = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
-        let port = l.local_addr().expect("local addr").port();
-        drop(l);
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..10_000 {
+        let port = rng.random_range(PORT_RANGE);
         let mut seen = handed_out().lock().unwrap_or_else(|e| e.into_inner());
-        if seen.insert(port) {
+        if seen.contains(&port) || !claim(port) {
+            continue;
+        }
+        seen.insert(port);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    panic!("no free port found after 1000 attempts");
+    panic!("no free port found after 10000 attempts");
 }
 
 /// Marks `port` as handed out (a port a test backend listens on), so [`free_port`] never
@@ -751,6 +801,11 @@ pub const TEST_TIMERS: [(&str, &str); 3] = [
     ("--election-timeout-max", "1600ms"),
 ];
 
+/// Harness marker in a node's extra flags: run it with the product's default Raft timers instead
+/// of [`TEST_TIMERS`] (e.g. to measure failover as shipped). Removed before the flags reach the
+/// binary.
+pub const DEFAULT_TIMERS: &str = "+default-timers";
+
 /// How long a node may take to start serving `/healthz`.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long [`ControlNode::stop`] waits after SIGTERM before SIGKILL.
@@ -909,9 +964,10 @@ impl ControlNode {
     pub fn spawn(id: u64, addrs: NodeAddrs, extra: &[String]) -> ControlNode {
         // Nodes run secure unless the flags carry the harness marker [`INSECURE`].
         let secure = !extra.iter().any(|a| a == INSECURE);
+        let default_timers = extra.iter().any(|a| a == DEFAULT_TIMERS);
         let extra: Vec<String> = extra
             .iter()
-            .filter(|a| *a != SECURE && *a != INSECURE)
+            .filter(|a| *a != SECURE && *a != INSECURE && *a != DEFAULT_TIMERS)
             .cloned()
             .collect();
         let extra = &extra[..];
@@ -938,7 +994,7 @@ impl ControlNode {
             let overridden = extra
                 .iter()
                 .any(|a| a == flag || a.starts_with(&format!("{flag}=")));
-            if !overridden {
+            if !overridden && !default_timers {
                 args.push(flag.into());
                 args.push(value.into());
             }
@@ -1018,6 +1074,11 @@ impl ControlNode {
             }
             Some(Err(e)) => panic!("waiting for node {id}: {e}"),
         }
+    }
+
+    /// The process id of the running process, if any.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     /// Whether a process is attached (without reaping it).
@@ -1204,13 +1265,27 @@ impl Cluster {
     /// Founds a cluster of `per_node.len()` nodes (ids 1..=n): every node gets `common` plus its
     /// own flags (e.g. `["--region", "eu", "--zone", "eu-a"]`). Waits like [`Cluster::start`].
     pub fn start_each<S: AsRef<str>>(common: &[&str], per_node: &[Vec<S>]) -> Cluster {
+        let addrs: Vec<NodeAddrs> = per_node.iter().map(|_| NodeAddrs::allocate()).collect();
+        let peers: Vec<String> = addrs.iter().map(|a| a.peer.clone()).collect();
+        Self::start_each_on(addrs, &peers, common, per_node)
+    }
+
+    /// [`Cluster::start_each`] on given listen addresses, with `initial_peers[i]` as node
+    /// `i + 1`'s address in `--initial-cluster` (e.g. a relay in front of its peer port).
+    pub fn start_each_on<S: AsRef<str>>(
+        addrs: Vec<NodeAddrs>,
+        initial_peers: &[String],
+        common: &[&str],
+        per_node: &[Vec<S>],
+    ) -> Cluster {
         let n = per_node.len() as u64;
         assert!(n > 0, "a cluster needs at least one node");
-        let addrs: Vec<NodeAddrs> = (0..n).map(|_| NodeAddrs::allocate()).collect();
-        let initial = addrs
+        assert_eq!(addrs.len(), per_node.len(), "one address set per node");
+        assert_eq!(initial_peers.len(), per_node.len(), "one peer per node");
+        let initial = initial_peers
             .iter()
             .enumerate()
-            .map(|(i, a)| format!("{}={}", i + 1, a.peer))
+            .map(|(i, a)| format!("{}={a}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
         let common_args: Vec<String> = common.iter().map(|s| s.to_string()).collect();

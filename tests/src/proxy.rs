@@ -488,6 +488,25 @@ pub fn wait_attached(endpoints: &str, id: &str, timeout: Duration) -> Value {
     )
 }
 
+/// Waits until control node `node` (asked at `node_endpoint`, so its own registry answers and no
+/// peer round trip can hide the proxy) lists proxy `id` attached to it; returns the entry. A
+/// proxy's `/healthz` answers before its config stream is attached: tests that depend on where a
+/// proxy is attached wait on this, not on the proxy's start.
+pub fn wait_attached_to(node_endpoint: &str, id: &str, node: u64, timeout: Duration) -> Value {
+    wait_until(
+        timeout,
+        &format!("proxy {id} attached to control node {node}"),
+        || {
+            let e = proxy_status(node_endpoint, id)?;
+            if e["node"].as_u64() == Some(node) {
+                Ok(e)
+            } else {
+                Err(format!("attached elsewhere: {e}"))
+            }
+        },
+    )
+}
+
 /// `apply -f - --wait=WAIT [--wait-selector SELECTOR]` of `doc` through `endpoint` (table
 /// output: `applied: config version N`, then `K proxies at config version N or later`).
 pub fn apply_wait(endpoint: &str, doc: &str, wait: &str, selector: Option<&str>) -> CliOutput {

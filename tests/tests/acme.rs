@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use switchyard_e2e::acme::{cert, certs, https_get, port_free_on, Pebble, PebbleOpts, TlsConn};
 use switchyard_e2e::backends::HttpBackend;
-use switchyard_e2e::{apply_yaml, metric_value, wait_until, Cluster, Proxy, ProxySpec};
+use switchyard_e2e::{
+    apply_yaml, metric_value, wait_attached_to, wait_until, Cluster, Proxy, ProxySpec, PROXY_SETTLE,
+};
 
 const ISSUE_TIMEOUT: Duration = Duration::from_secs(60);
 const CERT: &str = "pebble/a.test";
@@ -24,6 +26,8 @@ enum Challenge {
 struct Stack {
     cluster: Cluster,
     leader: u64,
+    /// The node `pb` is attached to.
+    follower: u64,
     pa: Proxy,
     pb: Proxy,
     pebble: Pebble,
@@ -57,10 +61,16 @@ impl Stack {
         };
         let pa = Proxy::start(spec("pa", leader, "127.0.0.2"));
         let pb = Proxy::start(spec("pb", follower, "127.0.0.3"));
+        // A proxy is healthy before its config stream is attached: wait until each node lists
+        // its proxy (the real condition the tests build on), not merely until both started.
+        for (id, node) in [("pa", leader), ("pb", follower)] {
+            wait_attached_to(&cluster.node(node).endpoint(), id, node, PROXY_SETTLE);
+        }
         let backend = HttpBackend::start("app");
         Stack {
             cluster,
             leader,
+            follower,
             pa,
             pb,
             pebble,
@@ -177,12 +187,18 @@ fn handshakes_ok(p: &Proxy) -> f64 {
 
 fn issued_once(challenge: Challenge) {
     let s = Stack::start(false);
-    // `pb` (the one the CA reaches) is attached to a follower, `pa` to the leader.
-    let proxies = switchyard_e2e::get_proxies(&s.endpoints()).expect("get proxies");
-    let node_of =
-        |id: &str| switchyard_e2e::proxy_entry(&proxies, id).expect("listed")["node"].clone();
-    assert_eq!(node_of("pa"), json!(s.leader));
-    assert_ne!(node_of("pb"), json!(s.leader));
+    // `pb` (the one the CA reaches) is attached to a follower, `pa` to the leader (the stack
+    // waited for both); the cluster-wide list agrees.
+    let proxies = wait_until(PROXY_SETTLE, "both proxies listed cluster-wide", || {
+        let doc = switchyard_e2e::get_proxies(&s.endpoints()).map_err(|e| e.to_string())?;
+        let node_of = |id: &str| switchyard_e2e::proxy_entry(&doc, id).map(|e| e["node"].clone());
+        match (node_of("pa"), node_of("pb")) {
+            (Some(a), Some(b)) => Ok((a, b)),
+            _ => Err(doc.to_string()),
+        }
+    });
+    assert_eq!(proxies.0, json!(s.leader));
+    assert_ne!(proxies.1, json!(s.leader));
     let before_pa = handshakes_ok(&s.pa);
 
     if challenge == Challenge::Http {
@@ -235,9 +251,11 @@ fn issued_once(challenge: Challenge) {
     let roots = s.pebble.roots_pem();
     s.wait_served(&roots, row["serial"].as_str().expect("serial"));
     // `pb` answered the CA while attached to a follower the whole time.
-    let proxies = switchyard_e2e::get_proxies(&s.endpoints()).expect("get proxies");
-    let pb_node = switchyard_e2e::proxy_entry(&proxies, "pb").expect("listed")["node"].clone();
-    assert_ne!(pb_node, json!(s.leader), "pb moved to the leader");
+    // (Asked to its own node: a cluster-wide list may miss a proxy when a peer is slow to answer.)
+    let pb = switchyard_e2e::proxy_status(&s.cluster.node(s.follower).endpoint(), "pb")
+        .unwrap_or_else(|e| panic!("pb left its node: {e}"));
+    assert_eq!(pb["node"], json!(s.follower), "pb moved: {pb}");
+    assert_ne!(pb["node"], json!(s.leader), "pb moved to the leader");
     assert_eq!(s.cluster.leader_id(), Some(s.leader), "leadership changed");
     // Expiry is exported on every node.
     let not_after = row["notAfterUnix"].as_f64().expect("notAfter");

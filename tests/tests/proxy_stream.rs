@@ -150,3 +150,216 @@ fn route_applied_through_any_node_serves_on_both_proxies_and_apply_wait_waits_fo
     let r = get(pb.web(), "frozen.test", "/").expect("request");
     assert_eq!(r.status, 200, "{r}");
 }
+
+/// Issue 8, must-show 6: a proxy that NACKed a version is not stuck. The node sends the next
+/// version from what the proxy holds (its last ACKed version, or a snapshot), never from the
+/// version it refused, and never sends the refused version again. A hand-driven proxy speaks
+/// the config stream so the test decides exactly which version is refused.
+#[test]
+fn a_proxy_that_nacked_gets_the_next_version_from_what_it_holds() {
+    use std::time::Duration;
+    use switchyard_e2e::backends::block_on;
+    use switchyard_e2e::{apply_yaml, router_doc, Cluster, INSECURE};
+    use switchyard_proto::stream::config_message::Body;
+    use switchyard_proto::stream::config_stream_client::ConfigStreamClient;
+    use switchyard_proto::stream::proxy_message::Msg;
+    use switchyard_proto::stream::{Ack, ConfigMessage, Hello, Nack, ProxyMessage};
+
+    let c = Cluster::start_with(1, &[INSECURE]);
+    let ep = c.endpoints();
+    let v1 = apply_yaml(&ep, &router_doc("first")).expect("apply first");
+
+    const STEP: Duration = Duration::from_secs(20);
+    block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::channel::<ProxyMessage>(8);
+        let mut client = ConfigStreamClient::connect(ep.clone())
+            .await
+            .expect("connecting to the config stream");
+        tx.send(ProxyMessage {
+            msg: Some(Msg::Hello(Hello {
+                proxy_id: "hand".into(),
+                entrypoints: vec!["web".into()],
+                ..Hello::default()
+            })),
+        })
+        .await
+        .unwrap();
+        let mut inbound = client
+            .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .expect("stream")
+            .into_inner();
+        async fn next_of(inbound: &mut tonic::Streaming<ConfigMessage>) -> ConfigMessage {
+            match tokio::time::timeout(STEP, inbound.message()).await {
+                Ok(Ok(Some(m))) => m,
+                other => panic!("no config message within {STEP:?}: {other:?}"),
+            }
+        }
+        let names = |m: &ConfigMessage| -> Vec<String> {
+            match &m.body {
+                Some(Body::Delta(d)) => d.changes.iter().map(|c| c.name.clone()).collect(),
+                Some(Body::Snapshot(s)) => vec![s.config_json.clone()],
+                None => vec![],
+            }
+        };
+
+        // A fresh proxy gets a snapshot of v1 and ACKs it.
+        let m = next_of(&mut inbound).await;
+        assert_eq!(m.version, v1, "{m:?}");
+        assert!(matches!(m.body, Some(Body::Snapshot(_))), "{m:?}");
+        tx.send(ProxyMessage {
+            msg: Some(Msg::Ack(Ack { version: v1 })),
+        })
+        .await
+        .unwrap();
+
+        // v2 arrives as a delta from v1; the proxy refuses it.
+        let ep2 = ep.clone();
+        let v2 = tokio::task::spawn_blocking(move || apply_yaml(&ep2, &router_doc("refused")))
+            .await
+            .unwrap()
+            .expect("apply refused");
+        let m = next_of(&mut inbound).await;
+        assert_eq!(m.version, v2, "{m:?}");
+        tx.send(ProxyMessage {
+            msg: Some(Msg::Nack(Nack {
+                version: v2,
+                error: "refused by the test".into(),
+            })),
+        })
+        .await
+        .unwrap();
+
+        // v3 must bring the proxy from v1 (what it holds), not from the refused v2.
+        let ep3 = ep.clone();
+        let v3 = tokio::task::spawn_blocking(move || apply_yaml(&ep3, &router_doc("third")))
+            .await
+            .unwrap()
+            .expect("apply third");
+        let m = next_of(&mut inbound).await;
+        assert_eq!(
+            m.version, v3,
+            "the refused v{v2} must not be sent again; got {m:?}"
+        );
+        match &m.body {
+            Some(Body::Delta(d)) => {
+                assert_eq!(
+                    d.base_version, v1,
+                    "after a NACK of v{v2}, the next delta must start from the ACKed v{v1}: {m:?}"
+                );
+                let n = names(&m);
+                assert!(
+                    n.iter().any(|x| x == "refused") && n.iter().any(|x| x == "third"),
+                    "the delta from v{v1} carries both routers: {n:?}"
+                );
+            }
+            Some(Body::Snapshot(s)) => {
+                assert!(s.config_json.contains("third") && s.config_json.contains("refused"));
+            }
+            None => panic!("empty message {m:?}"),
+        }
+        tx.send(ProxyMessage {
+            msg: Some(Msg::Ack(Ack { version: v3 })),
+        })
+        .await
+        .unwrap();
+
+        // The node lists the proxy at v3, with the NACK of v2 on record.
+        let ep4 = ep.clone();
+        tokio::task::spawn_blocking(move || {
+            wait_until(Duration::from_secs(20), "the proxy listed at v3", || {
+                let doc = get_proxies(&ep4).map_err(|e| e.to_string())?;
+                let e = proxy_entry(&doc, "hand").ok_or_else(|| doc.to_string())?;
+                if e["appliedVersion"].as_u64() == Some(v3)
+                    && e["lastNackVersion"].as_u64() == Some(v2)
+                {
+                    Ok(())
+                } else {
+                    Err(doc.to_string())
+                }
+            })
+        })
+        .await
+        .unwrap();
+        drop(tx);
+    });
+}
+
+/// Issue 8, must-show 4: with one of three control nodes killed, `apply --wait` (given every
+/// node's endpoint, the dead one first) succeeds once every proxy ACKed, counting the proxy that
+/// moved off the dead node, and names the node it could not ask in a warning.
+#[test]
+fn apply_wait_with_a_control_node_killed_waits_for_every_proxy_and_names_that_node() {
+    let mut c = zoned_cluster();
+    let backend = HttpBackend::start("b1");
+    // `p-a` prefers node 1 (its zone), `p-b` node 2.
+    let pa = Proxy::start(ProxySpec::new("p-a", &c.endpoints()).zone("r1", "a"));
+    let pb = Proxy::start(ProxySpec::new("p-b", &c.endpoints()).zone("r1", "b"));
+    let e = wait_attached(&c.endpoints(), "p-a", PROXY_SETTLE);
+    let dead = e["node"].as_u64().expect("p-a's node");
+    wait_attached(&c.endpoints(), "p-b", PROXY_SETTLE);
+
+    c.node_mut(dead).kill();
+    let survivors: Vec<String> = c
+        .nodes
+        .iter()
+        .filter(|n| n.id != dead)
+        .map(|n| n.endpoint())
+        .collect();
+    let survivors = survivors.join(",");
+    // p-a moves to a live node.
+    wait_until(PROXY_SETTLE, "p-a to re-attach to a live node", || {
+        let e = switchyard_e2e::proxy_status(&survivors, "p-a")?;
+        match e["node"].as_u64() {
+            Some(n) if n != dead => Ok(()),
+            other => Err(format!("node {other:?}: {e}")),
+        }
+    });
+
+    // The dead node first in --endpoints: the CLI moves on to a live one. The write itself may
+    // meet an election (the dead node may have led): retry until it commits.
+    let all = format!(
+        "{},{survivors}",
+        c.nodes
+            .iter()
+            .find(|n| n.id == dead)
+            .map(|n| n.endpoint())
+            .unwrap()
+    );
+    let out = wait_until(PROXY_SETTLE, "apply --wait through the survivors", || {
+        let out = apply_wait(&all, &host_route("degraded", &backend), "30s", None);
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(out.to_string())
+        }
+    });
+    let v = applied_version(&out).unwrap_or_else(|| panic!("no version in {out}"));
+    assert!(
+        out.stdout
+            .contains(&format!("2 proxies at config version {v} or later")),
+        "both proxies counted: {out}"
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("warning: control node {dead} could not be asked")),
+        "the unreachable node is named: {out}"
+    );
+    for p in [&pa, &pb] {
+        let have = p.config_version().expect("proxy metrics");
+        assert!(have >= v, "proxy {} serves v{have} < v{v}", p.id);
+        let r = get(p.web(), "degraded.test", "/").expect("request");
+        assert_eq!(r.status, 200, "proxy {}: {r}", p.id);
+    }
+
+    // A proxy that cannot ACK still fails the wait, naming it (and the dead node).
+    signal(&pb, "-STOP");
+    let out = apply_wait(&all, &host_route("frozen2", &backend), "2s", None);
+    signal(&pb, "-CONT");
+    assert!(!out.success(), "p-b could not ACK: {out}");
+    assert!(out.stderr.contains("p-b"), "{out}");
+    assert!(
+        out.stderr.contains(&format!("[{dead}] could not be asked")),
+        "{out}"
+    );
+}

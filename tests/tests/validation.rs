@@ -50,8 +50,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "broken JSON",
-            // Unclosed object (a document starting with `{` that is invalid JSON but valid YAML
-            // flow syntax is read as YAML, so the breakage must be invalid in both).
+            // Unclosed object (a document starting with `{"` is JSON, read strictly).
             doc: r#"{"http": {"routers": {"bad": {"rule": "Host(`x.example`)", "service": "api-svc"}}}"#
                 .into(),
             expect: &["invalid JSON", "line 1 column"],
@@ -202,7 +201,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "chain cycle",
             doc: "http:\n  middlewares:\n    c1:\n      chain:\n        middlewares: [c2]\n    c2:\n      chain:\n        middlewares: [c1]\n".into(),
-            expect: &["middleware \"c1\": chains form a cycle c1 -> c2 -> c1"],
+            expect: &["middleware \"c1\": chain.middlewares[0]: chains form a cycle c1 -> c2 -> c1"],
         },
         Case {
             what: "routers section of the wrong type",

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 /// No scheme: `https://` unless `--insecure`.
 pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:7400";
@@ -44,8 +45,9 @@ pub struct Global {
     #[arg(long, global = true, env = "SWITCHYARD_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
     /// Plaintext gRPC without TLS or tokens (development only). For `server`: serve plaintext and
-    /// accept every call from anyone (logged as a warning at start).
-    #[arg(long, global = true, env = "SWITCHYARD_INSECURE")]
+    /// accept every call from anyone (logged as a warning at start). SWITCHYARD_INSECURE accepts
+    /// 1/0, true/false, yes/no, on/off.
+    #[arg(long, global = true, env = "SWITCHYARD_INSECURE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub insecure: bool,
 }
 
@@ -67,6 +69,10 @@ pub enum Command {
     /// Run a local setup: one control node, one proxy and a demo backend, with a sample route.
     Dev(DevArgs),
     /// Create or update resources from a Traefik v3 dynamic configuration file (YAML or JSON).
+    ///
+    /// A document is at most 16 MiB, 64 levels deep and 100,000 resources. A document starting
+    /// with `{"` is JSON, read strictly (no trailing commas); duplicate keys are refused in JSON
+    /// and YAML.
     Apply(ApplyArgs),
     /// Show resources, the whole config, or one resource by name.
     Get(GetArgs),
@@ -166,11 +172,13 @@ pub struct ServerArgs {
     /// Raft heartbeat interval (Go duration). WAN clusters want longer timers than the LAN defaults.
     #[arg(long, default_value = "100ms")]
     pub heartbeat_interval: String,
-    /// Lower bound of the randomized Raft election timeout.
-    #[arg(long, default_value = "1s")]
+    /// Lower bound of the randomized Raft election timeout. A follower starts an election when
+    /// it has not heard from the leader for the max election timeout (the leader's lease) plus
+    /// its own timeout between min and max.
+    #[arg(long, default_value = "300ms")]
     pub election_timeout_min: String,
     /// Upper bound of the randomized Raft election timeout.
-    #[arg(long, default_value = "2s")]
+    #[arg(long, default_value = "600ms")]
     pub election_timeout_max: String,
     /// Take a snapshot (and compact the log) after this many entries since the last one.
     #[arg(long, default_value_t = 10_000)]
@@ -222,8 +230,11 @@ pub struct ApplyArgs {
     /// Make the file the whole config: resources it does not name are deleted.
     #[arg(long)]
     pub prune: bool,
-    /// Return only once every connected proxy has ACKed the new version (default timeout 30s);
-    /// exit non-zero naming any proxy that NACKed it or did not ACK in time.
+    /// Return only once every proxy attached to a reachable control node (listed before the
+    /// write or during the wait) has ACKed the new version (default timeout 30s); exit non-zero
+    /// naming any proxy that NACKed it, or that did not ACK or was no longer attached in time. A
+    /// control node that cannot be asked is named in a warning: its proxies are counted once
+    /// they re-attach to a reachable node.
     #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "30s", require_equals = true)]
     pub wait: Option<String>,
     /// With --wait, only wait for proxies matching all of these, e.g. region=eu,zone=eu-1.
@@ -297,6 +308,18 @@ pub struct ExplainArgs {
     /// Evaluate the leader's latest config rather than the answering node's.
     #[arg(long)]
     pub consistent: bool,
+    /// The entry point's `sanitizePath`, as the proxy's `--sanitize-path NAME=BOOL`: resolve
+    /// `.`/`..` segments (also `%2e`) and merge duplicate slashes before routing.
+    #[arg(long, value_name = "BOOL", default_value = "true", value_parser = parse_bool_arg, action = clap::ArgAction::Set)]
+    pub sanitize_path: bool,
+    /// The entry point's `encodedCharacters`, as the proxy's `--encoded-characters NAME=…`,
+    /// e.g. `allowEncodedSlash=false,allowEncodedHash=false` (default: all allowed).
+    #[arg(long, value_name = "OPTION=BOOL[,OPTION=BOOL…]")]
+    pub encoded_characters: Option<String>,
+}
+
+fn parse_bool_arg(s: &str) -> Result<bool, String> {
+    switchyard_config::paths::parse_bool(s).ok_or_else(|| format!("invalid boolean {s:?}"))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -365,4 +388,75 @@ pub enum TokenCommand {
     List,
     /// Revoke a token by id; it stops working at once on every node.
     Revoke { id: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{ArgAction, CommandFactory, FromArgMatches};
+
+    use super::Cli;
+
+    /// The boolean flags that can also come from an environment variable.
+    fn bool_env_flags(cmd: &clap::Command) -> Vec<(String, bool)> {
+        cmd.get_arguments()
+            .filter(|a| a.get_env().is_some())
+            .filter_map(|a| match a.get_action() {
+                ArgAction::SetTrue => Some((a.get_id().to_string(), true)),
+                ArgAction::SetFalse => Some((a.get_id().to_string(), false)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `export SWITCHYARD_INSECURE=1` (what README and `switchyard dev` print) and every other
+    /// usual spelling of a boolean work for every boolean flag read from the environment.
+    #[test]
+    fn boolean_env_flags_accept_boolish_values() {
+        let cmd = Cli::command();
+        let flags = bool_env_flags(&cmd);
+        assert!(flags.iter().any(|(id, _)| id == "insecure"), "{flags:?}");
+        for sub in cmd.get_subcommands() {
+            assert_eq!(
+                bool_env_flags(sub),
+                vec![],
+                "subcommand {}: add its boolean env flags to this test",
+                sub.get_name()
+            );
+        }
+        for (id, set_true) in flags {
+            // A variable of this test's own, so that parallel tests never see it.
+            let var: &'static str = Box::leak(
+                format!("SWITCHYARD_TEST_BOOLISH_CLI_{}", id.to_uppercase()).into_boxed_str(),
+            );
+            for (value, on) in [
+                ("1", true),
+                ("0", false),
+                ("true", true),
+                ("false", false),
+                ("TRUE", true),
+                ("yes", true),
+                ("no", false),
+                ("on", true),
+                ("off", false),
+            ] {
+                std::env::set_var(var, value);
+                let m = Cli::command()
+                    .mut_arg(&id, |a| a.env(var))
+                    .try_get_matches_from(["switchyard", "version"])
+                    .unwrap_or_else(|e| panic!("{var}={value}: {e}"));
+                assert_eq!(m.get_flag(&id), on == set_true, "{var}={value}");
+                if id == "insecure" {
+                    let cli = Cli::from_arg_matches(&m).expect("typed");
+                    assert_eq!(cli.global.insecure, on, "{var}={value}");
+                }
+            }
+            std::env::set_var(var, "maybe");
+            let err = Cli::command()
+                .mut_arg(&id, |a| a.env(var))
+                .try_get_matches_from(["switchyard", "version"])
+                .expect_err("maybe is not a boolean");
+            assert!(err.to_string().contains("maybe"), "{err}");
+            std::env::remove_var(var);
+        }
+    }
 }

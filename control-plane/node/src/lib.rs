@@ -14,10 +14,12 @@
 
 pub mod acme;
 pub mod admin;
+pub mod catch_up;
 pub mod errors;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod offload;
 pub mod options;
 pub mod peer_tls;
 pub mod raft_net;

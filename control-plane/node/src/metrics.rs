@@ -7,6 +7,32 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// Time between consecutive AppendEntries RPCs (heartbeats included) a follower receives: the
+/// heartbeat interval when all is well; more is a heartbeat delay (a leader whose runtime is
+/// stalled shows here, on its followers) or time without a leader.
+pub struct AppendInterval {
+    pub seconds: Histogram,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl AppendInterval {
+    fn new() -> Self {
+        AppendInterval {
+            seconds: Histogram::new([0.025, 0.05, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0]),
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// An AppendEntries RPC arrived now.
+    pub fn observe(&self) {
+        let now = std::time::Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = last.replace(now) {
+            self.seconds.observe(now.duration_since(at).as_secs_f64());
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub method: String,
@@ -30,6 +56,8 @@ pub struct Metrics {
     /// Seconds from a write reaching the leader to it being committed and applied.
     pub write_seconds: Histogram,
     pub requests: Family<RequestLabels, Counter>,
+    /// Followers: time between AppendEntries from the leader.
+    pub append_interval: AppendInterval,
     /// The ACME manager's metrics.
     pub acme: switchyard_acme::AcmeMetrics,
 }
@@ -111,6 +139,12 @@ impl Metrics {
             "Admin API requests by method and gRPC code",
             requests.clone(),
         );
+        let append_interval = AppendInterval::new();
+        registry.register(
+            "raft_append_interval_seconds",
+            "Followers: time between consecutive AppendEntries (heartbeats included) from the leader",
+            append_interval.seconds.clone(),
+        );
         let acme = switchyard_acme::AcmeMetrics::default();
         acme.register(&mut registry);
         Self {
@@ -128,6 +162,7 @@ impl Metrics {
             apply_seconds,
             write_seconds,
             requests,
+            append_interval,
         }
     }
 

@@ -65,12 +65,23 @@ pub struct Shared {
     pub log: LogStore,
     pub pool: ChannelPool,
     pub metrics: Metrics,
+    /// Where documents are parsed and configs validated: off the runtime threads, bounded.
+    pub cpu: crate::offload::CpuPool,
     /// Proxies attached to this node's config stream.
     pub proxies: Registry,
     /// Recent config versions, for deltas to reconnecting proxies.
     pub history: History,
+    /// Recent Raft activity, for the leader watchdog (shared with the Raft network).
+    pub election_clock: Arc<crate::raft_net::watchdog::ElectionClock>,
     /// Secure mode: the cluster CA and this node's certificate on the peer port, once known.
     pub peer_identity: watch::Sender<Option<Arc<crate::peer_tls::PeerIdentity>>>,
+    /// `(term, last log index)` when this node started with its own committed vote: openraft
+    /// restores it as leader of that term at once, with the commit index it last persisted,
+    /// which may be older than writes it acknowledged before it stopped. Consistent reads in
+    /// that term wait until the log it restarted with is applied (see `AdminService::linearize`).
+    pub restored_leadership: Option<(u64, u64)>,
+    /// How far the leader got, as a follower last asked it (for readiness).
+    pub leader_progress: crate::catch_up::LeaderProgress,
 }
 
 /// Where a request that must run on the leader goes.
@@ -199,7 +210,7 @@ impl Shared {
         futures::future::join_all(probes).await
     }
 
-    async fn probe(&self, peer: &str) -> Result<NodeStatus, String> {
+    pub(crate) async fn probe(&self, peer: &str) -> Result<NodeStatus, String> {
         let ch = self.pool.get(peer).map_err(|e| e.to_string())?;
         let mut client = switchyard_proto::raft::raft_peer_client::RaftPeerClient::new(ch);
         let mut req = tonic::Request::new(switchyard_proto::raft::StatusRequest {});
@@ -234,7 +245,13 @@ impl Shared {
         if applied < committed {
             return Err(format!("catching up: applied {applied} of {committed}"));
         }
-        Ok(())
+        match m.current_leader {
+            Some(l) if l != self.id => match self.leader_progress.lag(l, applied) {
+                Some(why) => Err(why),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
     }
 
     /// Sets the gauges that are read from Raft's state (called before each scrape).
@@ -294,6 +311,24 @@ impl Shared {
     }
 }
 
+/// `(term, last log index)` if the stored vote is this node's own committed vote (it was the
+/// leader when it stopped, and openraft will restore it as leader of that term).
+async fn restored_leadership(
+    id: NodeId,
+    log: &LogStore,
+) -> Result<Option<(u64, u64)>, openraft::StorageError<NodeId>> {
+    use openraft::storage::RaftLogStorage;
+    let mut log = log.clone();
+    let Some(vote) = log.read_vote().await? else {
+        return Ok(None);
+    };
+    if !vote.is_committed() || vote.leader_id().voted_for() != Some(id) {
+        return Ok(None);
+    }
+    let last = log.get_log_state().await?.last_log_id.map(|l| l.index);
+    Ok(last.map(|index| (vote.leader_id().get_term(), index)))
+}
+
 pub fn state_name(s: ServerState) -> &'static str {
     match s {
         ServerState::Leader => "Leader",
@@ -339,6 +374,9 @@ impl ControlNode {
         let http_addr = local(&http_listener);
 
         let (log, mut sm) = switchyard_store::open(&opts.data_dir.join("raft"))?;
+        let restored_leadership = restored_leadership(opts.node_id, &log)
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
         let metrics = Metrics::new();
         let hist = metrics.apply_seconds.clone();
         sm.set_apply_observer(Arc::new(move |s| hist.observe(s)));
@@ -363,10 +401,11 @@ impl ControlNode {
         } else {
             ChannelPool::secure()
         };
+        let election_clock = Arc::new(crate::raft_net::watchdog::ElectionClock::default());
         let raft = Raft::new(
             opts.node_id,
             Arc::new(config),
-            Network::new(pool.clone()),
+            Network::new(pool.clone(), election_clock.clone()),
             log.clone(),
             sm,
         )
@@ -383,9 +422,13 @@ impl ControlNode {
             log,
             pool,
             metrics,
+            cpu: Default::default(),
             proxies: Registry::default(),
             history,
+            election_clock,
             peer_identity: watch::channel(None).0,
+            restored_leadership,
+            leader_progress: Default::default(),
         });
         if !shared.opts.insecure {
             let initialized = shared
@@ -422,6 +465,14 @@ impl ControlNode {
             )));
         }
         tasks.push(tokio::spawn(register_loop(shared.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(crate::catch_up::run(
+            shared.clone(),
+            stop_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::raft_net::watchdog::run(
+            shared.clone(),
+            stop_rx.clone(),
+        )));
         tasks.push(crate::acme::spawn(shared.clone(), stop_rx));
         Ok(Self {
             shared,
@@ -519,12 +570,17 @@ fn spawn_api(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) -
     })
 }
 
+/// Largest admin request a node decodes: a document of the largest size `apply` accepts
+/// ([`switchyard_config::MAX_DOCUMENT_BYTES`]) plus room for the other fields. Anything larger is
+/// refused by gRPC from its length prefix, before it is buffered.
+pub const MAX_ADMIN_REQUEST_BYTES: usize = switchyard_config::MAX_DOCUMENT_BYTES + 1024 * 1024;
+
 /// The Admin service behind the role check (`--insecure`: open).
 fn admin_server(shared: Arc<Shared>) -> Authed<AdminServer<AdminService>> {
     let guard = (!shared.opts.insecure).then(|| shared.clone());
     Authed::new(
         AdminServer::new(AdminService::new(shared))
-            .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(MAX_ADMIN_REQUEST_BYTES)
             .max_encoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES),
         guard,
     )
@@ -730,7 +786,7 @@ async fn serve_peer_secure(shared: Arc<Shared>, l: TcpListener, stop: watch::Rec
                         // Followers forward leader-only admin calls here: the caller's verified
                         // node certificate is its credential (the entry node checked the user).
                         let admin = AdminServer::new(AdminService::new(shared))
-                            .max_decoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES)
+                            .max_decoding_message_size(MAX_ADMIN_REQUEST_BYTES)
                             .max_encoding_message_size(switchyard_proto::MAX_MESSAGE_BYTES);
                         b.add_service(crate::peer_tls::NodeOnly::new(peer))
                             .add_service(crate::peer_tls::NodeOnly::new(admin))

@@ -55,8 +55,8 @@ impl Default for RaftTimings {
     fn default() -> Self {
         Self {
             heartbeat: Duration::from_millis(100),
-            election_min: Duration::from_millis(1000),
-            election_max: Duration::from_millis(2000),
+            election_min: Duration::from_millis(300),
+            election_max: Duration::from_millis(600),
         }
     }
 }

@@ -40,14 +40,124 @@ pub struct ClusterState {
     /// Cluster CA and API tokens.
     #[serde(default)]
     pub security: SecurityState,
+    /// The outcomes of the latest admin writes by id ([`Request::Once`]).
+    #[serde(default)]
+    pub recent_writes: RecentWrites,
+}
+
+/// The outcomes of the last [`RecentWrites::CAPACITY`] writes applied under an id, oldest first.
+/// Part of the replicated state (and of snapshots), so every node answers a retried write alike.
+/// The window is a count, not a time, so applying stays deterministic: 10,000 writes cover the
+/// write timeout's retries at any write rate the store sustains today.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "Vec<(String, Response)>", into = "Vec<(String, Response)>")]
+pub struct RecentWrites {
+    order: std::collections::VecDeque<(String, Response)>,
+    index: std::collections::HashMap<String, Response>,
+}
+
+impl RecentWrites {
+    /// How many outcomes are kept.
+    pub const CAPACITY: usize = 10_000;
+    /// A stored outcome keeps at most this many changes (the version is what a retry needs; a
+    /// huge change list is not worth keeping in every snapshot).
+    const MAX_CHANGES: usize = 1_000;
+
+    /// The outcome of the write applied under `id`, if it is still remembered.
+    pub fn get(&self, id: &str) -> Option<&Response> {
+        self.index.get(id)
+    }
+
+    fn insert(&mut self, id: String, resp: &Response) {
+        let mut resp = resp.clone();
+        if let Response::Applied { changes, .. } = &mut resp {
+            changes.truncate(Self::MAX_CHANGES);
+        }
+        if self.order.len() == Self::CAPACITY {
+            if let Some((old, _)) = self.order.pop_front() {
+                self.index.remove(&old);
+            }
+        }
+        self.index.insert(id.clone(), resp.clone());
+        self.order.push_back((id, resp));
+    }
+
+    /// How many outcomes are remembered.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+impl From<Vec<(String, Response)>> for RecentWrites {
+    fn from(v: Vec<(String, Response)>) -> Self {
+        let mut r = RecentWrites::default();
+        for (id, resp) in v {
+            r.insert(id, &resp);
+        }
+        r
+    }
+}
+
+impl From<RecentWrites> for Vec<(String, Response)> {
+    fn from(r: RecentWrites) -> Self {
+        r.order.into()
+    }
 }
 
 impl ClusterState {
     /// Applies the command committed at log `index`.
     pub fn apply(&mut self, index: u64, req: &Request) -> Response {
+        self.apply_known(index, req, None)
+    }
+
+    /// [`apply`](Self::apply) of an entry whose verdict may be known: `Some(accepted)` when this
+    /// state machine applied the very same entry before (a replay after a restart; applying is
+    /// deterministic, so the verdict is the same and the validation need not run again).
+    pub fn apply_known(&mut self, index: u64, req: &Request, known: Option<bool>) -> Response {
+        if let Request::Once { id, request } = req {
+            if let Some(first) = self.recent_writes.get(id) {
+                return first.clone();
+            }
+            let resp = self.apply_known(index, request, known);
+            self.recent_writes.insert(id.clone(), &resp);
+            return resp;
+        }
+        let config_cmd = matches!(req, Request::Apply { .. } | Request::Delete { .. });
+        if config_cmd && known == Some(false) {
+            return Response::Rejected(Rejection::Invalid(format!(
+                "log entry {index} was refused when first applied"
+            )));
+        }
+        let known_good = known == Some(true);
         match req {
+            // The common case, and all of a replay after a restart: an upsert validated against
+            // this very config. Only the resources the document names can change, so the work is
+            // proportional to the document, not to the config (no whole-config copy or diff per
+            // entry; the config is copied at most once per applied batch, when readers share it).
+            Request::Apply {
+                document,
+                prune: false,
+                validated_at,
+            } if known_good || *validated_at == Some(self.config_version) => {
+                let changes = self.merge_in_place(document);
+                if !changes.is_empty() {
+                    self.config_version = index;
+                }
+                Response::Applied {
+                    version: self.config_version,
+                    changes,
+                }
+            }
             Request::Apply { validated_at, .. } | Request::Delete { validated_at, .. } => {
-                match self.next_config(req, *validated_at == Some(self.config_version)) {
+                match self.next_config(
+                    req,
+                    known_good || *validated_at == Some(self.config_version),
+                ) {
                     Ok(next) => {
                         let changes = diff(&self.config, &next);
                         if !changes.is_empty() {
@@ -82,13 +192,44 @@ impl ClusterState {
                 Response::Done
             }
             Request::Security { cmd, at } => self.security.apply(cmd, *at),
+            Request::Once { .. } => unreachable!("handled above"),
         }
+    }
+
+    /// `self.config.merged(doc)` in place; returns `diff(old, new)`. Both are computed on the
+    /// resources `doc` names (plus the TLS certificate list, which merging appends to): every
+    /// other resource is untouched by a merge, so the result is the same as the whole-config
+    /// computation (see the `in_place_merge_equals_whole_config_merge` test).
+    fn merge_in_place(&mut self, doc: &DynamicConfig) -> Vec<switchyard_config::Change> {
+        let old = named_in(&self.config, doc);
+        let new = old.merged(doc);
+        let changes = diff(&old, &new);
+        if changes.is_empty() {
+            return changes;
+        }
+        let cfg = Arc::make_mut(&mut self.config);
+        cfg.http.routers.extend(new.http.routers);
+        cfg.http.services.extend(new.http.services);
+        cfg.http.middlewares.extend(new.http.middlewares);
+        cfg.http
+            .servers_transports
+            .extend(new.http.servers_transports);
+        cfg.tls.options.extend(new.tls.options);
+        cfg.tls.stores.extend(new.tls.stores);
+        cfg.tls.certificates = new.tls.certificates;
+        cfg.certificates_resolvers
+            .extend(new.certificates_resolvers);
+        changes
     }
 
     /// What [`apply`](Self::apply) would answer, without changing anything. A dry run reports the
     /// current version with the changes.
     pub fn preview(&self, req: &Request) -> Response {
         match req {
+            Request::Once { id, request } => match self.recent_writes.get(id) {
+                Some(first) => first.clone(),
+                None => self.preview(request),
+            },
             Request::Apply { .. } | Request::Delete { .. } => match self.next_config(req, false) {
                 Ok(next) => Response::Applied {
                     version: self.config_version,
@@ -137,6 +278,48 @@ impl ClusterState {
     }
 }
 
+/// The part of `cfg` a merge of `doc` reads or changes: the resources `doc` names, by kind, and
+/// every TLS certificate.
+fn named_in(cfg: &DynamicConfig, doc: &DynamicConfig) -> DynamicConfig {
+    fn pick<V: Clone, W>(
+        from: &BTreeMap<String, V>,
+        names: &BTreeMap<String, W>,
+        into: &mut BTreeMap<String, V>,
+    ) {
+        for name in names.keys() {
+            if let Some(v) = from.get(name) {
+                into.insert(name.clone(), v.clone());
+            }
+        }
+    }
+    let mut out = DynamicConfig::default();
+    pick(&cfg.http.routers, &doc.http.routers, &mut out.http.routers);
+    pick(
+        &cfg.http.services,
+        &doc.http.services,
+        &mut out.http.services,
+    );
+    pick(
+        &cfg.http.middlewares,
+        &doc.http.middlewares,
+        &mut out.http.middlewares,
+    );
+    pick(
+        &cfg.http.servers_transports,
+        &doc.http.servers_transports,
+        &mut out.http.servers_transports,
+    );
+    pick(&cfg.tls.options, &doc.tls.options, &mut out.tls.options);
+    pick(&cfg.tls.stores, &doc.tls.stores, &mut out.tls.stores);
+    pick(
+        &cfg.certificates_resolvers,
+        &doc.certificates_resolvers,
+        &mut out.certificates_resolvers,
+    );
+    out.tls.certificates = cfg.tls.certificates.clone();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +336,63 @@ http:
   services:
     web: { loadBalancer: { servers: [ { url: "http://127.0.0.1:8080" } ] } }
 "#;
+
+    #[test]
+    fn a_write_retried_under_its_id_is_applied_once() {
+        let mut st = ClusterState::default();
+        let apply = Request::Apply {
+            document: doc(WEB),
+            prune: false,
+            validated_at: None,
+        }
+        .once("w1".into());
+        let first = st.apply(3, &apply);
+        assert!(matches!(first, Response::Applied { version: 3, .. }));
+        // The retry lands at a later index: same answer, no new version.
+        assert_eq!(st.apply(5, &apply), first);
+        assert_eq!(st.config_version, 3);
+        assert_eq!(st.preview(&apply), first);
+
+        // A delete retried after its first attempt committed answers the delete, not NotFound.
+        let del = Request::Delete {
+            kind: Kind::Router,
+            name: "web".into(),
+            validated_at: None,
+        }
+        .once("w2".into());
+        let first = st.apply(6, &del);
+        assert!(
+            matches!(first, Response::Applied { version: 6, .. }),
+            "{first:?}"
+        );
+        assert_eq!(st.apply(8, &del), first);
+        // Without an id (or under a new one) the same delete is a new request.
+        let again = st.apply(9, &del.clone().once("w3".into()));
+        assert!(
+            matches!(again, Response::Rejected(Rejection::NotFound(_))),
+            "{again:?}"
+        );
+        // Rejections are remembered too: the retry gets the same refusal.
+        assert_eq!(st.apply(10, &del.once("w3".into())), again);
+    }
+
+    #[test]
+    fn recent_writes_are_bounded_oldest_first_and_survive_a_snapshot() {
+        let mut st = ClusterState::default();
+        let n = RecentWrites::CAPACITY + 5;
+        for i in 0..n {
+            let req = Request::ForgetNode { id: i as u64 }.once(format!("id{i}"));
+            st.apply(i as u64 + 1, &req);
+        }
+        assert_eq!(st.recent_writes.len(), RecentWrites::CAPACITY);
+        assert!(st.recent_writes.get("id0").is_none());
+        assert!(st.recent_writes.get("id4").is_none());
+        assert!(st.recent_writes.get("id5").is_some());
+        let bytes = serde_json::to_vec(&st).expect("serializes");
+        let back: ClusterState = serde_json::from_slice(&bytes).expect("deserializes");
+        assert_eq!(back, st);
+        assert!(back.recent_writes.get(&format!("id{}", n - 1)).is_some());
+    }
 
     #[test]
     fn apply_sets_version_to_the_committing_index() {
@@ -371,5 +611,119 @@ http:
         );
         assert!(matches!(r, Response::Applied { version: 3, .. }), "{r:?}");
         assert!(st.config.is_empty());
+    }
+
+    #[test]
+    fn in_place_merge_equals_whole_config_merge() {
+        let base = doc(r#"
+http:
+  routers:
+    web: { rule: "Host(`a.example`)", service: web }
+    api: { rule: "Host(`api.example`)", service: web, middlewares: [strip] }
+  services:
+    web: { loadBalancer: { servers: [ { url: "http://127.0.0.1:8080" } ] } }
+  middlewares:
+    strip: { stripPrefix: { prefixes: ["/api"] } }
+tls:
+  options:
+    modern: { minVersion: VersionTLS13 }
+"#);
+        let docs = [
+            // A new router, a changed one, an unchanged service.
+            r#"
+http:
+  routers:
+    new: { rule: "Host(`n.example`)", service: web }
+    api: { rule: "Host(`api2.example`)", service: web }
+  services:
+    web: { loadBalancer: { servers: [ { url: "http://127.0.0.1:8080" } ] } }
+"#,
+            // Nothing changes.
+            r#"
+http:
+  routers:
+    web: { rule: "Host(`a.example`)", service: web }
+"#,
+            // A TLS option and a middleware.
+            r#"
+http:
+  middlewares:
+    strip: { stripPrefix: { prefixes: ["/v2"] } }
+tls:
+  options:
+    modern: { minVersion: VersionTLS12 }
+    other: { minVersion: VersionTLS13 }
+"#,
+        ];
+        let mut st = ClusterState::default();
+        st.apply(
+            1,
+            &Request::Apply {
+                document: base,
+                prune: false,
+                validated_at: None,
+            },
+        );
+        for (i, d) in docs.iter().enumerate() {
+            let document = doc(d);
+            let whole_next = st.config.merged(&document);
+            let whole_changes = diff(&st.config, &whole_next);
+            let before = st.config_version;
+            let r = st.apply(
+                10 + i as u64,
+                &Request::Apply {
+                    document,
+                    prune: false,
+                    validated_at: Some(before),
+                },
+            );
+            assert_eq!(
+                r,
+                Response::Applied {
+                    version: if whole_changes.is_empty() {
+                        before
+                    } else {
+                        10 + i as u64
+                    },
+                    changes: whole_changes,
+                },
+                "document {i}"
+            );
+            assert_eq!(*st.config, whole_next, "document {i}");
+        }
+    }
+
+    #[test]
+    fn a_replayed_entry_keeps_its_first_verdict_without_validating_again() {
+        // A router whose service does not exist: refused when validated.
+        let bad = Request::Apply {
+            document: doc("http:\n  routers:\n    r: { rule: \"Host(`r`)\", service: missing }\n"),
+            prune: false,
+            validated_at: None,
+        };
+        let mut st = ClusterState::default();
+        assert!(matches!(st.apply(3, &bad), Response::Rejected(_)));
+        // Replayed, the recorded verdict decides, both ways.
+        let mut replay = ClusterState::default();
+        assert!(matches!(
+            replay.apply_known(3, &bad, Some(false)),
+            Response::Rejected(_)
+        ));
+        assert_eq!(replay, ClusterState::default());
+        let good = Request::Apply {
+            document: doc(WEB),
+            prune: false,
+            validated_at: Some(999),
+        };
+        match replay.apply_known(4, &good, Some(true)) {
+            Response::Applied { version, changes } => {
+                assert_eq!(version, 4);
+                assert_eq!(changes.len(), 2);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let mut fresh = ClusterState::default();
+        fresh.apply(4, &good);
+        assert_eq!(replay, fresh, "same state as a validated apply");
     }
 }

@@ -23,6 +23,16 @@ use crate::types::{
 
 const META: &[u8] = b"meta";
 const DATA: &[u8] = b"data";
+/// In the `verdicts` tree: the highest log index this state machine applied (big-endian u64).
+const WATERMARK: &[u8] = b"watermark";
+
+/// In the `verdicts` tree: the key recording that the config command at `index` was refused.
+fn refused_key(index: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = b'r';
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
 
 /// What readers see: the state as of `last_applied`.
 #[derive(Debug, Clone, Default)]
@@ -54,9 +64,15 @@ struct SnapshotPayloadRef<'a> {
 }
 
 pub struct StateMachineStore {
-    current: AppliedState,
+    /// The applied state lives in the watch channel itself, so applying mutates the one copy
+    /// (see [`RaftStateMachine::apply`] below) instead of a private copy that readers share.
     tx: watch::Sender<AppliedState>,
     snapshots: sled::Tree,
+    /// What this state machine decided for the entries it applied (the highest index applied and
+    /// the config commands it refused), so a replay after a restart does not validate again:
+    /// applying is deterministic, the verdict is the same. Written with each applied batch, not
+    /// flushed: a record lost in a crash only means that entry is validated again.
+    verdicts: sled::Tree,
     db: sled::Db,
     snapshot_seq: Arc<AtomicU64>,
     apply_observer: Option<Arc<dyn Fn(f64) + Send + Sync>>,
@@ -65,6 +81,7 @@ pub struct StateMachineStore {
 impl StateMachineStore {
     pub(crate) fn new(db: &sled::Db) -> Result<Self, StoreError> {
         let snapshots = db.open_tree("snapshot")?;
+        let verdicts = db.open_tree("verdicts")?;
         let mut current = AppliedState::default();
         if let Some(bytes) = snapshots.get(DATA)? {
             let p: SnapshotPayload =
@@ -78,11 +95,11 @@ impl StateMachineStore {
                 state: Arc::new(p.state),
             };
         }
-        let (tx, _) = watch::channel(current.clone());
+        let (tx, _) = watch::channel(current);
         Ok(Self {
-            current,
             tx,
             snapshots,
+            verdicts,
             db: db.clone(),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
             apply_observer: None,
@@ -97,10 +114,6 @@ impl StateMachineStore {
     /// Called with the seconds each applied batch took (for the apply latency histogram).
     pub fn set_apply_observer(&mut self, f: Arc<dyn Fn(f64) + Send + Sync>) {
         self.apply_observer = Some(f);
-    }
-
-    fn publish(&self) {
-        self.tx.send_replace(self.current.clone());
     }
 
     fn encode(current: &AppliedState) -> Result<Vec<u8>, serde_json::Error> {
@@ -166,7 +179,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
-        Ok((self.current.last_applied, self.current.membership.clone()))
+        let cur = self.tx.borrow();
+        Ok((cur.last_applied, cur.membership.clone()))
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
@@ -176,20 +190,64 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         let started = Instant::now();
         let mut out = Vec::new();
-        let state = Arc::make_mut(&mut self.current.state);
-        for entry in entries {
-            self.current.last_applied = Some(entry.log_id);
-            let resp = match &entry.payload {
-                EntryPayload::Blank => Response::Done,
-                EntryPayload::Normal(req) => state.apply(entry.log_id.index, req),
-                EntryPayload::Membership(m) => {
-                    self.current.membership = StoredMembership::new(Some(entry.log_id), m.clone());
-                    Response::Done
+        // Mutated in place in the channel: the state is copied only when a reader still holds
+        // it (never during the replay at start-up, when nobody reads), and readers see the whole
+        // batch at once.
+        let watermark = self
+            .verdicts
+            .get(WATERMARK)
+            .map_err(|e| StorageIOError::read_state_machine(&e))?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes);
+        let verdicts = &self.verdicts;
+        let mut batch = sled::Batch::default();
+        let mut read_error = None;
+        self.tx.send_modify(|cur| {
+            let state = Arc::make_mut(&mut cur.state);
+            for entry in entries {
+                cur.last_applied = Some(entry.log_id);
+                let index = entry.log_id.index;
+                let resp = match &entry.payload {
+                    EntryPayload::Blank => Response::Done,
+                    EntryPayload::Normal(req) => {
+                        let known = match watermark {
+                            Some(w) if index <= w => {
+                                match verdicts.contains_key(refused_key(index)) {
+                                    Ok(refused) => Some(!refused),
+                                    Err(e) => {
+                                        read_error = Some(e);
+                                        None
+                                    }
+                                }
+                            }
+                            _ => None,
+                        };
+                        let resp = state.apply_known(index, req, known);
+                        if known.is_none() && matches!(resp, Response::Rejected(_)) {
+                            batch.insert(&refused_key(index), &[][..]);
+                        }
+                        resp
+                    }
+                    EntryPayload::Membership(m) => {
+                        cur.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                        Response::Done
+                    }
+                };
+                out.push(resp);
+            }
+            if let Some(l) = cur.last_applied {
+                if watermark.is_none_or(|w| l.index > w) {
+                    batch.insert(WATERMARK, &l.index.to_be_bytes()[..]);
                 }
-            };
-            out.push(resp);
+            }
+        });
+        if let Some(e) = read_error {
+            // Validation ran instead (same verdict); report the storage error anyway.
+            tracing::warn!(error = %e, "reading recorded verdicts");
         }
-        self.publish();
+        self.verdicts
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
         if let Some(obs) = &self.apply_observer {
             obs(started.elapsed().as_secs_f64());
         }
@@ -198,7 +256,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
-            current: self.current.clone(),
+            current: self.tx.borrow().clone(),
             snapshots: self.snapshots.clone(),
             db: self.db.clone(),
             seq: self.snapshot_seq.clone(),
@@ -218,12 +276,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let p: SnapshotPayload = serde_json::from_slice(&data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         Self::persist_snapshot(&self.snapshots, &self.db, meta, &data).await?;
-        self.current = AppliedState {
+        self.tx.send_replace(AppliedState {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
             state: Arc::new(p.state),
-        };
-        self.publish();
+        });
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! Parsing YAML/JSON documents into a [`DynamicConfig`] with precise error messages.
 //!
-//! The document is first parsed into a generic `serde_json::Value` (YAML through
-//! `serde_norway`, with `<<` merge keys applied), the top level is checked by hand, and then
+//! The document is first read into a generic `serde_json::Value` by `reader` (bounded; duplicate
+//! keys refused; YAML through `serde_norway` with `<<` merge keys applied), the top level is
+//! checked by hand, and then
 //! each resource is deserialized on its own with `serde_path_to_error`, so an error names the
 //! resource and the field path inside it.
 
@@ -16,13 +17,29 @@ use crate::model::{
     Certificate, DynamicConfig, Middleware, Router, ServersTransport, Service, TlsOptions,
     TlsStore, MIDDLEWARE_KINDS,
 };
+use crate::{limits, reader};
 
-/// Parse a YAML or JSON document (JSON if the first non-whitespace character is `{`) into a
-/// [`DynamicConfig`]. An empty document (or only comments, or `{}`) is an empty config.
+/// Parse a YAML or JSON document into a [`DynamicConfig`]. An empty document (or only comments,
+/// or `{}`) is an empty config.
+///
+/// A document whose first non-blank character is `{` followed by `"` or `}` is JSON and read
+/// strictly (RFC 8259: no duplicate keys, no trailing comma); anything else is YAML (duplicate
+/// keys refused too). Before anything else the document's size, nesting depth and number of
+/// resources are bounded ([`MAX_DOCUMENT_BYTES`](crate::MAX_DOCUMENT_BYTES),
+/// [`MAX_DEPTH`](crate::MAX_DEPTH), [`MAX_RESOURCES`](crate::MAX_RESOURCES)), so a hostile
+/// document is refused in time linear in its size.
 pub fn parse_document(text: &str) -> Result<DynamicConfig, ConfigError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    limits::check_document_size(text)?;
     let value = parse_value(text)?;
     from_value(value)
+}
+
+/// Is this (trimmed) document JSON? `{"…` or `{}`; a YAML flow mapping `{http: …}` is not.
+fn is_json(trimmed: &str) -> bool {
+    trimmed
+        .strip_prefix('{')
+        .is_some_and(|rest| rest.trim_start().starts_with(['"', '}']))
 }
 
 fn parse_value(text: &str) -> Result<Value, ConfigError> {
@@ -30,24 +47,30 @@ fn parse_value(text: &str) -> Result<Value, ConfigError> {
     if trimmed.is_empty() {
         return Ok(Value::Null);
     }
-    if trimmed.starts_with('{') {
-        return match serde_json::from_str::<Value>(text) {
-            Ok(v) => Ok(v),
-            // A YAML flow mapping also starts with `{`; accept it when it is valid YAML.
-            Err(json_err) => {
-                parse_yaml(text).map_err(|_| ConfigError::new(format!("invalid JSON: {json_err}")))
-            }
-        };
+    if is_json(trimmed) {
+        return reader::json(text);
     }
-    parse_yaml(text)
-}
-
-fn parse_yaml(text: &str) -> Result<Value, ConfigError> {
-    let mut y: serde_norway::Value =
-        serde_norway::from_str(text).map_err(|e| ConfigError::new(format!("invalid YAML: {e}")))?;
-    y.apply_merge()
-        .map_err(|e| ConfigError::new(format!("invalid YAML: {e}")))?;
-    serde_json::to_value(&y).map_err(|e| ConfigError::new(format!("invalid YAML: {e}")))
+    if let Some((at, open)) = limits::flow_depth_overflow(text) {
+        // Name where it went too deep: read the document cut just past the bracket that went
+        // too deep, with the open brackets closed (small, and just too deep for the reader).
+        let mut prefix = text[..at].to_string();
+        prefix.extend(
+            open.iter()
+                .rev()
+                .map(|&c| if c == b'[' { ']' } else { '}' }),
+        );
+        return Err(match reader::yaml(&prefix) {
+            Err(e) if e.message.contains(&limits::too_deep()) => e,
+            _ => {
+                let (line, column) = limits::line_col(text, at);
+                ConfigError::new(format!(
+                    "{} at line {line} column {column}",
+                    limits::too_deep()
+                ))
+            }
+        });
+    }
+    reader::yaml(text)
 }
 
 fn type_name(v: &Value) -> &'static str {

@@ -75,6 +75,12 @@
 //! [`validate`] returns all problems at once as [`ConfigErrors`] (joined with `"; "`).
 //! Names are quoted with double quotes everywhere, including in serde's own messages.
 //!
+//! ## Request paths
+//!
+//! [`paths`] is Traefik's entry-point path hygiene (`normalizePath`, `sanitizePath`,
+//! `encodedCharacters`) and the dot-segment check of path-rewriting middlewares, shared by the
+//! proxy and `switchyard explain`.
+//!
 //! ## Rules
 //!
 //! [`rules`] implements the v3 rule language exactly: Go precedence, backtick and Go
@@ -94,9 +100,14 @@ mod error;
 mod files;
 pub mod middlewares;
 mod model;
+pub mod paths;
 pub mod rules;
 mod syntax;
 mod validate;
+
+// Parse before you trust: bounds on documents and the bounded reader.
+mod limits;
+mod reader;
 
 pub use acme::{
     AcmeResolver, CertResolver, Eab, HttpChallenge, KeyPair, ManagedCertificate, ManagedTls,
@@ -108,6 +119,8 @@ pub use error::{quote, resource_label, ConfigError, ConfigErrors};
 pub use files::inline_files;
 pub use model::*;
 pub use validate::{validate, MAX_CHAIN_NESTING, MAX_USER_PRIORITY};
+
+pub use limits::{check_document_size, MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_RESOURCES};
 
 #[cfg(test)]
 mod tests;

@@ -854,10 +854,18 @@ impl<'c> Validator<'c> {
             .collect();
         for cycle in find_cycles(&graph) {
             let first = cycle.first().copied().unwrap_or_default();
+            // The field of the first member that references the next one.
+            let next = cycle.get(1).copied();
+            let field = services.get(first).and_then(|s| {
+                s.child_refs()
+                    .into_iter()
+                    .find(|(_, r)| resolve_ref(r).ok() == next)
+                    .map(|(f, _)| f)
+            });
             self.push(
                 "service",
                 first,
-                None,
+                field,
                 format!("services form a cycle {}", cycle.join(" -> ")),
             );
         }
@@ -886,10 +894,20 @@ impl<'c> Validator<'c> {
         let graph = self.chain_graph();
         for cycle in find_cycles(&graph) {
             let first = cycle.first().copied().unwrap_or_default();
+            // The entry of the first member's chain that references the next one.
+            let next = cycle.get(1).copied();
+            let field = match self.cfg.http.middlewares.get(first) {
+                Some(Middleware::Chain(c)) => c
+                    .middlewares
+                    .iter()
+                    .position(|r| resolve_ref(r).ok() == next)
+                    .map(|i| format!("chain.middlewares[{i}]")),
+                _ => None,
+            };
             self.push(
                 "middleware",
                 first,
-                None,
+                field,
                 format!("chains form a cycle {}", cycle.join(" -> ")),
             );
         }

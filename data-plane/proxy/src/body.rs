@@ -1,5 +1,7 @@
 //! Body types of the data path. All are concrete enums (no boxing per request) and `Unpin`.
 //!
+//! * [`ClientBody`]: the client's request body, failing with [`BodyError::ReadTimeout`] when it
+//!   is still arriving at the entry point's `readTimeout` deadline.
 //! * [`UpBody`]: what is sent to a backend: the client's streaming body as is, a small
 //!   buffered body (mirrors), or a [`Tee`] that streams the client's body to the main backend
 //!   while keeping a bounded copy for mirrors.
@@ -11,21 +13,101 @@
 //! Frames are forwarded as they arrive; nothing is buffered beyond hyper's write buffer, so
 //! responses are effectively flushed immediately (Traefik's `flushInterval: -1`).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
 
 use crate::middlewares::compress::Encoder;
 use crate::server::Completion;
 
+/// Why a client's body failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    /// Reading from the client failed (it went away, sent garbage).
+    #[error(transparent)]
+    Client(#[from] hyper::Error),
+    /// The body was still arriving at the entry point's `readTimeout` deadline.
+    #[error("request body not read within the entry point's readTimeout")]
+    ReadTimeout,
+}
+
+/// The read deadline of a request body (a request extension set by the entry point).
+#[derive(Clone)]
+pub(crate) struct ReadDeadline {
+    /// When the whole request must have been read.
+    pub at: Instant,
+    /// `switchyard_proxy_entrypoint_limit_hits_total{limit="read_timeout"}` of the entry point.
+    pub hits: Counter,
+}
+
+/// The client's request body, bounded by its [`ReadDeadline`].
+pub(crate) struct ClientBody {
+    inner: Incoming,
+    deadline: Option<(Pin<Box<Sleep>>, Counter)>,
+}
+
+impl ClientBody {
+    pub(crate) fn new(inner: Incoming, deadline: Option<ReadDeadline>) -> ClientBody {
+        let deadline = deadline
+            .filter(|_| !inner.is_end_stream())
+            .map(|d| (Box::pin(tokio::time::sleep_until(d.at)), d.hits));
+        ClientBody { inner, deadline }
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => {
+                if let Some((sleep, hits)) = &mut this.deadline {
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        hits.inc();
+                        this.deadline = None;
+                        return Poll::Ready(Some(Err(BodyError::ReadTimeout)));
+                    }
+                }
+                Poll::Pending
+            }
+            Poll::Ready(None) => {
+                this.deadline = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(r)) => {
+                if this.inner.is_end_stream() {
+                    this.deadline = None;
+                }
+                Poll::Ready(Some(r.map_err(BodyError::from)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A request body sent to a backend.
 pub(crate) enum UpBody {
     /// The client's body, streamed.
-    Incoming(Incoming),
+    Incoming(ClientBody),
     /// A buffered body (possibly empty).
     Full(Option<Bytes>),
     /// The client's body, streamed, with a bounded copy kept for mirrors.
@@ -36,16 +118,25 @@ impl UpBody {
     pub(crate) fn empty() -> UpBody {
         UpBody::Full(None)
     }
+
+    /// The client's body, bounded by the read deadline the entry point put in the request's
+    /// extensions (taken out of them).
+    pub(crate) fn client(body: Incoming, parts: &mut http::request::Parts) -> UpBody {
+        UpBody::Incoming(ClientBody::new(
+            body,
+            parts.extensions.remove::<ReadDeadline>(),
+        ))
+    }
 }
 
 impl Body for UpBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             UpBody::Incoming(b) => Pin::new(b).poll_frame(cx),
             UpBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
@@ -75,14 +166,14 @@ impl Body for UpBody {
 /// limit, the copy is sent on `done`. When the limit is exceeded, the body fails, or the tee is
 /// dropped early, `done` is dropped (the mirrors are skipped).
 pub(crate) struct Tee {
-    inner: Incoming,
+    inner: ClientBody,
     buf: BytesMut,
     limit: usize,
     done: Option<oneshot::Sender<Bytes>>,
 }
 
 impl Tee {
-    pub(crate) fn new(inner: Incoming, limit: usize, done: oneshot::Sender<Bytes>) -> Tee {
+    pub(crate) fn new(inner: ClientBody, limit: usize, done: oneshot::Sender<Bytes>) -> Tee {
         let mut t = Tee {
             inner,
             buf: BytesMut::new(),
@@ -104,12 +195,12 @@ impl Tee {
 
 impl Body for Tee {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_frame(cx);
         match &res {

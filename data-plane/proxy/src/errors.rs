@@ -10,13 +10,16 @@
 //!
 //! | kind | status | when |
 //! |---|---|---|
-//! | `bad_request` | 400 | malformed request (bad `%` escape in the path, unusable URI) |
+//! | `bad_request` | 400 | malformed request (bad `%` escape in the path, unusable URI, missing or repeated `Host`, malformed chunked body) |
 //! | `no_route` | 404 | no router matches (Go's `404 page not found`, like Traefik) |
 //! | `no_healthy_server` | 503 | the service has no available server (Traefik's `no available server`) |
 //! | `bad_gateway` | 502 | the backend refused the connection, reset it, or sent garbage |
 //! | `gateway_timeout` | 504 | dial timeout or response header timeout |
 //! | `not_implemented` | 501 | `CONNECT` (Traefik ≥ 3.7.9 answers 501 too) |
 //! | `internal` | 500 | an invariant was violated (should not happen; never a panic) |
+//! | `misdirected` | 421 | TLS: the host selects another TLS option than the SNI |
+//! | `request_timeout` | 408 | the request body was still arriving at the entry point's `readTimeout` |
+//! | `header_fields_too_large` | 431 | HTTP/2 headers over `--max-header-bytes` / `--max-headers` (HTTP/1: hyper answers 431 itself) |
 //!
 //! Client disconnects are not errors of the proxy: hyper simply drops the response.
 
@@ -89,11 +92,15 @@ pub enum ErrorKind {
     /// 421: on a TLS connection, the request's host selects another TLS option than the SNI
     /// did (Traefik's domain-fronting check).
     Misdirected,
+    /// 408: the request was not read within the entry point's `readTimeout`.
+    RequestTimeout,
+    /// 431: too many or too large request header fields.
+    HeaderFieldsTooLarge,
 }
 
 impl ErrorKind {
     /// All kinds (metric label order).
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::BadRequest,
         ErrorKind::NoRoute,
         ErrorKind::NoHealthyServer,
@@ -102,6 +109,8 @@ impl ErrorKind {
         ErrorKind::NotImplemented,
         ErrorKind::Internal,
         ErrorKind::Misdirected,
+        ErrorKind::RequestTimeout,
+        ErrorKind::HeaderFieldsTooLarge,
     ];
 
     /// The HTTP status.
@@ -115,6 +124,8 @@ impl ErrorKind {
             ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::Misdirected => StatusCode::MISDIRECTED_REQUEST,
+            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorKind::HeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 
@@ -129,6 +140,8 @@ impl ErrorKind {
             ErrorKind::NotImplemented => "Not Implemented\n",
             ErrorKind::Internal => "Internal Server Error\n",
             ErrorKind::Misdirected => "421 Misdirected Request\n",
+            ErrorKind::RequestTimeout => "408 Request Timeout\n",
+            ErrorKind::HeaderFieldsTooLarge => "431 Request Header Fields Too Large\n",
         }
     }
 
@@ -143,6 +156,8 @@ impl ErrorKind {
             ErrorKind::NotImplemented => "not_implemented",
             ErrorKind::Internal => "internal",
             ErrorKind::Misdirected => "misdirected",
+            ErrorKind::RequestTimeout => "request_timeout",
+            ErrorKind::HeaderFieldsTooLarge => "header_fields_too_large",
         }
     }
 
@@ -157,6 +172,8 @@ impl ErrorKind {
             ErrorKind::NotImplemented => 5,
             ErrorKind::Internal => 6,
             ErrorKind::Misdirected => 7,
+            ErrorKind::RequestTimeout => 8,
+            ErrorKind::HeaderFieldsTooLarge => 9,
         }
     }
 }
@@ -184,9 +201,16 @@ pub(crate) fn error_response(kind: ErrorKind) -> Response<ProxyBody> {
     resp
 }
 
-/// Classify an upstream failure of the hyper client into a status: timeouts (dial or
-/// response header) are 504, everything else is 502 (Traefik's `pkg/proxy/httputil` mapping).
+/// Classify an upstream failure of the hyper client into a status: the client's body missing
+/// its `readTimeout` is 408, a malformed client body (bad chunking) 400, timeouts (dial or response header) are 504, everything else is 502
+/// (Traefik's `pkg/proxy/httputil` mapping).
 pub(crate) fn classify_upstream(err: &hyper_util::client::legacy::Error) -> ErrorKind {
+    match client_body_error(err) {
+        Some(crate::body::BodyError::ReadTimeout) => return ErrorKind::RequestTimeout,
+        // The client's body was malformed (bad chunking) or cut: the request is bad.
+        Some(crate::body::BodyError::Client(_)) => return ErrorKind::BadRequest,
+        None => {}
+    }
     if is_timeout(err) {
         ErrorKind::GatewayTimeout
     } else {
@@ -208,6 +232,20 @@ pub(crate) fn is_client_side(err: &hyper_util::client::legacy::Error) -> bool {
         cur = e.source();
     }
     false
+}
+
+/// The failure of the client's request body in an error chain, if that is what failed.
+fn client_body_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a crate::body::BodyError> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(b) = e.downcast_ref::<crate::body::BodyError>() {
+            return Some(b);
+        }
+        cur = e.source();
+    }
+    None
 }
 
 /// True when an error chain contains an I/O timeout.
@@ -239,13 +277,20 @@ mod tests {
             (ErrorKind::GatewayTimeout, 504, "gateway_timeout"),
             (ErrorKind::NotImplemented, 501, "not_implemented"),
             (ErrorKind::Internal, 500, "internal"),
+            (ErrorKind::Misdirected, 421, "misdirected"),
+            (ErrorKind::RequestTimeout, 408, "request_timeout"),
+            (
+                ErrorKind::HeaderFieldsTooLarge,
+                431,
+                "header_fields_too_large",
+            ),
         ];
         for (i, (k, code, label)) in want.into_iter().enumerate() {
             assert_eq!(k.status().as_u16(), code);
             assert_eq!(k.label(), label);
             assert_eq!(k.index(), i);
             assert_eq!(ErrorKind::ALL[i], k);
-            assert!(k.body().ends_with('\n') && k.body().len() < 40);
+            assert!(k.body().ends_with('\n') && k.body().len() < 40, "{k}");
             let r = error_response(k);
             assert_eq!(r.status().as_u16(), code);
             assert_eq!(

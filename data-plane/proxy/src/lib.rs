@@ -20,6 +20,7 @@
 //! | `middlewares` | the supported middlewares, compiled per version |
 //! | `forwarded` | `X-Forwarded-*`, hop-by-hop headers, `X-Request-Id` |
 //! | [`errors`] | [`ProxyError`] and the request error → status mapping |
+//! | [`limits`] | entry point timeouts (read, write, idle, grace) and limits (headers, connections, streams) |
 //! | [`metrics`] | Prometheus metrics |
 //! | `admin` | `/healthz`, `/readyz`, `/metrics` |
 //! | [`control`] | the config stream client: attach, apply, ACK/NACK, fail over between control nodes |
@@ -49,6 +50,7 @@ pub mod control_tls;
 pub mod errors;
 mod forwarded;
 mod limiter;
+pub mod limits;
 pub mod metrics;
 mod middlewares;
 mod proxy;
@@ -66,6 +68,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use errors::{ErrorKind, ProxyError};
+pub use limits::{EntrypointLimits, LimitKind};
 pub use metrics::Metrics;
 pub use proxy::{HttpsRedirect, Proxy, ProxyOptions};
 pub use switchyard_config::DynamicConfig;

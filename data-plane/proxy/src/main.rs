@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use ipnet::IpNet;
+use switchyard_config::paths::PathOptions;
 use switchyard_proxy::cache::Cache;
 use switchyard_proxy::control::ControlOptions;
-use switchyard_proxy::{ConfigSource, HttpsRedirect, ProxyOptions};
+use switchyard_proxy::{ConfigSource, EntrypointLimits, HttpsRedirect, ProxyOptions};
 
 /// Switchyard data plane: a Traefik v3 compatible reverse proxy fed by the control plane.
 ///
@@ -38,7 +39,8 @@ struct Args {
     labels: Vec<String>,
     /// Plaintext, unauthenticated control connection (development only; logged as a warning).
     /// Without it the proxy connects over TLS (`--ca-cert`) and joins with `--join-token`.
-    #[arg(long, env = "SWITCHYARD_INSECURE")]
+    /// SWITCHYARD_INSECURE accepts 1/0, true/false, yes/no, on/off.
+    #[arg(long, env = "SWITCHYARD_INSECURE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     insecure: bool,
     /// Join token (`switchyard token create --role proxy`): exchanged for a short-lived client
     /// certificate, renewed over the config stream.
@@ -74,9 +76,67 @@ struct Args {
         value_name = "FROM=TO[,permanent|temporary]"
     )]
     redirect_to_https: Vec<String>,
-    /// How long shutdown waits for in-flight requests (Go duration, e.g. 10s).
-    #[arg(long, default_value = "10s")]
-    drain_timeout: String,
+    /// Traefik's `transport.respondingTimeouts.readTimeout`: the longest time to read a whole
+    /// request, body included, counted from its first byte (0: none). A head not read in time
+    /// closes the connection; a body still arriving gets 408 and the connection is closed.
+    /// `[NAME=]DURATION`: without NAME for every entry point (repeatable).
+    #[arg(long, value_name = "[NAME=]DURATION", default_value = "60s")]
+    read_timeout: Vec<String>,
+    /// `respondingTimeouts.writeTimeout`: the longest time from the end of a request's head to
+    /// the end of its response (0: none). Over it the connection (HTTP/2: the stream) is
+    /// closed. `[NAME=]DURATION` (repeatable).
+    #[arg(long, value_name = "[NAME=]DURATION", default_value = "0s")]
+    write_timeout: Vec<String>,
+    /// `respondingTimeouts.idleTimeout`: close a keep-alive connection idle this long (HTTP/2:
+    /// GOAWAY once no stream is open; 0: the read timeout). `[NAME=]DURATION` (repeatable).
+    #[arg(long, value_name = "[NAME=]DURATION", default_value = "180s")]
+    idle_timeout: Vec<String>,
+    /// `lifeCycle.requestAcceptGraceTimeout`: on SIGTERM keep accepting requests this long
+    /// while `/readyz` answers 503, so a load balancer in front can stop sending.
+    /// `[NAME=]DURATION` (repeatable).
+    #[arg(long, value_name = "[NAME=]DURATION", default_value = "0s")]
+    request_accept_grace_timeout: Vec<String>,
+    /// `lifeCycle.graceTimeOut`: then stop accepting and let in-flight requests finish this
+    /// long before closing the connections. `[NAME=]DURATION` (repeatable; alias
+    /// `--drain-timeout`).
+    #[arg(
+        long,
+        alias = "drain-timeout",
+        value_name = "[NAME=]DURATION",
+        default_value = "10s"
+    )]
+    grace_timeout: Vec<String>,
+    /// Largest request head (request line and header fields; HTTP/2: the HPACK-counted header
+    /// list), like Traefik's `http.maxHeaderBytes`; over it: 431. `[NAME=]BYTES` (repeatable).
+    #[arg(long, value_name = "[NAME=]BYTES", default_value = "1048576")]
+    max_header_bytes: Vec<String>,
+    /// Most header fields per request; over it: 431. `[NAME=]COUNT` (repeatable).
+    #[arg(long, value_name = "[NAME=]COUNT", default_value = "100")]
+    max_headers: Vec<String>,
+    /// Most concurrent client connections per entry point (0: unlimited); a connection over
+    /// it is closed as soon as it is accepted. `[NAME=]COUNT` (repeatable).
+    #[arg(long, value_name = "[NAME=]COUNT", default_value = "0")]
+    max_connections: Vec<String>,
+    /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` (Traefik's `http2.maxConcurrentStreams`).
+    /// `[NAME=]COUNT` (repeatable).
+    #[arg(long, value_name = "[NAME=]COUNT", default_value = "250")]
+    max_concurrent_streams: Vec<String>,
+    /// Traefik's `entryPoints.NAME.http.sanitizePath`: resolve `.` and `..` segments and merge
+    /// duplicate slashes of the request path before routing and forwarding (default true, also
+    /// for `%2e` forms). `NAME=false` turns it off for entry point NAME. Repeatable.
+    #[arg(long = "sanitize-path", value_name = "NAME=true|false")]
+    sanitize_path: Vec<String>,
+    /// Traefik's `entryPoints.NAME.http.encodedCharacters`: which percent-encoded characters a
+    /// routed request path may hold (a denied one is a 400). All allowed by default; options
+    /// allowEncodedSlash, allowEncodedBackSlash, allowEncodedNullCharacter,
+    /// allowEncodedSemicolon, allowEncodedPercent, allowEncodedQuestionMark, allowEncodedHash.
+    /// Repeatable, e.g. `--encoded-characters web=allowEncodedSlash=false,allowEncodedHash=false`.
+    #[arg(
+        long = "encoded-characters",
+        value_name = "NAME=OPTION=BOOL[,OPTION=BOOL…]"
+    )]
+    encoded_characters: Vec<String>,
+
     /// Serve this Traefik v3 dynamic config file (YAML or JSON) as version 1, without a control
     /// plane.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["control", "cache_dir"])]
@@ -136,8 +196,27 @@ fn options(args: &Args) -> Result<ProxyOptions, String> {
             permanent,
         });
     }
-    let drain = switchyard_config::parse_go_duration(&args.drain_timeout)
-        .map_err(|e| format!("--drain-timeout: {e}"))?;
+    let names: Vec<&str> = entrypoints.iter().map(|(n, _)| n.as_str()).collect();
+    let (limits, entrypoint_limits) = limits(args, &names)?;
+    let mut paths: HashMap<String, PathOptions> = HashMap::new();
+    for s in &args.sanitize_path {
+        let bad = || format!("--sanitize-path {s:?}: expected NAME=true|false");
+        let (name, v) = s.split_once('=').ok_or_else(bad)?;
+        let v = switchyard_config::paths::parse_bool(v.trim()).ok_or_else(bad)?;
+        paths.entry(name.to_string()).or_default().sanitize = v;
+    }
+    for e in &args.encoded_characters {
+        let (name, list) = e.split_once('=').ok_or_else(|| {
+            format!("--encoded-characters {e:?}: expected NAME=OPTION=BOOL[,OPTION=BOOL…]")
+        })?;
+        paths
+            .entry(name.to_string())
+            .or_default()
+            .encoded
+            .apply_list(list)
+            .map_err(|m| format!("--encoded-characters {e:?}: {m}"))?;
+    }
+
     Ok(ProxyOptions {
         proxy_id: args.proxy_id.clone().unwrap_or_else(hostname),
         region: args.region.clone(),
@@ -145,9 +224,124 @@ fn options(args: &Args) -> Result<ProxyOptions, String> {
         entrypoints,
         trusted_ips,
         admin_addr: args.admin_addr.clone(),
-        drain_timeout: Duration::from_nanos(u64::try_from(drain).unwrap_or(0)),
+        limits,
+        entrypoint_limits,
         https_redirects,
+        paths,
     })
+}
+
+/// `[NAME=]VALUE`: (Some(NAME), VALUE) when NAME is one of the entry points.
+fn scoped<'a>(v: &'a str, names: &[&str]) -> (Option<&'a str>, &'a str) {
+    match v.split_once('=') {
+        Some((n, rest)) if names.contains(&n) => (Some(n), rest),
+        Some((n, _)) if !n.is_empty() && !n.contains(char::is_whitespace) => (Some(n), v),
+        _ => (None, v),
+    }
+}
+
+fn duration(flag: &str, v: &str) -> Result<Duration, String> {
+    let ns = switchyard_config::parse_go_duration(v).map_err(|e| format!("--{flag} {v:?}: {e}"))?;
+    u64::try_from(ns)
+        .map(Duration::from_nanos)
+        .map_err(|_| format!("--{flag} {v:?}: must not be negative"))
+}
+
+fn count(flag: &str, v: &str) -> Result<usize, String> {
+    v.trim()
+        .parse::<usize>()
+        .map_err(|_| format!("--{flag} {v:?}: expected a non-negative integer"))
+}
+
+type Setter = fn(&mut EntrypointLimits, &str, &str) -> Result<(), String>;
+
+/// The entry point limits: every flag applies in order, unscoped values to every entry point,
+/// `NAME=VALUE` to entry point NAME only.
+fn limits(
+    args: &Args,
+    names: &[&str],
+) -> Result<(EntrypointLimits, HashMap<String, EntrypointLimits>), String> {
+    let flags: [(&str, &Vec<String>, Setter); 9] = [
+        ("read-timeout", &args.read_timeout, |l, f, v| {
+            l.read_timeout = duration(f, v)?;
+            Ok(())
+        }),
+        ("write-timeout", &args.write_timeout, |l, f, v| {
+            l.write_timeout = duration(f, v)?;
+            Ok(())
+        }),
+        ("idle-timeout", &args.idle_timeout, |l, f, v| {
+            l.idle_timeout = duration(f, v)?;
+            Ok(())
+        }),
+        (
+            "request-accept-grace-timeout",
+            &args.request_accept_grace_timeout,
+            |l, f, v| {
+                l.accept_grace = duration(f, v)?;
+                Ok(())
+            },
+        ),
+        ("grace-timeout", &args.grace_timeout, |l, f, v| {
+            l.grace = duration(f, v)?;
+            Ok(())
+        }),
+        ("max-header-bytes", &args.max_header_bytes, |l, f, v| {
+            let n = count(f, v)?;
+            if n < 1024 {
+                return Err(format!("--{f} {v:?}: must be at least 1024"));
+            }
+            l.max_header_bytes = n;
+            Ok(())
+        }),
+        ("max-headers", &args.max_headers, |l, f, v| {
+            let n = count(f, v)?;
+            if n == 0 {
+                return Err(format!("--{f} {v:?}: must be at least 1"));
+            }
+            l.max_headers = n;
+            Ok(())
+        }),
+        ("max-connections", &args.max_connections, |l, f, v| {
+            let n = count(f, v)?;
+            l.max_connections = (n > 0).then_some(n);
+            Ok(())
+        }),
+        (
+            "max-concurrent-streams",
+            &args.max_concurrent_streams,
+            |l, f, v| {
+                let n = count(f, v)?;
+                l.max_concurrent_streams = u32::try_from(n)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("--{f} {v:?}: must be between 1 and 2^32-1"))?;
+                Ok(())
+            },
+        ),
+    ];
+    let mut all = EntrypointLimits::default();
+    let mut per: HashMap<String, EntrypointLimits> = HashMap::new();
+    // Unscoped values first (the defaults of every entry point), then scoped ones.
+    for (flag, values, set) in &flags {
+        for v in values.iter() {
+            if let (None, value) = scoped(v, names) {
+                set(&mut all, flag, value)?;
+            }
+        }
+    }
+    for (flag, values, set) in &flags {
+        for v in values.iter() {
+            if let (Some(name), value) = scoped(v, names) {
+                if !names.contains(&name) {
+                    return Err(format!("--{flag} {v:?}: unknown entry point {name:?}"));
+                }
+                let l = per.entry(name.to_string()).or_insert_with(|| all.clone());
+                set(l, flag, value)?;
+            }
+        }
+    }
+    Ok((all, per))
 }
 
 fn source(args: &Args, opts: &ProxyOptions) -> Result<ConfigSource, String> {
@@ -191,6 +385,10 @@ fn source(args: &Args, opts: &ProxyOptions) -> Result<ConfigSource, String> {
         tls,
     }))
 }
+
+#[cfg(test)]
+#[path = "main_flags_tests.rs"]
+mod flags_tests;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -237,6 +435,80 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The entry point limit flags (`--read-timeout`, `--max-connections`, …).
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod limit_flags {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<ProxyOptions, String> {
+        let mut argv = vec![
+            "switchyard-proxy",
+            "--config-file",
+            "x.yml",
+            "--entrypoint",
+            "web=127.0.0.1:0",
+            "--entrypoint",
+            "api=127.0.0.1:0",
+        ];
+        argv.extend_from_slice(extra);
+        options(&Args::try_parse_from(argv).map_err(|e| e.to_string())?)
+    }
+
+    #[test]
+    fn limits_default_to_traefiks_and_scope_by_entry_point() {
+        let o = parse(&[]).unwrap();
+        assert_eq!(o.limits, EntrypointLimits::default());
+        assert!(o.entrypoint_limits.is_empty());
+
+        let o = parse(&[
+            "--read-timeout",
+            "api=5s",
+            "--read-timeout",
+            "30s",
+            "--drain-timeout",
+            "3s",
+            "--max-connections",
+            "web=10",
+            "--max-header-bytes",
+            "8192",
+        ])
+        .unwrap();
+        // Unscoped values apply to every entry point, scoped ones on top.
+        assert_eq!(o.limits.read_timeout, Duration::from_secs(30));
+        assert_eq!(o.limits.grace, Duration::from_secs(3));
+        assert_eq!(o.limits.max_header_bytes, 8192);
+        let api = &o.entrypoint_limits["api"];
+        assert_eq!(api.read_timeout, Duration::from_secs(5));
+        assert_eq!(api.grace, Duration::from_secs(3));
+        assert_eq!(api.max_connections, None);
+        let web = &o.entrypoint_limits["web"];
+        assert_eq!(web.read_timeout, Duration::from_secs(30));
+        assert_eq!(web.max_connections, Some(10));
+    }
+
+    #[test]
+    fn bad_limits_name_the_flag() {
+        for (args, want) in [
+            (&["--read-timeout", "soon"][..], "--read-timeout"),
+            (
+                &["--idle-timeout", "nope=1s"][..],
+                "unknown entry point \"nope\"",
+            ),
+            (&["--max-headers", "0"][..], "--max-headers"),
+            (&["--max-header-bytes", "web=10"][..], "at least 1024"),
+            (
+                &["--max-concurrent-streams", "0"][..],
+                "--max-concurrent-streams",
+            ),
+            (&["--write-timeout=-1s"][..], "--write-timeout"),
+        ] {
+            let e = parse(args).expect_err(&format!("{args:?} accepted"));
+            assert!(e.contains(want), "{args:?}: {e}");
         }
     }
 }

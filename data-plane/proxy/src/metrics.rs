@@ -49,6 +49,13 @@ pub(crate) struct EntrypointLabels {
     pub entrypoint: String,
 }
 
+/// Labels of the entry point limit counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    entrypoint: String,
+    limit: &'static str,
+}
+
 /// Labels of the backend health gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ServerLabels {
@@ -84,6 +91,7 @@ pub struct Metrics {
     /// `switchyard_proxy_client_cert_expiry_seconds` (set by the config client).
     pub cert_expiry: Gauge,
     open_connections: Family<EntrypointLabels, Gauge>,
+    limit_hits: Family<LimitLabels, Counter>,
     server_up: Family<ServerLabels, Gauge>,
     errors: [Counter; ErrorKind::ALL.len()],
     routes: Arc<RouteRegistry>,
@@ -115,6 +123,7 @@ impl Metrics {
         let cert_expiry = Gauge::default();
         let open_connections = Family::<EntrypointLabels, Gauge>::default();
         let server_up = Family::<ServerLabels, Gauge>::default();
+        let limit_hits = Family::<LimitLabels, Counter>::default();
         let error_family = Family::<ErrorLabels, Counter>::default();
         let errors = ErrorKind::ALL.map(|k| {
             error_family
@@ -169,6 +178,12 @@ impl Metrics {
             open_connections.clone(),
         );
         registry.register(
+            "entrypoint_limit_hits",
+            "Entry point limits hit, by entry point and limit (read_timeout, write_timeout, \
+             idle_timeout, header_bytes, headers, connections, h2_resets)",
+            limit_hits.clone(),
+        );
+        registry.register(
             "backend_server_up",
             "Backend server health (1 up, 0 down) per service and server URL",
             server_up.clone(),
@@ -188,6 +203,7 @@ impl Metrics {
             cert_renewals,
             cert_expiry,
             open_connections,
+            limit_hits,
             server_up,
             errors,
             routes,
@@ -263,6 +279,22 @@ impl Metrics {
                 entrypoint: entrypoint.to_string(),
             })
             .clone()
+    }
+
+    /// The limit counters of an entry point, indexed by [`crate::limits::LimitKind::index`]
+    /// (created, so every series exists from the start).
+    pub(crate) fn limit_hits(
+        &self,
+        entrypoint: &str,
+    ) -> [Counter; crate::limits::LimitKind::ALL.len()] {
+        crate::limits::LimitKind::ALL.map(|k| {
+            self.limit_hits
+                .get_or_create(&LimitLabels {
+                    entrypoint: entrypoint.to_string(),
+                    limit: k.label(),
+                })
+                .clone()
+        })
     }
 
     pub(crate) fn server_up(&self, service: &str, url: &str) -> Gauge {

@@ -3,8 +3,9 @@
 //! `start` binds every entry point and the admin address, and serves 404 (and `/readyz` 503)
 //! until the first config is applied. `apply` compiles a version and swaps it in atomically
 //! (see [`crate::runtime`]); applies are serialised by a mutex that the request path never
-//! touches. `shutdown` stops accepting, lets in-flight requests (and WebSocket tunnels) finish
-//! up to the drain timeout, then closes what is left.
+//! touches. `shutdown` turns `/readyz` to 503, keeps accepting for each entry point's
+//! `requestAcceptGraceTimeout`, then stops accepting and lets in-flight requests (and WebSocket
+//! tunnels) finish up to its `graceTimeOut`, then closes what is left.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,12 +16,14 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use ipnet::IpNet;
+use switchyard_config::paths::PathOptions;
 use switchyard_config::DynamicConfig;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::errors::ProxyError;
+use crate::limits::{EntrypointLimits, LimitKind};
 use crate::metrics::{Metrics, RouteStats};
 use crate::runtime::Runtime;
 use crate::server::{self, Tracker};
@@ -42,11 +45,17 @@ pub struct ProxyOptions {
     pub trusted_ips: HashMap<String, Vec<IpNet>>,
     /// `HOST:PORT` of `/healthz`, `/readyz`, `/metrics`.
     pub admin_addr: String,
-    /// How long `shutdown` lets in-flight requests finish.
-    pub drain_timeout: Duration,
+    /// Limits and timeouts of every entry point not in `entrypoint_limits`.
+    pub limits: EntrypointLimits,
+    /// Limits and timeouts of given entry points (by name).
+    pub entrypoint_limits: HashMap<String, EntrypointLimits>,
     /// Entry point redirections to HTTPS (Traefik's
     /// `entryPoints.<from>.http.redirections.entryPoint`).
     pub https_redirects: Vec<HttpsRedirect>,
+    /// Request-path options per entry point name (Traefik's `http.sanitizePath` and
+    /// `http.encodedCharacters`); entry points not listed get the default (sanitise, allow
+    /// every encoded character).
+    pub paths: HashMap<String, PathOptions>,
 }
 
 /// Every plaintext request on entry point `from` (except ACME HTTP-01 requests) is redirected
@@ -72,8 +81,10 @@ impl Default for ProxyOptions {
             entrypoints: Vec::new(),
             trusted_ips: HashMap::new(),
             admin_addr: "127.0.0.1:0".to_string(),
-            drain_timeout: Duration::from_secs(10),
+            limits: EntrypointLimits::default(),
+            entrypoint_limits: HashMap::new(),
             https_redirects: Vec::new(),
+            paths: HashMap::new(),
         }
     }
 }
@@ -89,6 +100,19 @@ pub(crate) struct Entrypoint {
     /// Redirect plaintext requests to HTTPS: (`:port` suffix of the target, or empty for 443;
     /// permanent).
     pub https_redirect: Option<(String, bool)>,
+    /// Timeouts and limits.
+    pub limits: EntrypointLimits,
+    /// `switchyard_proxy_entrypoint_limit_hits_total` by [`LimitKind::index`].
+    pub limit_hits: [prometheus_client::metrics::counter::Counter; LimitKind::ALL.len()],
+    /// `sanitizePath` and `encodedCharacters`.
+    pub paths: PathOptions,
+}
+
+impl Entrypoint {
+    /// Count a limit hit.
+    pub(crate) fn hit(&self, kind: LimitKind) {
+        self.limit_hits[kind.index()].inc();
+    }
 }
 
 /// State shared by every connection.
@@ -133,10 +157,10 @@ struct Inner {
     zone: String,
     local_addrs: Vec<(String, SocketAddr)>,
     admin_addr: SocketAddr,
-    drain_timeout: Duration,
     stop: watch::Sender<bool>,
     admin_stop: watch::Sender<bool>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Accept loops, with how long shutdown waits for each (accept grace + grace).
+    tasks: Mutex<Vec<(JoinHandle<()>, Duration)>>,
     admin_task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -184,6 +208,20 @@ impl Proxy {
                         r.from, r.to
                     )));
                 }
+            }
+        }
+        for ep in opts.entrypoint_limits.keys() {
+            if !names.contains(ep) {
+                return Err(ProxyError::Options(format!(
+                    "limits given for unknown entry point \"{ep}\""
+                )));
+            }
+        }
+        for ep in opts.paths.keys() {
+            if !names.contains(ep) {
+                return Err(ProxyError::Options(format!(
+                    "path options given for unknown entry point \"{ep}\""
+                )));
             }
         }
         for ep in opts.trusted_ips.keys() {
@@ -239,8 +277,16 @@ impl Proxy {
                         Some((suffix, r.permanent))
                     });
                 let name: Arc<str> = Arc::from(name.as_str());
+                let limits = opts
+                    .entrypoint_limits
+                    .get(&*name)
+                    .unwrap_or(&opts.limits)
+                    .clone();
                 Entrypoint {
+                    limit_hits: metrics.limit_hits(&name),
+                    limits,
                     https_redirect,
+                    paths: opts.paths.get(&*name).copied().unwrap_or_default(),
                     no_route: metrics.route_stats(&name, &empty, &empty),
                     trusted: opts.trusted_ips.get(&*name).cloned().unwrap_or_default(),
                     port: HeaderValue::from_str(&local.port().to_string()).ok(),
@@ -276,7 +322,13 @@ impl Proxy {
             .into_iter()
             .enumerate()
             .map(|(idx, l)| {
-                handle.spawn(server::accept_loop(l, idx, shared.clone(), stop_rx.clone()))
+                let wait = shared
+                    .entrypoints
+                    .get(idx)
+                    .map_or(Duration::ZERO, |e| e.limits.accept_grace + e.limits.grace);
+                let task =
+                    handle.spawn(server::accept_loop(l, idx, shared.clone(), stop_rx.clone()));
+                (task, wait)
             })
             .collect();
         let admin_task = handle.spawn(crate::admin::serve(admin, shared.clone(), admin_stop_rx));
@@ -295,7 +347,6 @@ impl Proxy {
                 zone: opts.zone.clone(),
                 local_addrs,
                 admin_addr,
-                drain_timeout: opts.drain_timeout,
                 stop,
                 admin_stop,
                 tasks: Mutex::new(tasks),
@@ -412,20 +463,24 @@ impl Proxy {
         self.inner.admin_addr
     }
 
-    /// Graceful shutdown: stop accepting, let in-flight requests and tunnels finish up to the
-    /// drain timeout, then close everything and stop health checks.
+    /// Graceful shutdown: `/readyz` answers 503; each entry point keeps accepting for its
+    /// `requestAcceptGraceTimeout`, then stops accepting and lets in-flight requests finish up
+    /// to its `graceTimeOut`; tunnels get the longest of those; then everything is closed and
+    /// health checks stop.
     pub async fn shutdown(self) {
-        let deadline = tokio::time::Instant::now() + self.inner.drain_timeout;
+        let start = tokio::time::Instant::now();
         self.shared.draining.store(true, Ordering::Release);
         let _ = self.inner.stop.send(true);
-        let tasks: Vec<JoinHandle<()>> = self
+        let tasks: Vec<(JoinHandle<()>, Duration)> = self
             .inner
             .tasks
             .lock()
             .map(|mut t| std::mem::take(&mut *t))
             .unwrap_or_default();
-        for mut t in tasks {
-            if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
+        let longest = tasks.iter().map(|(_, d)| *d).max().unwrap_or_default();
+        let deadline = start + longest;
+        for (mut t, wait) in tasks {
+            if tokio::time::timeout_at(start + wait, &mut t).await.is_err() {
                 t.abort();
             }
         }

@@ -47,6 +47,8 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
     } else {
         std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file))?
     };
+    // Refused here already (the API refuses it too): no point sending it.
+    switchyard_config::check_document_size(&document).map_err(|e| anyhow::anyhow!("{e}"))?;
     let document = upload_files(document, &a.file)?;
     let wait = match &a.wait {
         Some(t) if !a.dry_run => Some((
@@ -56,6 +58,11 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
         _ => None,
     };
     let mut client = connect(&g.endpoints).await?;
+    // The proxies listed before the write are waited on even if they move meanwhile.
+    let before = match &wait {
+        Some(_) => super::proxies::list_before(&mut client).await,
+        None => None,
+    };
     let r = client
         .apply(ApplyRequest {
             document,
@@ -102,7 +109,14 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
         }
     }
     if let Some((timeout, selector)) = wait {
-        super::proxies::wait_for_version(&mut client, r.version, timeout, &selector).await?;
+        super::proxies::wait_for_version(
+            &mut client,
+            before.as_ref(),
+            r.version,
+            timeout,
+            &selector,
+        )
+        .await?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,17 @@
 //! `switchyard explain METHOD URL`: evaluates the committed config with the proxy's own route
 //! compiler and matcher (`switchyard-router`), locally, so the answer is exactly what a proxy
 //! would do with that request.
+//!
+//! The path is the URL's path exactly as written (not the `url` crate's WHATWG-normalised one),
+//! put through the entry point's path hygiene with the proxy's own function
+//! ([`switchyard_config::paths::entrypoint_path`]), so `http://h/api/../admin` is routed as
+//! `/admin`, as the proxy does, unless `--sanitize-path false`.
 
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
 use serde_json::json;
+use switchyard_config::paths::{entrypoint_path, EncodedCharacters};
 use switchyard_config::rules::RequestView;
 use switchyard_config::{DynamicConfig, Service};
 use switchyard_proto::admin::GetConfigRequest;
@@ -79,8 +85,47 @@ fn targets(cfg: &DynamicConfig, name: &str) -> (String, Vec<String>) {
     ("unknown".into(), Vec::new())
 }
 
+/// The path and query of an absolute URL exactly as written (`url::Url` would resolve dot
+/// segments and re-encode the path before the proxy's own rules could): the path runs from the
+/// end of the authority to `?` or `#` (`/` when empty), the query from `?` to `#`.
+fn raw_path_and_query(url: &str) -> (String, Option<String>) {
+    let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
+    let target = after_scheme
+        .find(['/', '?', '#'])
+        .map_or("", |i| &after_scheme[i..]);
+    let target = target.split_once('#').map_or(target, |(t, _)| t);
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (target, None),
+    };
+    let path = if path.is_empty() { "/" } else { path };
+    (path.to_string(), query)
+}
+
 pub async fn run(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
     let url = url::Url::parse(&a.url).with_context(|| format!("URL {:?}", a.url))?;
+    let mut encoded = EncodedCharacters::default();
+    if let Some(list) = &a.encoded_characters {
+        encoded
+            .apply_list(list)
+            .map_err(|e| anyhow!("--encoded-characters: {e}"))?;
+    }
+    let (raw_path, query) = raw_path_and_query(&a.url);
+    // The proxy's stage 2: a malformed escape is a 400 before any router is looked at.
+    let path = match entrypoint_path(&raw_path, a.sanitize_path) {
+        Ok(p) => p.into_owned(),
+        Err(e) => {
+            match g.output {
+                Format::Table => println!("refused      400 Bad Request: {e}"),
+                f => print_data(
+                    f,
+                    &json!({"path": raw_path, "rawPath": raw_path, "winner": null,
+                            "refused": {"status": 400, "reason": e.to_string()}}),
+                )?,
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
     let mut host = match (url.host_str(), url.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),
@@ -106,8 +151,8 @@ pub async fn run(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
     let req = RequestView {
         method: &method,
         host: &host,
-        path: url.path(),
-        query: url.query(),
+        path: &path,
+        query: query.as_deref(),
         headers: &header_refs,
         client_ip: a.client_ip,
     };
@@ -134,10 +179,18 @@ pub async fn run(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
         &req,
     );
     eprintln!("config version {}", r.version);
+    // The proxy's stage 4: the entry point's encodedCharacters, once a router matched.
+    let refused = match &ex.winner {
+        Some(_) => encoded.check(&path).err(),
+        None => None,
+    };
 
     let service = ex.winner.as_ref().map(|w| targets(&cfg, &w.service));
     match g.output {
         Format::Table => {
+            if path != raw_path {
+                println!("path         {path} (sanitized from {raw_path})");
+            }
             match &ex.winner {
                 Some(w) => {
                     println!("router       {} (priority {})", w.name, w.priority);
@@ -166,6 +219,9 @@ pub async fn run(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
                 }
                 None => println!("no router matches: the proxy answers 404"),
             }
+            if let Some(e) = &refused {
+                println!("refused      400 Bad Request: {e}");
+            }
             if !ex.rejected.is_empty() {
                 println!("\n{} router(s) tried first, in order:", ex.rejected.len());
                 for rj in ex.rejected.iter().take(SHOWN) {
@@ -188,13 +244,37 @@ pub async fn run(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
             let svc = service.map(|(kind, t)| json!({"kind": kind, "targets": t}));
             print_data(
                 f,
-                &json!({"version": r.version, "winner": ex.winner, "service": svc, "rejected": ex.rejected}),
+                &json!({"version": r.version, "path": path, "rawPath": raw_path,
+                        "winner": ex.winner, "service": svc, "rejected": ex.rejected,
+                        "refused": refused.as_ref().map(|e| json!({"status": 400, "reason": e.to_string()}))}),
             )?;
         }
     }
-    Ok(if ex.winner.is_some() {
+    Ok(if ex.winner.is_some() && refused.is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::raw_path_and_query;
+
+    #[test]
+    fn raw_path_is_taken_as_written() {
+        let cases = [
+            ("http://h/api/../admin", "/api/../admin", None),
+            ("http://h:8080/a/%2e%2e/b?x=1#f", "/a/%2e%2e/b", Some("x=1")),
+            ("http://h", "/", None),
+            ("http://h?q", "/", Some("q")),
+            ("https://h#frag", "/", None),
+            ("http://h//x/./y", "//x/./y", None),
+        ];
+        for (url, path, query) in cases {
+            let (p, q) = raw_path_and_query(url);
+            assert_eq!(p, path, "{url}");
+            assert_eq!(q.as_deref(), query, "{url}");
+        }
+    }
 }

@@ -146,20 +146,65 @@ impl Selector {
     }
 }
 
-/// Polls the cluster's proxy list until every matching proxy ACKed `version`, one NACKed it, or
-/// `timeout` passes.
-pub async fn wait_for_version(
-    client: &mut crate::client::Client,
-    version: u64,
-    timeout: Duration,
-    selector: &Selector,
-) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let r = list(client).await?;
+/// What `apply --wait` waits on (see [`Waiter::judge`]).
+///
+/// The proxies waited on are every matching proxy listed by a reachable control node before the
+/// write or at any poll during the wait: a proxy seen once must be seen again at the version
+/// (possibly on another node: proxies move when their node dies). A control node that cannot be
+/// asked is a warning naming it, not a failure: its proxies fail over to live nodes within
+/// seconds and are counted once they attach there. The wait fails when a proxy NACKed the
+/// version, or when the timeout passes with a proxy behind or no longer listed.
+#[derive(Debug, Default)]
+pub struct Waiter {
+    expected: std::collections::BTreeSet<String>,
+    warned: std::collections::BTreeSet<u64>,
+}
+
+/// One look at the cluster's proxy list.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every proxy waited on holds the version: how many.
+    Done(usize),
+    /// Proxies that refused the version (`id (vN: error)`).
+    Refused(Vec<String>),
+    /// Proxies behind (`id (at vN)`) and proxies seen before but not listed now.
+    Waiting {
+        behind: Vec<String>,
+        missing: Vec<String>,
+    },
+}
+
+impl Waiter {
+    /// Starts with the matching proxies of a list taken before the write.
+    pub fn new(before: Option<&ListProxiesResponse>, selector: &Selector) -> Self {
+        let mut w = Waiter::default();
+        if let Some(r) = before {
+            w.expected.extend(
+                r.proxies
+                    .iter()
+                    .filter(|p| selector.matches(p))
+                    .map(|p| p.proxy_id.clone()),
+            );
+        }
+        w
+    }
+
+    /// Control nodes of `r` that could not be asked and were not reported yet.
+    pub fn new_unreachable(&mut self, r: &ListProxiesResponse) -> Vec<u64> {
+        r.unreachable_nodes
+            .iter()
+            .copied()
+            .filter(|id| self.warned.insert(*id))
+            .collect()
+    }
+
+    /// Judges one list against `version`.
+    pub fn judge(&mut self, r: &ListProxiesResponse, version: u64, selector: &Selector) -> Verdict {
         let matching: Vec<&ProxyStatus> =
             r.proxies.iter().filter(|p| selector.matches(p)).collect();
-        let nacked: Vec<String> = matching
+        self.expected
+            .extend(matching.iter().map(|p| p.proxy_id.clone()));
+        let refused: Vec<String> = matching
             .iter()
             .filter(|p| p.last_nack_version >= version && p.applied_version < version)
             .map(|p| {
@@ -169,34 +214,83 @@ pub async fn wait_for_version(
                 )
             })
             .collect();
-        if !nacked.is_empty() {
-            return Err(anyhow!(
-                "proxies refused config version {version}: {}",
-                nacked.join("; ")
-            ));
+        if !refused.is_empty() {
+            return Verdict::Refused(refused);
         }
         let behind: Vec<String> = matching
             .iter()
             .filter(|p| p.applied_version < version)
             .map(|p| format!("{} (at v{})", p.proxy_id, p.applied_version))
             .collect();
-        if behind.is_empty() && r.unreachable_nodes.is_empty() {
-            println!(
-                "{} prox{} at config version {version} or later",
-                matching.len(),
-                if matching.len() == 1 { "y" } else { "ies" }
-            );
-            return Ok(());
+        let missing: Vec<String> = self
+            .expected
+            .iter()
+            .filter(|id| !matching.iter().any(|p| &p.proxy_id == *id))
+            .cloned()
+            .collect();
+        if behind.is_empty() && missing.is_empty() {
+            Verdict::Done(self.expected.len())
+        } else {
+            Verdict::Waiting { behind, missing }
         }
+    }
+}
+
+/// The proxy list before a write, for [`wait_for_version`] (`None` when it cannot be had: the
+/// wait then starts from the first list after the write).
+pub async fn list_before(client: &mut crate::client::Client) -> Option<ListProxiesResponse> {
+    list(client).await.ok()
+}
+
+/// Polls the cluster's proxy list until every proxy waited on ([`Waiter`]) ACKed `version`, one
+/// NACKed it, or `timeout` passes. Control nodes that cannot be asked are named on stderr.
+pub async fn wait_for_version(
+    client: &mut crate::client::Client,
+    before: Option<&ListProxiesResponse>,
+    version: u64,
+    timeout: Duration,
+    selector: &Selector,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut w = Waiter::new(before, selector);
+    loop {
+        let r = list(client).await?;
+        for id in w.new_unreachable(&r) {
+            eprintln!(
+                "warning: control node {id} could not be asked; proxies attached only to it are counted once they re-attach to a reachable node"
+            );
+        }
+        let (behind, missing) = match w.judge(&r, version, selector) {
+            Verdict::Done(n) => {
+                println!(
+                    "{n} prox{} at config version {version} or later",
+                    if n == 1 { "y" } else { "ies" }
+                );
+                return Ok(());
+            }
+            Verdict::Refused(refused) => {
+                return Err(anyhow!(
+                    "proxies refused config version {version}: {}",
+                    refused.join("; ")
+                ))
+            }
+            Verdict::Waiting { behind, missing } => (behind, missing),
+        };
         if Instant::now() >= deadline {
             let mut why = Vec::new();
             if !behind.is_empty() {
                 why.push(format!("not acknowledged by {}", behind.join(", ")));
             }
-            if !r.unreachable_nodes.is_empty() {
+            if !missing.is_empty() {
+                why.push(format!(
+                    "no longer attached to a reachable control node: {}",
+                    missing.join(", ")
+                ));
+            }
+            if !w.warned.is_empty() {
                 why.push(format!(
                     "control nodes {:?} could not be asked",
-                    r.unreachable_nodes
+                    w.warned.iter().collect::<Vec<_>>()
                 ));
             }
             return Err(anyhow!(
@@ -206,5 +300,89 @@ pub async fn wait_for_version(
         }
         // Polling interval of the CLI, not a synchronisation in tests.
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(id: &str, applied: u64, nack: u64) -> ProxyStatus {
+        ProxyStatus {
+            proxy_id: id.into(),
+            applied_version: applied,
+            last_nack_version: nack,
+            last_nack_error: if nack > 0 {
+                "bad".into()
+            } else {
+                String::new()
+            },
+            zone: "a".into(),
+            ..ProxyStatus::default()
+        }
+    }
+
+    fn list(proxies: Vec<ProxyStatus>, unreachable: Vec<u64>) -> ListProxiesResponse {
+        ListProxiesResponse {
+            proxies,
+            unreachable_nodes: unreachable,
+        }
+    }
+
+    #[test]
+    fn an_unreachable_node_is_a_warning_not_a_failure() {
+        let sel = Selector::default();
+        let before = list(vec![p("a", 4, 0), p("b", 4, 0)], vec![1]);
+        let mut w = Waiter::new(Some(&before), &sel);
+        assert_eq!(w.new_unreachable(&before), vec![1]);
+        assert_eq!(w.new_unreachable(&before), Vec::<u64>::new(), "named once");
+        let now = list(vec![p("a", 5, 0), p("b", 5, 0)], vec![1]);
+        assert_eq!(w.judge(&now, 5, &sel), Verdict::Done(2));
+    }
+
+    #[test]
+    fn a_proxy_seen_once_must_be_seen_again_at_the_version() {
+        let sel = Selector::default();
+        let before = list(vec![p("a", 4, 0), p("b", 4, 0)], vec![]);
+        let mut w = Waiter::new(Some(&before), &sel);
+        // `b` is moving (its node died): not listed yet.
+        let now = list(vec![p("a", 5, 0)], vec![2]);
+        assert_eq!(
+            w.judge(&now, 5, &sel),
+            Verdict::Waiting {
+                behind: vec![],
+                missing: vec!["b".into()]
+            }
+        );
+        // Re-attached elsewhere, behind, then caught up.
+        let now = list(vec![p("a", 5, 0), p("b", 4, 0)], vec![2]);
+        assert_eq!(
+            w.judge(&now, 5, &sel),
+            Verdict::Waiting {
+                behind: vec!["b (at v4)".into()],
+                missing: vec![]
+            }
+        );
+        // A proxy first seen during the wait is waited on too.
+        let now = list(vec![p("a", 5, 0), p("b", 6, 0), p("c", 3, 0)], vec![]);
+        assert!(matches!(w.judge(&now, 5, &sel), Verdict::Waiting { .. }));
+        let now = list(vec![p("a", 5, 0), p("b", 6, 0), p("c", 5, 0)], vec![]);
+        assert_eq!(w.judge(&now, 5, &sel), Verdict::Done(3));
+    }
+
+    #[test]
+    fn a_nack_fails_and_the_selector_limits_the_set() {
+        let sel = Selector::parse(Some("zone=b")).expect("selector");
+        let mut w = Waiter::new(None, &sel);
+        let mut other = p("z", 1, 5);
+        other.zone = "b".into();
+        let now = list(vec![p("a", 1, 5), other], vec![]);
+        assert_eq!(
+            w.judge(&now, 5, &sel),
+            Verdict::Refused(vec!["z (v5: bad)".into()])
+        );
+        let mut w = Waiter::new(None, &sel);
+        let now = list(vec![p("a", 1, 5)], vec![]);
+        assert_eq!(w.judge(&now, 5, &sel), Verdict::Done(0));
     }
 }

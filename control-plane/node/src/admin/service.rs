@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::ChangeMembers;
-use switchyard_config::{parse_document, Change, DynamicConfig, Kind};
+use switchyard_config::{check_document_size, parse_document, Change, DynamicConfig, Kind};
 use switchyard_proto::admin::admin_server::Admin;
 use switchyard_proto::admin::*;
 use switchyard_store::{
@@ -12,7 +12,8 @@ use switchyard_store::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::errors::{ApiError, FORWARDED};
+use super::route::Caller;
+use crate::errors::ApiError;
 use crate::node::Shared;
 
 #[derive(Clone)]
@@ -75,11 +76,19 @@ impl AdminService {
     /// Commits a command on this node, which must be the leader. Bad input is refused before it
     /// reaches the log; the state machine checks again when applying.
     pub(super) async fn commit(&self, cmd: Cmd) -> ApiResult<CmdResponse> {
+        // Under the call's request id, a retry of a write that committed answers its outcome
+        // (preview and apply both look the id up first).
+        let cmd = match super::route::WRITE_ID.try_with(|id| id.clone()) {
+            Ok(id) => cmd.once(id),
+            Err(_) => cmd,
+        };
         let state = self.applied().state;
-        if let CmdResponse::Rejected(r) = state.preview(&cmd) {
+        let version = state.config_version;
+        let (cmd, preview) = self.preview(state, cmd).await?;
+        if let CmdResponse::Rejected(r) = preview {
             return Err(r.into());
         }
-        let cmd = cmd.validated_at(state.config_version);
+        let cmd = cmd.validated_at(version);
         let started = Instant::now();
         let timeout = self.shared.opts.write_timeout;
         let resp = tokio::time::timeout(timeout, self.shared.raft.client_write(cmd))
@@ -96,17 +105,55 @@ impl AdminService {
         }
     }
 
+    /// `state.preview(cmd)` (validating and compiling the config `cmd` would produce) on the
+    /// bounded CPU pool, off the runtime threads that drive Raft.
+    async fn preview(
+        &self,
+        state: Arc<switchyard_store::ClusterState>,
+        cmd: Cmd,
+    ) -> ApiResult<(Cmd, CmdResponse)> {
+        self.shared
+            .cpu
+            .run(move || {
+                let out = state.preview(&cmd);
+                (cmd, out)
+            })
+            .await
+    }
+
     /// Confirms leadership with a quorum and waits for the local state to catch up.
+    ///
+    /// openraft reads at `max(commit index, the leader's first entry of its term)`. A leader
+    /// restored after a restart keeps its old term and first entry, and its commit index is the
+    /// one it last persisted, which can be older than writes it acknowledged before it stopped
+    /// (the chaos suite found such stale reads after whole-cluster kills). In that term, reads
+    /// also wait until the log the node restarted with is applied: all of it is this leader's
+    /// to commit, so this only waits for a quorum.
     async fn linearize(&self) -> ApiResult<()> {
         let timeout = self.shared.opts.write_timeout;
-        match tokio::time::timeout(timeout, self.shared.raft.ensure_linearizable()).await {
-            Err(_) => Err(ApiError::NoQuorum(timeout)),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
-                Err(ApiError::NotLeader)
+        let deadline = tokio::time::Instant::now() + timeout;
+        let read =
+            match tokio::time::timeout_at(deadline, self.shared.raft.ensure_linearizable()).await {
+                Err(_) => return Err(ApiError::NoQuorum(timeout)),
+                Ok(Ok(read)) => read,
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
+                    return Err(ApiError::NotLeader)
+                }
+                Ok(Err(e)) => return Err(ApiError::ReadUnavailable(e.to_string())),
+            };
+        if let Some((term, floor)) = self.shared.restored_leadership {
+            let current_term = self.shared.raft.metrics().borrow().current_term;
+            if current_term == term && read.map(|l| l.index).unwrap_or(0) < floor {
+                let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+                self.shared
+                    .raft
+                    .wait(Some(wait))
+                    .applied_index_at_least(Some(floor), "restored leader's log applied")
+                    .await
+                    .map_err(|_| ApiError::NoQuorum(timeout))?;
             }
-            Ok(Err(e)) => Err(ApiError::ReadUnavailable(e.to_string())),
         }
+        Ok(())
     }
 
     /// `document` is `r.document` already parsed (by the node that received the request).
@@ -121,7 +168,7 @@ impl AdminService {
             validated_at: None,
         };
         let out = if r.dry_run {
-            self.applied().state.preview(&cmd)
+            self.preview(self.applied().state, cmd).await?.1
         } else {
             self.commit(cmd).await?
         };
@@ -240,7 +287,7 @@ impl AdminService {
     /// A read from this node's applied state, or (consistent) a linearizable one via the leader.
     async fn read<Req, Resp>(
         &self,
-        forwarded: bool,
+        forwarded: Caller,
         consistent: bool,
         req: Req,
         remote: super::route::Remote<Req, Resp>,
@@ -335,7 +382,7 @@ impl AdminService {
     /// Adds (or refreshes) a node through the leader; used by self-registration.
     pub(crate) async fn add_node_routed(&self, r: AddNodeRequest) -> ApiResult<MembershipResponse> {
         self.on_leader(
-            false,
+            Caller::default(),
             r,
             |mut c, r| Box::pin(async move { c.add_node(r).await }),
             |r| self.add_node_local(r),
@@ -441,8 +488,8 @@ impl AdminService {
     }
 }
 
-fn forwarded<T>(r: &Request<T>) -> bool {
-    r.metadata().contains_key(FORWARDED)
+fn forwarded<T>(r: &Request<T>) -> Caller {
+    Caller::of(r)
 }
 
 #[tonic::async_trait]
@@ -450,10 +497,24 @@ impl Admin for AdminService {
     async fn apply(&self, req: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
         let fwd = forwarded(&req);
         let r = req.into_inner();
-        // Refuse what does not parse right here, wherever the leader is.
-        let res = match parse_document(&r.document) {
+        // Refuse what does not parse right here, wherever the leader is: bounded (size first,
+        // then depth and resources while parsing) and off the runtime threads.
+        let parsed = match check_document_size(&r.document) {
             Err(e) => Err(ApiError::Invalid(e.to_string())),
-            Ok(document) => {
+            Ok(()) => {
+                self.shared
+                    .cpu
+                    .run(move || {
+                        let parsed = parse_document(&r.document);
+                        (r, parsed)
+                    })
+                    .await
+            }
+        };
+        let res = match parsed {
+            Err(e) => Err(e),
+            Ok((_, Err(e))) => Err(ApiError::Invalid(e.to_string())),
+            Ok((r, Ok(document))) => {
                 self.on_leader(
                     fwd,
                     r,

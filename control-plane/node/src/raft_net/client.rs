@@ -15,17 +15,22 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 
+use std::sync::Arc;
+
 use super::pool::ChannelPool;
+use super::watchdog::ElectionClock;
 
 /// Creates a [`PeerClient`] per target node.
 #[derive(Clone)]
 pub struct Network {
     pool: ChannelPool,
+    clock: Arc<ElectionClock>,
 }
 
 impl Network {
-    pub fn new(pool: ChannelPool) -> Self {
-        Self { pool }
+    /// `clock` learns of this node's campaigns and of longer logs the answers show.
+    pub fn new(pool: ChannelPool, clock: Arc<ElectionClock>) -> Self {
+        Self { pool, clock }
     }
 }
 
@@ -37,6 +42,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             node: node.clone(),
             pool: self.pool.clone(),
+            clock: self.clock.clone(),
         }
     }
 }
@@ -45,6 +51,7 @@ pub struct PeerClient {
     target: NodeId,
     node: Node,
     pool: ChannelPool,
+    clock: Arc<ElectionClock>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +138,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RpcErr<openraft::error::Infallible>> {
-        self.call("vote", &rpc, &option).await
+        self.clock.voted();
+        let r: Result<VoteResponse<NodeId>, _> = self.call("vote", &rpc, &option).await;
+        if let Ok(resp) = &r {
+            if resp.last_log_id > rpc.last_log_id {
+                self.clock.greater_log();
+            }
+        }
+        r
     }
 }

@@ -46,13 +46,24 @@ impl RaftPeer for PeerService {
         &self,
         req: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
+        self.shared.metrics.append_interval.observe();
         let rpc = decode(req)?;
-        encode(self.shared.raft.append_entries(rpc).await)
+        let r = self.shared.raft.append_entries(rpc).await;
+        // Contact with a current leader (a stale one is answered with our higher vote).
+        if matches!(&r, Ok(resp) if !matches!(resp, openraft::raft::AppendEntriesResponse::HigherVote(_)))
+        {
+            self.shared.election_clock.contact();
+        }
+        encode(r)
     }
 
     async fn vote(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let rpc = decode(req)?;
-        encode(self.shared.raft.vote(rpc).await)
+        let r = self.shared.raft.vote(rpc).await;
+        if matches!(&r, Ok(resp) if resp.vote_granted) {
+            self.shared.election_clock.voted();
+        }
+        encode(r)
     }
 
     async fn install_snapshot(

@@ -129,6 +129,7 @@ impl Limiter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use switchyard_proto::stream::LimiterDemand;

@@ -9,7 +9,7 @@ use switchyard_proto::stream::config_message::Body;
 use switchyard_proto::stream::config_stream_server::ConfigStream;
 use switchyard_proto::stream::proxy_message::Msg;
 use switchyard_proto::stream::{ConfigMessage, Delta, ProxyMessage, ResourceChange, Snapshot};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -94,6 +94,106 @@ pub fn message_for(
     })
 }
 
+/// The highest versions a proxy ACKed and NACKed on this stream.
+#[derive(Debug, Clone, Copy)]
+struct Replies {
+    acked: u64,
+    nacked: u64,
+}
+
+/// Where the sender stands with one proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SendState {
+    /// The version the proxy holds, as far as this node knows (its Hello, then its ACKs): the
+    /// base of the next delta.
+    pub held: u64,
+    /// Nothing at or below this version is sent (it was sent already, or the proxy holds newer).
+    pub floor: u64,
+    /// The version sent and not answered yet. One message is in flight at a time: every
+    /// message is built from a version the proxy is known to hold, so a refused version is
+    /// never the base of the next one, and pushes coalesce to the newest version.
+    pub in_flight: Option<u64>,
+}
+
+impl SendState {
+    pub(crate) fn new(hello_version: u64) -> Self {
+        Self {
+            held: hello_version,
+            floor: hello_version,
+            in_flight: None,
+        }
+    }
+
+    /// Takes the proxy's answers into account (highest ACKed and NACKed versions so far).
+    pub(crate) fn on_replies(&mut self, acked: u64, nacked: u64) {
+        if acked > self.held {
+            self.held = acked;
+            self.floor = self.floor.max(acked);
+        }
+        if let Some(v) = self.in_flight {
+            if acked >= v || nacked >= v {
+                // ACKed: `held` moved. NACKed: the proxy kept `held`; `floor` stays at `v` so the
+                // refused version is not sent again, and the next one starts from `held`.
+                self.in_flight = None;
+            }
+        }
+    }
+
+    /// The (from, to) of the message to send now for `applied`, if any; marks it in flight.
+    pub(crate) fn next(&mut self, applied: u64) -> Option<(u64, u64)> {
+        if self.in_flight.is_some() || applied <= self.floor {
+            return None;
+        }
+        self.in_flight = Some(applied);
+        self.floor = applied;
+        Some((self.held, applied))
+    }
+}
+
+/// Sends the proxy one version at a time, always the newest applied one, each built from the
+/// version the proxy holds (see [`SendState`]).
+async fn send_versions(
+    shared: Arc<Shared>,
+    hello_version: u64,
+    tx: mpsc::Sender<Result<ConfigMessage, Status>>,
+    mut replies: watch::Receiver<Replies>,
+) {
+    let mut applied = shared.applied.clone();
+    let mut st = SendState::new(hello_version);
+    loop {
+        {
+            let r = *replies.borrow_and_update();
+            st.on_replies(r.acked, r.nacked);
+        }
+        let (version, cfg) = {
+            let a = applied.borrow_and_update();
+            (a.state.config_version, a.state.config.clone())
+        };
+        if let Some((from, to)) = st.next(version) {
+            let msg = shared
+                .history
+                .message(shared.id, from, to, &cfg)
+                .map(|m| ConfigMessage::clone(&m));
+            let failed = msg.is_err();
+            if tx.send(msg).await.is_err() || failed {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            r = applied.changed() => if r.is_err() {
+                let _ = tx
+                    .send(Err(Status::unavailable("control node shutting down")))
+                    .await;
+                return;
+            },
+            r = replies.changed() => if r.is_err() {
+                return;
+            },
+        }
+    }
+}
+
 type OutStream = Pin<Box<dyn Stream<Item = Result<ConfigMessage, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -162,37 +262,12 @@ impl ConfigStream for StreamService {
         let (tx, rx) = mpsc::channel::<Result<ConfigMessage, Status>>(2);
         let cert_tx = tx.clone();
         let limiter = self.limiter.clone();
-        // Sender: a version at a time, always the newest applied one.
-        let sender = {
-            let shared = shared.clone();
-            let mut applied = shared.applied.clone();
-            let mut sent = hello.version;
-            tokio::spawn(async move {
-                loop {
-                    let (version, cfg) = {
-                        let st = applied.borrow_and_update();
-                        (st.state.config_version, st.state.config.clone())
-                    };
-                    if version > sent {
-                        let msg = shared
-                            .history
-                            .message(shared.id, sent, version, &cfg)
-                            .map(|m| ConfigMessage::clone(&m));
-                        let failed = msg.is_err();
-                        if tx.send(msg).await.is_err() || failed {
-                            return;
-                        }
-                        sent = version;
-                    }
-                    if applied.changed().await.is_err() {
-                        let _ = tx
-                            .send(Err(Status::unavailable("control node shutting down")))
-                            .await;
-                        return;
-                    }
-                }
-            })
-        };
+        // What the proxy answered last (highest ACKed and NACKed versions), for the sender.
+        let (replies_tx, replies) = watch::channel(Replies {
+            acked: hello.version,
+            nacked: 0,
+        });
+        let sender = tokio::spawn(send_versions(shared.clone(), hello.version, tx, replies));
         // Receiver: ACKs and NACKs; the stream's end detaches the proxy.
         tokio::spawn(async move {
             loop {
@@ -203,6 +278,7 @@ impl ConfigStream for StreamService {
                         shared.proxies.update(&proxy_id, conn, |s| {
                             s.applied_version = s.applied_version.max(a.version)
                         });
+                        replies_tx.send_modify(|r| r.acked = r.acked.max(a.version));
                     }
                     Ok(Some(ProxyMessage {
                         msg: Some(Msg::Nack(n)),
@@ -212,6 +288,7 @@ impl ConfigStream for StreamService {
                             s.last_nack_version = n.version;
                             s.last_nack_error = n.error.clone();
                         });
+                        replies_tx.send_modify(|r| r.nacked = r.nacked.max(n.version));
                     }
                     Ok(Some(ProxyMessage {
                         msg: Some(Msg::Renew(r)),
@@ -304,5 +381,38 @@ mod tests {
         assert!(matches!(snap.body, Some(Body::Snapshot(_))));
         let fresh = message_for(1, 0, Some(&old), 7, &new).expect("message");
         assert!(matches!(fresh.body, Some(Body::Snapshot(_))));
+    }
+
+    #[test]
+    fn one_message_in_flight_and_a_nack_never_becomes_a_base() {
+        let mut st = SendState::new(5);
+        assert_eq!(st.next(5), None, "nothing newer than what the proxy holds");
+        assert_eq!(st.next(6), Some((5, 6)));
+        assert_eq!(st.next(7), None, "v6 is in flight");
+        st.on_replies(6, 0);
+        assert_eq!(st.next(7), Some((6, 7)));
+        // v7 refused: v7 is not sent again, v8 starts from v6.
+        st.on_replies(6, 7);
+        assert_eq!(st.next(7), None);
+        assert_eq!(st.next(8), Some((6, 8)));
+        // Pushes coalesce: while v8 is in flight, v9 and v10 land; v10 is next.
+        assert_eq!(st.next(10), None);
+        st.on_replies(8, 7);
+        assert_eq!(st.next(10), Some((8, 10)));
+        st.on_replies(10, 7);
+        assert_eq!(st.held, 10);
+        assert_eq!(st.in_flight, None);
+    }
+
+    #[test]
+    fn a_fresh_proxy_starts_from_a_snapshot_base() {
+        let mut st = SendState::new(0);
+        assert_eq!(st.next(3), Some((0, 3)));
+        st.on_replies(0, 3);
+        assert_eq!(
+            st.next(4),
+            Some((0, 4)),
+            "still nothing held: from 0 (a snapshot)"
+        );
     }
 }

@@ -146,7 +146,7 @@ impl CompiledRateLimit {
             .map(|(k, b)| (k.clone(), std::mem::take(&mut b.wanted)))
             .collect();
         if out.len() > MAX_REPORTED {
-            out.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+            out.sort_unstable_by_key(|x| std::cmp::Reverse(x.1));
             out.truncate(MAX_REPORTED);
         }
         out

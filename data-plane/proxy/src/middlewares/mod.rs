@@ -54,7 +54,7 @@ use crate::errors::ErrorKind;
 use crate::util::resolve_ref;
 
 pub(crate) use redirect::redirect_response;
-pub(crate) use rewrite::escape_path;
+pub(crate) use rewrite::{escape_path, set_path};
 
 /// Go's `http.Request` view the middlewares work on.
 pub(crate) struct MwRequest<'a> {

@@ -42,7 +42,7 @@ fn copy(p: &Parts) -> Parts {
 pub(crate) async fn forward(
     cx: &ConnCtx,
     rr: &RouteRt,
-    parts: Parts,
+    mut parts: Parts,
     body: Incoming,
     host: HeaderValue,
     suppress_xff: bool,
@@ -52,7 +52,8 @@ pub(crate) async fn forward(
         && !parts.headers.contains_key(http::header::UPGRADE)
         && parts.method != http::Method::CONNECT;
     let Some(retry) = retry.filter(|_| replayable) else {
-        return forward::forward(cx, rr, parts, UpBody::Incoming(body), host, suppress_xff).await;
+        let body = UpBody::client(body, &mut parts);
+        return forward::forward(cx, rr, parts, body, host, suppress_xff).await;
     };
     drop(body);
     let mut attempt = 1;

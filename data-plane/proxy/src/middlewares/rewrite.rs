@@ -12,6 +12,12 @@
 //! * `replacePathRegex`: when the regexp matches the escaped path and the replacement is
 //!   not empty, `X-Replaced-Path` is set and the path becomes `regex.replace_all(path,
 //!   replacement)` (`$1`, `${name}`); a result that does not unescape is a 400.
+//!
+//! No rewrite can bring back a dot segment the entry point removed
+//! ([`switchyard_config::paths::check_rewrite`], 400): `stripPrefix`, `stripPrefixRegex` and
+//! `replacePathRegex` refuse a result that cleaning would change (Traefik's check, so
+//! `/api../x` stripped of `/api` is refused rather than sent as `/../x`), `addPrefix` and
+//! `replacePath` one with a `.` or `..` segment; `%2e` counts as a dot.
 
 use std::borrow::Cow;
 
@@ -19,6 +25,7 @@ use http::header::HeaderValue;
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::Uri;
+use switchyard_config::paths::{check_rewrite, RewriteCheck};
 
 use super::{Mw, MwRequest};
 use crate::errors::ErrorKind;
@@ -29,7 +36,9 @@ pub(crate) fn on_request(m: &Mw, req: &mut MwRequest<'_>) -> Result<(), ErrorKin
     match m {
         Mw::AddPrefix(prefix) => {
             let p = format!("{prefix}{}", req.parts.uri.path());
-            set_path(req.parts, ensure_leading_slash(&p))?;
+            let p = ensure_leading_slash(&p);
+            rewrite_ok(&p, RewriteCheck::NoDotSegments)?;
+            set_path(req.parts, p)?;
         }
         Mw::StripPrefix {
             prefixes,
@@ -46,6 +55,7 @@ pub(crate) fn on_request(m: &Mw, req: &mut MwRequest<'_>) -> Result<(), ErrorKin
                     };
                     let header =
                         HeaderValue::from_str(prefix.trim()).map_err(|_| ErrorKind::BadRequest)?;
+                    rewrite_ok(&new, RewriteCheck::Clean)?;
                     set_path(req.parts, Cow::Owned(new))?;
                     req.parts.headers.append(X_FORWARDED_PREFIX.clone(), header);
                     break;
@@ -65,7 +75,9 @@ pub(crate) fn on_request(m: &Mw, req: &mut MwRequest<'_>) -> Result<(), ErrorKin
                     continue;
                 };
                 let header = HeaderValue::from_str(prefix).map_err(|_| ErrorKind::BadRequest)?;
-                set_path(req.parts, ensure_leading_slash(&raw[at..]))?;
+                let new = ensure_leading_slash(&raw[at..]);
+                rewrite_ok(&new, RewriteCheck::Clean)?;
+                set_path(req.parts, new)?;
                 req.parts.headers.append(X_FORWARDED_PREFIX.clone(), header);
                 break;
             }
@@ -73,6 +85,7 @@ pub(crate) fn on_request(m: &Mw, req: &mut MwRequest<'_>) -> Result<(), ErrorKin
         Mw::ReplacePath(path) => {
             let old =
                 HeaderValue::from_str(req.parts.uri.path()).map_err(|_| ErrorKind::BadRequest)?;
+            rewrite_ok(path, RewriteCheck::NoDotSegments)?;
             set_path(req.parts, Cow::Borrowed(path))?;
             req.parts.headers.append(X_REPLACED_PATH.clone(), old);
         }
@@ -86,6 +99,7 @@ pub(crate) fn on_request(m: &Mw, req: &mut MwRequest<'_>) -> Result<(), ErrorKin
                     return Err(ErrorKind::BadRequest);
                 }
                 let old = HeaderValue::from_str(current).map_err(|_| ErrorKind::BadRequest)?;
+                rewrite_ok(&new, RewriteCheck::Clean)?;
                 set_path(req.parts, Cow::Owned(new))?;
                 req.parts.headers.append(X_REPLACED_PATH.clone(), old);
             }
@@ -196,8 +210,14 @@ pub(crate) fn escape_path(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The dot-segment check of a path a rewriting middleware produced
+/// ([`switchyard_config::paths::check_rewrite`]): 400 when it fails.
+fn rewrite_ok(path: &str, how: RewriteCheck) -> Result<(), ErrorKind> {
+    check_rewrite(path, how).map_err(|_| ErrorKind::BadRequest)
+}
+
 /// Replace the path of the request URI, keeping the query.
-fn set_path(parts: &mut Parts, path: Cow<'_, str>) -> Result<(), ErrorKind> {
+pub(crate) fn set_path(parts: &mut Parts, path: Cow<'_, str>) -> Result<(), ErrorKind> {
     let path = if path.is_empty() {
         Cow::Borrowed("/")
     } else {

@@ -127,13 +127,76 @@ fn strip_prefix() {
     let o = run(&r, "GET", "/baz", &[]).unwrap();
     assert_eq!(o.parts.uri, "/baz");
     assert!(hdr(&o.parts, "x-forwarded-prefix").is_empty());
-    // forceSlash trims one extra slash.
-    let o = run(&route(&all, &["stripslash"]), "GET", "/foo//x", &[]).unwrap();
-    assert_eq!(o.parts.uri, "//x");
+    // forceSlash trims one extra slash; a result with an empty segment is refused
+    // (Traefik's sanitised-path check).
+    let o = run(&route(&all, &["stripslash"]), "GET", "/foox", &[]).unwrap();
+    assert_eq!(o.parts.uri, "/x");
+    assert_eq!(
+        run(&route(&all, &["stripslash"]), "GET", "/foo//x", &[]).err(),
+        Some(ErrorKind::BadRequest)
+    );
     let o = run(&route(&all, &["stripslash"]), "GET", "/foo", &[]).unwrap();
     assert_eq!(o.parts.uri, "/");
-    let o = run(&r, "GET", "/foo//x", &[]).unwrap();
-    assert_eq!(o.parts.uri, "//x");
+    assert_eq!(
+        run(&r, "GET", "/foo//x", &[]).err(),
+        Some(ErrorKind::BadRequest)
+    );
+}
+
+/// No rewriting middleware produces a path with dot segments: Traefik's strip_prefix_test
+/// ("/api./foo", "/api../foo" → 400), strip_prefix_regex_test, replace_path_regex_test
+/// ("/foo../bar" with `^/foo(.*)` → `/$1` → 400), and the same for addPrefix/replacePath.
+#[test]
+fn rewrites_never_produce_dot_segments() {
+    let all = mws(r#"
+http:
+  middlewares:
+    api: {stripPrefix: {prefixes: ["/api"]}}
+    apiforce: {stripPrefix: {prefixes: ["/api"], forceSlash: true}}
+    apire: {stripPrefixRegex: {regex: ["/api"]}}
+    rre: {replacePathRegex: {regex: "^/foo(.*)", replacement: "/$1"}}
+    renc: {replacePathRegex: {regex: "^/enc/(.*)", replacement: "/%2e%2e/$1"}}
+    addp: {addPrefix: {prefix: "/p"}}
+    adddot: {addPrefix: {prefix: "/p/."}}
+    repdot: {replacePath: {path: "/a/../etc/passwd"}}
+"#);
+    let bad = [
+        ("api", "/api../etc/passwd"),
+        ("api", "/api./foo"),
+        ("api", "/api../foo"),
+        ("apiforce", "/api../foo"),
+        ("apire", "/api./foo"),
+        ("apire", "/api../foo"),
+        ("rre", "/foo../bar"),
+        ("rre", "/foo/../bar"),
+        ("rre", "/foo/bar"),
+        ("renc", "/enc/etc/passwd"),
+        ("addp", "/../x"),
+        ("addp", "/%2e%2e/x"),
+        ("adddot", "/x"),
+        ("repdot", "/anything"),
+    ];
+    for (mw, path) in bad {
+        assert_eq!(
+            run(&route(&all, &[mw]), "GET", path, &[]).err(),
+            Some(ErrorKind::BadRequest),
+            "{mw} on {path}"
+        );
+    }
+    let good = [
+        ("api", "/api/x", "/x"),
+        ("api", "/api..x", "/..x"),
+        ("apire", "/api/x/..y", "/x/..y"),
+        ("rre", "/foobar", "/bar"),
+        ("addp", "/x", "/p/x"),
+        ("addp", "//x", "/p//x"),
+    ];
+    for (mw, path, want) in good {
+        match run(&route(&all, &[mw]), "GET", path, &[]) {
+            Ok(o) => assert_eq!(o.parts.uri, want, "{mw} on {path}"),
+            Err(e) => panic!("{mw} on {path}: {e:?}"),
+        }
+    }
 }
 
 #[test]

@@ -1,10 +1,17 @@
 //! The request pipeline of an entry point:
 //!
 //! 1. load the current runtime (one atomic load; kept until the response headers are sent);
-//! 2. ACME HTTP-01 answers on plaintext connections (ahead of every router), then reject
-//!    `CONNECT` (501) and a malformed path (`%` not followed by two hex digits, 400);
+//! 2. reject `CONNECT` (501); the entry point's path hygiene
+//!    ([`switchyard_config::paths::entrypoint_path`]: Traefik's `normalizePath`, then
+//!    `sanitizePath` unless turned off): `%XX` of unreserved characters decoded, `.`/`..`
+//!    segments resolved, duplicate slashes merged — the cleaned path replaces the request's
+//!    path, so it is what is routed, rewritten and forwarded; a malformed `%` is a 400; then
+//!    ACME HTTP-01 answers on plaintext connections (ahead of every router) and the entry
+//!    point's redirection to HTTPS;
 //! 3. forwarded-headers stage ([`crate::forwarded::entrypoint_headers`]);
-//! 4. route with the host-indexed table (404 without a match);
+//! 4. route with the host-indexed table (404 without a match), then the entry point's
+//!    `encodedCharacters` (a denied `%2F %5C %00 %3B %25 %3F %23` in the path is a 400, as
+//!    Traefik's router-level check);
 //! 5. the router's middlewares (request phase; a redirect answers directly);
 //! 6. forward to the service ([`super::forward`], through `retry` when the router has one);
 //! 7. the middlewares' response phase, and a [`super::Completion`] on the body that records
@@ -15,20 +22,22 @@
 //! `req.Host` is a clone of the `Host` header value (or, for HTTP/2 and absolute-form
 //! requests, of the authority).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
 use http::header::HOST;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
-use switchyard_config::rules::{routing_path, RequestView};
+use switchyard_config::paths::entrypoint_path;
+use switchyard_config::rules::RequestView;
 
 use super::{Completion, ConnCtx};
 use crate::body::ProxyBody;
 use crate::errors::{error_response, ErrorKind};
 use crate::forwarded;
 use crate::metrics::RouteStats;
-use crate::middlewares::{apply_request, apply_response, Flow, MwRequest, ResponseCtx};
+use crate::middlewares::{apply_request, apply_response, set_path, Flow, MwRequest, ResponseCtx};
 
 /// Go's `req.Host`: the URI authority (HTTP/2, absolute-form) or the `Host` header.
 fn request_host(parts: &http::request::Parts) -> HeaderValue {
@@ -139,6 +148,15 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
     if parts.method == http::Method::CONNECT {
         return error(ErrorKind::NotImplemented, ep.no_route.clone());
     }
+    match entrypoint_path(parts.uri.path(), ep.paths.sanitize) {
+        Err(_) => return error(ErrorKind::BadRequest, ep.no_route.clone()),
+        Ok(Cow::Borrowed(_)) => {}
+        Ok(Cow::Owned(clean)) => {
+            if set_path(&mut parts, Cow::Owned(clean)).is_err() {
+                return error(ErrorKind::BadRequest, ep.no_route.clone());
+            }
+        }
+    }
     if !cx.tls {
         if let Some(resp) = acme_http01(&rt, parts.uri.path()) {
             return finish(resp, ep.no_route.clone(), start, None);
@@ -147,10 +165,6 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
             let resp = https_redirect(&parts, port, *permanent).unwrap_or_else(error_response);
             return finish(resp, ep.no_route.clone(), start, None);
         }
-    }
-    let path = parts.uri.path();
-    if path.contains('%') && routing_path(path).is_err() {
-        return error(ErrorKind::BadRequest, ep.no_route.clone());
     }
     let host = request_host(&parts);
     if cx.tls && misdirected(&rt, cx.sni.as_deref(), &host) {
@@ -196,6 +210,9 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
     let stats = rr
         .stats(cx.ep, &ep.name, &shared.metrics)
         .unwrap_or_else(|| ep.no_route.clone());
+    if ep.paths.encoded.check(parts.uri.path()).is_err() {
+        return error(ErrorKind::BadRequest, stats);
+    }
 
     let mut mreq = MwRequest {
         parts: &mut parts,

@@ -5,20 +5,22 @@
 //! loop. Connections are served by hyper-util's `auto`
 //! builder: HTTP/1.1 with keep-alive (and upgrades, for WebSocket) or HTTP/2 with prior
 //! knowledge (h2c), detected from the connection preface. `TCP_NODELAY` is set on every
-//! socket. HTTP/1 header reads time out after 30 s; HTTP/2 allows 250 concurrent streams
-//! (Traefik's default).
+//! socket. The entry point's [`EntrypointLimits`] apply: connection limit at accept, header
+//! limits (hyper for HTTP/1, `hygiene` for HTTP/2), and the read, write and idle
+//! timeouts of each connection's clock and watchdog ([`conn`]).
 //!
-//! Connection tasks live in a `JoinSet` owned by the accept loop and are watched by a
-//! `GracefulShutdown`: on shutdown the loop stops accepting, asks every connection to finish
+//! Connection tasks live in a `JoinSet` owned by the accept loop: on shutdown the loop keeps
+//! accepting for `requestAcceptGraceTimeout`, then stops, asks every connection to finish
 //! (HTTP/1: close after the in-flight response; HTTP/2: GOAWAY) and waits for them; if the
-//! drain timeout expires first, [`crate::Proxy::shutdown`] aborts the loop, which drops the
+//! grace timeout expires first, [`crate::Proxy::shutdown`] aborts the loop, which drops the
 //! set and with it every remaining connection. Upgraded connections (WebSocket tunnels) are
 //! detached from hyper and tracked by a [`Tracker`].
 
+mod conn;
 pub(crate) mod forward;
 mod handler;
+mod hygiene;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,12 +30,17 @@ use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use prometheus_client::metrics::counter::Counter;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
+use self::conn::{ConnClock, ConnError, ConnIo, InFlight, RespBody};
+use self::hygiene::{header_limit, strip_h2c_upgrade, valid_host_fields};
+use crate::body::{ProxyBody, ReadDeadline};
+use crate::errors::{error_response, ErrorKind};
 use crate::forwarded::is_trusted;
+use crate::limits::{EntrypointLimits, LimitKind};
 use crate::metrics::RouteStats;
 use crate::proxy::Shared;
 use crate::services::lb::InflightGuard;
@@ -159,38 +166,227 @@ impl Drop for OpenGuard {
     }
 }
 
-fn builder() -> auto::Builder<TokioExecutor> {
+fn builder(l: &EntrypointLimits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
+    // Head, body and idle timeouts are the connection clock's (`conn`), not hyper's.
     b.http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(None)
+        .max_headers(l.max_headers)
+        // A head that does not fit the read buffer is refused with 431: the buffer limit is
+        // the head limit (hyper-util's auto builder has no separate one; at least 8 KiB).
+        .max_buf_size(l.max_header_bytes.max(MIN_BUF));
+    // HTTP/2: the exact header limits are checked per request (and counted); the HPACK
+    // decoder's own bound is a backstop. Rapid reset (CVE-2023-44487): at most 20 streams
+    // reset by the client before the server accepted them, and 1024 streams the server had
+    // to reset for protocol errors, then GOAWAY ENHANCE_YOUR_CALM.
+    let list = u32::try_from(
+        l.max_header_bytes
+            .saturating_mul(2)
+            .saturating_add(64 * 1024),
+    )
+    .unwrap_or(u32::MAX);
     b.http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(250);
+        .max_concurrent_streams(l.max_concurrent_streams)
+        .max_header_list_size(list)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS);
     b
 }
 
-/// Accept and serve connections of entry point `ep` until `stop` turns true.
+/// hyper's smallest read buffer limit.
+const MIN_BUF: usize = 8192;
+/// HTTP/2 streams reset by the client before they were accepted (h2's default).
+const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// HTTP/2 streams reset by the server because of the client's errors.
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
+
+/// The limit behind a connection's error, if any: hyper's 431 (header size or count, told
+/// apart by the bytes of the head read so far) or HTTP/2 `ENHANCE_YOUR_CALM`.
+fn error_limit(e: &(dyn std::error::Error + 'static), clock: &ConnClock) -> Option<LimitKind> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_parse_too_large() {
+                return Some(if clock.head_bytes() >= clock.limits().max_header_bytes {
+                    LimitKind::HeaderBytes
+                } else {
+                    LimitKind::Headers
+                });
+            }
+        }
+        if let Some(h) = err.downcast_ref::<h2::Error>() {
+            if h.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM) {
+                return Some(LimitKind::H2Resets);
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// Serve one connection until it ends, a timeout expires, or the entry point drains.
+async fn serve<I>(
+    io: I,
+    cx: Arc<ConnCtx>,
+    clock: Arc<ConnClock>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    mut drain: watch::Receiver<bool>,
+    hits: Arc<[Counter]>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = {
+        let clock = clock.clone();
+        service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let cx = cx.clone();
+            let clock = clock.clone();
+            async move { request(&cx, clock, req).await }
+        })
+    };
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let dog = conn::watchdog(clock.clone());
+    tokio::pin!(dog);
+    let mut closing = *drain.borrow();
+    if closing {
+        conn.as_mut().graceful_shutdown();
+    }
+    let res = loop {
+        tokio::select! {
+            r = conn.as_mut() => break r,
+            _ = drain.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            kind = &mut dog, if !closing => {
+                if let Some(c) = hits.get(kind.index()) {
+                    c.inc();
+                }
+                if kind == LimitKind::IdleTimeout {
+                    // HTTP/1: close now (nothing in flight); HTTP/2: GOAWAY.
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                } else {
+                    // A head not read in time, or a response not written in time: close
+                    // without an answer (as Go's server does).
+                    tracing::debug!(limit = kind.label(), "connection closed");
+                    return;
+                }
+            }
+        }
+    };
+    if let Err(e) = res {
+        let err: &(dyn std::error::Error + 'static) = &*e;
+        if let Some(c) = error_limit(err, &clock).and_then(|k| hits.get(k.index())) {
+            c.inc();
+        }
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// One request: the clock, HTTP/2 header limits, the body's read deadline, the write
+/// deadline, then the pipeline ([`handler::handle`]).
+async fn request(
+    cx: &ConnCtx,
+    clock: Arc<ConnClock>,
+    req: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<RespBody<ProxyBody>>, ConnError> {
+    let (t0, ambiguous) = clock.begin();
+    let in_flight = InFlight::new(clock.clone());
+    let head_done = tokio::time::Instant::now();
+    let shared = &cx.shared;
+    let Some(ep) = shared.entrypoints.get(cx.ep) else {
+        return Ok(error_response(ErrorKind::Internal).map(|b| RespBody::new(b, in_flight, None)));
+    };
+    let l = &ep.limits;
+    let (mut parts, body) = req.into_parts();
+    if !valid_host_fields(&parts) {
+        shared.metrics.count_error(ErrorKind::BadRequest);
+        let mut resp = error_response(ErrorKind::BadRequest);
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(resp.map(|b| RespBody::new(b, in_flight, None)));
+    }
+    strip_h2c_upgrade(&mut parts.headers);
+    if let Some(kind) = header_limit(&parts, l) {
+        ep.hit(kind);
+        shared.metrics.count_error(ErrorKind::HeaderFieldsTooLarge);
+        let resp = error_response(ErrorKind::HeaderFieldsTooLarge);
+        return Ok(resp.map(|b| RespBody::new(b, in_flight, None)));
+    }
+    if !l.read_timeout.is_zero() && !http_body::Body::is_end_stream(&body) {
+        parts.extensions.insert(ReadDeadline {
+            at: t0 + l.read_timeout,
+            hits: ep.limit_hits[LimitKind::ReadTimeout.index()].clone(),
+        });
+    }
+    let version = parts.version;
+    // Bytes after a refused CONNECT were meant for a tunnel, not to be read as requests.
+    let connect = parts.method == http::Method::CONNECT;
+    let req = http::Request::from_parts(parts, body);
+    // HTTP/1's write deadline covers the whole connection (the watchdog closes it); HTTP/2's
+    // is per stream: the response future here, then its body.
+    let write = (!l.write_timeout.is_zero() && version == http::Version::HTTP_2)
+        .then(|| head_done + l.write_timeout);
+    let mut resp = match write {
+        Some(at) => match tokio::time::timeout_at(at, handler::handle(cx, req)).await {
+            Ok(r) => r,
+            Err(_) => {
+                ep.hit(LimitKind::WriteTimeout);
+                return Err(ConnError::WriteTimeout);
+            }
+        },
+        None => handler::handle(cx, req).await,
+    };
+    // After a late body, a refused CONNECT, or a head with both Content-Length and
+    // Transfer-Encoding (RFC 9112 §6.1: a smuggling attempt), the connection must not carry
+    // another request.
+    if (ambiguous || connect || resp.status() == http::StatusCode::REQUEST_TIMEOUT)
+        && version < http::Version::HTTP_2
+    {
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    let deadline = write.map(|at| (at, ep.limit_hits[LimitKind::WriteTimeout.index()].clone()));
+    Ok(resp.map(|b| RespBody::new(b, in_flight, deadline)))
+}
+
+/// Accept and serve connections of entry point `ep` until `stop` turns true (and its
+/// `requestAcceptGraceTimeout` has passed).
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     ep: usize,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let builder = Arc::new(builder());
-    let graceful = GracefulShutdown::new();
+    let Some(entry) = shared.entrypoints.get(ep) else {
+        return;
+    };
+    let limits = entry.limits.clone();
+    let name = entry.name.to_string();
+    let hits: Arc<[Counter]> = Arc::from(entry.limit_hits.to_vec());
+    let builder = Arc::new(builder(&limits));
+    let slots = limits
+        .max_connections
+        .map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
+    let (drain_tx, drain_rx) = watch::channel(false);
     let mut conns: JoinSet<()> = JoinSet::new();
-    let name = shared
-        .entrypoints
-        .get(ep)
-        .map(|e| e.name.to_string())
-        .unwrap_or_default();
     let open = shared.metrics.open_connections(&name);
+    let stop_at = tokio::time::sleep(Duration::from_secs(365 * 86_400));
+    tokio::pin!(stop_at);
+    let mut stopping = false;
     loop {
         tokio::select! {
             biased;
-            _ = stop.changed() => break,
+            _ = stop.changed(), if !stopping => {
+                // Keep accepting for requestAcceptGraceTimeout (/readyz already says 503).
+                stopping = true;
+                stop_at.as_mut().reset(tokio::time::Instant::now() + limits.accept_grace);
+            }
+            () = &mut stop_at, if stopping => break,
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             res = listener.accept() => {
                 let (stream, peer) = match res {
@@ -202,18 +398,29 @@ pub(crate) async fn accept_loop(
                         continue;
                     }
                 };
+                let permit = match &slots {
+                    Some(s) => match s.clone().try_acquire_owned() {
+                        Ok(p) => Some(p),
+                        Err(_) => {
+                            hits[LimitKind::Connections.index()].inc();
+                            tracing::debug!(entrypoint = %name, %peer, "connection limit reached: closed");
+                            drop(stream);
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
                 let _ = stream.set_nodelay(true);
-                let trusted = shared
-                    .entrypoints
-                    .get(ep)
-                    .is_some_and(|e| is_trusted(&e.trusted, peer.ip()));
+                let trusted = is_trusted(&entry.trusted, peer.ip());
                 let ip = crate::forwarded::unmap(peer.ip());
                 let client_ip = HeaderValue::from_str(&ip.to_string())
                     .unwrap_or_else(|_| HeaderValue::from_static(""));
                 let shared = shared.clone();
-                let watcher = graceful.watcher();
+                let drain = drain_rx.clone();
                 let builder = builder.clone();
                 let open = open.clone();
+                let clock = Arc::new(ConnClock::new(limits.clone()));
+                let hits = hits.clone();
                 conns.spawn(async move {
                     let _open = OpenGuard::new(open);
                     let accepted = crate::tls::accept(stream, &shared).await;
@@ -230,31 +437,22 @@ pub(crate) async fn accept_loop(
                         tls: matches!(accepted, Accepted::Tls(_)),
                         sni,
                     });
-                    let svc = service_fn(move |req| {
-                        let cx = cx.clone();
-                        async move { Ok::<_, Infallible>(handler::handle(&cx, req).await) }
-                    });
-                    let res = match accepted {
+                    match accepted {
                         Accepted::Plain(s) => {
-                            watcher
-                                .watch(builder.serve_connection_with_upgrades(TokioIo::new(s), svc))
-                                .await
+                            let io = ConnIo::new(s, clock.clone(), permit);
+                            serve(io, cx, clock, builder, drain, hits).await;
                         }
                         Accepted::Tls(s) => {
-                            watcher
-                                .watch(builder.serve_connection_with_upgrades(TokioIo::new(*s), svc))
-                                .await
+                            let io = ConnIo::new(*s, clock.clone(), permit);
+                            serve(io, cx, clock, builder, drain, hits).await;
                         }
-                        Accepted::Done => Ok(()),
-                    };
-                    if let Err(e) = res {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                        Accepted::Done => {}
                     }
                 });
             }
         }
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = drain_tx.send(true);
     while conns.join_next().await.is_some() {}
 }

@@ -1,0 +1,119 @@
+//! Request hygiene checks of an entry point, before the pipeline runs (pure: the parsed
+//! request head in, a verdict out): HTTP/2 header limits ([`header_limit`]; HTTP/1's are
+//! hyper's, while parsing), `Host` fields as Go's `net/http` requires them
+//! ([`valid_host_fields`]), and `Upgrade: h2c` removal ([`strip_h2c_upgrade`]).
+
+use crate::limits::{EntrypointLimits, LimitKind};
+
+/// The 431 for HTTP/2 header fields over the entry point's limits (HTTP/1 is checked by
+/// hyper while parsing). Sizes are counted like HPACK's `SETTINGS_MAX_HEADER_LIST_SIZE`.
+pub(super) fn header_limit(
+    parts: &http::request::Parts,
+    l: &EntrypointLimits,
+) -> Option<LimitKind> {
+    if parts.version != http::Version::HTTP_2 {
+        return None;
+    }
+    if parts.headers.len() > l.max_headers {
+        return Some(LimitKind::Headers);
+    }
+    let size: usize = parts
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 32)
+        .sum::<usize>()
+        + parts.uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + parts.method.as_str().len();
+    (size > l.max_header_bytes).then_some(LimitKind::HeaderBytes)
+}
+
+/// Go's `net/http` checks: an HTTP/1.1 request has exactly one `Host` field, and no request
+/// has more than one (anything else is 400; hyper does not check).
+pub(super) fn valid_host_fields(parts: &http::request::Parts) -> bool {
+    let mut hosts = parts.headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => false,
+        (None, None) => parts.version != http::Version::HTTP_11,
+        (Some(_), None) => true,
+    }
+}
+
+/// `Upgrade: h2c` is never forwarded: a backend that switched to HTTP/2 on it would give the
+/// client a tunnel past every router and middleware ("h2c smuggling"; RFC 9113 dropped the
+/// mechanism). The request goes on as plain HTTP/1.1 (`Connection` and the headers it names,
+/// such as `HTTP2-Settings`, are hop-by-hop and dropped when forwarding).
+pub(super) fn strip_h2c_upgrade(headers: &mut http::HeaderMap) {
+    let h2c = headers.get_all(http::header::UPGRADE).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"h2c"))
+    });
+    if h2c {
+        headers.remove(http::header::UPGRADE);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn head(version: http::Version, headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut b = http::Request::get("/p").version(version);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn http2_header_limits() {
+        let l = EntrypointLimits {
+            max_headers: 3,
+            max_header_bytes: 200,
+            ..EntrypointLimits::default()
+        };
+        let h2 = http::Version::HTTP_2;
+        assert_eq!(header_limit(&head(h2, &[("a", "1"), ("b", "2")]), &l), None);
+        let many = [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")];
+        assert_eq!(header_limit(&head(h2, &many), &l), Some(LimitKind::Headers));
+        let big = "x".repeat(200);
+        assert_eq!(
+            header_limit(&head(h2, &[("a", &big)]), &l),
+            Some(LimitKind::HeaderBytes)
+        );
+        // HTTP/1 heads are hyper's to judge.
+        assert_eq!(header_limit(&head(http::Version::HTTP_11, &many), &l), None);
+    }
+
+    #[test]
+    fn host_fields() {
+        use http::Version;
+        assert!(valid_host_fields(&head(Version::HTTP_11, &[("host", "a")])));
+        assert!(!valid_host_fields(&head(Version::HTTP_11, &[])));
+        assert!(!valid_host_fields(&head(
+            Version::HTTP_11,
+            &[("host", "a"), ("host", "b")]
+        )));
+        assert!(valid_host_fields(&head(Version::HTTP_10, &[])));
+        assert!(valid_host_fields(&head(Version::HTTP_2, &[])));
+        assert!(!valid_host_fields(&head(
+            Version::HTTP_2,
+            &[("host", "a"), ("host", "a")]
+        )));
+    }
+
+    #[test]
+    fn h2c_upgrades_are_dropped_and_websocket_kept() {
+        let mut h = head(
+            http::Version::HTTP_11,
+            &[("upgrade", "foo, H2C"), ("connection", "upgrade")],
+        )
+        .headers;
+        strip_h2c_upgrade(&mut h);
+        assert!(h.get(http::header::UPGRADE).is_none());
+        let mut h = head(http::Version::HTTP_11, &[("upgrade", "websocket")]).headers;
+        strip_h2c_upgrade(&mut h);
+        assert_eq!(h[http::header::UPGRADE], "websocket");
+    }
+}

@@ -1,0 +1,64 @@
+//! Time to ready after a restart, for BENCHMARKS.md (`scripts/bench-restart.sh`).
+//!
+//! `restart_bench ENTRIES [CLIENTS]` (default 10000 and 8): starts a 3-node secure cluster
+//! (binaries from `$SWITCHYARD_BIN_DIR`, else `target/debug`), commits ENTRIES writes that each
+//! add one router, then restarts a follower and then every node, timing each to `/readyz` = 200.
+
+use std::time::{Duration, Instant};
+
+use switchyard_e2e::failover::grow;
+use switchyard_e2e::{wait_until, Cluster, ControlNode, DEFAULT_TIMERS};
+
+fn ready_after(n: &ControlNode, since: Instant) -> Duration {
+    wait_until(
+        Duration::from_secs(600),
+        &format!("node {} ready", n.id),
+        || match n.readyz() {
+            Ok(200) => Ok(since.elapsed()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let entries: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let clients: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(8);
+    let mut c = Cluster::start_with(3, &[DEFAULT_TIMERS]);
+    let creds = c.creds();
+    let leader = c.wait_for_leader(Duration::from_secs(30));
+    let started = Instant::now();
+    grow(&c.node(leader).endpoint(), Some(&creds), entries, clients);
+    println!(
+        "{entries} writes (one new router each) committed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let follower = c
+        .ids()
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    c.node_mut(follower).kill();
+    let t = Instant::now();
+    c.node_mut(follower).respawn();
+    let d = ready_after(c.node(follower), t);
+    println!(
+        "follower restarted: ready after {:.0} ms",
+        d.as_secs_f64() * 1000.0
+    );
+    for id in c.ids() {
+        c.node_mut(id).kill();
+    }
+    let t = Instant::now();
+    for id in c.ids() {
+        c.node_mut(id).respawn();
+    }
+    let mut worst = Duration::ZERO;
+    for id in c.ids() {
+        worst = worst.max(ready_after(c.node(id), t));
+    }
+    println!(
+        "whole cluster restarted: every node ready after {:.0} ms",
+        worst.as_secs_f64() * 1000.0
+    );
+}

@@ -1,0 +1,434 @@
+//! TCP relays between Raft peers, so a test can cut and heal links between control nodes.
+//!
+//! Why relays and not iptables: the suite must run unprivileged (CI, a developer's laptop) and
+//! must not touch the host's firewall shared with other processes. Each node listens on its real
+//! `--peer-addr`, and advertises (`--advertise-peer-addr`, `--initial-cluster`) a relay port
+//! instead, so every Raft RPC, snapshot and forwarded admin call from node A to node B travels
+//! through B's relay.
+//!
+//! A relay must know which node opened a connection to cut a *directed* link (A→B while B→A
+//! stays up): all peers connect from `127.0.0.1`, so the relay looks the connection's source
+//! port up in `/proc/net/tcp` and finds the node process holding that socket in
+//! `/proc/PID/fd` (of the pids registered with [`Relays::set_pid`], else of every process, the
+//! node id then read from its `--node-id` argument) before it forwards a byte. That is
+//! Linux-only, like the rest of the suite's process handling.
+//!
+//! A cut link behaves like a firewall dropping packets: established connections stop moving
+//! bytes (RPCs on them time out), and new connections are accepted but never forwarded. When
+//! the link heals, the stalled connections are closed and the nodes reconnect.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+
+/// The shared link state every relay connection watches.
+struct Links {
+    /// Cut directed links `(from, to)`.
+    blocked: Mutex<HashSet<(u64, u64)>>,
+    /// Bumped on every change of `blocked`.
+    changed: watch::Sender<u64>,
+    /// Process id → node id.
+    pids: Mutex<HashMap<u32, u64>>,
+    /// Live connections whose source node could not be identified (closed unforwarded).
+    unknown_sources: AtomicU64,
+    /// Connections accepted.
+    accepted: AtomicU64,
+}
+
+impl Links {
+    fn is_blocked(&self, from: Option<u64>, to: u64) -> bool {
+        let Some(from) = from else { return false };
+        self.blocked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(from, to))
+    }
+
+    /// Waits until the link's state is `blocked` (`from()`: the source node, once known).
+    async fn wait_for(&self, from: &impl Fn() -> Option<u64>, to: u64, blocked: bool) {
+        let mut rx = self.changed.subscribe();
+        loop {
+            if self.is_blocked(from(), to) == blocked {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                // The relays are shutting down: never resolve.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// One relay per node, on its own runtime (so a busy workload cannot starve it).
+pub struct Relays {
+    rt: Runtime,
+    links: Arc<Links>,
+    /// Node id → (relay address the others use, the node's real peer address).
+    addrs: HashMap<u64, (String, String)>,
+}
+
+impl Relays {
+    /// Starts a relay for each `(node id, real peer address)` on a fresh loopback port.
+    pub fn start(targets: &[(u64, String)]) -> Relays {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("chaos-relay")
+            .build()
+            .expect("building the relay runtime");
+        let (changed, _) = watch::channel(0);
+        let links = Arc::new(Links {
+            blocked: Mutex::new(HashSet::new()),
+            changed,
+            pids: Mutex::new(HashMap::new()),
+            unknown_sources: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+        });
+        let mut addrs = HashMap::new();
+        for (node, target) in targets {
+            let listener = rt
+                .block_on(TcpListener::bind("127.0.0.1:0"))
+                .expect("binding a relay port");
+            let local = listener.local_addr().expect("relay address");
+            crate::reserve_port(local.port());
+            addrs.insert(*node, (local.to_string(), target.clone()));
+            rt.spawn(accept_loop(
+                listener,
+                *node,
+                target.clone(),
+                Arc::clone(&links),
+            ));
+        }
+        Relays { rt, links, addrs }
+    }
+
+    /// The address the other nodes use to reach `node` (its relay).
+    pub fn addr(&self, node: u64) -> String {
+        self.addrs[&node].0.clone()
+    }
+
+    /// Records that process `pid` is node `node` (after every start of a node).
+    pub fn set_pid(&self, pid: u32, node: u64) {
+        let mut pids = self.links.pids.lock().unwrap_or_else(|p| p.into_inner());
+        pids.retain(|_, n| *n != node);
+        pids.insert(pid, node);
+    }
+
+    fn update(&self, f: impl FnOnce(&mut HashSet<(u64, u64)>)) {
+        {
+            let mut b = self.links.blocked.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut b);
+        }
+        self.links.changed.send_modify(|g| *g += 1);
+    }
+
+    /// Cuts the directed link `from` → `to` (connections `from` opens to `to`).
+    pub fn cut(&self, from: u64, to: u64) {
+        self.update(|b| {
+            b.insert((from, to));
+        });
+    }
+
+    /// Cuts every link between `node` and the other `nodes`, both ways.
+    pub fn isolate(&self, node: u64, nodes: &[u64]) {
+        self.update(|b| {
+            for &other in nodes.iter().filter(|&&o| o != node) {
+                b.insert((node, other));
+                b.insert((other, node));
+            }
+        });
+    }
+
+    /// Heals every link.
+    pub fn heal(&self) {
+        self.update(|b| b.clear());
+    }
+
+    /// The cut directed links.
+    pub fn blocked(&self) -> Vec<(u64, u64)> {
+        let mut v: Vec<_> = self
+            .links
+            .blocked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// (connections accepted, connections whose source node was not identified).
+    pub fn stats(&self) -> (u64, u64) {
+        (
+            self.links.accepted.load(Ordering::Relaxed),
+            self.links.unknown_sources.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The relays' runtime (for tests).
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+}
+
+async fn accept_loop(listener: TcpListener, node: u64, target: String, links: Arc<Links>) {
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    loop {
+        let Ok((sock, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        links.accepted.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(relay_connection(
+            sock,
+            peer,
+            port,
+            node,
+            target.clone(),
+            Arc::clone(&links),
+        ));
+    }
+}
+
+async fn relay_connection(
+    mut inbound: TcpStream,
+    peer: SocketAddr,
+    relay_port: u16,
+    to: u64,
+    target: String,
+    links: Arc<Links>,
+) {
+    // Which node connected, before a byte is forwarded.
+    let Some(from) = identify(peer.port(), relay_port, &links).await else {
+        // Fail closed: an unidentified connection could cross a cut. Usually its process just
+        // died (a killed node); otherwise the node reconnects and is identified then.
+        if socket_inode(peer.port(), relay_port).is_some() {
+            links.unknown_sources.fetch_add(1, Ordering::Relaxed);
+        }
+        return;
+    };
+    let from = Some(from);
+    let src = || from;
+    if links.is_blocked(from, to) {
+        // A connection attempt across a cut link: never answered; closed when the link heals.
+        links.wait_for(&src, to, false).await;
+        return;
+    }
+    let Ok(mut outbound) = TcpStream::connect(&target).await else {
+        return;
+    };
+    let _ = inbound.set_nodelay(true);
+    let _ = outbound.set_nodelay(true);
+    tokio::select! {
+        biased;
+        _ = links.wait_for(&src, to, true) => {
+            // Cut: stop moving bytes, keep both ends open until the link heals, then close.
+            links.wait_for(&src, to, false).await;
+        }
+        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+    }
+}
+
+/// The node that opened the connection from `sport` to `relay_port` (retried briefly).
+async fn identify(sport: u16, relay_port: u16, links: &Arc<Links>) -> Option<u64> {
+    for _ in 0..20 {
+        let pids = links.pids.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let found = tokio::task::spawn_blocking(move || {
+            socket_owner(sport, relay_port, &pids).or_else(|| node_by_scan(sport, relay_port))
+        })
+        .await
+        .ok()
+        .flatten();
+        if found.is_some() {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// The node whose process holds the socket from `sport` to `dport`, found among every process:
+/// the one whose command line has `--node-id N` (only this cluster's nodes connect to its
+/// relays). Covers connections made before [`Relays::set_pid`] registered the node.
+fn node_by_scan(sport: u16, dport: u16) -> Option<u64> {
+    let inode = socket_inode(sport, dport)?;
+    let want = format!("socket:[{inode}]");
+    for p in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = p.file_name().to_string_lossy().to_string();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{name}/fd")) else {
+            continue;
+        };
+        let holds = dir.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .map(|l| l.as_os_str() == want.as_str())
+                .unwrap_or(false)
+        });
+        if holds {
+            let cmdline = std::fs::read(format!("/proc/{name}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            return args
+                .windows(2)
+                .find(|w| w[0] == b"--node-id")
+                .and_then(|w| std::str::from_utf8(w[1]).ok()?.parse().ok());
+        }
+    }
+    None
+}
+
+/// The inode of the established TCP socket from local port `sport` to remote port `dport`.
+fn socket_inode(sport: u16, dport: u16) -> Option<u64> {
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 {
+                continue;
+            }
+            let port_of = |a: &str| {
+                a.rsplit_once(':')
+                    .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+            };
+            if port_of(f[1]) == Some(sport) && port_of(f[2]) == Some(dport) {
+                if let Ok(inode) = f[9].parse::<u64>() {
+                    if inode != 0 {
+                        return Some(inode);
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Which registered process holds the socket from `sport` to `dport`.
+fn socket_owner(sport: u16, dport: u16, pids: &HashMap<u32, u64>) -> Option<u64> {
+    let inode = socket_inode(sport, dport)?;
+    let want = format!("socket:[{inode}]");
+    pids.iter().find_map(|(pid, node)| {
+        let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+        dir.flatten()
+            .any(|fd| {
+                std::fs::read_link(fd.path())
+                    .map(|l| l.as_os_str() == want.as_str())
+                    .unwrap_or(false)
+            })
+            .then_some(*node)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An echo server on the relays' runtime; returns its address.
+    fn echo(rt: &Runtime) -> String {
+        let l = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        rt.spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    async fn roundtrip(s: &mut TcpStream, msg: &[u8]) -> Result<Vec<u8>, String> {
+        s.write_all(msg).await.map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; msg.len()];
+        tokio::time::timeout(Duration::from_millis(500), s.read_exact(&mut buf))
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(buf)
+    }
+
+    #[test]
+    fn identifies_the_connecting_process() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let l = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let client = rt
+            .block_on(TcpStream::connect(("127.0.0.1", port)))
+            .expect("connect");
+        let sport = client.local_addr().expect("addr").port();
+        let me = HashMap::from([(std::process::id(), 7)]);
+        assert_eq!(socket_owner(sport, port, &me), Some(7));
+        let other = HashMap::from([(1, 3)]);
+        assert_eq!(socket_owner(sport, port, &other), None);
+    }
+
+    #[test]
+    fn cut_and_heal_a_directed_link() {
+        // "Node 1" (this process) talks to "node 2" (an echo server) through node 2's relay.
+        let backend = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("rt");
+        let target = echo(&backend);
+        let relays = Relays::start(&[(2, target)]);
+        relays.set_pid(std::process::id(), 1);
+        let addr = relays.addr(2);
+        let rt = relays.runtime();
+        let mut s = rt.block_on(TcpStream::connect(&addr)).expect("connect");
+        assert_eq!(
+            rt.block_on(roundtrip(&mut s, b"ping")),
+            Ok(b"ping".to_vec())
+        );
+
+        // The other direction being cut changes nothing.
+        relays.cut(2, 1);
+        assert_eq!(
+            rt.block_on(roundtrip(&mut s, b"pong")),
+            Ok(b"pong".to_vec())
+        );
+
+        // Cutting 1 → 2 stalls the established connection…
+        relays.cut(1, 2);
+        assert_eq!(relays.blocked(), vec![(1, 2), (2, 1)]);
+        assert!(rt.block_on(roundtrip(&mut s, b"lost")).is_err());
+        // …and a new one never answers.
+        let mut s2 = rt.block_on(TcpStream::connect(&addr)).expect("connect");
+        assert!(rt.block_on(roundtrip(&mut s2, b"lost")).is_err());
+
+        // Healing closes the stalled connections; new ones work.
+        relays.heal();
+        let mut s3 = rt.block_on(TcpStream::connect(&addr)).expect("connect");
+        assert_eq!(
+            rt.block_on(roundtrip(&mut s3, b"back")),
+            Ok(b"back".to_vec())
+        );
+        let mut buf = [0u8; 16];
+        let n = rt
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await
+            })
+            .expect("the stalled connection is closed at heal");
+        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+        let (accepted, unknown) = relays.stats();
+        assert_eq!((accepted, unknown), (3, 0));
+    }
+}
