@@ -1180,6 +1180,10 @@ fn refusals() -> Vec<(Value, &'static str)> {
             "inFlightReq.sourceCriterion: ipStrategy, requestHeaderName and requestHost are mutually exclusive",
         ),
         (
+            json!({"rateLimit": {"average": 10, "scope": "global"}}),
+            "rateLimit.scope: must be proxy or cluster, got \"global\"",
+        ),
+        (
             json!({"rateLimit": {"average": -1}}),
             "rateLimit.average: must be 0 or more, got -1",
         ),
