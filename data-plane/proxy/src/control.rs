@@ -294,7 +294,10 @@ async fn attach(
     tracing::info!(node = %cand.url, version = proxy.version(), "attached to control node");
     proxy.set_ready_note(&format!("attached to {}", cand.url));
     proxy.metrics().control_connected.set(1);
+    // Cluster-scope rate limits: demand out every 250 ms (aborted with the stream).
+    let reporter = tokio::spawn(crate::limiter::run(proxy.clone(), tx.clone()));
     let result = stream_loop(proxy, opts, &tx, &mut inbound, current).await;
+    reporter.abort();
     proxy.metrics().control_connected.set(0);
     result.map(|()| Ended::Closed)
 }
@@ -331,6 +334,10 @@ async fn stream_loop(
                 continue;
             }
         };
+        if let Some(shares) = &msg.limiter_shares {
+            crate::limiter::apply(&proxy.runtime(), shares);
+            continue;
+        }
         if let Some(cert) = msg.certificate {
             match (&opts.tls, pending_key.take()) {
                 (Some(tls), Some(key)) => {
@@ -451,6 +458,7 @@ mod tests {
             version: 5,
             node_id: 1,
             certificate: None,
+                limiter_shares: None,
             body: Some(Body::Snapshot(Snapshot {
                 config_json: r#"{"http":{"routers":{"a":{"rule":"Host(`a`)","service":"s"}},"services":{"s":{"loadBalancer":{"servers":[{"url":"http://127.0.0.1:1"}]}}}}}"#.into(),
             })),
@@ -462,6 +470,7 @@ mod tests {
             version: 7,
             node_id: 1,
             certificate: None,
+            limiter_shares: None,
             body: Some(Body::Delta(Delta {
                 base_version: 5,
                 changes: vec![
@@ -484,6 +493,7 @@ mod tests {
             version: 9,
             node_id: 1,
             certificate: None,
+            limiter_shares: None,
             body: delta.body.clone(),
         };
         let held7 = (7, Arc::new(next));
