@@ -279,9 +279,17 @@ impl Body for ProxyBody {
             Inner::Incoming(b) => Pin::new(b).poll_frame(cx),
             Inner::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         };
-        if let Poll::Ready(None) = &res {
-            // Finished: record now rather than when hyper gets around to dropping us.
-            this.completion.take();
+        match &res {
+            Poll::Ready(None) => {
+                // Finished: record now rather than when hyper gets around to dropping us.
+                this.completion.take();
+            }
+            Poll::Ready(Some(Ok(f))) => {
+                if let (Some(c), Some(d)) = (&mut this.completion, f.data_ref()) {
+                    c.sent(d.len());
+                }
+            }
+            _ => {}
         }
         res
     }

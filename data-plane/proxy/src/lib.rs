@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod accesslog;
 mod admin;
 mod body;
 pub mod cache;

@@ -104,6 +104,7 @@ pub(crate) struct MwRequest<'a> {
 }
 
 /// What the request phase decided.
+#[allow(clippy::large_enum_variant)] // boxed by the middleware branch
 pub(crate) enum Flow {
     /// Continue to the service.
     Continue,

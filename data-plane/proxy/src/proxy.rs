@@ -56,6 +56,8 @@ pub struct ProxyOptions {
     /// `http.encodedCharacters`); entry points not listed get the default (sanitise, allow
     /// every encoded character).
     pub paths: HashMap<String, PathOptions>,
+    /// Access logs (off when `None`).
+    pub access_log: Option<crate::accesslog::AccessLogOptions>,
 }
 
 /// Every plaintext request on entry point `from` (except ACME HTTP-01 requests) is redirected
@@ -85,6 +87,7 @@ impl Default for ProxyOptions {
             entrypoint_limits: HashMap::new(),
             https_redirects: Vec::new(),
             paths: HashMap::new(),
+            access_log: None,
         }
     }
 }
@@ -122,6 +125,8 @@ pub(crate) struct Shared {
     pub current: ArcSwap<Runtime>,
     pub metrics: Arc<Metrics>,
     pub proxy_id: Option<HeaderValue>,
+    /// The access log, when on.
+    pub accesslog: Option<Arc<crate::accesslog::AccessLog>>,
     pub tunnels: Arc<Tracker>,
     pub handle: Handle,
     version: AtomicU64,
@@ -259,6 +264,10 @@ impl Proxy {
         })?;
 
         let metrics = Arc::new(Metrics::new());
+        let accesslog = match &opts.access_log {
+            Some(a) => Some(crate::accesslog::AccessLog::start(a, &metrics, &handle)?),
+            None => None,
+        };
         let empty: Arc<str> = Arc::from("");
         let entrypoints = local_addrs
             .iter()
@@ -307,6 +316,7 @@ impl Proxy {
             current: ArcSwap::from_pointee(runtime),
             metrics,
             proxy_id,
+            accesslog,
             tunnels: Arc::new(Tracker::new()),
             handle: handle.clone(),
             version: AtomicU64::new(0),

@@ -1,6 +1,7 @@
 //! The request pipeline of an entry point:
 //!
 //! 1. load the current runtime (one atomic load; kept until the response headers are sent);
+//!    start the request's observations ([`super::observe::Obs`]: access log line, spans);
 //! 2. reject `CONNECT` (501); the entry point's path hygiene
 //!    ([`switchyard_config::paths::entrypoint_path`]: Traefik's `normalizePath`, then
 //!    `sanitizePath` unless turned off): `%XX` of unreserved characters decoded, `.`/`..`
@@ -15,7 +16,7 @@
 //! 5. the router's middlewares (request phase; a redirect answers directly);
 //! 6. forward to the service ([`super::forward`]);
 //! 7. the middlewares' response phase, and a [`super::Completion`] on the body that records
-//!    metrics when the body is done.
+//!    metrics, submits the access log line and ends the spans when the body is done.
 //!
 //! Nothing here allocates per request beyond what hyper and the headers we add need: the
 //! header list for rules is only built when a rule of the config looks at headers, and Go's
@@ -32,6 +33,7 @@ use hyper::body::Incoming;
 use switchyard_config::paths::entrypoint_path;
 use switchyard_config::rules::RequestView;
 
+use super::observe::Obs;
 use super::{forward, Completion, ConnCtx};
 use crate::body::ProxyBody;
 use crate::errors::{error_response, ErrorKind};
@@ -58,10 +60,12 @@ fn finish(
     stats: Arc<RouteStats>,
     start: Instant,
     inflight: Option<crate::services::lb::InflightGuard>,
+    obs: Obs,
 ) -> Response<ProxyBody> {
     let code = resp.status().as_u16();
+    let done = obs.respond(&resp);
     resp.body_mut()
-        .set_completion(Completion::new(stats, start, code, inflight));
+        .set_completion(Completion::new(stats, start, code, inflight, done));
     resp
 }
 
@@ -138,37 +142,38 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         shared.metrics.count_error(ErrorKind::Internal);
         return error_response(ErrorKind::Internal);
     };
-    let error = |kind: ErrorKind, stats: Arc<RouteStats>| {
+    let error = |kind: ErrorKind, stats: Arc<RouteStats>, obs: Obs| {
         shared.metrics.count_error(kind);
-        finish(error_response(kind), stats, start, None)
+        finish(error_response(kind), stats, start, None, obs)
     };
     let rt = shared.current.load_full();
     let (mut parts, body) = req.into_parts();
+    let mut obs = Obs::begin(cx, ep, &parts);
 
     if parts.method == http::Method::CONNECT {
-        return error(ErrorKind::NotImplemented, ep.no_route.clone());
+        return error(ErrorKind::NotImplemented, ep.no_route.clone(), obs);
     }
     match entrypoint_path(parts.uri.path(), ep.paths.sanitize) {
-        Err(_) => return error(ErrorKind::BadRequest, ep.no_route.clone()),
+        Err(_) => return error(ErrorKind::BadRequest, ep.no_route.clone(), obs),
         Ok(Cow::Borrowed(_)) => {}
         Ok(Cow::Owned(clean)) => {
             if set_path(&mut parts, Cow::Owned(clean)).is_err() {
-                return error(ErrorKind::BadRequest, ep.no_route.clone());
+                return error(ErrorKind::BadRequest, ep.no_route.clone(), obs);
             }
         }
     }
     if !cx.tls {
         if let Some(resp) = acme_http01(&rt, parts.uri.path()) {
-            return finish(resp, ep.no_route.clone(), start, None);
+            return finish(resp, ep.no_route.clone(), start, None, obs);
         }
         if let Some((port, permanent)) = &ep.https_redirect {
             let resp = https_redirect(&parts, port, *permanent).unwrap_or_else(error_response);
-            return finish(resp, ep.no_route.clone(), start, None);
+            return finish(resp, ep.no_route.clone(), start, None, obs);
         }
     }
     let host = request_host(&parts);
     if cx.tls && misdirected(&rt, cx.sni.as_deref(), &host) {
-        return error(ErrorKind::Misdirected, ep.no_route.clone());
+        return error(ErrorKind::Misdirected, ep.no_route.clone(), obs);
     }
     forwarded::entrypoint_headers(
         &mut parts.headers,
@@ -205,13 +210,14 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
             .and_then(|r| rt.route(r))
     };
     let Some(rr) = route else {
-        return error(ErrorKind::NoRoute, ep.no_route.clone());
+        return error(ErrorKind::NoRoute, ep.no_route.clone(), obs);
     };
+    obs.routed(rr);
     let stats = rr
         .stats(cx.ep, &ep.name, &shared.metrics)
         .unwrap_or_else(|| ep.no_route.clone());
     if ep.paths.encoded.check(parts.uri.path()).is_err() {
-        return error(ErrorKind::BadRequest, stats);
+        return error(ErrorKind::BadRequest, stats, obs);
     }
 
     let mut mreq = MwRequest {
@@ -232,25 +238,25 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
             shared.metrics.count_error(kind);
             let mut resp = error_response(kind);
             apply_response(&rr.middlewares, rr.middlewares.len(), resp.headers_mut());
-            return finish(resp, stats, start, None);
+            return finish(resp, stats, start, None, obs);
         }
         Ok(Flow::Respond(mut resp, at)) => {
             apply_response(&rr.middlewares, at, resp.headers_mut());
-            return finish(resp, stats, start, None);
+            return finish(resp, stats, start, None, obs);
         }
         Ok(Flow::Continue) => {}
     }
 
-    let (mut resp, inflight) = match forward::forward(cx, rr, parts, body, host, suppress_xff).await
-    {
-        Ok(x) => x,
-        Err(kind) => {
-            shared.metrics.count_error(kind);
-            (error_response(kind), None)
-        }
-    };
+    let (mut resp, inflight) =
+        match forward::forward(cx, rr, parts, body, host, suppress_xff, &mut obs.up).await {
+            Ok(x) => x,
+            Err(kind) => {
+                shared.metrics.count_error(kind);
+                (error_response(kind), None)
+            }
+        };
     if rr.response_phase {
         apply_response(&rr.middlewares, rr.middlewares.len(), resp.headers_mut());
     }
-    finish(resp, stats, start, inflight)
+    finish(resp, stats, start, inflight, obs)
 }

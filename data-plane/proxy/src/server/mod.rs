@@ -20,6 +20,7 @@ mod conn;
 mod forward;
 mod handler;
 mod hygiene;
+pub(crate) mod observe;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,15 +61,20 @@ pub(crate) struct ConnCtx {
     pub tls: bool,
     /// The SNI of a TLS connection (for the domain-fronting check).
     pub sni: Option<Box<str>>,
+    /// `(TLSVersion, TLSCipher)` of a TLS connection, Go's names (access logs).
+    pub tls_info: Option<(&'static str, &'static str)>,
 }
 
-/// Runs when a response is finished (body sent or dropped): records the request's metrics and
-/// releases the backend's in-flight slot.
+/// Runs when a response is finished (body sent or dropped): records the request's metrics,
+/// releases the backend's in-flight slot, and submits the access log line ([`observe::Done`]).
 pub(crate) struct Completion {
     stats: Arc<RouteStats>,
     start: Instant,
     code: u16,
     _inflight: Option<InflightGuard>,
+    obs: Option<Box<observe::Done>>,
+    /// Response body bytes sent so far.
+    sent: u64,
 }
 
 impl Completion {
@@ -77,19 +83,31 @@ impl Completion {
         start: Instant,
         code: u16,
         inflight: Option<InflightGuard>,
+        obs: Option<Box<observe::Done>>,
     ) -> Completion {
         Completion {
             stats,
             start,
             code,
             _inflight: inflight,
+            obs,
+            sent: 0,
         }
+    }
+
+    /// Count body bytes sent to the client.
+    pub(crate) fn sent(&mut self, n: usize) {
+        self.sent += n as u64;
     }
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        self.stats.record(self.code, self.start.elapsed());
+        let elapsed = self.start.elapsed();
+        self.stats.record(self.code, elapsed);
+        if let Some(o) = self.obs.take() {
+            o.finish(elapsed, self.sent);
+        }
     }
 }
 
@@ -428,6 +446,10 @@ pub(crate) async fn accept_loop(
                         Accepted::Tls(s) => s.get_ref().1.server_name().map(Box::from),
                         _ => None,
                     };
+                    let tls_info = match &accepted {
+                        Accepted::Tls(s) => Some(observe::tls_info(s.get_ref().1)),
+                        _ => None,
+                    };
                     let cx = Arc::new(ConnCtx {
                         shared,
                         ep,
@@ -436,6 +458,7 @@ pub(crate) async fn accept_loop(
                         trusted,
                         tls: matches!(accepted, Accepted::Tls(_)),
                         sni,
+                        tls_info,
                     });
                     match accepted {
                         Accepted::Plain(s) => {

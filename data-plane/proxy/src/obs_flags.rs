@@ -1,0 +1,165 @@
+//! `switchyard-proxy`'s observability flags, named after Traefik's static options in their CLI
+//! form (`--accesslog.filepath` is Traefik's `--accesslog.filepath`); map-valued options take
+//! `KEY=VALUE` (`--accesslog.fields.headers.names User-Agent=keep`, repeatable).
+
+use std::path::PathBuf;
+
+use switchyard_proxy::accesslog::{config, AccessLogOptions, Fields, Filters};
+
+/// Access log and tracing flags (flattened into the binary's arguments).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ObsFlags {
+    /// Access logs (Traefik's `accessLog`): one line per request to standard output, or to
+    /// `--accesslog.filepath`. Off by default; any `--accesslog.*` flag turns them on. Lines
+    /// are written by a background thread: a line that does not fit the queue is dropped and
+    /// counted (`switchyard_proxy_accesslog_dropped_total`). SIGUSR1 reopens the file.
+    #[arg(long = "accesslog", help_heading = "Access logs")]
+    pub accesslog: bool,
+    /// The access log file (created with its directory; appended to).
+    #[arg(
+        long = "accesslog.filepath",
+        value_name = "FILE",
+        help_heading = "Access logs"
+    )]
+    pub filepath: Option<PathBuf>,
+    /// Line format: `common` (Traefik's CLF with request count, router, server URL and
+    /// duration), `genericCLF`, or `json` (Traefik's field names).
+    #[arg(
+        long = "accesslog.format",
+        value_name = "common|genericCLF|json",
+        help_heading = "Access logs"
+    )]
+    pub format: Option<String>,
+    /// Lines queued for the writer (default 4096).
+    #[arg(
+        long = "accesslog.bufferingsize",
+        value_name = "LINES",
+        help_heading = "Access logs"
+    )]
+    pub buffering_size: Option<usize>,
+    /// Keep only lines whose status is in these codes or ranges (`200,300-302`).
+    #[arg(
+        long = "accesslog.filters.statuscodes",
+        value_name = "CODE|FROM-TO,…",
+        help_heading = "Access logs"
+    )]
+    pub status_codes: Vec<String>,
+    /// Keep lines of retried requests.
+    #[arg(long = "accesslog.filters.retryattempts", help_heading = "Access logs")]
+    pub retry_attempts: bool,
+    /// Keep lines of requests that took longer than this (`10ms`).
+    #[arg(
+        long = "accesslog.filters.minduration",
+        value_name = "DURATION",
+        help_heading = "Access logs"
+    )]
+    pub min_duration: Option<String>,
+    /// `keep` (default) or `drop` every field not named in `--accesslog.fields.names`.
+    #[arg(
+        long = "accesslog.fields.defaultmode",
+        value_name = "keep|drop",
+        help_heading = "Access logs"
+    )]
+    pub fields_default: Option<String>,
+    /// Keep or drop one field, e.g. `ClientUsername=drop` (repeatable).
+    #[arg(
+        long = "accesslog.fields.names",
+        value_name = "FIELD=keep|drop",
+        help_heading = "Access logs"
+    )]
+    pub field_names: Vec<String>,
+    /// `drop` (default), `keep` or `redact` every header not named in
+    /// `--accesslog.fields.headers.names`.
+    #[arg(
+        long = "accesslog.fields.headers.defaultmode",
+        value_name = "keep|drop|redact",
+        help_heading = "Access logs"
+    )]
+    pub headers_default: Option<String>,
+    /// Keep, drop or redact one header, e.g. `Authorization=redact` (repeatable).
+    #[arg(
+        long = "accesslog.fields.headers.names",
+        value_name = "HEADER=keep|drop|redact",
+        help_heading = "Access logs"
+    )]
+    pub header_names: Vec<String>,
+    /// `keep` (default) or `drop` the query string from `RequestPath`.
+    #[arg(
+        long = "accesslog.fields.queryparameters.defaultmode",
+        value_name = "keep|drop",
+        help_heading = "Access logs"
+    )]
+    pub query_default: Option<String>,
+}
+
+fn keep_drop(flag: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "keep" => Ok(true),
+        "drop" => Ok(false),
+        _ => Err(format!("--{flag} {v:?}: expected keep or drop")),
+    }
+}
+
+impl ObsFlags {
+    /// The access log options (`None`: off).
+    pub fn access_log(&self) -> Result<Option<AccessLogOptions>, String> {
+        let any = self.accesslog
+            || self.filepath.is_some()
+            || self.format.is_some()
+            || self.buffering_size.is_some()
+            || !self.status_codes.is_empty()
+            || self.retry_attempts
+            || self.min_duration.is_some()
+            || self.fields_default.is_some()
+            || !self.field_names.is_empty()
+            || self.headers_default.is_some()
+            || !self.header_names.is_empty()
+            || self.query_default.is_some();
+        if !any {
+            return Ok(None);
+        }
+        let format = match &self.format {
+            Some(f) => f.parse().map_err(|e| format!("--accesslog.format: {e}"))?,
+            None => config::Format::Common,
+        };
+        let filters = Filters {
+            status_codes: Filters::parse_status_codes(&self.status_codes)
+                .map_err(|e| format!("--accesslog.filters.statuscodes: {e}"))?,
+            retry_attempts: self.retry_attempts,
+            min_duration: match &self.min_duration {
+                Some(d) => config::parse_duration(d)
+                    .map_err(|e| format!("--accesslog.filters.minduration: {e}"))?,
+                None => std::time::Duration::ZERO,
+            },
+        };
+        let mut fields = Fields::default();
+        if let Some(d) = &self.fields_default {
+            fields.default_keep = keep_drop("accesslog.fields.defaultmode", d)?;
+        }
+        for n in &self.field_names {
+            fields
+                .set_name(n)
+                .map_err(|e| format!("--accesslog.fields.names {e}"))?;
+        }
+        if let Some(d) = &self.headers_default {
+            fields.headers_default = d
+                .parse()
+                .map_err(|e| format!("--accesslog.fields.headers.defaultmode: {e}"))?;
+        }
+        for n in &self.header_names {
+            fields
+                .set_header(n)
+                .map_err(|e| format!("--accesslog.fields.headers.names {e}"))?;
+        }
+        if let Some(d) = &self.query_default {
+            fields.keep_query = keep_drop("accesslog.fields.queryparameters.defaultmode", d)?;
+        }
+        Ok(Some(AccessLogOptions {
+            file_path: self.filepath.clone(),
+            format,
+            filters,
+            fields,
+            buffering_size: self.buffering_size.unwrap_or(0),
+        }))
+    }
+}
