@@ -59,6 +59,7 @@ pub mod backends;
 pub mod chaos;
 pub mod client;
 pub mod failover;
+pub mod otlp;
 pub mod proxy;
 pub mod raw;
 

@@ -53,6 +53,7 @@ mod forwarded;
 pub mod limits;
 pub mod metrics;
 mod middlewares;
+pub mod otel;
 mod proxy;
 mod runtime;
 mod server;

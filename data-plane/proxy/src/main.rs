@@ -234,6 +234,7 @@ fn options(args: &Args) -> Result<ProxyOptions, String> {
         https_redirects,
         paths,
         access_log: args.obs.access_log()?,
+        tracing: args.obs.tracing(|k| std::env::var(k).ok())?,
     })
 }
 

@@ -58,6 +58,8 @@ pub struct ProxyOptions {
     pub paths: HashMap<String, PathOptions>,
     /// Access logs (off when `None`).
     pub access_log: Option<crate::accesslog::AccessLogOptions>,
+    /// OpenTelemetry tracing (off when `None`).
+    pub tracing: Option<crate::otel::TracingOptions>,
 }
 
 /// Every plaintext request on entry point `from` (except ACME HTTP-01 requests) is redirected
@@ -88,6 +90,7 @@ impl Default for ProxyOptions {
             https_redirects: Vec::new(),
             paths: HashMap::new(),
             access_log: None,
+            tracing: None,
         }
     }
 }
@@ -127,6 +130,8 @@ pub(crate) struct Shared {
     pub proxy_id: Option<HeaderValue>,
     /// The access log, when on.
     pub accesslog: Option<Arc<crate::accesslog::AccessLog>>,
+    /// The tracer, when tracing is on.
+    pub tracing: Option<Arc<crate::otel::Tracing>>,
     pub tunnels: Arc<Tracker>,
     pub handle: Handle,
     version: AtomicU64,
@@ -268,6 +273,19 @@ impl Proxy {
             Some(a) => Some(crate::accesslog::AccessLog::start(a, &metrics, &handle)?),
             None => None,
         };
+        let tracer = match &opts.tracing {
+            Some(t) => Some(crate::otel::Tracing::start(
+                t,
+                &crate::otel::Identity {
+                    proxy_id: &opts.proxy_id,
+                    region: &opts.region,
+                    zone: &opts.zone,
+                },
+                &metrics,
+                &handle,
+            )?),
+            None => None,
+        };
         let empty: Arc<str> = Arc::from("");
         let entrypoints = local_addrs
             .iter()
@@ -317,6 +335,7 @@ impl Proxy {
             metrics,
             proxy_id,
             accesslog,
+            tracing: tracer,
             tunnels: Arc::new(Tracker::new()),
             handle: handle.clone(),
             version: AtomicU64::new(0),

@@ -96,8 +96,14 @@ pub(crate) async fn forward(
     let server = picked.server;
     prepare(&mut parts, &server, lb.pass_host_header, &host)?;
     let guard = server.start_request();
-    obs.attempt(&lb.name, &server);
-    let resp = send(lb, &server, Request::from_parts(parts, body)).await?;
+    obs.attempt(&lb.name, &server, &parts.method, &mut parts.headers);
+    let resp = match send(lb, &server, Request::from_parts(parts, body)).await {
+        Ok(r) => r,
+        Err(kind) => {
+            obs.failed(kind);
+            return Err(kind);
+        }
+    };
     obs.answered(resp.status());
 
     let (mut rparts, rbody) = resp.into_parts();
