@@ -408,6 +408,7 @@ impl Proxy {
         };
         let started = std::time::Instant::now();
         let rt = Runtime::compile(cfg, &self.shared.entrypoint_names, &old, &env)?;
+        let certs = crate::traefik_metrics::certs_not_after(&rt.config);
         // Backend health gauges of servers that are gone.
         let live: std::collections::HashSet<(Arc<str>, Arc<str>)> =
             services::server_labels(&rt.services).into_iter().collect();
@@ -418,6 +419,8 @@ impl Proxy {
             .metrics
             .config_version()
             .set(i64::try_from(version).unwrap_or(i64::MAX));
+        self.shared.metrics.config_reloaded();
+        self.shared.metrics.set_certs(certs);
         let kept: Vec<Arc<LoadBalancer>> =
             services::balancers(&self.shared.current.load().services);
         for lb in services::balancers(&old.services) {

@@ -63,9 +63,11 @@ fn finish(
     obs: Obs,
 ) -> Response<ProxyBody> {
     let code = resp.status().as_u16();
+    let (labels, retries) = (obs.labels, obs.up.attempts.saturating_sub(1));
     let done = obs.respond(&resp);
-    resp.body_mut()
-        .set_completion(Completion::new(stats, start, code, inflight, done));
+    resp.body_mut().set_completion(Completion::new(
+        stats, start, code, inflight, done, labels, retries,
+    ));
     resp
 }
 
@@ -213,8 +215,10 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         return error(ErrorKind::NoRoute, ep.no_route.clone(), obs);
     };
     obs.routed(rr);
+    // `observability.metrics: false`: counted for the entry point only.
     let stats = rr
         .stats(cx.ep, &ep.name, &shared.metrics)
+        .filter(|_| rr.obs.metrics)
         .unwrap_or_else(|| ep.no_route.clone());
     if ep.paths.encoded.check(parts.uri.path()).is_err() {
         return error(ErrorKind::BadRequest, stats, obs);

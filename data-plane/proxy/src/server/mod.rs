@@ -46,6 +46,7 @@ use crate::metrics::RouteStats;
 use crate::proxy::Shared;
 use crate::services::lb::InflightGuard;
 use crate::tls::Accepted;
+use crate::traefik_metrics::ReqLabels;
 
 /// What a request knows about its connection.
 pub(crate) struct ConnCtx {
@@ -75,6 +76,8 @@ pub(crate) struct Completion {
     obs: Option<Box<observe::Done>>,
     /// Response body bytes sent so far.
     sent: u64,
+    labels: ReqLabels,
+    retries: u32,
 }
 
 impl Completion {
@@ -84,6 +87,8 @@ impl Completion {
         code: u16,
         inflight: Option<InflightGuard>,
         obs: Option<Box<observe::Done>>,
+        labels: ReqLabels,
+        retries: u32,
     ) -> Completion {
         Completion {
             stats,
@@ -92,6 +97,8 @@ impl Completion {
             _inflight: inflight,
             obs,
             sent: 0,
+            labels,
+            retries,
         }
     }
 
@@ -104,7 +111,8 @@ impl Completion {
 impl Drop for Completion {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
-        self.stats.record(self.code, elapsed);
+        self.stats
+            .record_all(self.code, elapsed, self.labels, self.sent, self.retries);
         if let Some(o) = self.obs.take() {
             o.finish(elapsed, self.sent);
         }
@@ -168,19 +176,24 @@ impl Tracker {
     }
 }
 
-/// Counts an open connection for as long as it lives (also when its task is aborted).
-struct OpenGuard(prometheus_client::metrics::gauge::Gauge);
+/// Counts an open connection for as long as it lives (also when its task is aborted), in
+/// Switchyard's gauge and Traefik's.
+struct OpenGuard([prometheus_client::metrics::gauge::Gauge; 2]);
 
 impl OpenGuard {
-    fn new(g: prometheus_client::metrics::gauge::Gauge) -> OpenGuard {
-        g.inc();
+    fn new(g: [prometheus_client::metrics::gauge::Gauge; 2]) -> OpenGuard {
+        for x in &g {
+            x.inc();
+        }
         OpenGuard(g)
     }
 }
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.dec();
+        for x in &self.0 {
+            x.dec();
+        }
     }
 }
 
@@ -392,7 +405,10 @@ pub(crate) async fn accept_loop(
         .map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut conns: JoinSet<()> = JoinSet::new();
-    let open = shared.metrics.open_connections(&name);
+    let open = [
+        shared.metrics.open_connections(&name),
+        shared.metrics.traefik_open_connections(&name),
+    ];
     let stop_at = tokio::time::sleep(Duration::from_secs(365 * 86_400));
     tokio::pin!(stop_at);
     let mut stopping = false;

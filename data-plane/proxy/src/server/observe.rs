@@ -21,6 +21,7 @@ use crate::otel::Tracing;
 use crate::proxy::Entrypoint;
 use crate::runtime::RouteRt;
 use crate::services::lb::Server;
+use crate::traefik_metrics::ReqLabels;
 
 /// `(TLSVersion, TLSCipher)` with Go's names (`1.3`, `TLS_AES_128_GCM_SHA256`).
 pub(crate) fn tls_info(c: &rustls::ServerConnection) -> (&'static str, &'static str) {
@@ -163,6 +164,8 @@ fn method_name(m: &http::Method) -> &'static str {
 /// A request's observations (see the module documentation).
 #[derive(Default)]
 pub(crate) struct Obs {
+    /// Traefik's metric labels of the request (always computed).
+    pub labels: ReqLabels,
     log: Option<(Arc<AccessLog>, Box<Record>)>,
     trace: Option<Box<Trace>>,
     pub up: Upstream,
@@ -172,8 +175,12 @@ impl Obs {
     /// Stage 1: the request as received.
     pub(crate) fn begin(cx: &ConnCtx, ep: &Entrypoint, parts: &Parts) -> Obs {
         let shared = &cx.shared;
+        let labels = ReqLabels::of(parts);
         if shared.accesslog.is_none() && shared.tracing.is_none() {
-            return Obs::default();
+            return Obs {
+                labels,
+                ..Obs::default()
+            };
         }
         let now = SystemTime::now();
         let host = match parts.uri.authority() {
@@ -248,6 +255,7 @@ impl Obs {
             (al.clone(), Box::new(record))
         });
         Obs {
+            labels,
             log,
             trace,
             up: Upstream {
