@@ -425,6 +425,7 @@ async fn discover(channel: Channel, candidates: &mut Vec<Candidate>, tls: Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard_config::Kind;
     use switchyard_proto::stream::{Delta, ResourceChange, Snapshot};
 
     fn c(url: &str, region: &str, zone: &str) -> Candidate {
