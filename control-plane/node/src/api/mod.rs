@@ -156,6 +156,12 @@ fn router_repr(name: &str, info: &Info) -> Value {
         o.insert("name".into(), name.into());
         o.insert("provider".into(), runtime::PROVIDER.into());
         o.insert("priorityStr".into(), priority.to_string().into());
+        // Traefik shows the TLS options a router gets: `default` when not set (in the lists and
+        // single-router answers, not in `/api/rawdata`).
+        if let Some(Value::Object(tls)) = o.get_mut("tls") {
+            tls.entry("options")
+                .or_insert_with(|| Value::String("default".into()));
+        }
     }
     v
 }

@@ -140,13 +140,7 @@ pub fn build(
     let mut rt = Runtime::default();
     let mut label_of: BTreeMap<String, (u8, String)> = BTreeMap::new();
     for (name, r) in &cfg.http.routers {
-        let mut info = Info::new(to_map(r));
-        if let Some(Value::Object(tls)) = info.config.get_mut("tls") {
-            // Traefik shows the TLS options a router gets: `default` when not set.
-            tls.entry("options")
-                .or_insert_with(|| Value::String("default".into()));
-        }
-        rt.routers.insert(qualified(name), info);
+        rt.routers.insert(qualified(name), Info::new(to_map(r)));
         label_of.insert(resource_label("router", name), (0, qualified(name)));
     }
     for (name, s) in &cfg.http.services {
@@ -324,8 +318,6 @@ mod tests {
                    "rule": "Host(`foo.bar`)", "service": "foo-service", "status": "enabled",
                    "using": ["web"]})
         );
-        let secure = serde_json::to_value(&rt.routers["secure@file"]).expect("json");
-        assert_eq!(secure["tls"], json!({"options": "default"}));
         let svc = &rt.services["foo-service@file"];
         assert_eq!(svc.used_by, ["bar@file", "secure@file", "test@file"]);
         assert_eq!(svc.kind(), "loadbalancer");
