@@ -56,6 +56,7 @@
 
 pub mod acme;
 pub mod backends;
+pub mod browser;
 pub mod chaos;
 pub mod client;
 pub mod failover;
