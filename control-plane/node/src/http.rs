@@ -1,6 +1,6 @@
-//! The HTTP port: `/healthz` (process up), `/readyz` (member with a known leader and caught up),
-//! `/metrics` (Prometheus text), Traefik's read API under `/api/` ([`crate::api`]) and the
-//! dashboard under `/dashboard/` ([`crate::dashboard`]).
+//! The HTTP port: `/healthz` (process up), `/readyz` (member with a known leader and caught up with
+//! it, see [`crate::catch_up`]), `/metrics` (Prometheus text), Traefik's read API under `/api/`
+//! ([`crate::api`]) and the dashboard under `/dashboard/` ([`crate::dashboard`]).
 
 use std::sync::Arc;
 

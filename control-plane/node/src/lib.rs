@@ -17,6 +17,7 @@
 pub mod acme;
 pub mod admin;
 pub mod api;
+pub mod catch_up;
 pub mod dashboard;
 pub mod errors;
 pub mod http;
