@@ -125,23 +125,57 @@ async fn cluster_proxies(shared: &Arc<Shared>) -> switchyard_proto::admin::ListP
         .await
 }
 
+/// The last runtime view built: for one config (by identity: a change makes a new `Arc`) and one
+/// set of known entry points. Reads between config changes reuse it, so a dashboard polling a
+/// 10k-router cluster does not re-validate 10k routers per request.
+struct CachedView {
+    config: Arc<switchyard_config::DynamicConfig>,
+    entrypoints: Option<BTreeSet<String>>,
+    view: Arc<Runtime>,
+}
+
+static VIEW: std::sync::Mutex<Option<CachedView>> = std::sync::Mutex::new(None);
+
 /// The runtime view of this node's applied config.
-async fn view(shared: &Arc<Shared>) -> Runtime {
+async fn view(shared: &Arc<Shared>) -> Arc<Runtime> {
     let proxies = cluster_proxies(shared).await;
     let eps: BTreeSet<String> = proxies
         .proxies
         .iter()
         .flat_map(|p| p.entrypoints.iter().cloned())
         .collect();
+    let known = (!proxies.proxies.is_empty()).then_some(eps);
     let cfg = shared.applied.borrow().state.config.clone();
-    // A committed config compiles (the state machine refuses anything else): the problems are
-    // normally none, but the view says what the shared compilers say, whatever they say.
-    let problems = switchyard_store::state::compile_check(&cfg)
-        .err()
-        .map(|e| e.0)
-        .unwrap_or_default();
-    let known = (!proxies.proxies.is_empty()).then_some(&eps);
-    runtime::build(&cfg, &problems, known)
+    {
+        let cache = VIEW.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.as_ref() {
+            if Arc::ptr_eq(&c.config, &cfg) && c.entrypoints == known {
+                return c.view.clone();
+            }
+        }
+    }
+    // CPU work (validation and compilation of the whole config): off the runtime threads.
+    let (cfg2, known2) = (cfg.clone(), known.clone());
+    let built = tokio::task::spawn_blocking(move || {
+        // A committed config compiles (the state machine refuses anything else): the problems
+        // are normally none, but the view says what the shared compilers say, whatever they say.
+        let problems = switchyard_store::state::compile_check(&cfg2)
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        Arc::new(runtime::build(&cfg2, &problems, known2.as_ref()))
+    })
+    .await;
+    let Ok(built) = built else {
+        // The compilers do not panic (they are fuzzed); should one, answer empty, cache nothing.
+        return Arc::default();
+    };
+    *VIEW.lock().unwrap_or_else(|p| p.into_inner()) = Some(CachedView {
+        config: cfg,
+        entrypoints: known,
+        view: built.clone(),
+    });
+    built
 }
 
 /// `/api/http/routers` item: the runtime info plus `name`, `provider`, `priorityStr`.
@@ -177,12 +211,13 @@ fn typed_repr(name: &str, info: &Info) -> Value {
     v
 }
 
-/// Filters, sorts and pages `items` as Traefik's list handlers do.
-fn list(
+/// Filters, sorts and pages `items` as Traefik's list handlers do; only the page is rendered.
+fn list<T>(
     uri: &Uri,
-    mut items: Vec<(String, Value)>,
-    keep: impl Fn(&Criterion, &str, &Value) -> bool,
-    key: impl Fn(&(String, Value), &str) -> SortKey,
+    mut items: Vec<(String, T)>,
+    keep: impl Fn(&Criterion, &str, &T) -> bool,
+    key: impl Fn(&(String, T), &str) -> SortKey,
+    render: impl Fn(&str, &T) -> Value,
 ) -> Response {
     let p = Params::parse(uri.query());
     let c = Criterion::from(&p);
@@ -192,7 +227,10 @@ fn list(
         Ok(pg) => pg,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let slice: Vec<&Value> = items[page.start..page.end].iter().map(|(_, v)| v).collect();
+    let slice: Vec<Value> = items[page.start..page.end]
+        .iter()
+        .map(|(n, v)| render(n, v))
+        .collect();
     let mut resp = ok_json(&slice);
     if let Ok(v) = page.next.to_string().parse() {
         resp.headers_mut().insert(NEXT_PAGE_HEADER, v);
@@ -222,7 +260,7 @@ async fn version() -> Response {
 }
 
 async fn rawdata(State(shared): S) -> Response {
-    ok_json(&view(&shared).await)
+    ok_json(&*view(&shared).await)
 }
 
 fn section<'a>(items: impl Iterator<Item = &'a Info>) -> Value {
@@ -288,6 +326,7 @@ async fn entrypoints(State(shared): S, uri: Uri) -> Response {
         items,
         |_, _, _| true,
         |(n, _), _| SortKey::Text(n.clone()),
+        |_, v| v.clone(),
     )
 }
 
@@ -304,35 +343,30 @@ async fn entrypoint(State(shared): S, Path(name): Path<String>) -> Response {
 
 async fn routers(State(shared): S, uri: Uri) -> Response {
     let rt = view(&shared).await;
-    let items = rt
-        .routers
-        .iter()
-        .map(|(n, i)| (n.clone(), router_repr(n, i)))
-        .collect();
+    let items: Vec<(String, &Info)> = rt.routers.iter().map(|(n, i)| (n.clone(), i)).collect();
     list(
         &uri,
         items,
-        |c, name, v| {
-            let mws: Vec<&str> = v
-                .get("middlewares")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            c.with_status(str_of(v, "status"))
-                && c.search_in(&[str_of(v, "rule"), name])
-                && c.filter_service(str_of(v, "service"))
-                && c.filter_middleware(&mws)
+        |c, name, i| {
+            c.with_status(i.status)
+                && c.search_in(&[i.str_field("rule"), name])
+                && c.filter_service(i.str_field("service"))
+                && c.filter_middleware(&i.str_list("middlewares"))
         },
-        |(n, v), by| match by {
-            "priority" => SortKey::Int(v.get("priority").and_then(Value::as_i64).unwrap_or(0)),
-            "entryPoints" => SortKey::Int(
-                v.get("entryPoints")
-                    .and_then(Value::as_array)
-                    .map_or(0, |a| a.len() as i64),
+        |(n, i), by| match by {
+            "priority" => SortKey::Int(
+                i.config
+                    .get("priority")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0),
             ),
-            "provider" | "status" | "rule" | "service" => text_key(v, by),
+            "entryPoints" => SortKey::Int(i.str_list("entryPoints").len() as i64),
+            "provider" => SortKey::Text(runtime::PROVIDER.into()),
+            "status" => SortKey::Text(i.status.into()),
+            "rule" | "service" => SortKey::Text(i.str_field(by).into()),
             _ => SortKey::Text(n.clone()),
         },
+        |n, i| router_repr(n, i),
     )
 }
 
@@ -353,18 +387,18 @@ async fn router_one(State(shared): S, Path(name): Path<String>) -> Response {
 }
 
 fn simple_list(uri: &Uri, map: &std::collections::BTreeMap<String, Info>) -> Response {
-    let items = map
-        .iter()
-        .map(|(n, i)| (n.clone(), typed_repr(n, i)))
-        .collect();
+    let items: Vec<(String, &Info)> = map.iter().map(|(n, i)| (n.clone(), i)).collect();
     list(
         uri,
         items,
-        |c, name, v| c.with_status(str_of(v, "status")) && c.search_in(&[name]),
-        |(n, v), by| match by {
-            "status" | "type" | "provider" => text_key(v, by),
+        |c, name, i| c.with_status(i.status) && c.search_in(&[name]),
+        |(n, i), by| match by {
+            "status" => SortKey::Text(i.status.into()),
+            "type" => SortKey::Text(i.kind()),
+            "provider" => SortKey::Text(runtime::PROVIDER.into()),
             _ => SortKey::Text(n.clone()),
         },
+        |n, i| typed_repr(n, i),
     )
 }
 
@@ -455,6 +489,7 @@ async fn certificates(State(shared): S, uri: Uri) -> Response {
             "validUntil" => text_key(v, "notAfter"),
             _ => SortKey::Text(n.clone()),
         },
+        |_, v| v.clone(),
     )
 }
 

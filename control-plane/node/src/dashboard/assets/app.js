@@ -248,11 +248,12 @@ async function poll() {
       const { body } = await api("/api/switchyard/status");
       $("#live").textContent = "config v" + body.configVersion + " · leader " + (body.leader ?? "none") + " · term " + body.term;
       const key = [body.configVersion, body.leader, body.term].join("/");
-      // Cluster and proxies pages also change without a new config (lag, reachability).
-      if (key !== state.last || state.page === "cluster" || state.page === "proxies") {
-        state.last = key;
-        await refresh();
-      }
+      // The first answer only sets the baseline (route() loaded the page). Cluster and proxies
+      // pages also change without a new config (lag, reachability).
+      const changed = state.last !== null && key !== state.last;
+      const live = state.page === "cluster" || state.page === "proxies";
+      state.last = key;
+      if (changed || live) await refresh();
     } catch (e) {
       $("#live").textContent = "";
       banner("Cannot reach the API: " + e.message);
