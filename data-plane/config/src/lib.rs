@@ -103,6 +103,7 @@ pub mod middlewares;
 mod model;
 pub mod paths;
 pub mod rules;
+pub mod scope;
 mod syntax;
 mod validate;
 
@@ -111,8 +112,8 @@ mod limits;
 mod reader;
 
 pub use acme::{
-    AcmeResolver, CertResolver, Eab, HttpChallenge, KeyPair, ManagedCertificate, ManagedTls,
-    TlsChallenge,
+    AcmeResolver, CertResolver, DnsChallenge, DnsPropagation, Eab, ExecHook, HttpChallenge,
+    HttpReq, KeyPair, ManagedCertificate, ManagedTls, Rfc2136, TlsChallenge,
 };
 pub use delta::{DeltaChange, DeltaError, Resource};
 pub use diff::{diff, Change, ChangeAction, ResourceKind};

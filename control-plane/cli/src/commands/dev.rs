@@ -84,6 +84,7 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
         ControlOptions {
             endpoints: vec![api.clone()],
             labels: BTreeMap::new(),
+            cluster: switchyard_config::scope::DEFAULT_CLUSTER.into(),
             entrypoints: vec!["web".into()],
             cache: None,
             tls: None,
