@@ -11,7 +11,7 @@ use crate::model::{Certificate, DynamicConfig};
 pub struct Change {
     /// `"router"`, `"service"`, `"middleware"`, `"serversTransport"`, `"tlsOption"`,
     /// `"tlsStore"`, `"tlsCertificate"`, `"certResolver"`, or one of the managed kinds
-    /// `"managedCertificate"`, `"acmeHttp01"`, `"acmeTlsAlpn01"`.
+    /// `"managedCertificate"`, `"acmeHttp01"`, `"acmeTlsAlpn01"`, `"tlsTicketKeys"`.
     pub kind: String,
     /// Resource name (for certificates: the `certFile`).
     pub name: String,
@@ -132,6 +132,20 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
         &new.managed.tls_alpn01,
         &mut out,
     );
+    if old.managed.ticket_keys != new.managed.ticket_keys {
+        out.push(Change {
+            kind: "tlsTicketKeys".to_string(),
+            name: "cluster".to_string(),
+            action: match (
+                old.managed.ticket_keys.is_empty(),
+                new.managed.ticket_keys.is_empty(),
+            ) {
+                (true, _) => ChangeAction::Create,
+                (_, true) => ChangeAction::Delete,
+                _ => ChangeAction::Update,
+            },
+        });
+    }
     out.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
     out
 }

@@ -111,7 +111,7 @@ mod reader;
 
 pub use acme::{
     AcmeResolver, CertResolver, DnsChallenge, DnsPropagation, Eab, ExecHook, HttpChallenge,
-    HttpReq, KeyPair, ManagedCertificate, ManagedTls, Rfc2136, TlsChallenge,
+    HttpReq, KeyPair, ManagedCertificate, ManagedTls, Rfc2136, TicketKey, TlsChallenge,
 };
 pub use diff::{diff, Change, ChangeAction};
 pub use document::{from_stream_value, from_value, parse_document};

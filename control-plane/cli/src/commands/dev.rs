@@ -61,6 +61,7 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
         write_timeout: Duration::from_secs(5),
         insecure: true,
         proxy_cert_ttl: Duration::from_secs(24 * 3600),
+        tls_ticket_rotation: Duration::from_secs(12 * 3600),
         ca_cert: None,
         token: None,
     })

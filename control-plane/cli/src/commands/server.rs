@@ -65,6 +65,10 @@ pub fn options(a: &ServerArgs, g: &Global) -> Result<NodeOptions> {
         write_timeout: duration("write-timeout", &a.write_timeout)?,
         insecure: g.insecure,
         proxy_cert_ttl: duration("proxy-cert-ttl", &a.proxy_cert_ttl)?,
+        tls_ticket_rotation: match a.tls_ticket_rotation.as_str() {
+            "0" | "0s" => Duration::ZERO,
+            v => duration("tls-ticket-rotation", v)?,
+        },
         ca_cert: g.ca_cert.clone(),
         token: g.token.clone(),
     })
