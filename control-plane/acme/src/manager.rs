@@ -155,6 +155,9 @@ impl<C: Cluster> Manager<C> {
     /// Generates and commits a new session-ticket key when the newest is a period old.
     async fn rotate_ticket_keys(&self, st: &ClusterState) {
         let keys = &st.config.managed.ticket_keys;
+        if keys.is_empty() && !crate::tickets::wanted(&st.config) {
+            return;
+        }
         let now = now_unix();
         if !crate::tickets::due(keys, self.ticket_rotation, now) {
             return;

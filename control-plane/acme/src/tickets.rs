@@ -2,7 +2,8 @@
 //! period and commits it through Raft with the previous one (`managed.ticketKeys`, newest
 //! first), and the config stream carries them to every proxy, so a ticket issued by one proxy
 //! resumes on any other, and a ticket issued just before a rotation still resumes for one more
-//! period. The decision is pure ([`due`], [`rotate`]); [`new_key`] draws the randomness.
+//! period. Keys exist from the first config where some router terminates TLS on. The decision
+//! is pure ([`wanted`], [`due`], [`rotate`]); [`new_key`] draws the randomness.
 
 use std::time::Duration;
 
@@ -23,6 +24,13 @@ pub fn due(keys: &[TicketKey], period: Duration, now: u64) -> bool {
                 || u64::from(k.lifetime_secs) != secs.min(u64::from(u32::MAX))
         }
     }
+}
+
+/// Whether the proxies terminate TLS at all (some router has `tls`): keys are generated from
+/// the first such config on (then kept and rotated), so a cluster that serves no TLS never
+/// changes its config version on its own.
+pub fn wanted(cfg: &switchyard_config::DynamicConfig) -> bool {
+    cfg.http.routers.values().any(|r| r.tls.is_some())
 }
 
 /// `new` followed by the current key (the previous one is dropped).
@@ -47,6 +55,20 @@ pub fn new_key(period: Duration, now: u64) -> TicketKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_for_tls() {
+        let plain = switchyard_config::parse_document(
+            "http:\n  routers:\n    a: {rule: \"Host(`a`)\", service: s}\n  services:\n    s: {loadBalancer: {servers: [{url: \"http://127.0.0.1:1\"}]}}\n",
+        )
+        .expect("doc");
+        assert!(!wanted(&plain));
+        let tls = switchyard_config::parse_document(
+            "http:\n  routers:\n    a: {rule: \"Host(`a`)\", service: s, tls: {}}\n  services:\n    s: {loadBalancer: {servers: [{url: \"http://127.0.0.1:1\"}]}}\n",
+        )
+        .expect("doc");
+        assert!(wanted(&tls));
+    }
 
     #[test]
     fn rotation_schedule() {
