@@ -1131,8 +1131,10 @@ fn diff_lists_changes_sorted() {
         .unwrap()
         .server_name = None;
     let d = diff(&old, &new);
-    let got: Vec<(String, String, ChangeAction)> =
-        d.into_iter().map(|c| (c.kind, c.name, c.action)).collect();
+    let got: Vec<(String, String, ChangeAction)> = d
+        .into_iter()
+        .map(|c| (c.kind.as_str().to_string(), c.name, c.action))
+        .collect();
     let want = vec![
         (
             "middleware".to_string(),

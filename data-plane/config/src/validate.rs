@@ -600,6 +600,11 @@ impl<'c> Validator<'c> {
         if let Some(e) = check_name(K, name) {
             self.errors.push(e);
         }
+        for (i, c) in r.clusters.iter().enumerate() {
+            if let Some(p) = crate::scope::cluster_name_problem(c) {
+                self.field(K, name, format!("clusters[{i}]"), p);
+            }
+        }
         match r.rule_syntax.as_deref() {
             None | Some("v3") => {
                 if r.rule.trim().is_empty() {
