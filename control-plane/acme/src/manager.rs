@@ -620,6 +620,7 @@ impl<C: Cluster> Manager<C> {
         })
         .await?;
         let version = self.cluster.state().config_version;
+        tracing::info!(cert = %name, version, "ACME: challenge answers published to the proxies");
         let deadline = Instant::now() + PROXY_WAIT;
         loop {
             match self.cluster.proxies_have(version).await {
