@@ -18,6 +18,7 @@ pub mod dns01;
 mod manager;
 pub mod metrics;
 pub mod plan;
+pub mod tickets;
 
 use std::sync::Arc;
 

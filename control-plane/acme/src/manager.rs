@@ -86,15 +86,20 @@ fn ca_url(a: &AcmeResolver) -> String {
 pub struct Manager<C: Cluster> {
     cluster: Arc<C>,
     metrics: AcmeMetrics,
+    /// Session-ticket key rotation period (zero: no cluster ticket keys).
+    ticket_rotation: Duration,
     /// Serializes account creation so concurrent orders of one resolver share one account.
     account_lock: tokio::sync::Mutex<()>,
 }
 
 impl<C: Cluster> Manager<C> {
-    pub fn new(cluster: Arc<C>, metrics: AcmeMetrics) -> Arc<Self> {
+    /// `ticket_rotation`: how often the leader rotates the cluster's session-ticket keys (zero
+    /// disables them: each proxy then keeps its own resumption state).
+    pub fn new(cluster: Arc<C>, metrics: AcmeMetrics, ticket_rotation: Duration) -> Arc<Self> {
         Arc::new(Self {
             cluster,
             metrics,
+            ticket_rotation,
             account_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -143,6 +148,26 @@ impl<C: Cluster> Manager<C> {
             cooldown.retain(|_, until| *until > now);
             let st = self.cluster.state();
             self.reconcile(&st, &mut tasks, &mut last_renew_check, &cooldown);
+            self.rotate_ticket_keys(&st).await;
+        }
+    }
+
+    /// Generates and commits a new session-ticket key when the newest is a period old.
+    async fn rotate_ticket_keys(&self, st: &ClusterState) {
+        let keys = &st.config.managed.ticket_keys;
+        if keys.is_empty() && !crate::tickets::wanted(&st.config) {
+            return;
+        }
+        let now = now_unix();
+        if !crate::tickets::due(keys, self.ticket_rotation, now) {
+            return;
+        }
+        let new = crate::tickets::new_key(self.ticket_rotation, now);
+        let name = new.name.clone();
+        let keys = crate::tickets::rotate(keys, new);
+        match self.cluster.propose(AcmeCommand::TicketKeys { keys }).await {
+            Ok(()) => tracing::info!(key = %name, "TLS session-ticket keys rotated"),
+            Err(e) => tracing::warn!(error = %e, "TLS session-ticket key rotation not committed"),
         }
     }
 
@@ -595,6 +620,7 @@ impl<C: Cluster> Manager<C> {
         })
         .await?;
         let version = self.cluster.state().config_version;
+        tracing::info!(cert = %name, version, "ACME: challenge answers published to the proxies");
         let deadline = Instant::now() + PROXY_WAIT;
         loop {
             match self.cluster.proxies_have(version).await {

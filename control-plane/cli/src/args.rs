@@ -202,6 +202,10 @@ pub struct ServerArgs {
     /// Lifetime of the client certificates issued to proxies (they renew at 2/3 of it).
     #[arg(long, default_value = "24h", hide = true)]
     pub proxy_cert_ttl: String,
+    /// How often the leader rotates the TLS session-ticket keys shared by every proxy (Go
+    /// duration; the previous key still decrypts for one more period; 0 disables shared keys).
+    #[arg(long, default_value = "12h")]
+    pub tls_ticket_rotation: String,
 }
 
 #[derive(Args, Debug, Clone)]

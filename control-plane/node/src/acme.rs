@@ -74,6 +74,7 @@ impl Cluster for NodeCluster {
 /// Starts the ACME manager of this node (it acts only while the node leads).
 pub fn spawn(shared: Arc<Shared>, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     let metrics = shared.metrics.acme.clone();
-    let manager = Manager::new(Arc::new(NodeCluster(shared)), metrics);
+    let rotation = shared.opts.tls_ticket_rotation;
+    let manager = Manager::new(Arc::new(NodeCluster(shared)), metrics, rotation);
     tokio::spawn(manager.run(stop))
 }

@@ -38,6 +38,8 @@ pub struct NodeOptions {
     pub insecure: bool,
     /// Lifetime of the proxy client certificates this node issues.
     pub proxy_cert_ttl: std::time::Duration,
+    /// How often the leader rotates the cluster's TLS session-ticket keys (zero: disabled).
+    pub tls_ticket_rotation: Duration,
     /// With `join`: the cluster CA certificate (PEM file) to verify the endpoint with.
     pub ca_cert: Option<PathBuf>,
     /// With `join`: an admin token for the `AddNode` call.

@@ -173,6 +173,10 @@ pub enum AcmeCommand {
     },
     /// The certificate is no longer wanted (no router asks for it): drop it.
     Remove { name: String },
+    /// The session-ticket keys every proxy uses, newest first (a rotation by the leader).
+    TicketKeys {
+        keys: Vec<switchyard_config::TicketKey>,
+    },
 }
 
 impl std::fmt::Debug for AcmeCommand {
@@ -191,6 +195,10 @@ impl std::fmt::Debug for AcmeCommand {
             AcmeCommand::Issued { name, info, .. } => write!(f, "Issued({name}, {info:?})"),
             AcmeCommand::Failed { name, error, .. } => write!(f, "Failed({name}, {error})"),
             AcmeCommand::Remove { name } => write!(f, "Remove({name})"),
+            AcmeCommand::TicketKeys { keys } => {
+                let names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
+                write!(f, "TicketKeys({names:?})")
+            }
         }
     }
 }
@@ -351,6 +359,13 @@ impl AcmeState {
                 self.certificates.remove(name);
                 changed |= config.managed.certificates.remove(name).is_some();
                 changed
+            }
+            AcmeCommand::TicketKeys { keys } => {
+                if config.managed.ticket_keys == *keys {
+                    return false;
+                }
+                config.managed.ticket_keys = keys.clone();
+                true
             }
         }
     }

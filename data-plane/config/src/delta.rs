@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::acme::{CertResolver, KeyPair, ManagedCertificate};
+use crate::acme::{CertResolver, KeyPair, ManagedCertificate, TicketKey};
 use crate::diff::{diff, ChangeAction, ResourceKind};
 use crate::model::{
     Certificate, DynamicConfig, Middleware, Router, ServersTransport, Service, TlsOptions, TlsStore,
@@ -37,6 +37,8 @@ pub enum Resource {
     AcmeHttp01(String),
     /// The challenge certificate for the domain (the change's name).
     AcmeTlsAlpn01(KeyPair),
+    /// The session-ticket keys, newest first.
+    TlsTicketKeys(Vec<TicketKey>),
 }
 
 /// One changed resource: its new value, or `None` when it was removed.
@@ -97,6 +99,12 @@ fn get(cfg: &DynamicConfig, kind: ResourceKind, name: &str) -> Option<Resource> 
         }
         K::AcmeHttp01 => Resource::AcmeHttp01(value(&cfg.managed.http01, name)?),
         K::AcmeTlsAlpn01 => Resource::AcmeTlsAlpn01(value(&cfg.managed.tls_alpn01, name)?),
+        K::TlsTicketKeys => {
+            if cfg.managed.ticket_keys.is_empty() {
+                return None;
+            }
+            Resource::TlsTicketKeys(cfg.managed.ticket_keys.clone())
+        }
     })
 }
 
@@ -198,6 +206,12 @@ pub fn apply_in_place(cfg: &mut DynamicConfig, changes: &[DeltaChange]) {
             K::ManagedCertificate => set!(&mut cfg.managed.certificates, ManagedCertificate),
             K::AcmeHttp01 => set!(&mut cfg.managed.http01, AcmeHttp01),
             K::AcmeTlsAlpn01 => set!(&mut cfg.managed.tls_alpn01, AcmeTlsAlpn01),
+            K::TlsTicketKeys => {
+                cfg.managed.ticket_keys = match r {
+                    Some(Resource::TlsTicketKeys(k)) => k,
+                    _ => Vec::new(),
+                }
+            }
         }
     }
 }
@@ -242,6 +256,7 @@ impl DeltaChange {
             Some(Resource::ManagedCertificate(x)) => to_json(x),
             Some(Resource::AcmeHttp01(x)) => to_json(x),
             Some(Resource::AcmeTlsAlpn01(x)) => to_json(x),
+            Some(Resource::TlsTicketKeys(x)) => to_json(x),
         }
     }
 
@@ -265,6 +280,7 @@ impl DeltaChange {
                 K::ManagedCertificate => Resource::ManagedCertificate(from_json(k, n, json)?),
                 K::AcmeHttp01 => Resource::AcmeHttp01(from_json(k, n, json)?),
                 K::AcmeTlsAlpn01 => Resource::AcmeTlsAlpn01(from_json(k, n, json)?),
+                K::TlsTicketKeys => Resource::TlsTicketKeys(from_json(k, n, json)?),
             })
         };
         Ok(DeltaChange {
@@ -349,7 +365,7 @@ mod tests {
             if let v @ 1..=3 = next() {
                 let r = CertResolver {
                     tailscale: Some(json!({ "v": v })),
-                    ..Default::default()
+                    ..CertResolver::default()
                 };
                 cfg.certificates_resolvers.insert(n.clone(), r);
             }
@@ -371,6 +387,16 @@ mod tests {
                 };
                 cfg.managed.tls_alpn01.insert(n.clone(), p);
             }
+        }
+        if let v @ 1..=3 = next() {
+            cfg.managed.ticket_keys = (0..v)
+                .map(|i| TicketKey {
+                    name: format!("{i:032x}"),
+                    key: format!("k{v}"),
+                    created_unix: u64::from(i),
+                    lifetime_secs: 60,
+                })
+                .collect();
         }
         cfg
     }

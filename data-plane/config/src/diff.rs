@@ -34,11 +34,13 @@ pub enum ResourceKind {
     AcmeHttp01,
     /// Pending ACME TLS-ALPN-01 challenges.
     AcmeTlsAlpn01,
+    /// The cluster's TLS session-ticket keys (one resource, named `cluster`).
+    TlsTicketKeys,
 }
 
 impl ResourceKind {
     /// Every kind.
-    pub const ALL: [ResourceKind; 11] = [
+    pub const ALL: [ResourceKind; 12] = [
         ResourceKind::Router,
         ResourceKind::Service,
         ResourceKind::Middleware,
@@ -50,6 +52,7 @@ impl ResourceKind {
         ResourceKind::ManagedCertificate,
         ResourceKind::AcmeHttp01,
         ResourceKind::AcmeTlsAlpn01,
+        ResourceKind::TlsTicketKeys,
     ];
 
     /// The name: `"router"`, `"serversTransport"`, `"acmeTlsAlpn01"`, …
@@ -66,6 +69,7 @@ impl ResourceKind {
             ResourceKind::ManagedCertificate => "managedCertificate",
             ResourceKind::AcmeHttp01 => "acmeHttp01",
             ResourceKind::AcmeTlsAlpn01 => "acmeTlsAlpn01",
+            ResourceKind::TlsTicketKeys => "tlsTicketKeys",
         }
     }
 
@@ -80,6 +84,9 @@ impl std::fmt::Display for ResourceKind {
         f.write_str(self.as_str())
     }
 }
+
+/// The name of the one [`ResourceKind::TlsTicketKeys`] resource.
+pub const TICKET_KEYS_NAME: &str = "cluster";
 
 /// One resource-level change between two configs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +187,7 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
                 certificates: _,
                 http01: _,
                 tls_alpn01: _,
+                ticket_keys: _,
             },
     } = new;
     let mut out = Vec::new();
@@ -249,6 +257,20 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
         &new.managed.tls_alpn01,
         &mut out,
     );
+    if old.managed.ticket_keys != new.managed.ticket_keys {
+        out.push(Change {
+            kind: ResourceKind::TlsTicketKeys,
+            name: TICKET_KEYS_NAME.to_string(),
+            action: match (
+                old.managed.ticket_keys.is_empty(),
+                new.managed.ticket_keys.is_empty(),
+            ) {
+                (true, _) => ChangeAction::Create,
+                (_, true) => ChangeAction::Delete,
+                _ => ChangeAction::Update,
+            },
+        });
+    }
     // By kind name, then resource name (the order the admin API has always listed).
     out.sort_by(|a, b| (a.kind.as_str(), &a.name).cmp(&(b.kind.as_str(), &b.name)));
     out

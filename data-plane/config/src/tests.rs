@@ -391,7 +391,7 @@ fn parse_error_messages() {
         // unknown fields
         (
             "http:\n  routers:\n    api:\n      rulee: x\n",
-            r#"router "api": unknown field "rulee", expected one of "rule", "ruleSyntax", "priority", "entryPoints", "middlewares", "service", "tls", "observability""#,
+            r#"router "api": unknown field "rulee", expected one of "rule", "ruleSyntax", "priority", "entryPoints", "middlewares", "service", "tls", "observability", "clusters""#,
         ),
         (
             "http:\n  services:\n    web:\n      loadBalancer:\n        serverz: []\n",

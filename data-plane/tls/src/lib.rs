@@ -38,6 +38,13 @@
 //! Traefik, `caFiles` without a `clientAuthType` means `RequireAndVerifyClientCert`.
 //! `disableSessionTickets` turns TLS 1.3 tickets off.
 //!
+//! ## Session resumption across proxies
+//!
+//! When the config holds `managed.ticketKeys` (the control plane's leader generates and rotates
+//! them), every option's `ServerConfig` issues stateless tickets encrypted with the newest key
+//! and accepts tickets of every key held, so a client resumes on any proxy of the cluster
+//! (`tickets.rs`). Without keys, rustls' per-process session cache is used.
+//!
 //! Which option serves a handshake: the option of the TLS routers whose `Host` rule matches the
 //! SNI (exact, then one-label wildcard); `default` when none match, or when routers of the same
 //! host disagree (Traefik logs that conflict and uses `default` too).
@@ -61,6 +68,7 @@ mod client;
 mod server;
 #[cfg(test)]
 mod tests;
+mod tickets;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -211,11 +219,18 @@ pub fn compile(
             .filter(|n| n.as_str() != DEFAULT_OPTION)
             .cloned(),
     );
+    let ticketer = match tickets::ticketer(&cfg.managed.ticket_keys) {
+        Ok(t) => t,
+        Err((i, msg)) => {
+            errors.push(ConfigError::at(format!("managed.ticketKeys[{i}]"), msg));
+            None
+        }
+    };
     let empty = switchyard_config::TlsOptions::default();
     let mut options = Vec::with_capacity(option_names.len());
     for name in &option_names {
         let o = cfg.tls.options.get(name).unwrap_or(&empty);
-        match server::server_config(o, store.clone()) {
+        match server::server_config(o, store.clone(), ticketer.clone()) {
             Ok(c) => options.push(c),
             Err((field, msg)) => {
                 errors.push(ConfigError::field("tlsOption", name, field, msg));

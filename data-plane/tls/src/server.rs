@@ -274,6 +274,7 @@ impl ClientCertVerifier for AnyClientCert {
 pub(crate) fn server_config(
     o: &TlsOptions,
     store: Arc<CertStore>,
+    ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
 ) -> Result<Arc<ServerConfig>, FieldError> {
     let versions = versions(o)?;
     let provider = Arc::new(provider(o)?);
@@ -299,6 +300,8 @@ pub(crate) fn server_config(
     };
     if o.disable_session_tickets.unwrap_or(false) {
         cfg.send_tls13_tickets = 0;
+    } else if let Some(t) = ticketer {
+        cfg.ticketer = t;
     }
     Ok(Arc::new(cfg))
 }

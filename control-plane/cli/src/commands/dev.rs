@@ -62,6 +62,7 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
         max_write_batch: switchyard_node::proposer::MAX_BATCH,
         insecure: true,
         proxy_cert_ttl: Duration::from_secs(24 * 3600),
+        tls_ticket_rotation: Duration::from_secs(12 * 3600),
         ca_cert: None,
         token: None,
     })

@@ -79,6 +79,10 @@ pub fn options(a: &ServerArgs, g: &Global) -> Result<NodeOptions> {
         max_write_batch: a.max_write_batch,
         insecure: g.insecure,
         proxy_cert_ttl: duration("proxy-cert-ttl", &a.proxy_cert_ttl)?,
+        tls_ticket_rotation: match a.tls_ticket_rotation.as_str() {
+            "0" | "0s" => Duration::ZERO,
+            v => duration("tls-ticket-rotation", v)?,
+        },
         ca_cert: g.ca_cert.clone(),
         token: g.token.clone(),
     })
