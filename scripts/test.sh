@@ -3,7 +3,7 @@
 #   bash scripts/test.sh
 # Installs what the tests need when it is missing: `pebble` and `pebble-challtestsrv` (Debian
 # package `pebble`; the ACME suite's CA and DNS) and `curl` (README's commands, run by the README
-# test). cargo-nextest is optional. Safe to run repeatedly.
+# test; the middlewares suite's digest client). cargo-nextest is optional. Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +22,8 @@ if ! command -v pebble >/dev/null 2>&1 || ! command -v pebble-challtestsrv >/dev
   fi
 fi
 echo "pebble: $(command -v pebble)"
-# The README test (tests/tests/readme.rs) runs README's commands, which use curl.
+# The README test (tests/tests/readme.rs) runs README's commands, which use curl; the middlewares
+# suite logs in with curl's digest authentication (an independent client).
 if ! command -v curl >/dev/null 2>&1; then
   echo "installing curl (README's commands) with apt-get"
   if [ "$(id -u)" -eq 0 ]; then

@@ -61,6 +61,7 @@ pub mod chaos;
 pub mod client;
 pub mod deploy_files;
 pub mod failover;
+pub mod otlp;
 pub mod proxy;
 pub mod raw;
 

@@ -195,6 +195,10 @@ pub struct ServerArgs {
     /// A write not committed within this time fails with UNAVAILABLE.
     #[arg(long, default_value = "5s")]
     pub write_timeout: String,
+    /// Config writes arriving while the previous ones are being committed go into one Raft
+    /// entry, at most this many (1: one entry per write).
+    #[arg(long, default_value_t = switchyard_node::proposer::MAX_BATCH)]
+    pub max_write_batch: usize,
     /// Lifetime of the client certificates issued to proxies (they renew at 2/3 of it).
     #[arg(long, default_value = "24h", hide = true)]
     pub proxy_cert_ttl: String,

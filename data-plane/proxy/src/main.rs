@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+
+mod obs_flags;
 use ipnet::IpNet;
 use switchyard_config::paths::PathOptions;
 use switchyard_proxy::cache::Cache;
@@ -154,6 +156,9 @@ struct Args {
     /// plane.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["control", "cache_dir"])]
     config_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    obs: obs_flags::ObsFlags,
 }
 
 fn hostname() -> String {
@@ -241,6 +246,8 @@ fn options(args: &Args) -> Result<ProxyOptions, String> {
         entrypoint_limits,
         https_redirects,
         paths,
+        access_log: args.obs.access_log()?,
+        tracing: args.obs.tracing(|k| std::env::var(k).ok())?,
     })
 }
 

@@ -50,6 +50,9 @@ pub fn options(a: &ServerArgs, g: &Global) -> Result<NodeOptions> {
             "raft timers: need heartbeat-interval < election-timeout-min < election-timeout-max"
         ));
     }
+    if a.max_write_batch == 0 {
+        return Err(anyhow!("--max-write-batch: must be positive"));
+    }
     if a.snapshot_threshold == 0 {
         return Err(anyhow!("--snapshot-threshold: must be positive"));
     }
@@ -73,6 +76,7 @@ pub fn options(a: &ServerArgs, g: &Global) -> Result<NodeOptions> {
         snapshot_threshold: a.snapshot_threshold,
         snapshot_keep_logs: a.snapshot_keep_logs,
         write_timeout: duration("write-timeout", &a.write_timeout)?,
+        max_write_batch: a.max_write_batch,
         insecure: g.insecure,
         proxy_cert_ttl: duration("proxy-cert-ttl", &a.proxy_cert_ttl)?,
         ca_cert: g.ca_cert.clone(),
