@@ -6,7 +6,11 @@
 //! of all four regions; losing the leader's region leaves the others writing and serving, and
 //! the learner region's proxy keeps following the learner. Prints commit latency per region
 //! (CLI wall time, p50 and max of 5 writes), apply→every-proxy-ACK (p50 and max of 5) and the
-//! time from region loss to the first write committed elsewhere (BENCHMARKS.md).
+//! time from region loss to the first write committed elsewhere (BENCHMARKS.md). Before that the
+//! idle cluster is watched for `SWITCHYARD_LAB_HOLD_SECS` (15): no election may happen with the
+//! WAN profile. `SWITCHYARD_LAB_PROFILE=lan` only counts the elections of the LAN timers over the
+//! same links and stops (measurement only; `scripts/lab.sh --hold-secs 300` is the 5-minute WAN
+//! watch).
 //!
 //! Regions share one loopback interface: only Raft traffic between control nodes is delayed
 //! (proxies and clients talk to their own region's node). Linux only (the relays identify nodes
@@ -58,7 +62,14 @@ fn three_regions_and_a_learner_region_over_delayed_links() {
         relays.set_rtt(a, b, Duration::from_millis(rtt));
     }
     let relay_addrs: Vec<String> = (1..=4).map(|i| relays.addr(i)).collect();
-    let common = ["--raft-profile", "wan", DEFAULT_TIMERS];
+    let profile = std::env::var("SWITCHYARD_LAB_PROFILE").unwrap_or_else(|_| "wan".into());
+    let hold = Duration::from_secs(
+        std::env::var("SWITCHYARD_LAB_HOLD_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(15),
+    );
+    let common = ["--raft-profile", profile.as_str(), DEFAULT_TIMERS];
     let per_node: Vec<Vec<String>> = (0..3)
         .map(|i| {
             vec![
@@ -112,6 +123,31 @@ fn three_regions_and_a_learner_region_over_delayed_links() {
             Err(format!("{n4}"))
         }
     });
+
+    // Spurious elections over the delayed links: the highest term seen by any node, polled
+    // through the hold. The WAN profile must have none; the LAN one is only counted (its
+    // timeouts are within a few round trips), and the lab stops there.
+    let max_term = |c: &Cluster| c.leader_views().iter().map(|v| v.term).max().unwrap_or(0);
+    c.wait_for_leader(FORM_TIMEOUT);
+    let start_term = max_term(&c);
+    let t = Instant::now();
+    let mut end_term = start_term;
+    while t.elapsed() < hold {
+        std::thread::sleep(Duration::from_millis(500)); // sampling period, not a synchronisation
+        end_term = end_term.max(max_term(&c));
+    }
+    println!(
+        "--raft-profile {profile}: {} elections in {:?} of idle cluster over the delayed links",
+        end_term - start_term,
+        hold
+    );
+    if profile != "wan" {
+        return;
+    }
+    assert_eq!(
+        end_term, start_term,
+        "spurious elections with the WAN profile"
+    );
 
     // One proxy per region, attached to its region's node.
     let proxies: Vec<Proxy> = (0..4)
