@@ -5,11 +5,11 @@
 # the elections seen while the cluster idles (none allowed), commit latency per region,
 # apply -> every-proxy ACK, and the time from losing the leader's region to the first write
 # committed elsewhere (tests/tests/lab.rs; figures in BENCHMARKS.md).
-#   bash scripts/lab.sh                  # as in CI: 15 s idle watch
+#   bash scripts/lab.sh                  # 15 s idle watch (not in CI yet: see BENCHMARKS.md)
 #   bash scripts/lab.sh --hold-secs 300  # 5 idle minutes without an election
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hold=15
 if [ "${1:-}" = "--hold-secs" ]; then hold="$2"; fi
 cargo build --bins
-SWITCHYARD_LAB_HOLD_SECS="$hold" cargo test -p switchyard-e2e --test lab -- --nocapture --test-threads 1
+SWITCHYARD_LAB_HOLD_SECS="$hold" cargo test -p switchyard-e2e --test lab -- --ignored --nocapture --test-threads 1
