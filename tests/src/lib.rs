@@ -57,6 +57,7 @@
 
 pub mod acme;
 pub mod backends;
+pub mod browser;
 pub mod chaos;
 pub mod client;
 pub mod deploy_files;

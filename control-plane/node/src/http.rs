@@ -1,6 +1,6 @@
 //! The HTTP port: `/healthz` (process up), `/readyz` (member with a known leader and caught up with
-//! it, see [`crate::catch_up`]),
-//! `/metrics` (Prometheus text).
+//! it, see [`crate::catch_up`]), `/metrics` (Prometheus text), Traefik's read API under `/api/`
+//! ([`crate::api`]) and the dashboard under `/dashboard/` ([`crate::dashboard`]).
 
 use std::sync::Arc;
 
@@ -10,13 +10,15 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::node::Shared;
+use crate::shared::Shared;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::api::router(shared.clone()))
+        .merge(crate::dashboard::router())
         .with_state(shared)
 }
 

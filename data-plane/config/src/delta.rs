@@ -347,8 +347,10 @@ mod tests {
                 });
             }
             if let v @ 1..=3 = next() {
-                let mut r = CertResolver::default();
-                r.tailscale = Some(json!({ "v": v }));
+                let r = CertResolver {
+                    tailscale: Some(json!({ "v": v })),
+                    ..Default::default()
+                };
                 cfg.certificates_resolvers.insert(n.clone(), r);
             }
             if let v @ 1..=3 = next() {
