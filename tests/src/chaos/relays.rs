@@ -39,9 +39,20 @@ struct Links {
     unknown_sources: AtomicU64,
     /// Connections accepted.
     accepted: AtomicU64,
+    /// One-way delays of directed links `(from, to)` (the multi-region lab); none: no delay.
+    delays: Mutex<HashMap<(u64, u64), Duration>>,
 }
 
 impl Links {
+    fn delay(&self, from: u64, to: u64) -> Duration {
+        self.delays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(from, to))
+            .copied()
+            .unwrap_or_default()
+    }
+
     fn is_blocked(&self, from: Option<u64>, to: u64) -> bool {
         let Some(from) = from else { return false };
         self.blocked
@@ -89,6 +100,7 @@ impl Relays {
             pids: Mutex::new(HashMap::new()),
             unknown_sources: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            delays: Mutex::new(HashMap::new()),
         });
         let mut addrs = HashMap::new();
         for (node, target) in targets {
@@ -111,6 +123,15 @@ impl Relays {
     /// The address the other nodes use to reach `node` (its relay).
     pub fn addr(&self, node: u64) -> String {
         self.addrs[&node].0.clone()
+    }
+
+    /// Delays every byte between `a` and `b` by half of `rtt` in each direction (connections
+    /// opened from now on): a userspace stand-in for an inter-region link (`tc netem` needs a
+    /// kernel module this machine does not have). Order is kept; throughput is not limited.
+    pub fn set_rtt(&self, a: u64, b: u64, rtt: Duration) {
+        let mut d = self.links.delays.lock().unwrap_or_else(|p| p.into_inner());
+        d.insert((a, b), rtt / 2);
+        d.insert((b, a), rtt / 2);
     }
 
     /// Records that process `pid` is node `node` (after every start of a node).
@@ -214,6 +235,7 @@ async fn relay_connection(
         }
         return;
     };
+    let from_id = from;
     let from = Some(from);
     let src = || from;
     if links.is_blocked(from, to) {
@@ -226,14 +248,64 @@ async fn relay_connection(
     };
     let _ = inbound.set_nodelay(true);
     let _ = outbound.set_nodelay(true);
+    let (there, back) = (links.delay(from_id, to), links.delay(to, from_id));
+    if there.is_zero() && back.is_zero() {
+        tokio::select! {
+            biased;
+            _ = links.wait_for(&src, to, true) => {
+                // Cut: stop moving bytes, keep both ends open until the link heals, then close.
+                links.wait_for(&src, to, false).await;
+            }
+            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+        }
+        return;
+    }
+    let (in_r, in_w) = inbound.into_split();
+    let (out_r, out_w) = outbound.into_split();
     tokio::select! {
         biased;
         _ = links.wait_for(&src, to, true) => {
-            // Cut: stop moving bytes, keep both ends open until the link heals, then close.
             links.wait_for(&src, to, false).await;
         }
-        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+        _ = async {
+            tokio::join!(delayed_pump(in_r, out_w, there), delayed_pump(out_r, in_w, back))
+        } => {}
     }
+}
+
+/// Copies `r` to `w`, each chunk written `delay` after it was read (order kept).
+async fn delayed_pump(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let reader = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let at = tokio::time::Instant::now() + delay;
+                    if tx.send((at, buf[..n].to_vec())).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        // Dropping `tx` ends the writer once the queued chunks are out.
+    };
+    let writer = async move {
+        while let Some((at, chunk)) = rx.recv().await {
+            tokio::time::sleep_until(at).await;
+            if w.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = w.shutdown().await;
+    };
+    tokio::join!(reader, writer);
 }
 
 /// The node that opened the connection from `sport` to `relay_port` (retried briefly).
