@@ -19,9 +19,10 @@
 //! * [`Cluster`] is a set of nodes; [`Cluster::start`] founds an `n`-node cluster with a shared
 //!   `--initial-cluster` and waits until it has a leader and every node is ready.
 //!
-//! Ports are ephemeral: [`free_addr`] binds `127.0.0.1:0`, releases the socket, and never hands
-//! out the same port twice within one test binary. Every test starts its own cluster on its own
-//! ports and directories, so tests run in parallel.
+//! Ports: [`free_addr`] picks a random port below the kernel's ephemeral range (so no outgoing
+//! connection can take it before the child binds it), claims it across every test process with a
+//! file under `$TMPDIR/switchyard-test-ports`, and checks it is bindable. Every test starts its own
+//! cluster on its own ports and directories, so tests run in parallel.
 //!
 //! ## Talking to nodes
 //! * [`cli`] / [`cli_stdin`] run the admin CLI (`switchyard --endpoints … ARGS`) with a timeout
@@ -127,19 +128,63 @@ fn handed_out() -> &'static Mutex<HashSet<u16>> {
     PORTS.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
-/// A free loopback port: bound on `127.0.0.1:0` and released. Never the same port twice in one
-/// test binary.
+/// Where listen ports are picked: below the kernel's ephemeral range (32768–60999 on Linux), so an
+/// outgoing connection of another test never takes a port between our pick and the child's bind.
+const PORT_RANGE: std::ops::Range<u16> = 20_000..32_700;
+
+/// The folder of cross-process port claims: one file per port, holding the claiming pid. Suites
+/// run as separate processes (nextest runs each test in its own), so a claim must be visible to
+/// all of them; a claim whose process is gone is taken over.
+fn claims_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join("switchyard-test-ports");
+        std::fs::create_dir_all(&dir).expect("creating the port-claims dir");
+        dir
+    })
+}
+
+/// Claims `port` for this process across every test process on the machine.
+fn claim(port: u16) -> bool {
+    let path = claims_dir().join(port.to_string());
+    let me = std::process::id().to_string();
+    for _ in 0..2 {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => return f.write_all(me.as_bytes()).is_ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                let alive = !owner.is_empty() && Path::new(&format!("/proc/{owner}")).exists();
+                if alive {
+                    return false;
+                }
+                // A stale claim (its process is gone, or it is half-written and will be
+                // retried by its owner): remove it and try once more.
+                let _ = std::fs::remove_file(&path);
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// A free loopback port for a process under test to listen on: picked outside the kernel's
+/// ephemeral range, claimed across test processes, and checked bindable. Never the same port
+/// twice on the machine while this process lives.
 pub fn free_port() -> u16 {
-    for _ in 0..1000 {
-        let l = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
-        let port = l.local_addr().expect("local addr").port();
-        drop(l);
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..10_000 {
+        let port = rng.random_range(PORT_RANGE);
         let mut seen = handed_out().lock().unwrap_or_else(|e| e.into_inner());
-        if seen.insert(port) {
+        if seen.contains(&port) || !claim(port) {
+            continue;
+        }
+        seen.insert(port);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    panic!("no free port found after 1000 attempts");
+    panic!("no free port found after 10000 attempts");
 }
 
 /// Marks `port` as handed out (a port a test backend listens on), so [`free_port`] never

@@ -8,6 +8,10 @@ use tonic::{Code, Status};
 
 /// Metadata key marking a request a follower forwarded to the leader (it is never forwarded again).
 pub const FORWARDED: &str = "x-switchyard-forwarded";
+/// Metadata key carrying the id a write is applied under at most once (see
+/// `switchyard_store::Request::Once`): the node that first receives an admin call names it, and
+/// every retry of the forward to the leader carries the same id.
+pub const REQUEST_ID: &str = "x-switchyard-request-id";
 /// Metadata key on an UNAVAILABLE status meaning "I am not the leader; retry on the leader".
 pub const NOT_LEADER: &str = "x-switchyard-not-leader";
 

@@ -1,4 +1,5 @@
-//! The HTTP port: `/healthz` (process up), `/readyz` (member with a known leader and caught up),
+//! The HTTP port: `/healthz` (process up), `/readyz` (member with a known leader and caught up with
+//! it, see [`crate::catch_up`]),
 //! `/metrics` (Prometheus text).
 
 use std::sync::Arc;

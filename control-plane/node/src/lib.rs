@@ -14,6 +14,7 @@
 
 pub mod acme;
 pub mod admin;
+pub mod catch_up;
 pub mod errors;
 pub mod http;
 pub mod metrics;

@@ -80,6 +80,8 @@ pub struct Shared {
     /// which may be older than writes it acknowledged before it stopped. Consistent reads in
     /// that term wait until the log it restarted with is applied (see `AdminService::linearize`).
     pub restored_leadership: Option<(u64, u64)>,
+    /// How far the leader got, as a follower last asked it (for readiness).
+    pub leader_progress: crate::catch_up::LeaderProgress,
 }
 
 /// Where a request that must run on the leader goes.
@@ -208,7 +210,7 @@ impl Shared {
         futures::future::join_all(probes).await
     }
 
-    async fn probe(&self, peer: &str) -> Result<NodeStatus, String> {
+    pub(crate) async fn probe(&self, peer: &str) -> Result<NodeStatus, String> {
         let ch = self.pool.get(peer).map_err(|e| e.to_string())?;
         let mut client = switchyard_proto::raft::raft_peer_client::RaftPeerClient::new(ch);
         let mut req = tonic::Request::new(switchyard_proto::raft::StatusRequest {});
@@ -243,7 +245,13 @@ impl Shared {
         if applied < committed {
             return Err(format!("catching up: applied {applied} of {committed}"));
         }
-        Ok(())
+        match m.current_leader {
+            Some(l) if l != self.id => match self.leader_progress.lag(l, applied) {
+                Some(why) => Err(why),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
     }
 
     /// Sets the gauges that are read from Raft's state (called before each scrape).
@@ -420,6 +428,7 @@ impl ControlNode {
             election_clock,
             peer_identity: watch::channel(None).0,
             restored_leadership,
+            leader_progress: Default::default(),
         });
         if !shared.opts.insecure {
             let initialized = shared
@@ -456,6 +465,10 @@ impl ControlNode {
             )));
         }
         tasks.push(tokio::spawn(register_loop(shared.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(crate::catch_up::run(
+            shared.clone(),
+            stop_rx.clone(),
+        )));
         tasks.push(tokio::spawn(crate::raft_net::watchdog::run(
             shared.clone(),
             stop_rx.clone(),

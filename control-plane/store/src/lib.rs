@@ -32,7 +32,7 @@ pub use acme::{AcmeCommand, AcmeState};
 pub use error::StoreError;
 pub use log_store::LogStore;
 pub use security::{ClusterCa, Role, SecurityCommand, SecurityState, TokenRecord};
-pub use state::ClusterState;
+pub use state::{ClusterState, RecentWrites};
 pub use state_machine::{AppliedState, StateMachineStore};
 pub use types::*;
 

@@ -40,6 +40,73 @@ pub struct ClusterState {
     /// Cluster CA and API tokens.
     #[serde(default)]
     pub security: SecurityState,
+    /// The outcomes of the latest admin writes by id ([`Request::Once`]).
+    #[serde(default)]
+    pub recent_writes: RecentWrites,
+}
+
+/// The outcomes of the last [`RecentWrites::CAPACITY`] writes applied under an id, oldest first.
+/// Part of the replicated state (and of snapshots), so every node answers a retried write alike.
+/// The window is a count, not a time, so applying stays deterministic: 10,000 writes cover the
+/// write timeout's retries at any write rate the store sustains today.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "Vec<(String, Response)>", into = "Vec<(String, Response)>")]
+pub struct RecentWrites {
+    order: std::collections::VecDeque<(String, Response)>,
+    index: std::collections::HashMap<String, Response>,
+}
+
+impl RecentWrites {
+    /// How many outcomes are kept.
+    pub const CAPACITY: usize = 10_000;
+    /// A stored outcome keeps at most this many changes (the version is what a retry needs; a
+    /// huge change list is not worth keeping in every snapshot).
+    const MAX_CHANGES: usize = 1_000;
+
+    /// The outcome of the write applied under `id`, if it is still remembered.
+    pub fn get(&self, id: &str) -> Option<&Response> {
+        self.index.get(id)
+    }
+
+    fn insert(&mut self, id: String, resp: &Response) {
+        let mut resp = resp.clone();
+        if let Response::Applied { changes, .. } = &mut resp {
+            changes.truncate(Self::MAX_CHANGES);
+        }
+        if self.order.len() == Self::CAPACITY {
+            if let Some((old, _)) = self.order.pop_front() {
+                self.index.remove(&old);
+            }
+        }
+        self.index.insert(id.clone(), resp.clone());
+        self.order.push_back((id, resp));
+    }
+
+    /// How many outcomes are remembered.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+impl From<Vec<(String, Response)>> for RecentWrites {
+    fn from(v: Vec<(String, Response)>) -> Self {
+        let mut r = RecentWrites::default();
+        for (id, resp) in v {
+            r.insert(id, &resp);
+        }
+        r
+    }
+}
+
+impl From<RecentWrites> for Vec<(String, Response)> {
+    fn from(r: RecentWrites) -> Self {
+        r.order.into()
+    }
 }
 
 impl ClusterState {
@@ -52,6 +119,14 @@ impl ClusterState {
     /// state machine applied the very same entry before (a replay after a restart; applying is
     /// deterministic, so the verdict is the same and the validation need not run again).
     pub fn apply_known(&mut self, index: u64, req: &Request, known: Option<bool>) -> Response {
+        if let Request::Once { id, request } = req {
+            if let Some(first) = self.recent_writes.get(id) {
+                return first.clone();
+            }
+            let resp = self.apply_known(index, request, known);
+            self.recent_writes.insert(id.clone(), &resp);
+            return resp;
+        }
         let config_cmd = matches!(req, Request::Apply { .. } | Request::Delete { .. });
         if config_cmd && known == Some(false) {
             return Response::Rejected(Rejection::Invalid(format!(
@@ -117,6 +192,7 @@ impl ClusterState {
                 Response::Done
             }
             Request::Security { cmd, at } => self.security.apply(cmd, *at),
+            Request::Once { .. } => unreachable!("handled above"),
         }
     }
 
@@ -150,6 +226,10 @@ impl ClusterState {
     /// current version with the changes.
     pub fn preview(&self, req: &Request) -> Response {
         match req {
+            Request::Once { id, request } => match self.recent_writes.get(id) {
+                Some(first) => first.clone(),
+                None => self.preview(request),
+            },
             Request::Apply { .. } | Request::Delete { .. } => match self.next_config(req, false) {
                 Ok(next) => Response::Applied {
                     version: self.config_version,
@@ -256,6 +336,63 @@ http:
   services:
     web: { loadBalancer: { servers: [ { url: "http://127.0.0.1:8080" } ] } }
 "#;
+
+    #[test]
+    fn a_write_retried_under_its_id_is_applied_once() {
+        let mut st = ClusterState::default();
+        let apply = Request::Apply {
+            document: doc(WEB),
+            prune: false,
+            validated_at: None,
+        }
+        .once("w1".into());
+        let first = st.apply(3, &apply);
+        assert!(matches!(first, Response::Applied { version: 3, .. }));
+        // The retry lands at a later index: same answer, no new version.
+        assert_eq!(st.apply(5, &apply), first);
+        assert_eq!(st.config_version, 3);
+        assert_eq!(st.preview(&apply), first);
+
+        // A delete retried after its first attempt committed answers the delete, not NotFound.
+        let del = Request::Delete {
+            kind: Kind::Router,
+            name: "web".into(),
+            validated_at: None,
+        }
+        .once("w2".into());
+        let first = st.apply(6, &del);
+        assert!(
+            matches!(first, Response::Applied { version: 6, .. }),
+            "{first:?}"
+        );
+        assert_eq!(st.apply(8, &del), first);
+        // Without an id (or under a new one) the same delete is a new request.
+        let again = st.apply(9, &del.clone().once("w3".into()));
+        assert!(
+            matches!(again, Response::Rejected(Rejection::NotFound(_))),
+            "{again:?}"
+        );
+        // Rejections are remembered too: the retry gets the same refusal.
+        assert_eq!(st.apply(10, &del.once("w3".into())), again);
+    }
+
+    #[test]
+    fn recent_writes_are_bounded_oldest_first_and_survive_a_snapshot() {
+        let mut st = ClusterState::default();
+        let n = RecentWrites::CAPACITY + 5;
+        for i in 0..n {
+            let req = Request::ForgetNode { id: i as u64 }.once(format!("id{i}"));
+            st.apply(i as u64 + 1, &req);
+        }
+        assert_eq!(st.recent_writes.len(), RecentWrites::CAPACITY);
+        assert!(st.recent_writes.get("id0").is_none());
+        assert!(st.recent_writes.get("id4").is_none());
+        assert!(st.recent_writes.get("id5").is_some());
+        let bytes = serde_json::to_vec(&st).expect("serializes");
+        let back: ClusterState = serde_json::from_slice(&bytes).expect("deserializes");
+        assert_eq!(back, st);
+        assert!(back.recent_writes.get(&format!("id{}", n - 1)).is_some());
+    }
 
     #[test]
     fn apply_sets_version_to_the_committing_index() {

@@ -67,6 +67,11 @@ pub enum Request {
         cmd: crate::security::SecurityCommand,
         at: u64,
     },
+    /// `request` at most once: an admin write carries the id its client call was given, so a
+    /// retry of a call whose first attempt committed (its answer lost when the leader died, or a
+    /// forward to the leader cut off mid-flight) answers the first outcome instead of applying
+    /// again. See [`crate::RecentWrites`].
+    Once { id: String, request: Box<Request> },
 }
 
 impl Request {
@@ -79,9 +84,24 @@ impl Request {
             Request::Apply { validated_at, .. } | Request::Delete { validated_at, .. } => {
                 *validated_at = Some(version)
             }
+            Request::Once { request, .. } => {
+                let inner = std::mem::replace(&mut **request, Request::ForgetNode { id: 0 });
+                **request = inner.validated_at(version);
+            }
             _ => {}
         }
         self
+    }
+
+    /// `self` to be applied at most once under `id` (see [`Request::Once`]).
+    pub fn once(self, id: String) -> Self {
+        match self {
+            Request::Once { request, .. } => Request::Once { id, request },
+            other => Request::Once {
+                id,
+                request: Box::new(other),
+            },
+        }
     }
 }
 

@@ -5,7 +5,8 @@
 //! Fields rewritten: `tls.certificates[].certFile/keyFile`,
 //! `tls.stores.*.defaultCertificate.certFile/keyFile`, `tls.options.*.clientAuth.caFiles[]`,
 //! `http.serversTransports.*.rootCAs[]` and `.certificates[].certFile/keyFile`, and
-//! `certificatesResolvers.*.acme.caCertificates[]`. A value that already holds PEM
+//! `certificatesResolvers.*.acme.caCertificates[]`, and `basicAuth.usersFile` of
+//! middlewares (inline content always ends with a newline). A value that already holds PEM
 //! ([`crate::acme::is_inline_pem`]) passes through, and so does [`crate::REDACTED_KEY`] (what
 //! `get config` prints for a key; the control plane restores it, see
 //! [`crate::DynamicConfig::restore_redacted`]); an empty value is left for validation.
@@ -103,6 +104,30 @@ pub fn inline_files(
                         m,
                     )
                 });
+            }
+        }
+    }
+    // basicAuth users files: inline content always ends with a newline, a path never does.
+    for (name, m) in cfg.http.middlewares.iter_mut() {
+        if let crate::Middleware::BasicAuth(b) = m {
+            let v = &mut b.users_file;
+            if v.trim().is_empty() || v.contains('\n') {
+                continue;
+            }
+            match read(v) {
+                Ok(mut text) => {
+                    if !text.ends_with('\n') {
+                        text.push('\n');
+                    }
+                    *v = text;
+                    changed = true;
+                }
+                Err(e) => errors.push(ConfigError::field(
+                    "middleware",
+                    name,
+                    "basicAuth.usersFile",
+                    format!("cannot read {}: {e}", quote(v)),
+                )),
             }
         }
     }

@@ -32,9 +32,11 @@
 //! `... is not supported by this version of Switchyard`:
 //!
 //! * middlewares: supported kinds are `addPrefix`, `stripPrefix`, `stripPrefixRegex`,
-//!   `replacePath`, `replacePathRegex`, `headers` (only `customRequestHeaders` /
-//!   `customResponseHeaders`), `redirectScheme`, `redirectRegex`, `chain`; the other kinds keep
-//!   their raw value (so they round-trip) and are rejected;
+//!   `replacePath`, `replacePathRegex`, `headers`, `ipAllowList`, `ipWhiteList`, `basicAuth`,
+//!   `compress`, `rateLimit`, `inFlightReq`, `retry`,
+//!   `redirectScheme`, `redirectRegex`, `chain` (compiled by [`middlewares`], which
+//!   [`validate`] runs); the other kinds keep their raw value (so they round-trip) and are
+//!   rejected;
 //! * servers-transport `peerCertURI`, `tls.stores.*.defaultGeneratedCert`, TLS stores other
 //!   than `default` (Traefik v3 ignores them; we refuse), `maxVersion` below TLS 1.2 (rustls
 //!   serves 1.2 and 1.3; a lower `minVersion` is clamped to 1.2 by `switchyard-tls`),
@@ -96,6 +98,7 @@ mod document;
 pub mod duration;
 mod error;
 mod files;
+pub mod middlewares;
 mod model;
 pub mod paths;
 pub mod rules;

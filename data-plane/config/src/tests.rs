@@ -619,12 +619,23 @@ fn validation_error_messages() {
             ],
         ),
         (
-            with_base("  middlewares:\n    rl:\n      rateLimit:\n        average: 10\n"),
-            vec![r#"middleware "rl": rateLimit middlewares are not supported by this version of Switchyard"#],
+            with_base("  middlewares:\n    rl:\n      buffering:\n        maxRequestBodyBytes: 3\n"),
+            vec![r#"middleware "rl": buffering middlewares are not supported by this version of Switchyard"#],
         ),
         (
-            with_base("  middlewares:\n    sec:\n      headers:\n        frameDeny: true\n        customRequestHeaders:\n          X-A: b\n"),
-            vec![r#"middleware "sec": headers.frameDeny is not supported by this version of Switchyard"#],
+            with_base("  middlewares:\n    rl:\n      rateLimit:\n        average: -10\n        redis: {endpoints: [\"r:6379\"]}\n"),
+            vec![
+                r#"middleware "rl": rateLimit.average: must be 0 or more, got -10"#,
+                r#"middleware "rl": rateLimit.redis: is not supported by this version of Switchyard"#,
+            ],
+        ),
+        (
+            with_base("  middlewares:\n    sec:\n      headers:\n        frameDeny: true\n        customFrameOptionsValue: \"a\\u0001\"\n        accessControlAllowOriginListRegex: [\"a(b\"]\n        hostsProxyHeaders: [\"bad header\"]\n"),
+            vec![
+                r#"middleware "sec": headers.accessControlAllowOriginListRegex[0]: invalid regexp "a(b": unclosed group"#,
+                r#"middleware "sec": headers.customFrameOptionsValue: must be a valid header value (visible ASCII, spaces and tabs), got "a\u{1}""#,
+                r#"middleware "sec": headers.hostsProxyHeaders[0]: invalid header name "bad header""#,
+            ],
         ),
         (
             with_base("  middlewares:\n    a:\n      chain:\n        middlewares: [b]\n    b:\n      chain:\n        middlewares: [a, zz]\n"),

@@ -969,10 +969,26 @@ impl<'c> Validator<'c> {
 
     fn middleware(&mut self, name: &str, m: &Middleware) {
         const K: &str = "middleware";
-        let cfg = self.cfg;
         if let Some(e) = check_name(K, name) {
             self.errors.push(e);
         }
+        let before = self.errors.len();
+        self.middleware_options(name, m);
+        // The proxy's own compilation: whatever it would refuse is refused here, naming
+        // the field.
+        if self.errors.len() == before {
+            if let Err(errs) = crate::middlewares::compile(m) {
+                for e in errs {
+                    self.field(K, name, e.field, e.message);
+                }
+            }
+        }
+    }
+
+    /// Option checks with messages more precise than compilation's.
+    fn middleware_options(&mut self, name: &str, m: &Middleware) {
+        const K: &str = "middleware";
+        let cfg = self.cfg;
         match m {
             Middleware::AddPrefix(a) => self.path_field(name, "addPrefix.prefix".into(), &a.prefix),
             Middleware::StripPrefix(s) => {
@@ -1045,9 +1061,6 @@ impl<'c> Validator<'c> {
                 }
             }
             Middleware::Headers(h) => {
-                for opt in h.unsupported_options() {
-                    self.push(K, name, None, format!("headers.{opt} {NOT_SUPPORTED}"));
-                }
                 for (field, map) in [
                     ("headers.customRequestHeaders", &h.custom_request_headers),
                     ("headers.customResponseHeaders", &h.custom_response_headers),
@@ -1074,6 +1087,8 @@ impl<'c> Validator<'c> {
                     );
                 }
             }
+            // Checked by their compilation.
+            m if m.is_supported() => {}
             other => {
                 self.push(
                     K,

@@ -12,7 +12,8 @@ use switchyard_store::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::errors::{ApiError, FORWARDED};
+use super::route::Caller;
+use crate::errors::ApiError;
 use crate::node::Shared;
 
 #[derive(Clone)]
@@ -75,6 +76,12 @@ impl AdminService {
     /// Commits a command on this node, which must be the leader. Bad input is refused before it
     /// reaches the log; the state machine checks again when applying.
     pub(super) async fn commit(&self, cmd: Cmd) -> ApiResult<CmdResponse> {
+        // Under the call's request id, a retry of a write that committed answers its outcome
+        // (preview and apply both look the id up first).
+        let cmd = match super::route::WRITE_ID.try_with(|id| id.clone()) {
+            Ok(id) => cmd.once(id),
+            Err(_) => cmd,
+        };
         let state = self.applied().state;
         let version = state.config_version;
         let (cmd, preview) = self.preview(state, cmd).await?;
@@ -280,7 +287,7 @@ impl AdminService {
     /// A read from this node's applied state, or (consistent) a linearizable one via the leader.
     async fn read<Req, Resp>(
         &self,
-        forwarded: bool,
+        forwarded: Caller,
         consistent: bool,
         req: Req,
         remote: super::route::Remote<Req, Resp>,
@@ -375,7 +382,7 @@ impl AdminService {
     /// Adds (or refreshes) a node through the leader; used by self-registration.
     pub(crate) async fn add_node_routed(&self, r: AddNodeRequest) -> ApiResult<MembershipResponse> {
         self.on_leader(
-            false,
+            Caller::default(),
             r,
             |mut c, r| Box::pin(async move { c.add_node(r).await }),
             |r| self.add_node_local(r),
@@ -481,8 +488,8 @@ impl AdminService {
     }
 }
 
-fn forwarded<T>(r: &Request<T>) -> bool {
-    r.metadata().contains_key(FORWARDED)
+fn forwarded<T>(r: &Request<T>) -> Caller {
+    Caller::of(r)
 }
 
 #[tonic::async_trait]

@@ -43,7 +43,7 @@ pub(crate) async fn forward(
     cx: &ConnCtx,
     rr: &RouteRt,
     mut parts: Parts,
-    body: Incoming,
+    body: UpBody,
     host: HeaderValue,
     suppress_xff: bool,
     obs: &mut Upstream,
@@ -65,7 +65,6 @@ pub(crate) async fn forward(
     if client_version == Version::HTTP_2 {
         merge_cookies(&mut parts.headers);
     }
-    let body = UpBody::client(body, &mut parts);
     let client_upgrade = if upgrade.is_some() {
         parts.extensions.remove::<OnUpgrade>()
     } else {

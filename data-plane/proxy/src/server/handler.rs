@@ -14,7 +14,7 @@
 //!    `encodedCharacters` (a denied `%2F %5C %00 %3B %25 %3F %23` in the path is a 400, as
 //!    Traefik's router-level check);
 //! 5. the router's middlewares (request phase; a redirect answers directly);
-//! 6. forward to the service ([`super::forward`]);
+//! 6. forward to the service ([`super::forward`], through `retry` when the router has one);
 //! 7. the middlewares' response phase, and a [`super::Completion`] on the body that records
 //!    metrics, submits the access log line and ends the spans when the body is done.
 //!
@@ -34,12 +34,12 @@ use switchyard_config::paths::entrypoint_path;
 use switchyard_config::rules::RequestView;
 
 use super::observe::Obs;
-use super::{forward, Completion, ConnCtx};
+use super::{Completion, ConnCtx};
 use crate::body::ProxyBody;
 use crate::errors::{error_response, ErrorKind};
 use crate::forwarded;
 use crate::metrics::RouteStats;
-use crate::middlewares::{apply_request, apply_response, set_path, Flow, MwRequest};
+use crate::middlewares::{apply_request, apply_response, set_path, Flow, MwRequest, ResponseCtx};
 
 /// Go's `req.Host`: the URI authority (HTTP/2, absolute-form) or the `Host` header.
 fn request_host(parts: &http::request::Parts) -> HeaderValue {
@@ -228,6 +228,9 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         parts: &mut parts,
         host,
         suppress_xff: false,
+        client_ip: forwarded::unmap(cx.peer.ip()),
+        tls: cx.tls,
+        ctx: ResponseCtx::default(),
     };
     let flow = if rr.middlewares.is_empty() {
         Ok(Flow::Continue)
@@ -235,32 +238,48 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         apply_request(&rr.middlewares, &mut mreq)
     };
     let MwRequest {
-        host, suppress_xff, ..
+        host,
+        suppress_xff,
+        ctx: mut mctx,
+        ..
     } = mreq;
     match flow {
         Err(kind) => {
             shared.metrics.count_error(kind);
             let mut resp = error_response(kind);
-            apply_response(&rr.middlewares, rr.middlewares.len(), resp.headers_mut());
+            apply_response(&rr.middlewares, rr.middlewares.len(), &mctx, &mut resp);
             return finish(resp, stats, start, None, obs);
         }
-        Ok(Flow::Respond(mut resp, at)) => {
-            apply_response(&rr.middlewares, at, resp.headers_mut());
+        Ok(Flow::Respond(resp, at)) => {
+            let mut resp = *resp;
+            apply_response(&rr.middlewares, at, &mctx, &mut resp);
             return finish(resp, stats, start, None, obs);
         }
         Ok(Flow::Continue) => {}
     }
 
-    let (mut resp, inflight) =
-        match forward::forward(cx, rr, parts, body, host, suppress_xff, &mut obs.up).await {
-            Ok(x) => x,
-            Err(kind) => {
-                shared.metrics.count_error(kind);
-                (error_response(kind), None)
-            }
-        };
+    let (mut resp, inflight) = match crate::middlewares::retry::forward(
+        cx,
+        rr,
+        parts,
+        body,
+        host,
+        suppress_xff,
+        &mut obs.up,
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(kind) => {
+            shared.metrics.count_error(kind);
+            (error_response(kind), None)
+        }
+    };
     if rr.response_phase {
-        apply_response(&rr.middlewares, rr.middlewares.len(), resp.headers_mut());
+        apply_response(&rr.middlewares, rr.middlewares.len(), &mctx, &mut resp);
+    }
+    if !mctx.held.is_empty() {
+        resp.body_mut().hold(std::mem::take(&mut mctx.held));
     }
     finish(resp, stats, start, inflight, obs)
 }

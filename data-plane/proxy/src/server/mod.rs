@@ -17,7 +17,7 @@
 //! detached from hyper and tracked by a [`Tracker`].
 
 mod conn;
-mod forward;
+pub(crate) mod forward;
 mod handler;
 mod hygiene;
 pub(crate) mod observe;
