@@ -467,6 +467,11 @@ impl Proxy {
         self.shared.current.load().config.clone()
     }
 
+    /// The compiled config being served.
+    pub(crate) fn runtime(&self) -> Arc<Runtime> {
+        self.shared.current.load_full()
+    }
+
     /// A note shown by `/readyz` (e.g. "serving cached config v12 (no control node
     /// reachable)"); empty to clear.
     pub fn set_ready_note(&self, note: &str) {

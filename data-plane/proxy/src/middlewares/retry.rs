@@ -47,7 +47,7 @@ pub(crate) async fn forward(
     body: Incoming,
     host: HeaderValue,
     suppress_xff: bool,
-    obs: &mut Upstream,
+    up: &mut Upstream,
 ) -> Result<(Response<ProxyBody>, Option<InflightGuard>), ErrorKind> {
     let retry = retry_of(&rr.middlewares).filter(|r| r.attempts > 1);
     let replayable = body.is_end_stream()
@@ -55,7 +55,7 @@ pub(crate) async fn forward(
         && parts.method != http::Method::CONNECT;
     let Some(retry) = retry.filter(|_| replayable) else {
         let body = UpBody::client(body, &mut parts);
-        return forward::forward(cx, rr, parts, body, host, suppress_xff, obs).await;
+        return forward::forward(cx, rr, parts, body, host, suppress_xff, up).await;
     };
     drop(body);
     let mut attempt = 1;
@@ -68,7 +68,7 @@ pub(crate) async fn forward(
             UpBody::empty(),
             host.clone(),
             suppress_xff,
-            obs,
+            up,
         )
         .await;
         match res {

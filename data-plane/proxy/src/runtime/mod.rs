@@ -91,6 +91,8 @@ pub(crate) struct Runtime {
     pub default_cert: Arc<CertifiedKey>,
     /// HTTP-01 challenges are answered (a resolver uses `httpChallenge`, or one is pending).
     pub http01_enabled: bool,
+    /// `rateLimit` middlewares with `scope: cluster`, by name (see `control::limiter`).
+    pub cluster_limiters: Vec<(String, Arc<Mw>)>,
 }
 
 impl Runtime {
@@ -113,6 +115,7 @@ impl Runtime {
             tls,
             default_cert,
             http01_enabled: false,
+            cluster_limiters: Vec::new(),
         })
     }
 
@@ -198,6 +201,7 @@ impl Runtime {
             http01_enabled,
             tls,
             default_cert: old.default_cert.clone(),
+            cluster_limiters: middlewares::cluster_limiters(&mws),
         })
     }
 
