@@ -41,10 +41,13 @@ fn doc(backend: &HttpBackend, closed: &str) -> String {
   routers:
     ok: {{rule: "Host(`ok.test`)", service: app}}
     broken: {{rule: "Host(`broken.test`)", service: refused}}
+    retried: {{rule: "Host(`retried.test`)", service: refused, middlewares: [again]}}
     quiet:
       rule: "Host(`quiet.test`)"
       service: app
       observability: {{accessLogs: false}}
+  middlewares:
+    again: {{retry: {{attempts: 3, initialInterval: 10ms}}}}
   services:
     app: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
     refused: {{loadBalancer: {{servers: [{{url: "http://{closed}"}}]}}}}
@@ -107,6 +110,7 @@ fn access_log_lines_have_traefiks_fields_filters_and_reopen_on_sigusr1() {
             404
         );
         assert_eq!(get(p.web(), "broken.test", "/down").unwrap().status, 502);
+        assert_eq!(get(p.web(), "retried.test", "/again").unwrap().status, 502);
         assert_eq!(get(p.web(), "quiet.test", "/quiet").unwrap().status, 200);
         // Lines are written in order: once the marker is there, the quiet line would be too.
         assert_eq!(get(p.web(), "ok.test", "/marker").unwrap().status, 200);
@@ -115,7 +119,7 @@ fn access_log_lines_have_traefiks_fields_filters_and_reopen_on_sigusr1() {
     // json: Traefik's names and types.
     let all = wait_line(&json_path, "/marker");
     assert!(!all.iter().any(|l| l.contains("/quiet")), "{all:#?}");
-    assert_eq!(all.len(), 4, "{all:#?}");
+    assert_eq!(all.len(), 5, "{all:#?}");
     let ok = json_line(&all, "/hello");
     for (k, want) in [
         ("RequestMethod", Value::from("GET")),
@@ -172,9 +176,16 @@ fn access_log_lines_have_traefiks_fields_filters_and_reopen_on_sigusr1() {
     assert_eq!(bad["ServiceURL"], format!("http://{closed}"), "{bad}");
     assert!(bad.get("OriginStatus").is_none(), "{bad}");
 
-    // common, filtered to 4xx and 502: the 404 and the 502 only.
-    let clf = wait_line(&clf_path, "/down");
-    assert_eq!(clf.len(), 2, "{clf:#?}");
+    // A retried request: three attempts, two retries.
+    let again = json_line(&all, "/again");
+    assert_eq!(again["RetryAttempts"], 2, "{again}");
+    assert_eq!(again["RouterName"], "retried", "{again}");
+    assert_eq!(again["DownstreamStatus"], 502, "{again}");
+    assert_eq!(bad["RetryAttempts"], 0, "{bad}");
+
+    // common, filtered to 4xx and 502: the 404 and the two 502s only.
+    let clf = wait_line(&clf_path, "/again");
+    assert_eq!(clf.len(), 3, "{clf:#?}");
     let nf = clf.iter().find(|l| l.contains("/missing")).unwrap();
     assert!(
         nf.starts_with("127.0.0.1 - - ["),
@@ -213,12 +224,17 @@ fn access_log_lines_have_traefiks_fields_filters_and_reopen_on_sigusr1() {
     );
     let fresh = wait_line(&clf_path, "/after-rotate");
     assert_eq!(fresh.len(), 1, "{fresh:#?}");
-    assert_eq!(lines(&rotated).len(), 2);
+    assert_eq!(lines(&rotated).len(), 3);
 
     // The writer's counters.
     let m = pc.metrics().unwrap();
     assert!(
-        m.contains("switchyard_proxy_accesslog_lines_total 3"),
+        m.contains("switchyard_proxy_accesslog_lines_total 4"),
+        "{m}"
+    );
+    // Traefik's retry counter saw the same retries.
+    assert!(
+        m.contains("traefik_service_retries_total{service=\"refused\"} 2"),
         "{m}"
     );
     assert!(

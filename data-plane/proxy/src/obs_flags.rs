@@ -284,3 +284,101 @@ impl ObsFlags {
         }))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[command(flatten)]
+        obs: ObsFlags,
+    }
+
+    fn flags(args: &[&str]) -> ObsFlags {
+        let mut argv = vec!["t"];
+        argv.extend_from_slice(args);
+        T::try_parse_from(argv).unwrap().obs
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn access_log_is_off_unless_asked_and_parses_traefiks_options() {
+        assert_eq!(flags(&[]).access_log().unwrap(), None);
+        let o = flags(&[
+            "--accesslog.format",
+            "json",
+            "--accesslog.filters.statuscodes",
+            "200,300-302",
+            "--accesslog.filters.minduration",
+            "10ms",
+            "--accesslog.fields.names",
+            "ClientHost=drop",
+            "--accesslog.fields.headers.names",
+            "Authorization=redact",
+        ])
+        .access_log()
+        .unwrap()
+        .unwrap();
+        assert_eq!(o.format, config::Format::Json);
+        assert_eq!(o.filters.status_codes, vec![(200, 200), (300, 302)]);
+        assert_eq!(o.filters.min_duration, std::time::Duration::from_millis(10));
+        assert!(!o.fields.keep("ClientHost"));
+        assert_eq!(o.file_path, None);
+        for (args, want) in [
+            (&["--accesslog.format", "xml"][..], "--accesslog.format"),
+            (
+                &["--accesslog.filters.statuscodes", "2xx"][..],
+                "statuscodes",
+            ),
+            (
+                &["--accesslog.fields.defaultmode", "redact"][..],
+                "keep or drop",
+            ),
+            (
+                &["--accesslog.fields.headers.names", "X-A=hide"][..],
+                "headers.names",
+            ),
+        ] {
+            let e = flags(args).access_log().expect_err(&format!("{args:?}"));
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn tracing_flags_and_environment() {
+        assert_eq!(flags(&[]).tracing(no_env).unwrap(), None);
+        let env = |k: &str| (k == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://c:4317".into());
+        let o = flags(&[]).tracing(env).unwrap().unwrap();
+        assert_eq!((o.protocol, o.endpoint), (Protocol::Grpc, None));
+        let o = flags(&[
+            "--tracing.otlp.http.endpoint",
+            "http://c:4318/v1/traces",
+            "--tracing.sampleRate",
+            "0.25",
+            "--tracing.resourceAttributes",
+            "team=edge",
+        ])
+        .tracing(no_env)
+        .unwrap()
+        .unwrap();
+        assert_eq!(o.protocol, Protocol::HttpProtobuf);
+        assert_eq!(o.sample_rate, Some(0.25));
+        assert_eq!(o.resource_attributes, vec![("team".into(), "edge".into())]);
+        assert!(flags(&["--tracing.sampleRate", "2"])
+            .tracing(no_env)
+            .is_err());
+        assert!(flags(&["--tracing.resourceAttributes", "x"])
+            .tracing(no_env)
+            .is_err());
+        assert!(flags(&["--tracing.queueSize", "0"])
+            .tracing(no_env)
+            .is_err());
+    }
+}
