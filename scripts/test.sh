@@ -3,7 +3,8 @@
 #   bash scripts/test.sh
 # Installs what the tests need when it is missing: `pebble` and `pebble-challtestsrv` (Debian
 # package `pebble`; the ACME suite's CA and DNS), `curl` (README's commands, run by the README
-# test), `jq` (the Traefik API suite) and `chromium` (the dashboard suite). cargo-nextest is optional. Safe to run repeatedly.
+# test; the middlewares suite's digest client), `jq` (the Traefik API suite) and `chromium` (the
+# dashboard suite). cargo-nextest is optional. Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,8 @@ if ! command -v pebble >/dev/null 2>&1 || ! command -v pebble-challtestsrv >/dev
   fi
 fi
 echo "pebble: $(command -v pebble)"
-# The README test (tests/tests/readme.rs) runs README's commands, which use curl.
+# The README test (tests/tests/readme.rs) runs README's commands, which use curl; the middlewares
+# suite logs in with curl's digest authentication (an independent client).
 if ! command -v curl >/dev/null 2>&1; then
   echo "installing curl (README's commands) with apt-get"
   if [ "$(id -u)" -eq 0 ]; then
@@ -52,6 +54,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "build binaries (the end-to-end suites start them)"
 cargo build --workspace --bins --locked
+
+step "deploy files (compose, Kubernetes, systemd validators)"
+bash scripts/check-deploy.sh
 
 step "tests"
 # The end-to-end suites start real clusters; two at a time suits a 2-core machine.

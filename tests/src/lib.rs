@@ -60,7 +60,9 @@ pub mod backends;
 pub mod browser;
 pub mod chaos;
 pub mod client;
+pub mod deploy_files;
 pub mod failover;
+pub mod otlp;
 pub mod proxy;
 pub mod raw;
 

@@ -135,20 +135,17 @@ fn cases() -> Vec<Case> {
             expect: &["router \"\": name must not be empty"],
         },
         Case {
-            what: "unsupported middleware kind (rateLimit)",
-            doc: "http:\n  middlewares:\n    limit:\n      rateLimit:\n        average: 100\n".into(),
+            what: "unsupported middleware kind (buffering)",
+            doc: "http:\n  middlewares:\n    limit:\n      buffering:\n        maxRequestBodyBytes: 3\n".into(),
             expect: &[
-                "middleware \"limit\": rateLimit",
+                "middleware \"limit\": buffering",
                 "not supported by this version of Switchyard",
             ],
         },
         Case {
-            what: "unsupported middleware kind (basicAuth)",
+            what: "bad htpasswd hash (basicAuth)",
             doc: "http:\n  middlewares:\n    auth:\n      basicAuth:\n        users: [\"u:$apr1$x$y\"]\n".into(),
-            expect: &[
-                "middleware \"auth\": basicAuth",
-                "not supported by this version of Switchyard",
-            ],
+            expect: &["middleware \"auth\": basicAuth.users[0]: user \"u\": invalid $apr1$ hash"],
         },
         Case {
             what: "unknown middleware kind",

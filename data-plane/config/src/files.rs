@@ -5,7 +5,8 @@
 //! Fields rewritten: `tls.certificates[].certFile/keyFile`,
 //! `tls.stores.*.defaultCertificate.certFile/keyFile`, `tls.options.*.clientAuth.caFiles[]`,
 //! `http.serversTransports.*.rootCAs[]` and `.certificates[].certFile/keyFile`, and
-//! `certificatesResolvers.*.acme.caCertificates[]`. A value that already holds PEM
+//! `certificatesResolvers.*.acme.caCertificates[]`, and `basicAuth.usersFile` / `digestAuth.usersFile` of
+//! middlewares (inline content always ends with a newline). A value that already holds PEM
 //! ([`crate::acme::is_inline_pem`]) passes through, and so does [`crate::REDACTED_KEY`] (what
 //! `get config` prints for a key; the control plane restores it, see
 //! [`crate::DynamicConfig::restore_redacted`]); an empty value is left for validation.
@@ -103,6 +104,34 @@ pub fn inline_files(
                         m,
                     )
                 });
+            }
+        }
+    }
+    // basicAuth users files: inline content always ends with a newline, a path never does.
+    for (name, m) in cfg.http.middlewares.iter_mut() {
+        let (field, v) = match m {
+            crate::Middleware::BasicAuth(b) => ("basicAuth.usersFile", &mut b.users_file),
+            crate::Middleware::DigestAuth(d) => ("digestAuth.usersFile", &mut d.users_file),
+            _ => continue,
+        };
+        {
+            if v.trim().is_empty() || v.contains('\n') {
+                continue;
+            }
+            match read(v) {
+                Ok(mut text) => {
+                    if !text.ends_with('\n') {
+                        text.push('\n');
+                    }
+                    *v = text;
+                    changed = true;
+                }
+                Err(e) => errors.push(ConfigError::field(
+                    "middleware",
+                    name,
+                    field,
+                    format!("cannot read {}: {e}", quote(v)),
+                )),
             }
         }
     }

@@ -32,9 +32,11 @@
 //! `... is not supported by this version of Switchyard`:
 //!
 //! * middlewares: supported kinds are `addPrefix`, `stripPrefix`, `stripPrefixRegex`,
-//!   `replacePath`, `replacePathRegex`, `headers` (only `customRequestHeaders` /
-//!   `customResponseHeaders`), `redirectScheme`, `redirectRegex`, `chain`; the other kinds keep
-//!   their raw value (so they round-trip) and are rejected;
+//!   `replacePath`, `replacePathRegex`, `headers`, `ipAllowList`, `ipWhiteList`, `basicAuth`,
+//!   `compress`, `rateLimit`, `inFlightReq`, `retry`,
+//!   `redirectScheme`, `redirectRegex`, `chain` (compiled by [`middlewares`], which
+//!   [`validate`] runs); the other kinds keep their raw value (so they round-trip) and are
+//!   rejected;
 //! * servers-transport `peerCertURI`, `tls.stores.*.defaultGeneratedCert`, TLS stores other
 //!   than `default` (Traefik v3 ignores them; we refuse), `maxVersion` below TLS 1.2 (rustls
 //!   serves 1.2 and 1.3; a lower `minVersion` is clamped to 1.2 by `switchyard-tls`),
@@ -91,14 +93,17 @@
 #![warn(missing_docs)]
 
 pub mod acme;
+pub mod delta;
 mod diff;
 mod document;
 pub mod duration;
 mod error;
 mod files;
+pub mod middlewares;
 mod model;
 pub mod paths;
 pub mod rules;
+pub mod scope;
 mod syntax;
 mod validate;
 
@@ -107,10 +112,11 @@ mod limits;
 mod reader;
 
 pub use acme::{
-    AcmeResolver, CertResolver, Eab, HttpChallenge, KeyPair, ManagedCertificate, ManagedTls,
-    TlsChallenge,
+    AcmeResolver, CertResolver, DnsChallenge, DnsPropagation, Eab, ExecHook, HttpChallenge,
+    HttpReq, KeyPair, ManagedCertificate, ManagedTls, Rfc2136, TlsChallenge,
 };
-pub use diff::{diff, Change, ChangeAction};
+pub use delta::{DeltaChange, DeltaError, Resource};
+pub use diff::{diff, Change, ChangeAction, ResourceKind};
 pub use document::{from_stream_value, from_value, parse_document};
 pub use error::{quote, resource_label, ConfigError, ConfigErrors};
 pub use files::inline_files;

@@ -225,6 +225,14 @@ pub struct Router {
     /// Per-router observability switches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observability: Option<RouterObservability>,
+    /// Switchyard extension: the proxy clusters (`switchyard-proxy --cluster`) that serve this
+    /// router; empty means every cluster. See [`crate::scope`].
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub clusters: Vec<String>,
 }
 
 impl Router {
@@ -636,12 +644,21 @@ pub const MIDDLEWARE_KINDS: &[&str] = &[
 /// The middleware kinds this version of Switchyard implements.
 pub const SUPPORTED_MIDDLEWARE_KINDS: &[&str] = &[
     "addPrefix",
+    "basicAuth",
     "chain",
+    "circuitBreaker",
+    "compress",
+    "digestAuth",
     "headers",
+    "inFlightReq",
+    "ipAllowList",
+    "ipWhiteList",
+    "rateLimit",
     "redirectRegex",
     "redirectScheme",
     "replacePath",
     "replacePathRegex",
+    "retry",
     "stripPrefix",
     "stripPrefixRegex",
 ];
@@ -680,24 +697,24 @@ pub enum Middleware {
     /// `chain`
     #[serde(rename = "chain")]
     Chain(Chain),
-    /// `basicAuth` (not supported yet)
+    /// `basicAuth`
     #[serde(rename = "basicAuth")]
-    BasicAuth(serde_json::Value),
+    BasicAuth(BasicAuth),
     /// `buffering` (not supported yet)
     #[serde(rename = "buffering")]
     Buffering(serde_json::Value),
     /// `circuitBreaker` (not supported yet)
     #[serde(rename = "circuitBreaker")]
-    CircuitBreaker(serde_json::Value),
-    /// `compress` (not supported yet)
+    CircuitBreaker(CircuitBreaker),
+    /// `compress`
     #[serde(rename = "compress")]
-    Compress(serde_json::Value),
+    Compress(Compress),
     /// `contentType` (not supported yet)
     #[serde(rename = "contentType")]
     ContentType(serde_json::Value),
     /// `digestAuth` (not supported yet)
     #[serde(rename = "digestAuth")]
-    DigestAuth(serde_json::Value),
+    DigestAuth(DigestAuth),
     /// `encodedCharacters` (not supported yet)
     #[serde(rename = "encodedCharacters")]
     EncodedCharacters(serde_json::Value),
@@ -710,27 +727,27 @@ pub enum Middleware {
     /// `grpcWeb` (not supported yet)
     #[serde(rename = "grpcWeb")]
     GrpcWeb(serde_json::Value),
-    /// `ipAllowList` (not supported yet)
+    /// `ipAllowList`
     #[serde(rename = "ipAllowList")]
-    IpAllowList(serde_json::Value),
-    /// `ipWhiteList` (deprecated; not supported yet)
+    IpAllowList(IpAllowList),
+    /// `ipWhiteList` (deprecated alias of `ipAllowList`, without `rejectStatusCode`)
     #[serde(rename = "ipWhiteList")]
-    IpWhiteList(serde_json::Value),
-    /// `inFlightReq` (not supported yet)
+    IpWhiteList(IpWhiteList),
+    /// `inFlightReq`
     #[serde(rename = "inFlightReq")]
-    InFlightReq(serde_json::Value),
+    InFlightReq(InFlightReq),
     /// `passTLSClientCert` (not supported yet)
     #[serde(rename = "passTLSClientCert")]
     PassTlsClientCert(serde_json::Value),
     /// `plugin` (not supported)
     #[serde(rename = "plugin")]
     Plugin(serde_json::Value),
-    /// `rateLimit` (not supported yet)
+    /// `rateLimit`
     #[serde(rename = "rateLimit")]
-    RateLimit(serde_json::Value),
-    /// `retry` (not supported yet)
+    RateLimit(RateLimit),
+    /// `retry`
     #[serde(rename = "retry")]
-    Retry(serde_json::Value),
+    Retry(Retry),
 }
 
 impl Serialize for Middleware {
@@ -748,23 +765,23 @@ impl Serialize for Middleware {
             Middleware::RedirectScheme(v) => m.serialize_entry(k, v)?,
             Middleware::RedirectRegex(v) => m.serialize_entry(k, v)?,
             Middleware::Chain(v) => m.serialize_entry(k, v)?,
-            Middleware::BasicAuth(v)
-            | Middleware::Buffering(v)
-            | Middleware::CircuitBreaker(v)
-            | Middleware::Compress(v)
+            Middleware::IpAllowList(v) => m.serialize_entry(k, v)?,
+            Middleware::IpWhiteList(v) => m.serialize_entry(k, v)?,
+            Middleware::BasicAuth(v) => m.serialize_entry(k, v)?,
+            Middleware::Compress(v) => m.serialize_entry(k, v)?,
+            Middleware::RateLimit(v) => m.serialize_entry(k, v)?,
+            Middleware::InFlightReq(v) => m.serialize_entry(k, v)?,
+            Middleware::Retry(v) => m.serialize_entry(k, v)?,
+            Middleware::CircuitBreaker(v) => m.serialize_entry(k, v)?,
+            Middleware::DigestAuth(v) => m.serialize_entry(k, v)?,
+            Middleware::Buffering(v)
             | Middleware::ContentType(v)
-            | Middleware::DigestAuth(v)
             | Middleware::EncodedCharacters(v)
             | Middleware::Errors(v)
             | Middleware::ForwardAuth(v)
             | Middleware::GrpcWeb(v)
-            | Middleware::IpAllowList(v)
-            | Middleware::IpWhiteList(v)
-            | Middleware::InFlightReq(v)
             | Middleware::PassTlsClientCert(v)
-            | Middleware::Plugin(v)
-            | Middleware::RateLimit(v)
-            | Middleware::Retry(v) => m.serialize_entry(k, v)?,
+            | Middleware::Plugin(v) => m.serialize_entry(k, v)?,
         }
         m.end()
     }
@@ -774,23 +791,14 @@ impl Middleware {
     /// The raw options of a kind this version does not implement (`None` for supported kinds).
     pub fn unsupported_options(&self) -> Option<&serde_json::Value> {
         match self {
-            Middleware::BasicAuth(v)
-            | Middleware::Buffering(v)
-            | Middleware::CircuitBreaker(v)
-            | Middleware::Compress(v)
+            Middleware::Buffering(v)
             | Middleware::ContentType(v)
-            | Middleware::DigestAuth(v)
             | Middleware::EncodedCharacters(v)
             | Middleware::Errors(v)
             | Middleware::ForwardAuth(v)
             | Middleware::GrpcWeb(v)
-            | Middleware::IpAllowList(v)
-            | Middleware::IpWhiteList(v)
-            | Middleware::InFlightReq(v)
             | Middleware::PassTlsClientCert(v)
-            | Middleware::Plugin(v)
-            | Middleware::RateLimit(v)
-            | Middleware::Retry(v) => Some(v),
+            | Middleware::Plugin(v) => Some(v),
             _ => None,
         }
     }
@@ -935,8 +943,7 @@ pub struct Chain {
     pub middlewares: Vec<String>,
 }
 
-/// `headers`: every Traefik v3 option parses; only `customRequestHeaders` and
-/// `customResponseHeaders` are supported (the others are rejected by `validate`).
+/// `headers`: every Traefik v3 option (custom headers, CORS, security headers).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(missing_docs)]
@@ -1017,18 +1024,301 @@ pub struct Headers {
     pub is_development: Option<bool>,
 }
 
-impl Headers {
-    /// Names (as written in files) of the options that are set besides the custom headers,
-    /// sorted.
-    pub fn unsupported_options(&self) -> Vec<String> {
-        let Ok(serde_json::Value::Object(map)) = serde_json::to_value(self) else {
-            return Vec::new();
-        };
-        map.keys()
-            .filter(|k| *k != "customRequestHeaders" && *k != "customResponseHeaders")
-            .cloned()
-            .collect()
-    }
+/// `basicAuth`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BasicAuth {
+    /// `name:hash` entries (htpasswd: bcrypt, `{SHA}`, `$apr1$`/`$1$`).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub users: Vec<String>,
+    /// An htpasswd file: `apply` uploads its content (inline content always ends with a
+    /// newline); users in `users` override the file's.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub users_file: String,
+    /// Realm of the challenge (default `traefik`).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub realm: String,
+    /// Remove `Authorization` before forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_header: Option<bool>,
+    /// Header that carries the authenticated user to the backend.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub header_field: String,
+}
+
+/// `compress`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Compress {
+    /// Media types never compressed (`application/grpc` always is).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub excluded_content_types: Vec<String>,
+    /// Only these media types are compressed (exclusive with `excludedContentTypes`).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub included_content_types: Vec<String>,
+    /// Smaller bodies are sent as they are (default 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_response_body_bytes: Option<i64>,
+    /// Encodings in order of preference (default `gzip`, `br`, `zstd`).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub encodings: Vec<String>,
+    /// Encoding used without `Accept-Encoding` or for `*`.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub default_encoding: String,
+}
+
+/// `rateLimit`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per `period` on average (0: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average: Option<i64>,
+    /// Default 1s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Duration>,
+    /// Requests allowed at once (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<i64>,
+    /// What requests are grouped by (default: the client address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_criterion: Option<SourceCriterion>,
+    /// Redis-backed limiting (not supported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<serde_json::Value>,
+    /// Switchyard extension: `proxy` (default, Traefik's behaviour: each proxy limits on its
+    /// own) or `cluster` (the limit holds for the sum of all proxies).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub scope: String,
+}
+
+/// `retry`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retry {
+    /// Attempts in all (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i64>,
+    /// First backoff interval (exponential, ×1.5 with ±50% jitter; 0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_interval: Option<Duration>,
+    /// Total time for all attempts (not supported yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Request body buffered for retries on status (accepted; bodies are never replayed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_body_bytes: Option<i64>,
+    /// Retry on these response statuses (not supported yet).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub status: Vec<String>,
+    /// Do not retry network errors (not supported yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_retry_on_network_error: Option<bool>,
+    /// Retry POST, PATCH, LOCK too (not supported yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_non_idempotent_method: Option<bool>,
+}
+
+/// `circuitBreaker`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CircuitBreaker {
+    /// When to trip: Traefik's expression (`NetworkErrorRatio() > 0.5`, …).
+    #[serde(default, deserialize_with = "null_default")]
+    pub expression: String,
+    /// How often the expression is evaluated (default 100ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_period: Option<Duration>,
+    /// How long a tripped breaker answers the fallback (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_duration: Option<Duration>,
+    /// How long traffic ramps back up after that (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_duration: Option<Duration>,
+    /// Status of the fallback answer (default 503).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_code: Option<i64>,
+}
+
+/// `digestAuth`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DigestAuth {
+    /// `name:realm:HA1` entries (htdigest format).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub users: Vec<String>,
+    /// An htdigest file: `apply` uploads its content (as `basicAuth.usersFile`); users in
+    /// `users` override the file's.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub users_file: String,
+    /// Realm of the challenge (default `traefik`).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub realm: String,
+    /// Remove `Authorization` before forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_header: Option<bool>,
+    /// Header that carries the authenticated user to the backend.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub header_field: String,
+}
+
+/// `inFlightReq`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InFlightReq {
+    /// Requests in progress allowed per source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    /// What requests are grouped by (default: the request host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_criterion: Option<SourceCriterion>,
+}
+
+/// `sourceCriterion`: at most one of the three.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceCriterion {
+    /// The client address, chosen as by `ipAllowList`.
+    #[serde(
+        default,
+        rename = "ipStrategy",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ip_strategy: Option<IpStrategy>,
+    /// The value of this request header.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub request_header_name: String,
+    /// The request host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_host: Option<bool>,
+}
+
+/// `ipAllowList`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IpAllowList {
+    /// Allowed addresses and CIDR ranges (required).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub source_range: Vec<String>,
+    /// How the client address is chosen (default: the connection's peer).
+    #[serde(
+        default,
+        rename = "ipStrategy",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ip_strategy: Option<IpStrategy>,
+    /// Status of refusals (default 403).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_status_code: Option<i64>,
+}
+
+/// `ipWhiteList` (deprecated): `ipAllowList` without `rejectStatusCode`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IpWhiteList {
+    /// Allowed addresses and CIDR ranges (required).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub source_range: Vec<String>,
+    /// How the client address is chosen.
+    #[serde(
+        default,
+        rename = "ipStrategy",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ip_strategy: Option<IpStrategy>,
+}
+
+/// `ipStrategy`: `depth` (from the right of `X-Forwarded-For`) wins over `excludedIPs` (the
+/// first `X-Forwarded-For` address from the right not in the list); neither: the peer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IpStrategy {
+    /// Position in `X-Forwarded-For`, from the right (1 = last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<i64>,
+    /// Addresses and ranges skipped in `X-Forwarded-For`.
+    #[serde(
+        default,
+        rename = "excludedIPs",
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub excluded_ips: Vec<String>,
+    /// IPv6 clients are grouped by this prefix length (1–128).
+    #[serde(
+        default,
+        rename = "ipv6Subnet",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ipv6_subnet: Option<i64>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1313,14 +1603,32 @@ impl DynamicConfig {
             }
         }
         for (name, r) in &mut out.certificates_resolvers {
-            let cur = self
+            let cur_acme = self
                 .certificates_resolvers
                 .get(name)
-                .and_then(|r| r.acme.as_ref())
-                .and_then(|a| a.eab.as_ref());
+                .and_then(|r| r.acme.as_ref());
+            let cur = cur_acme.and_then(|a| a.eab.as_ref());
             if let (Some(eab), Some(cur)) = (r.acme.as_mut().and_then(|a| a.eab.as_mut()), cur) {
                 if eab.hmac_encoded == REDACTED_KEY && eab.kid == cur.kid {
                     eab.hmac_encoded = cur.hmac_encoded.clone();
+                }
+            }
+            // DNS provider secrets: restored for the same key name / endpoint and user.
+            let cur_dns = cur_acme.and_then(|a| a.dns_challenge.as_ref());
+            let new_dns = r.acme.as_mut().and_then(|a| a.dns_challenge.as_mut());
+            if let (Some(d), Some(cur)) = (new_dns, cur_dns) {
+                if let (Some(r), Some(c)) = (&mut d.rfc2136, &cur.rfc2136) {
+                    if r.tsig_secret.as_deref() == Some(REDACTED_KEY) && r.tsig_key == c.tsig_key {
+                        r.tsig_secret = c.tsig_secret.clone();
+                    }
+                }
+                if let (Some(h), Some(c)) = (&mut d.httpreq, &cur.httpreq) {
+                    if h.password.as_deref() == Some(REDACTED_KEY)
+                        && h.endpoint == c.endpoint
+                        && h.username == c.username
+                    {
+                        h.password = c.password.clone();
+                    }
                 }
             }
         }
@@ -1355,6 +1663,14 @@ impl DynamicConfig {
             if let Some(eab) = r.acme.as_mut().and_then(|a| a.eab.as_mut()) {
                 if !eab.hmac_encoded.is_empty() {
                     eab.hmac_encoded = REDACTED_KEY.to_string();
+                }
+            }
+            if let Some(d) = r.acme.as_mut().and_then(|a| a.dns_challenge.as_mut()) {
+                if let Some(s) = d.rfc2136.as_mut().and_then(|r| r.tsig_secret.as_mut()) {
+                    *s = REDACTED_KEY.to_string();
+                }
+                if let Some(p) = d.httpreq.as_mut().and_then(|h| h.password.as_mut()) {
+                    *p = REDACTED_KEY.to_string();
                 }
             }
         }

@@ -24,6 +24,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
+use crate::middlewares::compress::Encoder;
 use crate::server::Completion;
 
 /// Why a client's body failed.
@@ -235,12 +236,63 @@ impl Body for Tee {
 enum Inner {
     Incoming(Incoming),
     Full(Option<Bytes>),
+    /// Another body, encoded as it streams (the `compress` middleware).
+    Encoded(Box<Encoded>),
+}
+
+/// A body encoded frame by frame: each data frame is compressed and flushed; at the end the
+/// encoder's last bytes are sent, then the source's trailers if any.
+pub(crate) struct Encoded {
+    src: ProxyBody,
+    encoder: Option<Encoder>,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl Encoded {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        loop {
+            let Some(enc) = self.encoder.as_mut() else {
+                return Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))));
+            };
+            match Pin::new(&mut self.src).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => match enc.push(&data) {
+                        Ok(out) if out.is_empty() => continue,
+                        Ok(out) => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                        // Memory-only writers do not fail; end the stream if one does.
+                        Err(_) => {
+                            self.encoder = None;
+                            return Poll::Ready(None);
+                        }
+                    },
+                    Err(frame) => {
+                        self.trailers = frame.into_trailers().ok();
+                    }
+                },
+                Poll::Ready(None) => {}
+            }
+            // Source finished (or trailers arrived): the encoder's last bytes.
+            if let Some(enc) = self.encoder.take() {
+                match enc.finish() {
+                    Ok(out) if !out.is_empty() => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                    _ => {}
+                }
+            }
+        }
+    }
 }
 
 /// A response body sent to the client.
 pub struct ProxyBody {
     inner: Inner,
     completion: Option<Completion>,
+    /// `inFlightReq` slots released with the body.
+    held: Vec<switchyard_config::middlewares::inflight::Slot>,
 }
 
 impl ProxyBody {
@@ -249,6 +301,7 @@ impl ProxyBody {
         ProxyBody {
             inner: Inner::Full(if b.is_empty() { None } else { Some(b) }),
             completion: None,
+            held: Vec::new(),
         }
     }
 
@@ -257,7 +310,26 @@ impl ProxyBody {
         ProxyBody {
             inner: Inner::Incoming(b),
             completion: None,
+            held: Vec::new(),
         }
+    }
+
+    /// This body, encoded by `encoder` as it streams.
+    pub(crate) fn encoded(self, encoder: Encoder) -> ProxyBody {
+        ProxyBody {
+            inner: Inner::Encoded(Box::new(Encoded {
+                src: self,
+                encoder: Some(encoder),
+                trailers: None,
+            })),
+            completion: None,
+            held: Vec::new(),
+        }
+    }
+
+    /// Hold `inFlightReq` slots until the body is finished or dropped.
+    pub(crate) fn hold(&mut self, slots: Vec<switchyard_config::middlewares::inflight::Slot>) {
+        self.held.extend(slots);
     }
 
     /// Attach the guard that runs when the body is finished or dropped.
@@ -278,10 +350,20 @@ impl Body for ProxyBody {
         let res = match &mut this.inner {
             Inner::Incoming(b) => Pin::new(b).poll_frame(cx),
             Inner::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+            Inner::Encoded(e) => e.poll_frame(cx),
         };
-        if let Poll::Ready(None) = &res {
-            // Finished: record now rather than when hyper gets around to dropping us.
-            this.completion.take();
+        match &res {
+            Poll::Ready(None) => {
+                // Finished: record now rather than when hyper gets around to dropping us.
+                this.completion.take();
+                this.held.clear();
+            }
+            Poll::Ready(Some(Ok(f))) => {
+                if let (Some(c), Some(d)) = (&mut this.completion, f.data_ref()) {
+                    c.sent(d.len());
+                }
+            }
+            _ => {}
         }
         res
     }
@@ -290,6 +372,7 @@ impl Body for ProxyBody {
         match &self.inner {
             Inner::Incoming(b) => b.is_end_stream(),
             Inner::Full(b) => b.is_none(),
+            Inner::Encoded(e) => e.encoder.is_none() && e.trailers.is_none(),
         }
     }
 
@@ -298,6 +381,7 @@ impl Body for ProxyBody {
             Inner::Incoming(b) => b.size_hint(),
             Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Inner::Full(None) => SizeHint::with_exact(0),
+            Inner::Encoded(_) => SizeHint::default(),
         }
     }
 }

@@ -1,0 +1,85 @@
+//! `retry`: the forward to the service is attempted again when it got no response (the
+//! proxy would answer 502 or 504), up to `attempts` in all, after an exponential backoff
+//! (see [`switchyard_config::middlewares::retry`]). Each attempt goes through the service's
+//! load balancer again, so it may reach another server. Requests with a body (nothing to
+//! replay) and upgrades are sent once. The first `retry` of a router's list applies.
+
+use std::sync::Arc;
+
+use http::header::HeaderValue;
+use http::request::Parts;
+use http::{Request, Response};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use switchyard_config::middlewares::retry::CompiledRetry;
+
+use super::Mw;
+use crate::body::{ProxyBody, UpBody};
+use crate::errors::ErrorKind;
+use crate::runtime::RouteRt;
+use crate::server::forward;
+use crate::server::observe::Upstream;
+use crate::server::ConnCtx;
+use crate::services::lb::InflightGuard;
+
+fn retry_of(mws: &[Arc<Mw>]) -> Option<&CompiledRetry> {
+    mws.iter().find_map(|m| match &**m {
+        Mw::Retry(r) => Some(r),
+        _ => None,
+    })
+}
+
+/// A copy of the request head (extensions are not copied: none survive forwarding).
+fn copy(p: &Parts) -> Parts {
+    let (mut c, ()) = Request::new(()).into_parts();
+    c.method = p.method.clone();
+    c.uri = p.uri.clone();
+    c.version = p.version;
+    c.headers = p.headers.clone();
+    c
+}
+
+/// Forward, retrying as the route's `retry` middleware says.
+pub(crate) async fn forward(
+    cx: &ConnCtx,
+    rr: &RouteRt,
+    mut parts: Parts,
+    body: Incoming,
+    host: HeaderValue,
+    suppress_xff: bool,
+    up: &mut Upstream,
+) -> Result<(Response<ProxyBody>, Option<InflightGuard>), ErrorKind> {
+    let retry = retry_of(&rr.middlewares).filter(|r| r.attempts > 1);
+    let replayable = body.is_end_stream()
+        && !parts.headers.contains_key(http::header::UPGRADE)
+        && parts.method != http::Method::CONNECT;
+    let Some(retry) = retry.filter(|_| replayable) else {
+        let body = UpBody::client(body, &mut parts);
+        return forward::forward(cx, rr, parts, body, host, suppress_xff, up).await;
+    };
+    drop(body);
+    let mut attempt = 1;
+    loop {
+        let last = attempt >= retry.attempts;
+        let res = forward::forward(
+            cx,
+            rr,
+            copy(&parts),
+            UpBody::empty(),
+            host.clone(),
+            suppress_xff,
+            up,
+        )
+        .await;
+        match res {
+            Err(ErrorKind::BadGateway | ErrorKind::GatewayTimeout) if !last => {
+                let wait = retry.backoff(attempt);
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait.mul_f64(0.5 + rand::random::<f64>())).await;
+                }
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
