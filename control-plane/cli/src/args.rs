@@ -145,7 +145,7 @@ pub struct ServerArgs {
     /// certificate, and trusts the first member that pushes it (with --ca-cert: only that CA).
     #[arg(long, default_value = "127.0.0.1:7401")]
     pub peer_addr: String,
-    /// /healthz, /readyz and /metrics.
+    /// /healthz, /readyz, /metrics, Traefik's read API (/api/...) and the dashboard (/dashboard/).
     #[arg(long, default_value = "127.0.0.1:7402")]
     pub http_addr: String,
     /// API address to advertise to other nodes and clients, if --api-addr binds a wildcard.
@@ -219,7 +219,7 @@ pub struct DevArgs {
     /// Control node Raft port.
     #[arg(long, default_value = "127.0.0.1:7401")]
     pub peer_addr: String,
-    /// Control node /healthz, /readyz, /metrics.
+    /// Control node /healthz, /readyz, /metrics, /api/... and /dashboard/.
     #[arg(long, default_value = "127.0.0.1:7402")]
     pub http_addr: String,
     /// The proxy's `web` entry point.

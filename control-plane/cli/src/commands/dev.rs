@@ -112,7 +112,8 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
          \n  proxy       http://localhost:{port}/   (entry point \"web\")\
          \n  proxy admin http://{padmin}/readyz  /metrics\
          \n  admin API   {api}\
-         \n  node HTTP   http://{http}/readyz  /metrics\
+         \n  node HTTP   http://{http}/readyz  /metrics  /api/http/routers\
+         \n  dashboard   http://{http}/dashboard/\
          \n  backend     http://{backend_addr}/\
          \n\nThe sample config (deploy/examples/sample.yaml) is at version {version} on the proxy. Try:\n\
          \n  curl -i http://localhost:{port}/hello                 # router demo: X-Served-By header added\
