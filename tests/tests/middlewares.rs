@@ -27,6 +27,9 @@ use switchyard_e2e::backends::runtime;
 use switchyard_e2e::client::{fetch, Req, Resp};
 use switchyard_e2e::{apply_yaml, cli, cli_stdin, config_version, single_node_stack};
 
+#[path = "middlewares/forwardauth.rs"]
+mod forwardauth;
+
 // ---------------------------------------------------------------------------------------------
 // Scripted backend
 
@@ -137,18 +140,30 @@ async fn scripted(
             }
         }
     }
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let received = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let body = match len {
         Some(n) => Bytes::from(text(n)),
         None => Bytes::from(
             json!({
-                "method": req.method().as_str(),
-                "path": req.uri().path_and_query().map_or("/", |p| p.as_str()),
+                "method": method,
+                "path": path,
                 "headers": headers,
+                "received": String::from_utf8_lossy(&received),
             })
             .to_string(),
         ),
     };
-    let _ = req.into_body().collect().await;
     let mut resp = Response::new(BodyExt::boxed(Full::new(body)));
     let h = resp.headers_mut();
     let ct = ct.unwrap_or_else(|| "application/json".into());
@@ -1209,6 +1224,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     let backend = start_backend();
     let closed = switchyard_e2e::free_addr();
     let closed2 = switchyard_e2e::free_addr();
+    let auth = forwardauth::start_auth_server().to_string();
     let mut cases: Vec<(Case, String)> = Vec::new();
     for c in headers_cases()
         .into_iter()
@@ -1216,6 +1232,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         .chain(basic_auth_cases())
         .chain(compress_cases())
         .chain(rate_limit_cases())
+        .chain(forwardauth::cases(&auth, &closed))
     {
         let host = format!("c{}.test", cases.len());
         cases.push((c, host));
@@ -1257,7 +1274,18 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     );
     doc.push_str("    retried-dead: {rule: \"Host(`retry-dead.test`)\", service: closed, middlewares: [three]}\n");
     doc.push_str("    not-retried: {rule: \"Host(`once.test`)\", service: flaky-once}\n");
+    let fa_routers = forwardauth::routers(&auth);
+    for (i, (host, _)) in fa_routers.iter().enumerate() {
+        writeln!(
+            doc,
+            "    fa{i}: {{rule: \"Host(`{host}`)\", service: svc, middlewares: [fa{i}]}}"
+        )
+        .unwrap();
+    }
     doc.push_str("  middlewares:\n    gz: {compress: {}}\n");
+    for (i, (_, m)) in fa_routers.iter().enumerate() {
+        writeln!(doc, "    fa{i}: {m}").unwrap();
+    }
     doc.push_str("    three: {retry: {attempts: 3, initialInterval: 10ms}}\n");
     doc.push_str(
         "    one: {inFlightReq: {amount: 1, sourceCriterion: {requestHeaderName: X-Key}}}\n",
@@ -1330,6 +1358,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     streamed_response_stays_streamed(proxy.web());
     in_flight_requests_are_limited(proxy.web());
     refused_connections_are_retried(proxy.web());
+    forwardauth::bodies_and_cookies(proxy.web());
 
     // Bad options: refused at the API naming middleware and field; nothing changes.
     let endpoints = c.endpoints();
@@ -1346,7 +1375,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     .json();
     assert_eq!(back["version"].as_u64(), Some(before), "{back}");
     assert_eq!(back["changes"], json!([]), "{back}");
-    for (mw, want) in refusals() {
+    for (mw, want) in refusals().into_iter().chain(forwardauth::refusals()) {
         let bad = format!("http:\n  middlewares:\n    bad: {mw}\n");
         match apply_yaml(&endpoints, &bad) {
             Ok(v) => panic!("{mw} was accepted (version {v})"),
