@@ -10,7 +10,6 @@ use http::header::HeaderValue;
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use switchyard_config::middlewares::retry::CompiledRetry;
 
 use super::Mw;
@@ -42,8 +41,8 @@ fn copy(p: &Parts) -> Parts {
 pub(crate) async fn forward(
     cx: &ConnCtx,
     rr: &RouteRt,
-    mut parts: Parts,
-    body: Incoming,
+    parts: Parts,
+    body: UpBody,
     host: HeaderValue,
     suppress_xff: bool,
 ) -> Result<(Response<ProxyBody>, Option<InflightGuard>), ErrorKind> {
@@ -52,7 +51,6 @@ pub(crate) async fn forward(
         && !parts.headers.contains_key(http::header::UPGRADE)
         && parts.method != http::Method::CONNECT;
     let Some(retry) = retry.filter(|_| replayable) else {
-        let body = UpBody::client(body, &mut parts);
         return forward::forward(cx, rr, parts, body, host, suppress_xff).await;
     };
     drop(body);

@@ -12,7 +12,8 @@
 //! 4. route with the host-indexed table (404 without a match), then the entry point's
 //!    `encodedCharacters` (a denied `%2F %5C %00 %3B %25 %3F %23` in the path is a 400, as
 //!    Traefik's router-level check);
-//! 5. the router's middlewares (request phase; a redirect answers directly);
+//! 5. the router's middlewares (request phase, awaited: `forwardAuth` asks its server; a
+//!    redirect or a refusal answers directly);
 //! 6. forward to the service ([`super::forward`], through `retry` when the router has one);
 //! 7. the middlewares' response phase, and a [`super::Completion`] on the body that records
 //!    metrics when the body is done.
@@ -33,7 +34,7 @@ use switchyard_config::paths::entrypoint_path;
 use switchyard_config::rules::RequestView;
 
 use super::{Completion, ConnCtx};
-use crate::body::ProxyBody;
+use crate::body::{ProxyBody, UpBody};
 use crate::errors::{error_response, ErrorKind};
 use crate::forwarded;
 use crate::metrics::RouteStats;
@@ -144,6 +145,7 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
     };
     let rt = shared.current.load_full();
     let (mut parts, body) = req.into_parts();
+    let body = UpBody::client(body, &mut parts);
 
     if parts.method == http::Method::CONNECT {
         return error(ErrorKind::NotImplemented, ep.no_route.clone());
@@ -221,16 +223,18 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         client_ip: forwarded::unmap(cx.peer.ip()),
         tls: cx.tls,
         ctx: ResponseCtx::default(),
+        body,
     };
     let flow = if rr.middlewares.is_empty() {
         Ok(Flow::Continue)
     } else {
-        apply_request(&rr.middlewares, &mut mreq)
+        apply_request(&rr.middlewares, &mut mreq).await
     };
     let MwRequest {
         host,
         suppress_xff,
         ctx: mut mctx,
+        body,
         ..
     } = mreq;
     match flow {
