@@ -152,9 +152,19 @@ fn cluster_scope_holds_across_proxies_and_without_the_control_plane() {
     eprintln!("scope proxy: {pp_rate:.1} accepted/s cluster-wide, per proxy {pp:?}");
     // Each proxy's bucket (burst 1) admits a little under 100/s at this offered load, and a
     // loaded machine may offer less: the point is three limits instead of one.
+    // Each proxy admits up to 100/s on its own (a little less with burst 1 and uneven
+    // arrivals; all it is offered when a loaded machine offers less).
+    let secs = window.as_secs_f64();
+    for (i, (acc, refused, _)) in pp.iter().enumerate() {
+        let (acc, offered) = (*acc as f64 / secs, (acc + refused) as f64 / secs);
+        assert!(
+            acc <= 110.0 && acc >= 0.7 * offered.min(100.0),
+            "proxy {i} with per-proxy scope admitted {acc:.1}/s of {offered:.1}/s: {pp:?}"
+        );
+    }
     if n == 3 {
         assert!(
-            (220.0..=330.0).contains(&pp_rate) && pp_rate > 2.2 * cl_rate,
+            pp_rate > 2.0 * cl_rate,
             "per-proxy scope: {pp_rate:.1}/s, expected ~300/s: {pp:?}"
         );
     }

@@ -9,7 +9,8 @@
 //! * [`ipallowlist`]: `ipAllowList` and `ipWhiteList`;
 //! * [`basicauth`]: the `basicAuth` middleware;
 //! * [`digestauth`]: the `digestAuth` middleware;
-//! * [`ratelimit`]: the `rateLimit` middleware (per-proxy scope);
+//! * [`ratelimit`]: the `rateLimit` middleware (per-proxy scope, or the share of a
+//!   cluster-wide limit, see [`crate::limiter`]);
 //! * [`inflight`]: the `inFlightReq` middleware;
 //! * [`retry`]: the `retry` middleware (around the forward to the service);
 //! * [`circuitbreaker`]: the `circuitBreaker` middleware (fallback in the request phase,
