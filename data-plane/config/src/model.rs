@@ -225,6 +225,14 @@ pub struct Router {
     /// Per-router observability switches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observability: Option<RouterObservability>,
+    /// Switchyard extension: the proxy clusters (`switchyard-proxy --cluster`) that serve this
+    /// router; empty means every cluster. See [`crate::scope`].
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub clusters: Vec<String>,
 }
 
 impl Router {
@@ -1703,14 +1711,32 @@ impl DynamicConfig {
             }
         }
         for (name, r) in &mut out.certificates_resolvers {
-            let cur = self
+            let cur_acme = self
                 .certificates_resolvers
                 .get(name)
-                .and_then(|r| r.acme.as_ref())
-                .and_then(|a| a.eab.as_ref());
+                .and_then(|r| r.acme.as_ref());
+            let cur = cur_acme.and_then(|a| a.eab.as_ref());
             if let (Some(eab), Some(cur)) = (r.acme.as_mut().and_then(|a| a.eab.as_mut()), cur) {
                 if eab.hmac_encoded == REDACTED_KEY && eab.kid == cur.kid {
                     eab.hmac_encoded = cur.hmac_encoded.clone();
+                }
+            }
+            // DNS provider secrets: restored for the same key name / endpoint and user.
+            let cur_dns = cur_acme.and_then(|a| a.dns_challenge.as_ref());
+            let new_dns = r.acme.as_mut().and_then(|a| a.dns_challenge.as_mut());
+            if let (Some(d), Some(cur)) = (new_dns, cur_dns) {
+                if let (Some(r), Some(c)) = (&mut d.rfc2136, &cur.rfc2136) {
+                    if r.tsig_secret.as_deref() == Some(REDACTED_KEY) && r.tsig_key == c.tsig_key {
+                        r.tsig_secret = c.tsig_secret.clone();
+                    }
+                }
+                if let (Some(h), Some(c)) = (&mut d.httpreq, &cur.httpreq) {
+                    if h.password.as_deref() == Some(REDACTED_KEY)
+                        && h.endpoint == c.endpoint
+                        && h.username == c.username
+                    {
+                        h.password = c.password.clone();
+                    }
                 }
             }
         }
@@ -1745,6 +1771,14 @@ impl DynamicConfig {
             if let Some(eab) = r.acme.as_mut().and_then(|a| a.eab.as_mut()) {
                 if !eab.hmac_encoded.is_empty() {
                     eab.hmac_encoded = REDACTED_KEY.to_string();
+                }
+            }
+            if let Some(d) = r.acme.as_mut().and_then(|a| a.dns_challenge.as_mut()) {
+                if let Some(s) = d.rfc2136.as_mut().and_then(|r| r.tsig_secret.as_mut()) {
+                    *s = REDACTED_KEY.to_string();
+                }
+                if let Some(p) = d.httpreq.as_mut().and_then(|h| h.password.as_mut()) {
+                    *p = REDACTED_KEY.to_string();
                 }
             }
         }

@@ -34,6 +34,8 @@ pub(crate) struct RouteRt {
     pub middlewares: Box<[Arc<Mw>]>,
     /// Whether a middleware modifies responses.
     pub response_phase: bool,
+    /// The router's `observability` switches.
+    pub obs: RouterObs,
     /// Per entry point (index), created on first use.
     stats: Box<[OnceLock<Arc<RouteStats>>]>,
 }
@@ -51,6 +53,26 @@ impl RouteRt {
             cell.get_or_init(|| metrics.route_stats(ep_name, &self.name, &self.service.name))
                 .clone(),
         )
+    }
+}
+
+/// A router's `observability` section (Traefik v3: each defaults to on; off switches the
+/// access log line, the spans or the `traefik_router_*`/`traefik_service_*` series of its
+/// requests off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RouterObs {
+    pub access_logs: bool,
+    pub tracing: bool,
+    pub metrics: bool,
+}
+
+impl RouterObs {
+    fn of(o: Option<&switchyard_config::RouterObservability>) -> RouterObs {
+        RouterObs {
+            access_logs: o.and_then(|o| o.access_logs).unwrap_or(true),
+            tracing: o.and_then(|o| o.tracing).unwrap_or(true),
+            metrics: o.and_then(|o| o.metrics).unwrap_or(true),
+        }
     }
 }
 
@@ -150,7 +172,14 @@ impl Runtime {
                 Some(o) => o.name.clone(),
                 None => Arc::from(r.name.as_str()),
             };
+            let obs = RouterObs::of(
+                cfg.http
+                    .routers
+                    .get(&r.name)
+                    .and_then(|x| x.observability.as_ref()),
+            );
             routes.push(RouteRt {
+                obs,
                 name,
                 response_phase: middlewares::has_response_phase(&list),
                 middlewares: list,
