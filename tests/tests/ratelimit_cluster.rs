@@ -4,8 +4,8 @@
 //! on its own, and with the control plane gone every proxy keeps limiting to its last share and
 //! serving.
 //!
-//! Three proxies on one control node, one client per proxy, each offering ~250 requests/s on a
-//! keep-alive connection; the limit is `average: 100, period: 1s`. Rates are measured over
+//! Three proxies on one control node, one client per proxy, each offering 250 requests/s on a
+//! keep-alive connection (`SWITCHYARD_RL_PROXIES=10` runs ten, offering 75/s each); the limit is `average: 100, period: 1s`. Rates are measured over
 //! windows of several seconds after a warm-up (the first shares arrive within ~250 ms).
 
 #![allow(clippy::unwrap_used)]
@@ -20,8 +20,18 @@ use switchyard_e2e::backends::{runtime, HttpBackend};
 use switchyard_e2e::proxy::{apply_to, Proxy, ProxySpec, PROXY_SETTLE};
 use switchyard_e2e::Cluster;
 
-/// Requests per second each client offers.
-const OFFERED: u64 = 250;
+/// Proxies (`SWITCHYARD_RL_PROXIES`, default 3: the benchmark in BENCHMARKS.md also runs 10).
+fn proxies_n() -> usize {
+    std::env::var("SWITCHYARD_RL_PROXIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+/// Requests per second each client offers (750 in all, at least 75 per proxy).
+fn offered() -> u64 {
+    (750 / proxies_n() as u64).max(75)
+}
 
 /// Per proxy: (accepted, refused with 429, other outcomes).
 type Counts = Vec<(u64, u64, u64)>;
@@ -34,7 +44,7 @@ fn load(addrs: &[String], host: &str, dur: Duration) -> Counts {
             let (addr, host) = (addr.clone(), host.to_string());
             runtime().spawn(async move {
                 let mut counts = (0u64, 0u64, 0u64);
-                let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / OFFERED));
+                let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / offered()));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 let end = tokio::time::Instant::now() + dur;
                 let mut conn = None;
@@ -94,7 +104,8 @@ fn cluster_scope_holds_across_proxies_and_without_the_control_plane() {
     let started = Instant::now();
     let mut c = Cluster::start(1);
     let backend = HttpBackend::start("b");
-    let proxies: Vec<Proxy> = (1..=3)
+    let n = proxies_n();
+    let proxies: Vec<Proxy> = (1..=n)
         .map(|i| Proxy::start(ProxySpec::new(&format!("p{i}"), &c.endpoints())))
         .collect();
     let doc = format!(
@@ -141,10 +152,22 @@ fn cluster_scope_holds_across_proxies_and_without_the_control_plane() {
     eprintln!("scope proxy: {pp_rate:.1} accepted/s cluster-wide, per proxy {pp:?}");
     // Each proxy's bucket (burst 1) admits a little under 100/s at this offered load, and a
     // loaded machine may offer less: the point is three limits instead of one.
-    assert!(
-        (220.0..=330.0).contains(&pp_rate) && pp_rate > 2.2 * cl_rate,
-        "per-proxy scope: {pp_rate:.1}/s, expected ~300/s: {pp:?}"
-    );
+    // Each proxy admits up to 100/s on its own (a little less with burst 1 and uneven
+    // arrivals; all it is offered when a loaded machine offers less).
+    let secs = window.as_secs_f64();
+    for (i, (acc, refused, _)) in pp.iter().enumerate() {
+        let (acc, offered) = (*acc as f64 / secs, (acc + refused) as f64 / secs);
+        assert!(
+            acc <= 110.0 && acc >= 0.7 * offered.min(100.0),
+            "proxy {i} with per-proxy scope admitted {acc:.1}/s of {offered:.1}/s: {pp:?}"
+        );
+    }
+    if n == 3 {
+        assert!(
+            pp_rate > 2.0 * cl_rate,
+            "per-proxy scope: {pp_rate:.1}/s, expected ~300/s: {pp:?}"
+        );
+    }
 
     // The control plane goes away: each proxy keeps its last share and serves.
     load(&addrs, "cluster.test", Duration::from_secs(1));
@@ -158,7 +181,7 @@ fn cluster_scope_holds_across_proxies_and_without_the_control_plane() {
         assert!(p.1 > 0, "proxy {i} stopped limiting: {gone:?}");
     }
     assert!(
-        (75.0..=115.0).contains(&gone_rate),
+        (85.0..=115.0).contains(&gone_rate),
         "without the control plane: {gone_rate:.1}/s, expected the shares to hold ~100/s: {gone:?}"
     );
     eprintln!("suite took {:.1?}", started.elapsed());

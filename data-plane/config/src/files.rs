@@ -16,6 +16,8 @@
 //! failure is reported with the resource and field, e.g.
 //! `tls.certificates[0].keyFile: cannot read "certs/a.key": No such file or directory`; file
 //! contents never appear in errors.
+//!
+//! `forwardAuth.tls.ca`, `.cert` and `.key` of middlewares are uploaded like certificates.
 
 use crate::acme::is_inline_pem;
 use crate::error::{quote, ConfigError, ConfigErrors};
@@ -104,6 +106,19 @@ pub fn inline_files(
                         m,
                     )
                 });
+            }
+        }
+    }
+    for (name, m) in cfg.http.middlewares.iter_mut() {
+        if let crate::Middleware::ForwardAuth(f) = m {
+            if let Some(tls) = &mut f.tls {
+                for (field, v) in [
+                    ("forwardAuth.tls.ca", &mut tls.ca),
+                    ("forwardAuth.tls.cert", &mut tls.cert),
+                    ("forwardAuth.tls.key", &mut tls.key),
+                ] {
+                    one(v, &mut |m| ConfigError::field("middleware", name, field, m));
+                }
             }
         }
     }

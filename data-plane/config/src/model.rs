@@ -643,6 +643,7 @@ pub const MIDDLEWARE_KINDS: &[&str] = &[
 
 /// The middleware kinds this version of Switchyard implements.
 pub const SUPPORTED_MIDDLEWARE_KINDS: &[&str] = &[
+    "forwardAuth",
     "addPrefix",
     "basicAuth",
     "chain",
@@ -721,9 +722,9 @@ pub enum Middleware {
     /// `errors` (not supported yet)
     #[serde(rename = "errors")]
     Errors(serde_json::Value),
-    /// `forwardAuth` (not supported yet)
+    /// `forwardAuth`
     #[serde(rename = "forwardAuth")]
-    ForwardAuth(serde_json::Value),
+    ForwardAuth(Box<ForwardAuth>),
     /// `grpcWeb` (not supported yet)
     #[serde(rename = "grpcWeb")]
     GrpcWeb(serde_json::Value),
@@ -774,11 +775,11 @@ impl Serialize for Middleware {
             Middleware::Retry(v) => m.serialize_entry(k, v)?,
             Middleware::CircuitBreaker(v) => m.serialize_entry(k, v)?,
             Middleware::DigestAuth(v) => m.serialize_entry(k, v)?,
+            Middleware::ForwardAuth(v) => m.serialize_entry(k, v)?,
             Middleware::Buffering(v)
             | Middleware::ContentType(v)
             | Middleware::EncodedCharacters(v)
             | Middleware::Errors(v)
-            | Middleware::ForwardAuth(v)
             | Middleware::GrpcWeb(v)
             | Middleware::PassTlsClientCert(v)
             | Middleware::Plugin(v) => m.serialize_entry(k, v)?,
@@ -795,7 +796,6 @@ impl Middleware {
             | Middleware::ContentType(v)
             | Middleware::EncodedCharacters(v)
             | Middleware::Errors(v)
-            | Middleware::ForwardAuth(v)
             | Middleware::GrpcWeb(v)
             | Middleware::PassTlsClientCert(v)
             | Middleware::Plugin(v) => Some(v),
@@ -1060,6 +1060,114 @@ pub struct BasicAuth {
         skip_serializing_if = "String::is_empty"
     )]
     pub header_field: String,
+}
+
+/// `forwardAuth`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ForwardAuth {
+    /// The authentication server's URL (`http` or `https`).
+    #[serde(default, deserialize_with = "null_default")]
+    pub address: String,
+    /// TLS to the authentication server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ForwardAuthTls>,
+    /// Trust (forward) the client's `X-Forwarded-*` headers; unset: Traefik's legacy
+    /// behaviour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_forward_header: Option<bool>,
+    /// Headers copied from the auth response to the forwarded request.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub auth_response_headers: Vec<String>,
+    /// Regexp of the auth response headers copied to the forwarded request.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub auth_response_headers_regex: String,
+    /// Request headers sent to the authentication server (empty: all).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub auth_request_headers: Vec<String>,
+    /// Largest auth response body read (unset or -1: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_body_size: Option<i64>,
+    /// Cookies of the auth response added to the client's response.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub add_auth_cookies_to_response: Vec<String>,
+    /// Auth response header naming the user (access log).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub header_field: String,
+    /// Send the request body to the authentication server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_body: Option<bool>,
+    /// Largest request body forwarded (unset or -1: no limit); a larger one is a 401.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_size: Option<i64>,
+    /// Pass the auth server's `Location` as is (not resolved against its address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve_location_header: Option<bool>,
+    /// Ask the authentication server with the request's method (default `GET`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve_request_method: Option<bool>,
+    /// Redirect (302) here when the authentication server answers 401.
+    #[serde(
+        rename = "authSigninURL",
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub auth_signin_url: String,
+}
+
+/// `forwardAuth.tls`: CA, client certificate and key are PEM (file paths are uploaded by
+/// `apply`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ForwardAuthTls {
+    /// CA certificates (PEM) that sign the server's certificate (default: web roots).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub ca: String,
+    /// Client certificate (PEM).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub cert: String,
+    /// Client key (PEM).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub key: String,
+    /// Do not verify the server's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<bool>,
+    /// Deprecated in Traefik (ignored, accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_optional: Option<bool>,
 }
 
 /// `compress`

@@ -82,3 +82,41 @@ pub(crate) async fn run(proxy: Proxy, tx: mpsc::Sender<ProxyMessage>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+    use switchyard_proto::stream::LimiterShare;
+
+    /// Limiter traffic per proxy for one busy source (BENCHMARKS.md): a report and its answer,
+    /// four times a second, plus gRPC (5 bytes) and HTTP/2 DATA (9 bytes) framing each.
+    #[test]
+    fn bytes_per_second_for_one_source() {
+        let report = ProxyMessage {
+            msg: Some(Msg::LimiterReport(LimiterReport {
+                interval_ms: 250,
+                demands: vec![LimiterDemand {
+                    middleware: "api-limit".into(),
+                    key: "203.0.113.7".into(),
+                    requests: 60,
+                    limit: 100.0,
+                }],
+            })),
+        };
+        let shares = LimiterShares {
+            default_share: 1.0 / 3.0,
+            shares: vec![LimiterShare {
+                middleware: "api-limit".into(),
+                key: "203.0.113.7".into(),
+                share: 1.0 / 3.0,
+            }],
+        };
+        let up = report.encoded_len() + 14;
+        // ConfigMessage: node_id (2) + limiter_shares field header (2) + the message.
+        let down = shares.encoded_len() + 4 + 14;
+        let per_sec = (up + down) * 4;
+        eprintln!("limiter traffic: {up} B up, {down} B down per report, {per_sec} B/s");
+        assert!(per_sec < 500, "{per_sec}");
+    }
+}

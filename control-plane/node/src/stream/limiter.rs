@@ -7,13 +7,19 @@
 //! max-min fair split of the limit (water-filling: a proxy that wants less than an equal part
 //! gets what it wants, the others split the rest equally; what nobody wants is spread
 //! equally), divided by the limit. Shares of one (middleware, source) add up to 1 over the
-//! proxies that reported it. Sources a proxy has not reported get `1 / proxies attached`.
+//! proxies that reported it. Sources a proxy has not reported get `1 / proxies in the cluster`.
+//!
+//! Several control nodes: each node's proxies share `limit × (proxies attached here / proxies
+//! in the cluster)` (the count comes from the `ListProxies` fan-out, every 2 s once a
+//! cluster-scope report arrived), so the nodes' parts add up to the limit: fair by proxy count
+//! across nodes, by demand within a node.
 //! The request path never waits for this: proxies apply the shares they last received.
 //!
 //! Memory: a proxy reports at most 1000 sources per middleware; an entry not refreshed for
 //! [`STALE_MS`] is dropped (and the whole proxy's entries when it detaches).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use switchyard_proto::stream::{LimiterReport, LimiterShare, LimiterShares};
@@ -35,6 +41,9 @@ type Table = HashMap<(String, String), HashMap<String, Demand>>;
 #[derive(Debug, Default)]
 pub struct Limiter {
     table: Mutex<(Table, u64)>,
+    /// Proxies attached here and cluster-wide (0: not known yet).
+    counts: Mutex<(usize, usize)>,
+    counting: AtomicBool,
 }
 
 /// Max-min fair split of `budget` among `demands`: what each gets (same order).
@@ -63,6 +72,27 @@ pub fn water_fill(demands: &[f64], budget: f64) -> Vec<f64> {
 }
 
 impl Limiter {
+    /// True the first time it is called: the caller starts counting the cluster's proxies
+    /// (only nodes whose proxies use a cluster-scope limit ask their peers).
+    pub fn start_counting(&self) -> bool {
+        !self.counting.swap(true, Ordering::Relaxed)
+    }
+
+    /// The proxies attached to this node and to the whole cluster (`ListProxies` fan-out).
+    pub fn set_counts(&self, local: usize, cluster: usize) {
+        *self.counts.lock().unwrap_or_else(PoisonError::into_inner) = (local, cluster);
+    }
+
+    /// This node's part of every limit: its proxies over the cluster's (1 until known).
+    fn node_fraction(&self, attached: usize) -> (f64, usize) {
+        let (local, cluster) = *self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let cluster = cluster.max(attached).max(1);
+        if local == 0 {
+            return (1.0, cluster);
+        }
+        ((attached.max(1) as f64 / cluster as f64).min(1.0), cluster)
+    }
+
     /// Record `proxy`'s report at `now_ms` and compute its shares (`attached`: proxies
     /// attached to this node, for the default share).
     pub fn report(
@@ -72,6 +102,7 @@ impl Limiter {
         attached: usize,
         now_ms: u64,
     ) -> LimiterShares {
+        let (fraction, cluster) = self.node_fraction(attached);
         let mut g = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         let (table, last_purge) = &mut *g;
         if now_ms.saturating_sub(*last_purge) >= STALE_MS {
@@ -100,11 +131,11 @@ impl Limiter {
             let limit = d.limit;
             let share = if limit > 0.0 && live.len() > 1 {
                 let demands: Vec<f64> = live.iter().map(|(_, x)| x.rate).collect();
-                let alloc = water_fill(&demands, limit);
+                let alloc = water_fill(&demands, limit * fraction);
                 let me = live.iter().position(|(p, _)| p.as_str() == proxy);
                 me.map_or(0.0, |i| alloc[i] / limit)
             } else {
-                1.0
+                fraction
             };
             shares.push(LimiterShare {
                 middleware: d.middleware.clone(),
@@ -113,7 +144,7 @@ impl Limiter {
             });
         }
         LimiterShares {
-            default_share: 1.0 / attached.max(1) as f64,
+            default_share: 1.0 / cluster as f64,
             shares,
         }
     }
@@ -186,6 +217,16 @@ mod tests {
         // p2 and p3 stop reporting: p1 gets everything once their demand is stale.
         let s = l.report("p1", &report("a", 75), 3, 1_300 + STALE_MS);
         assert!(close(s.shares[0].share, 1.0), "{s:?}");
+        // Two more proxies on another control node: this node's proxies split 3/5 of it.
+        l.set_counts(3, 5);
+        let s = l.report("p1", &report("a", 75), 3, 5_000);
+        assert!(close(s.shares[0].share, 0.6), "{s:?}");
+        assert!(close(s.default_share, 0.2), "{s:?}");
+        l.report("p2", &report("a", 75), 3, 5_000);
+        let s = l.report("p1", &report("a", 75), 3, 5_000);
+        assert!(close(s.shares[0].share, 0.3), "{s:?}");
+        assert!(l.start_counting());
+        assert!(!l.start_counting());
         l.detach("p1");
         assert!(l
             .table

@@ -179,6 +179,17 @@ async fn send_versions(
     }
 }
 
+/// Cluster-scope rate limits: refresh the count of proxies attached here and cluster-wide
+/// (each node's part of a limit) every 2 s, for the node's lifetime.
+async fn count_proxies(shared: Arc<Shared>, limiter: Arc<super::limiter::Limiter>) {
+    loop {
+        let svc = crate::admin::AdminService::new(shared.clone());
+        let all = svc.cluster_proxies(shared.proxies.list()).await;
+        limiter.set_counts(shared.proxies.len(), all.proxies.len());
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
 type OutStream = Pin<Box<dyn Stream<Item = Result<ConfigMessage, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -316,6 +327,9 @@ impl ConfigStream for StreamService {
                     Ok(Some(ProxyMessage {
                         msg: Some(Msg::LimiterReport(r)),
                     })) => {
+                        if limiter.start_counting() {
+                            tokio::spawn(count_proxies(shared.clone(), limiter.clone()));
+                        }
                         let shares = limiter.report(&proxy_id, &r, shared.proxies.len(), now_ms());
                         let msg = ConfigMessage {
                             version: 0,

@@ -11,6 +11,7 @@ pub mod basicauth;
 pub mod circuitbreaker;
 pub mod compress;
 pub mod digestauth;
+pub mod forwardauth;
 pub mod headers;
 pub mod inflight;
 pub mod ip;
@@ -92,6 +93,8 @@ pub enum CompiledMiddleware {
     BasicAuth(Box<basicauth::CompiledBasicAuth>),
     /// `compress`
     Compress(compress::CompiledCompress),
+    /// `forwardAuth`
+    ForwardAuth(Box<forwardauth::CompiledForwardAuth>),
     /// `rateLimit`
     RateLimit(Box<ratelimit::CompiledRateLimit>),
     /// `inFlightReq`
@@ -131,6 +134,9 @@ pub fn compile(m: &Middleware) -> Result<CompiledMiddleware, FieldErrors> {
         )?),
         Middleware::BasicAuth(b) => CompiledMiddleware::BasicAuth(Box::new(basicauth::compile(b)?)),
         Middleware::Compress(c) => CompiledMiddleware::Compress(compress::compile(c)?),
+        Middleware::ForwardAuth(f) => {
+            CompiledMiddleware::ForwardAuth(Box::new(forwardauth::compile(f)?))
+        }
         Middleware::RateLimit(r) => CompiledMiddleware::RateLimit(Box::new(ratelimit::compile(r)?)),
         Middleware::InFlightReq(r) => {
             CompiledMiddleware::InFlightReq(Box::new(inflight::compile(r)?))

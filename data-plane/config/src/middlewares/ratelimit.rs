@@ -84,15 +84,18 @@ impl CompiledRateLimit {
             return Ok(());
         };
         let mut table = self.lock();
-        let (rate, burst) = if self.cluster {
+        // Cluster scope: this proxy's part of the limit, with the delay Traefik allows at
+        // that rate (so the part is used whole even when requests arrive unevenly).
+        let (rate, burst, max_delay) = if self.cluster {
             let share = table
                 .shares
                 .get(source)
                 .copied()
                 .unwrap_or(table.default_share);
-            (rate * share, (self.burst * share).max(1.0))
+            let local = rate * share;
+            (local, (self.burst * share).max(1.0), max_delay_for(local))
         } else {
-            (rate, self.burst)
+            (rate, self.burst, self.max_delay)
         };
         if rate <= 0.0 {
             return Err(Duration::from_secs(1));
@@ -121,7 +124,7 @@ impl CompiledRateLimit {
         } else {
             Duration::from_secs_f64(-tokens / rate)
         };
-        if delay > self.max_delay {
+        if delay > max_delay {
             return Err(delay);
         }
         b.tokens = tokens;
@@ -175,6 +178,16 @@ impl CompiledRateLimit {
     pub fn share(&self, source: &str) -> f64 {
         let t = self.lock();
         t.shares.get(source).copied().unwrap_or(t.default_share)
+    }
+}
+
+/// Traefik's longest delay for a rate (requests per second).
+fn max_delay_for(rate: f64) -> Duration {
+    if rate < 1.0 {
+        Duration::from_millis(500)
+    } else {
+        // Go: time.Second / (time.Duration(rtl) * 2), integer division.
+        Duration::from_nanos(1_000_000_000 / ((rate as u64).max(1) * 2))
     }
 }
 
@@ -264,12 +277,7 @@ pub(crate) fn compile(r: &RateLimit) -> Result<CompiledRateLimit, FieldErrors> {
         },
     };
     let rate = (average > 0).then(|| average as f64 / period.as_secs_f64());
-    let max_delay = match rate {
-        None => Duration::ZERO,
-        Some(r) if r < 1.0 => Duration::from_millis(500),
-        // Go: time.Second / (time.Duration(rtl) * 2), integer division.
-        Some(r) => Duration::from_nanos(1_000_000_000 / ((r as u64).max(1) * 2)),
-    };
+    let max_delay = rate.map_or(Duration::ZERO, max_delay_for);
     let cluster = match r.scope.as_str() {
         "" | "proxy" => false,
         "cluster" => true,

@@ -9,12 +9,15 @@
 //! * [`ipallowlist`]: `ipAllowList` and `ipWhiteList`;
 //! * [`basicauth`]: the `basicAuth` middleware;
 //! * [`digestauth`]: the `digestAuth` middleware;
-//! * [`ratelimit`]: the `rateLimit` middleware (per-proxy scope);
+//! * [`ratelimit`]: the `rateLimit` middleware (per-proxy scope, or the share of a
+//!   cluster-wide limit, see [`crate::limiter`]);
 //! * [`inflight`]: the `inFlightReq` middleware;
 //! * [`retry`]: the `retry` middleware (around the forward to the service);
 //! * [`circuitbreaker`]: the `circuitBreaker` middleware (fallback in the request phase,
 //!   responses recorded in the response phase);
 //! * [`compress`]: the `compress` middleware (response bodies encoded as they stream);
+//! * [`forwardauth`]: the `forwardAuth` middleware (the request phase awaits the
+//!   authentication server);
 //! * `chain`: flattened into the router's list at compile time ([`flatten`]).
 //!
 //! The request phase runs the middlewares in order; one may answer directly (a redirect, a
@@ -27,6 +30,7 @@ pub(crate) mod basicauth;
 pub(crate) mod circuitbreaker;
 pub(crate) mod compress;
 pub(crate) mod digestauth;
+pub(crate) mod forwardauth;
 pub(crate) mod headers;
 pub(crate) mod inflight;
 pub(crate) mod ipallowlist;
@@ -49,7 +53,7 @@ use switchyard_config::middlewares::compile;
 pub(crate) use switchyard_config::middlewares::CompiledMiddleware as Mw;
 use switchyard_config::Middleware as MwConfig;
 
-use crate::body::ProxyBody;
+use crate::body::{ProxyBody, UpBody};
 use crate::errors::ErrorKind;
 use crate::util::resolve_ref;
 
@@ -69,6 +73,8 @@ pub(crate) struct MwRequest<'a> {
     pub tls: bool,
     /// What the response phase needs to know about the request.
     pub ctx: ResponseCtx,
+    /// The request body (a middleware may buffer it).
+    pub body: UpBody,
 }
 
 /// Per-request facts the request phase records for the response phase (the request itself
@@ -87,6 +93,9 @@ pub(crate) struct ResponseCtx {
     /// When the first `circuitBreaker` let the request pass (its latency is measured from
     /// there).
     pub started: Option<std::time::Instant>,
+    /// `forwardAuth` middlewares (index) whose authentication server set cookies, with those
+    /// named in `addAuthCookiesToResponse`.
+    pub auth_cookies: Vec<(usize, Arc<[HeaderValue]>)>,
 }
 
 impl ResponseCtx {
@@ -123,6 +132,9 @@ pub(crate) fn compile_all(
                 .collect();
             format!("middleware \"{name}\": {}", list.join("; "))
         })?;
+        if let Mw::ForwardAuth(f) = &c {
+            forwardauth::prepare(f).map_err(|e| format!("middleware \"{name}\": {e}"))?;
+        }
         out.insert(name.clone(), Arc::new(c));
     }
     Ok(out)
@@ -166,10 +178,18 @@ pub(crate) fn flatten(
     Ok(out.into_boxed_slice())
 }
 
-/// Run the request phase of `mws` in order.
-pub(crate) fn apply_request(mws: &[Arc<Mw>], req: &mut MwRequest<'_>) -> Result<Flow, ErrorKind> {
+/// Run the request phase of `mws` in order (middlewares that wait on the network, such as
+/// `forwardAuth`, are awaited here; the others are synchronous).
+pub(crate) async fn apply_request(
+    mws: &[Arc<Mw>],
+    req: &mut MwRequest<'_>,
+) -> Result<Flow, ErrorKind> {
     for (i, m) in mws.iter().enumerate() {
-        if let Some(resp) = on_request(m, i, req)? {
+        let answer = match &**m {
+            Mw::ForwardAuth(f) => forwardauth::on_request(f, i, req).await,
+            _ => on_request(m, i, req)?,
+        };
+        if let Some(resp) = answer {
             return Ok(Flow::Respond(Box::new(resp), i));
         }
     }
@@ -204,6 +224,8 @@ fn on_request(
         }
         // Applied around the forward (see `retry::forward`); expanded by `flatten`.
         Mw::Retry(_) | Mw::Chain(_) => Ok(None),
+        // Asynchronous: run by `apply_request`.
+        Mw::ForwardAuth(_) => Ok(None),
     }
 }
 
@@ -221,6 +243,7 @@ pub(crate) fn apply_response(
             Mw::CircuitBreaker(c) => {
                 circuitbreaker::on_response(c, ctx, resp.status().as_u16());
             }
+            Mw::ForwardAuth(f) => forwardauth::on_response(f, i, ctx, resp),
             _ => {}
         }
     }
@@ -231,6 +254,7 @@ pub(crate) fn has_response_phase(mws: &[Arc<Mw>]) -> bool {
     mws.iter().any(|m| match &**m {
         Mw::Headers(h) => h.has_response_phase(),
         Mw::Compress(_) | Mw::CircuitBreaker(_) => true,
+        Mw::ForwardAuth(f) => !f.add_auth_cookies_to_response.is_empty(),
         _ => false,
     })
 }

@@ -1,4 +1,4 @@
-//! `rateLimit` (per-proxy scope): one token bucket per source (see
+//! `rateLimit`: one token bucket per source (see
 //! [`switchyard_config::middlewares::ratelimit`]); a request whose token is further away
 //! than Traefik's maximum delay is refused with `429 Too Many Requests`, `Retry-After`
 //! (whole seconds, rounded up) and `X-Retry-In` (Go's duration text). Requests Traefik would

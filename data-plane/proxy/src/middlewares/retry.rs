@@ -10,7 +10,6 @@ use http::header::HeaderValue;
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use switchyard_config::middlewares::retry::CompiledRetry;
 
 use super::Mw;
@@ -43,8 +42,8 @@ fn copy(p: &Parts) -> Parts {
 pub(crate) async fn forward(
     cx: &ConnCtx,
     rr: &RouteRt,
-    mut parts: Parts,
-    body: Incoming,
+    parts: Parts,
+    body: UpBody,
     host: HeaderValue,
     suppress_xff: bool,
     up: &mut Upstream,
@@ -54,7 +53,6 @@ pub(crate) async fn forward(
         && !parts.headers.contains_key(http::header::UPGRADE)
         && parts.method != http::Method::CONNECT;
     let Some(retry) = retry.filter(|_| replayable) else {
-        let body = UpBody::client(body, &mut parts);
         return forward::forward(cx, rr, parts, body, host, suppress_xff, up).await;
     };
     drop(body);

@@ -47,8 +47,13 @@ fn run(
         client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
         tls: false,
         ctx: ResponseCtx::default(),
+        body: crate::body::UpBody::empty(),
     };
-    let flow = apply_request(list, &mut req)?;
+    let flow = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(apply_request(list, &mut req))?;
     let (host, suppress_xff) = (req.host.clone(), req.suppress_xff);
     Ok(Out {
         parts,

@@ -13,7 +13,8 @@
 //! 4. route with the host-indexed table (404 without a match), then the entry point's
 //!    `encodedCharacters` (a denied `%2F %5C %00 %3B %25 %3F %23` in the path is a 400, as
 //!    Traefik's router-level check);
-//! 5. the router's middlewares (request phase; a redirect answers directly);
+//! 5. the router's middlewares (request phase, awaited: `forwardAuth` asks its server; a
+//!    redirect or a refusal answers directly);
 //! 6. forward to the service ([`super::forward`], through `retry` when the router has one);
 //! 7. the middlewares' response phase, and a [`super::Completion`] on the body that records
 //!    metrics, submits the access log line and ends the spans when the body is done.
@@ -35,7 +36,7 @@ use switchyard_config::rules::RequestView;
 
 use super::observe::Obs;
 use super::{Completion, ConnCtx};
-use crate::body::ProxyBody;
+use crate::body::{ProxyBody, UpBody};
 use crate::errors::{error_response, ErrorKind};
 use crate::forwarded;
 use crate::metrics::RouteStats;
@@ -150,6 +151,7 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
     };
     let rt = shared.current.load_full();
     let (mut parts, body) = req.into_parts();
+    let body = UpBody::client(body, &mut parts);
     let mut obs = Obs::begin(cx, ep, &parts);
 
     if parts.method == http::Method::CONNECT {
@@ -231,16 +233,18 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         client_ip: forwarded::unmap(cx.peer.ip()),
         tls: cx.tls,
         ctx: ResponseCtx::default(),
+        body,
     };
     let flow = if rr.middlewares.is_empty() {
         Ok(Flow::Continue)
     } else {
-        apply_request(&rr.middlewares, &mut mreq)
+        apply_request(&rr.middlewares, &mut mreq).await
     };
     let MwRequest {
         host,
         suppress_xff,
         ctx: mut mctx,
+        body,
         ..
     } = mreq;
     match flow {
