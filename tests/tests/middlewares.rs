@@ -6,7 +6,8 @@
 //!
 //! The backend is scripted by the request's query: `h=Name:Value` adds a response header
 //! (repeatable, `%XX` decoded), `ct=` sets `Content-Type`, `len=N` answers `N` bytes of text
-//! instead of the JSON echo of the request (method, path, headers).
+//! instead of the JSON echo of the request (method, path, headers), `status=N` answers
+//! with that status.
 
 #![allow(clippy::unwrap_used)]
 
@@ -27,6 +28,8 @@ use switchyard_e2e::backends::runtime;
 use switchyard_e2e::client::{fetch, Req, Resp};
 use switchyard_e2e::{apply_yaml, cli, cli_stdin, config_version, single_node_stack};
 
+#[path = "middlewares/errors.rs"]
+mod errors_cases;
 #[path = "middlewares/forwardauth.rs"]
 mod forwardauth;
 
@@ -113,6 +116,7 @@ async fn scripted(
     let mut extra: Vec<(String, String)> = Vec::new();
     let mut ct = None;
     let mut len = None;
+    let mut status = None;
     for kv in query.split('&').filter(|s| !s.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         let v = percent_decode(v);
@@ -123,6 +127,7 @@ async fn scripted(
                 }
             }
             "ct" => ct = Some(v),
+            "status" => status = v.parse::<u16>().ok(),
             "len" => len = v.parse::<usize>().ok(),
             _ => {}
         }
@@ -140,31 +145,22 @@ async fn scripted(
             }
         }
     }
-    let method = req.method().to_string();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    let received = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
     let body = match len {
         Some(n) => Bytes::from(text(n)),
         None => Bytes::from(
             json!({
-                "method": method,
-                "path": path,
+                "method": req.method().as_str(),
+                "path": req.uri().path_and_query().map_or("/", |p| p.as_str()),
                 "headers": headers,
-                "received": String::from_utf8_lossy(&received),
             })
             .to_string(),
         ),
     };
+    let _ = req.into_body().collect().await;
     let mut resp = Response::new(BodyExt::boxed(Full::new(body)));
+    if let Some(s) = status.and_then(|s| http::StatusCode::from_u16(s).ok()) {
+        *resp.status_mut() = s;
+    }
     let h = resp.headers_mut();
     let ct = ct.unwrap_or_else(|| "application/json".into());
     if !ct.is_empty() {
@@ -1233,6 +1229,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         .chain(compress_cases())
         .chain(rate_limit_cases())
         .chain(forwardauth::cases(&auth, &closed))
+        .chain(errors_cases::cases())
     {
         let host = format!("c{}.test", cases.len());
         cases.push((c, host));
@@ -1274,16 +1271,17 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     );
     doc.push_str("    retried-dead: {rule: \"Host(`retry-dead.test`)\", service: closed, middlewares: [three]}\n");
     doc.push_str("    not-retried: {rule: \"Host(`once.test`)\", service: flaky-once}\n");
-    let fa_routers = forwardauth::routers(&auth);
-    for (i, (host, _)) in fa_routers.iter().enumerate() {
+    let mut fa_routers = forwardauth::routers(&auth);
+    fa_routers.extend(errors_cases::routers());
+    for (i, (host, service, _)) in fa_routers.iter().enumerate() {
         writeln!(
             doc,
-            "    fa{i}: {{rule: \"Host(`{host}`)\", service: svc, middlewares: [fa{i}]}}"
+            "    fa{i}: {{rule: \"Host(`{host}`)\", service: {service}, middlewares: [fa{i}]}}"
         )
         .unwrap();
     }
     doc.push_str("  middlewares:\n    gz: {compress: {}}\n");
-    for (i, (_, m)) in fa_routers.iter().enumerate() {
+    for (i, (_, _, m)) in fa_routers.iter().enumerate() {
         writeln!(doc, "    fa{i}: {m}").unwrap();
     }
     doc.push_str("    three: {retry: {attempts: 3, initialInterval: 10ms}}\n");
@@ -1302,6 +1300,11 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     writeln!(
         doc,
         "  services:\n    svc: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    closed: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}]}}}}\n    flaky: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}\n    flaky-once: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}"
+    )
+    .unwrap();
+    writeln!(
+        doc,
+        "    authsvc: {{loadBalancer: {{servers: [{{url: \"http://{auth}\"}}]}}}}"
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -1359,6 +1362,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     in_flight_requests_are_limited(proxy.web());
     refused_connections_are_retried(proxy.web());
     forwardauth::bodies_and_cookies(proxy.web());
+    errors_cases::direct(proxy.web());
 
     // Bad options: refused at the API naming middleware and field; nothing changes.
     let endpoints = c.endpoints();
@@ -1375,7 +1379,11 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     .json();
     assert_eq!(back["version"].as_u64(), Some(before), "{back}");
     assert_eq!(back["changes"], json!([]), "{back}");
-    for (mw, want) in refusals().into_iter().chain(forwardauth::refusals()) {
+    for (mw, want) in refusals()
+        .into_iter()
+        .chain(forwardauth::refusals())
+        .chain(errors_cases::refusals())
+    {
         let bad = format!("http:\n  middlewares:\n    bad: {mw}\n");
         match apply_yaml(&endpoints, &bad) {
             Ok(v) => panic!("{mw} was accepted (version {v})"),

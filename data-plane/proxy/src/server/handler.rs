@@ -38,7 +38,8 @@ use crate::body::{ProxyBody, UpBody};
 use crate::errors::{error_response, ErrorKind};
 use crate::forwarded;
 use crate::metrics::RouteStats;
-use crate::middlewares::{apply_request, apply_response, set_path, Flow, MwRequest, ResponseCtx};
+use crate::middlewares::errors::respond;
+use crate::middlewares::{apply_request, set_path, Flow, MwRequest, ResponseCtx};
 
 /// Go's `req.Host`: the URI authority (HTTP/2, absolute-form) or the `Host` header.
 fn request_host(parts: &http::request::Parts) -> HeaderValue {
@@ -241,12 +242,12 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         Err(kind) => {
             shared.metrics.count_error(kind);
             let mut resp = error_response(kind);
-            apply_response(&rr.middlewares, rr.middlewares.len(), &mctx, &mut resp);
+            respond(cx, &rr.middlewares, rr.middlewares.len(), &mctx, &mut resp).await;
             return finish(resp, stats, start, None);
         }
         Ok(Flow::Respond(resp, at)) => {
             let mut resp = *resp;
-            apply_response(&rr.middlewares, at, &mctx, &mut resp);
+            respond(cx, &rr.middlewares, at, &mctx, &mut resp).await;
             return finish(resp, stats, start, None);
         }
         Ok(Flow::Continue) => {}
@@ -261,7 +262,7 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
             }
         };
     if rr.response_phase {
-        apply_response(&rr.middlewares, rr.middlewares.len(), &mctx, &mut resp);
+        respond(cx, &rr.middlewares, rr.middlewares.len(), &mctx, &mut resp).await;
     }
     if !mctx.held.is_empty() {
         resp.body_mut().hold(std::mem::take(&mut mctx.held));
