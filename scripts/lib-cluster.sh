@@ -36,3 +36,28 @@ start_cluster() { # workdir
   done
   [ -n "$LEADER" ] || { echo "no leader"; return 1; }
 }
+# `start_etcd DIR` starts a 3-member etcd 3.4 cluster (installed from Debian when missing) on free
+# loopback ports and sets ETCD_EPS (all client URLs, comma-separated) and ETCD_LEADER (its URL).
+start_etcd() { # workdir
+  local w=$1
+  if ! command -v etcd >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server
+  fi
+  local ports=($(free_ports 6))
+  local ic="e1=http://127.0.0.1:${ports[1]},e2=http://127.0.0.1:${ports[3]},e3=http://127.0.0.1:${ports[5]}"
+  for i in 1 2 3; do
+    local c=${ports[$(( (i-1)*2 ))]} p=${ports[$(( (i-1)*2+1 ))]}
+    etcd --name e$i --data-dir "$w/e$i" \
+      --listen-client-urls http://127.0.0.1:$c --advertise-client-urls http://127.0.0.1:$c \
+      --listen-peer-urls http://127.0.0.1:$p --initial-advertise-peer-urls http://127.0.0.1:$p \
+      --initial-cluster "$ic" --initial-cluster-state new >"$w/e$i.log" 2>&1 &
+  done
+  local eps="127.0.0.1:${ports[0]},127.0.0.1:${ports[2]},127.0.0.1:${ports[4]}"
+  for _ in $(seq 1 100); do
+    ETCDCTL_API=3 etcdctl --endpoints "$eps" endpoint health >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  ETCD_LEADER=http://$(ETCDCTL_API=3 etcdctl --endpoints "$eps" endpoint status -w json \
+    | python3 -c 'import json,sys; print(next(e["Endpoint"] for e in json.load(sys.stdin) if e["Status"]["leader"]==e["Status"]["header"]["member_id"]))')
+  ETCD_EPS="http://${eps//,/,http://}"
+}

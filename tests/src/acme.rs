@@ -45,6 +45,11 @@ pub struct Pebble {
     pub directory: String,
     /// Management address (`/roots/0`).
     pub management: String,
+    /// challtestsrv's DNS server (`127.0.0.1:port`): pebble's resolver, a resolver for DNS-01
+    /// propagation checks.
+    pub dns: String,
+    /// challtestsrv's management API (`/set-txt`, `/clear-txt`).
+    pub chall_management: String,
     api_ca_pem: String,
     dir: Option<TempDir>,
     dir_path: PathBuf,
@@ -155,7 +160,7 @@ impl Pebble {
                 "-config".into(),
                 dir_path.join("pebble.json").display().to_string(),
                 "-dnsserver".into(),
-                dns,
+                dns.clone(),
             ],
             &env,
             &dir_path.join("pebble.log"),
@@ -163,6 +168,8 @@ impl Pebble {
         let p = Pebble {
             directory: format!("https://{listen}/dir"),
             management,
+            dns,
+            chall_management: chall_mgmt.clone(),
             api_ca_pem: ca_pem,
             dir: Some(dir),
             dir_path,
@@ -268,12 +275,39 @@ impl TlsConn {
         roots_pem: &str,
         alpn: &[&str],
     ) -> Result<TlsConn, String> {
+        Self::connect_offering(addr, sni, roots_pem, alpn, None)
+    }
+
+    /// [`TlsConn::connect`] offering only `schemes` as signature algorithms (all of rustls'
+    /// when `None`), e.g. only RSA ones, as an old client would.
+    pub fn connect_offering(
+        addr: &str,
+        sni: &str,
+        roots_pem: &str,
+        alpn: &[&str],
+        schemes: Option<&[rustls::SignatureScheme]>,
+    ) -> Result<TlsConn, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots(roots_pem)?)
-            .with_no_client_auth();
+            .map_err(|e| e.to_string())?;
+        let roots = Arc::new(roots(roots_pem)?);
+        let mut cfg = match schemes {
+            None => builder.with_root_certificates(roots).with_no_client_auth(),
+            Some(s) => {
+                let inner =
+                    rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(OfferOnly {
+                        inner,
+                        schemes: s.to_vec(),
+                    }))
+                    .with_no_client_auth()
+            }
+        };
         cfg.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
         let name = ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;
         let conn = rustls::ClientConnection::new(Arc::new(cfg), name).map_err(|e| e.to_string())?;
@@ -379,6 +413,46 @@ impl TlsConn {
     }
 }
 
+/// A webpki verifier that offers only some signature schemes in the ClientHello.
+#[derive(Debug)]
+struct OfferOnly {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    schemes: Vec<rustls::SignatureScheme>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for OfferOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.schemes.clone()
+    }
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -421,5 +495,174 @@ pub fn read_lines(path: &Path) -> Vec<String> {
     match std::fs::File::open(path) {
         Ok(f) => BufReader::new(f).lines().map_while(Result::ok).collect(),
         Err(_) => Vec::new(),
+    }
+}
+
+/// A lego `httpreq` endpoint in front of challtestsrv: `POST /present {"fqdn","value"}` becomes
+/// challtestsrv's `POST /set-txt {"host","value"}`, `/cleanup` becomes `/clear-txt`. Checks HTTP
+/// basic authentication when given credentials, and counts the calls it forwarded.
+pub struct HttpReqHook {
+    addr: String,
+    presents: Arc<std::sync::atomic::AtomicUsize>,
+    cleanups: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn read_http_request(s: &mut TcpStream) -> Option<(String, String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i;
+        }
+        let n = s.read(&mut chunk).ok()?;
+        if n == 0 || buf.len() > 64 * 1024 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        let n = s.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+    Some((path, head, body))
+}
+
+/// `POST path` with a JSON body over plain HTTP; the status.
+pub fn post_json(addr: &str, path: &str, body: &Value) -> Result<u16, String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let b = body.to_string();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+        b.len()
+    );
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    out.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad answer from {addr}: {out}"))
+}
+
+impl HttpReqHook {
+    /// Listens on `127.0.0.1:<ephemeral>`, forwarding to challtestsrv at `chall_management`.
+    pub fn start(chall_management: &str, basic_auth: Option<(&str, &str)>) -> HttpReqHook {
+        use base64::Engine;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the httpreq hook");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let presents = Arc::new(AtomicUsize::new(0));
+        let cleanups = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let want_auth = basic_auth.map(|(u, p)| {
+            format!(
+                "basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        });
+        let chall = chall_management.to_string();
+        let (p, c, st) = (presents.clone(), cleanups.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let Some((path, head, body)) = read_http_request(&mut conn) else {
+                    continue;
+                };
+                let authorized = want_auth.as_ref().is_none_or(|want| {
+                    head.lines().any(|l| {
+                        l.split_once(':').is_some_and(|(k, v)| {
+                            k.trim().eq_ignore_ascii_case("authorization")
+                                && v.trim().eq_ignore_ascii_case(want)
+                        })
+                    })
+                });
+                let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let host = req["fqdn"].as_str().unwrap_or("").to_string();
+                let status = if !authorized {
+                    401
+                } else if host.is_empty() {
+                    400
+                } else if path == "/present" {
+                    let value = req["value"].clone();
+                    match post_json(
+                        &chall,
+                        "/set-txt",
+                        &serde_json::json!({"host": host, "value": value}),
+                    ) {
+                        Ok(200) => {
+                            p.fetch_add(1, Ordering::SeqCst);
+                            200
+                        }
+                        _ => 502,
+                    }
+                } else if path == "/cleanup" {
+                    match post_json(&chall, "/clear-txt", &serde_json::json!({"host": host})) {
+                        Ok(200) => {
+                            c.fetch_add(1, Ordering::SeqCst);
+                            200
+                        }
+                        _ => 502,
+                    }
+                } else {
+                    404
+                };
+                let _ = conn.write_all(
+                    format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        HttpReqHook {
+            addr,
+            presents,
+            cleanups,
+            stop,
+        }
+    }
+
+    /// `http://127.0.0.1:port`: the provider's `endpoint`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Records published so far.
+    pub fn presents(&self) -> usize {
+        self.presents.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Records removed so far.
+    pub fn cleanups(&self) -> usize {
+        self.cleanups.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for HttpReqHook {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.addr);
     }
 }

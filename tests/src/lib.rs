@@ -57,9 +57,12 @@
 
 pub mod acme;
 pub mod backends;
+pub mod browser;
 pub mod chaos;
 pub mod client;
+pub mod deploy_files;
 pub mod failover;
+pub mod otlp;
 pub mod proxy;
 pub mod raw;
 

@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchyard_e2e::acme::{cert, certs, https_get, port_free_on, Pebble, PebbleOpts, TlsConn};
+use switchyard_e2e::acme::{
+    cert, certs, https_get, port_free_on, HttpReqHook, Pebble, PebbleOpts, TlsConn,
+};
 use switchyard_e2e::backends::HttpBackend;
 use switchyard_e2e::{
     apply_yaml, metric_value, wait_attached_to, wait_until, Cluster, Proxy, ProxySpec, PROXY_SETTLE,
@@ -430,7 +432,10 @@ fn invalid_resolvers_are_refused_with_the_field() {
         "certificatesResolvers": {
             "bad": { "acme": { "caServer": "ftp://x", "keyType": "EC999",
                                "httpChallenge": {"entryPoint": "web"}, "tlsChallenge": {} } },
-            "dns": { "acme": { "dnsChallenge": { "provider": "x" } } }
+            "dns": { "acme": { "dnsChallenge": { "provider": "route99" } } },
+            "tsig": { "acme": { "dnsChallenge": { "provider": "rfc2136", "rfc2136": {
+                "nameserver": "127.0.0.1:53", "tsigKey": "k.test.", "tsigSecret": "not base64!",
+                "tsigAlgorithm": "hmac-md5." } } } }
         }
     })
     .to_string();
@@ -438,11 +443,16 @@ fn invalid_resolvers_are_refused_with_the_field() {
     for want in [
         "acme.caServer",
         "acme.keyType",
-        "set exactly one of acme.httpChallenge and acme.tlsChallenge",
-        "the DNS-01 challenge is not supported by this version of Switchyard",
+        "set exactly one of acme.httpChallenge, acme.tlsChallenge and acme.dnsChallenge",
+        "certResolver \"dns\"",
+        "acme.dnsChallenge.provider: unknown DNS provider \"route99\"",
+        "certResolver \"tsig\"",
+        "acme.dnsChallenge.rfc2136.tsigSecret: is not a base64 TSIG key",
+        "acme.dnsChallenge.rfc2136.tsigAlgorithm: unsupported TSIG algorithm \"hmac-md5.\"",
     ] {
         assert!(err.contains(want), "missing {want:?} in {err}");
     }
+    assert!(!err.contains("not base64!"), "the secret was echoed: {err}");
     assert!(certs(&c.endpoints()).expect("get certs").is_empty());
 
     // Uploaded certificates are listed too, without their key.
@@ -472,4 +482,242 @@ fn invalid_resolvers_are_refused_with_the_field() {
         "{}",
         missing.stderr
     );
+}
+
+/// Must-show 2: an RSA4096 and an EC384 certificate for one name, from two resolvers; clients
+/// offering only RSA signature schemes get the RSA one, others the ECDSA one, on both proxies.
+#[test]
+fn rsa4096_and_ec384_certificates_chosen_by_the_client_signature_schemes() {
+    let s = Stack::start(true);
+    let resolver = |key_type: &str| {
+        json!({"acme": {
+            "email": "ops@example.test",
+            "caServer": s.pebble.directory,
+            "caCertificates": [s.pebble.api_ca_pem()],
+            "keyType": key_type,
+            "httpChallenge": {"entryPoint": "web"},
+        }})
+    };
+    let router = |rule: &str, resolver: &str| {
+        json!({"rule": rule, "entryPoints": ["websecure"], "service": "app",
+               "tls": {"certResolver": resolver}})
+    };
+    let doc = json!({
+        "certificatesResolvers": {"ec": resolver("EC384"), "rsa": resolver("RSA4096")},
+        "http": {
+            "routers": {
+                "ec": router("Host(`a.test`)", "ec"),
+                "rsa": router("Host(`a.test`) && PathPrefix(`/rsa`)", "rsa"),
+            },
+            "services": {
+                "app": { "loadBalancer": { "servers": [ { "url": s.backend.url() } ] } }
+            }
+        }
+    });
+    s.apply(&doc.to_string());
+    let eps = s.running_endpoints();
+    // RSA4096 generation runs on a blocking thread of the leader: generous on a loaded machine.
+    let serial = |name: &str| -> String {
+        let row = wait_until(ISSUE_TIMEOUT * 2, &format!("{name} valid"), || {
+            let c = cert(&eps, name)?;
+            if c["status"] == "valid" {
+                Ok(c)
+            } else {
+                Err(format!("{c}"))
+            }
+        });
+        row["serial"].as_str().expect("serial").to_string()
+    };
+    let ec_serial = serial("ec/a.test");
+    let rsa_serial = serial("rsa/a.test");
+    assert_ne!(ec_serial, rsa_serial);
+    let roots = s.pebble.roots_pem();
+    let rsa_only = [
+        rustls::SignatureScheme::RSA_PSS_SHA256,
+        rustls::SignatureScheme::RSA_PSS_SHA384,
+        rustls::SignatureScheme::RSA_PKCS1_SHA256,
+    ];
+    for ip in ["127.0.0.2", "127.0.0.3"] {
+        let addr = format!("{ip}:{}", s.tls_port);
+        for (offer, want_serial, want_type) in [
+            (None, &ec_serial, "EC384"),
+            (Some(&rsa_only[..]), &rsa_serial, "RSA4096"),
+        ] {
+            wait_until(
+                ISSUE_TIMEOUT,
+                &format!("{addr} to serve the {want_type} certificate"),
+                || {
+                    let mut c =
+                        TlsConn::connect_offering(&addr, "a.test", &roots, &["http/1.1"], offer)?;
+                    let peer = c.peer()?;
+                    let (status, _) = c.get("a.test", "/")?;
+                    if status == 200 && &peer.serial == want_serial && peer.key_type == want_type {
+                        Ok(())
+                    } else {
+                        Err(format!("{status}, {} {}", peer.key_type, peer.serial))
+                    }
+                },
+            );
+        }
+    }
+    assert_eq!(s.pebble.issued(), 2);
+}
+
+/// The DNS-01 stack: pebble validates TXT records through challtestsrv; the resolver's `httpreq`
+/// provider writes them there through [`HttpReqHook`] (basic authentication checked).
+fn dns01_doc(s: &Stack, hook: &HttpReqHook, extra_propagation: Value) -> String {
+    let mut propagation = json!({"disableANSChecks": true});
+    if let (Some(p), Some(e)) = (propagation.as_object_mut(), extra_propagation.as_object()) {
+        for (k, v) in e {
+            p.insert(k.clone(), v.clone());
+        }
+    }
+    json!({
+        "certificatesResolvers": { "dns": { "acme": {
+            "email": "ops@example.test",
+            "caServer": s.pebble.directory,
+            "caCertificates": [s.pebble.api_ca_pem()],
+            "dnsChallenge": {
+                "provider": "httpreq",
+                "resolvers": [s.pebble.dns],
+                "propagation": propagation,
+                "httpreq": {"endpoint": hook.url(), "username": "acme", "password": HOOK_PASSWORD}
+            }
+        } } },
+        "http": {
+            "routers": {
+                "app": {
+                    "rule": "Host(`*.app.test`) || Host(`app.test`)",
+                    "entryPoints": ["websecure"],
+                    "service": "app",
+                    "tls": { "certResolver": "dns" }
+                }
+            },
+            "services": {
+                "app": { "loadBalancer": { "servers": [ { "url": s.backend.url() } ] } }
+            }
+        }
+    })
+    .to_string()
+}
+
+const HOOK_PASSWORD: &str = "hook-s3cret-pw";
+const WILDCARD: &str = "dns/*.app.test";
+
+fn wait_wildcard_valid(s: &Stack) -> Value {
+    let eps = s.running_endpoints();
+    wait_until(ISSUE_TIMEOUT, "the wildcard certificate valid", || {
+        let c = cert(&eps, WILDCARD)?;
+        if c["status"] == "valid" {
+            Ok(c)
+        } else {
+            Err(format!("{c}"))
+        }
+    })
+}
+
+/// Both proxies serve the wildcard certificate for one-label names under it and the apex.
+fn wait_wildcard_served(s: &Stack, serial: &str) {
+    let roots = s.pebble.roots_pem();
+    for ip in ["127.0.0.2", "127.0.0.3"] {
+        let addr = format!("{ip}:{}", s.tls_port);
+        for host in ["a.app.test", "b.app.test", "app.test"] {
+            wait_until(ISSUE_TIMEOUT, &format!("{addr} to serve {host}"), || {
+                let (status, _body, peer) = https_get(&addr, host, &roots, "/")?;
+                if status == 200 && peer.serial == serial {
+                    Ok(())
+                } else {
+                    Err(format!("status {status}, serial {}", peer.serial))
+                }
+            });
+        }
+    }
+}
+
+/// Must-show 1: `*.app.test` + `app.test` issued once via DNS-01, served by both proxies for
+/// `a.app.test` and `b.app.test`; the provider's password is redacted in `get config`, restored
+/// on apply and never logged.
+#[test]
+fn dns01_wildcard_issued_once_and_served_by_both_proxies() {
+    let s = Stack::start(false);
+    let hook = HttpReqHook::start(&s.pebble.chall_management, Some(("acme", HOOK_PASSWORD)));
+    s.apply(&dns01_doc(&s, &hook, json!({})));
+    let row = wait_wildcard_valid(&s);
+    assert_eq!(row["names"], json!(["*.app.test", "app.test"]), "{row}");
+    assert_eq!(row["source"], "acme:dns");
+    let serial = row["serial"].as_str().expect("serial").to_string();
+    wait_wildcard_served(&s, &serial);
+    // One TXT record per authorization (the wildcard and the apex), removed afterwards.
+    assert_eq!(hook.presents(), 2);
+    wait_until(ISSUE_TIMEOUT, "the TXT records removed", || {
+        (hook.cleanups() == 2).then_some(()).ok_or(hook.cleanups())
+    });
+    // A two-label name is not covered by the wildcard.
+    let roots = s.pebble.roots_pem();
+    let addr = format!("127.0.0.2:{}", s.tls_port);
+    assert!(https_get(&addr, "x.a.app.test", &roots, "/").is_err());
+    assert_eq!(s.pebble.issued(), 1, "issued more than once");
+    assert_eq!(s.metric_sum("switchyard_acme_orders_created_total"), 1.0);
+
+    // The password: redacted in `get config`, restored when that output is applied back.
+    let (_, shown) = switchyard_e2e::get_config(&s.endpoints()).expect("config");
+    let text = shown.to_string();
+    assert!(
+        !text.contains(HOOK_PASSWORD),
+        "get config shows the password: {text}"
+    );
+    let shown_pw =
+        &shown["certificatesResolvers"]["dns"]["acme"]["dnsChallenge"]["httpreq"]["password"];
+    assert_eq!(shown_pw, "<redacted>", "{text}");
+    let yaml =
+        switchyard_e2e::cli(&s.endpoints(), &["-o", "yaml", "get", "config"]).expect_success();
+    assert!(!yaml.stdout.contains(HOOK_PASSWORD));
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), &yaml.stdout).expect("write");
+    switchyard_e2e::cli(
+        &s.endpoints(),
+        &["apply", "-f", &file.path().display().to_string()],
+    )
+    .expect_success();
+    for n in &s.cluster.nodes {
+        let log = std::fs::read_to_string(n.log_path()).unwrap_or_default();
+        assert!(
+            !log.contains(HOOK_PASSWORD),
+            "node {} logged the password",
+            n.id
+        );
+    }
+    // Still the same certificate, still issued once (nothing re-ordered by the re-apply).
+    assert_eq!(
+        cert(&s.endpoints(), WILDCARD).expect("row")["serial"],
+        json!(serial)
+    );
+    assert_eq!(s.pebble.issued(), 1);
+}
+
+/// Must-show 1 (continued): the leader dies while the records propagate; the next leader
+/// resumes the same order and the certificate is issued exactly once.
+#[test]
+fn dns01_leader_killed_mid_propagation_still_issues_exactly_once() {
+    let mut s = Stack::start(false);
+    let hook = HttpReqHook::start(&s.pebble.chall_management, Some(("acme", HOOK_PASSWORD)));
+    // The delay before checks keeps the order between "records published" and "CA told".
+    s.apply(&dns01_doc(&s, &hook, json!({"delayBeforeChecks": "4s"})));
+    wait_until(ISSUE_TIMEOUT, "the TXT records published", || {
+        (hook.presents() >= 2).then_some(()).ok_or(hook.presents())
+    });
+    let row = cert(&s.endpoints(), WILDCARD).expect("listed");
+    assert_eq!(row["status"], "pending", "{row}");
+    let leader = s.leader;
+    s.cluster.node_mut(leader).kill();
+    let new_leader = s.cluster.wait_for_leader(Duration::from_secs(20));
+    assert_ne!(new_leader, leader);
+    let row = wait_wildcard_valid(&s);
+    // The new leader published the records again for the same order.
+    assert!(hook.presents() >= 4, "presents: {}", hook.presents());
+    assert_eq!(s.pebble.issued(), 1, "issued more than once");
+    // The surviving nodes created no order at the CA: the order was resumed by its URL.
+    assert_eq!(s.metric_sum("switchyard_acme_orders_created_total"), 0.0);
+    wait_wildcard_served(&s, row["serial"].as_str().expect("serial"));
+    assert_eq!(s.pebble.issued(), 1);
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use switchyard_e2e::failover::{grow, kill_leaders, percentile, Writer};
-use switchyard_e2e::{get_config, wait_until, Cluster, DEFAULT_TIMERS};
+use switchyard_e2e::{cluster_status_json, get_config, wait_until, Cluster, DEFAULT_TIMERS};
 
 /// Generous on a loaded 2-core machine; the target (3 s p99) is measured by the benchmark.
 const UNAVAILABLE_BOUND: Duration = Duration::from_secs(8);
@@ -71,10 +71,25 @@ fn a_restarted_follower_replays_a_growing_config_and_is_ready_quickly() {
         }
     });
     eprintln!("follower with {N}+ entries ready {ready:.2?} after its restart");
-    let (_, cfg) = get_config(&node.endpoint()).expect("get config");
-    let routers = cfg["http"]["routers"]
-        .as_object()
-        .map(|m| m.len())
-        .unwrap_or(0);
-    assert_eq!(routers, N, "every router replayed");
+    let count = |endpoint: &str| {
+        let (version, cfg) = get_config(endpoint).expect("get config");
+        let routers = cfg["http"]["routers"]
+            .as_object()
+            .map(|m| m.len())
+            .unwrap_or(0);
+        (version, routers)
+    };
+    let on_follower = count(&node.endpoint());
+    if on_follower.1 != N {
+        let on_leader = count(&c.node(leader).endpoint());
+        panic!(
+            "the ready follower serves {} routers at version {} (the leader {} at version {}); \
+             cluster status: {}",
+            on_follower.1,
+            on_follower.0,
+            on_leader.1,
+            on_leader.0,
+            cluster_status_json(&c.node(leader).endpoint())
+        );
+    }
 }

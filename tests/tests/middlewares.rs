@@ -180,10 +180,13 @@ async fn scripted(
 
 /// Starts the scripted backend; returns its address.
 fn start_backend() -> SocketAddr {
+    start_backend_on("127.0.0.1:0")
+}
+
+/// The scripted backend on `addr` (a port handed out by the harness, or 0).
+fn start_backend_on(addr: &str) -> SocketAddr {
     let rt = runtime();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).unwrap();
     let addr = listener.local_addr().unwrap();
     switchyard_e2e::reserve_port(addr.port());
     rt.spawn(async move {
@@ -925,6 +928,183 @@ fn rate_limit_cases() -> Vec<Case> {
     ]
 }
 
+/// `circuitBreaker`: oxy's cbreaker cases that a single request can show (the breaker's
+/// cycle through a dead server is [`circuit_breaker_opens_and_recovers`]).
+fn circuit_breaker_cases() -> Vec<Case> {
+    let cb = |extra: Value| {
+        let mut m = json!({"expression": "ResponseCodeRatio(500, 600, 0, 600) > 0.5"});
+        if let (Some(o), Some(e)) = (m.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        json!({ "circuitBreaker": m })
+    };
+    vec![
+        case(
+            "circuitBreaker in standby passes",
+            json!({"circuitBreaker": {"expression": "NetworkErrorRatio() > 0.5"}}),
+        )
+        .sent("X-Forwarded-Proto", "http"),
+        case("circuitBreaker tripped by 5xx answers 503", cb(json!({})))
+            .path("/foo?status=500")
+            .prime(1, &[])
+            .status(503)
+            .has("Content-Type", "text/plain; charset=utf-8")
+            .body("Service Unavailable"),
+        case(
+            "circuitBreaker responseCode",
+            cb(json!({"responseCode": 418})),
+        )
+        .path("/foo?status=500")
+        .prime(1, &[])
+        .status(418)
+        .body("I'm a teapot"),
+        case(
+            "circuitBreaker not tripped under RequestThreshold",
+            json!({"circuitBreaker": {"expression": "ResponseCodeRatio(500, 600, 0, 600) > 0.5 && RequestThreshold() > 3"}}),
+        )
+        .path("/foo?status=500")
+        .prime(1, &[])
+        .status(500),
+        case(
+            "circuitBreaker latency quantile not reached",
+            json!({"circuitBreaker": {"expression": "LatencyAtQuantileMS(50.0) > 10000"}}),
+        )
+        .prime(3, &[]),
+        case(
+            "circuitBreaker sees the answers of the middlewares it wraps",
+            json!([
+                {"circuitBreaker": {"expression": "ResponseCodeRatio(400, 500, 0, 600) > 0.5", "checkPeriod": "1ns"}},
+                {"rateLimit": {"average": 1, "period": "1m"}},
+            ]),
+        )
+        .prime(3, &[])
+        .status(503),
+    ]
+}
+
+/// htdigest lines of Traefik's digest_auth_test.go (`test:test`, `test2:test2`).
+const DIGEST_TEST: &str = "test:traefik:a2688e031edb4be6a3797f3882655c05";
+const DIGEST_TEST2: &str = "test2:traefik:518845800f9e2bfb1f1f740ec24f074e";
+
+/// `digestAuth` cases a single request can show (the challenge-response exchange is
+/// [`digest_auth_with_real_clients`]).
+fn digest_auth_cases() -> Vec<Case> {
+    let da = json!({"digestAuth": {"users": [DIGEST_TEST]}});
+    vec![
+        // TestDigestAuthFail: basic credentials are not digest ones.
+        case("digestAuth refuses basic credentials", da.clone())
+            .header("Authorization", "Basic dGVzdDp0ZXN0")
+            .status(401)
+            .has("Content-Type", "text/plain")
+            .body("401 Unauthorized\n"),
+        case("digestAuth without credentials", da.clone()).status(401),
+        case(
+            "digestAuth refuses a response for a nonce it never gave",
+            da,
+        )
+        .header(
+            "Authorization",
+            "Digest username=\"test\", realm=\"traefik\", nonce=\"x\", uri=\"/foo\", qop=auth, nc=00000001, cnonce=\"y\", response=\"00000000000000000000000000000000\"",
+        )
+        .status(401),
+    ]
+}
+
+fn md5_hex(s: &str) -> String {
+    use md5::Digest as _;
+    md5::Md5::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `Authorization` for a challenge (RFC 2617, qop=auth), as a client computes it.
+fn digest_answer(challenge: &str, user: &str, password: &str, uri: &str, nc: u32) -> String {
+    let param = |k: &str| -> String {
+        let at = challenge
+            .find(&format!("{k}=\""))
+            .unwrap_or_else(|| panic!("{k} in {challenge}"));
+        let rest = &challenge[at + k.len() + 2..];
+        rest[..rest.find('"').unwrap()].to_string()
+    };
+    let (realm, nonce, opaque) = (param("realm"), param("nonce"), param("opaque"));
+    let ha1 = md5_hex(&format!("{user}:{realm}:{password}"));
+    let ha2 = md5_hex(&format!("GET:{uri}"));
+    let nc = format!("{nc:08x}");
+    let response = md5_hex(&format!("{ha1}:{nonce}:{nc}:0a4f113b:auth:{ha2}"));
+    format!(
+        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", qop=auth, nc={nc}, cnonce=\"0a4f113b\", response=\"{response}\", opaque=\"{opaque}\", algorithm=MD5"
+    )
+}
+
+/// `digestAuth` (`headerField: X-WebAuth-User`, `removeHeader`; `test2` from the uploaded
+/// `usersFile`): curl's digest implementation logs in with Traefik's test users and is refused with a wrong password;
+/// a hand-computed exchange shows the challenge, the success, and a replayed nonce count
+/// refused with `stale=true`.
+fn digest_auth_with_real_clients(addr: &str) {
+    let curl = |user: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--digest", "-u", user, "-H", "Host: digest.test"])
+            .args(["-w", "\n%{http_code}", &format!("http://{addr}/foo?a=1")])
+            .output()
+            .expect("curl runs (scripts/test.sh installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.to_string(), body.to_string())
+    };
+    for user in ["test:test", "test2:test2"] {
+        let (code, body) = curl(user);
+        assert_eq!(code, "200", "curl --digest -u {user}: {body}");
+        let echo: Value = serde_json::from_str(&body).unwrap();
+        let name = user.split(':').next().unwrap();
+        assert_eq!(echo["headers"]["x-webauth-user"], name, "{echo}");
+        assert!(echo["headers"]["authorization"].is_null(), "{echo}");
+    }
+    let (code, _) = curl("test:wrong");
+    assert_eq!(code, "401", "a wrong password is refused");
+    let (code, _) = curl("foo:foo");
+    assert_eq!(code, "401", "an unknown user is refused");
+
+    let r = fetch(addr, &Req::get("digest.test", "/foo")).unwrap();
+    assert_eq!(r.status, 401, "{r}");
+    let challenge = r.header("www-authenticate").unwrap();
+    assert!(
+        challenge.starts_with("Digest realm=\"traefik\", nonce=\"")
+            && challenge.ends_with(", algorithm=MD5, qop=\"auth\""),
+        "{challenge}"
+    );
+    let answer = digest_answer(&challenge, "test", "test", "/foo", 1);
+    let ok = fetch(
+        addr,
+        &Req::get("digest.test", "/foo").header("Authorization", &answer),
+    )
+    .unwrap();
+    assert_eq!(ok.status, 200, "{ok}");
+    let replay = fetch(
+        addr,
+        &Req::get("digest.test", "/foo").header("Authorization", &answer),
+    )
+    .unwrap();
+    assert_eq!(
+        replay.status, 401,
+        "a replayed nonce count is refused: {replay}"
+    );
+    assert!(
+        replay
+            .header("www-authenticate")
+            .unwrap()
+            .ends_with(", stale=true"),
+        "{replay}"
+    );
+    let next = digest_answer(&challenge, "test", "test", "/foo", 2);
+    let ok = fetch(
+        addr,
+        &Req::get("digest.test", "/foo").header("Authorization", &next),
+    )
+    .unwrap();
+    assert_eq!(ok.status, 200, "the next nonce count passes: {ok}");
+}
+
 /// Host-dependent `headers` cases (the Host header is the case's own, so they need their own
 /// routers): allowedHosts with the host or a hostsProxyHeaders value.
 fn host_cases() -> Vec<(Case, &'static str)> {
@@ -1005,6 +1185,10 @@ fn refusals() -> Vec<(Value, &'static str)> {
             "inFlightReq.sourceCriterion: ipStrategy, requestHeaderName and requestHost are mutually exclusive",
         ),
         (
+            json!({"rateLimit": {"average": 10, "scope": "global"}}),
+            "rateLimit.scope: must be proxy or cluster, got \"global\"",
+        ),
+        (
             json!({"rateLimit": {"average": -1}}),
             "rateLimit.average: must be 0 or more, got -1",
         ),
@@ -1083,6 +1267,42 @@ fn refusals() -> Vec<(Value, &'static str)> {
         (
             json!({"ipAllowList": {"sourceRange": ["10.0.0.1"], "ipStrategy": {"ipv6Subnet": 129}}}),
             "ipAllowList.ipStrategy.ipv6Subnet: must be between 1 and 128, got 129",
+        ),
+        (
+            json!({"digestAuth": {"users": ["test"]}}),
+            "digestAuth.users[0]: invalid user line \"test\": expected name:realm:HA1",
+        ),
+        (
+            json!({"digestAuth": {"users": ["test:traefik:xyz"]}}),
+            "digestAuth.users[0]: user \"test\": HA1 must be 32 hexadecimal digits",
+        ),
+        (
+            json!({"digestAuth": {"users": [DIGEST_TEST], "headerField": "X User"}}),
+            "digestAuth.headerField: invalid header name",
+        ),
+        (
+            json!({"circuitBreaker": {"expression": "NetworkErrorRatio() >"}}),
+            "circuitBreaker.expression: invalid expression \"NetworkErrorRatio() >\": expected operand, found end of expression",
+        ),
+        (
+            json!({"circuitBreaker": {"expression": "NetworkErrorRatio() > 1"}}),
+            "circuitBreaker.expression: invalid expression",
+        ),
+        (
+            json!({"circuitBreaker": {"expression": "Latency() > 1"}}),
+            "unsupported function: Latency",
+        ),
+        (
+            json!({"circuitBreaker": {}}),
+            "circuitBreaker.expression: invalid expression \"\": the expression is empty",
+        ),
+        (
+            json!({"circuitBreaker": {"expression": "NetworkErrorRatio() > 0.5", "checkPeriod": "-1s"}}),
+            "circuitBreaker.checkPeriod: must not be negative",
+        ),
+        (
+            json!({"circuitBreaker": {"expression": "NetworkErrorRatio() > 0.5", "responseCode": 600}}),
+            "circuitBreaker.responseCode: invalid HTTP status code 600",
         ),
         (
             json!({"ipAllowList": {"sourceRange": ["10.0.0.1"], "ipStrategy": {"excludedIPs": ["300.1.1.1"]}}}),
@@ -1215,11 +1435,56 @@ fn refused_connections_are_retried(addr: &str) {
     assert_eq!(r.status, 502, "{r}");
 }
 
+/// `circuitBreaker` (`NetworkErrorRatio() > 0.5`) in front of a service whose only server is
+/// down: the first response is the proxy's 502, which trips the breaker; from then on the
+/// breaker answers Traefik's fallback (503, "Service Unavailable") without trying the
+/// server. Once the server is back and `fallbackDuration` has passed, the breaker lets a
+/// growing share of requests through (recovering) and then all of them (standby).
+fn circuit_breaker_opens_and_recovers(addr: &str, dead: &str) {
+    let deadline = std::time::Duration::from_secs(30);
+    let get = || fetch(addr, &Req::get("breaker.test", "/foo"));
+    let r = get().unwrap();
+    assert_eq!(r.status, 502, "the server is down: {r}");
+    let r = switchyard_e2e::wait_until(deadline, "the breaker trips", || {
+        let r = get()?;
+        if r.status == 503 {
+            Ok(r)
+        } else {
+            Err(format!("{r}"))
+        }
+    });
+    assert_eq!(r.text(), "Service Unavailable", "{r}");
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    // The server comes back: requests pass again, first some, then all.
+    start_backend_on(dead);
+    switchyard_e2e::wait_until(deadline, "the breaker lets requests through", || {
+        let r = get()?;
+        if r.status == 200 {
+            Ok(())
+        } else {
+            Err(format!("{r}"))
+        }
+    });
+    switchyard_e2e::wait_until(deadline, "the breaker is back to standby", || {
+        for i in 0..20 {
+            let r = get()?;
+            if r.status != 200 {
+                return Err(format!("request {i} of a run of 20: {r}"));
+            }
+        }
+        Ok::<(), String>(())
+    });
+}
+
 #[test]
 fn traefik_middleware_cases_through_a_real_proxy() {
     let backend = start_backend();
     let closed = switchyard_e2e::free_addr();
     let closed2 = switchyard_e2e::free_addr();
+    let revived = switchyard_e2e::free_addr();
     let auth = forwardauth::start_auth_server().to_string();
     let mut cases: Vec<(Case, String)> = Vec::new();
     for c in headers_cases()
@@ -1228,6 +1493,8 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         .chain(basic_auth_cases())
         .chain(compress_cases())
         .chain(rate_limit_cases())
+        .chain(circuit_breaker_cases())
+        .chain(digest_auth_cases())
         .chain(forwardauth::cases(&auth, &closed))
         .chain(errors_cases::cases())
     {
@@ -1271,6 +1538,10 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     );
     doc.push_str("    retried-dead: {rule: \"Host(`retry-dead.test`)\", service: closed, middlewares: [three]}\n");
     doc.push_str("    not-retried: {rule: \"Host(`once.test`)\", service: flaky-once}\n");
+    doc.push_str(
+        "    breaker: {rule: \"Host(`breaker.test`)\", service: revived, middlewares: [cb]}\n",
+    );
+    doc.push_str("    digest: {rule: \"Host(`digest.test`)\", service: svc, middlewares: [dg]}\n");
     let mut fa_routers = forwardauth::routers(&auth);
     fa_routers.extend(errors_cases::routers());
     for (i, (host, service, _)) in fa_routers.iter().enumerate() {
@@ -1281,6 +1552,8 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         .unwrap();
     }
     doc.push_str("  middlewares:\n    gz: {compress: {}}\n");
+    writeln!(doc, "    dg: {{digestAuth: {{users: [{DIGEST_TEST}], usersFile: DIGEST_FILE, headerField: X-WebAuth-User, removeHeader: true}}}}").unwrap();
+    doc.push_str("    cb: {circuitBreaker: {expression: \"NetworkErrorRatio() > 0.5\", checkPeriod: 100ms, fallbackDuration: 1s, recoveryDuration: 1s}}\n");
     for (i, (_, _, m)) in fa_routers.iter().enumerate() {
         writeln!(doc, "    fa{i}: {m}").unwrap();
     }
@@ -1299,7 +1572,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     }
     writeln!(
         doc,
-        "  services:\n    svc: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    closed: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}]}}}}\n    flaky: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}\n    flaky-once: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}"
+        "  services:\n    svc: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    closed: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}]}}}}\n    flaky: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}\n    flaky-once: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}\n    revived: {{loadBalancer: {{servers: [{{url: \"http://{revived}\"}}]}}}}"
     )
     .unwrap();
     writeln!(
@@ -1315,6 +1588,9 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     )
     .unwrap();
     let doc = doc.replace("USERS_FILE", &users_file.display().to_string());
+    let digest_file = dir.path().join("htdigest");
+    std::fs::write(&digest_file, format!("# test2:test2\n{DIGEST_TEST2}\n")).unwrap();
+    let doc = doc.replace("DIGEST_FILE", &digest_file.display().to_string());
     let (c, proxy) = single_node_stack(&doc, |s| {
         s.entrypoints(&["web", "trusted"])
             .args(&["--trusted-ips", "trusted=127.0.0.1/32"])
@@ -1361,6 +1637,8 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     streamed_response_stays_streamed(proxy.web());
     in_flight_requests_are_limited(proxy.web());
     refused_connections_are_retried(proxy.web());
+    circuit_breaker_opens_and_recovers(proxy.web(), &revived);
+    digest_auth_with_real_clients(proxy.web());
     forwardauth::bodies_and_cookies(proxy.web());
     errors_cases::direct(proxy.web());
 

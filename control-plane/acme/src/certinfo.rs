@@ -18,6 +18,9 @@ pub struct CertInfo {
     pub not_after: i64,
     /// Serial number, lowercase hex.
     pub serial: String,
+    /// The key, as Traefik's `keyType` names it: `EC256`, `EC384`, `RSA2048`, `RSA4096`, …
+    /// (`Ed25519`, or empty when unknown).
+    pub key_type: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +83,20 @@ pub fn parse_der(der: &[u8]) -> Result<CertInfo, CertInfoError> {
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
         serial: cert.raw_serial_as_string().replace(':', ""),
+        key_type: key_type(&cert),
     })
+}
+
+fn key_type(cert: &X509Certificate<'_>) -> String {
+    use x509_parser::public_key::PublicKey;
+    match cert.public_key().parsed() {
+        Ok(PublicKey::RSA(k)) => format!("RSA{}", k.key_size()),
+        Ok(PublicKey::EC(p)) => format!("EC{}", p.key_size()),
+        _ if cert.public_key().algorithm.algorithm.to_id_string() == "1.3.101.112" => {
+            "Ed25519".to_string()
+        }
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -99,6 +115,7 @@ mod tests {
         assert_eq!(info.serial, "0abc");
         assert!(info.not_after > info.not_before);
         assert!(!info.issuer.is_empty());
+        assert_eq!(info.key_type, "EC256");
         assert!(matches!(parse_leaf("nothing"), Err(CertInfoError::Empty)));
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod certinfo;
 pub mod client;
+pub mod dns01;
 mod manager;
 pub mod metrics;
 pub mod plan;

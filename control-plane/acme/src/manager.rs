@@ -453,8 +453,15 @@ impl<C: Cluster> Manager<C> {
             .timeout(cert_timeout.max(Duration::from_secs(30)));
         let mut status = order.state().status;
         if status == OrderStatus::Pending {
-            self.challenges(name, &a, &mut order).await?;
-            status = order.poll_ready(&poll).await?;
+            let records = self.challenges(name, &a, &mut order).await?;
+            let polled = order.poll_ready(&poll).await;
+            // DNS-01 records are removed once the CA has decided, whatever it decided.
+            if let (Some(d), false) = (&a.dns_challenge, records.is_empty()) {
+                if let Err(e) = crate::dns01::cleanup(d, &records).await {
+                    tracing::warn!(cert = %name, error = %e, "ACME: DNS-01 cleanup failed");
+                }
+            }
+            status = polled?;
         }
         match status {
             OrderStatus::Invalid => return Err(Failure::new(order_error(&mut order).await)),
@@ -464,7 +471,7 @@ impl<C: Cluster> Manager<C> {
                 ))
             }
             OrderStatus::Ready => {
-                let (key, key_pem) = new_key(a.key_type.as_deref())?;
+                let (key, key_pem) = new_key(a.key_type.as_deref()).await?;
                 self.propose(AcmeCommand::OrderKey {
                     name: name.to_string(),
                     key_pem,
@@ -533,11 +540,13 @@ impl<C: Cluster> Manager<C> {
         name: &str,
         a: &AcmeResolver,
         order: &mut Order,
-    ) -> Result<(), Failure> {
+    ) -> Result<Vec<crate::dns01::TxtRecord>, Failure> {
         let ty = if a.http_challenge.is_some() {
             ChallengeType::Http01
         } else if a.tls_challenge.is_some() {
             ChallengeType::TlsAlpn01
+        } else if let Some(d) = &a.dns_challenge {
+            return self.dns_challenges(name, d, order).await;
         } else {
             return Err(Failure::new("the resolver has no supported challenge"));
         };
@@ -577,7 +586,7 @@ impl<C: Cluster> Manager<C> {
             }
         }
         if http01.is_empty() && alpn.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.propose(AcmeCommand::Challenges {
             name: name.to_string(),
@@ -611,7 +620,76 @@ impl<C: Cluster> Manager<C> {
                 ch.set_ready().await?;
             }
         }
-        Ok(())
+        Ok(Vec::new())
+    }
+
+    /// DNS-01: publishes a TXT record per pending authorization through the resolver's
+    /// provider, waits `delayBeforeChecks` and for the records to propagate (unless disabled),
+    /// then tells the CA. A leader that takes over an order in this phase publishes the records
+    /// again (providers add, so a repeat is harmless) and goes on with the same order. Returns
+    /// the records, which the caller removes once the CA decided.
+    async fn dns_challenges(
+        &self,
+        name: &str,
+        d: &switchyard_config::DnsChallenge,
+        order: &mut Order,
+    ) -> Result<Vec<crate::dns01::TxtRecord>, Failure> {
+        let mut records = Vec::new();
+        {
+            let mut auths = order.authorizations();
+            while let Some(auth) = auths.next().await {
+                let mut auth = auth?;
+                match auth.status {
+                    AuthorizationStatus::Pending => {}
+                    AuthorizationStatus::Valid => continue,
+                    other => return Err(Failure::new(format!("authorization is {other:?}"))),
+                }
+                let domain = match auth.identifier().identifier {
+                    Identifier::Dns(d) => d.clone(),
+                    other => return Err(Failure::new(format!("unsupported identifier {other:?}"))),
+                };
+                let ch = auth.challenge(ChallengeType::Dns01).ok_or_else(|| {
+                    Failure::new(format!("the CA offers no DNS-01 challenge for {domain}"))
+                })?;
+                let ka = ch.key_authorization();
+                records.push(crate::dns01::TxtRecord::new(
+                    &domain,
+                    &ch.token,
+                    ka.as_str(),
+                    &ka.dns_value(),
+                ));
+            }
+        }
+        if records.is_empty() {
+            return Ok(records);
+        }
+        let fqdns: Vec<&str> = records.iter().map(|r| r.fqdn.as_str()).collect();
+        tracing::info!(cert = %name, provider = %d.provider, records = ?fqdns, "ACME: publishing DNS-01 records");
+        crate::dns01::present(d, &records)
+            .await
+            .map_err(|e| Failure::new(format!("DNS provider {}: {e}", d.provider)))?;
+        let delay = go_duration(d.delay_before_checks(), Duration::ZERO);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if !d.checks_disabled() {
+            if let Err(e) = crate::dns01::propagation::wait(d, &records).await {
+                let _ = crate::dns01::cleanup(d, &records).await;
+                return Err(Failure::new(e));
+            }
+            tracing::info!(cert = %name, "ACME: DNS-01 records visible");
+        }
+        let mut auths = order.authorizations();
+        while let Some(auth) = auths.next().await {
+            let mut auth = auth?;
+            if auth.status != AuthorizationStatus::Pending {
+                continue;
+            }
+            if let Some(mut ch) = auth.challenge(ChallengeType::Dns01) {
+                ch.set_ready().await?;
+            }
+        }
+        Ok(records)
     }
 }
 
@@ -637,19 +715,50 @@ async fn order_error(order: &mut Order) -> String {
 }
 
 /// A certificate key of `key_type` (EC256 when unset) and its PEM.
-fn new_key(key_type: Option<&str>) -> Result<(rcgen::KeyPair, String), Failure> {
-    let alg = match key_type.unwrap_or("EC256") {
+///
+/// ECDSA keys come from ring (through rcgen). ring cannot generate RSA keys, so RSA keys are
+/// generated by the RustCrypto `rsa` crate and loaded into ring for signing (the CSR here, TLS
+/// handshakes on the proxies): the workspace keeps one rustls provider (ring). RSA4096/8192
+/// generation takes seconds, hence [`new_key`] runs this on a blocking thread.
+fn new_key_blocking(key_type: Option<&str>) -> Result<(rcgen::KeyPair, String), Failure> {
+    let key_err = |e: &dyn std::fmt::Display| Failure::new(format!("key: {e}"));
+    let kt = key_type.unwrap_or("EC256");
+    let alg = match kt {
         "EC256" => &rcgen::PKCS_ECDSA_P256_SHA256,
         "EC384" => &rcgen::PKCS_ECDSA_P384_SHA384,
+        "RSA2048" | "RSA4096" | "RSA8192" => {
+            use rsa::pkcs8::EncodePrivateKey;
+            let bits = match kt {
+                "RSA2048" => 2048,
+                "RSA4096" => 4096,
+                _ => 8192,
+            };
+            let rsa = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits)
+                .map_err(|e| key_err(&e))?;
+            let der = rsa.to_pkcs8_der().map_err(|e| key_err(&e))?;
+            let pkcs8 = rustls::pki_types::PrivatePkcs8KeyDer::from(der.as_bytes());
+            let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256)
+                .map_err(|e| key_err(&e))?;
+            let pem = key.serialize_pem();
+            return Ok((key, pem));
+        }
         other => {
             return Err(Failure::new(format!(
                 "keyType {other} is not supported by this version of Switchyard"
             )))
         }
     };
-    let key = rcgen::KeyPair::generate_for(alg).map_err(|e| Failure::new(format!("key: {e}")))?;
+    let key = rcgen::KeyPair::generate_for(alg).map_err(|e| key_err(&e))?;
     let pem = key.serialize_pem();
     Ok((key, pem))
+}
+
+/// [`new_key_blocking`] off the async runtime.
+async fn new_key(key_type: Option<&str>) -> Result<(rcgen::KeyPair, String), Failure> {
+    let kt = key_type.map(str::to_string);
+    tokio::task::spawn_blocking(move || new_key_blocking(kt.as_deref()))
+        .await
+        .map_err(|e| Failure::new(format!("key generation: {e}")))?
 }
 
 /// The TLS-ALPN-01 challenge certificate for `domain` (RFC 8737): self-signed, the domain as its
@@ -712,8 +821,28 @@ mod tests {
 
     #[test]
     fn key_types() {
-        assert!(new_key(None).is_ok());
-        assert!(new_key(Some("EC384")).is_ok());
-        assert!(new_key(Some("RSA4096")).is_err());
+        use rustls::pki_types::pem::PemObject;
+        for (kt, scheme) in [
+            (None, rustls::SignatureScheme::ECDSA_NISTP256_SHA256),
+            (
+                Some("EC384"),
+                rustls::SignatureScheme::ECDSA_NISTP384_SHA384,
+            ),
+            (Some("RSA2048"), rustls::SignatureScheme::RSA_PSS_SHA256),
+        ] {
+            let (key, pem) = new_key_blocking(kt).expect("key");
+            // The PEM loads into the workspace's rustls provider and signs with the scheme.
+            let der =
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(pem.as_bytes()).expect("pem");
+            let signer = rustls::crypto::ring::default_provider()
+                .key_provider
+                .load_private_key(der)
+                .expect("ring loads it");
+            assert!(signer.choose_scheme(&[scheme]).is_some(), "{kt:?}");
+            // And it signs a CSR.
+            let params = rcgen::CertificateParams::new(vec!["a.test".to_string()]).expect("p");
+            params.serialize_request(&key).expect("csr");
+        }
+        assert!(new_key_blocking(Some("RSA1024")).is_err());
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use switchyard_config::duration::parse_go_duration;
-use switchyard_config::rules::rule_host_names;
+use switchyard_config::rules::{rule_host_names, rule_host_names_with_wildcards};
 use switchyard_config::{AcmeResolver, DynamicConfig};
 use switchyard_store::acme::CertRecord;
 
@@ -24,8 +24,8 @@ pub fn cert_name(resolver: &str, main: &str) -> String {
 
 /// Every certificate the config asks for, by name: for each router with `tls.certResolver`
 /// naming an ACME resolver, one certificate per `tls.domains` entry (main + SANs), or, without
-/// domains, one for the exact names of its `Host(...)` rule (wildcards need DNS-01 and are left
-/// out). Two routers asking for the same name merge their SANs.
+/// domains, one for the exact names of its `Host(...)` rule. Wildcards (`*.example.com`, in
+/// `domains` or a `Host` rule) are kept for DNS-01 resolvers only, as only DNS-01 can prove them. Two routers asking for the same name merge their SANs.
 pub fn wanted(cfg: &DynamicConfig) -> BTreeMap<String, Wanted> {
     let mut out: BTreeMap<String, Wanted> = BTreeMap::new();
     for r in cfg.http.routers.values() {
@@ -34,16 +34,22 @@ pub fn wanted(cfg: &DynamicConfig) -> BTreeMap<String, Wanted> {
             continue;
         };
         let resolver = resolver.split('@').next().unwrap_or(resolver);
-        let is_acme = cfg
+        let Some(acme) = cfg
             .certificates_resolvers
             .get(resolver)
-            .is_some_and(|c| c.acme.is_some());
-        if !is_acme {
+            .and_then(|c| c.acme.as_ref())
+        else {
             continue;
-        }
+        };
+        // Only DNS-01 proves control of a whole zone: wildcards need it (as in Traefik).
+        let wildcards = acme.dns_challenge.is_some();
         let mut sets: Vec<Vec<String>> = Vec::new();
         if tls.domains.is_empty() {
-            let hosts = rule_host_names(&r.rule);
+            let hosts = if wildcards {
+                rule_host_names_with_wildcards(&r.rule)
+            } else {
+                rule_host_names(&r.rule)
+            };
             if !hosts.is_empty() {
                 sets.push(hosts);
             }
@@ -52,7 +58,7 @@ pub fn wanted(cfg: &DynamicConfig) -> BTreeMap<String, Wanted> {
                 let mut names: Vec<String> = Vec::new();
                 for n in d.main.iter().chain(d.sans.iter()) {
                     let n = n.trim().trim_end_matches('.').to_ascii_lowercase();
-                    if !n.is_empty() && !n.starts_with("*.") && !names.contains(&n) {
+                    if !n.is_empty() && (wildcards || !n.starts_with("*.")) && !names.contains(&n) {
                         names.push(n);
                     }
                 }
@@ -236,6 +242,34 @@ http:
         assert_eq!(w.len(), 2, "{w:?}");
         assert_eq!(w["le/a.test"].domains, vec!["a.test", "b.test"]);
         assert_eq!(w["le/c.test"].domains, vec!["c.test", "d.test"]);
+    }
+
+    #[test]
+    fn wildcards_only_for_dns01() {
+        let doc = r#"
+certificatesResolvers:
+  dns:
+    acme:
+      dnsChallenge: { provider: exec, exec: { path: /bin/true } }
+http:
+  routers:
+    w:
+      rule: "Host(`*.app.test`) || Host(`app.test`)"
+      service: s
+      tls: { certResolver: dns }
+    d:
+      rule: "Host(`x.test`)"
+      service: s
+      tls:
+        certResolver: dns
+        domains: [ { main: "*.w.test", sans: [w.test] } ]
+  services:
+    s: { loadBalancer: { servers: [ { url: "http://127.0.0.1:1" } ] } }
+"#;
+        let cfg = parse_document(doc).expect("doc");
+        let w = wanted(&cfg);
+        assert_eq!(w["dns/*.app.test"].domains, vec!["*.app.test", "app.test"]);
+        assert_eq!(w["dns/*.w.test"].domains, vec!["*.w.test", "w.test"]);
     }
 
     #[test]

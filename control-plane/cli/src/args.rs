@@ -169,17 +169,23 @@ pub struct ServerArgs {
     /// Zone this node runs in.
     #[arg(long, default_value = "")]
     pub zone: String,
-    /// Raft heartbeat interval (Go duration). WAN clusters want longer timers than the LAN defaults.
-    #[arg(long, default_value = "100ms")]
-    pub heartbeat_interval: String,
+    /// Raft timer preset: `lan` (heartbeat 100ms, election timeout 300ms–600ms: one data
+    /// centre, writes resume ~1–2 s after a leader dies) or `wan` (300ms, 1500ms–3000ms: voters
+    /// in regions up to ~200 ms round trip apart). The three timer flags override it.
+    #[arg(long, value_enum, default_value = "lan")]
+    pub raft_profile: RaftProfile,
+    /// Raft heartbeat interval (Go duration) [default: from --raft-profile: 100ms, wan 300ms].
+    #[arg(long)]
+    pub heartbeat_interval: Option<String>,
     /// Lower bound of the randomized Raft election timeout. A follower starts an election when
     /// it has not heard from the leader for the max election timeout (the leader's lease) plus
-    /// its own timeout between min and max.
-    #[arg(long, default_value = "300ms")]
-    pub election_timeout_min: String,
-    /// Upper bound of the randomized Raft election timeout.
-    #[arg(long, default_value = "600ms")]
-    pub election_timeout_max: String,
+    /// its own timeout between min and max [default: from --raft-profile: 300ms, wan 1500ms].
+    #[arg(long)]
+    pub election_timeout_min: Option<String>,
+    /// Upper bound of the randomized Raft election timeout [default: from --raft-profile:
+    /// 600ms, wan 3000ms].
+    #[arg(long)]
+    pub election_timeout_max: Option<String>,
     /// Take a snapshot (and compact the log) after this many entries since the last one.
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_threshold: u64,
@@ -189,6 +195,10 @@ pub struct ServerArgs {
     /// A write not committed within this time fails with UNAVAILABLE.
     #[arg(long, default_value = "5s")]
     pub write_timeout: String,
+    /// Config writes arriving while the previous ones are being committed go into one Raft
+    /// entry, at most this many (1: one entry per write).
+    #[arg(long, default_value_t = switchyard_node::proposer::MAX_BATCH)]
+    pub max_write_batch: usize,
     /// Lifetime of the client certificates issued to proxies (they renew at 2/3 of it).
     #[arg(long, default_value = "24h", hide = true)]
     pub proxy_cert_ttl: String,
@@ -237,7 +247,8 @@ pub struct ApplyArgs {
     /// they re-attach to a reachable node.
     #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "30s", require_equals = true)]
     pub wait: Option<String>,
-    /// With --wait, only wait for proxies matching all of these, e.g. region=eu,zone=eu-1.
+    /// With --wait, only wait for proxies matching all of these (keys region, zone, cluster, id
+    /// or a proxy label), e.g. region=eu,zone=eu-1 or cluster=edge-eu.
     #[arg(long, value_name = "KEY=VALUE,…", requires = "wait")]
     pub wait_selector: Option<String>,
 }
@@ -457,6 +468,25 @@ mod tests {
                 .expect_err("maybe is not a boolean");
             assert!(err.to_string().contains("maybe"), "{err}");
             std::env::remove_var(var);
+        }
+    }
+}
+
+/// `switchyard server --raft-profile`: Raft timer presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RaftProfile {
+    /// One data centre (the openraft-tuned LAN defaults).
+    Lan,
+    /// Voters in different regions (round trips up to ~200 ms).
+    Wan,
+}
+
+impl RaftProfile {
+    /// (heartbeat, election timeout min, election timeout max), as Go durations.
+    pub fn timers(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            RaftProfile::Lan => ("100ms", "300ms", "600ms"),
+            RaftProfile::Wan => ("300ms", "1500ms", "3000ms"),
         }
     }
 }

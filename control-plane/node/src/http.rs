@@ -1,6 +1,6 @@
 //! The HTTP port: `/healthz` (process up), `/readyz` (member with a known leader and caught up with
-//! it, see [`crate::catch_up`]),
-//! `/metrics` (Prometheus text).
+//! it, see [`crate::catch_up`]), `/metrics` (Prometheus text), Traefik's read API under `/api/`
+//! ([`crate::api`]) and the dashboard under `/dashboard/` ([`crate::dashboard`]).
 
 use std::sync::Arc;
 
@@ -17,6 +17,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::api::router(shared.clone()))
+        .merge(crate::dashboard::router())
         .with_state(shared)
 }
 

@@ -67,6 +67,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Where documents are parsed and configs validated: off the runtime threads, bounded.
     pub cpu: crate::offload::CpuPool,
+    /// Config writes on this node (the leader) go through Raft in batches.
+    pub proposer: crate::proposer::Proposer,
     /// Proxies attached to this node's config stream.
     pub proxies: Registry,
     /// Recent config versions, for deltas to reconnecting proxies.
@@ -413,6 +415,14 @@ impl ControlNode {
         .map_err(|e| NodeError::Raft(e.to_string()))?;
 
         let history = History::follow(applied.clone());
+        let cpu = crate::offload::CpuPool::default();
+        let proposer = crate::proposer::Proposer::start(
+            raft.clone(),
+            applied.clone(),
+            cpu.clone(),
+            opts.write_timeout,
+            opts.max_write_batch,
+        );
         let shared = Arc::new(Shared {
             id: opts.node_id,
             opts,
@@ -422,7 +432,8 @@ impl ControlNode {
             log,
             pool,
             metrics,
-            cpu: Default::default(),
+            cpu,
+            proposer,
             proxies: Registry::default(),
             history,
             election_clock,

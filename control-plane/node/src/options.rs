@@ -32,6 +32,8 @@ pub struct NodeOptions {
     pub snapshot_keep_logs: u64,
     /// A write not committed within this time fails with UNAVAILABLE.
     pub write_timeout: Duration,
+    /// At most this many config writes go into one Raft entry under load (1: one entry each).
+    pub max_write_batch: usize,
     /// Plaintext gRPC without authentication (development only).
     pub insecure: bool,
     /// Lifetime of the proxy client certificates this node issues.

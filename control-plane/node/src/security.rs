@@ -201,7 +201,7 @@ pub enum Caller {
     Token(Role),
 }
 
-fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
     let v = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let v = v.trim();
     v.strip_prefix("Bearer ")

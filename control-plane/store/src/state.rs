@@ -192,8 +192,89 @@ impl ClusterState {
                 Response::Done
             }
             Request::Security { cmd, at } => self.security.apply(cmd, *at),
+            Request::Batch { cmds, validated_at } => {
+                Response::Batch(self.apply_batch(index, cmds, *validated_at, |_| None))
+            }
             Request::Once { .. } => unreachable!("handled above"),
         }
+    }
+
+    /// Applies the commands of a [`Request::Batch`] committed at `index`, in order, each as if it
+    /// were an entry of its own, except that all of them skip validation when the batch was
+    /// screened against this very config version. `known(j)`: the verdict recorded for command `j`
+    /// when this state machine applied the entry before (see [`apply_known`](Self::apply_known)).
+    /// Anything but a config command inside a batch is refused (the leader never batches others).
+    pub fn apply_batch(
+        &mut self,
+        index: u64,
+        cmds: &[Request],
+        validated_at: Option<u64>,
+        known: impl Fn(usize) -> Option<bool>,
+    ) -> Vec<Response> {
+        let trusted = validated_at == Some(self.config_version);
+        cmds.iter()
+            .enumerate()
+            .map(|(j, cmd)| match config_command(cmd) {
+                Some(_) => {
+                    let known = known(j).or(trusted.then_some(true));
+                    self.apply_known(index, cmd, known)
+                }
+                None => Response::Rejected(Rejection::Invalid(format!(
+                    "log entry {index}: command {j} of a batch is not a config command"
+                ))),
+            })
+            .collect()
+    }
+
+    /// The leader's check of config commands proposed together: which of them to refuse
+    /// (`Some`, by position) so that the others, applied in order to this state, leave a config
+    /// that compiles. Stamped with this state's version ([`Request::validated_at`]), the accepted
+    /// ones then apply on every node without validating again.
+    ///
+    /// The common case costs one compile, of the final config: when every command applies and the
+    /// result compiles, all are accepted, as one transaction (a command that would only be valid
+    /// together with a later one of the same batch is accepted with it; no reader, proxy or
+    /// follower ever sees the config between two commands of a batch). Otherwise each command is
+    /// validated in order against the result of the accepted ones before it, as separate entries
+    /// would be, and the refused ones get the same error as [`preview`](Self::preview) gives.
+    pub fn screen(&self, cmds: &[Request]) -> Vec<Option<Rejection>> {
+        let base = || ClusterState {
+            config: self.config.clone(),
+            config_version: self.config_version,
+            ..ClusterState::default()
+        };
+        // A write already applied under its id is answered from the record, whatever the config.
+        let repeated = |cmd: &Request| matches!(cmd, Request::Once { id, .. } if self.recent_writes.get(id).is_some());
+        let mut spec = base();
+        let applies = cmds.iter().all(|cmd| {
+            repeated(cmd)
+                || (config_command(cmd).is_some()
+                    && !matches!(spec.apply_known(0, cmd, Some(true)), Response::Rejected(_)))
+        });
+        if applies && compile_check(&spec.config).is_ok() {
+            return vec![None; cmds.len()];
+        }
+        let mut spec = base();
+        cmds.iter()
+            .enumerate()
+            .map(|(j, cmd)| {
+                if repeated(cmd) {
+                    return None;
+                }
+                let Some(inner) = config_command(cmd) else {
+                    return Some(Rejection::Invalid(format!(
+                        "command {j} of a batch is not a config command"
+                    )));
+                };
+                match spec.next_config(inner, false) {
+                    Ok(next) => {
+                        spec.config = Arc::new(next);
+                        None
+                    }
+                    Err(r) => Some(r),
+                }
+            })
+            .collect()
     }
 
     /// `self.config.merged(doc)` in place; returns `diff(old, new)`. Both are computed on the
@@ -275,6 +356,15 @@ impl ClusterState {
             compile_check(&next).map_err(|e| Rejection::Invalid(e.to_string()))?;
         }
         Ok(next)
+    }
+}
+
+/// The config command `req` is or wraps ([`Request::Once`]), if any.
+fn config_command(req: &Request) -> Option<&Request> {
+    match req {
+        Request::Apply { .. } | Request::Delete { .. } => Some(req),
+        Request::Once { request, .. } => config_command(request),
+        _ => None,
     }
 }
 
@@ -725,5 +815,168 @@ tls:
         let mut fresh = ClusterState::default();
         fresh.apply(4, &good);
         assert_eq!(replay, fresh, "same state as a validated apply");
+    }
+
+    fn upsert(text: &str) -> Request {
+        Request::Apply {
+            document: doc(text),
+            prune: false,
+            validated_at: None,
+        }
+    }
+
+    fn router(name: &str, service: &str) -> Request {
+        upsert(&format!(
+            "http:\n  routers:\n    {name}: {{ rule: \"Host(`{name}.example`)\", service: {service} }}\n"
+        ))
+    }
+
+    fn svc(name: &str) -> Request {
+        upsert(&format!(
+            "http:\n  services:\n    {name}: {{ loadBalancer: {{ servers: [ {{ url: \"http://127.0.0.1:81\" }} ] }} }}\n"
+        ))
+    }
+
+    fn delete_svc(name: &str) -> Request {
+        Request::Delete {
+            kind: Kind::Service,
+            name: name.into(),
+            validated_at: None,
+        }
+    }
+
+    /// Applies `cmds` one entry each, from index `first`: what a batch must be equivalent to.
+    fn one_by_one(st: &mut ClusterState, first: u64, cmds: &[Request]) -> Vec<Response> {
+        cmds.iter()
+            .enumerate()
+            .map(|(j, c)| st.apply(first + j as u64, c))
+            .collect()
+    }
+
+    #[test]
+    fn screen_accepts_a_valid_batch_with_one_compile_and_it_applies_trusted() {
+        let mut st = ClusterState::default();
+        st.apply(2, &upsert(WEB));
+        let cmds = vec![router("a", "web"), svc("s2"), router("b", "s2")];
+        assert_eq!(st.screen(&cmds), vec![None, None, None]);
+        let mut sequential = st.clone();
+        one_by_one(&mut sequential, 10, &cmds);
+        let resps = st.apply_batch(10, &cmds, Some(2), |_| None);
+        assert!(resps
+            .iter()
+            .all(|r| matches!(r, Response::Applied { version: 10, .. })));
+        assert_eq!(st.config, sequential.config);
+        assert_eq!(st.config_version, 10);
+    }
+
+    #[test]
+    fn screen_refuses_only_the_bad_commands_with_the_preview_error() {
+        let mut st = ClusterState::default();
+        st.apply(2, &upsert(WEB));
+        let bad = router("x", "missing");
+        let cmds = vec![
+            router("a", "web"),
+            bad.clone(),
+            delete_svc("nope"),
+            svc("s2"),
+        ];
+        let verdicts = st.screen(&cmds);
+        assert_eq!(verdicts[0], None);
+        match (&verdicts[1], st.preview(&bad)) {
+            (Some(got), Response::Rejected(want)) => assert_eq!(got, &want),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(verdicts[2], Some(Rejection::NotFound(_))));
+        assert_eq!(verdicts[3], None);
+    }
+
+    #[test]
+    fn screen_validates_each_command_against_the_ones_before_it() {
+        // Deleting `lonely` is fine alone, and so is a router to it alone; together, in this
+        // order, the router is refused (and the delete is not).
+        let mut st = ClusterState::default();
+        st.apply(2, &svc("lonely"));
+        let cmds = vec![delete_svc("lonely"), router("r", "lonely")];
+        let verdicts = st.screen(&cmds);
+        assert_eq!(verdicts[0], None);
+        assert!(
+            matches!(verdicts[1], Some(Rejection::Invalid(_))),
+            "{verdicts:?}"
+        );
+    }
+
+    #[test]
+    fn an_unscreened_batch_validates_each_command_in_order_like_separate_entries() {
+        let mut st = ClusterState::default();
+        st.apply(2, &svc("lonely"));
+        let cmds = vec![
+            router("a", "lonely"),
+            router("x", "missing"),
+            delete_svc("lonely"),
+            svc("s2"),
+        ];
+        let mut sequential = st.clone();
+        let want = one_by_one(&mut sequential, 10, &cmds);
+        // Stamped with another version: validated again, command by command.
+        let got = st.apply_batch(10, &cmds, Some(1), |_| None);
+        assert!(matches!(got[1], Response::Rejected(_)));
+        assert!(matches!(got[2], Response::Rejected(_)));
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(
+                matches!(g, Response::Rejected(_)),
+                matches!(w, Response::Rejected(_))
+            );
+        }
+        assert_eq!(st.config, sequential.config);
+    }
+
+    #[test]
+    fn a_replayed_batch_keeps_each_commands_first_verdict() {
+        let mut st = ClusterState::default();
+        st.apply(2, &upsert(WEB));
+        let cmds = vec![router("a", "web"), router("b", "web")];
+        // Command 1 was refused the first time (whatever the reason): it stays refused.
+        let got = st.apply_batch(10, &cmds, None, |j| Some(j == 0));
+        assert!(matches!(got[0], Response::Applied { version: 10, .. }));
+        assert!(matches!(got[1], Response::Rejected(_)));
+        assert!(st.config.http.routers.contains_key("a"));
+        assert!(!st.config.http.routers.contains_key("b"));
+    }
+
+    #[test]
+    fn only_config_commands_can_be_batched() {
+        let st = ClusterState::default();
+        let cmds = vec![Request::ForgetNode { id: 3 }];
+        assert!(matches!(st.screen(&cmds)[0], Some(Rejection::Invalid(_))));
+        let mut st2 = st.clone();
+        let got = st2.apply_batch(4, &cmds, Some(0), |_| None);
+        assert!(matches!(got[0], Response::Rejected(_)));
+    }
+
+    #[test]
+    fn a_batch_round_trips_through_the_log_encoding() {
+        let req = Request::Batch {
+            cmds: vec![router("a", "web"), delete_svc("x")].into(),
+            validated_at: Some(3),
+        };
+        let json = serde_json::to_vec(&req).expect("encode");
+        let back: Request = serde_json::from_slice(&json).expect("decode");
+        assert_eq!(back, req);
+    }
+
+    #[test]
+    fn a_retried_write_in_a_batch_is_answered_from_its_record() {
+        let mut st = ClusterState::default();
+        st.apply(2, &svc("lonely"));
+        let del = delete_svc("lonely").once("w1".into());
+        let first = st.apply(3, &del);
+        assert!(matches!(first, Response::Applied { version: 3, .. }));
+        // The retry would be NotFound now; in a batch it is accepted and answers the first outcome.
+        let cmds = vec![del, svc("s2").once("w2".into())];
+        assert_eq!(st.screen(&cmds), vec![None, None]);
+        let got = st.apply_batch(7, &cmds, Some(3), |_| None);
+        assert_eq!(got[0], first);
+        assert!(matches!(got[1], Response::Applied { version: 7, .. }));
     }
 }

@@ -18,7 +18,8 @@ use tokio::sync::watch;
 use crate::error::StoreError;
 use crate::state::ClusterState;
 use crate::types::{
-    Entry, LogId, Response, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    Entry, LogId, Request, Response, Snapshot, SnapshotMeta, StorageError, StoredMembership,
+    TypeConfig,
 };
 
 const META: &[u8] = b"meta";
@@ -31,6 +32,16 @@ fn refused_key(index: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
     k[0] = b'r';
     k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// In the `verdicts` tree: the key recording that command `sub` of the batch at `index` was
+/// refused.
+fn refused_sub_key(index: u64, sub: usize) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[0] = b'b';
+    k[1..9].copy_from_slice(&index.to_be_bytes());
+    k[9..].copy_from_slice(&(sub as u32).to_be_bytes());
     k
 }
 
@@ -209,6 +220,30 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 let index = entry.log_id.index;
                 let resp = match &entry.payload {
                     EntryPayload::Blank => Response::Done,
+                    EntryPayload::Normal(Request::Batch { cmds, validated_at }) => {
+                        let replayed = watermark.is_some_and(|w| index <= w);
+                        let known = |j: usize| {
+                            if !replayed {
+                                return None;
+                            }
+                            match verdicts.contains_key(refused_sub_key(index, j)) {
+                                Ok(refused) => Some(!refused),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "reading recorded verdicts");
+                                    None
+                                }
+                            }
+                        };
+                        let resps = state.apply_batch(index, cmds, *validated_at, known);
+                        if !replayed {
+                            for (j, r) in resps.iter().enumerate() {
+                                if matches!(r, Response::Rejected(_)) {
+                                    batch.insert(&refused_sub_key(index, j), &[][..]);
+                                }
+                            }
+                        }
+                        Response::Batch(resps)
+                    }
                     EntryPayload::Normal(req) => {
                         let known = match watermark {
                             Some(w) if index <= w => {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io::Cursor;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use switchyard_config::{Change, DynamicConfig, Kind};
@@ -67,6 +68,18 @@ pub enum Request {
         cmd: crate::security::SecurityCommand,
         at: u64,
     },
+    /// Config commands ([`Request::Apply`], [`Request::Delete`]) proposed together under load: one
+    /// log entry, one append and flush per node, applied in order. Each command gets its own
+    /// [`Response`] (in [`Response::Batch`]); all that change the config share the entry's index as
+    /// their version. `validated_at` as for [`Request::validated_at`], for the whole sequence: the
+    /// leader checked that applying `cmds` in order to that config version yields a config that
+    /// compiles (see [`crate::ClusterState::screen`]); at any other version each command is
+    /// validated again, in order. Shared (`Arc`) so reading the entry back for followers and the
+    /// state machine does not copy the documents.
+    Batch {
+        cmds: Arc<[Request]>,
+        validated_at: Option<u64>,
+    },
     /// `request` at most once: an admin write carries the id its client call was given, so a
     /// retry of a call whose first attempt committed (its answer lost when the leader died, or a
     /// forward to the leader cut off mid-flight) answers the first outcome instead of applying
@@ -81,9 +94,9 @@ impl Request {
     /// versions are equal everywhere. Any other version validates again.
     pub fn validated_at(mut self, version: u64) -> Self {
         match &mut self {
-            Request::Apply { validated_at, .. } | Request::Delete { validated_at, .. } => {
-                *validated_at = Some(version)
-            }
+            Request::Apply { validated_at, .. }
+            | Request::Delete { validated_at, .. }
+            | Request::Batch { validated_at, .. } => *validated_at = Some(version),
             Request::Once { request, .. } => {
                 let inner = std::mem::replace(&mut **request, Request::ForgetNode { id: 0 });
                 **request = inner.validated_at(version);
@@ -123,6 +136,8 @@ pub enum Response {
     Rejected(Rejection),
     /// Any other entry (blank, membership, node directory).
     Done,
+    /// A [`Request::Batch`]: one response per command, in order.
+    Batch(Vec<Response>),
 }
 
 openraft::declare_raft_types!(

@@ -53,3 +53,72 @@ async fn reopen_keeps_vote_log_and_snapshot() {
         .expect("read")
         .is_empty());
 }
+
+/// A batch entry is read back alike from memory and from disk, and a replay after a restart
+/// answers each of its commands as the first apply did (the refused one from its record).
+#[tokio::test]
+async fn a_batch_entry_replays_with_its_first_verdicts() {
+    use openraft::storage::{RaftLogStorageExt, RaftStateMachine};
+    use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader};
+    use switchyard_config::parse_document;
+    use switchyard_store::{Entry, LogId, Request, Response};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lid = |i| LogId::new(CommittedLeaderId::new(1, 1), i);
+    let apply = |text: &str| Request::Apply {
+        document: parse_document(text).expect("doc"),
+        prune: false,
+        validated_at: None,
+    };
+    let web = apply("http:\n  services:\n    web: { loadBalancer: { servers: [ { url: \"http://127.0.0.1:81\" } ] } }\n");
+    let batch = Request::Batch {
+        cmds: vec![
+            apply("http:\n  routers:\n    a: { rule: \"Host(`a`)\", service: web }\n"),
+            apply("http:\n  routers:\n    x: { rule: \"Host(`x`)\", service: missing }\n"),
+        ]
+        .into(),
+        validated_at: None,
+    };
+    let entries = vec![
+        Entry {
+            log_id: lid(1),
+            payload: EntryPayload::Normal(web),
+        },
+        Entry {
+            log_id: lid(2),
+            payload: EntryPayload::Normal(batch),
+        },
+    ];
+    let first = {
+        let (mut log, mut sm) = switchyard_store::open(dir.path()).expect("open");
+        log.blocking_append(entries.clone()).await.expect("append");
+        let from_memory = log.try_get_log_entries(1..3).await.expect("read");
+        assert_eq!(from_memory, entries);
+        sm.apply(from_memory).await.expect("apply")
+    };
+    match &first[1] {
+        Response::Batch(r) => {
+            assert!(
+                matches!(r[0], Response::Applied { version: 2, .. }),
+                "{r:?}"
+            );
+            assert!(matches!(r[1], Response::Rejected(_)), "{r:?}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let (mut log, mut sm) = switchyard_store::open(dir.path()).expect("reopen");
+    let from_disk = log.try_get_log_entries(1..3).await.expect("read");
+    assert_eq!(from_disk, entries);
+    let replayed = sm.apply(from_disk).await.expect("replay");
+    assert_eq!(replayed[0], first[0]);
+    match &replayed[1] {
+        Response::Batch(r) => {
+            assert!(
+                matches!(r[0], Response::Applied { version: 2, .. }),
+                "{r:?}"
+            );
+            assert!(matches!(r[1], Response::Rejected(_)), "{r:?}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}

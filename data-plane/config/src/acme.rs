@@ -76,9 +76,9 @@ pub struct AcmeResolver {
     /// TLS-ALPN-01 challenge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_challenge: Option<TlsChallenge>,
-    /// DNS-01 challenge (parsed; not supported).
+    /// DNS-01 challenge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dns_challenge: Option<serde_json::Value>,
+    pub dns_challenge: Option<DnsChallenge>,
     /// Traefik's local storage file: accepted and ignored, the cluster is the storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<String>,
@@ -140,6 +140,178 @@ pub struct TlsChallenge {
     /// Delay before telling the CA the challenge is ready (Go duration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay: Option<String>,
+}
+
+/// `dnsChallenge`: Traefik's fields, plus the provider's settings. Traefik reads a lego
+/// provider's settings from environment variables of the one Traefik process; in Switchyard the
+/// leader of the moment runs the challenge, so the settings live in the replicated config, in a
+/// block named like the provider whose fields are lego's variable names in camelCase
+/// (`RFC2136_TSIG_SECRET` → `rfc2136.tsigSecret`). Secrets (`tsigSecret`, `password`) are
+/// redacted like private keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DnsChallenge {
+    /// `rfc2136`, `httpreq` or `exec`.
+    #[serde(default)]
+    pub provider: String,
+    /// DNS servers (`host:port`, port 53 when omitted) for the propagation check; the system's
+    /// (`/etc/resolv.conf`) when empty.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub resolvers: Vec<String>,
+    /// Propagation check settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<DnsPropagation>,
+    /// Traefik v2 spelling of `propagation.delayBeforeChecks` (deprecated in v3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_check: Option<String>,
+    /// Traefik v2 spelling of `propagation.disableChecks` (deprecated in v3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_propagation_check: Option<bool>,
+    /// Settings of provider `rfc2136`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rfc2136: Option<Rfc2136>,
+    /// Settings of provider `httpreq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub httpreq: Option<HttpReq>,
+    /// Settings of provider `exec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecHook>,
+}
+
+impl DnsChallenge {
+    /// Wait this long after the records are published before checking (or, with checks
+    /// disabled, before telling the CA): `propagation.delayBeforeChecks`, else the v2 name.
+    pub fn delay_before_checks(&self) -> Option<&str> {
+        self.propagation
+            .as_ref()
+            .and_then(|p| p.delay_before_checks.as_deref())
+            .or(self.delay_before_check.as_deref())
+    }
+
+    /// Whether the propagation check is skipped.
+    pub fn checks_disabled(&self) -> bool {
+        self.propagation
+            .as_ref()
+            .and_then(|p| p.disable_checks)
+            .or(self.disable_propagation_check)
+            .unwrap_or(false)
+    }
+}
+
+/// `dnsChallenge.propagation`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DnsPropagation {
+    /// Skip the propagation check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_checks: Option<bool>,
+    /// Skip the check against the zone's authoritative name servers.
+    #[serde(
+        default,
+        rename = "disableANSChecks",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable_ans_checks: Option<bool>,
+    /// Require every resolver to see the record (the default: any one of them suffices).
+    #[serde(
+        default,
+        rename = "requireAllRNS",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub require_all_rns: Option<bool>,
+    /// Go duration to wait before the first check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_checks: Option<String>,
+}
+
+/// `dnsChallenge.rfc2136`: lego's `RFC2136_*` variables.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rfc2136 {
+    /// The primary server accepting updates, `host:port` (port 53 when omitted).
+    #[serde(default)]
+    pub nameserver: String,
+    /// TSIG key name (no TSIG when empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsig_key: Option<String>,
+    /// TSIG secret, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsig_secret: Option<String>,
+    /// `hmac-sha256.` (default), `hmac-sha384.` or `hmac-sha512.`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsig_algorithm: Option<String>,
+    /// TTL of the TXT records (default 120).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+    /// The zone to update; found with an SOA query when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+}
+
+/// `dnsChallenge.httpreq`: lego's `HTTPREQ_*` variables. `POST <endpoint>/present` and
+/// `/cleanup` with `{"fqdn", "value"}`, or in `RAW` mode `{"domain", "token", "keyAuth"}`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpReq {
+    /// Base URL.
+    #[serde(default)]
+    pub endpoint: String,
+    /// `RAW` or empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Basic authentication user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Basic authentication password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// `dnsChallenge.exec`: lego's `EXEC_*` variables. Runs `<path> present <fqdn> <value>` and
+/// `<path> cleanup <fqdn> <value>` on the leader, or in `RAW` mode
+/// `<path> present -- <domain> <token> <keyAuth>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecHook {
+    /// Program to run (absolute path; it must exist on every control node).
+    #[serde(default)]
+    pub path: String,
+    /// `RAW` or empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+impl std::fmt::Debug for Rfc2136 {
+    /// Never prints the TSIG secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rfc2136")
+            .field("nameserver", &self.nameserver)
+            .field("tsig_key", &self.tsig_key)
+            .field(
+                "tsig_secret",
+                &self.tsig_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("tsig_algorithm", &self.tsig_algorithm)
+            .field("ttl", &self.ttl)
+            .field("zone", &self.zone)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for HttpReq {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpReq")
+            .field("endpoint", &self.endpoint)
+            .field("mode", &self.mode)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// TLS material the control plane manages for the proxies. Never accepted from users.
@@ -211,4 +383,41 @@ impl std::fmt::Debug for KeyPair {
 /// True when a `certFile`/`keyFile`/CA value holds PEM text rather than a path.
 pub fn is_inline_pem(v: &str) -> bool {
     v.trim_start().starts_with("-----BEGIN ")
+}
+
+/// A DNS server address: an IP with an optional port (53), `[v6]:port` for IPv6 with a port.
+pub fn parse_dns_server(s: &str) -> Option<std::net::SocketAddr> {
+    let s = s.trim();
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        return Some(a);
+    }
+    s.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+}
+
+/// Whether `s` is a DNS name (letters, digits, `-`, `_`, labels of 1-63 bytes, at most 253
+/// bytes; a trailing dot is allowed).
+pub fn is_dns_name(s: &str) -> bool {
+    let n = s.strip_suffix('.').unwrap_or(s);
+    !n.is_empty()
+        && n.len() <= 253
+        && n.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// The TSIG algorithms the RFC 2136 provider signs with, by lego's names (with or without the
+/// trailing dot, any case). HMAC-MD5 and HMAC-SHA1 are refused: the DNS library implements the
+/// SHA-2 ones only.
+pub fn tsig_algorithm(s: &str) -> Option<&'static str> {
+    match s.trim().trim_end_matches('.').to_ascii_lowercase().as_str() {
+        "" | "hmac-sha256" => Some("hmac-sha256"),
+        "hmac-sha384" => Some("hmac-sha384"),
+        "hmac-sha512" => Some("hmac-sha512"),
+        _ => None,
+    }
 }

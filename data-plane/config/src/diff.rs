@@ -4,15 +4,88 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Certificate, DynamicConfig};
+use crate::acme::ManagedTls;
+use crate::model::{Certificate, DynamicConfig, HttpConfig, TlsConfig};
+
+/// Every kind of resource a config holds, named as the admin API and the config stream name them
+/// (`"router"`, `"serversTransport"`, …; serialized the same way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ResourceKind {
+    /// `http.routers`
+    Router,
+    /// `http.services`
+    Service,
+    /// `http.middlewares`
+    Middleware,
+    /// `http.serversTransports`
+    ServersTransport,
+    /// `tls.options`
+    TlsOption,
+    /// `tls.stores`
+    TlsStore,
+    /// `tls.certificates`, by `certFile`
+    TlsCertificate,
+    /// `certificatesResolvers`
+    CertResolver,
+    /// Certificates issued by ACME (managed by the control plane).
+    ManagedCertificate,
+    /// Pending ACME HTTP-01 challenges.
+    AcmeHttp01,
+    /// Pending ACME TLS-ALPN-01 challenges.
+    AcmeTlsAlpn01,
+}
+
+impl ResourceKind {
+    /// Every kind.
+    pub const ALL: [ResourceKind; 11] = [
+        ResourceKind::Router,
+        ResourceKind::Service,
+        ResourceKind::Middleware,
+        ResourceKind::ServersTransport,
+        ResourceKind::TlsOption,
+        ResourceKind::TlsStore,
+        ResourceKind::TlsCertificate,
+        ResourceKind::CertResolver,
+        ResourceKind::ManagedCertificate,
+        ResourceKind::AcmeHttp01,
+        ResourceKind::AcmeTlsAlpn01,
+    ];
+
+    /// The name: `"router"`, `"serversTransport"`, `"acmeTlsAlpn01"`, …
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ResourceKind::Router => "router",
+            ResourceKind::Service => "service",
+            ResourceKind::Middleware => "middleware",
+            ResourceKind::ServersTransport => "serversTransport",
+            ResourceKind::TlsOption => "tlsOption",
+            ResourceKind::TlsStore => "tlsStore",
+            ResourceKind::TlsCertificate => "tlsCertificate",
+            ResourceKind::CertResolver => "certResolver",
+            ResourceKind::ManagedCertificate => "managedCertificate",
+            ResourceKind::AcmeHttp01 => "acmeHttp01",
+            ResourceKind::AcmeTlsAlpn01 => "acmeTlsAlpn01",
+        }
+    }
+
+    /// The kind named exactly `s` (see [`as_str`](Self::as_str)).
+    pub fn parse(s: &str) -> Option<ResourceKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One resource-level change between two configs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
-    /// `"router"`, `"service"`, `"middleware"`, `"serversTransport"`, `"tlsOption"`,
-    /// `"tlsStore"`, `"tlsCertificate"`, `"certResolver"`, or one of the managed kinds
-    /// `"managedCertificate"`, `"acmeHttp01"`, `"acmeTlsAlpn01"`.
-    pub kind: String,
+    /// The kind of resource.
+    pub kind: ResourceKind,
     /// Resource name (for certificates: the `certFile`).
     pub name: String,
     /// What happened.
@@ -43,7 +116,7 @@ impl ChangeAction {
 }
 
 fn diff_maps<T: PartialEq>(
-    kind: &str,
+    kind: ResourceKind,
     old: &BTreeMap<String, T>,
     new: &BTreeMap<String, T>,
     out: &mut Vec<Change>,
@@ -51,12 +124,12 @@ fn diff_maps<T: PartialEq>(
     for (name, o) in old {
         match new.get(name) {
             None => out.push(Change {
-                kind: kind.to_string(),
+                kind,
                 name: name.clone(),
                 action: ChangeAction::Delete,
             }),
             Some(n) if n != o => out.push(Change {
-                kind: kind.to_string(),
+                kind,
                 name: name.clone(),
                 action: ChangeAction::Update,
             }),
@@ -66,7 +139,7 @@ fn diff_maps<T: PartialEq>(
     for name in new.keys() {
         if !old.contains_key(name) {
             out.push(Change {
-                kind: kind.to_string(),
+                kind,
                 name: name.clone(),
                 action: ChangeAction::Create,
             });
@@ -85,53 +158,98 @@ fn certs_by_file(certs: &[Certificate]) -> BTreeMap<String, &Certificate> {
 
 /// Changes from `old` to `new`, sorted by (kind, name). Unchanged resources are not listed.
 pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
+    // Every part of the config is compared below: a field added to the model fails to compile
+    // here until it is (the config stream's deltas rely on it, see [`crate::delta`]).
+    let DynamicConfig {
+        http:
+            HttpConfig {
+                routers: _,
+                services: _,
+                middlewares: _,
+                servers_transports: _,
+            },
+        tls:
+            TlsConfig {
+                certificates: _,
+                options: _,
+                stores: _,
+            },
+        certificates_resolvers: _,
+        managed:
+            ManagedTls {
+                certificates: _,
+                http01: _,
+                tls_alpn01: _,
+            },
+    } = new;
     let mut out = Vec::new();
-    diff_maps("router", &old.http.routers, &new.http.routers, &mut out);
-    diff_maps("service", &old.http.services, &new.http.services, &mut out);
     diff_maps(
-        "middleware",
+        ResourceKind::Router,
+        &old.http.routers,
+        &new.http.routers,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::Service,
+        &old.http.services,
+        &new.http.services,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::Middleware,
         &old.http.middlewares,
         &new.http.middlewares,
         &mut out,
     );
     diff_maps(
-        "serversTransport",
+        ResourceKind::ServersTransport,
         &old.http.servers_transports,
         &new.http.servers_transports,
         &mut out,
     );
-    diff_maps("tlsOption", &old.tls.options, &new.tls.options, &mut out);
-    diff_maps("tlsStore", &old.tls.stores, &new.tls.stores, &mut out);
     diff_maps(
-        "tlsCertificate",
+        ResourceKind::TlsOption,
+        &old.tls.options,
+        &new.tls.options,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::TlsStore,
+        &old.tls.stores,
+        &new.tls.stores,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::TlsCertificate,
         &certs_by_file(&old.tls.certificates),
         &certs_by_file(&new.tls.certificates),
         &mut out,
     );
     diff_maps(
-        "certResolver",
+        ResourceKind::CertResolver,
         &old.certificates_resolvers,
         &new.certificates_resolvers,
         &mut out,
     );
     diff_maps(
-        "managedCertificate",
+        ResourceKind::ManagedCertificate,
         &old.managed.certificates,
         &new.managed.certificates,
         &mut out,
     );
     diff_maps(
-        "acmeHttp01",
+        ResourceKind::AcmeHttp01,
         &old.managed.http01,
         &new.managed.http01,
         &mut out,
     );
     diff_maps(
-        "acmeTlsAlpn01",
+        ResourceKind::AcmeTlsAlpn01,
         &old.managed.tls_alpn01,
         &new.managed.tls_alpn01,
         &mut out,
     );
-    out.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
+    // By kind name, then resource name (the order the admin API has always listed).
+    out.sort_by(|a, b| (a.kind.as_str(), &a.name).cmp(&(b.kind.as_str(), &b.name)));
     out
 }

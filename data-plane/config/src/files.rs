@@ -5,7 +5,7 @@
 //! Fields rewritten: `tls.certificates[].certFile/keyFile`,
 //! `tls.stores.*.defaultCertificate.certFile/keyFile`, `tls.options.*.clientAuth.caFiles[]`,
 //! `http.serversTransports.*.rootCAs[]` and `.certificates[].certFile/keyFile`, and
-//! `certificatesResolvers.*.acme.caCertificates[]`, and `basicAuth.usersFile` of
+//! `certificatesResolvers.*.acme.caCertificates[]`, and `basicAuth.usersFile` / `digestAuth.usersFile` of
 //! middlewares (inline content always ends with a newline). A value that already holds PEM
 //! ([`crate::acme::is_inline_pem`]) passes through, and so does [`crate::REDACTED_KEY`] (what
 //! `get config` prints for a key; the control plane restores it, see
@@ -124,8 +124,12 @@ pub fn inline_files(
     }
     // basicAuth users files: inline content always ends with a newline, a path never does.
     for (name, m) in cfg.http.middlewares.iter_mut() {
-        if let crate::Middleware::BasicAuth(b) = m {
-            let v = &mut b.users_file;
+        let (field, v) = match m {
+            crate::Middleware::BasicAuth(b) => ("basicAuth.usersFile", &mut b.users_file),
+            crate::Middleware::DigestAuth(d) => ("digestAuth.usersFile", &mut d.users_file),
+            _ => continue,
+        };
+        {
             if v.trim().is_empty() || v.contains('\n') {
                 continue;
             }
@@ -140,7 +144,7 @@ pub fn inline_files(
                 Err(e) => errors.push(ConfigError::field(
                     "middleware",
                     name,
-                    "basicAuth.usersFile",
+                    field,
                     format!("cannot read {}: {e}", quote(v)),
                 )),
             }

@@ -93,6 +93,7 @@
 #![warn(missing_docs)]
 
 pub mod acme;
+pub mod delta;
 mod diff;
 mod document;
 pub mod duration;
@@ -102,6 +103,7 @@ pub mod middlewares;
 mod model;
 pub mod paths;
 pub mod rules;
+pub mod scope;
 mod syntax;
 mod validate;
 
@@ -110,10 +112,11 @@ mod limits;
 mod reader;
 
 pub use acme::{
-    AcmeResolver, CertResolver, Eab, HttpChallenge, KeyPair, ManagedCertificate, ManagedTls,
-    TlsChallenge,
+    AcmeResolver, CertResolver, DnsChallenge, DnsPropagation, Eab, ExecHook, HttpChallenge,
+    HttpReq, KeyPair, ManagedCertificate, ManagedTls, Rfc2136, TlsChallenge,
 };
-pub use diff::{diff, Change, ChangeAction};
+pub use delta::{DeltaChange, DeltaError, Resource};
+pub use diff::{diff, Change, ChangeAction, ResourceKind};
 pub use document::{from_stream_value, from_value, parse_document};
 pub use error::{quote, resource_label, ConfigError, ConfigErrors};
 pub use files::inline_files;

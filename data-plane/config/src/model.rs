@@ -225,6 +225,14 @@ pub struct Router {
     /// Per-router observability switches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observability: Option<RouterObservability>,
+    /// Switchyard extension: the proxy clusters (`switchyard-proxy --cluster`) that serve this
+    /// router; empty means every cluster. See [`crate::scope`].
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub clusters: Vec<String>,
 }
 
 impl Router {
@@ -640,7 +648,9 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: &[&str] = &[
     "addPrefix",
     "basicAuth",
     "chain",
+    "circuitBreaker",
     "compress",
+    "digestAuth",
     "headers",
     "inFlightReq",
     "ipAllowList",
@@ -697,7 +707,7 @@ pub enum Middleware {
     Buffering(serde_json::Value),
     /// `circuitBreaker` (not supported yet)
     #[serde(rename = "circuitBreaker")]
-    CircuitBreaker(serde_json::Value),
+    CircuitBreaker(CircuitBreaker),
     /// `compress`
     #[serde(rename = "compress")]
     Compress(Compress),
@@ -706,7 +716,7 @@ pub enum Middleware {
     ContentType(serde_json::Value),
     /// `digestAuth` (not supported yet)
     #[serde(rename = "digestAuth")]
-    DigestAuth(serde_json::Value),
+    DigestAuth(DigestAuth),
     /// `encodedCharacters` (not supported yet)
     #[serde(rename = "encodedCharacters")]
     EncodedCharacters(serde_json::Value),
@@ -766,10 +776,10 @@ impl Serialize for Middleware {
             Middleware::Retry(v) => m.serialize_entry(k, v)?,
             Middleware::ForwardAuth(v) => m.serialize_entry(k, v)?,
             Middleware::Errors(v) => m.serialize_entry(k, v)?,
+            Middleware::CircuitBreaker(v) => m.serialize_entry(k, v)?,
+            Middleware::DigestAuth(v) => m.serialize_entry(k, v)?,
             Middleware::Buffering(v)
-            | Middleware::CircuitBreaker(v)
             | Middleware::ContentType(v)
-            | Middleware::DigestAuth(v)
             | Middleware::EncodedCharacters(v)
             | Middleware::GrpcWeb(v)
             | Middleware::PassTlsClientCert(v)
@@ -784,9 +794,7 @@ impl Middleware {
     pub fn unsupported_options(&self) -> Option<&serde_json::Value> {
         match self {
             Middleware::Buffering(v)
-            | Middleware::CircuitBreaker(v)
             | Middleware::ContentType(v)
-            | Middleware::DigestAuth(v)
             | Middleware::EncodedCharacters(v)
             | Middleware::GrpcWeb(v)
             | Middleware::PassTlsClientCert(v)
@@ -1251,6 +1259,14 @@ pub struct RateLimit {
     /// Redis-backed limiting (not supported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<serde_json::Value>,
+    /// Switchyard extension: `proxy` (default, Traefik's behaviour: each proxy limits on its
+    /// own) or `cluster` (the limit holds for the sum of all proxies).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub scope: String,
 }
 
 /// `retry`
@@ -1282,6 +1298,65 @@ pub struct Retry {
     /// Retry POST, PATCH, LOCK too (not supported yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_non_idempotent_method: Option<bool>,
+}
+
+/// `circuitBreaker`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CircuitBreaker {
+    /// When to trip: Traefik's expression (`NetworkErrorRatio() > 0.5`, …).
+    #[serde(default, deserialize_with = "null_default")]
+    pub expression: String,
+    /// How often the expression is evaluated (default 100ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_period: Option<Duration>,
+    /// How long a tripped breaker answers the fallback (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_duration: Option<Duration>,
+    /// How long traffic ramps back up after that (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_duration: Option<Duration>,
+    /// Status of the fallback answer (default 503).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_code: Option<i64>,
+}
+
+/// `digestAuth`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DigestAuth {
+    /// `name:realm:HA1` entries (htdigest format).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub users: Vec<String>,
+    /// An htdigest file: `apply` uploads its content (as `basicAuth.usersFile`); users in
+    /// `users` override the file's.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub users_file: String,
+    /// Realm of the challenge (default `traefik`).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub realm: String,
+    /// Remove `Authorization` before forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_header: Option<bool>,
+    /// Header that carries the authenticated user to the backend.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub header_field: String,
 }
 
 /// `inFlightReq`
@@ -1669,14 +1744,32 @@ impl DynamicConfig {
             }
         }
         for (name, r) in &mut out.certificates_resolvers {
-            let cur = self
+            let cur_acme = self
                 .certificates_resolvers
                 .get(name)
-                .and_then(|r| r.acme.as_ref())
-                .and_then(|a| a.eab.as_ref());
+                .and_then(|r| r.acme.as_ref());
+            let cur = cur_acme.and_then(|a| a.eab.as_ref());
             if let (Some(eab), Some(cur)) = (r.acme.as_mut().and_then(|a| a.eab.as_mut()), cur) {
                 if eab.hmac_encoded == REDACTED_KEY && eab.kid == cur.kid {
                     eab.hmac_encoded = cur.hmac_encoded.clone();
+                }
+            }
+            // DNS provider secrets: restored for the same key name / endpoint and user.
+            let cur_dns = cur_acme.and_then(|a| a.dns_challenge.as_ref());
+            let new_dns = r.acme.as_mut().and_then(|a| a.dns_challenge.as_mut());
+            if let (Some(d), Some(cur)) = (new_dns, cur_dns) {
+                if let (Some(r), Some(c)) = (&mut d.rfc2136, &cur.rfc2136) {
+                    if r.tsig_secret.as_deref() == Some(REDACTED_KEY) && r.tsig_key == c.tsig_key {
+                        r.tsig_secret = c.tsig_secret.clone();
+                    }
+                }
+                if let (Some(h), Some(c)) = (&mut d.httpreq, &cur.httpreq) {
+                    if h.password.as_deref() == Some(REDACTED_KEY)
+                        && h.endpoint == c.endpoint
+                        && h.username == c.username
+                    {
+                        h.password = c.password.clone();
+                    }
                 }
             }
         }
@@ -1711,6 +1804,14 @@ impl DynamicConfig {
             if let Some(eab) = r.acme.as_mut().and_then(|a| a.eab.as_mut()) {
                 if !eab.hmac_encoded.is_empty() {
                     eab.hmac_encoded = REDACTED_KEY.to_string();
+                }
+            }
+            if let Some(d) = r.acme.as_mut().and_then(|a| a.dns_challenge.as_mut()) {
+                if let Some(s) = d.rfc2136.as_mut().and_then(|r| r.tsig_secret.as_mut()) {
+                    *s = REDACTED_KEY.to_string();
+                }
+                if let Some(p) = d.httpreq.as_mut().and_then(|h| h.password.as_mut()) {
+                    *p = REDACTED_KEY.to_string();
                 }
             }
         }

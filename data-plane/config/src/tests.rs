@@ -1131,8 +1131,10 @@ fn diff_lists_changes_sorted() {
         .unwrap()
         .server_name = None;
     let d = diff(&old, &new);
-    let got: Vec<(String, String, ChangeAction)> =
-        d.into_iter().map(|c| (c.kind, c.name, c.action)).collect();
+    let got: Vec<(String, String, ChangeAction)> = d
+        .into_iter()
+        .map(|c| (c.kind.as_str().to_string(), c.name, c.action))
+        .collect();
     let want = vec![
         (
             "middleware".to_string(),
@@ -1796,6 +1798,56 @@ mod acme_resolvers {
     }
 
     #[test]
+    fn dns_challenges_name_the_field() {
+        let good = "certificatesResolvers:\n  d:\n    acme:\n      dnsChallenge:\n        provider: rfc2136\n        resolvers: ['127.0.0.1:8053', '::1']\n        propagation: { delayBeforeChecks: 2s, disableANSChecks: true, requireAllRNS: false }\n        rfc2136: { nameserver: '127.0.0.1:53', tsigKey: k.test., tsigSecret: c2VjcmV0, tsigAlgorithm: hmac-sha512. }\n";
+        assert_eq!(errors(good), "");
+        let bad = "certificatesResolvers:\n  d:\n    acme:\n      dnsChallenge:\n        provider: rfc2136\n        resolvers: [dns.example]\n        delayBeforeCheck: soon\n        rfc2136: { nameserver: ns.example, tsigKey: 'bad key', tsigSecret: '%%%', tsigAlgorithm: hmac-md5 }\n        exec: { path: hook }\n  h:\n    acme:\n      dnsChallenge: { provider: httpreq, httpreq: { endpoint: 'ftp://x', mode: JSON } }\n  n:\n    acme:\n      dnsChallenge: { provider: exec }\n";
+        let e = errors(bad);
+        for want in [
+            "acme.dnsChallenge.resolvers[0]: \"dns.example\" is not an IP address",
+            "acme.dnsChallenge.delayBeforeCheck: invalid duration \"soon\"",
+            "acme.dnsChallenge.rfc2136.nameserver",
+            "acme.dnsChallenge.rfc2136.tsigKey: \"bad key\" is not a DNS name",
+            "acme.dnsChallenge.rfc2136.tsigSecret: is not a base64 TSIG key",
+            "acme.dnsChallenge.rfc2136.tsigAlgorithm: unsupported TSIG algorithm \"hmac-md5\"",
+            "acme.dnsChallenge.exec: is set but the provider is \"rfc2136\"",
+            "acme.dnsChallenge.httpreq.endpoint: \"ftp://x\" is not an http(s):// URL",
+            "acme.dnsChallenge.httpreq.mode: unknown mode \"JSON\"",
+            "acme.dnsChallenge.exec: provider \"exec\" needs its settings here",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in {e}");
+        }
+        assert!(!e.contains("%%%"), "a secret was echoed: {e}");
+    }
+
+    #[test]
+    fn dns_provider_secrets_redacted_and_restored() {
+        let doc = parse_document("certificatesResolvers:\n  d:\n    acme:\n      dnsChallenge:\n        provider: rfc2136\n        rfc2136: { nameserver: '127.0.0.1', tsigKey: k., tsigSecret: c2VjcmV0 }\n  h:\n    acme:\n      dnsChallenge: { provider: httpreq, httpreq: { endpoint: 'http://127.0.0.1:1', username: u, password: hunter2 } }\n").expect("doc");
+        let shown = doc.for_display();
+        let text = shown.to_yaml();
+        assert!(
+            !text.contains("c2VjcmV0") && !text.contains("hunter2"),
+            "{text}"
+        );
+        assert!(!format!("{doc:?}").contains("hunter2"));
+        assert!(!format!("{doc:?}").contains("c2VjcmV0"));
+        let back = doc.restore_redacted(&shown);
+        assert_eq!(back, doc);
+        // A different key name does not get the stored secret.
+        let mut other = shown.clone();
+        if let Some(r) = other
+            .certificates_resolvers
+            .get_mut("d")
+            .and_then(|r| r.acme.as_mut())
+            .and_then(|a| a.dns_challenge.as_mut())
+            .and_then(|d| d.rfc2136.as_mut())
+        {
+            r.tsig_key = Some("other.".into());
+        }
+        assert!(errors(&doc.restore_redacted(&other).to_yaml()).contains("tsigSecret"));
+    }
+
+    #[test]
     fn a_good_resolver_validates() {
         let e = errors(
             "certificatesResolvers:\n  le:\n    acme:\n      email: a@b.test\n      caServer: https://ca.test/dir\n      keyType: EC256\n      renewBefore: 720h\n      httpChallenge: { entryPoint: web }\n",
@@ -1814,8 +1866,8 @@ mod acme_resolvers {
             "acme.keyType: unknown key type \"EC999\"",
             "acme.renewBefore: invalid duration \"soon\"",
             "acme.httpChallenge.entryPoint: must name an entry point",
-            "set exactly one of acme.httpChallenge and acme.tlsChallenge",
-            "acme.dnsChallenge: the DNS-01 challenge is not supported by this version of Switchyard",
+            "set exactly one of acme.httpChallenge, acme.tlsChallenge and acme.dnsChallenge",
+            "acme.dnsChallenge.provider: unknown DNS provider \"x\"",
             "tailscale: the Tailscale resolver is not supported by this version of Switchyard",
             "acme.caServerName: is not supported by this version of Switchyard",
             "acme.preferredChain: is not supported by this version of Switchyard",

@@ -274,13 +274,7 @@ impl<'c> Validator<'c> {
         }
         if let Some(kt) = &a.key_type {
             match kt.as_str() {
-                "EC256" | "EC384" => {}
-                "RSA2048" | "RSA4096" | "RSA8192" => self.field(
-                    K,
-                    name,
-                    "acme.keyType",
-                    format!("{} {NOT_SUPPORTED} (use EC256 or EC384)", quote(kt)),
-                ),
+                "EC256" | "EC384" | "RSA2048" | "RSA4096" | "RSA8192" => {}
                 _ => self.field(
                     K,
                     name,
@@ -357,13 +351,8 @@ impl<'c> Validator<'c> {
                 Ok(_) => {}
             }
         }
-        if a.dns_challenge.is_some() {
-            self.field(
-                K,
-                name,
-                "acme.dnsChallenge",
-                format!("the DNS-01 challenge {NOT_SUPPORTED}"),
-            );
+        if let Some(d) = &a.dns_challenge {
+            self.dns_challenge(name, d);
         }
         if a.ca_server_name.is_some() {
             self.field(K, name, "acme.caServerName", NOT_SUPPORTED);
@@ -383,20 +372,28 @@ impl<'c> Validator<'c> {
                 );
             }
         }
-        match (&a.http_challenge, &a.tls_challenge) {
-            (Some(_), Some(_)) => self.push(
+        let set = [
+            a.http_challenge.is_some(),
+            a.tls_challenge.is_some(),
+            a.dns_challenge.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        match set {
+            0 => self.push(
                 K,
                 name,
                 None,
-                "set exactly one of acme.httpChallenge and acme.tlsChallenge",
+                "a challenge is required: acme.httpChallenge, acme.tlsChallenge or acme.dnsChallenge",
             ),
-            (None, None) if a.dns_challenge.is_none() => self.push(
+            1 => {}
+            _ => self.push(
                 K,
                 name,
                 None,
-                "a challenge is required: acme.httpChallenge or acme.tlsChallenge",
+                "set exactly one of acme.httpChallenge, acme.tlsChallenge and acme.dnsChallenge",
             ),
-            _ => {}
         }
         if let Some(h) = &a.http_challenge {
             if h.entry_point.trim().is_empty() {
@@ -410,11 +407,203 @@ impl<'c> Validator<'c> {
         }
     }
 
+    /// `acme.dnsChallenge`: a known provider with its settings block, durations, resolvers.
+    fn dns_challenge(&mut self, name: &str, d: &crate::acme::DnsChallenge) {
+        const K: &str = "certResolver";
+        let f = |x: &str| format!("acme.dnsChallenge.{x}");
+        let blocks = [
+            ("rfc2136", d.rfc2136.is_some()),
+            ("httpreq", d.httpreq.is_some()),
+            ("exec", d.exec.is_some()),
+        ];
+        match d.provider.as_str() {
+            "rfc2136" | "httpreq" | "exec" => {
+                if !blocks.iter().any(|(n, set)| *n == d.provider && *set) {
+                    self.field(
+                        K,
+                        name,
+                        f(&d.provider),
+                        format!("provider {} needs its settings here", quote(&d.provider)),
+                    );
+                }
+            }
+            "" => self.field(K, name, f("provider"), "must name a DNS provider: rfc2136, httpreq or exec"),
+            other => self.field(
+                K,
+                name,
+                f("provider"),
+                format!(
+                    "unknown DNS provider {}: this version of Switchyard implements rfc2136, httpreq and exec (any DNS API can be scripted with exec or httpreq)",
+                    quote(other)
+                ),
+            ),
+        }
+        for (block, set) in blocks {
+            if set && block != d.provider {
+                self.field(
+                    K,
+                    name,
+                    f(block),
+                    format!("is set but the provider is {}", quote(&d.provider)),
+                );
+            }
+        }
+        for (i, r) in d.resolvers.iter().enumerate() {
+            if crate::acme::parse_dns_server(r).is_none() {
+                self.field(
+                    K,
+                    name,
+                    f(&format!("resolvers[{i}]")),
+                    format!("{} is not an IP address with an optional port", quote(r)),
+                );
+            }
+        }
+        for (field, v) in [
+            (
+                "propagation.delayBeforeChecks",
+                d.propagation
+                    .as_ref()
+                    .and_then(|p| p.delay_before_checks.as_ref()),
+            ),
+            ("delayBeforeCheck", d.delay_before_check.as_ref()),
+        ] {
+            let Some(v) = v else { continue };
+            match crate::duration::parse_go_duration(v) {
+                Ok(ns) if ns >= 0 => {}
+                Ok(_) => self.field(
+                    K,
+                    name,
+                    f(field),
+                    format!("{} must be zero or positive", quote(v)),
+                ),
+                Err(e) => self.field(
+                    K,
+                    name,
+                    f(field),
+                    format!("invalid duration {}: {e}", quote(v)),
+                ),
+            }
+        }
+        if let Some(r) = &d.rfc2136 {
+            if crate::acme::parse_dns_server(&r.nameserver).is_none() {
+                self.field(
+                    K,
+                    name,
+                    f("rfc2136.nameserver"),
+                    format!(
+                        "{} is not an IP address with an optional port",
+                        quote(&r.nameserver)
+                    ),
+                );
+            }
+            if let Some(z) = &r.zone {
+                if !crate::acme::is_dns_name(z) {
+                    self.field(
+                        K,
+                        name,
+                        f("rfc2136.zone"),
+                        format!("{} is not a DNS name", quote(z)),
+                    );
+                }
+            }
+            match (&r.tsig_key, &r.tsig_secret) {
+                (None, None) => {}
+                (Some(k), Some(secret)) => {
+                    if !crate::acme::is_dns_name(k) {
+                        self.field(
+                            K,
+                            name,
+                            f("rfc2136.tsigKey"),
+                            format!("{} is not a DNS name", quote(k)),
+                        );
+                    }
+                    use base64::Engine;
+                    let ok = secret != crate::REDACTED_KEY
+                        && base64::engine::general_purpose::STANDARD
+                            .decode(secret.trim())
+                            .is_ok_and(|b| !b.is_empty());
+                    if !ok {
+                        // Never echo the secret.
+                        self.field(K, name, f("rfc2136.tsigSecret"), "is not a base64 TSIG key");
+                    }
+                }
+                (Some(_), None) => {
+                    self.field(K, name, f("rfc2136.tsigSecret"), "is required with tsigKey")
+                }
+                (None, Some(_)) => {
+                    self.field(K, name, f("rfc2136.tsigKey"), "is required with tsigSecret")
+                }
+            }
+            if let Some(alg) = &r.tsig_algorithm {
+                if crate::acme::tsig_algorithm(alg).is_none() {
+                    self.field(
+                        K,
+                        name,
+                        f("rfc2136.tsigAlgorithm"),
+                        format!("unsupported TSIG algorithm {}: expected hmac-sha256., hmac-sha384. or hmac-sha512.", quote(alg)),
+                    );
+                }
+            }
+        }
+        if let Some(h) = &d.httpreq {
+            match url::Url::parse(&h.endpoint) {
+                Ok(u)
+                    if (u.scheme() == "https" || u.scheme() == "http")
+                        && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+                _ => self.field(
+                    K,
+                    name,
+                    f("httpreq.endpoint"),
+                    format!("{} is not an http(s):// URL", quote(&h.endpoint)),
+                ),
+            }
+            if h.password.as_deref() == Some(crate::REDACTED_KEY) {
+                self.field(
+                    K,
+                    name,
+                    f("httpreq.password"),
+                    "is redacted and no stored password matches: give the password",
+                );
+            }
+            if let Some(m) = h.mode.as_deref().filter(|m| !m.is_empty() && *m != "RAW") {
+                self.field(
+                    K,
+                    name,
+                    f("httpreq.mode"),
+                    format!("unknown mode {}: expected RAW or nothing", quote(m)),
+                );
+            }
+        }
+        if let Some(e) = &d.exec {
+            if !e.path.starts_with('/') {
+                self.field(
+                    K,
+                    name,
+                    f("exec.path"),
+                    format!("{} must be an absolute path", quote(&e.path)),
+                );
+            }
+            if let Some(m) = e.mode.as_deref().filter(|m| !m.is_empty() && *m != "RAW") {
+                self.field(
+                    K,
+                    name,
+                    f("exec.mode"),
+                    format!("unknown mode {}: expected RAW or nothing", quote(m)),
+                );
+            }
+        }
+    }
+
     fn router(&mut self, name: &str, r: &crate::model::Router) {
         const K: &str = "router";
         let cfg = self.cfg;
         if let Some(e) = check_name(K, name) {
             self.errors.push(e);
+        }
+        for (i, c) in r.clusters.iter().enumerate() {
+            if let Some(p) = crate::scope::cluster_name_problem(c) {
+                self.field(K, name, format!("clusters[{i}]"), p);
+            }
         }
         match r.rule_syntax.as_deref() {
             None | Some("v3") => {

@@ -352,10 +352,18 @@ impl Body for ProxyBody {
             Inner::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
             Inner::Encoded(e) => e.poll_frame(cx),
         };
-        if let Poll::Ready(None) = &res {
-            // Finished: record now rather than when hyper gets around to dropping us.
-            this.completion.take();
-            this.held.clear();
+        match &res {
+            Poll::Ready(None) => {
+                // Finished: record now rather than when hyper gets around to dropping us.
+                this.completion.take();
+                this.held.clear();
+            }
+            Poll::Ready(Some(Ok(f))) => {
+                if let (Some(c), Some(d)) = (&mut this.completion, f.data_ref()) {
+                    c.sent(d.len());
+                }
+            }
+            _ => {}
         }
         res
     }

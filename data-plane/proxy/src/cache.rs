@@ -32,22 +32,41 @@ struct Cached {
 #[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
+    file: String,
 }
 
 impl Cache {
-    /// Uses (and creates) `dir`.
+    /// Uses (and creates) `dir`, for a proxy of the default cluster.
     pub fn open(dir: &Path) -> Result<Self, ProxyError> {
+        Self::open_for(dir, switchyard_config::scope::DEFAULT_CLUSTER)
+    }
+
+    /// Uses (and creates) `dir` for a proxy of `cluster`: `config.json` for the default
+    /// cluster, `config-CLUSTER.json` for another, so a proxy moved to another cluster never
+    /// starts from (nor announces the version of) a config cut for the old one.
+    pub fn open_for(dir: &Path, cluster: &str) -> Result<Self, ProxyError> {
         fs::create_dir_all(dir)
             .map_err(|e| ProxyError::Cache(format!("{}: {e}", dir.display())))?;
+        let file = if cluster == switchyard_config::scope::DEFAULT_CLUSTER {
+            FILE.to_string()
+        } else {
+            format!("config-{cluster}.json")
+        };
         Ok(Self {
             dir: dir.to_path_buf(),
+            file,
         })
+    }
+
+    /// The cache file's path.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(&self.file)
     }
 
     /// The cached version and config, if there is a readable one. A corrupt cache is reported and
     /// ignored (the control plane will send a snapshot).
     pub fn load(&self) -> Option<(u64, DynamicConfig)> {
-        let path = self.dir.join(FILE);
+        let path = self.path();
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -77,7 +96,7 @@ impl Cache {
         let err = |e: std::io::Error| ProxyError::Cache(format!("{}: {e}", self.dir.display()));
         let bytes = serde_json::to_vec(&CachedRef { version, config })
             .map_err(|e| ProxyError::Cache(e.to_string()))?;
-        let tmp = self.dir.join(format!("{FILE}.tmp"));
+        let tmp = self.dir.join(format!("{}.tmp", self.file));
         // A leftover temporary file keeps its old mode; start from a new one.
         let _ = fs::remove_file(&tmp);
         let mut open = fs::OpenOptions::new();
@@ -87,7 +106,7 @@ impl Cache {
         let mut f = open.open(&tmp).map_err(err)?;
         f.write_all(&bytes).map_err(err)?;
         f.sync_all().map_err(err)?;
-        fs::rename(&tmp, self.dir.join(FILE)).map_err(err)?;
+        fs::rename(&tmp, self.path()).map_err(err)?;
         Ok(())
     }
 }

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use switchyard_config::{DynamicConfig, Kind};
+use switchyard_config::delta::{self, DeltaChange};
+use switchyard_config::DynamicConfig;
 use switchyard_proto::admin::admin_client::AdminClient;
 use switchyard_proto::admin::ClusterStatusRequest;
 use switchyard_proto::stream::config_message::Body;
@@ -41,6 +42,9 @@ pub struct ControlOptions {
     pub endpoints: Vec<String>,
     /// Labels sent in `Hello` (for `apply --wait-selector`).
     pub labels: BTreeMap<String, String>,
+    /// The proxy cluster served (`--cluster`), sent in `Hello`: the control plane sends only
+    /// what this cluster serves (`switchyard_config::scope`).
+    pub cluster: String,
     /// Entry point names, reported to the control plane.
     pub entrypoints: Vec<String>,
     /// `--cache-dir`, when set.
@@ -118,28 +122,13 @@ fn next_config(
                     msg.version, d.base_version
                 ));
             }
-            let mut next = DynamicConfig::clone(cfg);
-            for c in &d.changes {
-                let kind = Kind::parse(&c.kind)
-                    .ok_or_else(|| format!("delta v{}: unknown kind {:?}", msg.version, c.kind))?;
-                if c.json.is_empty() {
-                    // Deleting what is not there is not an error: the outcome is the same.
-                    let _ = next.remove(kind, &c.name);
-                    continue;
-                }
-                let value: serde_json::Value = serde_json::from_str(&c.json)
-                    .map_err(|e| format!("delta v{}: {} {:?}: {e}", msg.version, c.kind, c.name))?;
-                let plural = match kind {
-                    Kind::Router => "routers",
-                    Kind::Service => "services",
-                    Kind::Middleware => "middlewares",
-                };
-                let doc = serde_json::json!({ "http": { plural: { c.name.clone(): value } } });
-                let doc = switchyard_config::from_value(doc)
-                    .map_err(|e| format!("delta v{}: {e}", msg.version))?;
-                next = next.merged(&doc);
-            }
-            Ok(next)
+            let changes = d
+                .changes
+                .iter()
+                .map(|c| DeltaChange::from_wire(&c.kind, c.name.clone(), &c.json))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("delta v{}: {e}", msg.version))?;
+            Ok(delta::apply(cfg, &changes))
         }
         None => Err(format!("message v{} has no body", msg.version)),
     }
@@ -287,6 +276,7 @@ async fn attach(
         version: proxy.version(),
         entrypoints: opts.entrypoints.clone(),
         build: env!("CARGO_PKG_VERSION").to_string(),
+        cluster: opts.cluster.clone(),
     };
     tx.send(ProxyMessage {
         msg: Some(Msg::Hello(hello)),
@@ -304,7 +294,10 @@ async fn attach(
     tracing::info!(node = %cand.url, version = proxy.version(), "attached to control node");
     proxy.set_ready_note(&format!("attached to {}", cand.url));
     proxy.metrics().control_connected.set(1);
+    // Cluster-scope rate limits: demand out every 250 ms (aborted with the stream).
+    let reporter = tokio::spawn(crate::limiter::run(proxy.clone(), tx.clone()));
     let result = stream_loop(proxy, opts, &tx, &mut inbound, current).await;
+    reporter.abort();
     proxy.metrics().control_connected.set(0);
     result.map(|()| Ended::Closed)
 }
@@ -341,6 +334,10 @@ async fn stream_loop(
                 continue;
             }
         };
+        if let Some(shares) = &msg.limiter_shares {
+            crate::limiter::apply(&proxy.runtime(), shares);
+            continue;
+        }
         if let Some(cert) = msg.certificate {
             match (&opts.tls, pending_key.take()) {
                 (Some(tls), Some(key)) => {
@@ -428,6 +425,7 @@ async fn discover(channel: Channel, candidates: &mut Vec<Candidate>, tls: Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard_config::Kind;
     use switchyard_proto::stream::{Delta, ResourceChange, Snapshot};
 
     fn c(url: &str, region: &str, zone: &str) -> Candidate {
@@ -461,6 +459,7 @@ mod tests {
             version: 5,
             node_id: 1,
             certificate: None,
+                limiter_shares: None,
             body: Some(Body::Snapshot(Snapshot {
                 config_json: r#"{"http":{"routers":{"a":{"rule":"Host(`a`)","service":"s"}},"services":{"s":{"loadBalancer":{"servers":[{"url":"http://127.0.0.1:1"}]}}}}}"#.into(),
             })),
@@ -472,6 +471,7 @@ mod tests {
             version: 7,
             node_id: 1,
             certificate: None,
+            limiter_shares: None,
             body: Some(Body::Delta(Delta {
                 base_version: 5,
                 changes: vec![
@@ -494,6 +494,7 @@ mod tests {
             version: 9,
             node_id: 1,
             certificate: None,
+            limiter_shares: None,
             body: delta.body.clone(),
         };
         let held7 = (7, Arc::new(next));

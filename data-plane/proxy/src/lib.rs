@@ -21,7 +21,9 @@
 //! | `forwarded` | `X-Forwarded-*`, hop-by-hop headers, `X-Request-Id` |
 //! | [`errors`] | [`ProxyError`] and the request error → status mapping |
 //! | [`limits`] | entry point timeouts (read, write, idle, grace) and limits (headers, connections, streams) |
-//! | [`metrics`] | Prometheus metrics |
+//! | [`metrics`] | Prometheus metrics (and Traefik's names: `traefik_metrics`) |
+//! | [`accesslog`] | access logs (Traefik's fields and formats), written off the request path |
+//! | [`otel`] | OpenTelemetry tracing, OTLP export through a bounded queue |
 //! | `admin` | `/healthz`, `/readyz`, `/metrics` |
 //! | [`control`] | the config stream client: attach, apply, ACK/NACK, fail over between control nodes |
 //! | [`cache`] | `--cache-dir`: the last applied version, served when no control node answers |
@@ -42,6 +44,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod accesslog;
 mod admin;
 mod body;
 pub mod cache;
@@ -49,14 +52,17 @@ pub mod control;
 pub mod control_tls;
 pub mod errors;
 mod forwarded;
+mod limiter;
 pub mod limits;
 pub mod metrics;
 mod middlewares;
+pub mod otel;
 mod proxy;
 mod runtime;
 mod server;
 mod services;
 mod tls;
+mod traefik_metrics;
 mod upstream;
 mod util;
 

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+
+mod obs_flags;
 use ipnet::IpNet;
 use switchyard_config::paths::PathOptions;
 use switchyard_proxy::cache::Cache;
@@ -46,6 +48,15 @@ struct Args {
     /// certificate, renewed over the config stream.
     #[arg(long, env = "SWITCHYARD_JOIN_TOKEN", hide_env_values = true)]
     join_token: Option<String>,
+    /// A file holding the join token (e.g. a mounted Secret or a systemd credential); read once
+    /// at start, surrounding whitespace ignored.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SWITCHYARD_JOIN_TOKEN_FILE",
+        conflicts_with = "join_token"
+    )]
+    join_token_file: Option<PathBuf>,
     /// The cluster CA certificate (PEM; a control node's DATA_DIR/ca.pem).
     #[arg(long, value_name = "FILE", env = "SWITCHYARD_CA_CERT")]
     ca_cert: Option<PathBuf>,
@@ -64,6 +75,10 @@ struct Args {
     /// The proxy's zone (zone-aware balancing).
     #[arg(long, default_value = "")]
     zone: String,
+    /// The proxy cluster this proxy serves: it receives only the routers scoped to it (a router's
+    /// `clusters` field) or unscoped, and what they use. Its cache file is per cluster.
+    #[arg(long, env = "SWITCHYARD_CLUSTER", default_value = "default")]
+    cluster: String,
     /// Trusted sources of X-Forwarded-* headers: NAME=CIDR[,CIDR…] (repeatable).
     #[arg(long = "trusted-ips", value_name = "NAME=CIDR,…")]
     trusted_ips: Vec<String>,
@@ -141,6 +156,9 @@ struct Args {
     /// plane.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["control", "cache_dir"])]
     config_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    obs: obs_flags::ObsFlags,
 }
 
 fn hostname() -> String {
@@ -228,6 +246,8 @@ fn options(args: &Args) -> Result<ProxyOptions, String> {
         entrypoint_limits,
         https_redirects,
         paths,
+        access_log: args.obs.access_log()?,
+        tracing: args.obs.tracing(|k| std::env::var(k).ok())?,
     })
 }
 
@@ -355,8 +375,11 @@ fn source(args: &Args, opts: &ProxyOptions) -> Result<ConfigSource, String> {
             .ok_or_else(|| format!("--label {l:?}: expected KEY=VALUE"))?;
         labels.insert(k.trim().to_string(), v.trim().to_string());
     }
+    if let Some(p) = switchyard_config::scope::cluster_name_problem(&args.cluster) {
+        return Err(format!("--cluster: {p}"));
+    }
     let cache = match &args.cache_dir {
-        Some(d) => Some(Cache::open(d).map_err(|e| e.to_string())?),
+        Some(d) => Some(Cache::open_for(d, &args.cluster).map_err(|e| e.to_string())?),
         None => None,
     };
     let tls = if args.insecure {
@@ -367,9 +390,21 @@ fn source(args: &Args, opts: &ProxyOptions) -> Result<ConfigSource, String> {
                 "--control {u}: plaintext; use https:// (the default without a scheme) or --insecure"
             ));
         }
-        let (Some(ca), Some(token)) = (&args.ca_cert, &args.join_token) else {
+        let token = match (&args.join_token, &args.join_token_file) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(f)) => {
+                let t = std::fs::read_to_string(f)
+                    .map_err(|e| format!("--join-token-file {}: {e}", f.display()))?;
+                if t.trim().is_empty() {
+                    return Err(format!("--join-token-file {}: empty", f.display()));
+                }
+                Some(t.trim().to_string())
+            }
+            (None, None) => None,
+        };
+        let (Some(ca), Some(token)) = (&args.ca_cert, &token) else {
             return Err(
-                "--control needs --ca-cert FILE and --join-token TOKEN (or --insecure for a plaintext development cluster)"
+                "--control needs --ca-cert FILE and --join-token TOKEN or --join-token-file FILE (or --insecure for a plaintext development cluster)"
                     .into(),
             );
         };
@@ -380,6 +415,7 @@ fn source(args: &Args, opts: &ProxyOptions) -> Result<ConfigSource, String> {
     Ok(ConfigSource::Control(ControlOptions {
         endpoints: args.control.clone(),
         labels,
+        cluster: args.cluster.clone(),
         entrypoints: opts.entrypoints.iter().map(|(n, _)| n.clone()).collect(),
         cache,
         tls,

@@ -63,6 +63,21 @@ pub(crate) struct ServerLabels {
     pub url: String,
 }
 
+/// Labels of `traefik_open_connections`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpenLabels {
+    entrypoint: String,
+    protocol: &'static str,
+}
+
+/// Labels of `traefik_tls_certs_not_after`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CertLabels {
+    pub cn: String,
+    pub serial: String,
+    pub sans: String,
+}
+
 /// Labels of the TLS handshake counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HandshakeLabels {
@@ -78,6 +93,12 @@ struct ErrorLabels {
 /// The proxy's metrics. Obtained with [`crate::Proxy::metrics`].
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// Traefik's names (no prefix; see [`crate::traefik_metrics`]).
+    traefik: Mutex<Registry>,
+    traefik_open: Family<OpenLabels, Gauge>,
+    reloads: Counter,
+    last_reload: Gauge,
+    certs_not_after: Family<CertLabels, Gauge>,
     config_version: Gauge,
     /// `switchyard_proxy_config_applies_total` (incremented by the config client; also
     /// reachable as [`Metrics::config_applies`]).
@@ -194,8 +215,42 @@ impl Metrics {
             error_family,
         );
         registry.register_collector(Box::new(routes.clone()));
+        let mut traefik = Registry::default();
+        let traefik_open = Family::<OpenLabels, Gauge>::default();
+        let reloads = Counter::default();
+        let last_reload = Gauge::default();
+        let certs_not_after = Family::<CertLabels, Gauge>::default();
+        traefik.register("traefik_config_reloads", "Config reloads", reloads.clone());
+        traefik.register(
+            "traefik_config_last_reload_success",
+            "Last config reload success",
+            last_reload.clone(),
+        );
+        traefik.register(
+            "traefik_open_connections",
+            "How many open connections exist, by entryPoint and protocol",
+            traefik_open.clone(),
+        );
+        traefik.register(
+            "traefik_tls_certs_not_after",
+            "Certificate expiration timestamp",
+            certs_not_after.clone(),
+        );
+        traefik.register(
+            "traefik_service_server_up",
+            "service server is up, described by gauge value of 0 or 1.",
+            server_up.clone(),
+        );
+        traefik.register_collector(Box::new(crate::traefik_metrics::TraefikCollector(
+            routes.clone(),
+        )));
         Metrics {
             registry: Mutex::new(registry),
+            traefik: Mutex::new(traefik),
+            traefik_open,
+            reloads,
+            last_reload,
+            certs_not_after,
             config_version,
             config_applies,
             config_nacks,
@@ -254,13 +309,44 @@ impl Metrics {
         }
     }
 
-    /// The OpenMetrics text exposition.
+    /// The OpenMetrics text exposition: Switchyard's series, then Traefik's.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         if let Ok(r) = self.registry.lock() {
+            let _ = prometheus_client::encoding::text::encode_registry(&mut out, &r);
+        }
+        if let Ok(r) = self.traefik.lock() {
             let _ = prometheus_client::encoding::text::encode(&mut out, &r);
         }
         out
+    }
+
+    /// A config version was applied (`traefik_config_reloads_total`,
+    /// `traefik_config_last_reload_success`).
+    pub(crate) fn config_reloaded(&self) {
+        self.reloads.inc();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.last_reload.set(i64::try_from(now).unwrap_or(i64::MAX));
+    }
+
+    /// Replace `traefik_tls_certs_not_after` with these certificates (Unix times).
+    pub(crate) fn set_certs(&self, certs: Vec<(CertLabels, i64)>) {
+        self.certs_not_after.clear();
+        for (l, t) in certs {
+            self.certs_not_after.get_or_create(&l).set(t);
+        }
+    }
+
+    /// `traefik_open_connections{entrypoint, protocol="TCP"}`.
+    pub(crate) fn traefik_open_connections(&self, entrypoint: &str) -> Gauge {
+        self.traefik_open
+            .get_or_create(&OpenLabels {
+                entrypoint: entrypoint.to_string(),
+                protocol: "TCP",
+            })
+            .clone()
     }
 
     /// Count a request the proxy answered itself.
@@ -389,6 +475,8 @@ pub(crate) struct RouteStats {
     codes: [AtomicU64; COMMON_CODES.len()],
     other: Mutex<Vec<(u16, u64)>>,
     durations: AtomicHistogram,
+    /// The Traefik-labelled series.
+    pub(crate) traefik: crate::traefik_metrics::Cells,
 }
 
 impl RouteStats {
@@ -400,7 +488,26 @@ impl RouteStats {
             codes: Default::default(),
             other: Mutex::new(Vec::new()),
             durations: AtomicHistogram::default(),
+            traefik: crate::traefik_metrics::Cells::default(),
         }
+    }
+
+    /// (entry point, router, service); router and service are empty without a router.
+    pub(crate) fn labels(&self) -> (&str, &str, &str) {
+        (&self.entrypoint, &self.router, &self.service)
+    }
+
+    /// Record one finished request: Switchyard's series and Traefik's.
+    pub(crate) fn record_all(
+        &self,
+        code: u16,
+        d: Duration,
+        l: crate::traefik_metrics::ReqLabels,
+        resp_bytes: u64,
+        retries: u32,
+    ) {
+        self.record(code, d);
+        self.traefik.record(code, d, l, resp_bytes, retries);
     }
 
     /// Record one finished request.
@@ -459,7 +566,7 @@ impl RouteRegistry {
         }
     }
 
-    fn sorted(&self) -> Vec<Arc<RouteStats>> {
+    pub(crate) fn sorted(&self) -> Vec<Arc<RouteStats>> {
         let mut v: Vec<Arc<RouteStats>> = match self.map.lock() {
             Ok(m) => m.values().cloned().collect(),
             Err(_) => Vec::new(),

@@ -56,6 +56,10 @@ pub struct ProxyOptions {
     /// `http.encodedCharacters`); entry points not listed get the default (sanitise, allow
     /// every encoded character).
     pub paths: HashMap<String, PathOptions>,
+    /// Access logs (off when `None`).
+    pub access_log: Option<crate::accesslog::AccessLogOptions>,
+    /// OpenTelemetry tracing (off when `None`).
+    pub tracing: Option<crate::otel::TracingOptions>,
 }
 
 /// Every plaintext request on entry point `from` (except ACME HTTP-01 requests) is redirected
@@ -85,6 +89,8 @@ impl Default for ProxyOptions {
             entrypoint_limits: HashMap::new(),
             https_redirects: Vec::new(),
             paths: HashMap::new(),
+            access_log: None,
+            tracing: None,
         }
     }
 }
@@ -122,6 +128,10 @@ pub(crate) struct Shared {
     pub current: ArcSwap<Runtime>,
     pub metrics: Arc<Metrics>,
     pub proxy_id: Option<HeaderValue>,
+    /// The access log, when on.
+    pub accesslog: Option<Arc<crate::accesslog::AccessLog>>,
+    /// The tracer, when tracing is on.
+    pub tracing: Option<Arc<crate::otel::Tracing>>,
     pub tunnels: Arc<Tracker>,
     pub handle: Handle,
     version: AtomicU64,
@@ -259,6 +269,23 @@ impl Proxy {
         })?;
 
         let metrics = Arc::new(Metrics::new());
+        let accesslog = match &opts.access_log {
+            Some(a) => Some(crate::accesslog::AccessLog::start(a, &metrics, &handle)?),
+            None => None,
+        };
+        let tracer = match &opts.tracing {
+            Some(t) => Some(crate::otel::Tracing::start(
+                t,
+                &crate::otel::Identity {
+                    proxy_id: &opts.proxy_id,
+                    region: &opts.region,
+                    zone: &opts.zone,
+                },
+                &metrics,
+                &handle,
+            )?),
+            None => None,
+        };
         let empty: Arc<str> = Arc::from("");
         let entrypoints = local_addrs
             .iter()
@@ -307,6 +334,8 @@ impl Proxy {
             current: ArcSwap::from_pointee(runtime),
             metrics,
             proxy_id,
+            accesslog,
+            tracing: tracer,
             tunnels: Arc::new(Tracker::new()),
             handle: handle.clone(),
             version: AtomicU64::new(0),
@@ -379,6 +408,7 @@ impl Proxy {
         };
         let started = std::time::Instant::now();
         let rt = Runtime::compile(cfg, &self.shared.entrypoint_names, &old, &env)?;
+        let certs = crate::traefik_metrics::certs_not_after(&rt.config);
         // Backend health gauges of servers that are gone.
         let live: std::collections::HashSet<(Arc<str>, Arc<str>)> =
             services::server_labels(&rt.services).into_iter().collect();
@@ -389,6 +419,8 @@ impl Proxy {
             .metrics
             .config_version()
             .set(i64::try_from(version).unwrap_or(i64::MAX));
+        self.shared.metrics.config_reloaded();
+        self.shared.metrics.set_certs(certs);
         let kept: Vec<Arc<LoadBalancer>> =
             services::balancers(&self.shared.current.load().services);
         for lb in services::balancers(&old.services) {
@@ -433,6 +465,11 @@ impl Proxy {
     /// The config being served (empty before the first apply), e.g. to persist it.
     pub fn config(&self) -> Arc<DynamicConfig> {
         self.shared.current.load().config.clone()
+    }
+
+    /// The compiled config being served.
+    pub(crate) fn runtime(&self) -> Arc<Runtime> {
+        self.shared.current.load_full()
     }
 
     /// A note shown by `/readyz` (e.g. "serving cached config v12 (no control node

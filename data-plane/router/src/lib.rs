@@ -84,6 +84,7 @@
 mod host;
 #[cfg(test)]
 mod tests;
+pub mod url_explain;
 
 use std::collections::HashMap;
 

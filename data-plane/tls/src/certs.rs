@@ -100,12 +100,16 @@ pub(crate) fn dns_names(ck: &CertifiedKey) -> Vec<String> {
     }
 }
 
+/// The certificates serving one name: at most one per key algorithm (ECDSA, RSA, Ed25519),
+/// in preference order (the first inserted for an algorithm wins).
+pub(crate) type Candidates = Vec<Arc<CertifiedKey>>;
+
 /// SNI → certificate.
 #[derive(Debug, Default)]
 pub(crate) struct CertStore {
-    exact: HashMap<Box<str>, Arc<CertifiedKey>>,
+    exact: HashMap<Box<str>, Candidates>,
     /// `example.com` for `*.example.com`.
-    wildcard: HashMap<Box<str>, Arc<CertifiedKey>>,
+    wildcard: HashMap<Box<str>, Candidates>,
     default: Option<Arc<CertifiedKey>>,
 }
 
@@ -116,18 +120,45 @@ impl CertStore {
                 Some(s) => (&mut self.wildcard, s),
                 None => (&mut self.exact, n.as_str()),
             };
-            map.entry(Box::from(key)).or_insert_with(|| ck.clone());
+            let list = map.entry(Box::from(key)).or_default();
+            let alg = ck.key.algorithm();
+            if !list.iter().any(|c| c.key.algorithm() == alg) {
+                list.push(ck.clone());
+                // ECDSA first (cheapest handshakes, what Go prefers), then Ed25519, then RSA.
+                list.sort_by_key(|c| alg_rank(c.key.algorithm()));
+            }
         }
     }
 
-    /// The certificate for `sni` by name (exact, then one-label wildcard).
-    pub(crate) fn by_name(&self, sni: &str) -> Option<&Arc<CertifiedKey>> {
+    /// The certificates for `sni` by name (exact, then one-label wildcard).
+    pub(crate) fn candidates(&self, sni: &str) -> Option<&Candidates> {
         let name = sni.trim_end_matches('.').to_ascii_lowercase();
         self.exact.get(name.as_str()).or_else(|| {
             let (_, parent) = name.split_once('.')?;
             self.wildcard.get(parent)
         })
     }
+}
+
+fn alg_rank(a: rustls::SignatureAlgorithm) -> u8 {
+    match a {
+        rustls::SignatureAlgorithm::ECDSA => 0,
+        rustls::SignatureAlgorithm::ED25519 => 1,
+        rustls::SignatureAlgorithm::RSA => 2,
+        _ => 3,
+    }
+}
+
+/// Of the certificates for one name, the first whose key can sign with a scheme the client
+/// offered (`signature_algorithms`); the preferred one when none can (the handshake then fails
+/// as it would with a single certificate).
+pub(crate) fn choose<'a>(
+    list: &'a Candidates,
+    offered: &[rustls::SignatureScheme],
+) -> Option<&'a Arc<CertifiedKey>> {
+    list.iter()
+        .find(|c| c.key.choose_scheme(offered).is_some())
+        .or_else(|| list.first())
 }
 
 /// The certificate resolver of one TLS option.
@@ -139,8 +170,10 @@ pub(crate) struct Resolver {
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        if let Some(c) = hello.server_name().and_then(|n| self.store.by_name(n)) {
-            return Some(c.clone());
+        if let Some(list) = hello.server_name().and_then(|n| self.store.candidates(n)) {
+            if let Some(c) = choose(list, hello.signature_schemes()) {
+                return Some(c.clone());
+            }
         }
         if self.strict {
             return None;

@@ -410,3 +410,114 @@ fn the_last_certificate_for_a_name_wins() {
     let (got, _) = handshake(sel.config, client(&[], BOTH), "a.example.com").unwrap();
     assert_eq!(got, new.der);
 }
+
+/// A self-signed certificate with an RSA key (ring cannot generate one; the `rsa` crate does).
+fn self_signed_rsa(names: &[&str]) -> Pem {
+    use rsa::pkcs8::EncodePrivateKey;
+    let rsa = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let der = rsa.to_pkcs8_der().unwrap();
+    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &rustls::pki_types::PrivatePkcs8KeyDer::from(der.as_bytes()),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .unwrap();
+    let cert =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+    Pem {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+        der: cert.der().clone(),
+    }
+}
+
+/// Accepts any certificate but offers only the given signature schemes in the ClientHello.
+#[derive(Debug)]
+struct OnlySchemes(Vec<rustls::SignatureScheme>);
+
+impl rustls::client::danger::ServerCertVerifier for OnlySchemes {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.clone()
+    }
+}
+
+fn client_schemes(schemes: &[rustls::SignatureScheme]) -> ClientConfig {
+    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(BOTH)
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(OnlySchemes(schemes.to_vec())))
+        .with_no_client_auth()
+}
+
+#[test]
+fn rsa_and_ecdsa_for_one_name_chosen_by_the_client_signature_schemes() {
+    use rustls::SignatureScheme as S;
+    let ec = self_signed(&["both.example.com", "*.w.example.com"]);
+    let rsa = self_signed_rsa(&["both.example.com", "*.w.example.com", "rsa.example.com"]);
+    // Listed RSA first: the order of the list does not decide, the client does.
+    let cfg = doc(&format!(
+        "tls:\n  certificates:\n    - {}\n    - {}\n",
+        cert_yaml(&rsa),
+        cert_yaml(&ec)
+    ));
+    let t = compile(&cfg, None).unwrap();
+    let srv = t.select(Some("both.example.com"), false).config;
+    let rsa_only = [S::RSA_PSS_SHA256, S::RSA_PKCS1_SHA256];
+    for name in ["both.example.com", "x.w.example.com"] {
+        // A client offering ECDSA gets the ECDSA certificate (preferred).
+        let (got, _) = handshake(srv.clone(), client(&[], BOTH), name).unwrap();
+        assert_eq!(got, ec.der, "{name}");
+        // A client offering only RSA schemes gets the RSA one.
+        let (got, _) = handshake(srv.clone(), client_schemes(&rsa_only), name).unwrap();
+        assert_eq!(got, rsa.der, "{name}");
+        let ecdsa_only = [S::ECDSA_NISTP256_SHA256];
+        let (got, _) = handshake(srv.clone(), client_schemes(&ecdsa_only), name).unwrap();
+        assert_eq!(got, ec.der, "{name}");
+    }
+    // An RSA-only name serves RSA to everyone.
+    let (got, _) = handshake(srv.clone(), client(&[], BOTH), "rsa.example.com").unwrap();
+    assert_eq!(got, rsa.der);
+    // Two certificates of one key type for a name: the last listed still wins.
+    let ec2 = self_signed(&["both.example.com"]);
+    let cfg = doc(&format!(
+        "tls:\n  certificates:\n    - {}\n    - {}\n    - {}\n",
+        cert_yaml(&ec),
+        cert_yaml(&rsa),
+        cert_yaml(&ec2)
+    ));
+    let t = compile(&cfg, None).unwrap();
+    let srv = t.select(Some("both.example.com"), false).config;
+    let (got, _) = handshake(srv.clone(), client(&[], BOTH), "both.example.com").unwrap();
+    assert_eq!(got, ec2.der);
+    let (got, _) = handshake(srv, client_schemes(&rsa_only), "both.example.com").unwrap();
+    assert_eq!(got, rsa.der);
+}

@@ -59,6 +59,7 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
         snapshot_threshold: 10_000,
         snapshot_keep_logs: 1_000,
         write_timeout: Duration::from_secs(5),
+        max_write_batch: switchyard_node::proposer::MAX_BATCH,
         insecure: true,
         proxy_cert_ttl: Duration::from_secs(24 * 3600),
         ca_cert: None,
@@ -83,6 +84,7 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
         ControlOptions {
             endpoints: vec![api.clone()],
             labels: BTreeMap::new(),
+            cluster: switchyard_config::scope::DEFAULT_CLUSTER.into(),
             entrypoints: vec!["web".into()],
             cache: None,
             tls: None,

@@ -10,11 +10,9 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
-use serde_json::json;
-use switchyard_config::paths::{entrypoint_path, EncodedCharacters};
-use switchyard_config::rules::RequestView;
-use switchyard_config::{DynamicConfig, Service};
+use switchyard_config::paths::EncodedCharacters;
 use switchyard_proto::admin::GetConfigRequest;
+use switchyard_router::url_explain::{explain_url, UrlRequest};
 
 use crate::args::{ExplainArgs, Format, Global};
 use crate::client::{connect, status_error};
@@ -23,139 +21,31 @@ use crate::output::print_data;
 /// How many non-matching routers are listed before the rest are summarised.
 const SHOWN: usize = 20;
 
-fn strip_provider(name: &str) -> &str {
-    name.split_once('@').map_or(name, |(n, _)| n)
-}
-
-/// Where a service sends requests, one line per target.
-fn targets(cfg: &DynamicConfig, name: &str) -> (String, Vec<String>) {
-    let Some(svc): Option<&Service> = cfg.http.services.get(strip_provider(name)) else {
-        return ("missing".into(), Vec::new());
-    };
-    if let Some(lb) = &svc.load_balancer {
-        let servers = lb
-            .servers
-            .iter()
-            .map(|s| {
-                let mut line = s.url.clone();
-                let mut tags = Vec::new();
-                if let Some(w) = s.weight {
-                    tags.push(format!("weight {w}"));
-                }
-                if let Some(z) = &s.zone {
-                    tags.push(format!("zone {z}"));
-                }
-                if let Some(r) = &s.region {
-                    tags.push(format!("region {r}"));
-                }
-                if !tags.is_empty() {
-                    line.push_str(&format!(" ({})", tags.join(", ")));
-                }
-                line
-            })
-            .collect();
-        return ("loadBalancer".into(), servers);
-    }
-    if let Some(w) = &svc.weighted {
-        let t = w
-            .services
-            .iter()
-            .map(|s| format!("service {} (weight {})", s.name, s.weight.unwrap_or(1)))
-            .collect();
-        return ("weighted".into(), t);
-    }
-    if let Some(m) = &svc.mirroring {
-        let mut t = vec![format!("service {} (main)", m.service)];
-        t.extend(
-            m.mirrors
-                .iter()
-                .map(|x| format!("service {} (mirror {}%)", x.name, x.percent)),
-        );
-        return ("mirroring".into(), t);
-    }
-    if let Some(f) = &svc.failover {
-        return (
-            "failover".into(),
-            vec![
-                format!("service {} (main)", f.service),
-                format!("service {} (fallback)", f.fallback),
-            ],
-        );
-    }
-    ("unknown".into(), Vec::new())
-}
-
-/// The path and query of an absolute URL exactly as written (`url::Url` would resolve dot
-/// segments and re-encode the path before the proxy's own rules could): the path runs from the
-/// end of the authority to `?` or `#` (`/` when empty), the query from `?` to `#`.
-fn raw_path_and_query(url: &str) -> (String, Option<String>) {
-    let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
-    let target = after_scheme
-        .find(['/', '?', '#'])
-        .map_or("", |i| &after_scheme[i..]);
-    let target = target.split_once('#').map_or(target, |(t, _)| t);
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q.to_string())),
-        None => (target, None),
-    };
-    let path = if path.is_empty() { "/" } else { path };
-    (path.to_string(), query)
-}
-
 pub async fn run(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
-    let url = url::Url::parse(&a.url).with_context(|| format!("URL {:?}", a.url))?;
     let mut encoded = EncodedCharacters::default();
     if let Some(list) = &a.encoded_characters {
         encoded
             .apply_list(list)
             .map_err(|e| anyhow!("--encoded-characters: {e}"))?;
     }
-    let (raw_path, query) = raw_path_and_query(&a.url);
-    // The proxy's stage 2: a malformed escape is a 400 before any router is looked at.
-    let path = match entrypoint_path(&raw_path, a.sanitize_path) {
-        Ok(p) => p.into_owned(),
-        Err(e) => {
-            match g.output {
-                Format::Table => println!("refused      400 Bad Request: {e}"),
-                f => print_data(
-                    f,
-                    &json!({"path": raw_path, "rawPath": raw_path, "winner": null,
-                            "refused": {"status": 400, "reason": e.to_string()}}),
-                )?,
-            }
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let mut host = match (url.host_str(), url.port()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_string(),
-        (None, _) => String::new(),
-    };
     let mut headers: Vec<(String, String)> = Vec::new();
     for h in &a.headers {
         let (k, v) = h
             .split_once(':')
             .ok_or_else(|| anyhow!("-H {h:?}: expected 'Name: value'"))?;
-        let (k, v) = (k.trim().to_string(), v.trim().to_string());
-        if k.eq_ignore_ascii_case("host") {
-            host = v;
-        } else {
-            headers.push((k, v));
-        }
+        headers.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let header_refs: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let method = a.method.to_ascii_uppercase();
-    let req = RequestView {
-        method: &method,
-        host: &host,
-        path: &path,
-        query: query.as_deref(),
-        headers: &header_refs,
+    let req = UrlRequest {
+        method: &a.method,
+        url: &a.url,
+        headers: &headers,
         client_ip: a.client_ip,
+        entrypoint: a.entrypoint.as_deref(),
+        sanitize_path: a.sanitize_path,
+        encoded,
     };
+    // Refuse a bad URL before asking the cluster.
+    url::Url::parse(&a.url).with_context(|| format!("URL {:?}", a.url))?;
 
     let mut client = connect(&g.endpoints).await?;
     let r = client
@@ -167,29 +57,13 @@ pub async fn run(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
         .into_inner();
     let value: serde_json::Value = serde_json::from_str(&r.json).context("decoding config")?;
     let cfg = switchyard_config::from_value(value).map_err(|e| anyhow!("config: {e}"))?;
-    let entrypoints: Vec<String> = a.entrypoint.iter().cloned().collect();
-    let table =
-        switchyard_router::compile(&cfg, a.entrypoint.as_ref().map(|_| entrypoints.as_slice()))
-            .map_err(|e| anyhow!("config: {e}"))?;
-    // The proxy routes https:// requests (TLS connections) to routers with `tls` only, and
-    // http:// requests to the others.
-    let ex = table.explain_conn(
-        a.entrypoint.as_deref().unwrap_or(""),
-        Some(url.scheme() == "https"),
-        &req,
-    );
+    let ex = explain_url(&cfg, &req)?;
     eprintln!("config version {}", r.version);
-    // The proxy's stage 4: the entry point's encodedCharacters, once a router matched.
-    let refused = match &ex.winner {
-        Some(_) => encoded.check(&path).err(),
-        None => None,
-    };
 
-    let service = ex.winner.as_ref().map(|w| targets(&cfg, &w.service));
     match g.output {
         Format::Table => {
-            if path != raw_path {
-                println!("path         {path} (sanitized from {raw_path})");
+            if ex.path != ex.raw_path {
+                println!("path         {} (sanitized from {})", ex.path, ex.raw_path);
             }
             match &ex.winner {
                 Some(w) => {
@@ -203,9 +77,9 @@ pub async fn run(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
                             w.middlewares.join(" -> ")
                         }
                     );
-                    if let Some((kind, t)) = &service {
-                        println!("service      {} ({kind})", w.service);
-                        for (i, line) in t.iter().enumerate() {
+                    if let Some(s) = &ex.service {
+                        println!("service      {} ({})", w.service, s.kind);
+                        for (i, line) in s.targets.iter().enumerate() {
                             println!(
                                 "{}{line}",
                                 if i == 0 {
@@ -217,10 +91,11 @@ pub async fn run(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
                         }
                     }
                 }
+                None if ex.refused.is_some() => {}
                 None => println!("no router matches: the proxy answers 404"),
             }
-            if let Some(e) = &refused {
-                println!("refused      400 Bad Request: {e}");
+            if let Some(e) = &ex.refused {
+                println!("refused      400 Bad Request: {}", e.reason);
             }
             if !ex.rejected.is_empty() {
                 println!("\n{} router(s) tried first, in order:", ex.rejected.len());
@@ -241,40 +116,16 @@ pub async fn run(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
             }
         }
         f => {
-            let svc = service.map(|(kind, t)| json!({"kind": kind, "targets": t}));
-            print_data(
-                f,
-                &json!({"version": r.version, "path": path, "rawPath": raw_path,
-                        "winner": ex.winner, "service": svc, "rejected": ex.rejected,
-                        "refused": refused.as_ref().map(|e| json!({"status": 400, "reason": e.to_string()}))}),
-            )?;
+            let mut v = serde_json::to_value(&ex)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("version".into(), r.version.into());
+            }
+            print_data(f, &v)?;
         }
     }
-    Ok(if ex.winner.is_some() && refused.is_none() {
+    Ok(if ex.served() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::raw_path_and_query;
-
-    #[test]
-    fn raw_path_is_taken_as_written() {
-        let cases = [
-            ("http://h/api/../admin", "/api/../admin", None),
-            ("http://h:8080/a/%2e%2e/b?x=1#f", "/a/%2e%2e/b", Some("x=1")),
-            ("http://h", "/", None),
-            ("http://h?q", "/", Some("q")),
-            ("https://h#frag", "/", None),
-            ("http://h//x/./y", "//x/./y", None),
-        ];
-        for (url, path, query) in cases {
-            let (p, q) = raw_path_and_query(url);
-            assert_eq!(p, path, "{url}");
-            assert_eq!(q.as_deref(), query, "{url}");
-        }
-    }
 }

@@ -67,6 +67,7 @@ pub async fn get(
                     };
                     vec![
                         p.proxy_id.clone(),
+                        dash(&p.cluster),
                         dash(&p.region),
                         dash(&p.zone),
                         p.node_id.to_string(),
@@ -83,6 +84,7 @@ pub async fn get(
             print_table(
                 &[
                     "ID",
+                    "CLUSTER",
                     "REGION",
                     "ZONE",
                     "NODE",
@@ -98,7 +100,7 @@ pub async fn get(
                 .iter()
                 .map(|p| {
                     json!({
-                        "id": p.proxy_id, "region": p.region, "zone": p.zone, "labels": p.labels,
+                        "id": p.proxy_id, "cluster": p.cluster, "region": p.region, "zone": p.zone, "labels": p.labels,
                         "node": p.node_id, "appliedVersion": p.applied_version,
                         "lastNackVersion": p.last_nack_version, "lastNackError": p.last_nack_error,
                         "connectedSinceUnixMs": p.connected_since_unix_ms, "peer": p.peer,
@@ -115,7 +117,7 @@ pub async fn get(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--wait-selector region=…,zone=…,LABEL=…`.
+/// `--wait-selector region=…,zone=…,cluster=…,LABEL=…`.
 #[derive(Debug, Default)]
 pub struct Selector(Vec<(String, String)>);
 
@@ -140,6 +142,7 @@ impl Selector {
         self.0.iter().all(|(k, v)| match k.as_str() {
             "region" => &p.region == v,
             "zone" => &p.zone == v,
+            "cluster" => &p.cluster == v,
             "id" => &p.proxy_id == v,
             label => p.labels.get(label) == Some(v),
         })

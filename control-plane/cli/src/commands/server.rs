@@ -30,15 +30,28 @@ pub fn options(a: &ServerArgs, g: &Global) -> Result<NodeOptions> {
     if a.node_id == 0 {
         return Err(anyhow!("--node-id: must be a positive number"));
     }
+    let preset = a.raft_profile.timers();
     let raft = RaftTimings {
-        heartbeat: duration("heartbeat-interval", &a.heartbeat_interval)?,
-        election_min: duration("election-timeout-min", &a.election_timeout_min)?,
-        election_max: duration("election-timeout-max", &a.election_timeout_max)?,
+        heartbeat: duration(
+            "heartbeat-interval",
+            a.heartbeat_interval.as_deref().unwrap_or(preset.0),
+        )?,
+        election_min: duration(
+            "election-timeout-min",
+            a.election_timeout_min.as_deref().unwrap_or(preset.1),
+        )?,
+        election_max: duration(
+            "election-timeout-max",
+            a.election_timeout_max.as_deref().unwrap_or(preset.2),
+        )?,
     };
     if raft.election_min >= raft.election_max || raft.heartbeat >= raft.election_min {
         return Err(anyhow!(
             "raft timers: need heartbeat-interval < election-timeout-min < election-timeout-max"
         ));
+    }
+    if a.max_write_batch == 0 {
+        return Err(anyhow!("--max-write-batch: must be positive"));
     }
     if a.snapshot_threshold == 0 {
         return Err(anyhow!("--snapshot-threshold: must be positive"));
@@ -63,6 +76,7 @@ pub fn options(a: &ServerArgs, g: &Global) -> Result<NodeOptions> {
         snapshot_threshold: a.snapshot_threshold,
         snapshot_keep_logs: a.snapshot_keep_logs,
         write_timeout: duration("write-timeout", &a.write_timeout)?,
+        max_write_batch: a.max_write_batch,
         insecure: g.insecure,
         proxy_cert_ttl: duration("proxy-cert-ttl", &a.proxy_cert_ttl)?,
         ca_cert: g.ca_cert.clone(),
@@ -107,4 +121,45 @@ pub async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::Parser;
+
+    use crate::args::{Cli, Command};
+
+    fn timers(extra: &[&str]) -> anyhow::Result<(u128, u128, u128)> {
+        let mut argv = vec!["switchyard", "server", "--node-id", "1", "--data-dir", "/d"];
+        argv.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(argv)?;
+        let Command::Server(a) = cli.command else {
+            anyhow::bail!("not a server command");
+        };
+        let o = super::options(&a, &cli.global)?;
+        Ok((
+            o.raft.heartbeat.as_millis(),
+            o.raft.election_min.as_millis(),
+            o.raft.election_max.as_millis(),
+        ))
+    }
+
+    #[test]
+    fn raft_profiles_set_the_timers_and_flags_override_them() {
+        assert_eq!(timers(&[]).unwrap(), (100, 300, 600));
+        assert_eq!(timers(&["--raft-profile", "lan"]).unwrap(), (100, 300, 600));
+        assert_eq!(
+            timers(&["--raft-profile", "wan"]).unwrap(),
+            (300, 1500, 3000)
+        );
+        assert_eq!(
+            timers(&["--raft-profile", "wan", "--heartbeat-interval", "200ms"]).unwrap(),
+            (200, 1500, 3000)
+        );
+        assert!(timers(&["--raft-profile", "moon"]).is_err());
+        // An override that breaks the ordering is refused, naming the rule.
+        let e = timers(&["--raft-profile", "wan", "--election-timeout-max", "1s"]).unwrap_err();
+        assert!(e.to_string().contains("election-timeout-min"), "{e}");
+    }
 }

@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::ChangeMembers;
 use switchyard_config::{check_document_size, parse_document, Change, DynamicConfig, Kind};
 use switchyard_proto::admin::admin_server::Admin;
@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 use super::route::Caller;
 use crate::errors::ApiError;
 use crate::node::Shared;
+use crate::proposer::write_error;
 
 #[derive(Clone)]
 pub struct AdminService {
@@ -35,7 +36,7 @@ fn changes_to_proto(changes: Vec<Change>) -> Vec<switchyard_proto::admin::Change
     changes
         .into_iter()
         .map(|c| switchyard_proto::admin::Change {
-            kind: c.kind,
+            kind: c.kind.as_str().to_string(),
             name: c.name,
             action: serde_json::to_value(c.action)
                 .ok()
@@ -43,16 +44,6 @@ fn changes_to_proto(changes: Vec<Change>) -> Vec<switchyard_proto::admin::Change
                 .unwrap_or_default(),
         })
         .collect()
-}
-
-fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> ApiError {
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ApiError::NotLeader,
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-            ApiError::FailedPrecondition(e.to_string())
-        }
-        RaftError::Fatal(f) => ApiError::Unavailable(f.to_string()),
-    }
 }
 
 impl AdminService {
@@ -73,15 +64,36 @@ impl AdminService {
         r.map(Response::new).map_err(Status::from)
     }
 
+    /// `cmd` under the call's request id, if it has one: a retry of a write that committed
+    /// answers its outcome (preview, screen and apply all look the id up first).
+    fn once(&self, cmd: Cmd) -> Cmd {
+        match super::route::WRITE_ID.try_with(|id| id.clone()) {
+            Ok(id) => cmd.once(id),
+            Err(_) => cmd,
+        }
+    }
+
+    /// Commits a config command on this node, which must be the leader, through the proposer
+    /// (batched with concurrent writes; `size`: the bytes of its document). Bad input is refused
+    /// before it reaches the log; the state machine checks again when applying.
+    async fn commit_config(&self, cmd: Cmd, size: usize) -> ApiResult<CmdResponse> {
+        let cmd = self.once(cmd);
+        let started = Instant::now();
+        let resp = self.shared.proposer.propose(cmd, size).await?;
+        self.shared
+            .metrics
+            .write_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match resp {
+            CmdResponse::Rejected(r) => Err(r.into()),
+            other => Ok(other),
+        }
+    }
+
     /// Commits a command on this node, which must be the leader. Bad input is refused before it
     /// reaches the log; the state machine checks again when applying.
     pub(super) async fn commit(&self, cmd: Cmd) -> ApiResult<CmdResponse> {
-        // Under the call's request id, a retry of a write that committed answers its outcome
-        // (preview and apply both look the id up first).
-        let cmd = match super::route::WRITE_ID.try_with(|id| id.clone()) {
-            Ok(id) => cmd.once(id),
-            Err(_) => cmd,
-        };
+        let cmd = self.once(cmd);
         let state = self.applied().state;
         let version = state.config_version;
         let (cmd, preview) = self.preview(state, cmd).await?;
@@ -170,7 +182,7 @@ impl AdminService {
         let out = if r.dry_run {
             self.preview(self.applied().state, cmd).await?.1
         } else {
-            self.commit(cmd).await?
+            self.commit_config(cmd, r.document.len()).await?
         };
         match out {
             CmdResponse::Applied { version, changes } => Ok(ApplyResponse {
@@ -179,18 +191,24 @@ impl AdminService {
                 dry_run: r.dry_run,
             }),
             CmdResponse::Rejected(rej) => Err(rej.into()),
-            CmdResponse::Done => Err(ApiError::Internal("unexpected apply result".into())),
+            CmdResponse::Done | CmdResponse::Batch(_) => {
+                Err(ApiError::Internal("unexpected apply result".into()))
+            }
         }
     }
 
     async fn delete_local(&self, r: DeleteRequest) -> ApiResult<DeleteResponse> {
         let kind = parse_kind(&r.kind)?;
+        let size = r.name.len();
         match self
-            .commit(Cmd::Delete {
-                kind,
-                name: r.name,
-                validated_at: None,
-            })
+            .commit_config(
+                Cmd::Delete {
+                    kind,
+                    name: r.name,
+                    validated_at: None,
+                },
+                size,
+            )
             .await?
         {
             CmdResponse::Applied { version, .. } => Ok(DeleteResponse { version }),

@@ -1,5 +1,6 @@
 //! Recent config versions, for deltas.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -15,8 +16,8 @@ pub const KEEP: usize = 64;
 /// message, so a push to hundreds of proxies computes one diff, not hundreds.
 const MEMO: usize = 16;
 
-/// Memoized messages keyed by (from version, to version).
-type Memo = BTreeMap<(u64, u64), Arc<ConfigMessage>>;
+/// Memoized messages keyed by (proxy cluster, from version, to version).
+type Memo = BTreeMap<(String, u64, u64), Arc<ConfigMessage>>;
 
 #[derive(Clone, Default)]
 pub struct History {
@@ -51,30 +52,36 @@ impl History {
         }
     }
 
-    /// The message bringing a proxy from `from` to `to` (whose config is `cfg`), computed once.
+    /// The message bringing a proxy of `cluster` from `from` to `to` (whose whole config is
+    /// `cfg`), computed once: both versions cut to what the cluster serves
+    /// ([`switchyard_config::scope::for_cluster`]), then diffed.
     pub fn message(
         &self,
         node_id: u64,
+        cluster: &str,
         from: u64,
         to: u64,
         cfg: &DynamicConfig,
     ) -> Result<Arc<ConfigMessage>, tonic::Status> {
-        if let Some(m) = lock(&self.messages).get(&(from, to)) {
+        let key = (cluster.to_string(), from, to);
+        if let Some(m) = lock(&self.messages).get(&key) {
             return Ok(m.clone());
         }
         let base = self.get(from);
+        let base = base.as_deref().map(|b| scoped(b, cluster));
+        let cfg = scoped(cfg, cluster);
         let msg = Arc::new(super::service::message_for(
             node_id,
             from,
             base.as_deref(),
             to,
-            cfg,
+            &cfg,
         )?);
         let mut memo = lock(&self.messages);
-        memo.insert((from, to), msg.clone());
+        memo.insert(key, msg.clone());
         while memo.len() > MEMO {
             // Evict the entry with the oldest target version.
-            let oldest = memo.keys().min_by_key(|(f, t)| (*t, *f)).copied();
+            let oldest = memo.keys().min_by_key(|(_, f, t)| (*t, *f)).cloned();
             match oldest {
                 Some(k) => memo.remove(&k),
                 None => break,
@@ -85,6 +92,15 @@ impl History {
 
     pub fn get(&self, version: u64) -> Option<Arc<DynamicConfig>> {
         lock(&self.versions).get(&version).cloned()
+    }
+}
+
+/// `cfg` as the proxies of `cluster` get it: borrowed unchanged when no router is scoped.
+fn scoped<'a>(cfg: &'a DynamicConfig, cluster: &str) -> Cow<'a, DynamicConfig> {
+    if switchyard_config::scope::has_scoped_routers(cfg) {
+        Cow::Owned(switchyard_config::scope::for_cluster(cfg, cluster))
+    } else {
+        Cow::Borrowed(cfg)
     }
 }
 

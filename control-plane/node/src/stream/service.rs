@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::Stream;
-use switchyard_config::{diff, ChangeAction, DynamicConfig, Kind};
+use switchyard_config::{delta, DynamicConfig};
 use switchyard_proto::admin::ProxyStatus;
 use switchyard_proto::stream::config_message::Body;
 use switchyard_proto::stream::config_stream_server::ConfigStream;
@@ -17,11 +17,16 @@ use crate::node::Shared;
 
 pub struct StreamService {
     shared: Arc<Shared>,
+    /// Cluster-scope rate limits of the proxies attached here.
+    limiter: Arc<super::limiter::Limiter>,
 }
 
 impl StreamService {
     pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+        Self {
+            shared,
+            limiter: Arc::default(),
+        }
     }
 }
 
@@ -33,7 +38,7 @@ fn now_ms() -> u64 {
 }
 
 /// The message that brings a proxy holding `from` (with config `base`, when known) to `cfg` at
-/// `version`: a delta when every change is a named router/service/middleware, else a snapshot.
+/// `version`: a delta ([`switchyard_config::delta`]) when one says it exactly, else a snapshot.
 pub fn message_for(
     node_id: u64,
     from: u64,
@@ -41,42 +46,27 @@ pub fn message_for(
     version: u64,
     cfg: &DynamicConfig,
 ) -> Result<ConfigMessage, Status> {
-    if let Some(base) = base.filter(|_| from > 0) {
-        let changes = diff(base, cfg);
-        let mut out = Vec::with_capacity(changes.len());
-        let mut delta_ok = true;
-        for c in &changes {
-            let Some(kind) = Kind::parse(&c.kind) else {
-                delta_ok = false;
-                break;
-            };
-            let json = match c.action {
-                ChangeAction::Delete => String::new(),
-                _ => match cfg.resource_json(kind, &c.name) {
-                    Some(v) => v.to_string(),
-                    None => {
-                        delta_ok = false;
-                        break;
-                    }
-                },
-            };
-            out.push(ResourceChange {
-                kind: kind.as_str().to_string(),
-                name: c.name.clone(),
-                json,
-            });
-        }
-        if delta_ok {
-            return Ok(ConfigMessage {
-                version,
-                node_id,
-                body: Some(Body::Delta(Delta {
-                    base_version: from,
-                    changes: out,
-                })),
-                certificate: None,
-            });
-        }
+    if let Some(changes) = base
+        .filter(|_| from > 0)
+        .and_then(|base| delta::encode(base, cfg))
+    {
+        return Ok(ConfigMessage {
+            version,
+            node_id,
+            body: Some(Body::Delta(Delta {
+                base_version: from,
+                changes: changes
+                    .iter()
+                    .map(|c| ResourceChange {
+                        kind: c.kind.as_str().to_string(),
+                        name: c.name.clone(),
+                        json: c.json(),
+                    })
+                    .collect(),
+            })),
+            certificate: None,
+            limiter_shares: None,
+        });
     }
     let config_json = serde_json::to_string(cfg).map_err(|e| Status::internal(e.to_string()))?;
     Ok(ConfigMessage {
@@ -84,6 +74,7 @@ pub fn message_for(
         node_id,
         body: Some(Body::Snapshot(Snapshot { config_json })),
         certificate: None,
+        limiter_shares: None,
     })
 }
 
@@ -147,6 +138,7 @@ impl SendState {
 /// version the proxy holds (see [`SendState`]).
 async fn send_versions(
     shared: Arc<Shared>,
+    cluster: String,
     hello_version: u64,
     tx: mpsc::Sender<Result<ConfigMessage, Status>>,
     mut replies: watch::Receiver<Replies>,
@@ -165,7 +157,7 @@ async fn send_versions(
         if let Some((from, to)) = st.next(version) {
             let msg = shared
                 .history
-                .message(shared.id, from, to, &cfg)
+                .message(shared.id, &cluster, from, to, &cfg)
                 .map(|m| ConfigMessage::clone(&m));
             let failed = msg.is_err();
             if tx.send(msg).await.is_err() || failed {
@@ -234,6 +226,14 @@ impl ConfigStream for StreamService {
                 )));
             }
         }
+        let cluster = if hello.cluster.is_empty() {
+            switchyard_config::scope::DEFAULT_CLUSTER.to_string()
+        } else {
+            hello.cluster.clone()
+        };
+        if let Some(p) = switchyard_config::scope::cluster_name_problem(&cluster) {
+            return Err(Status::invalid_argument(format!("hello: {p}")));
+        }
         let shared = self.shared.clone();
         let proxy_id = hello.proxy_id.clone();
         let conn = shared.proxies.attach(ProxyStatus {
@@ -249,17 +249,25 @@ impl ConfigStream for StreamService {
             peer,
             build: hello.build.clone(),
             entrypoints: hello.entrypoints.clone(),
+            cluster: cluster.clone(),
         });
         tracing::info!(proxy = %proxy_id, version = hello.version, "proxy attached");
 
         let (tx, rx) = mpsc::channel::<Result<ConfigMessage, Status>>(2);
         let cert_tx = tx.clone();
+        let limiter = self.limiter.clone();
         // What the proxy answered last (highest ACKed and NACKed versions), for the sender.
         let (replies_tx, replies) = watch::channel(Replies {
             acked: hello.version,
             nacked: 0,
         });
-        let sender = tokio::spawn(send_versions(shared.clone(), hello.version, tx, replies));
+        let sender = tokio::spawn(send_versions(
+            shared.clone(),
+            cluster,
+            hello.version,
+            tx,
+            replies,
+        ));
         // Receiver: ACKs and NACKs; the stream's end detaches the proxy.
         tokio::spawn(async move {
             loop {
@@ -295,6 +303,7 @@ impl ConfigStream for StreamService {
                                     node_id: shared.id,
                                     body: None,
                                     certificate: Some(cert),
+                                    limiter_shares: None,
                                 })
                                 .map_err(Status::from);
                         if let Err(e) = &msg {
@@ -304,10 +313,26 @@ impl ConfigStream for StreamService {
                             break;
                         }
                     }
+                    Ok(Some(ProxyMessage {
+                        msg: Some(Msg::LimiterReport(r)),
+                    })) => {
+                        let shares = limiter.report(&proxy_id, &r, shared.proxies.len(), now_ms());
+                        let msg = ConfigMessage {
+                            version: 0,
+                            node_id: shared.id,
+                            body: None,
+                            certificate: None,
+                            limiter_shares: Some(shares),
+                        };
+                        // Never wait on a slow proxy for this: a share missed is sent again
+                        // in answer to the next report.
+                        let _ = cert_tx.try_send(Ok(msg));
+                    }
                     Ok(Some(_)) => {}
                     Ok(None) | Err(_) => break,
                 }
             }
+            limiter.detach(&proxy_id);
             sender.abort();
             shared.proxies.detach(&proxy_id, conn);
             tracing::info!(proxy = %proxy_id, "proxy detached");

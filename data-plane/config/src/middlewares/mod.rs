@@ -8,7 +8,9 @@
 //! [`crate::model`] and its runtime in the proxy.
 
 pub mod basicauth;
+pub mod circuitbreaker;
 pub mod compress;
+pub mod digestauth;
 pub mod errors;
 pub mod forwardauth;
 pub mod headers;
@@ -102,6 +104,10 @@ pub enum CompiledMiddleware {
     InFlightReq(Box<inflight::CompiledInFlight>),
     /// `retry`
     Retry(retry::CompiledRetry),
+    /// `circuitBreaker`
+    CircuitBreaker(Box<circuitbreaker::CompiledCircuitBreaker>),
+    /// `digestAuth`
+    DigestAuth(Box<digestauth::CompiledDigestAuth>),
     /// `chain`: the referenced middlewares, in order.
     Chain(Vec<String>),
 }
@@ -140,6 +146,12 @@ pub fn compile(m: &Middleware) -> Result<CompiledMiddleware, FieldErrors> {
             CompiledMiddleware::InFlightReq(Box::new(inflight::compile(r)?))
         }
         Middleware::Retry(r) => CompiledMiddleware::Retry(retry::compile(r)?),
+        Middleware::DigestAuth(d) => {
+            CompiledMiddleware::DigestAuth(Box::new(digestauth::compile(d)?))
+        }
+        Middleware::CircuitBreaker(c) => {
+            CompiledMiddleware::CircuitBreaker(Box::new(circuitbreaker::compile(c)?))
+        }
         Middleware::Chain(c) => CompiledMiddleware::Chain(c.middlewares.clone()),
         other => {
             return Err(vec![FieldError::new(

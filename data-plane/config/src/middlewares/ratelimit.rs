@@ -1,4 +1,4 @@
-//! `rateLimit` (per-proxy scope): a token bucket per source (Traefik's `x/time/rate`
+//! `rateLimit`: a token bucket per source (Traefik's `x/time/rate`
 //! limiter: `average / period` tokens per second, `burst` at most), keyed by the
 //! `sourceCriterion` (client address by `ipStrategy`, a request header, or the host).
 //!
@@ -7,6 +7,11 @@
 //! bounded by the number of sources active within `burst / rate` seconds, at most
 //! [`MAX_SOURCES`] (beyond that, the oldest-refilled half is dropped, which can only let a
 //! source through sooner).
+//!
+//! With `scope: cluster` (a Switchyard extension) each bucket fills at `share × rate` (burst
+//! `share × burst`, at least 1), where `share` is what the proxy's control node last gave
+//! it for the source (see ARCHITECTURE.md, "Cluster-wide rate limits"); the table counts
+//! the requests each source wanted so the proxy can report its demand.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -37,6 +42,20 @@ pub enum Source {
 struct Bucket {
     tokens: f64,
     at: Instant,
+    /// Requests seen (allowed or not) since the last [`CompiledRateLimit::take_demand`].
+    wanted: u64,
+}
+
+/// Most sources reported (and given a share) per cluster-scope middleware.
+pub const MAX_REPORTED: usize = 1000;
+
+#[derive(Debug)]
+struct Table {
+    buckets: HashMap<String, Bucket>,
+    /// Cluster scope: this proxy's share of the limit per source.
+    shares: HashMap<String, f64>,
+    /// Cluster scope: the share of sources not in `shares`.
+    default_share: f64,
 }
 
 /// A compiled `rateLimit` with its buckets.
@@ -50,7 +69,10 @@ pub struct CompiledRateLimit {
     pub max_delay: Duration,
     /// Grouping.
     pub source: Source,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    /// `scope: cluster`: the limit holds for the sum of the proxies, each using the share
+    /// its control node gives it.
+    pub cluster: bool,
+    table: Mutex<Table>,
 }
 
 impl CompiledRateLimit {
@@ -61,12 +83,23 @@ impl CompiledRateLimit {
         let Some(rate) = self.rate else {
             return Ok(());
         };
-        let mut map = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut table = self.lock();
+        let (rate, burst) = if self.cluster {
+            let share = table
+                .shares
+                .get(source)
+                .copied()
+                .unwrap_or(table.default_share);
+            (rate * share, (self.burst * share).max(1.0))
+        } else {
+            (rate, self.burst)
+        };
+        if rate <= 0.0 {
+            return Err(Duration::from_secs(1));
+        }
+        let map = &mut table.buckets;
         if map.len() >= MAX_SOURCES && !map.contains_key(source) {
-            let full_after = Duration::from_secs_f64(self.burst / rate);
+            let full_after = Duration::from_secs_f64(burst / rate);
             map.retain(|_, b| now.saturating_duration_since(b.at) < full_after);
             if map.len() >= MAX_SOURCES {
                 let mut ats: Vec<Instant> = map.values().map(|b| b.at).collect();
@@ -76,11 +109,13 @@ impl CompiledRateLimit {
             }
         }
         let b = map.entry(source.to_string()).or_insert(Bucket {
-            tokens: self.burst,
+            tokens: burst,
             at: now,
+            wanted: 0,
         });
+        b.wanted += 1;
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        let tokens = (b.tokens + elapsed * rate).min(self.burst) - 1.0;
+        let tokens = (b.tokens + elapsed * rate).min(burst) - 1.0;
         let delay = if tokens >= 0.0 {
             Duration::ZERO
         } else {
@@ -92,6 +127,54 @@ impl CompiledRateLimit {
         b.tokens = tokens;
         b.at = now.max(b.at);
         Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Cluster scope: the requests seen per source since the last call (the busiest
+    /// [`MAX_REPORTED`]), and start counting again.
+    pub fn take_demand(&self) -> Vec<(String, u64)> {
+        let mut table = self.lock();
+        let mut out: Vec<(String, u64)> = table
+            .buckets
+            .iter_mut()
+            .filter(|(_, b)| b.wanted > 0)
+            .map(|(k, b)| (k.clone(), std::mem::take(&mut b.wanted)))
+            .collect();
+        if out.len() > MAX_REPORTED {
+            out.sort_unstable_by_key(|x| std::cmp::Reverse(x.1));
+            out.truncate(MAX_REPORTED);
+        }
+        out
+    }
+
+    /// Cluster scope: this proxy's shares (0..1) of the limit, per source, and for the
+    /// others. Sources not listed keep the share they had until the default applies to them
+    /// (they are dropped when the table is full or when listed anew).
+    pub fn set_shares(&self, default_share: f64, shares: impl IntoIterator<Item = (String, f64)>) {
+        let mut table = self.lock();
+        if default_share.is_finite() {
+            table.default_share = default_share.clamp(0.0, 1.0);
+        }
+        for (k, v) in shares {
+            if !v.is_finite() {
+                continue;
+            }
+            if table.shares.len() >= MAX_SOURCES && !table.shares.contains_key(&k) {
+                table.shares.clear();
+            }
+            table.shares.insert(k, v.clamp(0.0, 1.0));
+        }
+    }
+
+    /// Cluster scope: the share of a source (for diagnostics and tests).
+    pub fn share(&self, source: &str) -> f64 {
+        let t = self.lock();
+        t.shares.get(source).copied().unwrap_or(t.default_share)
     }
 }
 
@@ -187,6 +270,17 @@ pub(crate) fn compile(r: &RateLimit) -> Result<CompiledRateLimit, FieldErrors> {
         // Go: time.Second / (time.Duration(rtl) * 2), integer division.
         Some(r) => Duration::from_nanos(1_000_000_000 / ((r as u64).max(1) * 2)),
     };
+    let cluster = match r.scope.as_str() {
+        "" | "proxy" => false,
+        "cluster" => true,
+        other => {
+            errs.push(FieldError::new(
+                "rateLimit.scope",
+                format!("must be proxy or cluster, got {}", quote(other)),
+            ));
+            false
+        }
+    };
     let source = compile_source(
         "rateLimit",
         r.source_criterion.as_ref(),
@@ -201,7 +295,13 @@ pub(crate) fn compile(r: &RateLimit) -> Result<CompiledRateLimit, FieldErrors> {
         burst: burst.max(1) as f64,
         max_delay,
         source,
-        buckets: Mutex::new(HashMap::new()),
+        cluster,
+        table: Mutex::new(Table {
+            buckets: HashMap::new(),
+            shares: HashMap::new(),
+            // Until the control node says otherwise, a proxy limits as with proxy scope.
+            default_share: 1.0,
+        }),
     })
 }
 
@@ -261,13 +361,46 @@ mod tests {
     }
 
     #[test]
+    fn cluster_shares() {
+        let t0 = Instant::now();
+        let mut r = RateLimit {
+            average: Some(100),
+            burst: Some(10),
+            scope: "cluster".into(),
+            ..RateLimit::default()
+        };
+        let l = compile(&r).unwrap();
+        assert!(l.cluster);
+        // Before any share: the whole limit (burst 10 at once).
+        assert_eq!((0..20).filter(|_| l.reserve("a", t0).is_ok()).count(), 10);
+        assert_eq!(l.take_demand(), vec![("a".to_string(), 20)]);
+        assert_eq!(l.take_demand(), vec![]);
+        // A third of the limit: over 10 s, about 333 requests (and the burst of 3.3).
+        l.set_shares(0.5, [("a".to_string(), 1.0 / 3.0)]);
+        let t1 = t0 + Duration::from_secs(10);
+        let mut passed = 0;
+        for ms in 0..10_000u64 {
+            let t = t1 + Duration::from_millis(ms);
+            passed += (0..3).filter(|_| l.reserve("a", t).is_ok()).count();
+        }
+        assert!((330..=345).contains(&passed), "{passed}");
+        // Unknown sources get the default share; a zero share refuses.
+        assert_eq!(l.share("b"), 0.5);
+        l.set_shares(0.0, [("a".to_string(), 0.0)]);
+        assert!(l.reserve("a", t1 + Duration::from_secs(20)).is_err());
+        assert!(l.reserve("c", t1 + Duration::from_secs(20)).is_err());
+        r.scope = "proxy".into();
+        assert!(!compile(&r).unwrap().cluster);
+    }
+
+    #[test]
     fn bounded_memory() {
         let t0 = Instant::now();
         let l = rl(1, "1s", 1);
         for i in 0..(MAX_SOURCES + 10) {
             let _ = l.reserve(&i.to_string(), t0 + Duration::from_secs(i as u64 / 1000));
         }
-        assert!(l.buckets.lock().unwrap().len() <= MAX_SOURCES);
+        assert!(l.table.lock().unwrap().buckets.len() <= MAX_SOURCES);
     }
 
     #[test]
@@ -282,6 +415,7 @@ mod tests {
                 ..Default::default()
             }),
             redis: Some(serde_json::json!({})),
+            scope: "global".into(),
         })
         .unwrap_err();
         let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
@@ -292,6 +426,7 @@ mod tests {
                 "rateLimit.average",
                 "rateLimit.burst",
                 "rateLimit.period",
+                "rateLimit.scope",
                 "rateLimit.sourceCriterion"
             ]
         );

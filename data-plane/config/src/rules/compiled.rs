@@ -352,16 +352,33 @@ pub fn rule_host_names(rule: &str) -> Vec<String> {
     out
 }
 
+/// [`rule_host_names`] plus the one-label wildcards of `Host(`*.example.com`)` matchers
+/// (`*.example.com`): the names a DNS-01 resolver orders for a router without `tls.domains`.
+pub fn rule_host_names_with_wildcards(rule: &str) -> Vec<String> {
+    let Ok(c) = compile(rule) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    collect_hosts_inner(&c.root, &mut out, true);
+    out.sort();
+    out.dedup();
+    out
+}
+
 fn collect_hosts(n: &Node, out: &mut Vec<String>) {
+    collect_hosts_inner(n, out, false)
+}
+
+fn collect_hosts_inner(n: &Node, out: &mut Vec<String>, wildcards: bool) {
     match n {
-        Node::Leaf(l) => {
-            if let Pred::HostExact(h) = &l.pred {
-                out.push(h.clone());
-            }
-        }
+        Node::Leaf(l) => match &l.pred {
+            Pred::HostExact(h) => out.push(h.clone()),
+            Pred::HostWildcard(s) if wildcards => out.push(format!("*{s}")),
+            _ => {}
+        },
         Node::And(a, b) | Node::Or(a, b) => {
-            collect_hosts(a, out);
-            collect_hosts(b, out);
+            collect_hosts_inner(a, out, wildcards);
+            collect_hosts_inner(b, out, wildcards);
         }
         Node::Not(_) => {}
     }

@@ -19,7 +19,7 @@ mod request;
 
 use std::fmt;
 
-pub use compiled::{compile, rule_host_names, CompiledRule};
+pub use compiled::{compile, rule_host_names, rule_host_names_with_wildcards, CompiledRule};
 pub use parser::parse;
 pub use request::{
     canonical_host, host_key, host_without_port, parse_query, routing_path, RequestView,

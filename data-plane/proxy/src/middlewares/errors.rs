@@ -19,6 +19,7 @@ use super::{apply_response_from, Mw, MwRequest, ResponseCtx};
 use crate::body::{ProxyBody, UpBody};
 use crate::errors::error_response;
 use crate::server::forward::forward_to;
+use crate::server::observe::Upstream;
 use crate::server::ConnCtx;
 use crate::services::{Node, Services};
 use crate::util::resolve_ref;
@@ -115,7 +116,18 @@ async fn on_response(
     *page.headers_mut() = seen.headers.clone();
     page.headers_mut().remove(HOST);
     let (parts, ()) = page.into_parts();
-    let mut out = match forward_to(cx, node, parts, UpBody::empty(), seen.host.clone(), false).await
+    // The page request is not the router's upstream: not observed as such.
+    let mut up = Upstream::default();
+    let mut out = match forward_to(
+        cx,
+        node,
+        parts,
+        UpBody::empty(),
+        seen.host.clone(),
+        false,
+        &mut up,
+    )
+    .await
     {
         Ok((r, _guard)) => r,
         Err(kind) => error_response(kind),

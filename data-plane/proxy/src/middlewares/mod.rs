@@ -8,9 +8,12 @@
 //! * [`headers`]: the `headers` middleware;
 //! * [`ipallowlist`]: `ipAllowList` and `ipWhiteList`;
 //! * [`basicauth`]: the `basicAuth` middleware;
+//! * [`digestauth`]: the `digestAuth` middleware;
 //! * [`ratelimit`]: the `rateLimit` middleware (per-proxy scope);
 //! * [`inflight`]: the `inFlightReq` middleware;
 //! * [`retry`]: the `retry` middleware (around the forward to the service);
+//! * [`circuitbreaker`]: the `circuitBreaker` middleware (fallback in the request phase,
+//!   responses recorded in the response phase);
 //! * [`compress`]: the `compress` middleware (response bodies encoded as they stream);
 //! * [`forwardauth`]: the `forwardAuth` middleware (the request phase awaits the
 //!   authentication server);
@@ -25,7 +28,9 @@
 //! (502/503/…).
 
 pub(crate) mod basicauth;
+pub(crate) mod circuitbreaker;
 pub(crate) mod compress;
+pub(crate) mod digestauth;
 pub(crate) mod errors;
 pub(crate) mod forwardauth;
 pub(crate) mod headers;
@@ -92,6 +97,9 @@ pub(crate) struct ResponseCtx {
     pub auth_cookies: Vec<(usize, Arc<[HeaderValue]>)>,
     /// `errors` middlewares (index) the request went through, with what they saw of it.
     pub errors: Vec<(usize, Arc<errors::Seen>)>,
+    /// When the first `circuitBreaker` let the request pass (its latency is measured from
+    /// there).
+    pub started: Option<std::time::Instant>,
 }
 
 impl ResponseCtx {
@@ -134,6 +142,17 @@ pub(crate) fn compile_all(
         out.insert(name.clone(), Arc::new(c));
     }
     Ok(out)
+}
+
+/// The `rateLimit` middlewares with `scope: cluster`, by name.
+pub(crate) fn cluster_limiters(all: &HashMap<String, Arc<Mw>>) -> Vec<(String, Arc<Mw>)> {
+    let mut out: Vec<(String, Arc<Mw>)> = all
+        .iter()
+        .filter(|(_, m)| matches!(&***m, Mw::RateLimit(r) if r.cluster && r.rate.is_some()))
+        .map(|(n, m)| (n.clone(), m.clone()))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// Expand a router's middleware references (chains recursively, iteratively so deep chains
@@ -199,8 +218,10 @@ fn on_request(
         Mw::Redirect { .. } => redirect::on_request(m, req),
         Mw::IpAllowList(a) => Ok(ipallowlist::on_request(a, req)),
         Mw::BasicAuth(a) => Ok(basicauth::on_request(a, req)),
+        Mw::DigestAuth(a) => Ok(digestauth::on_request(a, req)),
         Mw::RateLimit(r) => Ok(ratelimit::on_request(r, req)),
         Mw::InFlightReq(c) => Ok(inflight::on_request(c, req)),
+        Mw::CircuitBreaker(c) => Ok(circuitbreaker::on_request(c, req)),
         Mw::Compress(c) => {
             compress::on_request(c, i, req);
             Ok(None)
@@ -246,6 +267,9 @@ pub(crate) fn apply_response_from(
             Mw::ForwardAuth(f) => forwardauth::on_response(f, i, ctx, resp),
             Mw::Headers(h) => headers::on_response(h, i, ctx, resp.headers_mut()),
             Mw::Compress(c) => compress::on_response(c, i, ctx, resp),
+            Mw::CircuitBreaker(c) => {
+                circuitbreaker::on_response(c, ctx, resp.status().as_u16());
+            }
             _ => {}
         }
     }
@@ -257,7 +281,7 @@ pub(crate) fn has_response_phase(mws: &[Arc<Mw>]) -> bool {
         Mw::ForwardAuth(f) => !f.add_auth_cookies_to_response.is_empty(),
         Mw::Errors(_) => true,
         Mw::Headers(h) => h.has_response_phase(),
-        Mw::Compress(_) => true,
+        Mw::Compress(_) | Mw::CircuitBreaker(_) => true,
         _ => false,
     })
 }

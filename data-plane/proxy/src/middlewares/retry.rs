@@ -17,6 +17,7 @@ use crate::body::{ProxyBody, UpBody};
 use crate::errors::ErrorKind;
 use crate::runtime::RouteRt;
 use crate::server::forward;
+use crate::server::observe::Upstream;
 use crate::server::ConnCtx;
 use crate::services::lb::InflightGuard;
 
@@ -45,13 +46,14 @@ pub(crate) async fn forward(
     body: UpBody,
     host: HeaderValue,
     suppress_xff: bool,
+    up: &mut Upstream,
 ) -> Result<(Response<ProxyBody>, Option<InflightGuard>), ErrorKind> {
     let retry = retry_of(&rr.middlewares).filter(|r| r.attempts > 1);
     let replayable = body.is_end_stream()
         && !parts.headers.contains_key(http::header::UPGRADE)
         && parts.method != http::Method::CONNECT;
     let Some(retry) = retry.filter(|_| replayable) else {
-        return forward::forward(cx, rr, parts, body, host, suppress_xff).await;
+        return forward::forward(cx, rr, parts, body, host, suppress_xff, up).await;
     };
     drop(body);
     let mut attempt = 1;
@@ -64,6 +66,7 @@ pub(crate) async fn forward(
             UpBody::empty(),
             host.clone(),
             suppress_xff,
+            up,
         )
         .await;
         match res {

@@ -34,6 +34,8 @@ pub(crate) struct RouteRt {
     pub middlewares: Box<[Arc<Mw>]>,
     /// Whether a middleware modifies responses.
     pub response_phase: bool,
+    /// The router's `observability` switches.
+    pub obs: RouterObs,
     /// Per entry point (index), created on first use.
     stats: Box<[OnceLock<Arc<RouteStats>>]>,
 }
@@ -54,6 +56,26 @@ impl RouteRt {
     }
 }
 
+/// A router's `observability` section (Traefik v3: each defaults to on; off switches the
+/// access log line, the spans or the `traefik_router_*`/`traefik_service_*` series of its
+/// requests off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RouterObs {
+    pub access_logs: bool,
+    pub tracing: bool,
+    pub metrics: bool,
+}
+
+impl RouterObs {
+    fn of(o: Option<&switchyard_config::RouterObservability>) -> RouterObs {
+        RouterObs {
+            access_logs: o.and_then(|o| o.access_logs).unwrap_or(true),
+            tracing: o.and_then(|o| o.tracing).unwrap_or(true),
+            metrics: o.and_then(|o| o.metrics).unwrap_or(true),
+        }
+    }
+}
+
 /// A compiled config version.
 pub(crate) struct Runtime {
     pub config: Arc<DynamicConfig>,
@@ -69,6 +91,8 @@ pub(crate) struct Runtime {
     pub default_cert: Arc<CertifiedKey>,
     /// HTTP-01 challenges are answered (a resolver uses `httpChallenge`, or one is pending).
     pub http01_enabled: bool,
+    /// `rateLimit` middlewares with `scope: cluster`, by name (see `control::limiter`).
+    pub cluster_limiters: Vec<(String, Arc<Mw>)>,
 }
 
 impl Runtime {
@@ -91,6 +115,7 @@ impl Runtime {
             tls,
             default_cert,
             http01_enabled: false,
+            cluster_limiters: Vec::new(),
         })
     }
 
@@ -148,7 +173,14 @@ impl Runtime {
                 Some(o) => o.name.clone(),
                 None => Arc::from(r.name.as_str()),
             };
+            let obs = RouterObs::of(
+                cfg.http
+                    .routers
+                    .get(&r.name)
+                    .and_then(|x| x.observability.as_ref()),
+            );
             routes.push(RouteRt {
+                obs,
                 name,
                 response_phase: middlewares::has_response_phase(&list),
                 middlewares: list,
@@ -170,6 +202,7 @@ impl Runtime {
             http01_enabled,
             tls,
             default_cert: old.default_cert.clone(),
+            cluster_limiters: middlewares::cluster_limiters(&mws),
         })
     }
 

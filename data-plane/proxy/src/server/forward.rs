@@ -25,6 +25,7 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use super::observe::Upstream;
 use super::ConnCtx;
 use crate::body::{ProxyBody, Tee, UpBody};
 use crate::errors::{classify_upstream, is_client_side, ErrorKind};
@@ -45,8 +46,9 @@ pub(crate) async fn forward(
     body: UpBody,
     host: HeaderValue,
     suppress_xff: bool,
+    obs: &mut Upstream,
 ) -> Result<(Response<ProxyBody>, Option<InflightGuard>), ErrorKind> {
-    forward_to(cx, &rr.service, parts, body, host, suppress_xff).await
+    forward_to(cx, &rr.service, parts, body, host, suppress_xff, obs).await
 }
 
 /// [`forward`] to a given service (e.g. the `errors` middleware's page service).
@@ -57,7 +59,9 @@ pub(crate) async fn forward_to(
     body: UpBody,
     host: HeaderValue,
     suppress_xff: bool,
+    obs: &mut Upstream,
 ) -> Result<(Response<ProxyBody>, Option<InflightGuard>), ErrorKind> {
+    obs.attempts += 1;
     let client_version = parts.version;
     let upgrade = if parts.version <= Version::HTTP_11 {
         upgrade_type(&parts.headers)
@@ -104,7 +108,15 @@ pub(crate) async fn forward_to(
     let server = picked.server;
     prepare(&mut parts, &server, lb.pass_host_header, &host)?;
     let guard = server.start_request();
-    let resp = send(lb, &server, Request::from_parts(parts, body)).await?;
+    obs.attempt(&lb.name, &server, &parts.method, &mut parts.headers);
+    let resp = match send(lb, &server, Request::from_parts(parts, body)).await {
+        Ok(r) => r,
+        Err(kind) => {
+            obs.failed(kind);
+            return Err(kind);
+        }
+    };
+    obs.answered(resp.status());
 
     let (mut rparts, rbody) = resp.into_parts();
     // Answer in the client's protocol (a backend may speak HTTP/1.0 or HTTP/2); hyper writes

@@ -1,6 +1,7 @@
 //! The request pipeline of an entry point:
 //!
 //! 1. load the current runtime (one atomic load; kept until the response headers are sent);
+//!    start the request's observations ([`super::observe::Obs`]: access log line, spans);
 //! 2. reject `CONNECT` (501); the entry point's path hygiene
 //!    ([`switchyard_config::paths::entrypoint_path`]: Traefik's `normalizePath`, then
 //!    `sanitizePath` unless turned off): `%XX` of unreserved characters decoded, `.`/`..`
@@ -16,7 +17,7 @@
 //!    redirect or a refusal answers directly);
 //! 6. forward to the service ([`super::forward`], through `retry` when the router has one);
 //! 7. the middlewares' response phase, and a [`super::Completion`] on the body that records
-//!    metrics when the body is done.
+//!    metrics, submits the access log line and ends the spans when the body is done.
 //!
 //! Nothing here allocates per request beyond what hyper and the headers we add need: the
 //! header list for rules is only built when a rule of the config looks at headers, and Go's
@@ -33,6 +34,7 @@ use hyper::body::Incoming;
 use switchyard_config::paths::entrypoint_path;
 use switchyard_config::rules::RequestView;
 
+use super::observe::Obs;
 use super::{Completion, ConnCtx};
 use crate::body::{ProxyBody, UpBody};
 use crate::errors::{error_response, ErrorKind};
@@ -60,10 +62,14 @@ fn finish(
     stats: Arc<RouteStats>,
     start: Instant,
     inflight: Option<crate::services::lb::InflightGuard>,
+    obs: Obs,
 ) -> Response<ProxyBody> {
     let code = resp.status().as_u16();
-    resp.body_mut()
-        .set_completion(Completion::new(stats, start, code, inflight));
+    let (labels, retries) = (obs.labels, obs.up.attempts.saturating_sub(1));
+    let done = obs.respond(&resp);
+    resp.body_mut().set_completion(Completion::new(
+        stats, start, code, inflight, done, labels, retries,
+    ));
     resp
 }
 
@@ -140,38 +146,39 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         shared.metrics.count_error(ErrorKind::Internal);
         return error_response(ErrorKind::Internal);
     };
-    let error = |kind: ErrorKind, stats: Arc<RouteStats>| {
+    let error = |kind: ErrorKind, stats: Arc<RouteStats>, obs: Obs| {
         shared.metrics.count_error(kind);
-        finish(error_response(kind), stats, start, None)
+        finish(error_response(kind), stats, start, None, obs)
     };
     let rt = shared.current.load_full();
     let (mut parts, body) = req.into_parts();
+    let mut obs = Obs::begin(cx, ep, &parts);
     let body = UpBody::client(body, &mut parts);
 
     if parts.method == http::Method::CONNECT {
-        return error(ErrorKind::NotImplemented, ep.no_route.clone());
+        return error(ErrorKind::NotImplemented, ep.no_route.clone(), obs);
     }
     match entrypoint_path(parts.uri.path(), ep.paths.sanitize) {
-        Err(_) => return error(ErrorKind::BadRequest, ep.no_route.clone()),
+        Err(_) => return error(ErrorKind::BadRequest, ep.no_route.clone(), obs),
         Ok(Cow::Borrowed(_)) => {}
         Ok(Cow::Owned(clean)) => {
             if set_path(&mut parts, Cow::Owned(clean)).is_err() {
-                return error(ErrorKind::BadRequest, ep.no_route.clone());
+                return error(ErrorKind::BadRequest, ep.no_route.clone(), obs);
             }
         }
     }
     if !cx.tls {
         if let Some(resp) = acme_http01(&rt, parts.uri.path()) {
-            return finish(resp, ep.no_route.clone(), start, None);
+            return finish(resp, ep.no_route.clone(), start, None, obs);
         }
         if let Some((port, permanent)) = &ep.https_redirect {
             let resp = https_redirect(&parts, port, *permanent).unwrap_or_else(error_response);
-            return finish(resp, ep.no_route.clone(), start, None);
+            return finish(resp, ep.no_route.clone(), start, None, obs);
         }
     }
     let host = request_host(&parts);
     if cx.tls && misdirected(&rt, cx.sni.as_deref(), &host) {
-        return error(ErrorKind::Misdirected, ep.no_route.clone());
+        return error(ErrorKind::Misdirected, ep.no_route.clone(), obs);
     }
     forwarded::entrypoint_headers(
         &mut parts.headers,
@@ -208,13 +215,16 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
             .and_then(|r| rt.route(r))
     };
     let Some(rr) = route else {
-        return error(ErrorKind::NoRoute, ep.no_route.clone());
+        return error(ErrorKind::NoRoute, ep.no_route.clone(), obs);
     };
+    obs.routed(rr);
+    // `observability.metrics: false`: counted for the entry point only.
     let stats = rr
         .stats(cx.ep, &ep.name, &shared.metrics)
+        .filter(|_| rr.obs.metrics)
         .unwrap_or_else(|| ep.no_route.clone());
     if ep.paths.encoded.check(parts.uri.path()).is_err() {
-        return error(ErrorKind::BadRequest, stats);
+        return error(ErrorKind::BadRequest, stats, obs);
     }
 
     let mut mreq = MwRequest {
@@ -243,29 +253,38 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
             shared.metrics.count_error(kind);
             let mut resp = error_response(kind);
             respond(cx, &rr.middlewares, rr.middlewares.len(), &mctx, &mut resp).await;
-            return finish(resp, stats, start, None);
+            return finish(resp, stats, start, None, obs);
         }
         Ok(Flow::Respond(resp, at)) => {
             let mut resp = *resp;
             respond(cx, &rr.middlewares, at, &mctx, &mut resp).await;
-            return finish(resp, stats, start, None);
+            return finish(resp, stats, start, None, obs);
         }
         Ok(Flow::Continue) => {}
     }
 
-    let (mut resp, inflight) =
-        match crate::middlewares::retry::forward(cx, rr, parts, body, host, suppress_xff).await {
-            Ok(x) => x,
-            Err(kind) => {
-                shared.metrics.count_error(kind);
-                (error_response(kind), None)
-            }
-        };
+    let (mut resp, inflight) = match crate::middlewares::retry::forward(
+        cx,
+        rr,
+        parts,
+        body,
+        host,
+        suppress_xff,
+        &mut obs.up,
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(kind) => {
+            shared.metrics.count_error(kind);
+            (error_response(kind), None)
+        }
+    };
     if rr.response_phase {
         respond(cx, &rr.middlewares, rr.middlewares.len(), &mctx, &mut resp).await;
     }
     if !mctx.held.is_empty() {
         resp.body_mut().hold(std::mem::take(&mut mctx.held));
     }
-    finish(resp, stats, start, inflight)
+    finish(resp, stats, start, inflight, obs)
 }

@@ -20,6 +20,7 @@ mod conn;
 pub(crate) mod forward;
 mod handler;
 mod hygiene;
+pub(crate) mod observe;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,6 +46,7 @@ use crate::metrics::RouteStats;
 use crate::proxy::Shared;
 use crate::services::lb::InflightGuard;
 use crate::tls::Accepted;
+use crate::traefik_metrics::ReqLabels;
 
 /// What a request knows about its connection.
 pub(crate) struct ConnCtx {
@@ -60,15 +62,22 @@ pub(crate) struct ConnCtx {
     pub tls: bool,
     /// The SNI of a TLS connection (for the domain-fronting check).
     pub sni: Option<Box<str>>,
+    /// `(TLSVersion, TLSCipher)` of a TLS connection, Go's names (access logs).
+    pub tls_info: Option<(&'static str, &'static str)>,
 }
 
-/// Runs when a response is finished (body sent or dropped): records the request's metrics and
-/// releases the backend's in-flight slot.
+/// Runs when a response is finished (body sent or dropped): records the request's metrics,
+/// releases the backend's in-flight slot, and submits the access log line ([`observe::Done`]).
 pub(crate) struct Completion {
     stats: Arc<RouteStats>,
     start: Instant,
     code: u16,
     _inflight: Option<InflightGuard>,
+    obs: Option<Box<observe::Done>>,
+    /// Response body bytes sent so far.
+    sent: u64,
+    labels: ReqLabels,
+    retries: u32,
 }
 
 impl Completion {
@@ -77,19 +86,36 @@ impl Completion {
         start: Instant,
         code: u16,
         inflight: Option<InflightGuard>,
+        obs: Option<Box<observe::Done>>,
+        labels: ReqLabels,
+        retries: u32,
     ) -> Completion {
         Completion {
             stats,
             start,
             code,
             _inflight: inflight,
+            obs,
+            sent: 0,
+            labels,
+            retries,
         }
+    }
+
+    /// Count body bytes sent to the client.
+    pub(crate) fn sent(&mut self, n: usize) {
+        self.sent += n as u64;
     }
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        self.stats.record(self.code, self.start.elapsed());
+        let elapsed = self.start.elapsed();
+        self.stats
+            .record_all(self.code, elapsed, self.labels, self.sent, self.retries);
+        if let Some(o) = self.obs.take() {
+            o.finish(elapsed, self.sent);
+        }
     }
 }
 
@@ -150,19 +176,24 @@ impl Tracker {
     }
 }
 
-/// Counts an open connection for as long as it lives (also when its task is aborted).
-struct OpenGuard(prometheus_client::metrics::gauge::Gauge);
+/// Counts an open connection for as long as it lives (also when its task is aborted), in
+/// Switchyard's gauge and Traefik's.
+struct OpenGuard([prometheus_client::metrics::gauge::Gauge; 2]);
 
 impl OpenGuard {
-    fn new(g: prometheus_client::metrics::gauge::Gauge) -> OpenGuard {
-        g.inc();
+    fn new(g: [prometheus_client::metrics::gauge::Gauge; 2]) -> OpenGuard {
+        for x in &g {
+            x.inc();
+        }
         OpenGuard(g)
     }
 }
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.dec();
+        for x in &self.0 {
+            x.dec();
+        }
     }
 }
 
@@ -374,7 +405,10 @@ pub(crate) async fn accept_loop(
         .map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut conns: JoinSet<()> = JoinSet::new();
-    let open = shared.metrics.open_connections(&name);
+    let open = [
+        shared.metrics.open_connections(&name),
+        shared.metrics.traefik_open_connections(&name),
+    ];
     let stop_at = tokio::time::sleep(Duration::from_secs(365 * 86_400));
     tokio::pin!(stop_at);
     let mut stopping = false;
@@ -428,6 +462,10 @@ pub(crate) async fn accept_loop(
                         Accepted::Tls(s) => s.get_ref().1.server_name().map(Box::from),
                         _ => None,
                     };
+                    let tls_info = match &accepted {
+                        Accepted::Tls(s) => Some(observe::tls_info(s.get_ref().1)),
+                        _ => None,
+                    };
                     let cx = Arc::new(ConnCtx {
                         shared,
                         ep,
@@ -436,6 +474,7 @@ pub(crate) async fn accept_loop(
                         trusted,
                         tls: matches!(accepted, Accepted::Tls(_)),
                         sni,
+                        tls_info,
                     });
                     match accepted {
                         Accepted::Plain(s) => {

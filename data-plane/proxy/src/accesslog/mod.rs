@@ -1,0 +1,114 @@
+//! Access logs (Traefik's `accessLog`): one line per request, Traefik's field names, `common`,
+//! `genericCLF` or `json`, to a file or standard output.
+//!
+//! The request path only fills a [`Record`] with cheap clones of what it holds and offers it
+//! to a bounded queue (`try_send`); a dedicated writer thread ([`writer`]) applies the filters,
+//! formats and writes. A full queue drops the line and counts it in
+//! `switchyard_proxy_accesslog_dropped_total`; written lines are counted in
+//! `switchyard_proxy_accesslog_lines_total`. SIGUSR1 reopens the file (log rotation). A router
+//! with `observability.accessLogs: false` writes no line.
+
+pub mod config;
+pub(crate) mod line;
+mod writer;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+
+pub use config::{AccessLogOptions, Fields, Filters, Format, HeaderMode};
+pub(crate) use line::Record;
+use writer::{Msg, Writer};
+
+use crate::errors::ProxyError;
+use crate::metrics::Metrics;
+
+/// The running access log of a proxy.
+pub(crate) struct AccessLog {
+    tx: mpsc::Sender<Msg>,
+    /// Which headers a line shows (the request path selects them).
+    pub fields: Fields,
+    dropped: Counter,
+    count: AtomicU64,
+}
+
+impl AccessLog {
+    /// Open the file (a bad path fails here), start the writer thread and, for a file, the
+    /// SIGUSR1 listener.
+    pub(crate) fn start(
+        opts: &AccessLogOptions,
+        metrics: &Metrics,
+        handle: &tokio::runtime::Handle,
+    ) -> Result<Arc<AccessLog>, ProxyError> {
+        let file = match &opts.file_path {
+            Some(p) => Some((
+                p.clone(),
+                writer::open(p).map_err(|e| {
+                    ProxyError::Options(format!("access log file {}: {e}", p.display()))
+                })?,
+            )),
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel(opts.capacity());
+        let dropped = Counter::default();
+        let lines = Counter::default();
+        metrics.register(
+            "accesslog_dropped",
+            "Access log lines dropped because the writer's queue was full",
+            dropped.clone(),
+        );
+        metrics.register("accesslog_lines", "Access log lines written", lines.clone());
+        let w = Writer {
+            format: opts.format,
+            filters: opts.filters.clone(),
+            fields: opts.fields.clone(),
+            lines,
+        };
+        std::thread::Builder::new()
+            .name("accesslog".into())
+            .spawn(move || w.run(rx, file))
+            .map_err(|e| ProxyError::Options(format!("access log writer: {e}")))?;
+        if opts.file_path.is_some() {
+            let tx = tx.clone();
+            handle.spawn(reopen_on_sigusr1(tx));
+        }
+        Ok(Arc::new(AccessLog {
+            tx,
+            fields: opts.fields.clone(),
+            dropped,
+            count: AtomicU64::new(0),
+        }))
+    }
+
+    /// Traefik's `RequestCount`: requests seen since start.
+    pub(crate) fn next_count(&self) -> u64 {
+        self.count.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Queue a finished request's line (never waits: a full queue drops it, counted).
+    pub(crate) fn submit(&self, r: Box<Record>) {
+        if self.tx.try_send(Msg::Line(r)).is_err() {
+            self.dropped.inc();
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn reopen_on_sigusr1(tx: mpsc::Sender<Msg>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut sig) = signal(SignalKind::user_defined1()) else {
+        tracing::warn!("access log: cannot listen for SIGUSR1; the file is never reopened");
+        return;
+    };
+    while sig.recv().await.is_some() {
+        tracing::info!("SIGUSR1: reopening the access log file");
+        if tx.send(Msg::Reopen).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn reopen_on_sigusr1(_tx: mpsc::Sender<Msg>) {}

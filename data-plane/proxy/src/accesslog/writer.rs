@@ -1,0 +1,115 @@
+//! The writer: a dedicated thread that formats and writes lines, so neither formatting nor
+//! file I/O ever runs on the request path or a runtime worker. It takes what is queued in
+//! batches, writes them through a buffer and flushes whenever the queue is empty (Traefik's
+//! `bufferingSize` behaviour without blocking a request when the disk is slow: a full queue
+//! drops the line and counts it). `Reopen` (sent on SIGUSR1) closes the file and opens the
+//! path again, so `logrotate` can rename the file and signal.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+
+use super::config::{Fields, Filters, Format};
+use super::line::Record;
+
+/// What the writer is sent.
+pub(crate) enum Msg {
+    Line(Box<Record>),
+    Reopen,
+}
+
+/// Where lines go.
+enum Out {
+    Stdout,
+    File(PathBuf, BufWriter<File>),
+}
+
+/// Open (creating its directory) `path` for appending.
+pub(crate) fn open(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+pub(crate) struct Writer {
+    pub format: Format,
+    pub filters: Filters,
+    pub fields: Fields,
+    /// Lines written.
+    pub lines: Counter,
+}
+
+impl Writer {
+    /// Run until every sender is gone. `file`: the already opened file and its path.
+    pub(crate) fn run(self, mut rx: mpsc::Receiver<Msg>, file: Option<(PathBuf, File)>) {
+        let mut out = match file {
+            Some((p, f)) => Out::File(p, BufWriter::with_capacity(64 * 1024, f)),
+            None => Out::Stdout,
+        };
+        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut failing = false;
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Line(r) => {
+                        if self.filters.keep(r.status, r.retries, r.duration) {
+                            r.write(self.format, &self.fields, &mut buf);
+                            self.lines.inc();
+                        }
+                    }
+                    Msg::Reopen => {
+                        write_out(&mut out, &mut buf, &mut failing);
+                        if let Out::File(path, w) = &mut out {
+                            let _ = w.flush();
+                            match open(path) {
+                                Ok(f) => *w = BufWriter::with_capacity(64 * 1024, f),
+                                Err(e) => tracing::warn!(path = %path.display(), error = %e,
+                                    "access log: reopening failed; still writing the old file"),
+                            }
+                        }
+                    }
+                }
+                if buf.len() >= 64 * 1024 {
+                    write_out(&mut out, &mut buf, &mut failing);
+                }
+                next = rx.try_recv().ok();
+            }
+            write_out(&mut out, &mut buf, &mut failing);
+            let flushed = match &mut out {
+                Out::File(_, w) => w.flush(),
+                Out::Stdout => std::io::stdout().flush(),
+            };
+            note(flushed, &mut failing);
+        }
+    }
+}
+
+fn write_out(out: &mut Out, buf: &mut Vec<u8>, failing: &mut bool) {
+    if buf.is_empty() {
+        return;
+    }
+    let r = match out {
+        Out::File(_, w) => w.write_all(buf),
+        Out::Stdout => std::io::stdout().lock().write_all(buf),
+    };
+    buf.clear();
+    note(r, failing);
+}
+
+/// Log a write failure once (until writes succeed again).
+fn note(r: std::io::Result<()>, failing: &mut bool) {
+    match r {
+        Ok(()) => *failing = false,
+        Err(e) => {
+            if !*failing {
+                tracing::warn!(error = %e, "access log: write failed");
+            }
+            *failing = true;
+        }
+    }
+}

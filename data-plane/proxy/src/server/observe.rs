@@ -1,0 +1,371 @@
+//! What the request pipeline records for access logs and traces: an [`Obs`] per request,
+//! filled by the stages of [`super::handler`] and by [`super::forward`] ([`Upstream`]), and
+//! handed to the response's [`super::Completion`] as a [`Done`] that submits the line and
+//! ends the server span when the body is finished. With access logs and tracing off, `Obs` holds
+//! nothing and costs nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Response};
+use opentelemetry::trace::{Span as _, SpanContext, Status};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::Span;
+
+use super::ConnCtx;
+use crate::accesslog::line::select_headers;
+use crate::accesslog::{AccessLog, Record};
+use crate::errors::ErrorKind;
+use crate::otel::Tracing;
+use crate::proxy::Entrypoint;
+use crate::runtime::RouteRt;
+use crate::services::lb::Server;
+use crate::traefik_metrics::ReqLabels;
+
+/// `(TLSVersion, TLSCipher)` with Go's names (`1.3`, `TLS_AES_128_GCM_SHA256`).
+pub(crate) fn tls_info(c: &rustls::ServerConnection) -> (&'static str, &'static str) {
+    let version = match c.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "1.2",
+        _ => "unknown",
+    };
+    let cipher = c
+        .negotiated_cipher_suite()
+        .and_then(|s| s.suite().as_str())
+        .map_or("unknown", |n| go_cipher_name(n));
+    (version, cipher)
+}
+
+/// rustls names TLS 1.3 suites `TLS13_*`; Go (and so Traefik) `TLS_*`.
+fn go_cipher_name(n: &'static str) -> &'static str {
+    match n {
+        "TLS13_AES_128_GCM_SHA256" => "TLS_AES_128_GCM_SHA256",
+        "TLS13_AES_256_GCM_SHA384" => "TLS_AES_256_GCM_SHA384",
+        "TLS13_CHACHA20_POLY1305_SHA256" => "TLS_CHACHA20_POLY1305_SHA256",
+        other => other,
+    }
+}
+
+/// What forwarding learns: the service and server that answered, the origin's status and
+/// when the last attempt started, and the attempts made (`retry`); with tracing, a
+/// `ReverseProxy` client span per attempt, whose context is injected to the backend.
+#[derive(Default)]
+pub(crate) struct Upstream {
+    /// Whether anything is recorded (an access log line or a span wants it).
+    on: bool,
+    pub service: Option<Arc<str>>,
+    pub server: Option<Arc<Server>>,
+    pub origin_status: Option<u16>,
+    pub origin_start: Option<Instant>,
+    /// Attempts made (0 or 1: not retried).
+    pub attempts: u32,
+    /// The tracer and the server span's context (tracing on for this request).
+    trace: Option<(Arc<Tracing>, SpanContext)>,
+    /// The client span of the current attempt.
+    span: Option<Span>,
+}
+
+impl Upstream {
+    /// A server was chosen for an attempt; `headers` are the request's to the server.
+    pub(crate) fn attempt(
+        &mut self,
+        service: &Arc<str>,
+        server: &Arc<Server>,
+        method: &http::Method,
+        headers: &mut HeaderMap,
+    ) {
+        if !self.on {
+            return;
+        }
+        self.service = Some(service.clone());
+        self.server = Some(server.clone());
+        self.origin_status = None;
+        self.origin_start = Some(Instant::now());
+        if let Some((t, parent)) = &self.trace {
+            let span = t.client_span(
+                parent,
+                vec![
+                    KeyValue::new("http.request.method", method.to_string()),
+                    KeyValue::new("url.full", server.url.to_string()),
+                    KeyValue::new("server.address", server.authority.as_str().to_string()),
+                    KeyValue::new("traefik.service.name", service.to_string()),
+                ],
+            );
+            crate::otel::inject(span.span_context(), headers);
+            self.span = Some(span);
+        }
+    }
+
+    /// The server answered.
+    pub(crate) fn answered(&mut self, status: http::StatusCode) {
+        if self.on {
+            self.origin_status = Some(status.as_u16());
+        }
+        if let Some(mut span) = self.span.take() {
+            span.set_attribute(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status.as_u16()),
+            ));
+            if status.is_server_error() {
+                span.set_status(Status::error(""));
+            }
+            span.end();
+        }
+    }
+
+    /// The attempt failed without a response.
+    pub(crate) fn failed(&mut self, kind: ErrorKind) {
+        if let Some(mut span) = self.span.take() {
+            span.set_attribute(KeyValue::new("error.type", kind.label()));
+            span.set_status(Status::error(kind.to_string()));
+            span.end();
+        }
+    }
+}
+
+/// A server span not started yet (it is started when the router is known, so that a router
+/// with `observability.tracing: false` makes none), or started.
+struct Trace {
+    tracer: Arc<Tracing>,
+    parent: Context,
+    start: SystemTime,
+    method: &'static str,
+    attrs: Vec<KeyValue>,
+    span: Option<Span>,
+}
+
+impl Trace {
+    fn start(&mut self) -> &mut Span {
+        let t = &self.tracer;
+        let (parent, start, method) = (&self.parent, self.start, self.method);
+        let attrs = &mut self.attrs;
+        self.span
+            .get_or_insert_with(|| t.server_span(parent, method, start, std::mem::take(attrs)))
+    }
+}
+
+/// Span names must be static: the standard methods, else Traefik's `_OTHER` convention.
+fn method_name(m: &http::Method) -> &'static str {
+    match *m {
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::DELETE => "DELETE",
+        http::Method::HEAD => "HEAD",
+        http::Method::OPTIONS => "OPTIONS",
+        http::Method::PATCH => "PATCH",
+        http::Method::TRACE => "TRACE",
+        http::Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
+    }
+}
+
+/// A request's observations (see the module documentation).
+#[derive(Default)]
+pub(crate) struct Obs {
+    /// Traefik's metric labels of the request (always computed).
+    pub labels: ReqLabels,
+    log: Option<(Arc<AccessLog>, Box<Record>)>,
+    trace: Option<Box<Trace>>,
+    pub up: Upstream,
+}
+
+impl Obs {
+    /// Stage 1: the request as received.
+    pub(crate) fn begin(cx: &ConnCtx, ep: &Entrypoint, parts: &Parts) -> Obs {
+        let shared = &cx.shared;
+        let labels = ReqLabels::of(parts);
+        if shared.accesslog.is_none() && shared.tracing.is_none() {
+            return Obs {
+                labels,
+                ..Obs::default()
+            };
+        }
+        let now = SystemTime::now();
+        let host = match parts.uri.authority() {
+            Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+            None => parts.headers.get(http::header::HOST).cloned(),
+        }
+        .unwrap_or_else(|| HeaderValue::from_static(""));
+        let trace = shared.tracing.as_ref().map(|t| {
+            let scheme = if cx.tls { "https" } else { "http" };
+            let attrs = vec![
+                KeyValue::new("entry_point", ep.name.to_string()),
+                KeyValue::new("http.request.method", parts.method.to_string()),
+                KeyValue::new("url.path", parts.uri.path().to_string()),
+                KeyValue::new("url.scheme", scheme),
+                KeyValue::new(
+                    "server.address",
+                    String::from_utf8_lossy(host.as_bytes()).into_owned(),
+                ),
+                KeyValue::new("network.protocol.version", format!("{:?}", parts.version)),
+                KeyValue::new("client.address", cx.peer.ip().to_string()),
+            ];
+            Box::new(Trace {
+                tracer: t.clone(),
+                parent: t.extract(&parts.headers),
+                start: now,
+                method: method_name(&parts.method),
+                attrs,
+                span: None,
+            })
+        });
+        let log = shared.accesslog.as_ref().map(|al| {
+            let forwarded_for = if cx.trusted {
+                parts
+                    .headers
+                    .get(&crate::forwarded::X_FORWARDED_FOR)
+                    .cloned()
+            } else {
+                None
+            };
+            let request_size = parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0);
+            let record = Record {
+                start: now,
+                count: al.next_count(),
+                peer: cx.peer,
+                forwarded_for,
+                username: None,
+                host,
+                method: parts.method.clone(),
+                uri: parts.uri.clone(),
+                version: parts.version,
+                tls: cx.tls_info,
+                entrypoint: ep.name.clone(),
+                request_size,
+                request_headers: select_headers(&al.fields, &parts.headers),
+                router: None,
+                service: None,
+                server_url: None,
+                server_addr: None,
+                origin_status: None,
+                origin_duration: None,
+                retries: 0,
+                trace: None,
+                status: 0,
+                downstream_headers: Vec::new(),
+                duration: Duration::ZERO,
+                size: 0,
+            };
+            (al.clone(), Box::new(record))
+        });
+        Obs {
+            labels,
+            log,
+            trace,
+            up: Upstream {
+                on: true,
+                ..Upstream::default()
+            },
+        }
+    }
+
+    /// Stage 4: the router that matched (its `observability` switches apply from here).
+    pub(crate) fn routed(&mut self, rr: &RouteRt) {
+        if !rr.obs.access_logs {
+            self.log = None;
+        }
+        if !rr.obs.tracing {
+            self.trace = None;
+        }
+        if let Some((_, r)) = &mut self.log {
+            r.router = Some(rr.name.clone());
+        }
+        if let Some(t) = &mut self.trace {
+            t.attrs
+                .push(KeyValue::new("traefik.router.name", rr.name.to_string()));
+            t.attrs.push(KeyValue::new(
+                "traefik.service.name",
+                rr.service.name.to_string(),
+            ));
+            let tracer = t.tracer.clone();
+            let sc = t.start().span_context().clone();
+            self.up.trace = Some((tracer, sc));
+        }
+        self.up.on = self.log.is_some() || self.trace.is_some();
+    }
+
+    /// Stage 7: the response head is known; what is left is done on completion.
+    pub(crate) fn respond<B>(self, resp: &Response<B>) -> Option<Box<Done>> {
+        if self.log.is_none() && self.trace.is_none() {
+            return None;
+        }
+        let up = self.up;
+        let status = resp.status();
+        let retries = up.attempts.saturating_sub(1);
+        let span = self.trace.map(|mut t| {
+            let span = t.start();
+            span.set_attribute(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status.as_u16()),
+            ));
+            if let Some(s) = &up.server {
+                span.set_attribute(KeyValue::new(
+                    "traefik.service.server.url",
+                    s.url.to_string(),
+                ));
+            }
+            if retries > 0 {
+                span.set_attribute(KeyValue::new(
+                    "http.request.resend_count",
+                    i64::from(retries),
+                ));
+            }
+            if status.is_server_error() {
+                span.set_status(Status::error(""));
+            }
+            t.span.take()
+        });
+        let span = span.flatten();
+        let log = self.log.map(|(al, mut r)| {
+            r.status = status.as_u16();
+            r.downstream_headers = select_headers(&al.fields, resp.headers());
+            r.service = up.service.clone();
+            if let Some(s) = &up.server {
+                r.server_url = Some(s.url.clone());
+                r.server_addr = Some(Arc::from(s.authority.as_str()));
+            }
+            r.origin_status = up.origin_status;
+            r.retries = retries;
+            if let Some(sp) = &span {
+                let sc = sp.span_context();
+                if sc.is_sampled() {
+                    r.trace = Some((sc.trace_id().to_string(), sc.span_id().to_string()));
+                }
+            }
+            (al, r)
+        });
+        Some(Box::new(Done {
+            log,
+            span,
+            origin_start: up.origin_start.filter(|_| up.origin_status.is_some()),
+        }))
+    }
+}
+
+/// The part of [`Obs`] finished when the response body is.
+pub(crate) struct Done {
+    log: Option<(Arc<AccessLog>, Box<Record>)>,
+    span: Option<Span>,
+    origin_start: Option<Instant>,
+}
+
+impl Done {
+    /// The body is finished (or the client is gone): `sent` bytes in `elapsed`.
+    pub(crate) fn finish(self, elapsed: Duration, sent: u64) {
+        if let Some(mut span) = self.span {
+            span.end();
+        }
+        if let Some((al, mut r)) = self.log {
+            r.duration = elapsed;
+            r.size = sent;
+            r.origin_duration = self.origin_start.map(|t| t.elapsed());
+            al.submit(r);
+        }
+    }
+}
