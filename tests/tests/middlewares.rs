@@ -28,6 +28,8 @@ use switchyard_e2e::backends::runtime;
 use switchyard_e2e::client::{fetch, Req, Resp};
 use switchyard_e2e::{apply_yaml, cli, cli_stdin, config_version, single_node_stack};
 
+#[path = "middlewares/errors.rs"]
+mod errors_cases;
 #[path = "middlewares/forwardauth.rs"]
 mod forwardauth;
 
@@ -143,30 +145,18 @@ async fn scripted(
             }
         }
     }
-    let method = req.method().to_string();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    let received = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
     let body = match len {
         Some(n) => Bytes::from(text(n)),
         None => Bytes::from(
             json!({
-                "method": method,
-                "path": path,
+                "method": req.method().as_str(),
+                "path": req.uri().path_and_query().map_or("/", |p| p.as_str()),
                 "headers": headers,
-                "received": String::from_utf8_lossy(&received),
             })
             .to_string(),
         ),
     };
+    let _ = req.into_body().collect().await;
     let mut resp = Response::new(BodyExt::boxed(Full::new(body)));
     if let Some(s) = status.and_then(|s| http::StatusCode::from_u16(s).ok()) {
         *resp.status_mut() = s;
@@ -1506,6 +1496,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         .chain(circuit_breaker_cases())
         .chain(digest_auth_cases())
         .chain(forwardauth::cases(&auth, &closed))
+        .chain(errors_cases::cases())
     {
         let host = format!("c{}.test", cases.len());
         cases.push((c, host));
@@ -1551,18 +1542,19 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         "    breaker: {rule: \"Host(`breaker.test`)\", service: revived, middlewares: [cb]}\n",
     );
     doc.push_str("    digest: {rule: \"Host(`digest.test`)\", service: svc, middlewares: [dg]}\n");
-    let fa_routers = forwardauth::routers(&auth);
-    for (i, (host, _)) in fa_routers.iter().enumerate() {
+    let mut fa_routers = forwardauth::routers(&auth);
+    fa_routers.extend(errors_cases::routers());
+    for (i, (host, service, _)) in fa_routers.iter().enumerate() {
         writeln!(
             doc,
-            "    fa{i}: {{rule: \"Host(`{host}`)\", service: svc, middlewares: [fa{i}]}}"
+            "    fa{i}: {{rule: \"Host(`{host}`)\", service: {service}, middlewares: [fa{i}]}}"
         )
         .unwrap();
     }
     doc.push_str("  middlewares:\n    gz: {compress: {}}\n");
     writeln!(doc, "    dg: {{digestAuth: {{users: [{DIGEST_TEST}], usersFile: DIGEST_FILE, headerField: X-WebAuth-User, removeHeader: true}}}}").unwrap();
     doc.push_str("    cb: {circuitBreaker: {expression: \"NetworkErrorRatio() > 0.5\", checkPeriod: 100ms, fallbackDuration: 1s, recoveryDuration: 1s}}\n");
-    for (i, (_, m)) in fa_routers.iter().enumerate() {
+    for (i, (_, _, m)) in fa_routers.iter().enumerate() {
         writeln!(doc, "    fa{i}: {m}").unwrap();
     }
     doc.push_str("    three: {retry: {attempts: 3, initialInterval: 10ms}}\n");
@@ -1581,6 +1573,11 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     writeln!(
         doc,
         "  services:\n    svc: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    closed: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}]}}}}\n    flaky: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}\n    flaky-once: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}\n    revived: {{loadBalancer: {{servers: [{{url: \"http://{revived}\"}}]}}}}"
+    )
+    .unwrap();
+    writeln!(
+        doc,
+        "    authsvc: {{loadBalancer: {{servers: [{{url: \"http://{auth}\"}}]}}}}"
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -1643,6 +1640,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     circuit_breaker_opens_and_recovers(proxy.web(), &revived);
     digest_auth_with_real_clients(proxy.web());
     forwardauth::bodies_and_cookies(proxy.web());
+    errors_cases::direct(proxy.web());
 
     // Bad options: refused at the API naming middleware and field; nothing changes.
     let endpoints = c.endpoints();
@@ -1659,7 +1657,11 @@ fn traefik_middleware_cases_through_a_real_proxy() {
     .json();
     assert_eq!(back["version"].as_u64(), Some(before), "{back}");
     assert_eq!(back["changes"], json!([]), "{back}");
-    for (mw, want) in refusals().into_iter().chain(forwardauth::refusals()) {
+    for (mw, want) in refusals()
+        .into_iter()
+        .chain(forwardauth::refusals())
+        .chain(errors_cases::refusals())
+    {
         let bad = format!("http:\n  middlewares:\n    bad: {mw}\n");
         match apply_yaml(&endpoints, &bad) {
             Ok(v) => panic!("{mw} was accepted (version {v})"),

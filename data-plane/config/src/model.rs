@@ -643,6 +643,7 @@ pub const MIDDLEWARE_KINDS: &[&str] = &[
 
 /// The middleware kinds this version of Switchyard implements.
 pub const SUPPORTED_MIDDLEWARE_KINDS: &[&str] = &[
+    "errors",
     "forwardAuth",
     "addPrefix",
     "basicAuth",
@@ -719,9 +720,9 @@ pub enum Middleware {
     /// `encodedCharacters` (not supported yet)
     #[serde(rename = "encodedCharacters")]
     EncodedCharacters(serde_json::Value),
-    /// `errors` (not supported yet)
+    /// `errors`
     #[serde(rename = "errors")]
-    Errors(serde_json::Value),
+    Errors(Box<Errors>),
     /// `forwardAuth`
     #[serde(rename = "forwardAuth")]
     ForwardAuth(Box<ForwardAuth>),
@@ -773,13 +774,13 @@ impl Serialize for Middleware {
             Middleware::RateLimit(v) => m.serialize_entry(k, v)?,
             Middleware::InFlightReq(v) => m.serialize_entry(k, v)?,
             Middleware::Retry(v) => m.serialize_entry(k, v)?,
+            Middleware::ForwardAuth(v) => m.serialize_entry(k, v)?,
+            Middleware::Errors(v) => m.serialize_entry(k, v)?,
             Middleware::CircuitBreaker(v) => m.serialize_entry(k, v)?,
             Middleware::DigestAuth(v) => m.serialize_entry(k, v)?,
-            Middleware::ForwardAuth(v) => m.serialize_entry(k, v)?,
             Middleware::Buffering(v)
             | Middleware::ContentType(v)
             | Middleware::EncodedCharacters(v)
-            | Middleware::Errors(v)
             | Middleware::GrpcWeb(v)
             | Middleware::PassTlsClientCert(v)
             | Middleware::Plugin(v) => m.serialize_entry(k, v)?,
@@ -795,7 +796,6 @@ impl Middleware {
             Middleware::Buffering(v)
             | Middleware::ContentType(v)
             | Middleware::EncodedCharacters(v)
-            | Middleware::Errors(v)
             | Middleware::GrpcWeb(v)
             | Middleware::PassTlsClientCert(v)
             | Middleware::Plugin(v) => Some(v),
@@ -1060,6 +1060,39 @@ pub struct BasicAuth {
         skip_serializing_if = "String::is_empty"
     )]
     pub header_field: String,
+}
+
+/// `errors`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Errors {
+    /// Statuses caught: `500`, `500-599`, `404,418` …
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub status: Vec<String>,
+    /// Status (range) → the status answered instead.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub status_rewrites: BTreeMap<String, i64>,
+    /// The service serving the error page.
+    #[serde(default, deserialize_with = "null_default")]
+    pub service: String,
+    /// Path and query of the error page (`{status}`, `{originalStatus}`, `{url}`).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub query: String,
+    /// Request headers sent to the error page service (unset: all; empty: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_request_headers: Option<Vec<String>>,
 }
 
 /// `forwardAuth`

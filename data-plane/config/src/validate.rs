@@ -1276,6 +1276,16 @@ impl<'c> Validator<'c> {
                     );
                 }
             }
+            Middleware::Errors(e) if !e.service.trim().is_empty() => {
+                self.check_ref(
+                    K,
+                    name,
+                    "errors.service",
+                    &e.service,
+                    "service",
+                    &cfg.http.services,
+                );
+            }
             // Checked by their compilation.
             m if m.is_supported() => {}
             other => {

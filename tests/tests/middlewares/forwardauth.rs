@@ -358,23 +358,31 @@ pub(super) fn cases(auth: &str, closed: &str) -> Vec<Case> {
     ]
 }
 
-/// Routers (host → middleware) for [`bodies_and_cookies`].
-pub(super) fn routers(auth: &str) -> Vec<(&'static str, Value)> {
+/// Routers (host, service, middleware) for [`bodies_and_cookies`]; service `authsvc` is the
+/// authentication server itself, whose `/foo` answer shows what it received as a backend
+/// (`X-Seen-Body`) and, through the copied headers, as the authentication server
+/// (`X-Seen-X-Seen-Body`).
+pub(super) fn routers(auth: &str) -> Vec<(&'static str, &'static str, Value)> {
     vec![
         (
             "fa-body.test",
+            "authsvc",
             echo(auth, json!({"forwardBody": true, "maxBodySize": 15})),
         ),
         (
             "fa-body-small.test",
+            "authsvc",
             echo(auth, json!({"forwardBody": true, "maxBodySize": 14})),
         ),
         (
             "fa-body-unlimited.test",
+            "authsvc",
             echo(auth, json!({"forwardBody": true})),
         ),
+        ("fa-no-body.test", "authsvc", echo(auth, json!({}))),
         (
             "fa-cookies.test",
+            "svc",
             fa(
                 auth,
                 "/ok",
@@ -384,45 +392,50 @@ pub(super) fn routers(auth: &str) -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// TestForwardAuthForwardBody, …SizeLimit, …EmptyBody and the cookies of
+/// TestForwardAuthForwardBody, …SizeLimit, …EmptyBody, …NotForwardBody and the cookies of
 /// TestForwardAuthSuccess.
 pub(super) fn bodies_and_cookies(addr: &str) {
     let data = "forwardBodyTest";
-    // The body reaches the server and, whole, the backend.
-    let r = fetch(
-        addr,
-        &Req::get("fa-body.test", "/foo").method("POST").body(data),
-    )
-    .unwrap();
+    let post = |host: &str, body: &str| {
+        fetch(
+            addr,
+            &Req::get(host, "/foo").method("POST").body(body.to_string()),
+        )
+        .unwrap()
+    };
+    // The body reaches the authentication server and, whole, the backend.
+    let r = post("fa-body.test", data);
     assert_eq!(r.status, 200, "{r}");
-    let echo = r.json();
-    assert_eq!(echo["headers"]["x-seen-body"], data, "{r}");
-    assert_eq!(echo["headers"]["x-seen-content-length"], "15", "{r}");
-    assert_eq!(echo["received"], data, "the backend gets the body too: {r}");
+    assert_eq!(r.header("x-seen-x-seen-body").as_deref(), Some(data), "{r}");
+    assert_eq!(
+        r.header("x-seen-x-seen-content-length").as_deref(),
+        Some("15"),
+        "{r}"
+    );
+    assert_eq!(r.header("x-seen-body").as_deref(), Some(data), "{r}");
     // One byte over maxBodySize: 401, nothing reaches the backend.
-    let r = fetch(
-        addr,
-        &Req::get("fa-body-small.test", "/foo")
-            .method("POST")
-            .body(data),
-    )
-    .unwrap();
+    let r = post("fa-body-small.test", data);
     assert_eq!(r.status, 401, "{r}");
     assert!(r.body.is_empty(), "{r}");
-    // No limit, and an empty body.
-    let big = "b".repeat(200_000);
-    let r = fetch(
-        addr,
-        &Req::get("fa-body-unlimited.test", "/foo")
-            .method("POST")
-            .body(big.clone()),
-    )
-    .unwrap();
+    assert!(r.header("x-seen-body").is_none(), "{r}");
+    // No limit.
+    let big = "b".repeat(20_000);
+    let r = post("fa-body-unlimited.test", &big);
     assert_eq!(r.status, 200, "{r}");
-    assert_eq!(r.json()["received"].as_str().map(str::len), Some(big.len()));
+    assert_eq!(
+        r.header("x-seen-x-seen-body").map(|b| b.len()),
+        Some(big.len())
+    );
+    assert_eq!(r.header("x-seen-body").map(|b| b.len()), Some(big.len()));
+    // An empty body.
     let r = fetch(addr, &Req::get("fa-body-unlimited.test", "/foo")).unwrap();
     assert_eq!(r.status, 200, "{r}");
-    assert_eq!(r.json()["headers"]["x-seen-body"], "", "{r}");
+    assert_eq!(r.header("x-seen-x-seen-body").as_deref(), Some(""), "{r}");
+    // Without forwardBody the server gets no body; the backend gets it all the same.
+    let r = post("fa-no-body.test", data);
+    assert_eq!(r.status, 200, "{r}");
+    assert_eq!(r.header("x-seen-x-seen-body").as_deref(), Some(""), "{r}");
+    assert_eq!(r.header("x-seen-body").as_deref(), Some(data), "{r}");
     // addAuthCookiesToResponse: the server's authCookie replaces the backend's.
     let r = fetch(
         addr,

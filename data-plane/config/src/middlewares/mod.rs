@@ -11,6 +11,7 @@ pub mod basicauth;
 pub mod circuitbreaker;
 pub mod compress;
 pub mod digestauth;
+pub mod errors;
 pub mod forwardauth;
 pub mod headers;
 pub mod inflight;
@@ -95,6 +96,8 @@ pub enum CompiledMiddleware {
     Compress(compress::CompiledCompress),
     /// `forwardAuth`
     ForwardAuth(Box<forwardauth::CompiledForwardAuth>),
+    /// `errors`
+    Errors(Box<errors::CompiledErrors>),
     /// `rateLimit`
     RateLimit(Box<ratelimit::CompiledRateLimit>),
     /// `inFlightReq`
@@ -137,6 +140,7 @@ pub fn compile(m: &Middleware) -> Result<CompiledMiddleware, FieldErrors> {
         Middleware::ForwardAuth(f) => {
             CompiledMiddleware::ForwardAuth(Box::new(forwardauth::compile(f)?))
         }
+        Middleware::Errors(e) => CompiledMiddleware::Errors(Box::new(errors::compile(e)?)),
         Middleware::RateLimit(r) => CompiledMiddleware::RateLimit(Box::new(ratelimit::compile(r)?)),
         Middleware::InFlightReq(r) => {
             CompiledMiddleware::InFlightReq(Box::new(inflight::compile(r)?))

@@ -9,8 +9,7 @@
 //! * [`ipallowlist`]: `ipAllowList` and `ipWhiteList`;
 //! * [`basicauth`]: the `basicAuth` middleware;
 //! * [`digestauth`]: the `digestAuth` middleware;
-//! * [`ratelimit`]: the `rateLimit` middleware (per-proxy scope, or the share of a
-//!   cluster-wide limit, see [`crate::limiter`]);
+//! * [`ratelimit`]: the `rateLimit` middleware (per-proxy scope);
 //! * [`inflight`]: the `inFlightReq` middleware;
 //! * [`retry`]: the `retry` middleware (around the forward to the service);
 //! * [`circuitbreaker`]: the `circuitBreaker` middleware (fallback in the request phase,
@@ -18,6 +17,8 @@
 //! * [`compress`]: the `compress` middleware (response bodies encoded as they stream);
 //! * [`forwardauth`]: the `forwardAuth` middleware (the request phase awaits the
 //!   authentication server);
+//! * [`errors`]: the `errors` middleware (the response phase awaits the error page, see
+//!   [`errors::respond`]);
 //! * `chain`: flattened into the router's list at compile time ([`flatten`]).
 //!
 //! The request phase runs the middlewares in order; one may answer directly (a redirect, a
@@ -30,6 +31,7 @@ pub(crate) mod basicauth;
 pub(crate) mod circuitbreaker;
 pub(crate) mod compress;
 pub(crate) mod digestauth;
+pub(crate) mod errors;
 pub(crate) mod forwardauth;
 pub(crate) mod headers;
 pub(crate) mod inflight;
@@ -90,12 +92,14 @@ pub(crate) struct ResponseCtx {
     pub compress: Option<(usize, switchyard_config::middlewares::compress::Encoding)>,
     /// `inFlightReq` slots, held until the response body is finished.
     pub held: Vec<switchyard_config::middlewares::inflight::Slot>,
-    /// When the first `circuitBreaker` let the request pass (its latency is measured from
-    /// there).
-    pub started: Option<std::time::Instant>,
     /// `forwardAuth` middlewares (index) whose authentication server set cookies, with those
     /// named in `addAuthCookiesToResponse`.
     pub auth_cookies: Vec<(usize, Arc<[HeaderValue]>)>,
+    /// `errors` middlewares (index) the request went through, with what they saw of it.
+    pub errors: Vec<(usize, Arc<errors::Seen>)>,
+    /// When the first `circuitBreaker` let the request pass (its latency is measured from
+    /// there).
+    pub started: Option<std::time::Instant>,
 }
 
 impl ResponseCtx {
@@ -226,24 +230,46 @@ fn on_request(
         Mw::Retry(_) | Mw::Chain(_) => Ok(None),
         // Asynchronous: run by `apply_request`.
         Mw::ForwardAuth(_) => Ok(None),
+        Mw::Errors(e) => {
+            errors::on_request(e, i, req);
+            Ok(None)
+        }
     }
 }
 
 /// Apply the response phase of `mws[..upto]`, innermost first.
+#[cfg(test)]
 pub(crate) fn apply_response(
     mws: &[Arc<Mw>],
     upto: usize,
     ctx: &ResponseCtx,
     resp: &mut Response<ProxyBody>,
 ) {
-    for (i, m) in mws[..upto.min(mws.len())].iter().enumerate().rev() {
+    apply_response_from(mws, 0, upto, ctx, resp);
+}
+
+/// Apply the response phase of `mws[from..upto]`, innermost first (`errors` is awaited by
+/// [`errors::respond`], not here).
+pub(crate) fn apply_response_from(
+    mws: &[Arc<Mw>],
+    from: usize,
+    upto: usize,
+    ctx: &ResponseCtx,
+    resp: &mut Response<ProxyBody>,
+) {
+    for (i, m) in mws[..upto.min(mws.len())]
+        .iter()
+        .enumerate()
+        .skip(from)
+        .rev()
+    {
         match &**m {
+            Mw::ForwardAuth(f) => forwardauth::on_response(f, i, ctx, resp),
             Mw::Headers(h) => headers::on_response(h, i, ctx, resp.headers_mut()),
             Mw::Compress(c) => compress::on_response(c, i, ctx, resp),
             Mw::CircuitBreaker(c) => {
                 circuitbreaker::on_response(c, ctx, resp.status().as_u16());
             }
-            Mw::ForwardAuth(f) => forwardauth::on_response(f, i, ctx, resp),
             _ => {}
         }
     }
@@ -252,9 +278,10 @@ pub(crate) fn apply_response(
 /// Whether any middleware modifies responses.
 pub(crate) fn has_response_phase(mws: &[Arc<Mw>]) -> bool {
     mws.iter().any(|m| match &**m {
+        Mw::ForwardAuth(f) => !f.add_auth_cookies_to_response.is_empty(),
+        Mw::Errors(_) => true,
         Mw::Headers(h) => h.has_response_phase(),
         Mw::Compress(_) | Mw::CircuitBreaker(_) => true,
-        Mw::ForwardAuth(f) => !f.add_auth_cookies_to_response.is_empty(),
         _ => false,
     })
 }

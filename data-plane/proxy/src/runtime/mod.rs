@@ -134,6 +134,7 @@ impl Runtime {
             .map_err(|e| e.to_string())?;
         let mws = middlewares::compile_all(&cfg.http.middlewares)?;
         let services = services::compile(&cfg, Some((&old.config, &old.services)), env)?;
+        middlewares::errors::link(&mws, &services)?;
         let old_routes: HashMap<&str, &RouteRt> =
             old.routes.iter().map(|r| (&*r.name, r)).collect();
         let mut routes = Vec::with_capacity(table.len());

@@ -42,6 +42,19 @@ use crate::upstream::Scheme;
 pub(crate) async fn forward(
     cx: &ConnCtx,
     rr: &RouteRt,
+    parts: Parts,
+    body: UpBody,
+    host: HeaderValue,
+    suppress_xff: bool,
+    obs: &mut Upstream,
+) -> Result<(Response<ProxyBody>, Option<InflightGuard>), ErrorKind> {
+    forward_to(cx, &rr.service, parts, body, host, suppress_xff, obs).await
+}
+
+/// [`forward`] to a given service (e.g. the `errors` middleware's page service).
+pub(crate) async fn forward_to(
+    cx: &ConnCtx,
+    service: &Arc<Node>,
     mut parts: Parts,
     body: UpBody,
     host: HeaderValue,
@@ -75,7 +88,7 @@ pub(crate) async fn forward(
     // Resolve the service graph down to a load balancer.
     let mut cookies: Vec<HeaderValue> = Vec::new();
     let mut body = body;
-    let mut node: &Arc<Node> = &rr.service;
+    let mut node: &Arc<Node> = service;
     let lb = loop {
         match node.step(&parts.headers) {
             Step::Lb(lb) => break lb,

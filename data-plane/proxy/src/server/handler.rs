@@ -40,7 +40,8 @@ use crate::body::{ProxyBody, UpBody};
 use crate::errors::{error_response, ErrorKind};
 use crate::forwarded;
 use crate::metrics::RouteStats;
-use crate::middlewares::{apply_request, apply_response, set_path, Flow, MwRequest, ResponseCtx};
+use crate::middlewares::errors::respond;
+use crate::middlewares::{apply_request, set_path, Flow, MwRequest, ResponseCtx};
 
 /// Go's `req.Host`: the URI authority (HTTP/2, absolute-form) or the `Host` header.
 fn request_host(parts: &http::request::Parts) -> HeaderValue {
@@ -151,8 +152,8 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
     };
     let rt = shared.current.load_full();
     let (mut parts, body) = req.into_parts();
-    let body = UpBody::client(body, &mut parts);
     let mut obs = Obs::begin(cx, ep, &parts);
+    let body = UpBody::client(body, &mut parts);
 
     if parts.method == http::Method::CONNECT {
         return error(ErrorKind::NotImplemented, ep.no_route.clone(), obs);
@@ -251,12 +252,12 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         Err(kind) => {
             shared.metrics.count_error(kind);
             let mut resp = error_response(kind);
-            apply_response(&rr.middlewares, rr.middlewares.len(), &mctx, &mut resp);
+            respond(cx, &rr.middlewares, rr.middlewares.len(), &mctx, &mut resp).await;
             return finish(resp, stats, start, None, obs);
         }
         Ok(Flow::Respond(resp, at)) => {
             let mut resp = *resp;
-            apply_response(&rr.middlewares, at, &mctx, &mut resp);
+            respond(cx, &rr.middlewares, at, &mctx, &mut resp).await;
             return finish(resp, stats, start, None, obs);
         }
         Ok(Flow::Continue) => {}
@@ -280,7 +281,7 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         }
     };
     if rr.response_phase {
-        apply_response(&rr.middlewares, rr.middlewares.len(), &mctx, &mut resp);
+        respond(cx, &rr.middlewares, rr.middlewares.len(), &mctx, &mut resp).await;
     }
     if !mctx.held.is_empty() {
         resp.body_mut().hold(std::mem::take(&mut mctx.held));
