@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::AdminService;
-use crate::node::Shared;
+use crate::shared::Shared;
 
 struct NodeCluster(Arc<Shared>);
 

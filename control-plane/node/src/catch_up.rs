@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::node::Shared;
+use crate::shared::Shared;
 
 /// How often a follower asks its leader how far it got.
 pub const PERIOD: Duration = Duration::from_millis(250);

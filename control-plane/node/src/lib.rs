@@ -30,6 +30,7 @@ pub mod peer_tls;
 pub mod proposer;
 pub mod raft_net;
 pub mod security;
+pub mod shared;
 pub mod stream;
 
 pub use node::{ControlNode, NodeError};

@@ -33,8 +33,8 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
-use crate::node::Shared;
 use crate::security::{self, CertError};
+use crate::shared::Shared;
 
 /// The name peer clients verify in a node's certificate (every node certificate has it).
 const PEER_SERVER_NAME: &str = "localhost";

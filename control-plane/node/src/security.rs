@@ -24,7 +24,7 @@ use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::Status;
 
-use crate::node::Shared;
+use crate::shared::Shared;
 
 /// Metadata key of the bearer token.
 pub const AUTHORIZATION: &str = "authorization";

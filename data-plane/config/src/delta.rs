@@ -349,7 +349,7 @@ mod tests {
             if let v @ 1..=3 = next() {
                 let r = CertResolver {
                     tailscale: Some(json!({ "v": v })),
-                    ..CertResolver::default()
+                    ..Default::default()
                 };
                 cfg.certificates_resolvers.insert(n.clone(), r);
             }

@@ -61,6 +61,7 @@ mod proxy;
 mod runtime;
 mod server;
 mod services;
+mod shared;
 mod tls;
 mod traefik_metrics;
 mod upstream;

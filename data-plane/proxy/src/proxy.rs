@@ -23,12 +23,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::errors::ProxyError;
-use crate::limits::{EntrypointLimits, LimitKind};
-use crate::metrics::{Metrics, RouteStats};
+use crate::limits::EntrypointLimits;
+use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::server::{self, Tracker};
 use crate::services::lb::{LoadBalancer, Locality};
 use crate::services::{self, Env};
+use crate::shared::{Entrypoint, Shared};
 
 /// How to run a proxy.
 #[derive(Debug, Clone)]
@@ -92,72 +93,6 @@ impl Default for ProxyOptions {
             access_log: None,
             tracing: None,
         }
-    }
-}
-
-/// An entry point as the request path sees it.
-pub(crate) struct Entrypoint {
-    pub name: Arc<str>,
-    pub trusted: Vec<IpNet>,
-    /// The bound port (the usual `X-Forwarded-Port`, pre-built).
-    pub port: Option<HeaderValue>,
-    /// Stats of requests without a router (404).
-    pub no_route: Arc<RouteStats>,
-    /// Redirect plaintext requests to HTTPS: (`:port` suffix of the target, or empty for 443;
-    /// permanent).
-    pub https_redirect: Option<(String, bool)>,
-    /// Timeouts and limits.
-    pub limits: EntrypointLimits,
-    /// `switchyard_proxy_entrypoint_limit_hits_total` by [`LimitKind::index`].
-    pub limit_hits: [prometheus_client::metrics::counter::Counter; LimitKind::ALL.len()],
-    /// `sanitizePath` and `encodedCharacters`.
-    pub paths: PathOptions,
-}
-
-impl Entrypoint {
-    /// Count a limit hit.
-    pub(crate) fn hit(&self, kind: LimitKind) {
-        self.limit_hits[kind.index()].inc();
-    }
-}
-
-/// State shared by every connection.
-pub(crate) struct Shared {
-    pub entrypoints: Vec<Entrypoint>,
-    pub entrypoint_names: Vec<String>,
-    pub current: ArcSwap<Runtime>,
-    pub metrics: Arc<Metrics>,
-    pub proxy_id: Option<HeaderValue>,
-    /// The access log, when on.
-    pub accesslog: Option<Arc<crate::accesslog::AccessLog>>,
-    /// The tracer, when tracing is on.
-    pub tracing: Option<Arc<crate::otel::Tracing>>,
-    pub tunnels: Arc<Tracker>,
-    pub handle: Handle,
-    version: AtomicU64,
-    draining: AtomicBool,
-    apply_lock: Mutex<()>,
-    ready_note: Mutex<String>,
-    locality: Locality,
-}
-
-impl Shared {
-    /// The current config version (0: none).
-    pub(crate) fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
-    }
-
-    /// Whether a graceful shutdown is in progress.
-    pub(crate) fn draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
-    }
-
-    /// The note shown by `/readyz`.
-    pub(crate) fn ready_note(&self) -> String {
-        self.ready_note
-            .lock()
-            .map(|n| n.clone())
-            .unwrap_or_default()
     }
 }
 

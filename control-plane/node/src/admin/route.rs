@@ -9,7 +9,7 @@ use tonic::{Code, Status};
 
 use super::AdminService;
 use crate::errors::{is_not_leader, ApiError, FORWARDED, REQUEST_ID};
-use crate::node::Target;
+use crate::shared::Target;
 
 /// How a request is sent to the leader's Admin service.
 pub(super) type Remote<Req, Resp> = fn(

@@ -14,8 +14,8 @@ use tonic::{Request, Response, Status};
 
 use super::route::Caller;
 use crate::errors::ApiError;
-use crate::node::Shared;
 use crate::proposer::write_error;
+use crate::shared::Shared;
 
 #[derive(Clone)]
 pub struct AdminService {

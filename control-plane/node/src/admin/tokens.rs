@@ -99,7 +99,7 @@ impl AdminService {
 
 /// A client certificate for proxy `proxy_id` and its public key, valid `--proxy-cert-ttl`.
 pub fn issue_for_proxy(
-    shared: &crate::node::Shared,
+    shared: &crate::shared::Shared,
     proxy_id: &str,
     public_key_pem: &str,
 ) -> ApiResult<ProxyCertificate> {

@@ -29,8 +29,8 @@ use switchyard_config::paths::EncodedCharacters;
 use switchyard_router::url_explain::{explain_url, UrlRequest};
 
 use crate::admin::AdminService;
-use crate::node::Shared;
 use crate::security;
+use crate::shared::Shared;
 use query::{Criterion, Params, SortKey, NEXT_PAGE_HEADER};
 use runtime::{Info, Runtime};
 

@@ -9,7 +9,7 @@ use switchyard_proto::raft::raft_peer_server::RaftPeer;
 use switchyard_proto::raft::{RaftReply, RaftRequest, StatusRequest};
 use tonic::{Request, Response, Status};
 
-use crate::node::Shared;
+use crate::shared::Shared;
 
 pub struct PeerService {
     shared: Arc<Shared>,

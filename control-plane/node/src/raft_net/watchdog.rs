@@ -23,7 +23,7 @@ use openraft::ServerState;
 use rand::Rng;
 use tokio::sync::watch;
 
-use crate::node::Shared;
+use crate::shared::Shared;
 
 /// What the watchdog knows about this node's recent Raft activity (milliseconds since `epoch`).
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::node::Shared;
+use crate::shared::Shared;
 
 pub struct StreamService {
     shared: Arc<Shared>,

@@ -43,8 +43,8 @@ use crate::errors::{error_response, ErrorKind};
 use crate::forwarded::is_trusted;
 use crate::limits::{EntrypointLimits, LimitKind};
 use crate::metrics::RouteStats;
-use crate::proxy::Shared;
 use crate::services::lb::InflightGuard;
+use crate::shared::Shared;
 use crate::tls::Accepted;
 use crate::traefik_metrics::ReqLabels;
 

@@ -18,9 +18,9 @@ use crate::accesslog::line::select_headers;
 use crate::accesslog::{AccessLog, Record};
 use crate::errors::ErrorKind;
 use crate::otel::Tracing;
-use crate::proxy::Entrypoint;
 use crate::runtime::RouteRt;
 use crate::services::lb::Server;
+use crate::shared::Entrypoint;
 use crate::traefik_metrics::ReqLabels;
 
 /// `(TLSVersion, TLSCipher)` with Go's names (`1.3`, `TLS_AES_128_GCM_SHA256`).
