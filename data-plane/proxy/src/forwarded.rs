@@ -218,16 +218,8 @@ fn is_fixed_hop(name: &HeaderName) -> bool {
 
 /// Remove hop-by-hop headers (see the module documentation). `TE: trailers` is kept and,
 /// when `upgrade` is given, `Connection: Upgrade` + `Upgrade` are put back.
-pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
-    if !headers.keys().any(is_fixed_hop) {
-        if let Some(u) = upgrade {
-            headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-            headers.insert(UPGRADE, u);
-        }
-        return;
-    }
-    let te_trailers = contains_token(headers, &TE, "trailers");
-    // Headers named by Connection.
+/// Removes the headers the `Connection` header names (not `Connection` itself).
+pub(crate) fn remove_connection_named(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -237,6 +229,18 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderV
     for n in named {
         headers.remove(n);
     }
+}
+
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
+    if !headers.keys().any(is_fixed_hop) {
+        if let Some(u) = upgrade {
+            headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+            headers.insert(UPGRADE, u);
+        }
+        return;
+    }
+    let te_trailers = contains_token(headers, &TE, "trailers");
+    remove_connection_named(headers);
     let fixed: Vec<HeaderName> = headers
         .keys()
         .filter(|k| is_fixed_hop(k))

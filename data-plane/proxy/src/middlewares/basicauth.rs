@@ -48,15 +48,11 @@ pub(crate) fn on_request(
             return Some(resp);
         }
     };
-    if let Some(field) = &a.header_field {
-        if let Ok(v) = HeaderValue::from_str(&user) {
-            req.parts.headers.insert(field.clone(), v);
-        } else {
-            req.parts.headers.remove(field);
-        }
-    }
-    if a.remove_header {
-        req.parts.headers.remove(AUTHORIZATION);
-    }
+    super::pass_user(
+        &mut req.parts.headers,
+        &user,
+        a.header_field.as_ref(),
+        a.remove_header,
+    );
     None
 }

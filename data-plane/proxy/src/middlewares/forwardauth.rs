@@ -98,15 +98,7 @@ where
 
 /// The hop-by-hop headers Traefik removes from auth requests and answers.
 fn remove_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
-    }
+    crate::forwarded::remove_connection_named(h);
     for n in [CONNECTION, TE, TRANSFER_ENCODING, UPGRADE] {
         h.remove(n);
     }

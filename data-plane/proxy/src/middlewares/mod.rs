@@ -285,3 +285,27 @@ pub(crate) fn has_response_phase(mws: &[Arc<Mw>]) -> bool {
         _ => false,
     })
 }
+
+/// What `basicAuth` and `digestAuth` do with an authenticated request: the user in
+/// `headerField` (removed when it is no valid header value), and `Authorization` dropped when
+/// `removeHeader` is set.
+pub(crate) fn pass_user(
+    headers: &mut http::HeaderMap,
+    user: &str,
+    header_field: Option<&http::header::HeaderName>,
+    remove_header: bool,
+) {
+    if let Some(field) = header_field {
+        match HeaderValue::from_str(user) {
+            Ok(v) => {
+                headers.insert(field.clone(), v);
+            }
+            Err(_) => {
+                headers.remove(field);
+            }
+        }
+    }
+    if remove_header {
+        headers.remove(http::header::AUTHORIZATION);
+    }
+}
