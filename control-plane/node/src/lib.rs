@@ -14,6 +14,7 @@
 //! | [`metrics`] | the Prometheus registry |
 //! | [`options`] | what a node is started with |
 //! | [`acme`] | runs the ACME manager (`switchyard-acme`) against this node |
+//! | [`trace`] | OpenTelemetry spans of admin calls, Raft commits and the config stream |
 
 pub mod acme;
 pub mod admin;
@@ -32,6 +33,7 @@ pub mod raft_net;
 pub mod security;
 pub mod shared;
 pub mod stream;
+pub mod trace;
 
 pub use node::{ControlNode, NodeError};
 pub use options::{parse_initial_cluster, NodeOptions, RaftTimings};

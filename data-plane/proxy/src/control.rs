@@ -357,6 +357,7 @@ async fn stream_loop(
             // Never move backwards (a node may repeat what another already sent).
             continue;
         }
+        let mut span = crate::otel::config_apply_span(proxy, &msg);
         let reply = match next_config(current.as_ref(), &msg) {
             Err(e) => {
                 proxy.metrics().config_nacks.inc();
@@ -386,9 +387,13 @@ async fn stream_loop(
                 }
             }
         };
+        if let Some(s) = &mut span {
+            crate::otel::end_config_apply(s, &reply);
+        }
         if tx.send(ProxyMessage { msg: Some(reply) }).await.is_err() {
             return Ok(());
         }
+        drop(span);
     }
 }
 
@@ -460,6 +465,7 @@ mod tests {
             node_id: 1,
             certificate: None,
                 limiter_shares: None,
+                traceparent: String::new(),
             body: Some(Body::Snapshot(Snapshot {
                 config_json: r#"{"http":{"routers":{"a":{"rule":"Host(`a`)","service":"s"}},"services":{"s":{"loadBalancer":{"servers":[{"url":"http://127.0.0.1:1"}]}}}}}"#.into(),
             })),
@@ -472,6 +478,7 @@ mod tests {
             node_id: 1,
             certificate: None,
             limiter_shares: None,
+            traceparent: String::new(),
             body: Some(Body::Delta(Delta {
                 base_version: 5,
                 changes: vec![
@@ -495,6 +502,7 @@ mod tests {
             node_id: 1,
             certificate: None,
             limiter_shares: None,
+            traceparent: String::new(),
             body: delta.body.clone(),
         };
         let held7 = (7, Arc::new(next));

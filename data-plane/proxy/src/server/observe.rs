@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Response};
-use opentelemetry::trace::{Span as _, SpanContext, Status};
+use opentelemetry::trace::{Span as _, SpanContext, SpanKind, Status};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::Span;
 
@@ -83,7 +83,9 @@ impl Upstream {
         self.origin_status = None;
         self.origin_start = Some(Instant::now());
         if let Some((t, parent)) = &self.trace {
-            let span = t.client_span(
+            let span = t.child(
+                "ReverseProxy",
+                SpanKind::Client,
                 parent,
                 vec![
                     KeyValue::new("http.request.method", method.to_string()),
@@ -140,8 +142,15 @@ impl Trace {
         let t = &self.tracer;
         let (parent, start, method) = (&self.parent, self.start, self.method);
         let attrs = &mut self.attrs;
-        self.span
-            .get_or_insert_with(|| t.server_span(parent, method, start, std::mem::take(attrs)))
+        self.span.get_or_insert_with(|| {
+            t.span(
+                method,
+                SpanKind::Server,
+                parent,
+                Some(start),
+                std::mem::take(attrs),
+            )
+        })
     }
 }
 
