@@ -77,6 +77,9 @@ pub(crate) struct MwRequest<'a> {
     pub ctx: ResponseCtx,
     /// The request body (a middleware may buffer it).
     pub body: UpBody,
+    /// The tracer and the request's server span (tracing on for this request): middlewares
+    /// that call out (`forwardAuth`) make a client span under it.
+    pub trace: Option<crate::server::SpanParent>,
 }
 
 /// Per-request facts the request phase records for the response phase (the request itself

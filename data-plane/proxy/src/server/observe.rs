@@ -61,7 +61,7 @@ pub(crate) struct Upstream {
     /// Attempts made (0 or 1: not retried).
     pub attempts: u32,
     /// The tracer and the server span's context (tracing on for this request).
-    trace: Option<(Arc<Tracing>, SpanContext)>,
+    trace: Option<SpanParent>,
     /// The client span of the current attempt.
     span: Option<Span>,
 }
@@ -125,6 +125,9 @@ impl Upstream {
         }
     }
 }
+
+/// The tracer and the span that client spans of a request hang from.
+pub(crate) type SpanParent = (Arc<Tracing>, SpanContext);
 
 /// A server span not started yet (it is started when the router is known, so that a router
 /// with `observability.tracing: false` makes none), or started.
@@ -297,6 +300,12 @@ impl Obs {
             self.up.trace = Some((tracer, sc));
         }
         self.up.on = self.log.is_some() || self.trace.is_some();
+    }
+
+    /// The tracer and the server span (once routed, tracing on for the router), for client
+    /// spans made outside forwarding (`forwardAuth`).
+    pub(crate) fn span_parent(&self) -> Option<SpanParent> {
+        self.up.trace.clone()
     }
 
     /// Stage 7: the response head is known; what is left is done on completion.
