@@ -6,7 +6,8 @@
 //! labels as attributes. OpenTelemetry has no asynchronous histogram, so a histogram family is
 //! sent as two observable counters, `NAME_count` and `NAME_sum`. The callbacks read one
 //! encoding of the registry per collection: nothing is recorded twice on the request path.
-//! Families registered after the export starts are not sent.
+//! A family that appears later (a labelled family is written once it has a series) gets its
+//! instrument within one push interval.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -157,6 +158,8 @@ impl Snapshot {
 /// A running metrics export; dropping it pushes once more and stops.
 pub struct MetricsExport {
     provider: SdkMeterProvider,
+    /// Registers the instruments of families that appear later.
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for MetricsExport {
@@ -167,13 +170,14 @@ impl std::fmt::Debug for MetricsExport {
 
 impl Drop for MetricsExport {
     fn drop(&mut self) {
+        self.task.abort();
         let _ = self.provider.shutdown();
     }
 }
 
 impl MetricsExport {
     /// Builds the exporter (inside `handle`'s runtime, as for spans) and one instrument per
-    /// family `source` shows now.
+    /// family `source` shows (checked again every push interval, on `handle`).
     pub fn start(
         opts: &MetricsOptions,
         id: Identity,
@@ -209,44 +213,66 @@ impl MetricsExport {
             .with_reader(reader)
             .build();
         let meter = provider.meter(service);
-        let (families, _) = exposition::parse(&source());
         let snap = Arc::new(Snapshot {
             source,
             last: Mutex::new((None, Arc::default())),
         });
-        for f in families {
-            let (s, i) = (snap.clone(), f.name.clone());
-            match f.kind {
-                Kind::Counter => {
-                    meter
-                        .f64_observable_counter(f.name)
-                        .with_description(f.help)
-                        .with_callback(move |o| s.observe(&i, &["_total", ""], o))
-                        .build();
-                }
-                Kind::Gauge => {
-                    meter
-                        .f64_observable_gauge(f.name)
-                        .with_description(f.help)
-                        .with_callback(move |o| s.observe(&i, &[""], o))
-                        .build();
-                }
-                Kind::Histogram => {
-                    let (s2, i2) = (snap.clone(), i.clone());
-                    meter
-                        .f64_observable_counter(format!("{}_count", f.name))
-                        .with_description(f.help.clone())
-                        .with_callback(move |o| s.observe(&i, &["_count"], o))
-                        .build();
-                    meter
-                        .f64_observable_counter(format!("{}_sum", f.name))
-                        .with_description(f.help)
-                        .with_callback(move |o| s2.observe(&i2, &["_sum"], o))
-                        .build();
-                }
+        let mut known = std::collections::HashSet::new();
+        register_new(&meter, &snap, &mut known);
+        // Families that appear later (a labelled family is only written once it has a series)
+        // get their instrument at the next check.
+        let interval = opts.interval;
+        let task = handle.spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                register_new(&meter, &snap, &mut known);
+            }
+        });
+        Ok(MetricsExport { provider, task })
+    }
+}
+
+/// Creates an instrument for each family of the registry not seen before.
+fn register_new(
+    meter: &opentelemetry::metrics::Meter,
+    snap: &Arc<Snapshot>,
+    known: &mut std::collections::HashSet<String>,
+) {
+    let (families, _) = exposition::parse(&(snap.source)());
+    for f in families {
+        if !known.insert(f.name.clone()) {
+            continue;
+        }
+        let (s, i) = (snap.clone(), f.name.clone());
+        match f.kind {
+            Kind::Counter => {
+                meter
+                    .f64_observable_counter(f.name)
+                    .with_description(f.help)
+                    .with_callback(move |o| s.observe(&i, &["_total", ""], o))
+                    .build();
+            }
+            Kind::Gauge => {
+                meter
+                    .f64_observable_gauge(f.name)
+                    .with_description(f.help)
+                    .with_callback(move |o| s.observe(&i, &[""], o))
+                    .build();
+            }
+            Kind::Histogram => {
+                let (s2, i2) = (snap.clone(), i.clone());
+                meter
+                    .f64_observable_counter(format!("{}_count", f.name))
+                    .with_description(f.help.clone())
+                    .with_callback(move |o| s.observe(&i, &["_count"], o))
+                    .build();
+                meter
+                    .f64_observable_counter(format!("{}_sum", f.name))
+                    .with_description(f.help)
+                    .with_callback(move |o| s2.observe(&i2, &["_sum"], o))
+                    .build();
             }
         }
-        Ok(MetricsExport { provider })
     }
 }
 
