@@ -134,9 +134,19 @@ fn three_regions_and_a_learner_region_over_delayed_links() {
     let start_term = max_term(&c);
     let t = Instant::now();
     let mut end_term = start_term;
+    let mut reported = Instant::now();
     while t.elapsed() < hold {
         std::thread::sleep(Duration::from_millis(500)); // sampling period, not a synchronisation
-        end_term = end_term.max(max_term(&c));
+        let term = max_term(&c);
+        if term > end_term || reported.elapsed() > Duration::from_secs(10) {
+            println!(
+                "[{:?}] max term {term}: {}",
+                t.elapsed(),
+                relays.report()
+            );
+            reported = Instant::now();
+        }
+        end_term = end_term.max(term);
     }
     println!(
         "--raft-profile {profile}: {} elections in {:?} of idle cluster over the delayed links",

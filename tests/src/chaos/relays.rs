@@ -41,6 +41,28 @@ struct Links {
     accepted: AtomicU64,
     /// One-way delays of directed links `(from, to)` (the multi-region lab); none: no delay.
     delays: Mutex<HashMap<(u64, u64), Duration>>,
+    /// Traffic of the delayed directed links `(from, to)`.
+    traffic: Mutex<HashMap<(u64, u64), LinkStats>>,
+    /// The longest a 10 ms timer of the relays' runtime fired late (its starvation).
+    max_tick_lag_us: AtomicU64,
+    /// When that timer last fired (microseconds since `epoch`).
+    last_tick_us: AtomicU64,
+    epoch: std::time::Instant,
+}
+
+/// What went over one delayed directed link, and how late.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Bytes forwarded.
+    pub bytes: u64,
+    /// Reads forwarded (each written `delay` after it was read).
+    pub chunks: u64,
+    /// The latest a chunk was written after its due time (the relay's own added delay).
+    pub max_lag: Duration,
+    /// Bytes read and not yet written now.
+    pub queued: u64,
+    /// The most bytes ever queued at once.
+    pub max_queued: u64,
 }
 
 impl Links {
@@ -101,7 +123,12 @@ impl Relays {
             unknown_sources: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             delays: Mutex::new(HashMap::new()),
+            traffic: Mutex::new(HashMap::new()),
+            max_tick_lag_us: AtomicU64::new(0),
+            last_tick_us: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
         });
+        rt.spawn(tick_probe(Arc::clone(&links)));
         let mut addrs = HashMap::new();
         for (node, target) in targets {
             let listener = rt
@@ -193,9 +220,59 @@ impl Relays {
         )
     }
 
+    /// Traffic of every delayed directed link so far, by `(from, to)`.
+    pub fn traffic(&self) -> Vec<((u64, u64), LinkStats)> {
+        let mut v: Vec<_> = self
+            .links
+            .traffic
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, s)| (*k, *s))
+            .collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+
+    /// The longest the relays' runtime was late waking a 10 ms timer (how starved it was).
+    pub fn max_tick_lag(&self) -> Duration {
+        Duration::from_micros(self.links.max_tick_lag_us.load(Ordering::Relaxed))
+    }
+
+    /// One line on the relays' health: the runtime's worst lateness, and per delayed link the
+    /// bytes moved, the worst lateness of a chunk and the most bytes ever queued.
+    pub fn report(&self) -> String {
+        let since_tick = self.links.epoch.elapsed().saturating_sub(Duration::from_micros(
+            self.links.last_tick_us.load(Ordering::Relaxed),
+        ));
+        let mut s = format!(
+            "relay runtime max timer lag {:?}, last tick {since_tick:?} ago",
+            self.max_tick_lag()
+        );
+        for ((a, b), t) in self.traffic() {
+            s += &format!(
+                "; {a}->{b}: {} B in {} chunks, max lag {:?}, max queued {} B, queued {} B",
+                t.bytes, t.chunks, t.max_lag, t.max_queued, t.queued
+            );
+        }
+        s
+    }
+
     /// The relays' runtime (for tests).
     pub fn runtime(&self) -> &Runtime {
         &self.rt
+    }
+}
+
+/// Measures how late the relays' runtime wakes a 10 ms timer, for ever.
+async fn tick_probe(links: Arc<Links>) {
+    loop {
+        let due = tokio::time::Instant::now() + Duration::from_millis(10);
+        tokio::time::sleep_until(due).await;
+        let lag = due.elapsed().as_micros() as u64;
+        links.max_tick_lag_us.fetch_max(lag, Ordering::Relaxed);
+        let now = links.epoch.elapsed().as_micros() as u64;
+        links.last_tick_us.store(now, Ordering::Relaxed);
     }
 }
 
@@ -268,26 +345,40 @@ async fn relay_connection(
             links.wait_for(&src, to, false).await;
         }
         _ = async {
-            tokio::join!(delayed_pump(in_r, out_w, there), delayed_pump(out_r, in_w, back))
+            tokio::join!(
+                delayed_pump(in_r, out_w, there, (from_id, to), Arc::clone(&links)),
+                delayed_pump(out_r, in_w, back, (to, from_id), Arc::clone(&links)),
+            )
         } => {}
     }
 }
 
-/// Copies `r` to `w`, each chunk written `delay` after it was read (order kept).
+/// Copies `r` to `w`, each chunk written `delay` after it was read (order kept), counting it in
+/// `links`' traffic of the directed link `link`.
 async fn delayed_pump(
     mut r: tokio::net::tcp::OwnedReadHalf,
     mut w: tokio::net::tcp::OwnedWriteHalf,
     delay: Duration,
+    link: (u64, u64),
+    links: Arc<Links>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
-    let reader = async move {
+    let count = |f: &mut dyn FnMut(&mut LinkStats)| {
+        let mut t = links.traffic.lock().unwrap_or_else(|p| p.into_inner());
+        f(t.entry(link).or_default());
+    };
+    let reader = async {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match r.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     let at = tokio::time::Instant::now() + delay;
+                    count(&mut |s| {
+                        s.queued += n as u64;
+                        s.max_queued = s.max_queued.max(s.queued);
+                    });
                     if tx.send((at, buf[..n].to_vec())).is_err() {
                         break;
                     }
@@ -295,10 +386,18 @@ async fn delayed_pump(
             }
         }
         // Dropping `tx` ends the writer once the queued chunks are out.
+        drop(tx);
     };
-    let writer = async move {
+    let writer = async {
         while let Some((at, chunk)) = rx.recv().await {
             tokio::time::sleep_until(at).await;
+            let lag = at.elapsed();
+            count(&mut |s| {
+                s.queued -= chunk.len() as u64;
+                s.bytes += chunk.len() as u64;
+                s.chunks += 1;
+                s.max_lag = s.max_lag.max(lag);
+            });
             if w.write_all(&chunk).await.is_err() {
                 return;
             }
@@ -502,5 +601,156 @@ mod tests {
         assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
         let (accepted, unknown) = relays.stats();
         assert_eq!((accepted, unknown), (3, 0));
+    }
+
+    /// Relays for "node 2" (an echo server on its own runtime) with `rtt` between 1 (this
+    /// process) and 2.
+    fn delayed_echo(rtt: Duration) -> (Runtime, Relays, String) {
+        let backend = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("rt");
+        let target = echo(&backend);
+        let relays = Relays::start(&[(2, target)]);
+        relays.set_pid(std::process::id(), 1);
+        relays.set_rtt(1, 2, rtt);
+        let addr = relays.addr(2);
+        (backend, relays, addr)
+    }
+
+    #[test]
+    fn a_delayed_link_adds_its_round_trip_and_no_more() {
+        let rtt = Duration::from_millis(200);
+        let (_backend, relays, addr) = delayed_echo(rtt);
+        let client = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let mut s = client.block_on(TcpStream::connect(&addr)).expect("connect");
+        let mut times = Vec::new();
+        for i in 0..10u8 {
+            let t = std::time::Instant::now();
+            let got = client.block_on(async {
+                s.write_all(&[i; 100]).await.expect("write");
+                let mut buf = [0u8; 100];
+                tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut buf))
+                    .await
+                    .expect("an answer within 10 s")
+                    .expect("read");
+                buf
+            });
+            assert_eq!(got, [i; 100]);
+            times.push(t.elapsed());
+        }
+        times.sort();
+        // Never faster than the link; the median within a loaded machine's scheduling slack.
+        assert!(times[0] >= rtt, "{times:?}");
+        assert!(times[5] < rtt + Duration::from_millis(150), "{times:?}");
+        let t = relays.traffic();
+        assert_eq!(t.len(), 2, "{t:?}");
+        assert!(t.iter().all(|(_, s)| s.bytes == 1000 && s.queued == 0), "{t:?}");
+    }
+
+    #[test]
+    fn a_sustained_stream_is_not_slowed_by_the_delay() {
+        // 32 MiB one way over a 100 ms link, echoed back: a relay that slept the delay per read
+        // (64 KiB) would need 512 × 2 × 50 ms ≈ 51 s; the pipe must stay full instead.
+        let rtt = Duration::from_millis(100);
+        let (_backend, relays, addr) = delayed_echo(rtt);
+        let client = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("rt");
+        const TOTAL: usize = 32 << 20;
+        let t = std::time::Instant::now();
+        let first_byte = client.block_on(async {
+            let s = TcpStream::connect(&addr).await.expect("connect");
+            let (mut r, mut w) = s.into_split();
+            let writer = tokio::spawn(async move {
+                let chunk = vec![7u8; 256 * 1024];
+                for _ in 0..TOTAL / chunk.len() {
+                    w.write_all(&chunk).await.expect("write");
+                }
+                w
+            });
+            let mut buf = vec![0u8; 256 * 1024];
+            let (mut got, mut first) = (0, None);
+            while got < TOTAL {
+                let n = tokio::time::timeout(Duration::from_secs(10), r.read(&mut buf))
+                    .await
+                    .expect("the stream never stalls for 10 s")
+                    .expect("read");
+                assert!(n > 0, "closed after {got} bytes");
+                assert!(buf[..n].iter().all(|b| *b == 7));
+                first.get_or_insert(t.elapsed());
+                got += n;
+            }
+            drop(writer.await);
+            first.expect("some bytes")
+        });
+        let total = t.elapsed();
+        assert!(first_byte >= rtt, "first byte after {first_byte:?}");
+        assert!(
+            total < Duration::from_secs(20),
+            "32 MiB each way took {total:?}: {}",
+            relays.report()
+        );
+        let t = relays.traffic();
+        assert!(
+            t.iter().all(|(_, s)| s.bytes == TOTAL as u64 && s.queued == 0),
+            "{t:?}"
+        );
+    }
+
+    #[test]
+    fn two_minutes_of_raft_like_traffic_never_stall() {
+        // A heartbeat-sized request every 50 ms on one connection and a bigger one every second,
+        // on three links at once for 130 s (the lab's 5-minute failure showed after 30 s-4 min):
+        // every answer arrives, none later than 2 s (the link adds 80-160 ms).
+        let (_b1, relays, addr) = delayed_echo(Duration::from_millis(80));
+        let client = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("rt");
+        let worst = client.block_on(async {
+            let mut tasks = Vec::new();
+            for _ in 0..3 {
+                let addr = addr.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut s = TcpStream::connect(&addr).await.expect("connect");
+                    let start = tokio::time::Instant::now();
+                    let (mut worst, mut n) = (Duration::ZERO, 0u64);
+                    while start.elapsed() < Duration::from_secs(130) {
+                        n += 1;
+                        let len = if n % 20 == 0 { 40_000 } else { 300 };
+                        let msg = vec![(n % 251) as u8; len];
+                        let t = tokio::time::Instant::now();
+                        s.write_all(&msg).await.expect("write");
+                        let mut buf = vec![0u8; len];
+                        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut buf))
+                            .await
+                            .unwrap_or_else(|_| panic!("request {n} stalled for 10 s"))
+                            .expect("read");
+                        assert_eq!(buf, msg);
+                        worst = worst.max(t.elapsed());
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    worst
+                }));
+            }
+            let mut worst = Duration::ZERO;
+            for t in tasks {
+                worst = worst.max(t.await.expect("a client task"));
+            }
+            worst
+        });
+        assert!(
+            worst < Duration::from_secs(2),
+            "worst round trip {worst:?}: {}",
+            relays.report()
+        );
     }
 }
