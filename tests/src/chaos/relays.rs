@@ -63,6 +63,10 @@ pub struct LinkStats {
     pub queued: u64,
     /// The most bytes ever queued at once.
     pub max_queued: u64,
+    /// When a chunk was last read (since the relays started).
+    pub last_read: Duration,
+    /// When a chunk was last written (since the relays started).
+    pub last_write: Duration,
 }
 
 impl Links {
@@ -249,10 +253,18 @@ impl Relays {
             "relay runtime max timer lag {:?}, last tick {since_tick:?} ago",
             self.max_tick_lag()
         );
+        let now = self.links.epoch.elapsed();
         for ((a, b), t) in self.traffic() {
             s += &format!(
-                "; {a}->{b}: {} B in {} chunks, max lag {:?}, max queued {} B, queued {} B",
-                t.bytes, t.chunks, t.max_lag, t.max_queued, t.queued
+                "; {a}->{b}: {} B in {} chunks, max lag {:.0?}, max queued {} B, queued {} B, \
+                 last read {:.0?} ago, last write {:.0?} ago",
+                t.bytes,
+                t.chunks,
+                t.max_lag,
+                t.max_queued,
+                t.queued,
+                now.saturating_sub(t.last_read),
+                now.saturating_sub(t.last_write),
             );
         }
         s
@@ -375,7 +387,9 @@ async fn delayed_pump(
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     let at = tokio::time::Instant::now() + delay;
+                    let now = links.epoch.elapsed();
                     count(&mut |s| {
+                        s.last_read = now;
                         s.queued += n as u64;
                         s.max_queued = s.max_queued.max(s.queued);
                     });
@@ -392,7 +406,9 @@ async fn delayed_pump(
         while let Some((at, chunk)) = rx.recv().await {
             tokio::time::sleep_until(at).await;
             let lag = at.elapsed();
+            let now = links.epoch.elapsed();
             count(&mut |s| {
+                s.last_write = now;
                 s.queued -= chunk.len() as u64;
                 s.bytes += chunk.len() as u64;
                 s.chunks += 1;
