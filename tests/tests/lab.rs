@@ -326,17 +326,17 @@ fn three_voter_regions_and_a_learner_region_over_delayed_links() {
     for (i, p) in proxies.iter().enumerate().filter(|(i, _)| *i != lead) {
         p.wait_version(v, Duration::from_secs(30));
         let r = switchyard_e2e::client::get(p.web(), "lab.test", &format!("/{seq}")).unwrap();
-        assert_eq!(r.status, 200, "proxy of {} after the region loss", REGIONS[i]);
+        assert_eq!(
+            r.status, 200,
+            "proxy of {} after the region loss",
+            REGIONS[i]
+        );
     }
     let sa = switchyard_e2e::proxy::proxy_status(&eps[survivor], "edge-sa").unwrap();
     assert_eq!(
         sa["node"], 4,
         "the learner region's proxy follows the learner: {sa}"
     );
-    println!(
-        "lab wall time {:.1?}; {}",
-        wall.elapsed(),
-        relays.report()
-    );
+    println!("lab wall time {:.1?}; {}", wall.elapsed(), relays.report());
     drop(relays);
 }
