@@ -264,8 +264,10 @@ impl Relays {
             .saturating_sub(Duration::from_micros(
                 self.links.last_tick_us.load(Ordering::Relaxed),
             ));
+        let (accepted, unknown) = self.stats();
         let mut s = format!(
-            "relay runtime max timer lag {:?}, last tick {since_tick:?} ago",
+            "relay runtime max timer lag {:?}, last tick {since_tick:?} ago; {accepted} \
+             connections accepted, {unknown} of unknown source",
             self.max_tick_lag()
         );
         let now = self.links.epoch.elapsed();
