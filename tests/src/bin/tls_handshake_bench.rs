@@ -118,7 +118,7 @@ fn main() -> Result<()> {
                 let cfg = Arc::new(cfg);
                 let mut i = 0u64;
                 while Instant::now() < deadline {
-                    let addr = if i % 2 == 0 { &a } else { &b };
+                    let addr = if i & 1 == 0 { &a } else { &b };
                     i += 1;
                     match one(&cfg, addr, &host) {
                         Ok(HandshakeKind::Resumed) => resumed.fetch_add(1, Ordering::Relaxed),
