@@ -6,6 +6,8 @@
 //! gets a `good` response for exactly that certificate. With the responder down, the refresh
 //! fails (counted on the leader only) and the last response stays stapled until its
 //! `nextUpdate`; after it the certificate is served without a staple. No handshake ever fails.
+//! Staples reach proxies in snapshots (a proxy attached later) and as deltas, like a renewed
+//! certificate (`switchyard_proxy_config_deltas_total` counts the applies that came as deltas).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -235,6 +237,15 @@ fn certificate_and_staple_changes_reach_the_proxy_as_deltas() {
     wait_until(PROXY_SETTLE, "the first certificate stapled", || {
         must_serve(&ca, &addr, &first.der, &first.serial).ok_or("no staple yet")
     });
+    // A proxy attached now gets the staple in its first snapshot.
+    let late =
+        Proxy::start(ProxySpec::new("pb", &cluster.node(1).endpoint()).entrypoints(&["websecure"]));
+    late.wait_version(proxy.config_version().unwrap(), PROXY_SETTLE);
+    let late_addr = late.entry("websecure").to_string();
+    assert!(
+        must_serve(&ca, &late_addr, &first.der, &first.serial).is_some(),
+        "a proxy that got the config as a snapshot staples too"
+    );
     let counts = || {
         let m = proxy.metrics().unwrap();
         let get = |n: &str| switchyard_e2e::metric_value(&m, n).unwrap_or(0.0);
