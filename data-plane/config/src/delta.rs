@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::acme::{CertResolver, KeyPair, ManagedCertificate, TicketKey};
+use crate::acme::{CertResolver, KeyPair, ManagedCertificate, OcspStaple, TicketKey};
 use crate::diff::{diff, ChangeAction, ResourceKind};
 use crate::model::{
     Certificate, DynamicConfig, Middleware, Router, ServersTransport, Service, TlsOptions, TlsStore,
@@ -39,6 +39,8 @@ pub enum Resource {
     AcmeTlsAlpn01(KeyPair),
     /// The session-ticket keys, newest first.
     TlsTicketKeys(Vec<TicketKey>),
+    /// The OCSP response stapled for the certificate (fingerprint = the change's name).
+    OcspStaple(OcspStaple),
 }
 
 /// One changed resource: its new value, or `None` when it was removed.
@@ -105,6 +107,7 @@ fn get(cfg: &DynamicConfig, kind: ResourceKind, name: &str) -> Option<Resource> 
             }
             Resource::TlsTicketKeys(cfg.managed.ticket_keys.clone())
         }
+        K::OcspStaple => Resource::OcspStaple(value(&cfg.managed.ocsp, name)?),
     })
 }
 
@@ -206,6 +209,7 @@ pub fn apply_in_place(cfg: &mut DynamicConfig, changes: &[DeltaChange]) {
             K::ManagedCertificate => set!(&mut cfg.managed.certificates, ManagedCertificate),
             K::AcmeHttp01 => set!(&mut cfg.managed.http01, AcmeHttp01),
             K::AcmeTlsAlpn01 => set!(&mut cfg.managed.tls_alpn01, AcmeTlsAlpn01),
+            K::OcspStaple => set!(&mut cfg.managed.ocsp, OcspStaple),
             K::TlsTicketKeys => {
                 cfg.managed.ticket_keys = match r {
                     Some(Resource::TlsTicketKeys(k)) => k,
@@ -257,6 +261,7 @@ impl DeltaChange {
             Some(Resource::AcmeHttp01(x)) => to_json(x),
             Some(Resource::AcmeTlsAlpn01(x)) => to_json(x),
             Some(Resource::TlsTicketKeys(x)) => to_json(x),
+            Some(Resource::OcspStaple(x)) => to_json(x),
         }
     }
 
@@ -281,6 +286,7 @@ impl DeltaChange {
                 K::AcmeHttp01 => Resource::AcmeHttp01(from_json(k, n, json)?),
                 K::AcmeTlsAlpn01 => Resource::AcmeTlsAlpn01(from_json(k, n, json)?),
                 K::TlsTicketKeys => Resource::TlsTicketKeys(from_json(k, n, json)?),
+                K::OcspStaple => Resource::OcspStaple(from_json(k, n, json)?),
             })
         };
         Ok(DeltaChange {
@@ -387,6 +393,16 @@ mod tests {
                 };
                 cfg.managed.tls_alpn01.insert(n.clone(), p);
             }
+            if let v @ 1..=3 = next() {
+                let o = OcspStaple {
+                    response: format!("MII{v}"),
+                    status: "good".into(),
+                    this_update: 1,
+                    next_update: i64::from(v) * 100,
+                    responder: String::new(),
+                };
+                cfg.managed.ocsp.insert(n.clone(), o);
+            }
         }
         if let v @ 1..=3 = next() {
             cfg.managed.ticket_keys = (0..v)
@@ -414,8 +430,8 @@ mod tests {
         /// exists whenever the certificate list keeps its order.
         #[test]
         fn a_delta_reproduces_the_next_config(
-            base in proptest::collection::vec(any::<u8>(), 33),
-            next in proptest::collection::vec(any::<u8>(), 33),
+            base in proptest::collection::vec(any::<u8>(), 36),
+            next in proptest::collection::vec(any::<u8>(), 36),
         ) {
             let (base, next) = (config(&base), config(&next));
             let files = |c: &DynamicConfig| -> Vec<String> {

@@ -36,11 +36,13 @@ pub enum ResourceKind {
     AcmeTlsAlpn01,
     /// The cluster's TLS session-ticket keys (one resource, named `cluster`).
     TlsTicketKeys,
+    /// A stapled OCSP response, by the leaf certificate's SHA-256 fingerprint.
+    OcspStaple,
 }
 
 impl ResourceKind {
     /// Every kind.
-    pub const ALL: [ResourceKind; 12] = [
+    pub const ALL: [ResourceKind; 13] = [
         ResourceKind::Router,
         ResourceKind::Service,
         ResourceKind::Middleware,
@@ -53,6 +55,7 @@ impl ResourceKind {
         ResourceKind::AcmeHttp01,
         ResourceKind::AcmeTlsAlpn01,
         ResourceKind::TlsTicketKeys,
+        ResourceKind::OcspStaple,
     ];
 
     /// The name: `"router"`, `"serversTransport"`, `"acmeTlsAlpn01"`, …
@@ -70,6 +73,7 @@ impl ResourceKind {
             ResourceKind::AcmeHttp01 => "acmeHttp01",
             ResourceKind::AcmeTlsAlpn01 => "acmeTlsAlpn01",
             ResourceKind::TlsTicketKeys => "tlsTicketKeys",
+            ResourceKind::OcspStaple => "ocspStaple",
         }
     }
 
@@ -188,6 +192,7 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
                 http01: _,
                 tls_alpn01: _,
                 ticket_keys: _,
+                ocsp: _,
             },
     } = new;
     let mut out = Vec::new();
@@ -255,6 +260,12 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
         ResourceKind::AcmeTlsAlpn01,
         &old.managed.tls_alpn01,
         &new.managed.tls_alpn01,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::OcspStaple,
+        &old.managed.ocsp,
+        &new.managed.ocsp,
         &mut out,
     );
     if old.managed.ticket_keys != new.managed.ticket_keys {
