@@ -643,6 +643,11 @@ pub const MIDDLEWARE_KINDS: &[&str] = &[
 
 /// The middleware kinds this version of Switchyard implements.
 pub const SUPPORTED_MIDDLEWARE_KINDS: &[&str] = &[
+    "buffering",
+    "contentType",
+    "encodedCharacters",
+    "grpcWeb",
+    "passTLSClientCert",
     "errors",
     "forwardAuth",
     "addPrefix",
@@ -702,33 +707,33 @@ pub enum Middleware {
     /// `basicAuth`
     #[serde(rename = "basicAuth")]
     BasicAuth(BasicAuth),
-    /// `buffering` (not supported yet)
+    /// `buffering`
     #[serde(rename = "buffering")]
-    Buffering(serde_json::Value),
+    Buffering(Buffering),
     /// `circuitBreaker` (not supported yet)
     #[serde(rename = "circuitBreaker")]
     CircuitBreaker(CircuitBreaker),
     /// `compress`
     #[serde(rename = "compress")]
     Compress(Compress),
-    /// `contentType` (not supported yet)
+    /// `contentType`
     #[serde(rename = "contentType")]
-    ContentType(serde_json::Value),
+    ContentType(ContentType),
     /// `digestAuth` (not supported yet)
     #[serde(rename = "digestAuth")]
     DigestAuth(DigestAuth),
-    /// `encodedCharacters` (not supported yet)
+    /// `encodedCharacters`
     #[serde(rename = "encodedCharacters")]
-    EncodedCharacters(serde_json::Value),
+    EncodedCharacters(EncodedCharactersMw),
     /// `errors`
     #[serde(rename = "errors")]
     Errors(Box<Errors>),
     /// `forwardAuth`
     #[serde(rename = "forwardAuth")]
     ForwardAuth(Box<ForwardAuth>),
-    /// `grpcWeb` (not supported yet)
+    /// `grpcWeb`
     #[serde(rename = "grpcWeb")]
-    GrpcWeb(serde_json::Value),
+    GrpcWeb(GrpcWeb),
     /// `ipAllowList`
     #[serde(rename = "ipAllowList")]
     IpAllowList(IpAllowList),
@@ -738,9 +743,9 @@ pub enum Middleware {
     /// `inFlightReq`
     #[serde(rename = "inFlightReq")]
     InFlightReq(InFlightReq),
-    /// `passTLSClientCert` (not supported yet)
+    /// `passTLSClientCert`
     #[serde(rename = "passTLSClientCert")]
-    PassTlsClientCert(serde_json::Value),
+    PassTlsClientCert(Box<PassTlsClientCert>),
     /// `plugin` (not supported)
     #[serde(rename = "plugin")]
     Plugin(serde_json::Value),
@@ -778,12 +783,12 @@ impl Serialize for Middleware {
             Middleware::Errors(v) => m.serialize_entry(k, v)?,
             Middleware::CircuitBreaker(v) => m.serialize_entry(k, v)?,
             Middleware::DigestAuth(v) => m.serialize_entry(k, v)?,
-            Middleware::Buffering(v)
-            | Middleware::ContentType(v)
-            | Middleware::EncodedCharacters(v)
-            | Middleware::GrpcWeb(v)
-            | Middleware::PassTlsClientCert(v)
-            | Middleware::Plugin(v) => m.serialize_entry(k, v)?,
+            Middleware::Buffering(v) => m.serialize_entry(k, v)?,
+            Middleware::ContentType(v) => m.serialize_entry(k, v)?,
+            Middleware::EncodedCharacters(v) => m.serialize_entry(k, v)?,
+            Middleware::GrpcWeb(v) => m.serialize_entry(k, v)?,
+            Middleware::PassTlsClientCert(v) => m.serialize_entry(k, v)?,
+            Middleware::Plugin(v) => m.serialize_entry(k, v)?,
         }
         m.end()
     }
@@ -793,12 +798,7 @@ impl Middleware {
     /// The raw options of a kind this version does not implement (`None` for supported kinds).
     pub fn unsupported_options(&self) -> Option<&serde_json::Value> {
         match self {
-            Middleware::Buffering(v)
-            | Middleware::ContentType(v)
-            | Middleware::EncodedCharacters(v)
-            | Middleware::GrpcWeb(v)
-            | Middleware::PassTlsClientCert(v)
-            | Middleware::Plugin(v) => Some(v),
+            Middleware::Plugin(v) => Some(v),
             _ => None,
         }
     }
@@ -1357,6 +1357,142 @@ pub struct DigestAuth {
         skip_serializing_if = "String::is_empty"
     )]
     pub header_field: String,
+}
+
+/// `contentType`: re-enables Content-Type sniffing for responses without one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContentType {
+    /// Deprecated in Traefik: `false` makes the middleware a no-op.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_detect: Option<bool>,
+}
+
+/// `buffering`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Buffering {
+    /// Largest request body (413 above; 0: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_body_bytes: Option<i64>,
+    /// Request body held in memory (Traefik spills the rest to disk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_request_body_bytes: Option<i64>,
+    /// Largest response body (500 above; 0: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_body_bytes: Option<i64>,
+    /// Response body held in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_response_body_bytes: Option<i64>,
+    /// When to send the buffered request again (`IsNetworkError() && Attempts() < 2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_expression: Option<String>,
+}
+
+/// `grpcWeb`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcWeb {
+    /// Origins allowed for CORS (`*`: any).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub allow_origins: Vec<String>,
+}
+
+/// `encodedCharacters` (Traefik v3.7): every option defaults to `false` (denied).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EncodedCharactersMw {
+    /// `%2F`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_slash: Option<bool>,
+    /// `%5C`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_back_slash: Option<bool>,
+    /// `%00`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_null_character: Option<bool>,
+    /// `%3B`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_semicolon: Option<bool>,
+    /// `%25`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_percent: Option<bool>,
+    /// `%3F`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_question_mark: Option<bool>,
+    /// `%23`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_hash: Option<bool>,
+}
+
+/// `passTLSClientCert`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PassTlsClientCert {
+    /// Pass the certificates (PEM without its armour) in `X-Forwarded-Tls-Client-Cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pem: Option<bool>,
+    /// Pass selected fields in `X-Forwarded-Tls-Client-Cert-Info`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<TlsClientCertInfo>,
+}
+
+/// `passTLSClientCert.info`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsClientCertInfo {
+    /// `NA="<unix seconds>"`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<bool>,
+    /// `NB="<unix seconds>"`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<bool>,
+    /// `SAN="dns,…,email,…,ip,…,uri,…"`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sans: Option<bool>,
+    /// `SerialNumber="<decimal>"`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<bool>,
+    /// `Subject="…"` fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<TlsClientCertDn>,
+    /// `Issuer="…"` fields (`organizationalUnit` is not one of them in Traefik).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<TlsClientCertDn>,
+}
+
+/// Distinguished-name fields of `passTLSClientCert.info.subject` / `.issuer`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsClientCertDn {
+    /// `C=`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<bool>,
+    /// `ST=`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub province: Option<bool>,
+    /// `L=`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<bool>,
+    /// `O=`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<bool>,
+    /// `OU=` (subject only)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organizational_unit: Option<bool>,
+    /// `CN=`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_name: Option<bool>,
+    /// `SN=`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<bool>,
+    /// `DC=`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_component: Option<bool>,
 }
 
 /// `inFlightReq`
