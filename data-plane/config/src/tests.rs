@@ -619,8 +619,12 @@ fn validation_error_messages() {
             ],
         ),
         (
-            with_base("  middlewares:\n    rl:\n      buffering:\n        maxRequestBodyBytes: 3\n"),
-            vec![r#"middleware "rl": buffering middlewares are not supported by this version of Switchyard"#],
+            with_base("  middlewares:\n    rl:\n      buffering:\n        maxRequestBodyBytes: -3\n"),
+            vec![r#"middleware "rl": buffering.maxRequestBodyBytes: must not be negative (got -3)"#],
+        ),
+        (
+            with_base("  middlewares:\n    pl:\n      plugin:\n        demo: {}\n"),
+            vec![r#"middleware "pl": plugin middlewares are not supported by this version of Switchyard"#],
         ),
         (
             with_base("  middlewares:\n    rl:\n      rateLimit:\n        average: -10\n        redis: {endpoints: [\"r:6379\"]}\n"),
