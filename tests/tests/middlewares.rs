@@ -28,12 +28,20 @@ use switchyard_e2e::backends::runtime;
 use switchyard_e2e::client::{fetch, Req, Resp};
 use switchyard_e2e::{apply_yaml, cli, cli_stdin, config_version, single_node_stack};
 
+#[path = "middlewares/all_kinds.rs"]
+mod all_kinds;
 #[path = "middlewares/errors.rs"]
 mod errors_cases;
 #[path = "middlewares/forwardauth.rs"]
 mod forwardauth;
 #[path = "middlewares/more.rs"]
 mod more;
+
+/// Must show 1: every Traefik v3 HTTP middleware kind in one configuration.
+#[test]
+fn every_traefik_middleware_kind_in_one_config() {
+    all_kinds::run();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Scripted backend
