@@ -835,6 +835,70 @@ impl Middleware {
         }
     }
 
+    /// This middleware as shown (`get config`, `get middleware`, the Traefik API): secrets
+    /// replaced by [`REDACTED_KEY`] — `forwardAuth.tls.key` when inline, and the HA1 hash
+    /// (password-equivalent) of each `digestAuth` user and its uploaded `usersFile`. Restored
+    /// by [`Middleware::restore_redacted`]. (`basicAuth` hashes are one-way and shown, as in
+    /// Traefik's API.)
+    pub fn redacted(&self) -> Middleware {
+        let mut m = self.clone();
+        match &mut m {
+            Middleware::ForwardAuth(f) => {
+                if let Some(t) = f.tls.as_mut() {
+                    if crate::acme::is_inline_pem(&t.key) {
+                        t.key = REDACTED_KEY.to_string();
+                    }
+                }
+            }
+            Middleware::DigestAuth(d) => {
+                for u in &mut d.users {
+                    if let Some((head, _)) = u.rsplit_once(':') {
+                        if head.contains(':') {
+                            *u = format!("{head}:{REDACTED_KEY}");
+                        }
+                    }
+                }
+                // Uploaded content (a path is shown as it is).
+                if d.users_file.contains('\n') {
+                    d.users_file = REDACTED_KEY.to_string();
+                }
+            }
+            _ => {}
+        }
+        m
+    }
+
+    /// `self` (as applied) with the secrets [`Middleware::redacted`] hid taken back from `cur`
+    /// (the stored middleware of the same name): the forwardAuth key for the same `tls.cert`,
+    /// each digest user's HA1 for the same `user:realm`, the users file.
+    pub fn restore_redacted(&mut self, cur: &Middleware) {
+        match (self, cur) {
+            (Middleware::ForwardAuth(f), Middleware::ForwardAuth(c)) => {
+                if let (Some(t), Some(ct)) = (f.tls.as_mut(), c.tls.as_ref()) {
+                    if t.key == REDACTED_KEY && t.cert == ct.cert && ct.key != REDACTED_KEY {
+                        t.key = ct.key.clone();
+                    }
+                }
+            }
+            (Middleware::DigestAuth(d), Middleware::DigestAuth(c)) => {
+                for u in &mut d.users {
+                    if let Some(head) = u.strip_suffix(REDACTED_KEY) {
+                        if let Some(orig) = c.users.iter().find(|o| {
+                            o.strip_prefix(head)
+                                .is_some_and(|ha1| !ha1.contains(':') && ha1 != REDACTED_KEY)
+                        }) {
+                            *u = orig.clone();
+                        }
+                    }
+                }
+                if d.users_file == REDACTED_KEY && c.users_file != REDACTED_KEY {
+                    d.users_file = c.users_file.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// True for the kinds Switchyard implements.
     pub fn is_supported(&self) -> bool {
         SUPPORTED_MIDDLEWARE_KINDS.contains(&self.kind_name())
@@ -1879,6 +1943,11 @@ impl DynamicConfig {
                 }
             }
         }
+        for (name, m) in &mut out.http.middlewares {
+            if let Some(cur) = self.http.middlewares.get(name) {
+                m.restore_redacted(cur);
+            }
+        }
         for (name, r) in &mut out.certificates_resolvers {
             let cur_acme = self
                 .certificates_resolvers
@@ -1917,6 +1986,9 @@ impl DynamicConfig {
     pub fn for_display(&self) -> DynamicConfig {
         let mut out = self.clone();
         out.managed = ManagedTls::default();
+        for m in out.http.middlewares.values_mut() {
+            *m = m.redacted();
+        }
         for c in &mut out.tls.certificates {
             if crate::acme::is_inline_pem(&c.key_file) {
                 c.key_file = REDACTED_KEY.to_string();
@@ -1989,7 +2061,7 @@ impl DynamicConfig {
                 .http
                 .middlewares
                 .get(name)
-                .and_then(|r| serde_json::to_value(r).ok()),
+                .and_then(|r| serde_json::to_value(r.redacted()).ok()),
         }
     }
 

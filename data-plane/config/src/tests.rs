@@ -1825,6 +1825,38 @@ mod acme_resolvers {
     }
 
     #[test]
+    fn middleware_secrets_redacted_and_restored() {
+        let key = "-----BEGIN PRIVATE KEY-----\\nMIIB\\n-----END PRIVATE KEY-----\\n";
+        let cert = "-----BEGIN CERTIFICATE-----\\nMIIC\\n-----END CERTIFICATE-----\\n";
+        let ha1 = "a2688e031edb4be6a3797f3882655c05";
+        let doc = parse_document(&format!("http:\n  middlewares:\n    fa:\n      forwardAuth: {{address: 'https://auth', tls: {{cert: \"{cert}\", key: \"{key}\"}}}}\n    dg:\n      digestAuth: {{users: ['test:traefik:{ha1}'], usersFile: \"u2:traefik:{ha1}\\n\"}}\n")).expect("doc");
+        let shown = doc.for_display();
+        let text = serde_json::to_string(&shown).unwrap();
+        assert!(!text.contains("MIIB") && !text.contains(ha1), "{text}");
+        assert!(text.contains("test:traefik:<redacted>"), "{text}");
+        let one = doc
+            .resource_json(crate::model::Kind::Middleware, "dg")
+            .unwrap()
+            .to_string();
+        assert!(!one.contains(ha1), "{one}");
+        // Applying what was shown keeps the secrets.
+        assert_eq!(doc.restore_redacted(&shown), doc);
+        // A different certificate or user does not get the stored secret.
+        let mut other = shown.clone();
+        if let Some(crate::Middleware::ForwardAuth(f)) = other.http.middlewares.get_mut("fa") {
+            f.tls.as_mut().unwrap().cert = "other".into();
+        }
+        if let Some(crate::Middleware::DigestAuth(d)) = other.http.middlewares.get_mut("dg") {
+            d.users[0] = "bob:traefik:<redacted>".into();
+        }
+        let back = serde_json::to_string(&doc.restore_redacted(&other)).unwrap();
+        assert!(
+            !back.contains("MIIB") && back.contains("bob:traefik:<redacted>"),
+            "{back}"
+        );
+    }
+
+    #[test]
     fn dns_provider_secrets_redacted_and_restored() {
         let doc = parse_document("certificatesResolvers:\n  d:\n    acme:\n      dnsChallenge:\n        provider: rfc2136\n        rfc2136: { nameserver: '127.0.0.1', tsigKey: k., tsigSecret: c2VjcmV0 }\n  h:\n    acme:\n      dnsChallenge: { provider: httpreq, httpreq: { endpoint: 'http://127.0.0.1:1', username: u, password: hunter2 } }\n").expect("doc");
         let shown = doc.for_display();

@@ -447,6 +447,18 @@ pub(crate) fn run() {
     for (kind, opts, _, _) in &routes {
         writeln!(doc, "    k-{kind}: {}", json!({ *kind: opts })).unwrap();
     }
+    // A forwardAuth with a client certificate: its key is a secret `get config` redacts.
+    let leaf_cert = pki
+        .chain_pem
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .next()
+        .unwrap();
+    writeln!(
+        doc,
+        "    fa-tls: {}",
+        json!({"forwardAuth": {"address": format!("https://{auth}/echo"), "tls": {"cert": leaf_cert, "key": pki.key_pem}}})
+    )
+    .unwrap();
     doc.push_str("    info: {passTLSClientCert: {pem: true, info: {notAfter: true, notBefore: true, sans: true, serialNumber: true, subject: {country: true, province: true, locality: true, organization: true, organizationalUnit: true, commonName: true, serialNumber: true, domainComponent: true}, issuer: {country: true, province: true, locality: true, organization: true, commonName: true, serialNumber: true, domainComponent: true}}}}\n");
     writeln!(
         doc,
@@ -581,6 +593,16 @@ pub(crate) fn run() {
     );
     let version = config_version(&endpoints);
     let yaml = cli(&endpoints, &["-o", "yaml", "get", "config"]).expect_success();
+    let key_body = pki.key_pem.lines().nth(1).unwrap();
+    let ha1 = DIGEST_TEST.rsplit(':').next().unwrap();
+    assert!(
+        !yaml.stdout.contains(key_body) && !yaml.stdout.contains(ha1),
+        "get config shows a secret:\n{}",
+        yaml.stdout
+    );
+    assert!(yaml.stdout.contains("<redacted>"), "{}", yaml.stdout);
+    let one = cli(&endpoints, &["-o", "json", "get", "middleware", "fa-tls"]).expect_success();
+    assert!(!one.stdout.contains(key_body), "{}", one.stdout);
     let back = cli_stdin(
         &endpoints,
         &["-o", "json", "apply", "-f", "-"],

@@ -315,6 +315,7 @@ pub fn compile(b: &Buffering) -> Result<CompiledMiddleware, FieldErrors> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 
