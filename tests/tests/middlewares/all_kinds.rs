@@ -88,7 +88,7 @@ fn routes(auth: &str) -> Vec<(&'static str, Value, &'static str, u16)> {
         ),
         (
             "errors",
-            json!({"status": ["500-599"], "service": "svc", "query": "/page?s={status}"}),
+            json!({"status": ["500-599"], "service": "pages", "query": "/page?s={status}"}),
             "/foo?status=503",
             503,
         ),
@@ -462,7 +462,7 @@ pub(crate) fn run() {
     doc.push_str("    info: {passTLSClientCert: {pem: true, info: {notAfter: true, notBefore: true, sans: true, serialNumber: true, subject: {country: true, province: true, locality: true, organization: true, organizationalUnit: true, commonName: true, serialNumber: true, domainComponent: true}, issuer: {country: true, province: true, locality: true, organization: true, commonName: true, serialNumber: true, domainComponent: true}}}}\n");
     writeln!(
         doc,
-        "  services:\n    svc: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    grpc: {{loadBalancer: {{servers: [{{url: \"{}\"}}]}}}}\ntls:\n  certificates:\n    - {{certFile: {}, keyFile: {}}}\n  options:\n    mtls: {{clientAuth: {{clientAuthType: RequireAnyClientCert}}}}",
+        "  services:\n    svc: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    pages: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    grpc: {{loadBalancer: {{servers: [{{url: \"{}\"}}]}}}}\ntls:\n  certificates:\n    - {{certFile: {}, keyFile: {}}}\n  options:\n    mtls: {{clientAuth: {{clientAuthType: RequireAnyClientCert}}}}",
         grpc.h2c_url(),
         json!(cert_file.display().to_string()),
         json!(key_file.display().to_string()),
@@ -612,4 +612,13 @@ pub(crate) fn run() {
     .json();
     assert_eq!(back["version"].as_u64(), Some(version), "{back}");
     assert_eq!(back["changes"], json!([]), "{back}");
+
+    // The error pages' service cannot be deleted while the `errors` middleware uses it.
+    let out = cli(&endpoints, &["delete", "service", "pages"]).expect_failure();
+    assert!(
+        out.stderr.contains("cannot delete service \"pages\"")
+            && out.stderr.contains("middleware \"k-errors\": errors.service"),
+        "{out}"
+    );
+    assert_eq!(config_version(&endpoints), version, "the refusal changed nothing");
 }
