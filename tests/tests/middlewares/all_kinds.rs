@@ -617,8 +617,14 @@ pub(crate) fn run() {
     let out = cli(&endpoints, &["delete", "service", "pages"]).expect_failure();
     assert!(
         out.stderr.contains("cannot delete service \"pages\"")
-            && out.stderr.contains("middleware \"k-errors\": errors.service"),
+            && out
+                .stderr
+                .contains("middleware \"k-errors\": errors.service"),
         "{out}"
     );
-    assert_eq!(config_version(&endpoints), version, "the refusal changed nothing");
+    assert_eq!(
+        config_version(&endpoints),
+        version,
+        "the refusal changed nothing"
+    );
 }

@@ -305,5 +305,42 @@ pub(crate) fn refusals() -> Vec<(Value, &'static str)> {
             json!({"encodedCharacters": {"allowEncodedSlashes": true}}),
             "allowEncodedSlashes",
         ),
+        // The path and redirect kinds (the others are in their own lists).
+        (
+            json!({"addPrefix": {}}),
+            "addPrefix.prefix: a path is required",
+        ),
+        (
+            json!({"stripPrefix": {"prefixes": [""]}}),
+            "stripPrefix.prefixes[0]",
+        ),
+        (
+            json!({"stripPrefixRegex": {"regex": ["/ok", "a(b"]}}),
+            "stripPrefixRegex.regex[1]: invalid regexp",
+        ),
+        (
+            json!({"replacePath": {}}),
+            "replacePath.path: a path is required",
+        ),
+        (
+            json!({"replacePathRegex": {"regex": "(", "replacement": "/x"}}),
+            "replacePathRegex.regex: invalid regexp",
+        ),
+        (
+            json!({"redirectRegex": {"regex": "^http://(.*", "replacement": "https://x/"}}),
+            "redirectRegex.regex: invalid regexp",
+        ),
+        (
+            json!({"redirectRegex": {"regex": "^http://(.*)"}}),
+            "redirectRegex.replacement: a replacement is required",
+        ),
+        (
+            json!({"redirectScheme": {"scheme": "https", "port": 70000}}),
+            "redirectScheme.port: invalid port",
+        ),
+        (
+            json!({"chain": {"middlewares": ["ghost"]}}),
+            "chain.middlewares[0]: middleware \"ghost\" not found",
+        ),
     ]
 }
