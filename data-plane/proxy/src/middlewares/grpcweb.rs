@@ -8,7 +8,7 @@
 //!   requested ones, canonicalised), `-Allow-Credentials: true`, `-Max-Age: 600`;
 //! * a gRPC-Web request (`POST`, `Content-Type: application/grpc-web…`) goes to the service
 //!   as gRPC: `application/grpc-web` (or `application/grpc-web-text`, whose base64 body is
-//!   decoded) becomes `application/grpc` in `Content-Type`, `Content-Length` is dropped (the
+//!   decoded, up to 8 MiB: 413 above) becomes `application/grpc` in `Content-Type`, `Content-Length` is dropped (the
 //!   service must be HTTP/2: `h2c://` or `https://`);
 //! * its response goes back as gRPC-Web: `Content-Type` `application/grpc…` →
 //!   `application/grpc-web…` (`-text` for text requests, whose body is then base64, one
@@ -47,6 +47,9 @@ pub(crate) struct Seen {
 }
 
 const GRPC_WEB: &str = "application/grpc-web";
+/// Largest text-mode request body decoded (base64 of gRPC's default 4 MiB message limit, and
+/// some): bounded memory per request; 413 above.
+const TEXT_LIMIT: u64 = 8 << 20;
 const GRPC_WEB_TEXT: &str = "application/grpc-web-text";
 
 /// Go's `http.CanonicalHeaderKey`.
@@ -142,8 +145,10 @@ pub(crate) async fn on_request(
     req.parts.headers.remove(CONTENT_LENGTH);
     if text {
         let body = std::mem::replace(&mut req.body, UpBody::empty());
-        let Ok(Ok(raw)) = super::forwardauth::read_limited(body, None).await else {
-            return Some(status(StatusCode::BAD_REQUEST));
+        let raw = match super::forwardauth::read_limited(body, Some(TEXT_LIMIT)).await {
+            Ok(Ok(raw)) => raw,
+            Ok(Err(())) => return Some(status(StatusCode::PAYLOAD_TOO_LARGE)),
+            Err(()) => return Some(status(StatusCode::BAD_REQUEST)),
         };
         let compact: Vec<u8> = raw
             .iter()
