@@ -226,7 +226,7 @@ impl Rollout {
 pub enum RolloutCommand {
     /// Apply `document` (as `Request::Apply`) through `plan`.
     Start {
-        document: DynamicConfig,
+        document: Box<DynamicConfig>,
         prune: bool,
         plan: Plan,
     },
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn stages_parse_and_refuse_bad_input() {
-        let s = parse_stages("zone=a, region=eu,cluster=edge,*").unwrap();
+        let s = parse_stages("zone=a, region=eu,cluster=edge,*").expect("valid");
         assert_eq!(
             s,
             vec![
@@ -287,7 +287,7 @@ mod tests {
         ] {
             assert!(parse_stages(bad).is_err(), "{bad:?} accepted");
         }
-        let e = parse_stages("host=a").unwrap_err();
+        let e = parse_stages("host=a").expect_err("refused");
         assert!(e.contains("unknown key \"host\""), "{e}");
     }
 
@@ -352,7 +352,7 @@ mod tests {
             );
             let start = rollout(
                 RolloutCommand::Start {
-                    document: doc("127.0.0.1:2"),
+                    document: Box::new(doc("127.0.0.1:2")),
                     prune: false,
                     plan: plan(),
                 },
@@ -427,10 +427,10 @@ mod tests {
                 st.apply(4, &write),
                 Response::Rejected(Rejection::Conflict(_))
             ));
-            assert!(st.screen(&[write.clone()])[0].is_some());
+            assert!(st.screen(std::slice::from_ref(&write))[0].is_some());
             let again = rollout(
                 RolloutCommand::Start {
-                    document: doc("127.0.0.1:9"),
+                    document: Box::new(doc("127.0.0.1:9")),
                     prune: false,
                     plan: plan(),
                 },
@@ -550,7 +550,7 @@ mod tests {
             );
             let same = rollout(
                 RolloutCommand::Start {
-                    document: doc("127.0.0.1:1"),
+                    document: Box::new(doc("127.0.0.1:1")),
                     prune: false,
                     plan: plan(),
                 },
@@ -563,10 +563,12 @@ mod tests {
             assert!(st.rollout.is_none());
             let bad = rollout(
                 RolloutCommand::Start {
-                    document: parse_document(
-                        "http:\n  routers:\n    x: { rule: \"Host(`b`)\", service: missing }\n",
-                    )
-                    .expect("parses"),
+                    document: Box::new(
+                        parse_document(
+                            "http:\n  routers:\n    x: { rule: \"Host(`b`)\", service: missing }\n",
+                        )
+                        .expect("parses"),
+                    ),
                     prune: false,
                     plan: plan(),
                 },

@@ -261,7 +261,7 @@ impl ClusterState {
                 return Response::Rejected(Rejection::Invalid(e));
             }
             let apply = Request::Apply {
-                document: document.clone(),
+                document: DynamicConfig::clone(document),
                 prune: *prune,
                 validated_at: None,
             };
@@ -504,7 +504,7 @@ impl ClusterState {
                     return Response::Rejected(Rejection::Invalid(e));
                 }
                 self.preview(&Request::Apply {
-                    document: document.clone(),
+                    document: DynamicConfig::clone(document),
                     prune: *prune,
                     validated_at: None,
                 })

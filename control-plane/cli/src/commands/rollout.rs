@@ -176,17 +176,17 @@ mod tests {
 
     #[test]
     fn rates_and_plans() {
-        assert_eq!(rate("x", "1%").unwrap(), 0.01);
-        assert_eq!(rate("x", "0.5%").unwrap(), 0.005);
-        assert_eq!(rate("x", "0.02").unwrap(), 0.02);
+        assert_eq!(rate("x", "1%").expect("valid"), 0.01);
+        assert_eq!(rate("x", "0.5%").expect("valid"), 0.005);
+        assert_eq!(rate("x", "0.02").expect("valid"), 0.02);
         assert!(rate("x", "150%").is_err());
         assert!(rate("x", "lots").is_err());
-        let p = plan("zone=a,*", Some("3s"), None, Some("250ms")).unwrap();
+        let p = plan("zone=a,*", Some("3s"), None, Some("250ms")).expect("valid");
         assert_eq!(
             (p.bake_ms, p.max_error_rate, p.max_p99_ms),
             (3000, 0.01, 250)
         );
-        let p = plan("zone=a", None, Some("5%"), None).unwrap();
+        let p = plan("zone=a", None, Some("5%"), None).expect("valid");
         assert_eq!(
             (p.bake_ms, p.max_error_rate, p.max_p99_ms),
             (60_000, 0.05, 0)

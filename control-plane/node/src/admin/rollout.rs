@@ -32,7 +32,7 @@ pub(super) fn plan_of(p: &RolloutPlan) -> Result<Plan, ApiError> {
 pub(super) fn start(document: switchyard_config::DynamicConfig, prune: bool, plan: Plan) -> Cmd {
     Cmd::Rollout {
         cmd: RolloutCommand::Start {
-            document,
+            document: Box::new(document),
             prune,
             plan,
         },
