@@ -148,6 +148,8 @@ fn start_rollout(ep: &str, doc: &str, bake: &str) -> u64 {
             bake,
             "--max-error-rate",
             "1%",
+            "--max-p99",
+            "5s",
         ],
         doc,
     );
@@ -300,6 +302,24 @@ fn a_good_change_is_promoted_stage_by_stage() {
             p.id
         );
         assert!(seen.iter().all(|(_, status, _)| *status == 200));
+    }
+    let out = cli(&ep, &["rollout", "pause"]);
+    assert!(
+        !out.success() && out.stderr.contains("no rollout is in progress"),
+        "{}",
+        out.stderr
+    );
+
+    // `rollout abort` sends every proxy the previous config again, as a new version.
+    let v_next = start_rollout(&ep, &app(&s.old), "60s");
+    s.proxies[0].wait_version(v_next, PROXY_SETTLE);
+    assert_eq!(backend_of(&s.proxies[0]).unwrap(), (200, "old".to_string()));
+    let out = ok(cli(&ep, &["rollout", "abort"]), "rollout abort");
+    assert!(out.stdout.contains(": aborted"), "{}", out.stdout);
+    let back = status(&ep).unwrap()["rollbackVersion"].as_u64().unwrap();
+    for p in &s.proxies {
+        p.wait_version(back, PROXY_SETTLE);
+        assert_eq!(backend_of(p).unwrap(), (200, "new".to_string()), "{}", p.id);
     }
     // Writes are accepted again.
     ok(cli_stdin(&ep, &["apply", "-f", "-"], &app(&s.old)), "apply");
