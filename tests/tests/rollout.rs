@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use switchyard_e2e::backends::{HttpBackend, Mode};
-use switchyard_e2e::client::get;
+use switchyard_e2e::client::{fetch, get, Req};
 use switchyard_e2e::proxy::{
     applied_version, apply_wait, get_proxies, proxy_entry, Proxy, ProxySpec,
 };
@@ -389,6 +389,25 @@ fn a_bad_change_breaches_at_stage_one_and_every_proxy_rolls_back() {
             .contains(&format!("previous config back as version {v_back}")),
         "{}",
         out.stdout
+    );
+
+    // The dashboard's status API carries it too (the dashboard shows it above every page).
+    let mut req = Req::get("dashboard", "/api/switchyard/status");
+    req.headers.push((
+        "authorization".into(),
+        format!("Bearer {}", s.c.creds().token),
+    ));
+    let r = fetch(&s.c.nodes[0].addrs.http, &req).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body: Value = serde_json::from_str(&r.text()).unwrap();
+    assert_eq!(body["rollout"]["status"], "rolled-back", "{body}");
+    assert_eq!(body["rollout"]["rollbackVersion"], v_back, "{body}");
+    assert!(
+        body["rollout"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("error rate 100.00%"),
+        "{body}"
     );
 
     // Zone-a served the bad backend (the test can fail); zone-b and zone-c never did.

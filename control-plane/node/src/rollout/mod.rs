@@ -69,8 +69,9 @@ async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         };
         let key = (r.target_version, r.stage, r.stage_started_at_ms);
         let Some(b) = bake.as_ref().filter(|b| b.key == key) else {
-            let start = gather(&shared).await;
+            // The bake runs from when this leader saw the stage (before asking every node).
             let due = Instant::now() + Duration::from_millis(r.plan.bake_ms);
+            let start = gather(&shared).await;
             tracing::info!(
                 target_version = r.target_version,
                 stage = r.stage + 1,
