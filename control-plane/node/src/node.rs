@@ -213,6 +213,7 @@ impl ControlNode {
             shared.clone(),
             stop_rx.clone(),
         )));
+        tasks.push(crate::rollout::spawn(shared.clone(), stop_rx.clone()));
         tasks.push(crate::acme::spawn(shared.clone(), stop_rx));
         Ok(Self {
             shared,

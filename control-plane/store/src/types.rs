@@ -88,6 +88,11 @@ pub enum Request {
     /// forward to the leader cut off mid-flight) answers the first outcome instead of applying
     /// again. See [`crate::RecentWrites`].
     Once { id: String, request: Box<Request> },
+    /// A step of a progressive rollout (see [`crate::rollout`]); `at` as for [`Request::Acme`].
+    Rollout {
+        cmd: crate::rollout::RolloutCommand,
+        at: u64,
+    },
 }
 
 impl Request {
@@ -128,6 +133,9 @@ pub enum Rejection {
     Invalid(String),
     /// The resource to delete does not exist.
     NotFound(String),
+    /// The command does not fit the current state (a config write while a rollout is active; a
+    /// rollout step for a rollout that moved on).
+    Conflict(String),
 }
 
 /// The result of applying one log entry.

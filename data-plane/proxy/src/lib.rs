@@ -66,6 +66,7 @@ mod tls;
 mod traefik_metrics;
 mod upstream;
 mod util;
+mod version_stats;
 
 #[cfg(test)]
 mod tests;

@@ -11,5 +11,6 @@ pub mod dev_backend;
 pub mod explain;
 pub mod get;
 pub mod proxies;
+pub mod rollout;
 pub mod server;
 pub mod token;
