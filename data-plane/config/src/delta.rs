@@ -19,6 +19,7 @@ use crate::diff::{diff, ChangeAction, ResourceKind};
 use crate::model::{
     Certificate, DynamicConfig, Middleware, Router, ServersTransport, Service, TlsOptions, TlsStore,
 };
+use crate::tcp::{TcpMiddleware, TcpRouter, TcpService};
 
 /// One resource as a delta carries it, typed by kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +40,9 @@ pub enum Resource {
     AcmeTlsAlpn01(KeyPair),
     /// The session-ticket keys, newest first.
     TlsTicketKeys(Vec<TicketKey>),
+    TcpRouter(TcpRouter),
+    TcpService(TcpService),
+    TcpMiddleware(TcpMiddleware),
 }
 
 /// One changed resource: its new value, or `None` when it was removed.
@@ -105,6 +109,9 @@ fn get(cfg: &DynamicConfig, kind: ResourceKind, name: &str) -> Option<Resource> 
             }
             Resource::TlsTicketKeys(cfg.managed.ticket_keys.clone())
         }
+        K::TcpRouter => Resource::TcpRouter(value(&cfg.tcp.routers, name)?),
+        K::TcpService => Resource::TcpService(value(&cfg.tcp.services, name)?),
+        K::TcpMiddleware => Resource::TcpMiddleware(value(&cfg.tcp.middlewares, name)?),
     })
 }
 
@@ -206,6 +213,9 @@ pub fn apply_in_place(cfg: &mut DynamicConfig, changes: &[DeltaChange]) {
             K::ManagedCertificate => set!(&mut cfg.managed.certificates, ManagedCertificate),
             K::AcmeHttp01 => set!(&mut cfg.managed.http01, AcmeHttp01),
             K::AcmeTlsAlpn01 => set!(&mut cfg.managed.tls_alpn01, AcmeTlsAlpn01),
+            K::TcpRouter => set!(&mut cfg.tcp.routers, TcpRouter),
+            K::TcpService => set!(&mut cfg.tcp.services, TcpService),
+            K::TcpMiddleware => set!(&mut cfg.tcp.middlewares, TcpMiddleware),
             K::TlsTicketKeys => {
                 cfg.managed.ticket_keys = match r {
                     Some(Resource::TlsTicketKeys(k)) => k,
@@ -257,6 +267,9 @@ impl DeltaChange {
             Some(Resource::AcmeHttp01(x)) => to_json(x),
             Some(Resource::AcmeTlsAlpn01(x)) => to_json(x),
             Some(Resource::TlsTicketKeys(x)) => to_json(x),
+            Some(Resource::TcpRouter(x)) => to_json(x),
+            Some(Resource::TcpService(x)) => to_json(x),
+            Some(Resource::TcpMiddleware(x)) => to_json(x),
         }
     }
 
@@ -281,6 +294,9 @@ impl DeltaChange {
                 K::AcmeHttp01 => Resource::AcmeHttp01(from_json(k, n, json)?),
                 K::AcmeTlsAlpn01 => Resource::AcmeTlsAlpn01(from_json(k, n, json)?),
                 K::TlsTicketKeys => Resource::TlsTicketKeys(from_json(k, n, json)?),
+                K::TcpRouter => Resource::TcpRouter(from_json(k, n, json)?),
+                K::TcpService => Resource::TcpService(from_json(k, n, json)?),
+                K::TcpMiddleware => Resource::TcpMiddleware(from_json(k, n, json)?),
             })
         };
         Ok(DeltaChange {
@@ -387,6 +403,25 @@ mod tests {
                 };
                 cfg.managed.tls_alpn01.insert(n.clone(), p);
             }
+            if let v @ 1..=3 = next() {
+                let r = json!({"rule": "HostSNI(`*`)", "service": format!("s{v}")});
+                cfg.tcp
+                    .routers
+                    .insert(n.clone(), serde_json::from_value(r).unwrap());
+            }
+            if let v @ 1..=3 = next() {
+                let s =
+                    json!({"loadBalancer": {"servers": [{"address": format!("127.0.0.1:{v}")}]}});
+                cfg.tcp
+                    .services
+                    .insert(n.clone(), serde_json::from_value(s).unwrap());
+            }
+            if let v @ 1..=3 = next() {
+                let m = json!({"inFlightConn": {"amount": v}});
+                cfg.tcp
+                    .middlewares
+                    .insert(n.clone(), serde_json::from_value(m).unwrap());
+            }
         }
         if let v @ 1..=3 = next() {
             cfg.managed.ticket_keys = (0..v)
@@ -414,8 +449,8 @@ mod tests {
         /// exists whenever the certificate list keeps its order.
         #[test]
         fn a_delta_reproduces_the_next_config(
-            base in proptest::collection::vec(any::<u8>(), 33),
-            next in proptest::collection::vec(any::<u8>(), 33),
+            base in proptest::collection::vec(any::<u8>(), 42),
+            next in proptest::collection::vec(any::<u8>(), 42),
         ) {
             let (base, next) = (config(&base), config(&next));
             let files = |c: &DynamicConfig| -> Vec<String> {

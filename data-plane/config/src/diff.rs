@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acme::ManagedTls;
 use crate::model::{Certificate, DynamicConfig, HttpConfig, TlsConfig};
+use crate::tcp::TcpConfig;
 
 /// Every kind of resource a config holds, named as the admin API and the config stream name them
 /// (`"router"`, `"serversTransport"`, …; serialized the same way).
@@ -36,11 +37,17 @@ pub enum ResourceKind {
     AcmeTlsAlpn01,
     /// The cluster's TLS session-ticket keys (one resource, named `cluster`).
     TlsTicketKeys,
+    /// `tcp.routers`
+    TcpRouter,
+    /// `tcp.services`
+    TcpService,
+    /// `tcp.middlewares`
+    TcpMiddleware,
 }
 
 impl ResourceKind {
     /// Every kind.
-    pub const ALL: [ResourceKind; 12] = [
+    pub const ALL: [ResourceKind; 15] = [
         ResourceKind::Router,
         ResourceKind::Service,
         ResourceKind::Middleware,
@@ -53,6 +60,9 @@ impl ResourceKind {
         ResourceKind::AcmeHttp01,
         ResourceKind::AcmeTlsAlpn01,
         ResourceKind::TlsTicketKeys,
+        ResourceKind::TcpRouter,
+        ResourceKind::TcpService,
+        ResourceKind::TcpMiddleware,
     ];
 
     /// The name: `"router"`, `"serversTransport"`, `"acmeTlsAlpn01"`, …
@@ -70,6 +80,9 @@ impl ResourceKind {
             ResourceKind::AcmeHttp01 => "acmeHttp01",
             ResourceKind::AcmeTlsAlpn01 => "acmeTlsAlpn01",
             ResourceKind::TlsTicketKeys => "tlsTicketKeys",
+            ResourceKind::TcpRouter => "tcpRouter",
+            ResourceKind::TcpService => "tcpService",
+            ResourceKind::TcpMiddleware => "tcpMiddleware",
         }
     }
 
@@ -181,6 +194,12 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
                 options: _,
                 stores: _,
             },
+        tcp:
+            TcpConfig {
+                routers: _,
+                services: _,
+                middlewares: _,
+            },
         certificates_resolvers: _,
         managed:
             ManagedTls {
@@ -255,6 +274,24 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
         ResourceKind::AcmeTlsAlpn01,
         &old.managed.tls_alpn01,
         &new.managed.tls_alpn01,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::TcpRouter,
+        &old.tcp.routers,
+        &new.tcp.routers,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::TcpService,
+        &old.tcp.services,
+        &new.tcp.services,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::TcpMiddleware,
+        &old.tcp.middlewares,
+        &new.tcp.middlewares,
         &mut out,
     );
     if old.managed.ticket_keys != new.managed.ticket_keys {

@@ -95,6 +95,13 @@ pub struct DynamicConfig {
         skip_serializing_if = "TlsConfig::is_empty"
     )]
     pub tls: TlsConfig,
+    /// `tcp:` section (TCP routers, services, middlewares).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "crate::tcp::TcpConfig::is_empty"
+    )]
+    pub tcp: crate::tcp::TcpConfig,
     /// `certificatesResolvers:` (Traefik static configuration; cluster configuration here).
     #[serde(
         default,
@@ -1679,6 +1686,15 @@ impl DynamicConfig {
         for (k, v) in &doc.tls.options {
             out.tls.options.insert(k.clone(), v.clone());
         }
+        for (k, v) in &doc.tcp.routers {
+            out.tcp.routers.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &doc.tcp.services {
+            out.tcp.services.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &doc.tcp.middlewares {
+            out.tcp.middlewares.insert(k.clone(), v.clone());
+        }
         for (k, v) in &doc.tls.stores {
             out.tls.stores.insert(k.clone(), v.clone());
         }
@@ -1870,6 +1886,7 @@ impl DynamicConfig {
     pub fn is_empty(&self) -> bool {
         self.http.is_empty()
             && self.tls.is_empty()
+            && self.tcp.is_empty()
             && self.certificates_resolvers.is_empty()
             && self.managed.is_empty()
     }
