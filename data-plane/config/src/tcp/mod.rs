@@ -9,10 +9,12 @@
 //! `HostSNI(`*`)` alone to -1.
 
 mod model;
+mod mux;
 pub mod rule;
 mod validate;
 
 pub use model::*;
+pub use mux::{MuxRoute, TcpExplanation, TcpMux, Tried};
 pub use rule::{compile, default_priority, ConnView, TcpMatcherKind, TcpRule};
 pub(crate) use validate::validate;
 pub use validate::{address_problem, MIDDLEWARE, ROUTER, SERVICE};
