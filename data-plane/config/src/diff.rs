@@ -194,12 +194,7 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
                 options: _,
                 stores: _,
             },
-        tcp:
-            TcpConfig {
-                routers: _,
-                services: _,
-                middlewares: _,
-            },
+        tcp,
         certificates_resolvers: _,
         managed:
             ManagedTls {
@@ -209,6 +204,11 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
                 ticket_keys: _,
             },
     } = new;
+    let TcpConfig {
+        routers: _,
+        services: _,
+        middlewares: _,
+    } = &**tcp;
     let mut out = Vec::new();
     diff_maps(
         ResourceKind::Router,

@@ -95,13 +95,14 @@ pub struct DynamicConfig {
         skip_serializing_if = "TlsConfig::is_empty"
     )]
     pub tls: TlsConfig,
-    /// `tcp:` section (TCP routers, services, middlewares).
+    /// `tcp:` section (TCP routers, services, middlewares); boxed, so configs without TCP
+    /// (and the Raft commands that carry them) stay small.
     #[serde(
         default,
         deserialize_with = "null_default",
         skip_serializing_if = "crate::tcp::TcpConfig::is_empty"
     )]
-    pub tcp: crate::tcp::TcpConfig,
+    pub tcp: Box<crate::tcp::TcpConfig>,
     /// `certificatesResolvers:` (Traefik static configuration; cluster configuration here).
     #[serde(
         default,

@@ -211,7 +211,7 @@ pub fn for_cluster(cfg: &DynamicConfig, cluster: &str) -> DynamicConfig {
                 .collect(),
         },
         tls: cfg.tls.clone(),
-        tcp: tcp_for_cluster(&cfg.tcp, cluster),
+        tcp: Box::new(tcp_for_cluster(&cfg.tcp, cluster)),
         certificates_resolvers: cfg.certificates_resolvers.clone(),
         managed: cfg.managed.clone(),
     }

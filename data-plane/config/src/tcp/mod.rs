@@ -14,7 +14,7 @@ pub mod rule;
 mod validate;
 
 pub use model::*;
-pub use mux::{MuxRoute, TcpExplanation, TcpMux, Tried};
+pub use mux::{explain_conn, MuxRoute, TcpExplanation, TcpMux, TcpRequest, Tried};
 pub use rule::{compile, default_priority, ConnView, TcpMatcherKind, TcpRule};
 pub(crate) use validate::validate;
 pub use validate::{address_problem, MIDDLEWARE, ROUTER, SERVICE};

@@ -56,8 +56,16 @@ impl<T> Default for TcpMux<T> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TcpExplanation {
+    /// Whether the connection is TLS (sent a ClientHello).
+    pub tls: bool,
+    /// The SNI considered.
+    pub sni: Option<String>,
     /// The TCP router that serves the connection; `None`: HTTP serves it.
     pub router: Option<String>,
+    /// Its service.
+    pub service: Option<String>,
+    /// `passthrough`, `terminate` or `plain`.
+    pub mode: Option<String>,
     /// Why HTTP serves it, when it does.
     pub http_reason: Option<String>,
     /// The TCP routers considered, in order, with the matchers that failed.
@@ -212,19 +220,60 @@ impl<T> TcpMux<T> {
                 }
             })
             .collect();
+        let mut x = TcpExplanation {
+            tls,
+            sni: c.sni.map(str::to_string),
+            router: None,
+            service: None,
+            mode: None,
+            http_reason: None,
+            tried,
+        };
         match self.choose(tls, c) {
-            Ok(r) => TcpExplanation {
-                router: Some(r.name.clone()),
-                http_reason: None,
-                tried,
-            },
-            Err(why) => TcpExplanation {
-                router: None,
-                http_reason: Some(why.to_string()),
-                tried,
-            },
+            Ok(r) => x.router = Some(r.name.clone()),
+            Err(why) => x.http_reason = Some(why.to_string()),
         }
+        x
     }
+}
+
+/// A connection to explain (`switchyard explain tcp SNI`).
+#[derive(Debug, Clone)]
+pub struct TcpRequest<'a> {
+    /// The entry point (`None`: every router, as if on all entry points).
+    pub entrypoint: Option<&'a str>,
+    /// TLS (a ClientHello) or plain TCP.
+    pub tls: bool,
+    /// The SNI of the ClientHello.
+    pub sni: Option<&'a str>,
+    /// The client address.
+    pub client_ip: std::net::IpAddr,
+    /// ALPN protocols offered.
+    pub alpn: &'a [String],
+}
+
+/// Which TCP router of `cfg` serves the connection `req`, with the service and mode, or why
+/// HTTP does.
+pub fn explain_conn(cfg: &DynamicConfig, req: &TcpRequest<'_>) -> Result<TcpExplanation, String> {
+    let mux = TcpMux::build(cfg, req.entrypoint, |_, r| {
+        let mode = match &r.tls {
+            None => "plain",
+            Some(t) if t.passthrough => "passthrough",
+            Some(_) => "terminate",
+        };
+        Ok((r.service.clone(), mode))
+    })?;
+    let c = ConnView {
+        sni: req.sni,
+        client_ip: req.client_ip,
+        alpn: req.alpn,
+    };
+    let mut x = mux.explain(req.tls, &c);
+    if let Some(r) = mux.decide(req.tls, &c) {
+        x.service = Some(r.value.0.clone());
+        x.mode = Some(r.value.1.to_string());
+    }
+    Ok(x)
 }
 
 #[cfg(test)]

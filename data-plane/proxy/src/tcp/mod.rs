@@ -84,7 +84,9 @@ pub(crate) async fn route(
                 client_ip,
                 alpn: &alpn,
             };
-            shared.current.load().tcp.decide(ep, tls, &c)
+            let d = shared.current.load().tcp.decide(ep, tls, &c);
+            tracing::debug!(ep, tls, sni = ?c.sni, tcp = ?d.as_ref().map(|r| &r.name), "connection routed");
+            d
         }
     };
     match decision {

@@ -136,3 +136,52 @@ impl TcpTable {
         Ok(TcpTable { eps })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_per_entry_point() {
+        let doc = r#"
+http:
+  routers:
+    site: {entryPoints: [web], rule: "Host(`www.test`)", service: site, tls: {}}
+  services:
+    site: {loadBalancer: {servers: [{url: "http://127.0.0.1:1"}]}}
+tcp:
+  routers:
+    a-pass: {entryPoints: [web], rule: "HostSNI(`a.tcp.test`)", service: a, tls: {passthrough: true}}
+    term: {entryPoints: [web], rule: "HostSNI(`term.tcp.test`)", service: a, tls: {}}
+    echo: {entryPoints: [db], rule: "HostSNI(`*`)", service: w}
+  services:
+    a: {loadBalancer: {servers: [{address: "127.0.0.1:1"}]}}
+    w: {weighted: {services: [{name: a}]}}
+"#;
+        let cfg = switchyard_config::parse_document(doc).unwrap();
+        switchyard_config::validate(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        let tls = switchyard_tls::compile(&cfg, Some(crate::tls::generate_default_cert().unwrap()))
+            .unwrap();
+        let eps = ["web".to_string(), "db".to_string()];
+        let t = TcpTable::compile(&cfg, &eps, &tls, &Locality::default()).unwrap();
+        let c = |sni| ConnView {
+            sni,
+            client_ip: "127.0.0.1".parse().unwrap(),
+            alpn: &[],
+        };
+        let name = |r: Option<Arc<TcpRoute>>| r.map(|r| r.name.to_string());
+        assert_eq!(
+            name(t.decide(0, true, &c(Some("a.tcp.test")))).as_deref(),
+            Some("a-pass")
+        );
+        assert_eq!(
+            name(t.decide(0, true, &c(Some("term.tcp.test")))).as_deref(),
+            Some("term")
+        );
+        assert_eq!(name(t.decide(0, true, &c(Some("www.test")))), None);
+        assert_eq!(name(t.decide(0, false, &c(None))), None);
+        assert_eq!(name(t.decide(1, false, &c(None))).as_deref(), Some("echo"));
+        assert!(t.ep(1).unwrap().plain_only());
+    }
+}
