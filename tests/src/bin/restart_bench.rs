@@ -29,8 +29,13 @@ fn main() {
     let leader = c.wait_for_leader(Duration::from_secs(30));
     let started = Instant::now();
     grow(&c.node(leader).endpoint(), Some(&creds), entries, clients);
+    let log_index = c
+        .node(leader)
+        .metric("switchyard_raft_last_log_index")
+        .map_or_else(|e| e, |v| format!("{v}"));
     println!(
-        "{entries} writes (one new router each) committed in {:.1} s",
+        "{entries} writes (one new router each) committed in {:.1} s: {log_index} log entries \
+         (concurrent writes share an entry)",
         started.elapsed().as_secs_f64()
     );
     let follower = c
