@@ -14,6 +14,7 @@
 //! | [`metrics`] | the Prometheus registry |
 //! | [`options`] | what a node is started with |
 //! | [`acme`] | runs the ACME manager (`switchyard-acme`) against this node |
+//! | [`rollout`] | drives progressive rollouts on the leader: bake, judge, promote or roll back |
 //! | [`trace`] | OpenTelemetry spans of admin calls, Raft commits and the config stream |
 
 pub mod acme;
@@ -30,6 +31,7 @@ pub mod options;
 pub mod peer_tls;
 pub mod proposer;
 pub mod raft_net;
+pub mod rollout;
 pub mod security;
 pub mod shared;
 pub mod stream;

@@ -223,6 +223,7 @@ impl ControlNode {
             shared.clone(),
             stop_rx.clone(),
         )));
+        tasks.push(crate::rollout::spawn(shared.clone(), stop_rx.clone()));
         tasks.push(crate::acme::spawn(shared.clone(), stop_rx));
         let otlp_metrics = match &shared.opts.otlp_metrics {
             Some(m) => Some(crate::trace::start_metrics(m, &shared)?),

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use switchyard_config::{diff, validate, ConfigErrors, DynamicConfig};
 
 use crate::acme::AcmeState;
+use crate::rollout::{Place, Rollout, RolloutCommand, Status as RolloutStatus};
 use crate::security::SecurityState;
 use crate::types::{NodeId, NodeInfo, Rejection, Request, Response};
 
@@ -43,6 +44,9 @@ pub struct ClusterState {
     /// The outcomes of the latest admin writes by id ([`Request::Once`]).
     #[serde(default)]
     pub recent_writes: RecentWrites,
+    /// The current (or latest) progressive rollout ([`crate::rollout`]).
+    #[serde(default)]
+    pub rollout: Option<Rollout>,
     /// The trace of the write that made `config_version` (its `traceparent`; in a batch, the
     /// last traced command that changed something), pushed with that version to the proxies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,6 +149,11 @@ impl ClusterState {
             return resp;
         }
         let config_cmd = matches!(req, Request::Apply { .. } | Request::Delete { .. });
+        if config_cmd {
+            if let Some(busy) = self.active_rollout().map(Rollout::busy) {
+                return Response::Rejected(Rejection::Conflict(busy));
+            }
+        }
         if config_cmd && known == Some(false) {
             return Response::Rejected(Rejection::Invalid(format!(
                 "log entry {index} was refused when first applied"
@@ -212,8 +221,168 @@ impl ClusterState {
             Request::Batch { cmds, validated_at } => {
                 Response::Batch(self.apply_batch(index, cmds, *validated_at, |_| None))
             }
+            Request::Rollout { cmd, at } => self.apply_rollout(index, cmd, *at, known),
             Request::Once { .. } => unreachable!("handled above"),
         }
+    }
+
+    /// The rollout in progress (running or paused), if any.
+    pub fn active_rollout(&self) -> Option<&Rollout> {
+        self.rollout.as_ref().filter(|r| r.is_active())
+    }
+
+    /// The version (and config) a proxy at `place` is to serve: during a rollout, the previous
+    /// version unless a stage reached so far selects it; otherwise the current one.
+    pub fn config_for(&self, place: Place<'_>) -> (u64, &Arc<DynamicConfig>) {
+        if let Some(r) = self.active_rollout() {
+            if let (false, Some(prev)) = (r.reaches(place), &r.previous) {
+                return (r.previous_version, prev);
+            }
+        }
+        (self.config_version, &self.config)
+    }
+
+    /// Applies a rollout step (see [`crate::rollout`]); `known` as for
+    /// [`apply_known`](Self::apply_known).
+    fn apply_rollout(
+        &mut self,
+        index: u64,
+        cmd: &RolloutCommand,
+        at: u64,
+        known: Option<bool>,
+    ) -> Response {
+        let conflict = |m: String| Response::Rejected(Rejection::Conflict(m));
+        let target_of = |cmd: &RolloutCommand| match cmd {
+            RolloutCommand::Start { .. } => 0,
+            RolloutCommand::Promote { target, .. }
+            | RolloutCommand::RollBack { target, .. }
+            | RolloutCommand::Pause { target }
+            | RolloutCommand::Resume { target }
+            | RolloutCommand::Abort { target } => *target,
+        };
+        if let RolloutCommand::Start {
+            document,
+            prune,
+            plan,
+        } = cmd
+        {
+            if let Some(r) = self.active_rollout() {
+                return conflict(r.busy());
+            }
+            if known == Some(false) {
+                return Response::Rejected(Rejection::Invalid(format!(
+                    "log entry {index} was refused when first applied"
+                )));
+            }
+            if let Err(e) = plan.check() {
+                return Response::Rejected(Rejection::Invalid(e));
+            }
+            let apply = Request::Apply {
+                document: DynamicConfig::clone(document),
+                prune: *prune,
+                validated_at: None,
+            };
+            let next = match self.next_config(&apply, known == Some(true)) {
+                Ok(next) => next,
+                Err(r) => return Response::Rejected(r),
+            };
+            let changes = diff(&self.config, &next);
+            if changes.is_empty() {
+                // Nothing to roll out.
+                return Response::Applied {
+                    version: self.config_version,
+                    changes,
+                };
+            }
+            let previous = std::mem::replace(&mut self.config, Arc::new(next));
+            self.rollout = Some(Rollout {
+                plan: plan.clone(),
+                target_version: index,
+                previous_version: self.config_version,
+                previous: Some(previous),
+                stage: 0,
+                started_at_ms: at,
+                stage_started_at_ms: at,
+                status: RolloutStatus::Running,
+                reason: String::new(),
+                ended_at_ms: 0,
+                rollback_version: 0,
+                notes: Vec::new(),
+            });
+            self.config_version = index;
+            return Response::Applied {
+                version: index,
+                changes,
+            };
+        }
+        let target = target_of(cmd);
+        let Some(r) = self
+            .rollout
+            .as_mut()
+            .filter(|r| r.is_active() && r.target_version == target)
+        else {
+            return conflict(format!(
+                "no rollout of config version {target} is in progress"
+            ));
+        };
+        let mut back_to_previous = None;
+        match cmd {
+            RolloutCommand::Start { .. } => unreachable!("handled above"),
+            RolloutCommand::Promote { stage, note, .. } => {
+                if r.status != RolloutStatus::Running || r.stage != *stage {
+                    return conflict(format!("the rollout is not running stage {}", stage + 1));
+                }
+                r.notes.push(note.clone());
+                if r.stage + 1 < r.plan.stages.len() {
+                    r.stage += 1;
+                    r.stage_started_at_ms = at;
+                } else {
+                    r.status = RolloutStatus::Completed;
+                    r.previous = None;
+                    r.ended_at_ms = at;
+                    r.reason = "every stage passed".into();
+                }
+            }
+            RolloutCommand::RollBack { stage, reason, .. } => {
+                if r.status != RolloutStatus::Running || r.stage != *stage {
+                    return conflict(format!("the rollout is not running stage {}", stage + 1));
+                }
+                r.notes.push(reason.clone());
+                back_to_previous = Some((RolloutStatus::RolledBack, reason.clone()));
+            }
+            RolloutCommand::Abort { .. } => {
+                back_to_previous = Some((
+                    RolloutStatus::Aborted,
+                    "aborted by `switchyard rollout abort`".to_string(),
+                ));
+            }
+            RolloutCommand::Pause { .. } => {
+                if r.status != RolloutStatus::Running {
+                    return conflict("the rollout is not running".into());
+                }
+                r.status = RolloutStatus::Paused;
+                r.reason = "paused by `switchyard rollout pause`".into();
+            }
+            RolloutCommand::Resume { .. } => {
+                if r.status != RolloutStatus::Paused {
+                    return conflict("the rollout is not paused".into());
+                }
+                r.status = RolloutStatus::Running;
+                r.reason.clear();
+                r.stage_started_at_ms = at;
+            }
+        }
+        if let Some((status, reason)) = back_to_previous {
+            // The previous config comes back as a new version: proxies only move forward.
+            let previous = r.previous.take().unwrap_or_else(|| self.config.clone());
+            r.status = status;
+            r.reason = reason;
+            r.ended_at_ms = at;
+            r.rollback_version = index;
+            self.config = previous;
+            self.config_version = index;
+        }
+        Response::Done
     }
 
     /// Applies the commands of a [`Request::Batch`] committed at `index`, in order, each as if it
@@ -255,6 +424,9 @@ impl ClusterState {
     /// validated in order against the result of the accepted ones before it, as separate entries
     /// would be, and the refused ones get the same error as [`preview`](Self::preview) gives.
     pub fn screen(&self, cmds: &[Request]) -> Vec<Option<Rejection>> {
+        if let Some(busy) = self.active_rollout().map(Rollout::busy) {
+            return vec![Some(Rejection::Conflict(busy)); cmds.len()];
+        }
         let base = || ClusterState {
             config: self.config.clone(),
             config_version: self.config_version,
@@ -314,6 +486,9 @@ impl ClusterState {
             .extend(new.http.servers_transports);
         cfg.tls.options.extend(new.tls.options);
         cfg.tls.stores.extend(new.tls.stores);
+        cfg.tcp.routers.extend(new.tcp.routers);
+        cfg.tcp.services.extend(new.tcp.services);
+        cfg.tcp.middlewares.extend(new.tcp.middlewares);
         cfg.tls.certificates = new.tls.certificates;
         cfg.certificates_resolvers
             .extend(new.certificates_resolvers);
@@ -328,6 +503,32 @@ impl ClusterState {
                 Some(first) => first.clone(),
                 None => self.preview(request),
             },
+            Request::Apply { .. } | Request::Delete { .. } if self.active_rollout().is_some() => {
+                Response::Rejected(Rejection::Conflict(
+                    self.active_rollout().map(Rollout::busy).unwrap_or_default(),
+                ))
+            }
+            Request::Rollout {
+                cmd:
+                    RolloutCommand::Start {
+                        document,
+                        prune,
+                        plan,
+                    },
+                ..
+            } => {
+                if let Some(r) = self.active_rollout() {
+                    return Response::Rejected(Rejection::Conflict(r.busy()));
+                }
+                if let Err(e) = plan.check() {
+                    return Response::Rejected(Rejection::Invalid(e));
+                }
+                self.preview(&Request::Apply {
+                    document: DynamicConfig::clone(document),
+                    prune: *prune,
+                    validated_at: None,
+                })
+            }
             Request::Apply { .. } | Request::Delete { .. } => match self.next_config(req, false) {
                 Ok(next) => Response::Applied {
                     version: self.config_version,
@@ -418,6 +619,13 @@ fn named_in(cfg: &DynamicConfig, doc: &DynamicConfig) -> DynamicConfig {
     );
     pick(&cfg.tls.options, &doc.tls.options, &mut out.tls.options);
     pick(&cfg.tls.stores, &doc.tls.stores, &mut out.tls.stores);
+    pick(&cfg.tcp.routers, &doc.tcp.routers, &mut out.tcp.routers);
+    pick(&cfg.tcp.services, &doc.tcp.services, &mut out.tcp.services);
+    pick(
+        &cfg.tcp.middlewares,
+        &doc.tcp.middlewares,
+        &mut out.tcp.middlewares,
+    );
     pick(
         &cfg.certificates_resolvers,
         &doc.certificates_resolvers,
@@ -760,6 +968,21 @@ tls:
   options:
     modern: { minVersion: VersionTLS12 }
     other: { minVersion: VersionTLS13 }
+"#,
+            // TCP resources, then a changed TCP router.
+            r#"
+tcp:
+  routers:
+    db: { rule: "HostSNI(`*`)", service: db, middlewares: [few] }
+  services:
+    db: { loadBalancer: { servers: [ { address: "127.0.0.1:5432" } ] } }
+  middlewares:
+    few: { inFlightConn: { amount: 3 } }
+"#,
+            r#"
+tcp:
+  routers:
+    db: { rule: "HostSNI(`*`)", service: db }
 "#,
         ];
         let mut st = ClusterState::default();

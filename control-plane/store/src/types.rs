@@ -35,6 +35,9 @@ pub struct NodeInfo {
 }
 
 /// A command committed through Raft.
+// `Apply` holds its document inline: commands live briefly in memory and are stored serialized,
+// so the variants' size difference costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     /// Upsert the resources of `document`; with `prune`, replace the whole config by it.
@@ -93,6 +96,11 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         trace: Option<String>,
     },
+    /// A step of a progressive rollout (see [`crate::rollout`]); `at` as for [`Request::Acme`].
+    Rollout {
+        cmd: crate::rollout::RolloutCommand,
+        at: u64,
+    },
 }
 
 impl Request {
@@ -139,6 +147,9 @@ pub enum Rejection {
     Invalid(String),
     /// The resource to delete does not exist.
     NotFound(String),
+    /// The command does not fit the current state (a config write while a rollout is active; a
+    /// rollout step for a rollout that moved on).
+    Conflict(String),
 }
 
 /// The result of applying one log entry.

@@ -296,8 +296,11 @@ async fn attach(
     proxy.metrics().control_connected.set(1);
     // Cluster-scope rate limits: demand out every 250 ms (aborted with the stream).
     let reporter = tokio::spawn(crate::limiter::run(proxy.clone(), tx.clone()));
+    // Request counters per version (for rollouts), every 500 ms while they move.
+    let counters = tokio::spawn(crate::version_stats::run(proxy.clone(), tx.clone()));
     let result = stream_loop(proxy, opts, &tx, &mut inbound, current).await;
     reporter.abort();
+    counters.abort();
     proxy.metrics().control_connected.set(0);
     result.map(|()| Ended::Closed)
 }
@@ -368,6 +371,9 @@ async fn stream_loop(
                 match proxy.apply(version, cfg.clone()) {
                     Ok(()) => {
                         proxy.metrics().config_applies.inc();
+                        if matches!(msg.body, Some(Body::Delta(_))) {
+                            proxy.metrics().config_deltas.inc();
+                        }
                         if let Some(cache) = opts.cache.clone() {
                             let c = cfg.clone();
                             tokio::task::spawn_blocking(move || {

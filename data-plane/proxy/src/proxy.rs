@@ -361,7 +361,8 @@ impl Proxy {
             handle: &self.shared.handle,
         };
         let started = std::time::Instant::now();
-        let rt = Runtime::compile(cfg, &self.shared.entrypoint_names, &old, &env)?;
+        let mut rt = Runtime::compile(cfg, &self.shared.entrypoint_names, &old, &env)?;
+        rt.version_stats = Arc::new(crate::version_stats::VersionStats::new(version));
         let certs = crate::traefik_metrics::certs_not_after(&rt.config);
         // Backend health gauges of servers that are gone.
         let live: std::collections::HashSet<(Arc<str>, Arc<str>)> =

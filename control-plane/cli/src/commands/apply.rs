@@ -57,6 +57,19 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
         )),
         _ => None,
     };
+    let rollout = a
+        .rollout
+        .as_deref()
+        .map(|stages| {
+            super::rollout::plan(
+                stages,
+                a.bake.as_deref(),
+                a.max_error_rate.as_deref(),
+                a.max_p99.as_deref(),
+            )
+        })
+        .transpose()?;
+    let rolling = rollout.is_some();
     let mut client = connect(&g.endpoints).await?;
     // The proxies listed before the write are waited on even if they move meanwhile.
     let before = match &wait {
@@ -67,6 +80,7 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
         document,
         prune: a.prune,
         dry_run: a.dry_run,
+        rollout,
     });
     if let Some(tp) = &a.traceparent {
         let v = tp
@@ -95,6 +109,11 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
                 );
             } else if r.changes.is_empty() {
                 println!("unchanged: config version {}", r.version);
+            } else if rolling {
+                println!(
+                    "rollout started: config version {} (follow it with `switchyard rollout status`)",
+                    r.version
+                );
             } else {
                 println!("applied: config version {}", r.version);
             }

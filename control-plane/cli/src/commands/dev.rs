@@ -150,6 +150,7 @@ async fn apply_sample(api: &str, sample: &str) -> Result<u64> {
                     document: sample.to_string(),
                     prune: false,
                     dry_run: false,
+                    rollout: None,
                 })
                 .await
                 .map_err(crate::client::status_error)?;

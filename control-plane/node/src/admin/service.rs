@@ -198,15 +198,33 @@ impl AdminService {
         document: DynamicConfig,
         trace: Option<SpanContext>,
     ) -> ApiResult<ApplyResponse> {
-        let cmd = Cmd::Apply {
-            document,
-            prune: r.prune,
-            validated_at: None,
-        };
-        let out = if r.dry_run {
-            self.preview(self.applied().state, cmd).await?.1
-        } else {
-            self.commit_config(cmd, r.document.len(), trace).await?
+        let plan = r
+            .rollout
+            .as_ref()
+            .map(super::rollout::plan_of)
+            .transpose()?;
+        let out = match plan {
+            // A rollout start is not batched with plain writes: it commits on its own.
+            Some(plan) => {
+                let cmd = super::rollout::start(document, r.prune, plan);
+                if r.dry_run {
+                    self.preview(self.applied().state, cmd).await?.1
+                } else {
+                    self.commit(cmd).await?
+                }
+            }
+            None => {
+                let cmd = Cmd::Apply {
+                    document,
+                    prune: r.prune,
+                    validated_at: None,
+                };
+                if r.dry_run {
+                    self.preview(self.applied().state, cmd).await?.1
+                } else {
+                    self.commit_config(cmd, r.document.len(), trace).await?
+                }
+            }
         };
         match out {
             CmdResponse::Applied { version, changes } => Ok(ApplyResponse {
@@ -818,6 +836,31 @@ impl Admin for AdminService {
             )
             .await;
         self.finish("RevokeToken", res)
+    }
+
+    async fn get_rollout(
+        &self,
+        _req: Request<GetRolloutRequest>,
+    ) -> Result<Response<RolloutStatus>, Status> {
+        let res = Ok(super::rollout::status_of(&self.applied().state));
+        self.finish("GetRollout", res)
+    }
+
+    async fn control_rollout(
+        &self,
+        req: Request<ControlRolloutRequest>,
+    ) -> Result<Response<RolloutStatus>, Status> {
+        let fwd = forwarded(&req);
+        let r = req.into_inner();
+        let res = self
+            .on_leader(
+                fwd,
+                r,
+                |mut c, r| Box::pin(async move { c.control_rollout(r).await }),
+                |r| self.control_rollout_local(r),
+            )
+            .await;
+        self.finish("ControlRollout", res)
     }
 
     async fn join_proxy(

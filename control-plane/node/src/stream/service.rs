@@ -143,7 +143,7 @@ impl SendState {
 async fn send_versions(
     shared: Arc<Shared>,
     proxy_id: String,
-    cluster: String,
+    (region, zone, cluster): (String, String, String),
     hello_version: u64,
     tx: mpsc::Sender<Result<ConfigMessage, Status>>,
     mut replies: watch::Receiver<Replies>,
@@ -155,13 +155,20 @@ async fn send_versions(
             let r = *replies.borrow_and_update();
             st.on_replies(r.acked, r.nacked);
         }
+        // During a rollout, the version this proxy's stage allows (see `ClusterState::config_for`);
+        // the change's trace travels with the version it made.
         let (version, cfg, trace) = {
             let a = applied.borrow_and_update();
-            (
-                a.state.config_version,
-                a.state.config.clone(),
-                a.state.config_trace.clone(),
-            )
+            let place = switchyard_store::Place {
+                region: &region,
+                zone: &zone,
+                cluster: &cluster,
+            };
+            let (version, cfg) = a.state.config_for(place);
+            let trace = (version == a.state.config_version)
+                .then(|| a.state.config_trace.clone())
+                .flatten();
+            (version, cfg.clone(), trace)
         };
         if let Some((from, to)) = st.next(version) {
             let mut span = send_span(&shared, &proxy_id, from, to, trace.as_deref());
@@ -318,6 +325,7 @@ impl ConfigStream for StreamService {
             build: hello.build.clone(),
             entrypoints: hello.entrypoints.clone(),
             cluster: cluster.clone(),
+            version_counters: Vec::new(),
         });
         tracing::info!(proxy = %proxy_id, version = hello.version, "proxy attached");
 
@@ -332,7 +340,7 @@ impl ConfigStream for StreamService {
         let sender = tokio::spawn(send_versions(
             shared.clone(),
             proxy_id.clone(),
-            cluster,
+            (hello.region.clone(), hello.zone.clone(), cluster),
             hello.version,
             tx,
             replies,
@@ -401,6 +409,20 @@ impl ConfigStream for StreamService {
                         // Never wait on a slow proxy for this: a share missed is sent again
                         // in answer to the next report.
                         let _ = cert_tx.try_send(Ok(msg));
+                    }
+                    Ok(Some(ProxyMessage {
+                        msg: Some(Msg::VersionReport(r)),
+                    })) => {
+                        // Bounded: the proxy reports a few versions, each a fixed histogram.
+                        let mut versions = r.versions;
+                        versions.truncate(8);
+                        for v in &mut versions {
+                            v.latency_buckets
+                                .truncate(switchyard_proto::latency::BUCKETS);
+                        }
+                        shared
+                            .proxies
+                            .update(&proxy_id, conn, |s| s.version_counters = versions);
                     }
                     Ok(Some(_)) => {}
                     Ok(None) | Err(_) => break,
