@@ -84,7 +84,8 @@ pub enum Command {
     Token(TokenArgs),
     /// Show, pause, resume or abort the progressive rollout (`apply --rollout`).
     Rollout(RolloutArgs),
-    /// Which router a request would reach, and why the routers before it did not match.
+    /// Which router a request would reach, and why the routers before it did not match
+    /// (`explain tcp SNI`: which TCP router a connection would reach).
     Explain(ExplainArgs),
     /// Print the version of this binary.
     Version,
@@ -349,10 +350,17 @@ pub struct DeleteArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ExplainArgs {
-    /// HTTP method, e.g. GET.
+    /// HTTP method, e.g. GET; or `tcp` to explain a TCP connection.
     pub method: String,
-    /// Request URL, e.g. http://api.example.com/v1/users?id=3 (the host becomes the Host header).
+    /// Request URL, e.g. http://api.example.com/v1/users?id=3 (the host becomes the Host header);
+    /// after `tcp`: the SNI of the connection's TLS ClientHello.
     pub url: String,
+    /// With `tcp`: a plain TCP connection (no TLS; the SNI argument is ignored).
+    #[arg(long)]
+    pub plain: bool,
+    /// With `tcp`: an ALPN protocol the client offers (repeatable).
+    #[arg(long)]
+    pub alpn: Vec<String>,
     /// A request header, 'Name: value' (repeatable). A Host header overrides the URL's host.
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,

@@ -474,6 +474,9 @@ impl ClusterState {
             .extend(new.http.servers_transports);
         cfg.tls.options.extend(new.tls.options);
         cfg.tls.stores.extend(new.tls.stores);
+        cfg.tcp.routers.extend(new.tcp.routers);
+        cfg.tcp.services.extend(new.tcp.services);
+        cfg.tcp.middlewares.extend(new.tcp.middlewares);
         cfg.tls.certificates = new.tls.certificates;
         cfg.certificates_resolvers
             .extend(new.certificates_resolvers);
@@ -604,6 +607,13 @@ fn named_in(cfg: &DynamicConfig, doc: &DynamicConfig) -> DynamicConfig {
     );
     pick(&cfg.tls.options, &doc.tls.options, &mut out.tls.options);
     pick(&cfg.tls.stores, &doc.tls.stores, &mut out.tls.stores);
+    pick(&cfg.tcp.routers, &doc.tcp.routers, &mut out.tcp.routers);
+    pick(&cfg.tcp.services, &doc.tcp.services, &mut out.tcp.services);
+    pick(
+        &cfg.tcp.middlewares,
+        &doc.tcp.middlewares,
+        &mut out.tcp.middlewares,
+    );
     pick(
         &cfg.certificates_resolvers,
         &doc.certificates_resolvers,
@@ -946,6 +956,21 @@ tls:
   options:
     modern: { minVersion: VersionTLS12 }
     other: { minVersion: VersionTLS13 }
+"#,
+            // TCP resources, then a changed TCP router.
+            r#"
+tcp:
+  routers:
+    db: { rule: "HostSNI(`*`)", service: db, middlewares: [few] }
+  services:
+    db: { loadBalancer: { servers: [ { address: "127.0.0.1:5432" } ] } }
+  middlewares:
+    few: { inFlightConn: { amount: 3 } }
+"#,
+            r#"
+tcp:
+  routers:
+    db: { rule: "HostSNI(`*`)", service: db }
 "#,
         ];
         let mut st = ClusterState::default();

@@ -370,6 +370,9 @@ async fn stream_loop(
                 match proxy.apply(version, cfg.clone()) {
                     Ok(()) => {
                         proxy.metrics().config_applies.inc();
+                        if matches!(msg.body, Some(Body::Delta(_))) {
+                            proxy.metrics().config_deltas.inc();
+                        }
                         if let Some(cache) = opts.cache.clone() {
                             let c = cfg.clone();
                             tokio::task::spawn_blocking(move || {

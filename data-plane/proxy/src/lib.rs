@@ -62,6 +62,7 @@ mod runtime;
 mod server;
 mod services;
 mod shared;
+mod tcp;
 mod tls;
 mod traefik_metrics;
 mod upstream;

@@ -9,6 +9,7 @@ pub mod delete;
 pub mod dev;
 pub mod dev_backend;
 pub mod explain;
+pub mod explain_tcp;
 pub mod get;
 pub mod proxies;
 pub mod rollout;

@@ -78,7 +78,7 @@ fn status_only(status: StatusCode) -> Response<ProxyBody> {
 }
 
 /// Read a body whole, failing with `Ok(Err(()))` beyond `limit` bytes.
-async fn read_limited<B>(body: B, limit: Option<u64>) -> Result<Result<Bytes, ()>, ()>
+pub(crate) async fn read_limited<B>(body: B, limit: Option<u64>) -> Result<Result<Bytes, ()>, ()>
 where
     B: http_body::Body<Data = Bytes>,
 {

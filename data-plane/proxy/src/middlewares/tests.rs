@@ -48,6 +48,7 @@ fn run(
         tls: false,
         ctx: ResponseCtx::default(),
         body: crate::body::UpBody::empty(),
+        client_certs: &[],
     };
     let flow = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -237,6 +237,7 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         tls: cx.tls,
         ctx: ResponseCtx::default(),
         body,
+        client_certs: &cx.client_certs,
     };
     let flow = if rr.middlewares.is_empty() {
         Ok(Flow::Continue)
