@@ -285,6 +285,9 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
         ResourceKind::OcspStaple,
         &old.managed.ocsp,
         &new.managed.ocsp,
+        &mut out,
+    );
+    diff_maps(
         ResourceKind::TcpRouter,
         &old.tcp.routers,
         &new.tcp.routers,
