@@ -87,6 +87,7 @@ fn commit(client: &mut Client, doc: String, timeout: Duration) -> Result<u64, St
             document: doc,
             prune: false,
             dry_run: false,
+            rollout: None,
         });
         req.set_timeout(timeout);
         match tokio::time::timeout(timeout, client.apply(req)).await {
@@ -132,7 +133,10 @@ fn count_elections(
             .filter_map(|n| {
                 let m = n.metrics().ok()?;
                 let get = |k: &str| switchyard_e2e::metric_value(&m, k);
-                Some((get("switchyard_raft_term")? as u64, get("switchyard_raft_is_leader")? >= 1.0))
+                Some((
+                    get("switchyard_raft_term")? as u64,
+                    get("switchyard_raft_is_leader")? >= 1.0,
+                ))
             })
             .collect()
     };
