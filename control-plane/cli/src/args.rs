@@ -209,6 +209,10 @@ pub struct ServerArgs {
     /// duration; the previous key still decrypts for one more period; 0 disables shared keys).
     #[arg(long, default_value = "12h")]
     pub tls_ticket_rotation: String,
+    /// OpenTelemetry spans of admin calls, validation, Raft commits and the config stream; a
+    /// config change is one trace, continued by each proxy's `config apply` span.
+    #[command(flatten)]
+    pub tracing: switchyard_otel::TracingFlags,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -279,6 +283,13 @@ pub struct ApplyArgs {
     /// above the previous version's, e.g. 200ms (default: latency is not judged).
     #[arg(long, value_name = "DURATION", requires = "rollout")]
     pub max_p99: Option<String>,
+    /// Record the change in this W3C trace (`00-TRACEID-SPANID-01`, sent as `traceparent` gRPC
+    /// metadata): control nodes started with `--tracing.*` make their admin call span its child,
+    /// and the Raft commit, the config stream sends and each proxy's `config apply` follow.
+    /// Without it a tracing node starts the trace; its id is printed (stderr; `traceId` in
+    /// JSON/YAML output).
+    #[arg(long, env = "TRACEPARENT", value_name = "TRACEPARENT")]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -47,6 +47,10 @@ pub struct ClusterState {
     /// The current (or latest) progressive rollout ([`crate::rollout`]).
     #[serde(default)]
     pub rollout: Option<Rollout>,
+    /// The trace of the write that made `config_version` (its `traceparent`; in a batch, the
+    /// last traced command that changed something), pushed with that version to the proxies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_trace: Option<String>,
 }
 
 /// The outcomes of the last [`RecentWrites::CAPACITY`] writes applied under an id, oldest first.
@@ -114,6 +118,14 @@ impl From<RecentWrites> for Vec<(String, Response)> {
 }
 
 impl ClusterState {
+    /// The config changed at log `index` (a new version: the trace of the previous one goes).
+    fn moved_to(&mut self, index: u64) {
+        if self.config_version != index {
+            self.config_version = index;
+            self.config_trace = None;
+        }
+    }
+
     /// Applies the command committed at log `index`.
     pub fn apply(&mut self, index: u64, req: &Request) -> Response {
         self.apply_known(index, req, None)
@@ -123,11 +135,16 @@ impl ClusterState {
     /// state machine applied the very same entry before (a replay after a restart; applying is
     /// deterministic, so the verdict is the same and the validation need not run again).
     pub fn apply_known(&mut self, index: u64, req: &Request, known: Option<bool>) -> Response {
-        if let Request::Once { id, request } = req {
+        if let Request::Once { id, request, trace } = req {
             if let Some(first) = self.recent_writes.get(id) {
                 return first.clone();
             }
             let resp = self.apply_known(index, request, known);
+            if let (Some(t), Response::Applied { changes, .. }) = (trace, &resp) {
+                if !changes.is_empty() {
+                    self.config_trace = Some(t.clone());
+                }
+            }
             self.recent_writes.insert(id.clone(), &resp);
             return resp;
         }
@@ -155,7 +172,7 @@ impl ClusterState {
             } if known_good || *validated_at == Some(self.config_version) => {
                 let changes = self.merge_in_place(document);
                 if !changes.is_empty() {
-                    self.config_version = index;
+                    self.moved_to(index);
                 }
                 Response::Applied {
                     version: self.config_version,
@@ -171,7 +188,7 @@ impl ClusterState {
                         let changes = diff(&self.config, &next);
                         if !changes.is_empty() {
                             self.config = Arc::new(next);
-                            self.config_version = index;
+                            self.moved_to(index);
                         }
                         Response::Applied {
                             version: self.config_version,
@@ -195,7 +212,7 @@ impl ClusterState {
                     let changes = diff(&self.config, &next);
                     if !changes.is_empty() {
                         self.config = Arc::new(next);
-                        self.config_version = index;
+                        self.moved_to(index);
                     }
                 }
                 Response::Done
@@ -487,7 +504,7 @@ impl ClusterState {
     /// current version with the changes.
     pub fn preview(&self, req: &Request) -> Response {
         match req {
-            Request::Once { id, request } => match self.recent_writes.get(id) {
+            Request::Once { id, request, .. } => match self.recent_writes.get(id) {
                 Some(first) => first.clone(),
                 None => self.preview(request),
             },
@@ -1071,6 +1088,54 @@ tcp:
             name: name.into(),
             validated_at: None,
         }
+    }
+
+    #[test]
+    fn a_traced_write_gives_its_trace_to_the_version_it_makes() {
+        const T1: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        const T2: &str = "00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01";
+        let traced = |r: Request, id: &str, t: &str| r.once_traced(id.into(), Some(t.into()));
+        let mut st = ClusterState::default();
+        st.apply(3, &traced(svc("a"), "w1", T1));
+        assert_eq!(
+            (st.config_version, st.config_trace.as_deref()),
+            (3, Some(T1))
+        );
+        // A traced write that changes nothing leaves the version and its trace alone.
+        st.apply(4, &traced(svc("a"), "w2", T2));
+        assert_eq!(
+            (st.config_version, st.config_trace.as_deref()),
+            (3, Some(T1))
+        );
+        // An untraced change makes a version without a trace.
+        st.apply(5, &svc("b").once("w3".into()));
+        assert_eq!((st.config_version, st.config_trace.as_deref()), (5, None));
+        // In a batch the last traced command that changed something gives the trace, whatever
+        // the untraced ones after it do.
+        let cmds: Arc<[Request]> = vec![
+            traced(svc("c"), "w4", T1),
+            traced(svc("d"), "w5", T2),
+            svc("e").once("w6".into()),
+        ]
+        .into();
+        st.apply(
+            6,
+            &Request::Batch {
+                cmds,
+                validated_at: None,
+            },
+        );
+        assert_eq!(
+            (st.config_version, st.config_trace.as_deref()),
+            (6, Some(T2))
+        );
+        // The trace travels in the log entry (JSON) and an untraced entry reads as before.
+        let json = serde_json::to_string(&traced(svc("f"), "w7", T1)).expect("encodes");
+        assert!(json.contains(T1), "{json}");
+        let plain = serde_json::to_string(&svc("f").once("w8".into())).expect("encodes");
+        assert!(!plain.contains("trace"), "{plain}");
+        let back: Request = serde_json::from_str(&plain).expect("decodes");
+        assert!(matches!(back, Request::Once { trace: None, .. }));
     }
 
     /// Applies `cmds` one entry each, from index `first`: what a batch must be equivalent to.

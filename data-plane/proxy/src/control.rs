@@ -360,6 +360,7 @@ async fn stream_loop(
             // Never move backwards (a node may repeat what another already sent).
             continue;
         }
+        let mut span = crate::otel::config_apply_span(proxy, &msg);
         let reply = match next_config(current.as_ref(), &msg) {
             Err(e) => {
                 proxy.metrics().config_nacks.inc();
@@ -392,9 +393,13 @@ async fn stream_loop(
                 }
             }
         };
+        if let Some(s) = &mut span {
+            crate::otel::end_config_apply(s, &reply);
+        }
         if tx.send(ProxyMessage { msg: Some(reply) }).await.is_err() {
             return Ok(());
         }
+        drop(span);
     }
 }
 
@@ -466,6 +471,7 @@ mod tests {
             node_id: 1,
             certificate: None,
                 limiter_shares: None,
+                traceparent: String::new(),
             body: Some(Body::Snapshot(Snapshot {
                 config_json: r#"{"http":{"routers":{"a":{"rule":"Host(`a`)","service":"s"}},"services":{"s":{"loadBalancer":{"servers":[{"url":"http://127.0.0.1:1"}]}}}}}"#.into(),
             })),
@@ -478,6 +484,7 @@ mod tests {
             node_id: 1,
             certificate: None,
             limiter_shares: None,
+            traceparent: String::new(),
             body: Some(Body::Delta(Delta {
                 base_version: 5,
                 changes: vec![
@@ -501,6 +508,7 @@ mod tests {
             node_id: 1,
             certificate: None,
             limiter_shares: None,
+            traceparent: String::new(),
             body: delta.body.clone(),
         };
         let held7 = (7, Arc::new(next));

@@ -209,7 +209,7 @@ impl Proxy {
             None => None,
         };
         let tracer = match &opts.tracing {
-            Some(t) => Some(crate::otel::Tracing::start(
+            Some(t) => Some(crate::otel::start(
                 t,
                 &crate::otel::Identity {
                     proxy_id: &opts.proxy_id,
@@ -414,6 +414,11 @@ impl Proxy {
         if let Ok(mut n) = self.shared.ready_note.lock() {
             *n = note.to_string();
         }
+    }
+
+    /// The tracer, when tracing is on.
+    pub(crate) fn tracer(&self) -> Option<&Arc<crate::otel::Tracing>> {
+        self.shared.tracing.as_ref()
     }
 
     /// The proxy's metrics.

@@ -76,16 +76,19 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
         Some(_) => super::proxies::list_before(&mut client).await,
         None => None,
     };
-    let r = client
-        .apply(ApplyRequest {
-            document,
-            prune: a.prune,
-            dry_run: a.dry_run,
-            rollout,
-        })
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let mut req = tonic::Request::new(ApplyRequest {
+        document,
+        prune: a.prune,
+        dry_run: a.dry_run,
+        rollout,
+    });
+    if let Some(tp) = &a.traceparent {
+        let v = tp
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--traceparent {tp:?}: not a valid metadata value"))?;
+        req.metadata_mut().insert("traceparent", v);
+    }
+    let r = client.apply(req).await.map_err(status_error)?.into_inner();
     match g.output {
         Format::Table => {
             for c in &r.changes {
@@ -114,6 +117,9 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
             } else {
                 println!("applied: config version {}", r.version);
             }
+            if !r.trace_id.is_empty() {
+                eprintln!("trace id: {}", r.trace_id);
+            }
         }
         f => {
             let changes: Vec<_> = r
@@ -121,10 +127,11 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
                 .iter()
                 .map(|c| json!({"kind": c.kind, "name": c.name, "action": c.action}))
                 .collect();
-            print_data(
-                f,
-                &json!({"version": r.version, "dryRun": r.dry_run, "changes": changes}),
-            )?;
+            let mut out = json!({"version": r.version, "dryRun": r.dry_run, "changes": changes});
+            if !r.trace_id.is_empty() {
+                out["traceId"] = json!(r.trace_id);
+            }
+            print_data(f, &out)?;
         }
     }
     if let Some((timeout, selector)) = wait {

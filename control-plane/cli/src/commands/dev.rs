@@ -65,6 +65,7 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
         tls_ticket_rotation: Duration::from_secs(12 * 3600),
         ca_cert: None,
         token: None,
+        tracing: None,
     })
     .await
     .context("starting the control node")?;

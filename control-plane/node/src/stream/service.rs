@@ -3,6 +3,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::Stream;
+use opentelemetry::trace::{Span as _, SpanKind};
+use opentelemetry::KeyValue;
 use switchyard_config::{delta, DynamicConfig};
 use switchyard_proto::admin::ProxyStatus;
 use switchyard_proto::stream::config_message::Body;
@@ -66,6 +68,7 @@ pub fn message_for(
             })),
             certificate: None,
             limiter_shares: None,
+            traceparent: String::new(),
         });
     }
     let config_json = serde_json::to_string(cfg).map_err(|e| Status::internal(e.to_string()))?;
@@ -75,6 +78,7 @@ pub fn message_for(
         body: Some(Body::Snapshot(Snapshot { config_json })),
         certificate: None,
         limiter_shares: None,
+        traceparent: String::new(),
     })
 }
 
@@ -138,6 +142,7 @@ impl SendState {
 /// version the proxy holds (see [`SendState`]).
 async fn send_versions(
     shared: Arc<Shared>,
+    proxy_id: String,
     (region, zone, cluster): (String, String, String),
     hello_version: u64,
     tx: mpsc::Sender<Result<ConfigMessage, Status>>,
@@ -150,8 +155,9 @@ async fn send_versions(
             let r = *replies.borrow_and_update();
             st.on_replies(r.acked, r.nacked);
         }
-        // During a rollout, the version this proxy's stage allows (see `ClusterState::config_for`).
-        let (version, cfg) = {
+        // During a rollout, the version this proxy's stage allows (see `ClusterState::config_for`);
+        // the change's trace travels with the version it made.
+        let (version, cfg, trace) = {
             let a = applied.borrow_and_update();
             let place = switchyard_store::Place {
                 region: &region,
@@ -159,15 +165,42 @@ async fn send_versions(
                 cluster: &cluster,
             };
             let (version, cfg) = a.state.config_for(place);
-            (version, cfg.clone())
+            let trace = (version == a.state.config_version)
+                .then(|| a.state.config_trace.clone())
+                .flatten();
+            (version, cfg.clone(), trace)
         };
         if let Some((from, to)) = st.next(version) {
+            let mut span = send_span(&shared, &proxy_id, from, to, trace.as_deref());
             let msg = shared
                 .history
                 .message(shared.id, &cluster, from, to, &cfg)
-                .map(|m| ConfigMessage::clone(&m));
+                .map(|m| {
+                    let mut m = ConfigMessage::clone(&m);
+                    if let Some(tp) = span
+                        .as_ref()
+                        .and_then(|s| switchyard_otel::traceparent(s.span_context()))
+                    {
+                        m.traceparent = tp;
+                    }
+                    m
+                });
+            if let (Some(s), Ok(m)) = (&mut span, &msg) {
+                let kind = match m.body {
+                    Some(Body::Delta(_)) => "delta",
+                    _ => "snapshot",
+                };
+                s.set_attribute(KeyValue::new("switchyard.config.message", kind));
+            }
             let failed = msg.is_err();
-            if tx.send(msg).await.is_err() || failed {
+            let sent = tx.send(msg).await.is_ok();
+            if let Some(mut s) = span {
+                if failed || !sent {
+                    s.set_status(opentelemetry::trace::Status::error("not sent"));
+                }
+                s.end();
+            }
+            if !sent || failed {
                 return;
             }
             continue;
@@ -184,6 +217,30 @@ async fn send_versions(
             },
         }
     }
+}
+
+/// The span of sending version `to` (from `from`) to a proxy, in the trace of the change that
+/// made it (`trace`: from the Raft entry), when this node traces and the change was traced.
+fn send_span(
+    shared: &Shared,
+    proxy_id: &str,
+    from: u64,
+    to: u64,
+    trace: Option<&str>,
+) -> Option<switchyard_otel::Span> {
+    let tracer = shared.tracer.as_ref()?;
+    let parent = crate::trace::remote(trace?)?;
+    Some(tracer.child(
+        crate::trace::STREAM_SEND,
+        SpanKind::Producer,
+        &parent,
+        vec![
+            KeyValue::new("switchyard.node.id", shared.id as i64),
+            KeyValue::new("switchyard.proxy.id", proxy_id.to_string()),
+            KeyValue::new("switchyard.config.version", to as i64),
+            KeyValue::new("switchyard.config.base_version", from as i64),
+        ],
+    ))
 }
 
 /// Cluster-scope rate limits: refresh the count of proxies attached here and cluster-wide
@@ -282,6 +339,7 @@ impl ConfigStream for StreamService {
         });
         let sender = tokio::spawn(send_versions(
             shared.clone(),
+            proxy_id.clone(),
             (hello.region.clone(), hello.zone.clone(), cluster),
             hello.version,
             tx,
@@ -323,6 +381,7 @@ impl ConfigStream for StreamService {
                                     body: None,
                                     certificate: Some(cert),
                                     limiter_shares: None,
+                                    traceparent: String::new(),
                                 })
                                 .map_err(Status::from);
                         if let Err(e) = &msg {
@@ -345,6 +404,7 @@ impl ConfigStream for StreamService {
                             body: None,
                             certificate: None,
                             limiter_shares: Some(shares),
+                            traceparent: String::new(),
                         };
                         // Never wait on a slow proxy for this: a share missed is sent again
                         // in answer to the next report.

@@ -238,6 +238,7 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         ctx: ResponseCtx::default(),
         body,
         client_certs: &cx.client_certs,
+        trace: obs.span_parent(),
     };
     let flow = if rr.middlewares.is_empty() {
         Ok(Flow::Continue)

@@ -22,6 +22,7 @@ pub(crate) mod forward;
 mod handler;
 mod hygiene;
 pub(crate) mod observe;
+pub(crate) use observe::SpanParent;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
