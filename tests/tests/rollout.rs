@@ -312,7 +312,31 @@ fn a_good_change_is_promoted_stage_by_stage() {
     );
 
     // `rollout abort` sends every proxy the previous config again, as a new version.
-    let v_next = start_rollout(&ep, &app(&s.old), "60s");
+    // A stage that selects no attached proxy is warned about.
+    let out = ok(
+        cli_stdin(
+            &ep,
+            &[
+                "apply",
+                "-f",
+                "-",
+                "--rollout",
+                "zone=zone-a,zone=nowhere,*",
+                "--bake",
+                "60s",
+            ],
+            &app(&s.old),
+        ),
+        "apply --rollout",
+    );
+    assert!(
+        out.stderr
+            .contains("warning: stage zone=nowhere selects none of the 3 attached proxies")
+            && !out.stderr.contains("stage zone=zone-a"),
+        "{}",
+        out.stderr
+    );
+    let v_next = status(&ep).unwrap()["targetVersion"].as_u64().unwrap();
     s.proxies[0].wait_version(v_next, PROXY_SETTLE);
     assert_eq!(backend_of(&s.proxies[0]).unwrap(), (200, "old".to_string()));
     let out = ok(cli(&ep, &["rollout", "abort"]), "rollout abort");
