@@ -95,6 +95,14 @@ pub struct DynamicConfig {
         skip_serializing_if = "TlsConfig::is_empty"
     )]
     pub tls: TlsConfig,
+    /// `tcp:` section (TCP routers, services, middlewares); boxed, so configs without TCP
+    /// (and the Raft commands that carry them) stay small.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "crate::tcp::TcpConfig::is_empty"
+    )]
+    pub tcp: Box<crate::tcp::TcpConfig>,
     /// `certificatesResolvers:` (Traefik static configuration; cluster configuration here).
     #[serde(
         default,
@@ -1879,6 +1887,15 @@ impl DynamicConfig {
         for (k, v) in &doc.tls.options {
             out.tls.options.insert(k.clone(), v.clone());
         }
+        for (k, v) in &doc.tcp.routers {
+            out.tcp.routers.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &doc.tcp.services {
+            out.tcp.services.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &doc.tcp.middlewares {
+            out.tcp.middlewares.insert(k.clone(), v.clone());
+        }
         for (k, v) in &doc.tls.stores {
             out.tls.stores.insert(k.clone(), v.clone());
         }
@@ -2078,6 +2095,7 @@ impl DynamicConfig {
     pub fn is_empty(&self) -> bool {
         self.http.is_empty()
             && self.tls.is_empty()
+            && self.tcp.is_empty()
             && self.certificates_resolvers.is_empty()
             && self.managed.is_empty()
     }

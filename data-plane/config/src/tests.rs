@@ -348,7 +348,7 @@ http:
     // Unknown top-level keys are rejected even when used for anchors.
     assert_eq!(
         parse_err(doc),
-        r#"unknown top-level field "x-defaults", expected "http", "tls" or "certificatesResolvers""#
+        r#"unknown top-level field "x-defaults", expected "http", "tcp", "tls" or "certificatesResolvers""#
     );
     let doc = r#"
 http:
@@ -407,7 +407,7 @@ fn parse_error_messages() {
         ),
         (
             "htp:\n  routers: {}\n",
-            r#"unknown top-level field "htp", expected "http", "tls" or "certificatesResolvers""#,
+            r#"unknown top-level field "htp", expected "http", "tcp", "tls" or "certificatesResolvers""#,
         ),
         (
             "http:\n  routes: {}\n",
@@ -453,12 +453,8 @@ fn parse_error_messages() {
             "http.routers: expected a mapping of router names to routers, got a sequence",
         ),
         (
-            "tcp:\n  routers:\n    r:\n      rule: HostSNI(`*`)\n",
-            "tcp routers are not supported (Switchyard routes HTTP only)",
-        ),
-        (
             "udp:\n  services:\n    s:\n      loadBalancer: {}\n",
-            "udp routers are not supported (Switchyard routes HTTP only)",
+            "udp routers are not supported (Switchyard routes HTTP and TCP)",
         ),
         // middleware kinds
         (

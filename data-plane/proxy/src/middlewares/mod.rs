@@ -89,6 +89,9 @@ pub(crate) struct MwRequest<'a> {
     pub body: UpBody,
     /// The client's TLS certificates (leaf first; empty without mutual TLS).
     pub client_certs: &'a [rustls::pki_types::CertificateDer<'static>],
+    /// The tracer and the request's server span (tracing on for this request): middlewares
+    /// that call out (`forwardAuth`) make a client span under it.
+    pub trace: Option<crate::server::SpanParent>,
 }
 
 /// Per-request facts the request phase records for the response phase (the request itself

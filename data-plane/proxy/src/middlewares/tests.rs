@@ -49,6 +49,7 @@ fn run(
         ctx: ResponseCtx::default(),
         body: crate::body::UpBody::empty(),
         client_certs: &[],
+        trace: None,
     };
     let flow = tokio::runtime::Builder::new_current_thread()
         .enable_all()
