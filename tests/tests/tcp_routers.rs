@@ -315,7 +315,7 @@ tcp:
   services:
     a: {{loadBalancer: {{servers: [{{address: "{pass_a}"}}]}}}}
     b: {{loadBalancer: {{servers: [{{address: "{pass_b}"}}]}}}}
-    term: {{loadBalancer: {{servers: [{{address: "{term}"}}]}}}}
+    term: {{loadBalancer: {{servers: [{{address: "{dead}"}}, {{address: "{term}"}}]}}}}
     pp: {{loadBalancer: {{servers: [{{address: "{pp}"}}], proxyProtocol: {{version: 2}}}}}}
     echo-lb: {{loadBalancer: {{servers: [{{address: "{echo}"}}]}}}}
     echo: {{weighted: {{services: [{{name: echo-lb, weight: 1}}]}}}}
@@ -326,7 +326,9 @@ tls:
     - {{certFile: term.pem, keyFile: term.key}}
     - {{certFile: www.pem, keyFile: www.key}}
 "#,
-        http = http.url()
+        http = http.url(),
+        // Nothing listens there: the dial fails, the server is skipped and the next one used.
+        dead = switchyard_e2e::free_addr(),
     );
     write(d, "tcp.yaml", &doc);
     let out = cli(
@@ -352,10 +354,13 @@ tls:
         assert_eq!(g, "pass-b");
         assert_eq!(cert, cert_b.der);
 
-        // Terminated by the proxy: the proxy's certificate, plaintext to the backend.
-        let (g, cert, _) = via_tls(&web, "term.tcp.test").await.unwrap();
-        assert_eq!(g, "term");
-        assert_eq!(cert, proxy_cert.der);
+        // Terminated by the proxy: the proxy's certificate, plaintext to the backend (every
+        // time, though the service's first server is down).
+        for _ in 0..3 {
+            let (g, cert, _) = via_tls(&web, "term.tcp.test").await.unwrap();
+            assert_eq!(g, "term");
+            assert_eq!(cert, proxy_cert.der);
+        }
 
         // PROXY protocol v2: the backend reads the client's own address and port.
         let (g, _, local) = via_tls(&web, "pp.tcp.test").await.unwrap();
@@ -406,6 +411,21 @@ tls:
     wait_until(STEP, "a connection after the others closed", || {
         block_on(via_plain(&db)).ok().filter(|g| g == "echo")
     });
+
+    // Counted per router and result.
+    let m = p.metrics().unwrap();
+    let count = |router: &str, result: &str| {
+        switchyard_e2e::metric_value(
+            &m,
+            &format!(
+                "switchyard_proxy_tcp_connections_total{{router=\"{router}\",result=\"{result}\"}}"
+            ),
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(count("term", "ok"), 3.0, "{m}");
+    assert!(count("echo", "refused") >= 1.0, "{m}");
+    assert!(count("a-pass", "ok") >= 1.0, "{m}");
 
     // explain tcp: which TCP router wins, through the CLI.
     let out = cli(
