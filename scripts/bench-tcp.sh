@@ -51,7 +51,7 @@ for _ in $(seq 1 600); do curl -sf "127.0.0.1:$SYADM/readyz" >/dev/null && break
 cat >"$W/haproxy.cfg" <<CFG
 global
   nbthread 1
-  maxconn 20000
+  maxconn 4000
 defaults
   mode tcp
   timeout connect 5s
@@ -71,7 +71,10 @@ backend plain
   server s1 127.0.0.1:$BPLAIN
 CFG
 taskset -c 1 haproxy -f "$W/haproxy.cfg" -db >"$W/haproxy.log" 2>&1 &
-sleep 0.5
+up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for _ in $(seq 1 100); do up "$HAPL" && up "$SYPL" && break; sleep 0.1; done
+up "$HAPL" || { cat "$W/haproxy.log"; echo "haproxy did not start" >&2; exit 1; }
+up "$SYPL" || { cat "$W/proxy.log"; echo "switchyard-proxy did not start" >&2; exit 1; }
 
 row() { # label cmd...
   printf '%-52s %s\n' "$1" "$(taskset -c 0 "${@:2}")"
