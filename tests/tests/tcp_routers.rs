@@ -463,6 +463,21 @@ tls:
         "{out}"
     );
 
+    // The same answer from the admin API (viewer token).
+    let url = format!(
+        "http://{}/api/switchyard/explain/tcp?sni=a.tcp.test&entrypoint=web",
+        c.nodes[0].addrs.http
+    );
+    let auth = format!("Authorization: Bearer {}", c.creds().token);
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "--max-time", "10", "-H", &auth, &url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl {url}: {out:?}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["router"], "a-pass", "{j}");
+    assert_eq!(j["tried"][0]["name"], "pp", "{j}");
+
     // Bad input: refused by apply, naming resource and field; nothing changes.
     // (The version may move on its own: a TLS router makes the leader commit ticket keys, which
     // `get config` does not show; the user's config must not change.)
