@@ -70,6 +70,9 @@ pub(crate) async fn route(
                 Ok(Ok(None)) | Ok(Err(_)) => return None,
                 Err(_) => {
                     tracing::debug!(%peer, "no first bytes within the entry point's readTimeout: closed");
+                    if let Some(e) = shared.entrypoints.get(ep) {
+                        e.hit(crate::limits::LimitKind::ReadTimeout);
+                    }
                     return None;
                 }
             };
