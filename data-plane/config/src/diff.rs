@@ -37,6 +37,8 @@ pub enum ResourceKind {
     AcmeTlsAlpn01,
     /// The cluster's TLS session-ticket keys (one resource, named `cluster`).
     TlsTicketKeys,
+    /// A stapled OCSP response, by the leaf certificate's SHA-256 fingerprint.
+    OcspStaple,
     /// `tcp.routers`
     TcpRouter,
     /// `tcp.services`
@@ -47,7 +49,7 @@ pub enum ResourceKind {
 
 impl ResourceKind {
     /// Every kind.
-    pub const ALL: [ResourceKind; 15] = [
+    pub const ALL: [ResourceKind; 16] = [
         ResourceKind::Router,
         ResourceKind::Service,
         ResourceKind::Middleware,
@@ -60,6 +62,7 @@ impl ResourceKind {
         ResourceKind::AcmeHttp01,
         ResourceKind::AcmeTlsAlpn01,
         ResourceKind::TlsTicketKeys,
+        ResourceKind::OcspStaple,
         ResourceKind::TcpRouter,
         ResourceKind::TcpService,
         ResourceKind::TcpMiddleware,
@@ -80,6 +83,7 @@ impl ResourceKind {
             ResourceKind::AcmeHttp01 => "acmeHttp01",
             ResourceKind::AcmeTlsAlpn01 => "acmeTlsAlpn01",
             ResourceKind::TlsTicketKeys => "tlsTicketKeys",
+            ResourceKind::OcspStaple => "ocspStaple",
             ResourceKind::TcpRouter => "tcpRouter",
             ResourceKind::TcpService => "tcpService",
             ResourceKind::TcpMiddleware => "tcpMiddleware",
@@ -202,6 +206,7 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
                 http01: _,
                 tls_alpn01: _,
                 ticket_keys: _,
+                ocsp: _,
             },
     } = new;
     let TcpConfig {
@@ -274,6 +279,12 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
         ResourceKind::AcmeTlsAlpn01,
         &old.managed.tls_alpn01,
         &new.managed.tls_alpn01,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::OcspStaple,
+        &old.managed.ocsp,
+        &new.managed.ocsp,
         &mut out,
     );
     diff_maps(

@@ -115,7 +115,7 @@ mod reader;
 
 pub use acme::{
     AcmeResolver, CertResolver, DnsChallenge, DnsPropagation, Eab, ExecHook, HttpChallenge,
-    HttpReq, KeyPair, ManagedCertificate, ManagedTls, Rfc2136, TicketKey, TlsChallenge,
+    HttpReq, KeyPair, ManagedCertificate, ManagedTls, OcspStaple, Rfc2136, TicketKey, TlsChallenge,
 };
 pub use delta::{DeltaChange, DeltaError, Resource};
 pub use diff::{diff, Change, ChangeAction, ResourceKind};

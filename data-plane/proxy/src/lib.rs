@@ -67,6 +67,7 @@ mod tls;
 mod traefik_metrics;
 mod upstream;
 mod util;
+mod version_stats;
 
 #[cfg(test)]
 mod tests;

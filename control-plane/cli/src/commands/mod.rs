@@ -12,5 +12,6 @@ pub mod explain;
 pub mod explain_tcp;
 pub mod get;
 pub mod proxies;
+pub mod rollout;
 pub mod server;
 pub mod token;

@@ -510,11 +510,22 @@ async fn certificate_one(State(shared): S, Path(name): Path<String>) -> Response
 /// A cheap poll for the dashboard: config version, leader, term.
 async fn status(State(shared): S) -> Response {
     let m = shared.raft_metrics();
+    let rollout = {
+        let r = crate::admin::rollout_status(&shared.applied.borrow().state);
+        r.exists.then(|| {
+            json!({
+                "status": r.status, "targetVersion": r.target_version,
+                "previousVersion": r.previous_version, "stages": r.stages, "stage": r.stage,
+                "reason": r.reason, "rollbackVersion": r.rollback_version, "notes": r.notes,
+            })
+        })
+    };
     ok_json(&json!({
         "nodeId": shared.id,
         "configVersion": shared.applied.borrow().state.config_version,
         "leader": m.current_leader,
         "term": m.current_term,
+        "rollout": rollout,
     }))
 }
 

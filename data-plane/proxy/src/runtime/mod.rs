@@ -95,6 +95,8 @@ pub(crate) struct Runtime {
     pub http01_enabled: bool,
     /// `rateLimit` middlewares with `scope: cluster`, by name (see `control::limiter`).
     pub cluster_limiters: Vec<(String, Arc<Mw>)>,
+    /// Request counters of this version, for rollouts (set by `Proxy::apply`).
+    pub version_stats: Arc<crate::version_stats::VersionStats>,
 }
 
 impl Runtime {
@@ -119,6 +121,7 @@ impl Runtime {
             default_cert,
             http01_enabled: false,
             cluster_limiters: Vec::new(),
+            version_stats: Arc::new(crate::version_stats::VersionStats::new(0)),
         })
     }
 
@@ -209,6 +212,7 @@ impl Runtime {
             tcp,
             default_cert: old.default_cert.clone(),
             cluster_limiters: middlewares::cluster_limiters(&mws),
+            version_stats: Arc::new(crate::version_stats::VersionStats::new(0)),
         })
     }
 

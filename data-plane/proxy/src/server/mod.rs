@@ -22,6 +22,7 @@ pub(crate) mod forward;
 mod handler;
 mod hygiene;
 pub(crate) mod observe;
+pub(crate) use observe::SpanParent;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,6 +66,9 @@ pub(crate) struct ConnCtx {
     pub sni: Option<Box<str>>,
     /// `(TLSVersion, TLSCipher)` of a TLS connection, Go's names (access logs).
     pub tls_info: Option<(&'static str, &'static str)>,
+    /// The client's certificates on a mutual-TLS connection (leaf first), for
+    /// `passTLSClientCert`.
+    pub client_certs: Box<[rustls::pki_types::CertificateDer<'static>]>,
 }
 
 /// Runs when a response is finished (body sent or dropped): records the request's metrics,
@@ -471,6 +475,15 @@ pub(crate) async fn accept_loop(
                         Accepted::Tls(s) => Some(observe::tls_info(s.get_ref().1)),
                         _ => None,
                     };
+                    let client_certs = match &accepted {
+                        Accepted::Tls(s) => s
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
+                            .unwrap_or_default(),
+                        _ => Box::default(),
+                    };
                     let cx = Arc::new(ConnCtx {
                         shared,
                         ep,
@@ -480,6 +493,7 @@ pub(crate) async fn accept_loop(
                         tls: matches!(accepted, Accepted::Tls(_)),
                         sni,
                         tls_info,
+                        client_certs,
                     });
                     match accepted {
                         Accepted::Plain(s) => {
