@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acme::ManagedTls;
 use crate::model::{Certificate, DynamicConfig, HttpConfig, TlsConfig};
+use crate::tcp::TcpConfig;
 
 /// Every kind of resource a config holds, named as the admin API and the config stream name them
 /// (`"router"`, `"serversTransport"`, …; serialized the same way).
@@ -38,11 +39,17 @@ pub enum ResourceKind {
     TlsTicketKeys,
     /// A stapled OCSP response, by the leaf certificate's SHA-256 fingerprint.
     OcspStaple,
+    /// `tcp.routers`
+    TcpRouter,
+    /// `tcp.services`
+    TcpService,
+    /// `tcp.middlewares`
+    TcpMiddleware,
 }
 
 impl ResourceKind {
     /// Every kind.
-    pub const ALL: [ResourceKind; 13] = [
+    pub const ALL: [ResourceKind; 16] = [
         ResourceKind::Router,
         ResourceKind::Service,
         ResourceKind::Middleware,
@@ -56,6 +63,9 @@ impl ResourceKind {
         ResourceKind::AcmeTlsAlpn01,
         ResourceKind::TlsTicketKeys,
         ResourceKind::OcspStaple,
+        ResourceKind::TcpRouter,
+        ResourceKind::TcpService,
+        ResourceKind::TcpMiddleware,
     ];
 
     /// The name: `"router"`, `"serversTransport"`, `"acmeTlsAlpn01"`, …
@@ -74,6 +84,9 @@ impl ResourceKind {
             ResourceKind::AcmeTlsAlpn01 => "acmeTlsAlpn01",
             ResourceKind::TlsTicketKeys => "tlsTicketKeys",
             ResourceKind::OcspStaple => "ocspStaple",
+            ResourceKind::TcpRouter => "tcpRouter",
+            ResourceKind::TcpService => "tcpService",
+            ResourceKind::TcpMiddleware => "tcpMiddleware",
         }
     }
 
@@ -185,6 +198,7 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
                 options: _,
                 stores: _,
             },
+        tcp,
         certificates_resolvers: _,
         managed:
             ManagedTls {
@@ -195,6 +209,11 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
                 ocsp: _,
             },
     } = new;
+    let TcpConfig {
+        routers: _,
+        services: _,
+        middlewares: _,
+    } = &**tcp;
     let mut out = Vec::new();
     diff_maps(
         ResourceKind::Router,
@@ -266,6 +285,24 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
         ResourceKind::OcspStaple,
         &old.managed.ocsp,
         &new.managed.ocsp,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::TcpRouter,
+        &old.tcp.routers,
+        &new.tcp.routers,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::TcpService,
+        &old.tcp.services,
+        &new.tcp.services,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::TcpMiddleware,
+        &old.tcp.middlewares,
+        &new.tcp.middlewares,
         &mut out,
     );
     if old.managed.ticket_keys != new.managed.ticket_keys {

@@ -22,6 +22,7 @@
 
 pub mod checker;
 pub mod history;
+pub mod identify;
 pub mod nemesis;
 pub mod relays;
 pub mod workload;

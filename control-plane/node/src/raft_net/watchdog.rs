@@ -111,7 +111,8 @@ pub struct RaftView {
 
 /// Whether to start an election now (the same schedule as openraft's own timer, without its
 /// stale "longer log seen" memory):
-/// - a voter following an established leader that has been silent for `lease + timeout`;
+/// - a voter following an established leader that has been silent for `lease + timeout`, and that
+///   has not campaigned itself for `timeout`;
 /// - a voter in an election without a winner (candidate, or its vote not committed) that has
 ///   not campaigned, voted or heard a leader for `timeout`, unless its latest campaign showed a
 ///   longer log than its own (then openraft's longer back-off is right: that node should win).
@@ -120,7 +121,12 @@ pub fn should_elect(r: RaftView, c: ClockView, lease: Duration, timeout: Duratio
         return false;
     }
     if r.state == ServerState::Follower && r.vote_committed && r.other_leader {
-        return c.since_contact > lease + timeout;
+        // Once per timeout at most: until Raft has processed a campaign its metrics still show
+        // the old leader, and campaigning again at every check (every half heartbeat) would
+        // bump the term faster than a WAN round trip answers the vote requests (each new term
+        // discards the answers of the last), and queue a flushed vote per term behind a busy
+        // disk (the lab's election storms).
+        return c.since_contact > lease + timeout && c.since_activity > timeout;
     }
     if !r.vote_committed && matches!(r.state, ServerState::Candidate | ServerState::Follower) {
         return c.since_activity > timeout && !c.greater_log_this_election;
@@ -210,6 +216,16 @@ mod tests {
         assert!(!should_elect(f, clock(899, 899, false), LEASE, T));
         // A longer log seen in an older election does not matter while following.
         assert!(should_elect(f, clock(901, 901, true), LEASE, T));
+    }
+
+    #[test]
+    fn a_follower_campaigns_again_only_a_timeout_after_its_last_campaign() {
+        // The leader has been silent for long; this node campaigned 150 ms ago (one check
+        // earlier) and Raft's metrics do not show it yet.
+        let f = raft(ServerState::Follower, true, true);
+        assert!(!should_elect(f, clock(5000, 150, false), LEASE, T));
+        assert!(!should_elect(f, clock(5000, 299, false), LEASE, T));
+        assert!(should_elect(f, clock(5000, 301, false), LEASE, T));
     }
 
     #[test]
