@@ -132,7 +132,10 @@ fn count_elections(
             .filter_map(|n| {
                 let m = n.metrics().ok()?;
                 let get = |k: &str| switchyard_e2e::metric_value(&m, k);
-                Some((get("switchyard_raft_term")? as u64, get("switchyard_raft_is_leader")? >= 1.0))
+                Some((
+                    get("switchyard_raft_term")? as u64,
+                    get("switchyard_raft_is_leader")? >= 1.0,
+                ))
             })
             .collect()
     };
