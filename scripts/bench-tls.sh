@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# TLS termination benchmark (see BENCHMARKS.md):
-#   bash scripts/bench-tls.sh [DURATION]
+# TLS benchmarks (see BENCHMARKS.md):
+#   bash scripts/bench-tls.sh [DURATION] [all|termination|resume|dns01]
+# PROFILE=debug uses the debug binaries in target/debug instead of building release ones.
+#
+# termination (TLS milestone):
 # Installs nginx (nginx-light) and wrk from Debian when missing. One self-signed ECDSA P-256
 # certificate (openssl) is served by both proxies, TLS 1.3 only on nginx and the rustls default
 # (1.3 negotiated) on switchyard-proxy. A tiny nginx backend answers "hello" over plaintext.
@@ -12,24 +15,43 @@
 # switchyard-proxy reads its config with --config-file, whose certFile/keyFile are paths (the
 # same upload path as `switchyard apply`). wrk connects to 127.0.0.1 without SNI, so both proxies
 # serve the certificate as their default one.
+# resume (issue 13): resumed TLS 1.3 handshakes/s on a second proxy vs full handshakes. One
+# control node and two proxies attached to it (cluster session-ticket keys), one certificate,
+# a plaintext nginx backend. tests/src/bin/tls_handshake_bench.rs opens new connections (one
+# GET, Connection: close), alternating proxy A and B: `full` with resumption disabled, `resume`
+# keeping each worker's tickets, so every handshake after a worker's first resumes with a ticket
+# the other proxy issued. Load tool on core 0, both proxies on core 1.
+# dns01 (issue 13): time from `apply` of a wildcard route to the certificate served by a proxy,
+# via DNS-01 against pebble (no validation delays) and pebble-challtestsrv
+# (tests/src/bin/dns01_bench.rs, 5 rounds; pebble and pebble-challtestsrv from Debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10s}
+PART=${2:-all}
+PROFILE=${PROFILE:-release}
+if [ "$PROFILE" = release ]; then CARGO_PROFILE=(--release); else CARGO_PROFILE=(); fi
+BIN=$PWD/target/$PROFILE
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
+if [ "$PART" = all ] || [ "$PART" = dns01 ]; then
+  command -v pebble >/dev/null || need+=(pebble)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-cargo build --release -p switchyard-proxy >/dev/null
-P=$PWD/target/release/switchyard-proxy
+cargo build "${CARGO_PROFILE[@]}" -p switchyard-proxy -p switchyard --bins >/dev/null
+cargo build "${CARGO_PROFILE[@]}" -p switchyard-e2e --bin tls_handshake_bench --bin dns01_bench >/dev/null
+P=$BIN/switchyard-proxy
+S=$BIN/switchyard
 W=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; [ -f $W/b.pid ] && kill $(cat $W/b.pid) 2>/dev/null; [ -f $W/n.pid ] && kill $(cat $W/n.pid) 2>/dev/null; wait 2>/dev/null || true; rm -rf "$W"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; for f in $W/*.spid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done; [ -f $W/b.pid ] && kill $(cat $W/b.pid) 2>/dev/null; [ -f $W/n.pid ] && kill $(cat $W/n.pid) 2>/dev/null; wait 2>/dev/null || true; rm -rf "$W"' EXIT
 ports=($(python3 -c 'import socket
-s=[socket.socket() for _ in range(4)]
+s=[socket.socket() for _ in range(11)]
 [x.bind(("127.0.0.1",0)) for x in s]
 print(" ".join(str(x.getsockname()[1]) for x in s))'))
 BACK=${ports[0]}; SY=${ports[1]}; SYADM=${ports[2]}; NGX=${ports[3]}
+API=${ports[4]}; PEER=${ports[5]}; HTTPP=${ports[6]}; PA=${ports[7]}; PB=${ports[8]}; PADM=${ports[9]}; PBADM=${ports[10]}
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
   -keyout "$W/bench.key" -out "$W/bench.pem" -days 2 -subj /CN=bench.test \
@@ -60,6 +82,8 @@ nginx_conf n "upstream back { server 127.0.0.1:$BACK; keepalive 128; }
     location / { proxy_pass http://back; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
   }"
 taskset -c 0 nginx -c "$W/b/nginx.conf" -p "$W/b"
+
+termination() {
 taskset -c 1 nginx -c "$W/n/nginx.conf" -p "$W/n"
 
 cat >"$W/cfg.yaml" <<YAML
@@ -101,3 +125,60 @@ run "switchyard-proxy, full TLS 1.3 handshake per request" "https://127.0.0.1:$S
 run "nginx, HTTPS keep-alive" "https://127.0.0.1:$NGX/" "${H[@]}"
 run "switchyard-proxy, HTTPS keep-alive" "https://127.0.0.1:$SY/" "${H[@]}"
 echo "switchyard-proxy handshakes counted: $(curl -s 127.0.0.1:$SYADM/metrics | grep '^switchyard_proxy_tls_handshakes_total' | tr '\n' ' ')"
+}
+
+resume() {
+  SWITCHYARD_INSECURE=1 "$S" server --node-id 1 --data-dir "$W/n1" --api-addr "127.0.0.1:$API" \
+    --peer-addr "127.0.0.1:$PEER" --http-addr "127.0.0.1:$HTTPP" \
+    --initial-cluster "1=127.0.0.1:$PEER" >"$W/n1.log" 2>&1 &
+  echo $! >"$W/n1.spid"
+  local ep="http://127.0.0.1:$API"
+  for _ in $(seq 1 300); do "$S" --insecure --endpoints "$ep" cluster status >/dev/null 2>&1 && break; sleep 0.1; done
+  cat >"$W/resume.yaml" <<YAML
+http:
+  routers:
+    all: {rule: "Host(\`bench.test\`)", service: back, tls: {}}
+  services:
+    back: {loadBalancer: {servers: [{url: "http://127.0.0.1:$BACK"}]}}
+tls:
+  certificates: [{certFile: $W/bench.pem, keyFile: $W/bench.key}]
+  options:
+    default: {minVersion: VersionTLS13}
+YAML
+  "$S" --insecure --endpoints "$ep" apply -f "$W/resume.yaml" >/dev/null
+  local a=0
+  for id in pa pb; do
+    local port=$PA adm=$PADM
+    [ $id = pb ] && port=$PB && adm=$PBADM
+    taskset -c 1 "$P" --insecure --control "$ep" --proxy-id $id --entrypoint "websecure=127.0.0.1:$port" \
+      --admin-addr "127.0.0.1:$adm" >"$W/$id.log" 2>&1 &
+    echo $! >"$W/$id.spid"
+  done
+  # Ready when a ticket from A resumes on B (both hold the cluster's keys and the config).
+  for _ in $(seq 1 600); do
+    if "$BIN/tls_handshake_bench" "127.0.0.1:$PA" "127.0.0.1:$PB" bench.test 1 resume 1 2>/dev/null |
+       awk '{exit !($8>0 && $10==0)}'; then a=1; break; fi
+    sleep 0.1
+  done
+  [ $a = 1 ] || { echo "proxies not resuming across each other"; tail -5 "$W"/pa.log "$W"/pb.log "$W"/n1.log; exit 1; }
+  local secs=${DUR%s}
+  echo "$(nproc) cores; tls_handshake_bench (16 workers) on core 0; both proxies on core 1; $PROFILE build"
+  echo "each connection: TLS 1.3 handshake + one proxied GET (Connection: close), alternating proxy A and B"
+  taskset -c 0 "$BIN/tls_handshake_bench" "127.0.0.1:$PA" "127.0.0.1:$PB" bench.test "$secs" full 16
+  taskset -c 0 "$BIN/tls_handshake_bench" "127.0.0.1:$PA" "127.0.0.1:$PB" bench.test "$secs" resume 16
+  taskset -c 0 "$BIN/tls_handshake_bench" "127.0.0.1:$PA" "127.0.0.1:$PB" bench.test "$secs" full 16
+  taskset -c 0 "$BIN/tls_handshake_bench" "127.0.0.1:$PA" "127.0.0.1:$PB" bench.test "$secs" resume 16
+}
+
+dns01() {
+  echo "apply of a wildcard route → certificate served (DNS-01, pebble with PEBBLE_VA_NOSLEEP=1, $PROFILE build)"
+  SWITCHYARD_BIN_DIR=$BIN "$BIN/dns01_bench" 5
+}
+
+case $PART in
+  all) termination; resume; dns01 ;;
+  termination) termination ;;
+  resume) resume ;;
+  dns01) dns01 ;;
+  *) echo "unknown part $PART (all, termination, resume, dns01)"; exit 2 ;;
+esac

@@ -35,3 +35,63 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("swit
 
 /// Largest gRPC message a Switchyard endpoint accepts (config documents and snapshot chunks).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The latency histogram of `admin::VersionCounters`: bucket `i` counts requests that took less
+/// than 2^i microseconds (and at least 2^(i-1)); the last bucket counts the rest (over ~16 s).
+/// Powers of two make the bucket one instruction on the request path.
+pub mod latency {
+    /// Number of buckets.
+    pub const BUCKETS: usize = 26;
+
+    /// The bucket of a request that took `us` microseconds.
+    pub fn bucket(us: u64) -> usize {
+        ((u64::BITS - us.leading_zeros()) as usize).min(BUCKETS - 1)
+    }
+
+    /// The upper bound (microseconds) of bucket `i` (the last one: `u64::MAX`).
+    pub fn upper_us(i: usize) -> u64 {
+        if i + 1 >= BUCKETS {
+            u64::MAX
+        } else {
+            1u64 << i
+        }
+    }
+
+    /// The `q` quantile (0..1) of a histogram, as its bucket's upper bound (None when empty).
+    pub fn quantile_us(buckets: &[u64], q: f64) -> Option<u64> {
+        let total: u64 = buckets.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(upper_us(i));
+            }
+        }
+        Some(upper_us(buckets.len().saturating_sub(1)))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn buckets_are_powers_of_two() {
+            assert_eq!(bucket(0), 0);
+            assert_eq!(bucket(1), 1);
+            assert_eq!(bucket(3), 2);
+            assert_eq!(bucket(4), 3);
+            assert!(5 < upper_us(bucket(5)) && 5 >= upper_us(bucket(5)) / 2);
+            assert_eq!(bucket(u64::MAX), BUCKETS - 1);
+            let mut h = vec![0u64; BUCKETS];
+            h[bucket(100)] = 98;
+            h[bucket(50_000)] = 2;
+            assert_eq!(quantile_us(&h, 0.98), Some(128));
+            assert_eq!(quantile_us(&h, 0.99), Some(65_536));
+            assert_eq!(quantile_us(&[0; BUCKETS], 0.99), None);
+        }
+    }
+}

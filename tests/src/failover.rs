@@ -86,6 +86,7 @@ impl Writer {
                             ),
                             prune: false,
                             dry_run: false,
+                            rollout: None,
                         });
                         req.set_timeout(WRITE_DEADLINE);
                         if let Some(t) = &token {
@@ -242,6 +243,7 @@ pub fn grow(endpoint: &str, creds: Option<&SecureCreds>, n: usize, clients: usiz
                         ),
                         prune: false,
                         dry_run: false,
+                        rollout: None,
                     });
                     if let Some(t) = &token {
                         req.metadata_mut()

@@ -62,6 +62,7 @@ pub mod chaos;
 pub mod client;
 pub mod deploy_files;
 pub mod failover;
+pub mod ocsp;
 pub mod otlp;
 pub mod proxy;
 pub mod raw;

@@ -255,6 +255,7 @@ fn hostile_documents_are_refused_without_an_election_or_a_stalled_leader() {
                     document,
                     prune: false,
                     dry_run: false,
+                    rollout: None,
                 })
                 .await;
             (r, t.elapsed())

@@ -88,6 +88,7 @@ fn commit(client: &mut Client, doc: String, timeout: Duration) -> Result<u64, St
             document: doc,
             prune: false,
             dry_run: false,
+            rollout: None,
         });
         req.set_timeout(timeout);
         match tokio::time::timeout(timeout, client.apply(req)).await {

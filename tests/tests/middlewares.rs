@@ -28,10 +28,20 @@ use switchyard_e2e::backends::runtime;
 use switchyard_e2e::client::{fetch, Req, Resp};
 use switchyard_e2e::{apply_yaml, cli, cli_stdin, config_version, single_node_stack};
 
+#[path = "middlewares/all_kinds.rs"]
+mod all_kinds;
 #[path = "middlewares/errors.rs"]
 mod errors_cases;
 #[path = "middlewares/forwardauth.rs"]
 mod forwardauth;
+#[path = "middlewares/more.rs"]
+mod more;
+
+/// Must show 1: every Traefik v3 HTTP middleware kind in one configuration.
+#[test]
+fn every_traefik_middleware_kind_in_one_config() {
+    all_kinds::run();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Scripted backend
@@ -233,6 +243,8 @@ struct Case {
     /// The body must be this encoding (`Content-Encoding`) of `len` bytes of [`text`];
     /// `Some("")`: not encoded, and exactly that text.
     encoded: Option<(&'static str, usize)>,
+    /// The request body.
+    req_body: Vec<u8>,
 }
 
 fn case(name: &'static str, mw: Value) -> Case {
@@ -251,6 +263,7 @@ fn case(name: &'static str, mw: Value) -> Case {
         trusted: false,
         encoded: None,
         prime: (0, Vec::new()),
+        req_body: Vec::new(),
     }
 }
 
@@ -304,6 +317,10 @@ impl Case {
     }
     fn body(mut self, b: &str) -> Case {
         self.body = Some(b.into());
+        self
+    }
+    fn send(mut self, b: &[u8]) -> Case {
+        self.req_body = b.to_vec();
         self
     }
 
@@ -1497,6 +1514,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         .chain(digest_auth_cases())
         .chain(forwardauth::cases(&auth, &closed))
         .chain(errors_cases::cases())
+        .chain(more::cases())
     {
         let host = format!("c{}.test", cases.len());
         cases.push((c, host));
@@ -1603,7 +1621,9 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         } else {
             format!("/case{i}{}", case.path)
         };
-        let mut req = Req::get(host, &path).method(case.method);
+        let mut req = Req::get(host, &path)
+            .method(case.method)
+            .body(case.req_body.clone());
         for (k, v) in &case.headers {
             req = req.header(k, v);
         }
@@ -1661,6 +1681,7 @@ fn traefik_middleware_cases_through_a_real_proxy() {
         .into_iter()
         .chain(forwardauth::refusals())
         .chain(errors_cases::refusals())
+        .chain(more::refusals())
     {
         let bad = format!("http:\n  middlewares:\n    bad: {mw}\n");
         match apply_yaml(&endpoints, &bad) {

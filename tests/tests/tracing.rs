@@ -276,3 +276,64 @@ fn a_black_holed_collector_fails_no_request_and_drops_are_counted() {
     });
     assert!(dropped <= 400.0, "{dropped}");
 }
+
+/// forwardAuth's `AuthRequest` client span (Traefik's name) hangs from the server span, and its
+/// context reaches the authentication server; the upstream call's `ReverseProxy` span follows.
+#[test]
+fn forward_auth_calls_get_a_client_span_in_the_request_trace() {
+    let backend = HttpBackend::start("app");
+    let auth = HttpBackend::start("auth");
+    auth.record(true);
+    let rx = OtlpReceiver::grpc();
+    let c = Cluster::start(1);
+    let p = Proxy::start(
+        ProxySpec::new("fa", &c.endpoints()).args(&["--tracing.otlp.grpc.endpoint", &rx.url()]),
+    );
+    let doc = format!(
+        r#"http:
+  routers:
+    guarded: {{rule: "Host(`guarded.test`)", service: app, middlewares: [check]}}
+  middlewares:
+    check: {{forwardAuth: {{address: "{}/verify"}}}}
+  services:
+    app: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
+"#,
+        auth.url(),
+        backend.url()
+    );
+    apply_to(&c.endpoints(), &p, &doc);
+    let trace = "44444444444444444444444444444444";
+    let r = fetch(
+        p.web(),
+        &Req::get("guarded.test", "/in").header("traceparent", &traceparent(trace, CLIENT_SPAN)),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    let seen = auth.seen();
+    let at_auth = seen.iter().find(|s| s.path_and_query == "/verify").unwrap();
+    let tp = at_auth.header("traceparent").unwrap().to_string();
+    let spans = wait_until(
+        WAIT,
+        "the server, AuthRequest and ReverseProxy spans",
+        || {
+            let spans: Vec<RecvSpan> = rx
+                .spans()
+                .into_iter()
+                .filter(|s| s.trace_id == trace)
+                .collect();
+            (spans.len() >= 3).then_some(spans)
+        },
+    );
+    let server = spans.iter().find(|s| s.kind == 2).unwrap();
+    let auth_span = spans.iter().find(|s| s.name == "AuthRequest").unwrap();
+    assert_eq!(auth_span.kind, 3, "{auth_span:?}");
+    assert_eq!(auth_span.parent_span_id, server.span_id);
+    assert_eq!(auth_span.attr("http.response.status_code"), Some("200"));
+    assert_eq!(
+        auth_span.attr("url.full"),
+        Some(format!("{}/verify", auth.url()).as_str())
+    );
+    assert_eq!(tp, traceparent(trace, &auth_span.span_id));
+    let up = spans.iter().find(|s| s.name == "ReverseProxy").unwrap();
+    assert_eq!(up.parent_span_id, server.span_id);
+}

@@ -58,7 +58,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "unknown top-level field",
             doc: "htpp:\n  routers: {}\n".into(),
-            expect: &["unknown top-level field \"htpp\"", "expected \"http\", \"tls\" or \"certificatesResolvers\""],
+            expect: &["unknown top-level field \"htpp\"", "expected \"http\", \"tcp\", \"tls\" or \"certificatesResolvers\""],
         },
         Case {
             what: "unknown router field",

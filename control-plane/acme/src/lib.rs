@@ -9,6 +9,10 @@
 //! the CA no longer has it), and `OrderStarted` is refused while an order is in flight, so a
 //! certificate is ordered once for the whole cluster.
 //!
+//! OCSP stapling ([`ocsp`]) runs in the same leader loop: responses for every stored certificate
+//! that names a responder, committed as `AcmeCommand::Ocsp` and refreshed halfway through their
+//! validity.
+//!
 //! Pure parts: [`plan`] (what is wanted, when it is due, backoff) and [`certinfo`] (what
 //! `get certs` shows). The node provides the [`Cluster`] it runs against.
 
@@ -17,6 +21,7 @@ pub mod client;
 pub mod dns01;
 mod manager;
 pub mod metrics;
+pub mod ocsp;
 pub mod plan;
 pub mod tickets;
 

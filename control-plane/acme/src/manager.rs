@@ -110,6 +110,7 @@ impl<C: Cluster> Manager<C> {
         let mut leading = false;
         let mut last_renew_check: HashMap<String, Instant> = HashMap::new();
         let mut cooldown: HashMap<String, Instant> = HashMap::new();
+        let mut stapler = crate::ocsp::stapler::Stapler::default();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
@@ -125,6 +126,7 @@ impl<C: Cluster> Manager<C> {
                         t.abort();
                     }
                     last_renew_check.clear();
+                    stapler.reset();
                 }
                 leading = false;
                 continue;
@@ -149,6 +151,9 @@ impl<C: Cluster> Manager<C> {
             let st = self.cluster.state();
             self.reconcile(&st, &mut tasks, &mut last_renew_check, &cooldown);
             self.rotate_ticket_keys(&st).await;
+            stapler
+                .tick(&st.config, &self.cluster, &self.metrics, now_unix() as i64)
+                .await;
         }
     }
 

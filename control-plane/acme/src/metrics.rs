@@ -23,8 +23,18 @@ pub struct ResolverLabels {
     pub resolver: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OcspLabels {
+    /// `stapled` (a verified response was committed) or `failed` (fetch or check failed).
+    pub result: String,
+}
+
 #[derive(Clone, Default)]
 pub struct AcmeMetrics {
+    /// OCSP fetches by this node (as leader), by result.
+    pub ocsp_fetches: Family<OcspLabels, Counter>,
+    /// `nextUpdate` of every stored OCSP staple (Unix seconds), by certificate fingerprint.
+    pub ocsp_next_update: Family<CertLabels, Gauge>,
     /// Orders finished by this node (as leader), by result.
     pub orders: Family<OrderLabels, Counter>,
     /// Orders this node started at the CA (new or restarted; a resumed order is not counted).
@@ -43,6 +53,11 @@ impl AcmeMetrics {
     pub fn refresh(&self, st: &switchyard_store::ClusterState) {
         self.not_after.clear();
         self.failures.clear();
+        self.ocsp_next_update.clear();
+        for (fp, s) in &st.config.managed.ocsp {
+            let l = CertLabels { name: fp.clone() };
+            self.ocsp_next_update.get_or_create(&l).set(s.next_update);
+        }
         for (name, c) in &st.acme.certificates {
             let l = CertLabels { name: name.clone() };
             self.not_after.get_or_create(&l).set(c.not_after);
@@ -51,6 +66,16 @@ impl AcmeMetrics {
     }
 
     pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "ocsp_fetches",
+            "OCSP responses fetched by this node as leader, by result (stapled, failed)",
+            self.ocsp_fetches.clone(),
+        );
+        r.register(
+            "ocsp_next_update_seconds",
+            "nextUpdate of each stored OCSP staple (Unix seconds), by leaf SHA-256 fingerprint",
+            self.ocsp_next_update.clone(),
+        );
         r.register(
             "acme_orders",
             "ACME orders finished by this node as leader, by result",

@@ -82,7 +82,10 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// Create, list and revoke API tokens (admin role).
     Token(TokenArgs),
-    /// Which router a request would reach, and why the routers before it did not match.
+    /// Show, pause, resume or abort the progressive rollout (`apply --rollout`).
+    Rollout(RolloutArgs),
+    /// Which router a request would reach, and why the routers before it did not match
+    /// (`explain tcp SNI`: which TCP router a connection would reach).
     Explain(ExplainArgs),
     /// Print the version of this binary.
     Version,
@@ -206,6 +209,10 @@ pub struct ServerArgs {
     /// duration; the previous key still decrypts for one more period; 0 disables shared keys).
     #[arg(long, default_value = "12h")]
     pub tls_ticket_rotation: String,
+    /// OpenTelemetry spans of admin calls, validation, Raft commits and the config stream; a
+    /// config change is one trace, continued by each proxy's `config apply` span.
+    #[command(flatten)]
+    pub tracing: switchyard_otel::TracingFlags,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -255,6 +262,53 @@ pub struct ApplyArgs {
     /// or a proxy label), e.g. region=eu,zone=eu-1 or cluster=edge-eu.
     #[arg(long, value_name = "KEY=VALUE,…", requires = "wait")]
     pub wait_selector: Option<String>,
+    /// Roll the change out stage by stage instead of to every proxy at once: comma-separated
+    /// selectors, in order, each `zone=NAME`, `region=NAME`, `cluster=NAME`, or `*` (every
+    /// proxy; last only), e.g. `zone=a,zone=b,*`. Proxies no stage reached yet keep the previous
+    /// version. After each bake the leader compares the new version's error rate (and p99 with
+    /// --max-p99) with the proxies still on the previous version, and promotes the next stage
+    /// or rolls every proxy back to the previous config. Follow it with `switchyard rollout
+    /// status`. Config writes are refused until the rollout ends.
+    #[arg(long, value_name = "STAGES", conflicts_with = "wait")]
+    pub rollout: Option<String>,
+    /// With --rollout, how long each stage runs before it is judged (default 60s).
+    #[arg(long, value_name = "DURATION", requires = "rollout")]
+    pub bake: Option<String>,
+    /// With --rollout, the largest error rate (5xx responses and connect failures) the new
+    /// version may show above the previous version's, e.g. 1% or 0.5% (default 1%). With no
+    /// proxy left on the previous version (or none of them busy), an absolute limit.
+    #[arg(long, value_name = "PERCENT", requires = "rollout")]
+    pub max_error_rate: Option<String>,
+    /// With --rollout, the largest p99 latency (to response headers) the new version may show
+    /// above the previous version's, e.g. 200ms (default: latency is not judged).
+    #[arg(long, value_name = "DURATION", requires = "rollout")]
+    pub max_p99: Option<String>,
+    /// Record the change in this W3C trace (`00-TRACEID-SPANID-01`, sent as `traceparent` gRPC
+    /// metadata): control nodes started with `--tracing.*` make their admin call span its child,
+    /// and the Raft commit, the config stream sends and each proxy's `config apply` follow.
+    /// Without it a tracing node starts the trace; its id is printed (stderr; `traceId` in
+    /// JSON/YAML output).
+    #[arg(long, env = "TRACEPARENT", value_name = "TRACEPARENT")]
+    pub traceparent: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RolloutArgs {
+    #[command(subcommand)]
+    pub command: RolloutCommand,
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+pub enum RolloutCommand {
+    /// The rollout in progress, or the latest one: stage, status, why it ended, each stage's
+    /// verdict.
+    Status,
+    /// Stop judging and promoting; every proxy keeps the version it has.
+    Pause,
+    /// Resume a paused rollout; the current stage bakes again from now.
+    Resume,
+    /// Stop the rollout and send every proxy the previous config again (as a new version).
+    Abort,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -307,10 +361,17 @@ pub struct DeleteArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ExplainArgs {
-    /// HTTP method, e.g. GET.
+    /// HTTP method, e.g. GET; or `tcp` to explain a TCP connection.
     pub method: String,
-    /// Request URL, e.g. http://api.example.com/v1/users?id=3 (the host becomes the Host header).
+    /// Request URL, e.g. http://api.example.com/v1/users?id=3 (the host becomes the Host header);
+    /// after `tcp`: the SNI of the connection's TLS ClientHello.
     pub url: String,
+    /// With `tcp`: a plain TCP connection (no TLS; the SNI argument is ignored).
+    #[arg(long)]
+    pub plain: bool,
+    /// With `tcp`: an ALPN protocol the client offers (repeatable).
+    #[arg(long)]
+    pub alpn: Vec<String>,
     /// A request header, 'Name: value' (repeatable). A Host header overrides the URL's host.
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,

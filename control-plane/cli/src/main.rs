@@ -54,6 +54,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delete(a) => commands::delete::run(&global, a).await,
         Command::Cluster(a) => commands::cluster::run(&global, a).await,
         Command::Token(a) => commands::token::run(&global, a).await,
+        Command::Rollout(a) => commands::rollout::run(&global, a).await,
         Command::Explain(a) => commands::explain::run(&global, a).await,
         Command::Bench(a) => commands::bench::run(&global, a).await,
         Command::Version => {

@@ -51,6 +51,7 @@ impl From<Rejection> for ApiError {
         match r {
             Rejection::Invalid(m) => ApiError::Invalid(m),
             Rejection::NotFound(m) => ApiError::NotFound(m),
+            Rejection::Conflict(m) => ApiError::FailedPrecondition(m),
         }
     }
 }

@@ -14,6 +14,8 @@
 //! | [`metrics`] | the Prometheus registry |
 //! | [`options`] | what a node is started with |
 //! | [`acme`] | runs the ACME manager (`switchyard-acme`) against this node |
+//! | [`rollout`] | drives progressive rollouts on the leader: bake, judge, promote or roll back |
+//! | [`trace`] | OpenTelemetry spans of admin calls, Raft commits and the config stream |
 
 pub mod acme;
 pub mod admin;
@@ -29,9 +31,11 @@ pub mod options;
 pub mod peer_tls;
 pub mod proposer;
 pub mod raft_net;
+pub mod rollout;
 pub mod security;
 pub mod shared;
 pub mod stream;
+pub mod trace;
 
 pub use node::{ControlNode, NodeError};
 pub use options::{parse_initial_cluster, NodeOptions, RaftTimings};

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub append_interval: AppendInterval,
     /// The ACME manager's metrics.
     pub acme: switchyard_acme::AcmeMetrics,
+    /// Span export (`--tracing.*`): dropped, exported and failed spans.
+    pub tracing: switchyard_otel::Counters,
 }
 
 impl Default for Metrics {
@@ -147,7 +149,24 @@ impl Metrics {
         );
         let acme = switchyard_acme::AcmeMetrics::default();
         acme.register(&mut registry);
+        let tracing = switchyard_otel::Counters::default();
+        registry.register(
+            "tracing_dropped_spans",
+            "Spans dropped because the export queue was full (collector slow or down)",
+            tracing.dropped.clone(),
+        );
+        registry.register(
+            "tracing_exported_spans",
+            "Spans sent to the OTLP collector",
+            tracing.exported.clone(),
+        );
+        registry.register(
+            "tracing_failed_spans",
+            "Spans lost in failed or timed-out OTLP exports",
+            tracing.failed.clone(),
+        );
         Self {
+            tracing,
             registry,
             acme,
             term,

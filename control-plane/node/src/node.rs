@@ -50,6 +50,8 @@ pub enum NodeError {
     PeerTls(String),
     #[error("--initial-cluster does not list this node's id {0}")]
     NotInInitialCluster(NodeId),
+    #[error("{0}")]
+    Tracing(String),
 }
 
 /// `(term, last log index)` if the stored vote is this node's own committed vote (it was the
@@ -145,12 +147,17 @@ impl ControlNode {
 
         let history = History::follow(applied.clone());
         let cpu = crate::offload::CpuPool::default();
+        let tracer = match &opts.tracing {
+            Some(t) => Some(Arc::new(crate::trace::start(t, &opts, &metrics)?)),
+            None => None,
+        };
         let proposer = crate::proposer::Proposer::start(
             raft.clone(),
             applied.clone(),
             cpu.clone(),
             opts.write_timeout,
             opts.max_write_batch,
+            tracer.clone(),
         );
         let shared = Arc::new(Shared {
             id: opts.node_id,
@@ -169,6 +176,7 @@ impl ControlNode {
             peer_identity: watch::channel(None).0,
             restored_leadership,
             leader_progress: Default::default(),
+            tracer,
         });
         if !shared.opts.insecure {
             let initialized = shared
@@ -213,6 +221,7 @@ impl ControlNode {
             shared.clone(),
             stop_rx.clone(),
         )));
+        tasks.push(crate::rollout::spawn(shared.clone(), stop_rx.clone()));
         tasks.push(crate::acme::spawn(shared.clone(), stop_rx));
         Ok(Self {
             shared,

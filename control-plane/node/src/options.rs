@@ -44,6 +44,8 @@ pub struct NodeOptions {
     pub ca_cert: Option<PathBuf>,
     /// With `join`: an admin token for the `AddNode` call.
     pub token: Option<String>,
+    /// OpenTelemetry tracing of admin calls, Raft commits and the config stream (`None`: off).
+    pub tracing: Option<switchyard_otel::TracingOptions>,
 }
 
 /// Raft timers. The defaults suit a LAN; a WAN cluster wants them several times longer (the election

@@ -15,6 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
+use opentelemetry::trace::{Span as _, SpanContext, SpanKind, Status};
+use opentelemetry::KeyValue;
+use switchyard_otel::{Span, Tracer};
 use switchyard_store::{AppliedState, ClusterState, Node, NodeId, Raft, Request, Response};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -31,6 +34,8 @@ struct Proposal {
     cmd: Request,
     size: usize,
     reply: oneshot::Sender<Result<Response, ApiError>>,
+    /// The admin call's span: the round's validate and commit spans are its children.
+    trace: Option<SpanContext>,
 }
 
 /// The handle writers use; the batching task ends when every handle is dropped.
@@ -46,6 +51,7 @@ struct Batcher {
     cpu: CpuPool,
     timeout: Duration,
     max_batch: usize,
+    tracer: Option<Arc<Tracer>>,
 }
 
 impl Proposer {
@@ -58,6 +64,7 @@ impl Proposer {
         cpu: CpuPool,
         timeout: Duration,
         max_batch: usize,
+        tracer: Option<Arc<Tracer>>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let batcher = Batcher {
@@ -66,6 +73,7 @@ impl Proposer {
             cpu,
             timeout,
             max_batch: max_batch.max(1),
+            tracer,
         };
         tokio::spawn(batcher.run(rx));
         Proposer { tx, timeout }
@@ -73,11 +81,21 @@ impl Proposer {
 
     /// Commits a config command (`size`: the bytes of its document, for the batch bound) and
     /// returns what applying it answered; a refused command is `Ok(Response::Rejected)` and
-    /// changed nothing.
-    pub async fn propose(&self, cmd: Request, size: usize) -> Result<Response, ApiError> {
+    /// changed nothing. `trace`: the span to record the validation and the commit under.
+    pub async fn propose(
+        &self,
+        cmd: Request,
+        size: usize,
+        trace: Option<SpanContext>,
+    ) -> Result<Response, ApiError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Proposal { cmd, size, reply })
+            .send(Proposal {
+                cmd,
+                size,
+                reply,
+                trace,
+            })
             .map_err(|_| ApiError::Unavailable("the node is shutting down".into()))?;
         match tokio::time::timeout(self.timeout, rx).await {
             Err(_) => Err(ApiError::NoQuorum(self.timeout)),
@@ -147,6 +165,26 @@ impl Batcher {
     async fn round(&self, batch: Vec<Proposal>) {
         let state: Arc<ClusterState> = self.applied.borrow().state.clone();
         let version = state.config_version;
+        let n = batch.len();
+        let spans = |name: &'static str, traces: &[Option<SpanContext>]| -> Vec<Option<Span>> {
+            traces
+                .iter()
+                .map(|sc| {
+                    let (t, sc) = (self.tracer.as_ref()?, sc.as_ref()?);
+                    Some(t.child(
+                        name,
+                        SpanKind::Internal,
+                        sc,
+                        vec![
+                            KeyValue::new("switchyard.batch.commands", n as i64),
+                            KeyValue::new("switchyard.config.base_version", version as i64),
+                        ],
+                    ))
+                })
+                .collect()
+        };
+        let traces: Vec<Option<SpanContext>> = batch.iter().map(|p| p.trace.clone()).collect();
+        let mut validating = spans(crate::trace::VALIDATE, &traces);
         let (cmds, replies): (Vec<Request>, Vec<_>) =
             batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
         let screened = self
@@ -167,17 +205,29 @@ impl Batcher {
         };
         let mut accepted = Vec::with_capacity(cmds.len());
         let mut waiting = Vec::with_capacity(cmds.len());
-        for ((cmd, verdict), reply) in cmds.into_iter().zip(verdicts).zip(replies) {
+        let mut accepted_traces = Vec::with_capacity(cmds.len());
+        for (j, ((cmd, verdict), reply)) in cmds.into_iter().zip(verdicts).zip(replies).enumerate()
+        {
+            let span = validating.get_mut(j).and_then(Option::take);
             match verdict {
                 Some(rejection) => {
+                    if let Some(mut s) = span {
+                        s.set_status(Status::error(format!("{rejection:?}")));
+                        s.end();
+                    }
                     let _ = reply.send(Ok(Response::Rejected(rejection)));
                 }
                 None => {
+                    if let Some(mut s) = span {
+                        s.end();
+                    }
                     accepted.push(cmd);
                     waiting.push(reply);
+                    accepted_traces.push(traces.get(j).cloned().flatten());
                 }
             }
         }
+        let mut committing = spans(crate::trace::COMMIT, &accepted_traces);
         let req = match accepted.len() {
             0 => return,
             1 => accepted.pop().expect("one command").validated_at(version),
@@ -189,8 +239,21 @@ impl Batcher {
         let written = tokio::time::timeout(self.timeout, self.raft.client_write(req)).await;
         let resp = match written {
             Err(_) => Err(ApiError::NoQuorum(self.timeout)),
-            Ok(r) => r.map(|r| r.data).map_err(write_error),
+            Ok(r) => r
+                .map(|r| {
+                    for s in committing.iter_mut().flatten() {
+                        s.set_attribute(KeyValue::new("raft.log.index", r.log_id.index as i64));
+                    }
+                    r.data
+                })
+                .map_err(write_error),
         };
+        for mut s in committing.into_iter().flatten() {
+            if let Err(e) = &resp {
+                s.set_status(Status::error(e.to_string()));
+            }
+            s.end();
+        }
         match resp {
             Ok(Response::Batch(resps)) if resps.len() == waiting.len() => {
                 for (reply, r) in waiting.into_iter().zip(resps) {

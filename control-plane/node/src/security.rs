@@ -188,7 +188,9 @@ pub enum Need {
 /// The role each `switchyard.admin.v1.Admin` method requires (unknown methods: admin).
 pub fn need_for(method: &str) -> Need {
     match method {
-        "Get" | "List" | "GetConfig" | "ListProxies" | "ListCertificates" => Need::Read,
+        "Get" | "List" | "GetConfig" | "ListProxies" | "ListCertificates" | "GetRollout" => {
+            Need::Read
+        }
         "ClusterStatus" => Need::Discover,
         "JoinProxy" => Need::Join,
         _ => Need::Write,
@@ -334,6 +336,7 @@ mod tests {
             "ClusterStatus",
             "ListProxies",
             "ListCertificates",
+            "GetRollout",
         ] {
             assert!(authorize(&viewer, need_for(m), m).is_ok(), "{m}");
         }
@@ -347,6 +350,7 @@ mod tests {
             "ListTokens",
             "RevokeToken",
             "JoinProxy",
+            "ControlRollout",
             "Unknown",
         ] {
             let e = authorize(&viewer, need_for(m), m).unwrap_err();

@@ -50,6 +50,8 @@ pub struct Shared {
     pub restored_leadership: Option<(u64, u64)>,
     /// How far the leader got, as a follower last asked it (for readiness).
     pub leader_progress: crate::catch_up::LeaderProgress,
+    /// The tracer (`--tracing.*`), when tracing is on.
+    pub tracer: Option<Arc<switchyard_otel::Tracer>>,
 }
 
 /// Where a request that must run on the leader goes.

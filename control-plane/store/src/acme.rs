@@ -177,6 +177,11 @@ pub enum AcmeCommand {
     TicketKeys {
         keys: Vec<switchyard_config::TicketKey>,
     },
+    /// OCSP responses fetched by the leader, by leaf fingerprint: `Some` installs (replacing the
+    /// previous response), `None` drops the staple of a certificate no longer stored.
+    Ocsp {
+        staples: BTreeMap<String, Option<switchyard_config::OcspStaple>>,
+    },
 }
 
 impl std::fmt::Debug for AcmeCommand {
@@ -198,6 +203,10 @@ impl std::fmt::Debug for AcmeCommand {
             AcmeCommand::TicketKeys { keys } => {
                 let names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
                 write!(f, "TicketKeys({names:?})")
+            }
+            AcmeCommand::Ocsp { staples } => {
+                let names: Vec<&str> = staples.keys().map(String::as_str).collect();
+                write!(f, "Ocsp({names:?})")
             }
         }
     }
@@ -367,6 +376,18 @@ impl AcmeState {
                 config.managed.ticket_keys = keys.clone();
                 true
             }
+            AcmeCommand::Ocsp { staples } => {
+                let mut changed = false;
+                for (fp, staple) in staples {
+                    changed |= match staple {
+                        Some(s) => {
+                            config.managed.ocsp.insert(fp.clone(), s.clone()).as_ref() != Some(s)
+                        }
+                        None => config.managed.ocsp.remove(fp).is_some(),
+                    };
+                }
+                changed
+            }
         }
     }
 }
@@ -486,6 +507,32 @@ mod tests {
         // Debug output never shows key material.
         let dbg = format!("{:?} {:?}", st, cfg.managed);
         assert!(!dbg.contains("KEY"), "{dbg}");
+    }
+
+    #[test]
+    fn ocsp_staples_install_replace_and_drop() {
+        let mut st = AcmeState::default();
+        let mut cfg = DynamicConfig::default();
+        let staple = |n: i64| switchyard_config::OcspStaple {
+            response: "MII".into(),
+            status: "good".into(),
+            this_update: 1,
+            next_update: n,
+            responder: String::new(),
+        };
+        let cmd = |v: Option<switchyard_config::OcspStaple>| AcmeCommand::Ocsp {
+            staples: [("ab".to_string(), v)].into(),
+        };
+        assert!(st.apply(&cmd(Some(staple(10))), 1, &mut cfg));
+        assert!(
+            !st.apply(&cmd(Some(staple(10))), 2, &mut cfg),
+            "same response"
+        );
+        assert!(st.apply(&cmd(Some(staple(20))), 3, &mut cfg));
+        assert_eq!(cfg.managed.ocsp["ab"].next_update, 20);
+        assert!(st.apply(&cmd(None), 4, &mut cfg));
+        assert!(cfg.managed.ocsp.is_empty());
+        assert!(!st.apply(&cmd(None), 5, &mut cfg));
     }
 
     #[test]

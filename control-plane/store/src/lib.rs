@@ -21,6 +21,7 @@
 pub mod acme;
 pub mod error;
 pub mod log_store;
+pub mod rollout;
 pub mod security;
 pub mod state;
 pub mod state_machine;
@@ -31,6 +32,7 @@ use std::path::Path;
 pub use acme::{AcmeCommand, AcmeState};
 pub use error::StoreError;
 pub use log_store::LogStore;
+pub use rollout::{Place, Plan, Rollout, RolloutCommand, Selector};
 pub use security::{ClusterCa, Role, SecurityCommand, SecurityState, TokenRecord};
 pub use state::{ClusterState, RecentWrites};
 pub use state_machine::{AppliedState, StateMachineStore};

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use switchyard_config::{diff, validate, ConfigErrors, DynamicConfig};
 
 use crate::acme::AcmeState;
+use crate::rollout::{Place, Rollout, RolloutCommand, Status as RolloutStatus};
 use crate::security::SecurityState;
 use crate::types::{NodeId, NodeInfo, Rejection, Request, Response};
 
@@ -43,6 +44,13 @@ pub struct ClusterState {
     /// The outcomes of the latest admin writes by id ([`Request::Once`]).
     #[serde(default)]
     pub recent_writes: RecentWrites,
+    /// The current (or latest) progressive rollout ([`crate::rollout`]).
+    #[serde(default)]
+    pub rollout: Option<Rollout>,
+    /// The trace of the write that made `config_version` (its `traceparent`; in a batch, the
+    /// last traced command that changed something), pushed with that version to the proxies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_trace: Option<String>,
 }
 
 /// The outcomes of the last [`RecentWrites::CAPACITY`] writes applied under an id, oldest first.
@@ -110,6 +118,14 @@ impl From<RecentWrites> for Vec<(String, Response)> {
 }
 
 impl ClusterState {
+    /// The config changed at log `index` (a new version: the trace of the previous one goes).
+    fn moved_to(&mut self, index: u64) {
+        if self.config_version != index {
+            self.config_version = index;
+            self.config_trace = None;
+        }
+    }
+
     /// Applies the command committed at log `index`.
     pub fn apply(&mut self, index: u64, req: &Request) -> Response {
         self.apply_known(index, req, None)
@@ -119,15 +135,25 @@ impl ClusterState {
     /// state machine applied the very same entry before (a replay after a restart; applying is
     /// deterministic, so the verdict is the same and the validation need not run again).
     pub fn apply_known(&mut self, index: u64, req: &Request, known: Option<bool>) -> Response {
-        if let Request::Once { id, request } = req {
+        if let Request::Once { id, request, trace } = req {
             if let Some(first) = self.recent_writes.get(id) {
                 return first.clone();
             }
             let resp = self.apply_known(index, request, known);
+            if let (Some(t), Response::Applied { changes, .. }) = (trace, &resp) {
+                if !changes.is_empty() {
+                    self.config_trace = Some(t.clone());
+                }
+            }
             self.recent_writes.insert(id.clone(), &resp);
             return resp;
         }
         let config_cmd = matches!(req, Request::Apply { .. } | Request::Delete { .. });
+        if config_cmd {
+            if let Some(busy) = self.active_rollout().map(Rollout::busy) {
+                return Response::Rejected(Rejection::Conflict(busy));
+            }
+        }
         if config_cmd && known == Some(false) {
             return Response::Rejected(Rejection::Invalid(format!(
                 "log entry {index} was refused when first applied"
@@ -146,7 +172,7 @@ impl ClusterState {
             } if known_good || *validated_at == Some(self.config_version) => {
                 let changes = self.merge_in_place(document);
                 if !changes.is_empty() {
-                    self.config_version = index;
+                    self.moved_to(index);
                 }
                 Response::Applied {
                     version: self.config_version,
@@ -162,7 +188,7 @@ impl ClusterState {
                         let changes = diff(&self.config, &next);
                         if !changes.is_empty() {
                             self.config = Arc::new(next);
-                            self.config_version = index;
+                            self.moved_to(index);
                         }
                         Response::Applied {
                             version: self.config_version,
@@ -186,7 +212,7 @@ impl ClusterState {
                     let changes = diff(&self.config, &next);
                     if !changes.is_empty() {
                         self.config = Arc::new(next);
-                        self.config_version = index;
+                        self.moved_to(index);
                     }
                 }
                 Response::Done
@@ -195,8 +221,168 @@ impl ClusterState {
             Request::Batch { cmds, validated_at } => {
                 Response::Batch(self.apply_batch(index, cmds, *validated_at, |_| None))
             }
+            Request::Rollout { cmd, at } => self.apply_rollout(index, cmd, *at, known),
             Request::Once { .. } => unreachable!("handled above"),
         }
+    }
+
+    /// The rollout in progress (running or paused), if any.
+    pub fn active_rollout(&self) -> Option<&Rollout> {
+        self.rollout.as_ref().filter(|r| r.is_active())
+    }
+
+    /// The version (and config) a proxy at `place` is to serve: during a rollout, the previous
+    /// version unless a stage reached so far selects it; otherwise the current one.
+    pub fn config_for(&self, place: Place<'_>) -> (u64, &Arc<DynamicConfig>) {
+        if let Some(r) = self.active_rollout() {
+            if let (false, Some(prev)) = (r.reaches(place), &r.previous) {
+                return (r.previous_version, prev);
+            }
+        }
+        (self.config_version, &self.config)
+    }
+
+    /// Applies a rollout step (see [`crate::rollout`]); `known` as for
+    /// [`apply_known`](Self::apply_known).
+    fn apply_rollout(
+        &mut self,
+        index: u64,
+        cmd: &RolloutCommand,
+        at: u64,
+        known: Option<bool>,
+    ) -> Response {
+        let conflict = |m: String| Response::Rejected(Rejection::Conflict(m));
+        let target_of = |cmd: &RolloutCommand| match cmd {
+            RolloutCommand::Start { .. } => 0,
+            RolloutCommand::Promote { target, .. }
+            | RolloutCommand::RollBack { target, .. }
+            | RolloutCommand::Pause { target }
+            | RolloutCommand::Resume { target }
+            | RolloutCommand::Abort { target } => *target,
+        };
+        if let RolloutCommand::Start {
+            document,
+            prune,
+            plan,
+        } = cmd
+        {
+            if let Some(r) = self.active_rollout() {
+                return conflict(r.busy());
+            }
+            if known == Some(false) {
+                return Response::Rejected(Rejection::Invalid(format!(
+                    "log entry {index} was refused when first applied"
+                )));
+            }
+            if let Err(e) = plan.check() {
+                return Response::Rejected(Rejection::Invalid(e));
+            }
+            let apply = Request::Apply {
+                document: DynamicConfig::clone(document),
+                prune: *prune,
+                validated_at: None,
+            };
+            let next = match self.next_config(&apply, known == Some(true)) {
+                Ok(next) => next,
+                Err(r) => return Response::Rejected(r),
+            };
+            let changes = diff(&self.config, &next);
+            if changes.is_empty() {
+                // Nothing to roll out.
+                return Response::Applied {
+                    version: self.config_version,
+                    changes,
+                };
+            }
+            let previous = std::mem::replace(&mut self.config, Arc::new(next));
+            self.rollout = Some(Rollout {
+                plan: plan.clone(),
+                target_version: index,
+                previous_version: self.config_version,
+                previous: Some(previous),
+                stage: 0,
+                started_at_ms: at,
+                stage_started_at_ms: at,
+                status: RolloutStatus::Running,
+                reason: String::new(),
+                ended_at_ms: 0,
+                rollback_version: 0,
+                notes: Vec::new(),
+            });
+            self.config_version = index;
+            return Response::Applied {
+                version: index,
+                changes,
+            };
+        }
+        let target = target_of(cmd);
+        let Some(r) = self
+            .rollout
+            .as_mut()
+            .filter(|r| r.is_active() && r.target_version == target)
+        else {
+            return conflict(format!(
+                "no rollout of config version {target} is in progress"
+            ));
+        };
+        let mut back_to_previous = None;
+        match cmd {
+            RolloutCommand::Start { .. } => unreachable!("handled above"),
+            RolloutCommand::Promote { stage, note, .. } => {
+                if r.status != RolloutStatus::Running || r.stage != *stage {
+                    return conflict(format!("the rollout is not running stage {}", stage + 1));
+                }
+                r.notes.push(note.clone());
+                if r.stage + 1 < r.plan.stages.len() {
+                    r.stage += 1;
+                    r.stage_started_at_ms = at;
+                } else {
+                    r.status = RolloutStatus::Completed;
+                    r.previous = None;
+                    r.ended_at_ms = at;
+                    r.reason = "every stage passed".into();
+                }
+            }
+            RolloutCommand::RollBack { stage, reason, .. } => {
+                if r.status != RolloutStatus::Running || r.stage != *stage {
+                    return conflict(format!("the rollout is not running stage {}", stage + 1));
+                }
+                r.notes.push(reason.clone());
+                back_to_previous = Some((RolloutStatus::RolledBack, reason.clone()));
+            }
+            RolloutCommand::Abort { .. } => {
+                back_to_previous = Some((
+                    RolloutStatus::Aborted,
+                    "aborted by `switchyard rollout abort`".to_string(),
+                ));
+            }
+            RolloutCommand::Pause { .. } => {
+                if r.status != RolloutStatus::Running {
+                    return conflict("the rollout is not running".into());
+                }
+                r.status = RolloutStatus::Paused;
+                r.reason = "paused by `switchyard rollout pause`".into();
+            }
+            RolloutCommand::Resume { .. } => {
+                if r.status != RolloutStatus::Paused {
+                    return conflict("the rollout is not paused".into());
+                }
+                r.status = RolloutStatus::Running;
+                r.reason.clear();
+                r.stage_started_at_ms = at;
+            }
+        }
+        if let Some((status, reason)) = back_to_previous {
+            // The previous config comes back as a new version: proxies only move forward.
+            let previous = r.previous.take().unwrap_or_else(|| self.config.clone());
+            r.status = status;
+            r.reason = reason;
+            r.ended_at_ms = at;
+            r.rollback_version = index;
+            self.config = previous;
+            self.config_version = index;
+        }
+        Response::Done
     }
 
     /// Applies the commands of a [`Request::Batch`] committed at `index`, in order, each as if it
@@ -238,6 +424,9 @@ impl ClusterState {
     /// validated in order against the result of the accepted ones before it, as separate entries
     /// would be, and the refused ones get the same error as [`preview`](Self::preview) gives.
     pub fn screen(&self, cmds: &[Request]) -> Vec<Option<Rejection>> {
+        if let Some(busy) = self.active_rollout().map(Rollout::busy) {
+            return vec![Some(Rejection::Conflict(busy)); cmds.len()];
+        }
         let base = || ClusterState {
             config: self.config.clone(),
             config_version: self.config_version,
@@ -297,6 +486,9 @@ impl ClusterState {
             .extend(new.http.servers_transports);
         cfg.tls.options.extend(new.tls.options);
         cfg.tls.stores.extend(new.tls.stores);
+        cfg.tcp.routers.extend(new.tcp.routers);
+        cfg.tcp.services.extend(new.tcp.services);
+        cfg.tcp.middlewares.extend(new.tcp.middlewares);
         cfg.tls.certificates = new.tls.certificates;
         cfg.certificates_resolvers
             .extend(new.certificates_resolvers);
@@ -307,10 +499,36 @@ impl ClusterState {
     /// current version with the changes.
     pub fn preview(&self, req: &Request) -> Response {
         match req {
-            Request::Once { id, request } => match self.recent_writes.get(id) {
+            Request::Once { id, request, .. } => match self.recent_writes.get(id) {
                 Some(first) => first.clone(),
                 None => self.preview(request),
             },
+            Request::Apply { .. } | Request::Delete { .. } if self.active_rollout().is_some() => {
+                Response::Rejected(Rejection::Conflict(
+                    self.active_rollout().map(Rollout::busy).unwrap_or_default(),
+                ))
+            }
+            Request::Rollout {
+                cmd:
+                    RolloutCommand::Start {
+                        document,
+                        prune,
+                        plan,
+                    },
+                ..
+            } => {
+                if let Some(r) = self.active_rollout() {
+                    return Response::Rejected(Rejection::Conflict(r.busy()));
+                }
+                if let Err(e) = plan.check() {
+                    return Response::Rejected(Rejection::Invalid(e));
+                }
+                self.preview(&Request::Apply {
+                    document: DynamicConfig::clone(document),
+                    prune: *prune,
+                    validated_at: None,
+                })
+            }
             Request::Apply { .. } | Request::Delete { .. } => match self.next_config(req, false) {
                 Ok(next) => Response::Applied {
                     version: self.config_version,
@@ -401,6 +619,13 @@ fn named_in(cfg: &DynamicConfig, doc: &DynamicConfig) -> DynamicConfig {
     );
     pick(&cfg.tls.options, &doc.tls.options, &mut out.tls.options);
     pick(&cfg.tls.stores, &doc.tls.stores, &mut out.tls.stores);
+    pick(&cfg.tcp.routers, &doc.tcp.routers, &mut out.tcp.routers);
+    pick(&cfg.tcp.services, &doc.tcp.services, &mut out.tcp.services);
+    pick(
+        &cfg.tcp.middlewares,
+        &doc.tcp.middlewares,
+        &mut out.tcp.middlewares,
+    );
     pick(
         &cfg.certificates_resolvers,
         &doc.certificates_resolvers,
@@ -744,6 +969,21 @@ tls:
     modern: { minVersion: VersionTLS12 }
     other: { minVersion: VersionTLS13 }
 "#,
+            // TCP resources, then a changed TCP router.
+            r#"
+tcp:
+  routers:
+    db: { rule: "HostSNI(`*`)", service: db, middlewares: [few] }
+  services:
+    db: { loadBalancer: { servers: [ { address: "127.0.0.1:5432" } ] } }
+  middlewares:
+    few: { inFlightConn: { amount: 3 } }
+"#,
+            r#"
+tcp:
+  routers:
+    db: { rule: "HostSNI(`*`)", service: db }
+"#,
         ];
         let mut st = ClusterState::default();
         st.apply(
@@ -843,6 +1083,54 @@ tls:
             name: name.into(),
             validated_at: None,
         }
+    }
+
+    #[test]
+    fn a_traced_write_gives_its_trace_to_the_version_it_makes() {
+        const T1: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        const T2: &str = "00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01";
+        let traced = |r: Request, id: &str, t: &str| r.once_traced(id.into(), Some(t.into()));
+        let mut st = ClusterState::default();
+        st.apply(3, &traced(svc("a"), "w1", T1));
+        assert_eq!(
+            (st.config_version, st.config_trace.as_deref()),
+            (3, Some(T1))
+        );
+        // A traced write that changes nothing leaves the version and its trace alone.
+        st.apply(4, &traced(svc("a"), "w2", T2));
+        assert_eq!(
+            (st.config_version, st.config_trace.as_deref()),
+            (3, Some(T1))
+        );
+        // An untraced change makes a version without a trace.
+        st.apply(5, &svc("b").once("w3".into()));
+        assert_eq!((st.config_version, st.config_trace.as_deref()), (5, None));
+        // In a batch the last traced command that changed something gives the trace, whatever
+        // the untraced ones after it do.
+        let cmds: Arc<[Request]> = vec![
+            traced(svc("c"), "w4", T1),
+            traced(svc("d"), "w5", T2),
+            svc("e").once("w6".into()),
+        ]
+        .into();
+        st.apply(
+            6,
+            &Request::Batch {
+                cmds,
+                validated_at: None,
+            },
+        );
+        assert_eq!(
+            (st.config_version, st.config_trace.as_deref()),
+            (6, Some(T2))
+        );
+        // The trace travels in the log entry (JSON) and an untraced entry reads as before.
+        let json = serde_json::to_string(&traced(svc("f"), "w7", T1)).expect("encodes");
+        assert!(json.contains(T1), "{json}");
+        let plain = serde_json::to_string(&svc("f").once("w8".into())).expect("encodes");
+        assert!(!plain.contains("trace"), "{plain}");
+        let back: Request = serde_json::from_str(&plain).expect("decodes");
+        assert!(matches!(back, Request::Once { trace: None, .. }));
     }
 
     /// Applies `cmds` one entry each, from index `first`: what a batch must be equivalent to.

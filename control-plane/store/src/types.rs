@@ -35,6 +35,9 @@ pub struct NodeInfo {
 }
 
 /// A command committed through Raft.
+// `Apply` holds its document inline: commands live briefly in memory and are stored serialized,
+// so the variants' size difference costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     /// Upsert the resources of `document`; with `prune`, replace the whole config by it.
@@ -83,8 +86,21 @@ pub enum Request {
     /// `request` at most once: an admin write carries the id its client call was given, so a
     /// retry of a call whose first attempt committed (its answer lost when the leader died, or a
     /// forward to the leader cut off mid-flight) answers the first outcome instead of applying
-    /// again. See [`crate::RecentWrites`].
-    Once { id: String, request: Box<Request> },
+    /// again. See [`crate::RecentWrites`]. `trace`: the W3C `traceparent` of the admin call's
+    /// span, when the node that took the call traces: the config version this write makes
+    /// carries it ([`crate::ClusterState::config_trace`]) to every node's config stream and from
+    /// there to the proxies, so one trace follows the change from the API to each proxy.
+    Once {
+        id: String,
+        request: Box<Request>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace: Option<String>,
+    },
+    /// A step of a progressive rollout (see [`crate::rollout`]); `at` as for [`Request::Acme`].
+    Rollout {
+        cmd: crate::rollout::RolloutCommand,
+        at: u64,
+    },
 }
 
 impl Request {
@@ -108,11 +124,17 @@ impl Request {
 
     /// `self` to be applied at most once under `id` (see [`Request::Once`]).
     pub fn once(self, id: String) -> Self {
+        self.once_traced(id, None)
+    }
+
+    /// `self` to be applied at most once under `id`, in the trace `trace` (a `traceparent`).
+    pub fn once_traced(self, id: String, trace: Option<String>) -> Self {
         match self {
-            Request::Once { request, .. } => Request::Once { id, request },
+            Request::Once { request, .. } => Request::Once { id, request, trace },
             other => Request::Once {
                 id,
                 request: Box::new(other),
+                trace,
             },
         }
     }
@@ -125,6 +147,9 @@ pub enum Rejection {
     Invalid(String),
     /// The resource to delete does not exist.
     NotFound(String),
+    /// The command does not fit the current state (a config write while a rollout is active; a
+    /// rollout step for a rollout that moved on).
+    Conflict(String),
 }
 
 /// The result of applying one log entry.

@@ -334,6 +334,28 @@ pub struct ManagedTls {
     /// rotation valid for one more period).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ticket_keys: Vec<TicketKey>,
+    /// Stapled OCSP responses, by the SHA-256 fingerprint (lower-case hex) of the leaf
+    /// certificate they answer for: fetched by the control plane's leader from the responder
+    /// the certificate names, served by every proxy until their `nextUpdate`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ocsp: BTreeMap<String, OcspStaple>,
+}
+
+/// One OCSP response a proxy staples for a certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OcspStaple {
+    /// The DER `OCSPResponse`, base64 (standard alphabet).
+    pub response: String,
+    /// The certificate's status in it: `good`, `revoked` or `unknown`.
+    pub status: String,
+    /// Its `thisUpdate` (Unix seconds).
+    pub this_update: i64,
+    /// Its `nextUpdate` (Unix seconds): proxies stop stapling it then.
+    pub next_update: i64,
+    /// The responder it came from.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub responder: String,
 }
 
 impl ManagedTls {
@@ -343,6 +365,7 @@ impl ManagedTls {
             && self.http01.is_empty()
             && self.tls_alpn01.is_empty()
             && self.ticket_keys.is_empty()
+            && self.ocsp.is_empty()
     }
 }
 

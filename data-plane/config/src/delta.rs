@@ -14,11 +14,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::acme::{CertResolver, KeyPair, ManagedCertificate, TicketKey};
+use crate::acme::{CertResolver, KeyPair, ManagedCertificate, OcspStaple, TicketKey};
 use crate::diff::{diff, ChangeAction, ResourceKind};
 use crate::model::{
     Certificate, DynamicConfig, Middleware, Router, ServersTransport, Service, TlsOptions, TlsStore,
 };
+use crate::tcp::{TcpMiddleware, TcpRouter, TcpService};
 
 /// One resource as a delta carries it, typed by kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +40,11 @@ pub enum Resource {
     AcmeTlsAlpn01(KeyPair),
     /// The session-ticket keys, newest first.
     TlsTicketKeys(Vec<TicketKey>),
+    /// The OCSP response stapled for the certificate (fingerprint = the change's name).
+    OcspStaple(OcspStaple),
+    TcpRouter(TcpRouter),
+    TcpService(TcpService),
+    TcpMiddleware(TcpMiddleware),
 }
 
 /// One changed resource: its new value, or `None` when it was removed.
@@ -105,6 +111,10 @@ fn get(cfg: &DynamicConfig, kind: ResourceKind, name: &str) -> Option<Resource> 
             }
             Resource::TlsTicketKeys(cfg.managed.ticket_keys.clone())
         }
+        K::OcspStaple => Resource::OcspStaple(value(&cfg.managed.ocsp, name)?),
+        K::TcpRouter => Resource::TcpRouter(value(&cfg.tcp.routers, name)?),
+        K::TcpService => Resource::TcpService(value(&cfg.tcp.services, name)?),
+        K::TcpMiddleware => Resource::TcpMiddleware(value(&cfg.tcp.middlewares, name)?),
     })
 }
 
@@ -206,6 +216,10 @@ pub fn apply_in_place(cfg: &mut DynamicConfig, changes: &[DeltaChange]) {
             K::ManagedCertificate => set!(&mut cfg.managed.certificates, ManagedCertificate),
             K::AcmeHttp01 => set!(&mut cfg.managed.http01, AcmeHttp01),
             K::AcmeTlsAlpn01 => set!(&mut cfg.managed.tls_alpn01, AcmeTlsAlpn01),
+            K::OcspStaple => set!(&mut cfg.managed.ocsp, OcspStaple),
+            K::TcpRouter => set!(&mut cfg.tcp.routers, TcpRouter),
+            K::TcpService => set!(&mut cfg.tcp.services, TcpService),
+            K::TcpMiddleware => set!(&mut cfg.tcp.middlewares, TcpMiddleware),
             K::TlsTicketKeys => {
                 cfg.managed.ticket_keys = match r {
                     Some(Resource::TlsTicketKeys(k)) => k,
@@ -257,6 +271,10 @@ impl DeltaChange {
             Some(Resource::AcmeHttp01(x)) => to_json(x),
             Some(Resource::AcmeTlsAlpn01(x)) => to_json(x),
             Some(Resource::TlsTicketKeys(x)) => to_json(x),
+            Some(Resource::OcspStaple(x)) => to_json(x),
+            Some(Resource::TcpRouter(x)) => to_json(x),
+            Some(Resource::TcpService(x)) => to_json(x),
+            Some(Resource::TcpMiddleware(x)) => to_json(x),
         }
     }
 
@@ -281,6 +299,10 @@ impl DeltaChange {
                 K::AcmeHttp01 => Resource::AcmeHttp01(from_json(k, n, json)?),
                 K::AcmeTlsAlpn01 => Resource::AcmeTlsAlpn01(from_json(k, n, json)?),
                 K::TlsTicketKeys => Resource::TlsTicketKeys(from_json(k, n, json)?),
+                K::OcspStaple => Resource::OcspStaple(from_json(k, n, json)?),
+                K::TcpRouter => Resource::TcpRouter(from_json(k, n, json)?),
+                K::TcpService => Resource::TcpService(from_json(k, n, json)?),
+                K::TcpMiddleware => Resource::TcpMiddleware(from_json(k, n, json)?),
             })
         };
         Ok(DeltaChange {
@@ -387,6 +409,33 @@ mod tests {
                 };
                 cfg.managed.tls_alpn01.insert(n.clone(), p);
             }
+            if let v @ 1..=3 = next() {
+                let o = OcspStaple {
+                    response: format!("MII{v}"),
+                    status: "good".into(),
+                    this_update: 1,
+                    next_update: i64::from(v) * 100,
+                    responder: String::new(),
+                };
+                cfg.managed.ocsp.insert(n.clone(), o);
+                let r = json!({"rule": "HostSNI(`*`)", "service": format!("s{v}")});
+                cfg.tcp
+                    .routers
+                    .insert(n.clone(), serde_json::from_value(r).unwrap());
+            }
+            if let v @ 1..=3 = next() {
+                let s =
+                    json!({"loadBalancer": {"servers": [{"address": format!("127.0.0.1:{v}")}]}});
+                cfg.tcp
+                    .services
+                    .insert(n.clone(), serde_json::from_value(s).unwrap());
+            }
+            if let v @ 1..=3 = next() {
+                let m = json!({"inFlightConn": {"amount": v}});
+                cfg.tcp
+                    .middlewares
+                    .insert(n.clone(), serde_json::from_value(m).unwrap());
+            }
         }
         if let v @ 1..=3 = next() {
             cfg.managed.ticket_keys = (0..v)
@@ -414,8 +463,8 @@ mod tests {
         /// exists whenever the certificate list keeps its order.
         #[test]
         fn a_delta_reproduces_the_next_config(
-            base in proptest::collection::vec(any::<u8>(), 33),
-            next in proptest::collection::vec(any::<u8>(), 33),
+            base in proptest::collection::vec(any::<u8>(), 45),
+            next in proptest::collection::vec(any::<u8>(), 45),
         ) {
             let (base, next) = (config(&base), config(&next));
             let files = |c: &DynamicConfig| -> Vec<String> {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acme::ManagedTls;
 use crate::model::{Certificate, DynamicConfig, HttpConfig, TlsConfig};
+use crate::tcp::TcpConfig;
 
 /// Every kind of resource a config holds, named as the admin API and the config stream name them
 /// (`"router"`, `"serversTransport"`, …; serialized the same way).
@@ -36,11 +37,19 @@ pub enum ResourceKind {
     AcmeTlsAlpn01,
     /// The cluster's TLS session-ticket keys (one resource, named `cluster`).
     TlsTicketKeys,
+    /// A stapled OCSP response, by the leaf certificate's SHA-256 fingerprint.
+    OcspStaple,
+    /// `tcp.routers`
+    TcpRouter,
+    /// `tcp.services`
+    TcpService,
+    /// `tcp.middlewares`
+    TcpMiddleware,
 }
 
 impl ResourceKind {
     /// Every kind.
-    pub const ALL: [ResourceKind; 12] = [
+    pub const ALL: [ResourceKind; 16] = [
         ResourceKind::Router,
         ResourceKind::Service,
         ResourceKind::Middleware,
@@ -53,6 +62,10 @@ impl ResourceKind {
         ResourceKind::AcmeHttp01,
         ResourceKind::AcmeTlsAlpn01,
         ResourceKind::TlsTicketKeys,
+        ResourceKind::OcspStaple,
+        ResourceKind::TcpRouter,
+        ResourceKind::TcpService,
+        ResourceKind::TcpMiddleware,
     ];
 
     /// The name: `"router"`, `"serversTransport"`, `"acmeTlsAlpn01"`, …
@@ -70,6 +83,10 @@ impl ResourceKind {
             ResourceKind::AcmeHttp01 => "acmeHttp01",
             ResourceKind::AcmeTlsAlpn01 => "acmeTlsAlpn01",
             ResourceKind::TlsTicketKeys => "tlsTicketKeys",
+            ResourceKind::OcspStaple => "ocspStaple",
+            ResourceKind::TcpRouter => "tcpRouter",
+            ResourceKind::TcpService => "tcpService",
+            ResourceKind::TcpMiddleware => "tcpMiddleware",
         }
     }
 
@@ -181,6 +198,7 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
                 options: _,
                 stores: _,
             },
+        tcp,
         certificates_resolvers: _,
         managed:
             ManagedTls {
@@ -188,8 +206,14 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
                 http01: _,
                 tls_alpn01: _,
                 ticket_keys: _,
+                ocsp: _,
             },
     } = new;
+    let TcpConfig {
+        routers: _,
+        services: _,
+        middlewares: _,
+    } = &**tcp;
     let mut out = Vec::new();
     diff_maps(
         ResourceKind::Router,
@@ -255,6 +279,30 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
         ResourceKind::AcmeTlsAlpn01,
         &old.managed.tls_alpn01,
         &new.managed.tls_alpn01,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::OcspStaple,
+        &old.managed.ocsp,
+        &new.managed.ocsp,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::TcpRouter,
+        &old.tcp.routers,
+        &new.tcp.routers,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::TcpService,
+        &old.tcp.services,
+        &new.tcp.services,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::TcpMiddleware,
+        &old.tcp.middlewares,
+        &new.tcp.middlewares,
         &mut out,
     );
     if old.managed.ticket_keys != new.managed.ticket_keys {

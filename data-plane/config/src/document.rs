@@ -17,6 +17,7 @@ use crate::model::{
     Certificate, DynamicConfig, Middleware, Router, ServersTransport, Service, TlsOptions,
     TlsStore, MIDDLEWARE_KINDS,
 };
+use crate::tcp::{TcpMiddleware, TcpRouter, TcpService};
 use crate::{limits, reader};
 
 /// Parse a YAML or JSON document into a [`DynamicConfig`]. An empty document (or only comments,
@@ -438,7 +439,42 @@ pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
                     "top-level field \"managed\" is written by the control plane and cannot be applied",
                 ))
             }
-            "tcp" | "udp" => {
+            "tcp" => {
+                let tcp = section(v, "tcp", "sections")?;
+                check_keys(&tcp, Some("tcp"), &["routers", "services", "middlewares"])?;
+                for (tk, tv) in tcp {
+                    match tk.as_str() {
+                        "routers" => {
+                            let m = section(tv, "tcp.routers", "router names to TCP routers")?;
+                            cfg.tcp.routers =
+                                resources(m, "tcpRouter", "a TCP router definition", |v, l| {
+                                    typed::<TcpRouter>(v, Some(l), None)
+                                })?;
+                        }
+                        "services" => {
+                            let m = section(tv, "tcp.services", "service names to TCP services")?;
+                            cfg.tcp.services =
+                                resources(m, "tcpService", "a TCP service definition", |v, l| {
+                                    typed::<TcpService>(v, Some(l), None)
+                                })?;
+                        }
+                        _ => {
+                            let m = section(
+                                tv,
+                                "tcp.middlewares",
+                                "middleware names to TCP middlewares",
+                            )?;
+                            cfg.tcp.middlewares = resources(
+                                m,
+                                "tcpMiddleware",
+                                "a TCP middleware definition",
+                                |v, l| typed::<TcpMiddleware>(v, Some(l), None),
+                            )?;
+                        }
+                    }
+                }
+            }
+            "udp" => {
                 let empty = match &v {
                     Value::Null => true,
                     Value::Object(m) => m.values().all(|x| match x {
@@ -450,13 +486,13 @@ pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
                 };
                 if !empty {
                     return Err(ConfigError::new(format!(
-                        "{k} routers are not supported (Switchyard routes HTTP only)"
+                        "{k} routers are not supported (Switchyard routes HTTP and TCP)"
                     )));
                 }
             }
             _ => {
                 return Err(ConfigError::new(format!(
-                    "unknown top-level field {}, expected \"http\", \"tls\" or \"certificatesResolvers\"",
+                    "unknown top-level field {}, expected \"http\", \"tcp\", \"tls\" or \"certificatesResolvers\"",
                     quote(&k)
                 )))
             }

@@ -130,7 +130,7 @@ pub fn inline_files(
             _ => continue,
         };
         {
-            if v.trim().is_empty() || v.contains('\n') {
+            if v.trim().is_empty() || v.contains('\n') || v == crate::REDACTED_KEY {
                 continue;
             }
             match read(v) {

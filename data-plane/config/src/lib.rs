@@ -20,8 +20,9 @@
 //! (`certificates`, `options`, `stores`). Every struct denies unknown fields, and optional
 //! fields are skipped when serializing, so parse → serialize → parse gives an equal value.
 //! Durations and ports keep the form they were written in (string or integer). The one
-//! additive extension is `zone`/`region` on load-balancer servers. TCP and UDP sections are
-//! rejected (empty ones are tolerated).
+//! additive extension is `zone`/`region` on load-balancer servers. The `tcp:` section is
+//! modelled in [`tcp`] (routers, services, middlewares); UDP sections are rejected (empty ones
+//! are tolerated).
 //!
 //! ## Supported vs. parsed-but-rejected
 //!
@@ -105,6 +106,7 @@ pub mod paths;
 pub mod rules;
 pub mod scope;
 mod syntax;
+pub mod tcp;
 mod validate;
 
 // Parse before you trust: bounds on documents and the bounded reader.
@@ -113,7 +115,7 @@ mod reader;
 
 pub use acme::{
     AcmeResolver, CertResolver, DnsChallenge, DnsPropagation, Eab, ExecHook, HttpChallenge,
-    HttpReq, KeyPair, ManagedCertificate, ManagedTls, Rfc2136, TicketKey, TlsChallenge,
+    HttpReq, KeyPair, ManagedCertificate, ManagedTls, OcspStaple, Rfc2136, TicketKey, TlsChallenge,
 };
 pub use delta::{DeltaChange, DeltaError, Resource};
 pub use diff::{diff, Change, ChangeAction, ResourceKind};

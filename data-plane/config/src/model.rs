@@ -95,6 +95,14 @@ pub struct DynamicConfig {
         skip_serializing_if = "TlsConfig::is_empty"
     )]
     pub tls: TlsConfig,
+    /// `tcp:` section (TCP routers, services, middlewares); boxed, so configs without TCP
+    /// (and the Raft commands that carry them) stay small.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "crate::tcp::TcpConfig::is_empty"
+    )]
+    pub tcp: Box<crate::tcp::TcpConfig>,
     /// `certificatesResolvers:` (Traefik static configuration; cluster configuration here).
     #[serde(
         default,
@@ -643,6 +651,11 @@ pub const MIDDLEWARE_KINDS: &[&str] = &[
 
 /// The middleware kinds this version of Switchyard implements.
 pub const SUPPORTED_MIDDLEWARE_KINDS: &[&str] = &[
+    "buffering",
+    "contentType",
+    "encodedCharacters",
+    "grpcWeb",
+    "passTLSClientCert",
     "errors",
     "forwardAuth",
     "addPrefix",
@@ -702,33 +715,33 @@ pub enum Middleware {
     /// `basicAuth`
     #[serde(rename = "basicAuth")]
     BasicAuth(BasicAuth),
-    /// `buffering` (not supported yet)
+    /// `buffering`
     #[serde(rename = "buffering")]
-    Buffering(serde_json::Value),
+    Buffering(Buffering),
     /// `circuitBreaker` (not supported yet)
     #[serde(rename = "circuitBreaker")]
     CircuitBreaker(CircuitBreaker),
     /// `compress`
     #[serde(rename = "compress")]
     Compress(Compress),
-    /// `contentType` (not supported yet)
+    /// `contentType`
     #[serde(rename = "contentType")]
-    ContentType(serde_json::Value),
+    ContentType(ContentType),
     /// `digestAuth` (not supported yet)
     #[serde(rename = "digestAuth")]
     DigestAuth(DigestAuth),
-    /// `encodedCharacters` (not supported yet)
+    /// `encodedCharacters`
     #[serde(rename = "encodedCharacters")]
-    EncodedCharacters(serde_json::Value),
+    EncodedCharacters(EncodedCharactersMw),
     /// `errors`
     #[serde(rename = "errors")]
     Errors(Box<Errors>),
     /// `forwardAuth`
     #[serde(rename = "forwardAuth")]
     ForwardAuth(Box<ForwardAuth>),
-    /// `grpcWeb` (not supported yet)
+    /// `grpcWeb`
     #[serde(rename = "grpcWeb")]
-    GrpcWeb(serde_json::Value),
+    GrpcWeb(GrpcWeb),
     /// `ipAllowList`
     #[serde(rename = "ipAllowList")]
     IpAllowList(IpAllowList),
@@ -738,9 +751,9 @@ pub enum Middleware {
     /// `inFlightReq`
     #[serde(rename = "inFlightReq")]
     InFlightReq(InFlightReq),
-    /// `passTLSClientCert` (not supported yet)
+    /// `passTLSClientCert`
     #[serde(rename = "passTLSClientCert")]
-    PassTlsClientCert(serde_json::Value),
+    PassTlsClientCert(Box<PassTlsClientCert>),
     /// `plugin` (not supported)
     #[serde(rename = "plugin")]
     Plugin(serde_json::Value),
@@ -778,12 +791,12 @@ impl Serialize for Middleware {
             Middleware::Errors(v) => m.serialize_entry(k, v)?,
             Middleware::CircuitBreaker(v) => m.serialize_entry(k, v)?,
             Middleware::DigestAuth(v) => m.serialize_entry(k, v)?,
-            Middleware::Buffering(v)
-            | Middleware::ContentType(v)
-            | Middleware::EncodedCharacters(v)
-            | Middleware::GrpcWeb(v)
-            | Middleware::PassTlsClientCert(v)
-            | Middleware::Plugin(v) => m.serialize_entry(k, v)?,
+            Middleware::Buffering(v) => m.serialize_entry(k, v)?,
+            Middleware::ContentType(v) => m.serialize_entry(k, v)?,
+            Middleware::EncodedCharacters(v) => m.serialize_entry(k, v)?,
+            Middleware::GrpcWeb(v) => m.serialize_entry(k, v)?,
+            Middleware::PassTlsClientCert(v) => m.serialize_entry(k, v)?,
+            Middleware::Plugin(v) => m.serialize_entry(k, v)?,
         }
         m.end()
     }
@@ -793,12 +806,7 @@ impl Middleware {
     /// The raw options of a kind this version does not implement (`None` for supported kinds).
     pub fn unsupported_options(&self) -> Option<&serde_json::Value> {
         match self {
-            Middleware::Buffering(v)
-            | Middleware::ContentType(v)
-            | Middleware::EncodedCharacters(v)
-            | Middleware::GrpcWeb(v)
-            | Middleware::PassTlsClientCert(v)
-            | Middleware::Plugin(v) => Some(v),
+            Middleware::Plugin(v) => Some(v),
             _ => None,
         }
     }
@@ -832,6 +840,70 @@ impl Middleware {
             Middleware::Plugin(_) => "plugin",
             Middleware::RateLimit(_) => "rateLimit",
             Middleware::Retry(_) => "retry",
+        }
+    }
+
+    /// This middleware as shown (`get config`, `get middleware`, the Traefik API): secrets
+    /// replaced by [`REDACTED_KEY`] — `forwardAuth.tls.key` when inline, and the HA1 hash
+    /// (password-equivalent) of each `digestAuth` user and its uploaded `usersFile`. Restored
+    /// by [`Middleware::restore_redacted`]. (`basicAuth` hashes are one-way and shown, as in
+    /// Traefik's API.)
+    pub fn redacted(&self) -> Middleware {
+        let mut m = self.clone();
+        match &mut m {
+            Middleware::ForwardAuth(f) => {
+                if let Some(t) = f.tls.as_mut() {
+                    if crate::acme::is_inline_pem(&t.key) {
+                        t.key = REDACTED_KEY.to_string();
+                    }
+                }
+            }
+            Middleware::DigestAuth(d) => {
+                for u in &mut d.users {
+                    if let Some((head, _)) = u.rsplit_once(':') {
+                        if head.contains(':') {
+                            *u = format!("{head}:{REDACTED_KEY}");
+                        }
+                    }
+                }
+                // Uploaded content (a path is shown as it is).
+                if d.users_file.contains('\n') {
+                    d.users_file = REDACTED_KEY.to_string();
+                }
+            }
+            _ => {}
+        }
+        m
+    }
+
+    /// `self` (as applied) with the secrets [`Middleware::redacted`] hid taken back from `cur`
+    /// (the stored middleware of the same name): the forwardAuth key for the same `tls.cert`,
+    /// each digest user's HA1 for the same `user:realm`, the users file.
+    pub fn restore_redacted(&mut self, cur: &Middleware) {
+        match (self, cur) {
+            (Middleware::ForwardAuth(f), Middleware::ForwardAuth(c)) => {
+                if let (Some(t), Some(ct)) = (f.tls.as_mut(), c.tls.as_ref()) {
+                    if t.key == REDACTED_KEY && t.cert == ct.cert && ct.key != REDACTED_KEY {
+                        t.key = ct.key.clone();
+                    }
+                }
+            }
+            (Middleware::DigestAuth(d), Middleware::DigestAuth(c)) => {
+                for u in &mut d.users {
+                    if let Some(head) = u.strip_suffix(REDACTED_KEY) {
+                        if let Some(orig) = c.users.iter().find(|o| {
+                            o.strip_prefix(head)
+                                .is_some_and(|ha1| !ha1.contains(':') && ha1 != REDACTED_KEY)
+                        }) {
+                            *u = orig.clone();
+                        }
+                    }
+                }
+                if d.users_file == REDACTED_KEY && c.users_file != REDACTED_KEY {
+                    d.users_file = c.users_file.clone();
+                }
+            }
+            _ => {}
         }
     }
 
@@ -1359,6 +1431,142 @@ pub struct DigestAuth {
     pub header_field: String,
 }
 
+/// `contentType`: re-enables Content-Type sniffing for responses without one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContentType {
+    /// Deprecated in Traefik: `false` makes the middleware a no-op.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_detect: Option<bool>,
+}
+
+/// `buffering`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Buffering {
+    /// Largest request body (413 above; 0: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_body_bytes: Option<i64>,
+    /// Request body held in memory (Traefik spills the rest to disk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_request_body_bytes: Option<i64>,
+    /// Largest response body (500 above; 0: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_body_bytes: Option<i64>,
+    /// Response body held in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_response_body_bytes: Option<i64>,
+    /// When to send the buffered request again (`IsNetworkError() && Attempts() < 2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_expression: Option<String>,
+}
+
+/// `grpcWeb`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcWeb {
+    /// Origins allowed for CORS (`*`: any).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub allow_origins: Vec<String>,
+}
+
+/// `encodedCharacters` (Traefik v3.7): every option defaults to `false` (denied).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EncodedCharactersMw {
+    /// `%2F`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_slash: Option<bool>,
+    /// `%5C`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_back_slash: Option<bool>,
+    /// `%00`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_null_character: Option<bool>,
+    /// `%3B`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_semicolon: Option<bool>,
+    /// `%25`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_percent: Option<bool>,
+    /// `%3F`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_question_mark: Option<bool>,
+    /// `%23`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_hash: Option<bool>,
+}
+
+/// `passTLSClientCert`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PassTlsClientCert {
+    /// Pass the certificates (PEM without its armour) in `X-Forwarded-Tls-Client-Cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pem: Option<bool>,
+    /// Pass selected fields in `X-Forwarded-Tls-Client-Cert-Info`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<TlsClientCertInfo>,
+}
+
+/// `passTLSClientCert.info`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsClientCertInfo {
+    /// `NA="<unix seconds>"`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<bool>,
+    /// `NB="<unix seconds>"`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<bool>,
+    /// `SAN="dns,…,email,…,ip,…,uri,…"`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sans: Option<bool>,
+    /// `SerialNumber="<decimal>"`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<bool>,
+    /// `Subject="…"` fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<TlsClientCertDn>,
+    /// `Issuer="…"` fields (`organizationalUnit` is not one of them in Traefik).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<TlsClientCertDn>,
+}
+
+/// Distinguished-name fields of `passTLSClientCert.info.subject` / `.issuer`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsClientCertDn {
+    /// `C=`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<bool>,
+    /// `ST=`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub province: Option<bool>,
+    /// `L=`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<bool>,
+    /// `O=`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<bool>,
+    /// `OU=` (subject only)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organizational_unit: Option<bool>,
+    /// `CN=`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_name: Option<bool>,
+    /// `SN=`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<bool>,
+    /// `DC=`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_component: Option<bool>,
+}
+
 /// `inFlightReq`
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -1679,6 +1887,15 @@ impl DynamicConfig {
         for (k, v) in &doc.tls.options {
             out.tls.options.insert(k.clone(), v.clone());
         }
+        for (k, v) in &doc.tcp.routers {
+            out.tcp.routers.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &doc.tcp.services {
+            out.tcp.services.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &doc.tcp.middlewares {
+            out.tcp.middlewares.insert(k.clone(), v.clone());
+        }
         for (k, v) in &doc.tls.stores {
             out.tls.stores.insert(k.clone(), v.clone());
         }
@@ -1743,6 +1960,11 @@ impl DynamicConfig {
                 }
             }
         }
+        for (name, m) in &mut out.http.middlewares {
+            if let Some(cur) = self.http.middlewares.get(name) {
+                m.restore_redacted(cur);
+            }
+        }
         for (name, r) in &mut out.certificates_resolvers {
             let cur_acme = self
                 .certificates_resolvers
@@ -1781,6 +2003,9 @@ impl DynamicConfig {
     pub fn for_display(&self) -> DynamicConfig {
         let mut out = self.clone();
         out.managed = ManagedTls::default();
+        for m in out.http.middlewares.values_mut() {
+            *m = m.redacted();
+        }
         for c in &mut out.tls.certificates {
             if crate::acme::is_inline_pem(&c.key_file) {
                 c.key_file = REDACTED_KEY.to_string();
@@ -1853,7 +2078,7 @@ impl DynamicConfig {
                 .http
                 .middlewares
                 .get(name)
-                .and_then(|r| serde_json::to_value(r).ok()),
+                .and_then(|r| serde_json::to_value(r.redacted()).ok()),
         }
     }
 
@@ -1870,6 +2095,7 @@ impl DynamicConfig {
     pub fn is_empty(&self) -> bool {
         self.http.is_empty()
             && self.tls.is_empty()
+            && self.tcp.is_empty()
             && self.certificates_resolvers.is_empty()
             && self.managed.is_empty()
     }

@@ -9,11 +9,15 @@
 //! options, stores), certificate resolvers and control-plane-managed TLS (ACME certificates and
 //! challenge answers) go to every cluster.
 //!
+//! TCP routers are scoped the same way (`tcp.routers.*.clusters`), with the TCP services
+//! (through `weighted`) and TCP middlewares they use.
+//!
 //! A config where no router is scoped is sent whole, unchanged.
 
 use std::collections::BTreeSet;
 
 use crate::model::{DynamicConfig, HttpConfig, Middleware};
+use crate::tcp::TcpConfig;
 
 /// The cluster of a proxy started without `--cluster`.
 pub const DEFAULT_CLUSTER: &str = "default";
@@ -45,6 +49,65 @@ pub fn cluster_name_problem(name: &str) -> Option<String> {
 /// True when some router is scoped to clusters (otherwise every cluster gets the whole config).
 pub fn has_scoped_routers(cfg: &DynamicConfig) -> bool {
     cfg.http.routers.values().any(|r| !r.clusters.is_empty())
+        || cfg.tcp.routers.values().any(|r| !r.clusters.is_empty())
+}
+
+/// TCP services and middlewares used by `routers`, transitively (weighted services).
+fn tcp_used_by<'c>(
+    tcp: &'c TcpConfig,
+    routers: impl Iterator<Item = &'c str>,
+) -> (BTreeSet<&'c str>, BTreeSet<&'c str>) {
+    let mut services = BTreeSet::new();
+    let mut middlewares = BTreeSet::new();
+    let mut todo: Vec<&str> = Vec::new();
+    for name in routers {
+        let Some(r) = tcp.routers.get(name) else {
+            continue;
+        };
+        todo.push(local(&r.service));
+        middlewares.extend(r.middlewares.iter().map(|m| local(m)));
+    }
+    while let Some(s) = todo.pop() {
+        if !services.insert(s) {
+            continue;
+        }
+        if let Some(w) = tcp.services.get(s).and_then(|x| x.weighted.as_ref()) {
+            todo.extend(w.services.iter().map(|c| local(&c.name)));
+        }
+    }
+    (services, middlewares)
+}
+
+/// The `tcp:` section a cluster receives: its routers, what they use, and what no router uses.
+fn tcp_for_cluster(tcp: &TcpConfig, cluster: &str) -> TcpConfig {
+    let (all_s, all_m) = tcp_used_by(tcp, tcp.routers.keys().map(String::as_str));
+    let (mine_s, mine_m) = tcp_used_by(
+        tcp,
+        tcp.routers
+            .iter()
+            .filter(|(_, r)| serves(&r.clusters, cluster))
+            .map(|(n, _)| n.as_str()),
+    );
+    TcpConfig {
+        routers: tcp
+            .routers
+            .iter()
+            .filter(|(_, r)| serves(&r.clusters, cluster))
+            .map(|(n, r)| (n.clone(), r.clone()))
+            .collect(),
+        services: tcp
+            .services
+            .iter()
+            .filter(|(n, _)| mine_s.contains(n.as_str()) || !all_s.contains(n.as_str()))
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect(),
+        middlewares: tcp
+            .middlewares
+            .iter()
+            .filter(|(n, _)| mine_m.contains(n.as_str()) || !all_m.contains(n.as_str()))
+            .map(|(n, m)| (n.clone(), m.clone()))
+            .collect(),
+    }
 }
 
 /// True when a router scoped to `clusters` is served by `cluster`.
@@ -148,6 +211,7 @@ pub fn for_cluster(cfg: &DynamicConfig, cluster: &str) -> DynamicConfig {
                 .collect(),
         },
         tls: cfg.tls.clone(),
+        tcp: Box::new(tcp_for_cluster(&cfg.tcp, cluster)),
         certificates_resolvers: cfg.certificates_resolvers.clone(),
         managed: cfg.managed.clone(),
     }

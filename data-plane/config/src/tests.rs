@@ -348,7 +348,7 @@ http:
     // Unknown top-level keys are rejected even when used for anchors.
     assert_eq!(
         parse_err(doc),
-        r#"unknown top-level field "x-defaults", expected "http", "tls" or "certificatesResolvers""#
+        r#"unknown top-level field "x-defaults", expected "http", "tcp", "tls" or "certificatesResolvers""#
     );
     let doc = r#"
 http:
@@ -407,7 +407,7 @@ fn parse_error_messages() {
         ),
         (
             "htp:\n  routers: {}\n",
-            r#"unknown top-level field "htp", expected "http", "tls" or "certificatesResolvers""#,
+            r#"unknown top-level field "htp", expected "http", "tcp", "tls" or "certificatesResolvers""#,
         ),
         (
             "http:\n  routes: {}\n",
@@ -453,12 +453,8 @@ fn parse_error_messages() {
             "http.routers: expected a mapping of router names to routers, got a sequence",
         ),
         (
-            "tcp:\n  routers:\n    r:\n      rule: HostSNI(`*`)\n",
-            "tcp routers are not supported (Switchyard routes HTTP only)",
-        ),
-        (
             "udp:\n  services:\n    s:\n      loadBalancer: {}\n",
-            "udp routers are not supported (Switchyard routes HTTP only)",
+            "udp routers are not supported (Switchyard routes HTTP and TCP)",
         ),
         // middleware kinds
         (
@@ -619,8 +615,12 @@ fn validation_error_messages() {
             ],
         ),
         (
-            with_base("  middlewares:\n    rl:\n      buffering:\n        maxRequestBodyBytes: 3\n"),
-            vec![r#"middleware "rl": buffering middlewares are not supported by this version of Switchyard"#],
+            with_base("  middlewares:\n    rl:\n      buffering:\n        maxRequestBodyBytes: -3\n"),
+            vec![r#"middleware "rl": buffering.maxRequestBodyBytes: must not be negative (got -3)"#],
+        ),
+        (
+            with_base("  middlewares:\n    pl:\n      plugin:\n        demo: {}\n"),
+            vec![r#"middleware "pl": plugin middlewares are not supported by this version of Switchyard"#],
         ),
         (
             with_base("  middlewares:\n    rl:\n      rateLimit:\n        average: -10\n        redis: {endpoints: [\"r:6379\"]}\n"),
@@ -1818,6 +1818,38 @@ mod acme_resolvers {
             assert!(e.contains(want), "missing {want:?} in {e}");
         }
         assert!(!e.contains("%%%"), "a secret was echoed: {e}");
+    }
+
+    #[test]
+    fn middleware_secrets_redacted_and_restored() {
+        let key = "-----BEGIN PRIVATE KEY-----\\nMIIB\\n-----END PRIVATE KEY-----\\n";
+        let cert = "-----BEGIN CERTIFICATE-----\\nMIIC\\n-----END CERTIFICATE-----\\n";
+        let ha1 = "a2688e031edb4be6a3797f3882655c05";
+        let doc = parse_document(&format!("http:\n  middlewares:\n    fa:\n      forwardAuth: {{address: 'https://auth', tls: {{cert: \"{cert}\", key: \"{key}\"}}}}\n    dg:\n      digestAuth: {{users: ['test:traefik:{ha1}'], usersFile: \"u2:traefik:{ha1}\\n\"}}\n")).expect("doc");
+        let shown = doc.for_display();
+        let text = serde_json::to_string(&shown).unwrap();
+        assert!(!text.contains("MIIB") && !text.contains(ha1), "{text}");
+        assert!(text.contains("test:traefik:<redacted>"), "{text}");
+        let one = doc
+            .resource_json(crate::model::Kind::Middleware, "dg")
+            .unwrap()
+            .to_string();
+        assert!(!one.contains(ha1), "{one}");
+        // Applying what was shown keeps the secrets.
+        assert_eq!(doc.restore_redacted(&shown), doc);
+        // A different certificate or user does not get the stored secret.
+        let mut other = shown.clone();
+        if let Some(crate::Middleware::ForwardAuth(f)) = other.http.middlewares.get_mut("fa") {
+            f.tls.as_mut().unwrap().cert = "other".into();
+        }
+        if let Some(crate::Middleware::DigestAuth(d)) = other.http.middlewares.get_mut("dg") {
+            d.users[0] = "bob:traefik:<redacted>".into();
+        }
+        let back = serde_json::to_string(&doc.restore_redacted(&other)).unwrap();
+        assert!(
+            !back.contains("MIIB") && back.contains("bob:traefik:<redacted>"),
+            "{back}"
+        );
     }
 
     #[test]

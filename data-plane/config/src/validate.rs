@@ -20,7 +20,7 @@ pub const MAX_USER_PRIORITY: i64 = i64::MAX - 1000;
 /// level 1, the members of a chain it references level 2, and so on.
 pub const MAX_CHAIN_NESTING: usize = 10_000;
 
-const NOT_SUPPORTED: &str = "is not supported by this version of Switchyard";
+pub(crate) const NOT_SUPPORTED: &str = "is not supported by this version of Switchyard";
 
 /// Validate a whole config. Returns ALL problems found, sorted by their rendered text and
 /// deduplicated.
@@ -46,14 +46,14 @@ struct Validator<'c> {
     errors: Vec<ConfigError>,
 }
 
-enum RefProblem {
+pub(crate) enum RefProblem {
     Empty,
     Internal,
     Malformed,
 }
 
 /// Resolve a reference `name` or `name@provider` to `name`.
-fn resolve_ref(r: &str) -> Result<&str, RefProblem> {
+pub(crate) fn resolve_ref(r: &str) -> Result<&str, RefProblem> {
     if r.is_empty() {
         return Err(RefProblem::Empty);
     }
@@ -69,7 +69,7 @@ fn resolve_ref(r: &str) -> Result<&str, RefProblem> {
     }
 }
 
-fn check_name(kind: &str, name: &str) -> Option<ConfigError> {
+pub(crate) fn check_name(kind: &str, name: &str) -> Option<ConfigError> {
     let msg = if name.is_empty() {
         "name must not be empty"
     } else if name.chars().any(char::is_whitespace) {
@@ -193,6 +193,7 @@ impl<'c> Validator<'c> {
         for (name, r) in &cfg.certificates_resolvers {
             self.resolver(name, r);
         }
+        self.errors.extend(crate::tcp::validate(cfg));
     }
 
     /// `certificatesResolvers.<name>`: only ACME with HTTP-01 or TLS-ALPN-01.

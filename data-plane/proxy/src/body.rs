@@ -238,6 +238,10 @@ enum Inner {
     Full(Option<Bytes>),
     /// Another body, encoded as it streams (the `compress` middleware).
     Encoded(Box<Encoded>),
+    /// A first data frame already read (the `contentType` sniff), then the rest.
+    Prefixed(Option<Bytes>, Box<ProxyBody>),
+    /// A gRPC body sent as gRPC-Web (the `grpcWeb` middleware).
+    GrpcWeb(Box<crate::middlewares::grpcweb::WebBody>),
 }
 
 /// A body encoded frame by frame: each data frame is compressed and flushed; at the end the
@@ -327,6 +331,24 @@ impl ProxyBody {
         }
     }
 
+    /// `first`, then `rest`.
+    pub(crate) fn prefixed(first: Bytes, rest: ProxyBody) -> ProxyBody {
+        ProxyBody {
+            inner: Inner::Prefixed(Some(first), Box::new(rest)),
+            completion: None,
+            held: Vec::new(),
+        }
+    }
+
+    /// A gRPC-Web body.
+    pub(crate) fn grpc_web(b: crate::middlewares::grpcweb::WebBody) -> ProxyBody {
+        ProxyBody {
+            inner: Inner::GrpcWeb(Box::new(b)),
+            completion: None,
+            held: Vec::new(),
+        }
+    }
+
     /// Hold `inFlightReq` slots until the body is finished or dropped.
     pub(crate) fn hold(&mut self, slots: Vec<switchyard_config::middlewares::inflight::Slot>) {
         self.held.extend(slots);
@@ -351,6 +373,11 @@ impl Body for ProxyBody {
             Inner::Incoming(b) => Pin::new(b).poll_frame(cx),
             Inner::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
             Inner::Encoded(e) => e.poll_frame(cx),
+            Inner::Prefixed(first, rest) => match first.take() {
+                Some(d) => Poll::Ready(Some(Ok(Frame::data(d)))),
+                None => Pin::new(&mut **rest).poll_frame(cx),
+            },
+            Inner::GrpcWeb(w) => w.poll_frame(cx),
         };
         match &res {
             Poll::Ready(None) => {
@@ -373,6 +400,8 @@ impl Body for ProxyBody {
             Inner::Incoming(b) => b.is_end_stream(),
             Inner::Full(b) => b.is_none(),
             Inner::Encoded(e) => e.encoder.is_none() && e.trailers.is_none(),
+            Inner::Prefixed(first, rest) => first.is_none() && rest.is_end_stream(),
+            Inner::GrpcWeb(w) => w.is_end_stream(),
         }
     }
 
@@ -381,7 +410,17 @@ impl Body for ProxyBody {
             Inner::Incoming(b) => b.size_hint(),
             Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Inner::Full(None) => SizeHint::with_exact(0),
-            Inner::Encoded(_) => SizeHint::default(),
+            Inner::Encoded(_) | Inner::GrpcWeb(_) => SizeHint::default(),
+            Inner::Prefixed(Some(first), rest) => {
+                let r = rest.size_hint();
+                let mut h = SizeHint::new();
+                h.set_lower(r.lower() + first.len() as u64);
+                if let Some(u) = r.upper() {
+                    h.set_upper(u + first.len() as u64);
+                }
+                h
+            }
+            Inner::Prefixed(None, rest) => rest.size_hint(),
         }
     }
 }

@@ -296,8 +296,11 @@ async fn attach(
     proxy.metrics().control_connected.set(1);
     // Cluster-scope rate limits: demand out every 250 ms (aborted with the stream).
     let reporter = tokio::spawn(crate::limiter::run(proxy.clone(), tx.clone()));
+    // Request counters per version (for rollouts), every 500 ms while they move.
+    let counters = tokio::spawn(crate::version_stats::run(proxy.clone(), tx.clone()));
     let result = stream_loop(proxy, opts, &tx, &mut inbound, current).await;
     reporter.abort();
+    counters.abort();
     proxy.metrics().control_connected.set(0);
     result.map(|()| Ended::Closed)
 }
@@ -357,6 +360,7 @@ async fn stream_loop(
             // Never move backwards (a node may repeat what another already sent).
             continue;
         }
+        let mut span = crate::otel::config_apply_span(proxy, &msg);
         let reply = match next_config(current.as_ref(), &msg) {
             Err(e) => {
                 proxy.metrics().config_nacks.inc();
@@ -367,6 +371,9 @@ async fn stream_loop(
                 match proxy.apply(version, cfg.clone()) {
                     Ok(()) => {
                         proxy.metrics().config_applies.inc();
+                        if matches!(msg.body, Some(Body::Delta(_))) {
+                            proxy.metrics().config_deltas.inc();
+                        }
                         if let Some(cache) = opts.cache.clone() {
                             let c = cfg.clone();
                             tokio::task::spawn_blocking(move || {
@@ -386,9 +393,13 @@ async fn stream_loop(
                 }
             }
         };
+        if let Some(s) = &mut span {
+            crate::otel::end_config_apply(s, &reply);
+        }
         if tx.send(ProxyMessage { msg: Some(reply) }).await.is_err() {
             return Ok(());
         }
+        drop(span);
     }
 }
 
@@ -460,6 +471,7 @@ mod tests {
             node_id: 1,
             certificate: None,
                 limiter_shares: None,
+                traceparent: String::new(),
             body: Some(Body::Snapshot(Snapshot {
                 config_json: r#"{"http":{"routers":{"a":{"rule":"Host(`a`)","service":"s"}},"services":{"s":{"loadBalancer":{"servers":[{"url":"http://127.0.0.1:1"}]}}}}}"#.into(),
             })),
@@ -472,6 +484,7 @@ mod tests {
             node_id: 1,
             certificate: None,
             limiter_shares: None,
+            traceparent: String::new(),
             body: Some(Body::Delta(Delta {
                 base_version: 5,
                 changes: vec![
@@ -495,6 +508,7 @@ mod tests {
             node_id: 1,
             certificate: None,
             limiter_shares: None,
+            traceparent: String::new(),
             body: delta.body.clone(),
         };
         let held7 = (7, Arc::new(next));

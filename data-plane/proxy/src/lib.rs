@@ -62,10 +62,12 @@ mod runtime;
 mod server;
 mod services;
 mod shared;
+mod tcp;
 mod tls;
 mod traefik_metrics;
 mod upstream;
 mod util;
+mod version_stats;
 
 #[cfg(test)]
 mod tests;

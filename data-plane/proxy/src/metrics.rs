@@ -10,6 +10,7 @@
 //! | `switchyard_proxy_config_version` | gauge | — |
 //! | `switchyard_proxy_config_applies_total` | counter | — (incremented by the config client) |
 //! | `switchyard_proxy_config_nacks_total` | counter | — (incremented by the config client) |
+//! | `switchyard_proxy_config_deltas_total` | counter | — (applies that came as a delta, not a snapshot) |
 //! | `switchyard_proxy_control_connected` | gauge | — (1 while a config stream is up; set by the config client) |
 //! | `switchyard_proxy_client_cert_renewals_total` | counter | — (client certificates renewed over the config stream) |
 //! | `switchyard_proxy_client_cert_expiry_seconds` | gauge | — (Unix time the current client certificate expires; 0: none) |
@@ -105,6 +106,9 @@ pub struct Metrics {
     pub config_applies: Counter,
     /// `switchyard_proxy_config_nacks_total` (incremented by the config client).
     pub config_nacks: Counter,
+    /// `switchyard_proxy_config_deltas_total`: of the applies, those whose config came as a
+    /// delta (incremented by the config client).
+    pub config_deltas: Counter,
     /// `switchyard_proxy_control_connected` (set by the config client).
     pub control_connected: Gauge,
     /// `switchyard_proxy_client_cert_renewals_total` (set by the config client).
@@ -139,6 +143,7 @@ impl Metrics {
         let config_version = Gauge::default();
         let config_applies = Counter::default();
         let config_nacks = Counter::default();
+        let config_deltas = Counter::default();
         let control_connected = Gauge::default();
         let cert_renewals = Counter::default();
         let cert_expiry = Gauge::default();
@@ -177,6 +182,11 @@ impl Metrics {
             "config_nacks",
             "Config versions rejected (NACKed)",
             config_nacks.clone(),
+        );
+        registry.register(
+            "config_deltas",
+            "Config versions applied from a delta (the other applies came as snapshots)",
+            config_deltas.clone(),
         );
         registry.register(
             "control_connected",
@@ -254,6 +264,7 @@ impl Metrics {
             config_version,
             config_applies,
             config_nacks,
+            config_deltas,
             control_connected,
             cert_renewals,
             cert_expiry,

@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
+use switchyard_otel::TracingFlags;
 use switchyard_proxy::accesslog::{config, AccessLogOptions, Fields, Filters};
-use switchyard_proxy::otel::{Protocol, TracingOptions};
+use switchyard_proxy::otel::TracingOptions;
 
 /// Access log and tracing flags (flattened into the binary's arguments).
 #[derive(Debug, Clone, clap::Args)]
@@ -92,72 +93,9 @@ pub struct ObsFlags {
     )]
     pub query_default: Option<String>,
 
-    /// OpenTelemetry tracing (Traefik's `tracing`): a server span per request and a client
-    /// span per attempt to a server, W3C trace context extracted and injected, exported over
-    /// OTLP. Off by default; any `--tracing.*` flag, or `OTEL_EXPORTER_OTLP_ENDPOINT` /
-    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` in the environment, turns it on. Also read:
-    /// `OTEL_EXPORTER_OTLP_PROTOCOL` (grpc, http/protobuf), `OTEL_EXPORTER_OTLP_HEADERS`,
-    /// `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
-    /// `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`, `OTEL_SDK_DISABLED`; flags win.
-    #[arg(long = "tracing", help_heading = "Tracing")]
-    pub tracing: bool,
-    /// `service.name` of the spans (default `switchyard-proxy`).
-    #[arg(
-        long = "tracing.serviceName",
-        alias = "tracing.servicename",
-        value_name = "NAME",
-        help_heading = "Tracing"
-    )]
-    pub service_name: Option<String>,
-    /// Ratio of new traces sampled, 0 to 1 (default 1); a client's sampled trace is followed.
-    #[arg(
-        long = "tracing.sampleRate",
-        alias = "tracing.samplerate",
-        value_name = "RATIO",
-        help_heading = "Tracing"
-    )]
-    pub sample_rate: Option<f64>,
-    /// A resource attribute KEY=VALUE (repeatable). `service.instance.id`/`switchyard.proxy.id`
-    /// (the proxy id), `cloud.region` and `cloud.availability_zone` are always set.
-    #[arg(
-        long = "tracing.resourceAttributes",
-        alias = "tracing.resourceattributes",
-        value_name = "KEY=VALUE",
-        help_heading = "Tracing"
-    )]
-    pub resource_attributes: Vec<String>,
-    /// Export over OTLP/gRPC to this collector (`http://HOST:4317`).
-    #[arg(
-        long = "tracing.otlp.grpc.endpoint",
-        value_name = "URL",
-        conflicts_with = "http_endpoint",
-        help_heading = "Tracing"
-    )]
-    pub grpc_endpoint: Option<String>,
-    /// Export over OTLP/HTTP (protobuf) to this URL (`http://HOST:4318/v1/traces`).
-    #[arg(
-        long = "tracing.otlp.http.endpoint",
-        value_name = "URL",
-        help_heading = "Tracing"
-    )]
-    pub http_endpoint: Option<String>,
-    /// Spans queued for export (default 4096); over it spans are dropped and counted in
-    /// `switchyard_proxy_tracing_dropped_spans_total`.
-    #[arg(
-        long = "tracing.queueSize",
-        alias = "tracing.queuesize",
-        value_name = "SPANS",
-        help_heading = "Tracing"
-    )]
-    pub queue: Option<usize>,
-    /// Longest time one export may take (default 10s).
-    #[arg(
-        long = "tracing.exportTimeout",
-        alias = "tracing.exporttimeout",
-        value_name = "DURATION",
-        help_heading = "Tracing"
-    )]
-    pub export_timeout: Option<String>,
+    /// Tracing flags (`--tracing.*`), shared with `switchyard server`.
+    #[command(flatten)]
+    pub tracing: TracingFlags,
 }
 
 fn keep_drop(flag: &str, v: &str) -> Result<bool, String> {
@@ -174,52 +112,7 @@ impl ObsFlags {
         &self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<TracingOptions>, String> {
-        let any = self.tracing
-            || self.service_name.is_some()
-            || self.sample_rate.is_some()
-            || !self.resource_attributes.is_empty()
-            || self.grpc_endpoint.is_some()
-            || self.http_endpoint.is_some()
-            || self.queue.is_some()
-            || self.export_timeout.is_some();
-        if !any && !TracingOptions::enabled_by_env(&env) {
-            return Ok(None);
-        }
-        let mut o = TracingOptions {
-            service_name: self.service_name.clone(),
-            ..TracingOptions::default()
-        };
-        (o.protocol, o.endpoint) = match (&self.grpc_endpoint, &self.http_endpoint) {
-            (Some(e), _) => (Protocol::Grpc, Some(e.clone())),
-            (None, Some(e)) => (Protocol::HttpProtobuf, Some(e.clone())),
-            (None, None) => (TracingOptions::protocol_from_env(&env)?, None),
-        };
-        if let Some(r) = self.sample_rate {
-            if !(0.0..=1.0).contains(&r) {
-                return Err(format!(
-                    "--tracing.sampleRate {r}: expected a ratio from 0 to 1"
-                ));
-            }
-            o.sample_rate = Some(r);
-        }
-        for a in &self.resource_attributes {
-            let (k, v) = a
-                .split_once('=')
-                .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| format!("--tracing.resourceAttributes {a:?}: expected KEY=VALUE"))?;
-            o.resource_attributes.push((k.to_string(), v.to_string()));
-        }
-        if let Some(q) = self.queue {
-            if q == 0 {
-                return Err("--tracing.queueSize: must be at least 1".into());
-            }
-            o.queue = q;
-        }
-        if let Some(t) = &self.export_timeout {
-            o.export_timeout =
-                config::parse_duration(t).map_err(|e| format!("--tracing.exportTimeout: {e}"))?;
-        }
-        Ok(Some(o))
+        self.tracing.options(env)
     }
 
     /// The access log options (`None`: off).
@@ -352,33 +245,12 @@ mod tests {
     }
 
     #[test]
-    fn tracing_flags_and_environment() {
+    fn tracing_flags_are_the_shared_ones() {
         assert_eq!(flags(&[]).tracing(no_env).unwrap(), None);
-        let env = |k: &str| (k == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://c:4317".into());
-        let o = flags(&[]).tracing(env).unwrap().unwrap();
-        assert_eq!((o.protocol, o.endpoint), (Protocol::Grpc, None));
-        let o = flags(&[
-            "--tracing.otlp.http.endpoint",
-            "http://c:4318/v1/traces",
-            "--tracing.sampleRate",
-            "0.25",
-            "--tracing.resourceAttributes",
-            "team=edge",
-        ])
-        .tracing(no_env)
-        .unwrap()
-        .unwrap();
-        assert_eq!(o.protocol, Protocol::HttpProtobuf);
-        assert_eq!(o.sample_rate, Some(0.25));
-        assert_eq!(o.resource_attributes, vec![("team".into(), "edge".into())]);
-        assert!(flags(&["--tracing.sampleRate", "2"])
+        let o = flags(&["--tracing.otlp.grpc.endpoint", "http://c:4317"])
             .tracing(no_env)
-            .is_err());
-        assert!(flags(&["--tracing.resourceAttributes", "x"])
-            .tracing(no_env)
-            .is_err());
-        assert!(flags(&["--tracing.queueSize", "0"])
-            .tracing(no_env)
-            .is_err());
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.endpoint.as_deref(), Some("http://c:4317"));
     }
 }

@@ -209,7 +209,7 @@ impl Proxy {
             None => None,
         };
         let tracer = match &opts.tracing {
-            Some(t) => Some(crate::otel::Tracing::start(
+            Some(t) => Some(crate::otel::start(
                 t,
                 &crate::otel::Identity {
                     proxy_id: &opts.proxy_id,
@@ -342,7 +342,8 @@ impl Proxy {
             handle: &self.shared.handle,
         };
         let started = std::time::Instant::now();
-        let rt = Runtime::compile(cfg, &self.shared.entrypoint_names, &old, &env)?;
+        let mut rt = Runtime::compile(cfg, &self.shared.entrypoint_names, &old, &env)?;
+        rt.version_stats = Arc::new(crate::version_stats::VersionStats::new(version));
         let certs = crate::traefik_metrics::certs_not_after(&rt.config);
         // Backend health gauges of servers that are gone.
         let live: std::collections::HashSet<(Arc<str>, Arc<str>)> =
@@ -413,6 +414,11 @@ impl Proxy {
         if let Ok(mut n) = self.shared.ready_note.lock() {
             *n = note.to_string();
         }
+    }
+
+    /// The tracer, when tracing is on.
+    pub(crate) fn tracer(&self) -> Option<&Arc<crate::otel::Tracing>> {
+        self.shared.tracing.as_ref()
     }
 
     /// The proxy's metrics.

@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use rustls::sign::CertifiedKey;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
+
+use crate::tcp::peek::Peeked;
 use tokio_rustls::LazyConfigAcceptor;
 
 use crate::shared::Shared;
@@ -39,20 +40,20 @@ pub(crate) fn generate_default_cert() -> Result<Arc<CertifiedKey>, String> {
 
 /// What a new connection turned out to be.
 pub(crate) enum Accepted {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(Peeked),
+    Tls(Box<TlsStream<Peeked>>),
     /// Closed, timed out, failed handshake or answered ACME challenge: nothing to serve.
     Done,
 }
 
 /// Sniff the first byte and, for TLS, run the handshake with the current TLS table.
-pub(crate) async fn accept(stream: TcpStream, shared: &Shared) -> Accepted {
-    let mut first = [0u8; 1];
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
-        Ok(Ok(1..)) => {}
+/// `stream` may carry bytes the TCP router already read ([`crate::tcp`]).
+pub(crate) async fn accept(stream: Peeked, shared: &Shared) -> Accepted {
+    let first = match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.first_byte()).await {
+        Ok(Ok(Some(b))) => b,
         _ => return Accepted::Done,
-    }
-    if first[0] != 0x16 {
+    };
+    if first != 0x16 {
         return Accepted::Plain(stream);
     }
     let handshake = async {

@@ -100,9 +100,79 @@ pub(crate) fn dns_names(ck: &CertifiedKey) -> Vec<String> {
     }
 }
 
+/// A certificate as served: with its OCSP staple until the staple's `nextUpdate`, then without.
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    plain: Arc<CertifiedKey>,
+    /// The same certificate with `ocsp` set, and the staple's `nextUpdate` (Unix seconds).
+    stapled: Option<(Arc<CertifiedKey>, i64)>,
+}
+
+impl Served {
+    fn new(plain: Arc<CertifiedKey>, staples: &Staples) -> Self {
+        let stapled = plain
+            .cert
+            .first()
+            .and_then(|leaf| staples.get(&fingerprint(leaf)))
+            .map(|(der, next_update)| {
+                let mut ck = (*plain).clone();
+                ck.ocsp = Some(der.clone());
+                (Arc::new(ck), *next_update)
+            });
+        Self { plain, stapled }
+    }
+
+    /// What to send at `now` (Unix seconds): a staple past its `nextUpdate` is never sent.
+    pub(crate) fn at(&self, now: i64) -> &Arc<CertifiedKey> {
+        match &self.stapled {
+            Some((ck, next_update)) if now < *next_update => ck,
+            _ => &self.plain,
+        }
+    }
+
+    fn key(&self) -> &CertifiedKey {
+        &self.plain
+    }
+}
+
+/// The SHA-256 fingerprint of a DER certificate, lower-case hex: how `managed.ocsp` names the
+/// certificate a staple is for.
+pub fn fingerprint(der: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, der);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Decoded staples: fingerprint → (DER response, `nextUpdate`).
+pub(crate) type Staples = HashMap<String, (Vec<u8>, i64)>;
+
+/// `managed.ocsp`, decoded (a bad response is reported and not stapled).
+fn staples(cfg: &DynamicConfig, errors: &mut Vec<ConfigError>) -> Staples {
+    use base64::Engine;
+    let mut out = HashMap::new();
+    for (fp, s) in &cfg.managed.ocsp {
+        match base64::engine::general_purpose::STANDARD.decode(s.response.as_bytes()) {
+            Ok(der) if !der.is_empty() => {
+                out.insert(fp.clone(), (der, s.next_update));
+            }
+            _ => errors.push(ConfigError::at(
+                format!("managed.ocsp[{}].response", switchyard_config::quote(fp)),
+                "not a base64 DER OCSP response",
+            )),
+        }
+    }
+    out
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// The certificates serving one name: at most one per key algorithm (ECDSA, RSA, Ed25519),
 /// in preference order (the first inserted for an algorithm wins).
-pub(crate) type Candidates = Vec<Arc<CertifiedKey>>;
+pub(crate) type Candidates = Vec<Served>;
 
 /// SNI → certificate.
 #[derive(Debug, Default)]
@@ -110,22 +180,22 @@ pub(crate) struct CertStore {
     exact: HashMap<Box<str>, Candidates>,
     /// `example.com` for `*.example.com`.
     wildcard: HashMap<Box<str>, Candidates>,
-    default: Option<Arc<CertifiedKey>>,
+    default: Option<Served>,
 }
 
 impl CertStore {
-    fn add(&mut self, ck: &Arc<CertifiedKey>, names: &[String]) {
+    fn add(&mut self, ck: &Served, names: &[String]) {
         for n in names {
             let (map, key) = match n.strip_prefix("*.") {
                 Some(s) => (&mut self.wildcard, s),
                 None => (&mut self.exact, n.as_str()),
             };
             let list = map.entry(Box::from(key)).or_default();
-            let alg = ck.key.algorithm();
-            if !list.iter().any(|c| c.key.algorithm() == alg) {
+            let alg = ck.key().key.algorithm();
+            if !list.iter().any(|c| c.key().key.algorithm() == alg) {
                 list.push(ck.clone());
                 // ECDSA first (cheapest handshakes, what Go prefers), then Ed25519, then RSA.
-                list.sort_by_key(|c| alg_rank(c.key.algorithm()));
+                list.sort_by_key(|c| alg_rank(c.key().key.algorithm()));
             }
         }
     }
@@ -155,13 +225,16 @@ fn alg_rank(a: rustls::SignatureAlgorithm) -> u8 {
 pub(crate) fn choose<'a>(
     list: &'a Candidates,
     offered: &[rustls::SignatureScheme],
-) -> Option<&'a Arc<CertifiedKey>> {
+) -> Option<&'a Served> {
     list.iter()
-        .find(|c| c.key.choose_scheme(offered).is_some())
+        .find(|c| c.key().key.choose_scheme(offered).is_some())
         .or_else(|| list.first())
 }
 
 /// The certificate resolver of one TLS option.
+///
+/// The one clock read of this crate is here, at handshake time: a certificate's OCSP staple is
+/// sent only before its `nextUpdate`, whether or not a newer config arrived.
 #[derive(Debug)]
 pub(crate) struct Resolver {
     pub store: Arc<CertStore>,
@@ -172,13 +245,16 @@ impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         if let Some(list) = hello.server_name().and_then(|n| self.store.candidates(n)) {
             if let Some(c) = choose(list, hello.signature_schemes()) {
-                return Some(c.clone());
+                return Some(c.at(now_unix()).clone());
             }
         }
         if self.strict {
             return None;
         }
-        self.store.default.clone()
+        self.store
+            .default
+            .as_ref()
+            .map(|c| c.at(now_unix()).clone())
     }
 }
 
@@ -189,6 +265,7 @@ pub(crate) fn build_store(
     errors: &mut Vec<ConfigError>,
 ) -> CertStore {
     let mut store = CertStore::default();
+    let staples = staples(cfg, errors);
     // The last certificate for a name wins: `apply` appends a changed certificate, so a
     // re-applied certificate replaces the older one for its names.
     for (i, c) in cfg.tls.certificates.iter().enumerate().rev() {
@@ -198,7 +275,7 @@ pub(crate) fn build_store(
         match parse_certified_key(&c.cert_file, &c.key_file) {
             Ok(ck) => {
                 let names = dns_names(&ck);
-                store.add(&ck, &names);
+                store.add(&Served::new(ck, &staples), &names);
             }
             Err(e) => errors.push(ConfigError::at(
                 format!("tls.certificates[{i}].{}", pem_field(&e)),
@@ -211,7 +288,7 @@ pub(crate) fn build_store(
             Ok(ck) => {
                 let mut names = dns_names(&ck);
                 names.extend(m.domains.iter().map(|d| d.to_ascii_lowercase()));
-                store.add(&ck, &names);
+                store.add(&Served::new(ck, &staples), &names);
             }
             Err(e) => errors.push(ConfigError::at(
                 format!("managed.certificates[{}]", switchyard_config::quote(name)),
@@ -219,7 +296,7 @@ pub(crate) fn build_store(
             )),
         }
     }
-    store.default = default_cert;
+    store.default = default_cert.map(|ck| Served::new(ck, &staples));
     if let Some(dc) = cfg
         .tls
         .stores
@@ -228,7 +305,7 @@ pub(crate) fn build_store(
     {
         if is_inline_pem(&dc.cert_file) && is_inline_pem(&dc.key_file) {
             match parse_certified_key(&dc.cert_file, &dc.key_file) {
-                Ok(ck) => store.default = Some(ck),
+                Ok(ck) => store.default = Some(Served::new(ck, &staples)),
                 Err(e) => errors.push(ConfigError::field(
                     "tlsStore",
                     "default",

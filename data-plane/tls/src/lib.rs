@@ -26,6 +26,14 @@
 //!
 //! With `sniStrict` an unknown or missing SNI fails the handshake.
 //!
+//! ## OCSP stapling
+//!
+//! `managed.ocsp` holds OCSP responses the control plane's leader fetched, by the SHA-256
+//! fingerprint of the leaf they answer for ([`fingerprint`]). A certificate whose leaf has one
+//! is served with it stapled (`status_request`) until the response's `nextUpdate`, read from
+//! the clock at handshake time (this crate's only clock read): past it the certificate is
+//! served without a staple, never with a stale one, and never fails the handshake for it.
+//!
 //! ## TLS options
 //!
 //! One rustls `ServerConfig` per `tls.options` entry plus `default` (Traefik's defaults when not
@@ -78,7 +86,7 @@ use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use switchyard_config::{ConfigError, ConfigErrors, DynamicConfig};
 
-pub use certs::{parse_certified_key, parse_certs, PemError};
+pub use certs::{fingerprint, parse_certified_key, parse_certs, PemError};
 pub use client::{client_config, AcceptAny};
 
 /// The ALPN protocol of TLS-ALPN-01 challenges.

@@ -521,3 +521,105 @@ fn rsa_and_ecdsa_for_one_name_chosen_by_the_client_signature_schemes() {
     let (got, _) = handshake(srv, client_schemes(&rsa_only), "both.example.com").unwrap();
     assert_eq!(got, rsa.der);
 }
+
+/// Accepts every certificate and records the stapled OCSP response it came with.
+#[derive(Debug)]
+struct CaptureOcsp(std::sync::Mutex<Option<Vec<u8>>>);
+
+impl rustls::client::danger::ServerCertVerifier for CaptureOcsp {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        *self.0.lock().unwrap() = Some(ocsp_response.to_vec());
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        crate::AcceptAny::new().verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        crate::AcceptAny::new().verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        crate::AcceptAny::new().supported_verify_schemes()
+    }
+}
+
+/// The OCSP response stapled in a handshake for `sni` (empty: none).
+fn stapled(
+    t: &TlsTable,
+    sni: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Vec<u8> {
+    let capture = Arc::new(CaptureOcsp(std::sync::Mutex::new(None)));
+    let c = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(capture.clone())
+        .with_no_client_auth();
+    handshake(t.select(Some(sni), false).config, c, sni).unwrap();
+    let got = capture.0.lock().unwrap().clone();
+    got.expect("the certificate was verified")
+}
+
+#[test]
+fn ocsp_staples_until_next_update() {
+    use base64::Engine;
+    let p = self_signed(&["a.example.com"]);
+    let other = self_signed(&["b.example.com"]);
+    let mut cfg = doc(&format!(
+        "tls:\n  certificates:\n    - {}\n    - {}\n",
+        cert_yaml(&p),
+        cert_yaml(&other)
+    ));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let staple = |next_update: i64| switchyard_config::OcspStaple {
+        response: base64::engine::general_purpose::STANDARD.encode(b"OCSP-DER"),
+        status: "good".into(),
+        this_update: now - 10,
+        next_update,
+        responder: String::new(),
+    };
+    cfg.managed
+        .ocsp
+        .insert(fingerprint(&p.der), staple(now + 3600));
+    let t = compile(&cfg, None).unwrap();
+    for v in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        assert_eq!(stapled(&t, "a.example.com", &[v]), b"OCSP-DER", "{v:?}");
+        // Another certificate: no staple.
+        assert!(stapled(&t, "b.example.com", &[v]).is_empty());
+    }
+    // Past nextUpdate: served without it, the handshake still succeeds.
+    cfg.managed
+        .ocsp
+        .insert(fingerprint(&p.der), staple(now - 1));
+    let t = compile(&cfg, None).unwrap();
+    assert!(stapled(&t, "a.example.com", BOTH).is_empty());
+    // A response that is not base64 is refused by name.
+    let mut bad = staple(now + 60);
+    bad.response = "%%%".into();
+    cfg.managed.ocsp.insert(fingerprint(&p.der), bad);
+    let err = compile(&cfg, None).unwrap_err().to_string();
+    assert!(
+        err.contains("managed.ocsp[") && err.contains("response"),
+        "{err}"
+    );
+}

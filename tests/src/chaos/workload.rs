@@ -117,6 +117,7 @@ pub async fn write_versioned(
         document: write_doc(key, value),
         prune: false,
         dry_run: false,
+        rollout: None,
     });
     req.set_timeout(timeout);
     match tokio::time::timeout(timeout, client.apply(req)).await {

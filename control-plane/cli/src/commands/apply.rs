@@ -57,21 +57,38 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
         )),
         _ => None,
     };
+    let rollout = a
+        .rollout
+        .as_deref()
+        .map(|stages| {
+            super::rollout::plan(
+                stages,
+                a.bake.as_deref(),
+                a.max_error_rate.as_deref(),
+                a.max_p99.as_deref(),
+            )
+        })
+        .transpose()?;
+    let rolling = rollout.is_some();
     let mut client = connect(&g.endpoints).await?;
     // The proxies listed before the write are waited on even if they move meanwhile.
     let before = match &wait {
         Some(_) => super::proxies::list_before(&mut client).await,
         None => None,
     };
-    let r = client
-        .apply(ApplyRequest {
-            document,
-            prune: a.prune,
-            dry_run: a.dry_run,
-        })
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let mut req = tonic::Request::new(ApplyRequest {
+        document,
+        prune: a.prune,
+        dry_run: a.dry_run,
+        rollout,
+    });
+    if let Some(tp) = &a.traceparent {
+        let v = tp
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--traceparent {tp:?}: not a valid metadata value"))?;
+        req.metadata_mut().insert("traceparent", v);
+    }
+    let r = client.apply(req).await.map_err(status_error)?.into_inner();
     match g.output {
         Format::Table => {
             for c in &r.changes {
@@ -92,8 +109,16 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
                 );
             } else if r.changes.is_empty() {
                 println!("unchanged: config version {}", r.version);
+            } else if rolling {
+                println!(
+                    "rollout started: config version {} (follow it with `switchyard rollout status`)",
+                    r.version
+                );
             } else {
                 println!("applied: config version {}", r.version);
+            }
+            if !r.trace_id.is_empty() {
+                eprintln!("trace id: {}", r.trace_id);
             }
         }
         f => {
@@ -102,10 +127,11 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
                 .iter()
                 .map(|c| json!({"kind": c.kind, "name": c.name, "action": c.action}))
                 .collect();
-            print_data(
-                f,
-                &json!({"version": r.version, "dryRun": r.dry_run, "changes": changes}),
-            )?;
+            let mut out = json!({"version": r.version, "dryRun": r.dry_run, "changes": changes});
+            if !r.trace_id.is_empty() {
+                out["traceId"] = json!(r.trace_id);
+            }
+            print_data(f, &out)?;
         }
     }
     if let Some((timeout, selector)) = wait {

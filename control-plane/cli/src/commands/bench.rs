@@ -64,6 +64,7 @@ async fn apply(g: &Global, a: BenchApplyArgs) -> Result<ExitCode> {
                             document: document(c, i),
                             prune: false,
                             dry_run: false,
+                            rollout: None,
                         })
                         .await
                         .map_err(status_error)?;

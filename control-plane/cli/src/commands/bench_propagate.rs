@@ -99,6 +99,7 @@ pub async fn run(g: &Global, a: BenchPropagateArgs) -> Result<std::process::Exit
             document: base_config(a.routers),
             prune: false,
             dry_run: false,
+            rollout: None,
         })
         .await
         .map_err(status_error)?
@@ -170,6 +171,7 @@ pub async fn run(g: &Global, a: BenchPropagateArgs) -> Result<std::process::Exit
                 document: change(seq),
                 prune: false,
                 dry_run: false,
+                rollout: None,
             })
             .await
             .map_err(status_error)?

@@ -65,6 +65,7 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
         tls_ticket_rotation: Duration::from_secs(12 * 3600),
         ca_cert: None,
         token: None,
+        tracing: None,
     })
     .await
     .context("starting the control node")?;
@@ -148,6 +149,7 @@ async fn apply_sample(api: &str, sample: &str) -> Result<u64> {
                     document: sample.to_string(),
                     prune: false,
                     dry_run: false,
+                    rollout: None,
                 })
                 .await
                 .map_err(crate::client::status_error)?;

@@ -22,6 +22,9 @@ use crate::output::print_data;
 const SHOWN: usize = 20;
 
 pub async fn run(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
+    if a.method == "tcp" {
+        return super::explain_tcp::run(g, a).await;
+    }
     let mut encoded = EncodedCharacters::default();
     if let Some(list) = &a.encoded_characters {
         encoded

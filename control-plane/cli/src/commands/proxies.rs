@@ -105,6 +105,9 @@ pub async fn get(
                         "lastNackVersion": p.last_nack_version, "lastNackError": p.last_nack_error,
                         "connectedSinceUnixMs": p.connected_since_unix_ms, "peer": p.peer,
                         "build": p.build, "entrypoints": p.entrypoints,
+                        "versionCounters": p.version_counters.iter().map(|c| json!({
+                            "version": c.version, "requests": c.requests, "errors": c.errors,
+                        })).collect::<Vec<_>>(),
                     })
                 })
                 .collect();

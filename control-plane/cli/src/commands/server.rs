@@ -85,6 +85,10 @@ pub fn options(a: &ServerArgs, g: &Global) -> Result<NodeOptions> {
         },
         ca_cert: g.ca_cert.clone(),
         token: g.token.clone(),
+        tracing: a
+            .tracing
+            .options(|k| std::env::var(k).ok())
+            .map_err(|e| anyhow!(e))?,
     })
 }
 

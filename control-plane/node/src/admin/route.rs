@@ -23,6 +23,9 @@ pub(super) type Remote<Req, Resp> = fn(
 pub(super) struct Caller {
     pub forwarded: bool,
     pub request_id: Option<String>,
+    /// The W3C trace context the call came with (`traceparent` metadata); a forward to the
+    /// leader carries the one of this node's span instead (set by the handler).
+    pub traceparent: Option<String>,
 }
 
 impl Caller {
@@ -35,9 +38,15 @@ impl Caller {
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
             .map(str::to_string);
+        let traceparent = md
+            .get(crate::trace::TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| crate::trace::valid_traceparent(v))
+            .map(str::to_string);
         Caller {
             forwarded: md.contains_key(FORWARDED),
             request_id,
+            traceparent,
         }
     }
 }
@@ -73,6 +82,8 @@ impl AdminService {
         let timeout = self.shared.opts.write_timeout;
         let deadline = Instant::now() + timeout;
         let forwarded = caller.forwarded;
+        let traceparent: Option<MetadataValue<tonic::metadata::Ascii>> =
+            caller.traceparent.and_then(|t| t.parse().ok());
         let id = caller.request_id.unwrap_or_else(new_request_id);
         let id_value: MetadataValue<tonic::metadata::Ascii> = id
             .parse()
@@ -90,6 +101,10 @@ impl AdminService {
                     fwd.metadata_mut()
                         .insert(FORWARDED, MetadataValue::from_static("1"));
                     fwd.metadata_mut().insert(REQUEST_ID, id_value.clone());
+                    if let Some(tp) = &traceparent {
+                        fwd.metadata_mut()
+                            .insert(crate::trace::TRACEPARENT, tp.clone());
+                    }
                     fwd.set_timeout(deadline.saturating_duration_since(Instant::now()));
                     match tokio::time::timeout_at(deadline.into(), remote(client, fwd)).await {
                         Err(_) => return Err(ApiError::NoQuorum(timeout)),

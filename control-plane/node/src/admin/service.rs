@@ -4,7 +4,9 @@ use std::time::Instant;
 
 use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::ChangeMembers;
+use opentelemetry::trace::{Span as _, SpanContext};
 use switchyard_config::{check_document_size, parse_document, Change, DynamicConfig, Kind};
+use switchyard_otel::Span;
 use switchyard_proto::admin::admin_server::Admin;
 use switchyard_proto::admin::*;
 use switchyard_store::{
@@ -65,21 +67,42 @@ impl AdminService {
     }
 
     /// `cmd` under the call's request id, if it has one: a retry of a write that committed
-    /// answers its outcome (preview, screen and apply all look the id up first).
-    fn once(&self, cmd: Cmd) -> Cmd {
+    /// answers its outcome (preview, screen and apply all look the id up first). `trace`: the
+    /// call's span, whose context the log entry carries to every node and proxy.
+    fn once(&self, cmd: Cmd, trace: Option<&SpanContext>) -> Cmd {
         match super::route::WRITE_ID.try_with(|id| id.clone()) {
-            Ok(id) => cmd.once(id),
+            Ok(id) => cmd.once_traced(id, trace.and_then(switchyard_otel::traceparent)),
             Err(_) => cmd,
         }
+    }
+
+    /// The server span of a config write `method` when the node traces; `caller` then forwards
+    /// this span's context to the leader.
+    fn write_span(&self, method: &'static str, caller: &mut Caller) -> Option<Span> {
+        let t = self.shared.tracer.as_ref()?;
+        let span = crate::trace::admin_span(
+            t,
+            method,
+            self.shared.id,
+            caller.traceparent.as_deref(),
+            caller.forwarded,
+        );
+        caller.traceparent = switchyard_otel::traceparent(span.span_context());
+        Some(span)
     }
 
     /// Commits a config command on this node, which must be the leader, through the proposer
     /// (batched with concurrent writes; `size`: the bytes of its document). Bad input is refused
     /// before it reaches the log; the state machine checks again when applying.
-    async fn commit_config(&self, cmd: Cmd, size: usize) -> ApiResult<CmdResponse> {
-        let cmd = self.once(cmd);
+    async fn commit_config(
+        &self,
+        cmd: Cmd,
+        size: usize,
+        trace: Option<SpanContext>,
+    ) -> ApiResult<CmdResponse> {
+        let cmd = self.once(cmd, trace.as_ref());
         let started = Instant::now();
-        let resp = self.shared.proposer.propose(cmd, size).await?;
+        let resp = self.shared.proposer.propose(cmd, size, trace).await?;
         self.shared
             .metrics
             .write_seconds
@@ -93,7 +116,7 @@ impl AdminService {
     /// Commits a command on this node, which must be the leader. Bad input is refused before it
     /// reaches the log; the state machine checks again when applying.
     pub(super) async fn commit(&self, cmd: Cmd) -> ApiResult<CmdResponse> {
-        let cmd = self.once(cmd);
+        let cmd = self.once(cmd, None);
         let state = self.applied().state;
         let version = state.config_version;
         let (cmd, preview) = self.preview(state, cmd).await?;
@@ -173,22 +196,42 @@ impl AdminService {
         &self,
         r: ApplyRequest,
         document: DynamicConfig,
+        trace: Option<SpanContext>,
     ) -> ApiResult<ApplyResponse> {
-        let cmd = Cmd::Apply {
-            document,
-            prune: r.prune,
-            validated_at: None,
-        };
-        let out = if r.dry_run {
-            self.preview(self.applied().state, cmd).await?.1
-        } else {
-            self.commit_config(cmd, r.document.len()).await?
+        let plan = r
+            .rollout
+            .as_ref()
+            .map(super::rollout::plan_of)
+            .transpose()?;
+        let out = match plan {
+            // A rollout start is not batched with plain writes: it commits on its own.
+            Some(plan) => {
+                let cmd = super::rollout::start(document, r.prune, plan);
+                if r.dry_run {
+                    self.preview(self.applied().state, cmd).await?.1
+                } else {
+                    self.commit(cmd).await?
+                }
+            }
+            None => {
+                let cmd = Cmd::Apply {
+                    document,
+                    prune: r.prune,
+                    validated_at: None,
+                };
+                if r.dry_run {
+                    self.preview(self.applied().state, cmd).await?.1
+                } else {
+                    self.commit_config(cmd, r.document.len(), trace).await?
+                }
+            }
         };
         match out {
             CmdResponse::Applied { version, changes } => Ok(ApplyResponse {
                 version,
                 changes: changes_to_proto(changes),
                 dry_run: r.dry_run,
+                trace_id: String::new(),
             }),
             CmdResponse::Rejected(rej) => Err(rej.into()),
             CmdResponse::Done | CmdResponse::Batch(_) => {
@@ -197,7 +240,11 @@ impl AdminService {
         }
     }
 
-    async fn delete_local(&self, r: DeleteRequest) -> ApiResult<DeleteResponse> {
+    async fn delete_local(
+        &self,
+        r: DeleteRequest,
+        trace: Option<SpanContext>,
+    ) -> ApiResult<DeleteResponse> {
         let kind = parse_kind(&r.kind)?;
         let size = r.name.len();
         match self
@@ -208,6 +255,7 @@ impl AdminService {
                     validated_at: None,
                 },
                 size,
+                trace,
             )
             .await?
         {
@@ -510,10 +558,22 @@ fn forwarded<T>(r: &Request<T>) -> Caller {
     Caller::of(r)
 }
 
+/// Ends an admin call's span (an error sets its status).
+fn end_span<T>(span: Option<Span>, r: &ApiResult<T>) {
+    if let Some(mut s) = span {
+        if let Err(e) = r {
+            s.set_status(opentelemetry::trace::Status::error(e.to_string()));
+        }
+        s.end();
+    }
+}
+
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn apply(&self, req: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
-        let fwd = forwarded(&req);
+        let mut fwd = forwarded(&req);
+        let span = self.write_span("Apply", &mut fwd);
+        let sc = span.as_ref().map(|s| s.span_context().clone());
         let r = req.into_inner();
         // Refuse what does not parse right here, wherever the leader is: bounded (size first,
         // then depth and resources while parsing) and off the runtime threads.
@@ -537,11 +597,18 @@ impl Admin for AdminService {
                     fwd,
                     r,
                     |mut c, r| Box::pin(async move { c.apply(r).await }),
-                    |r| self.apply_local(r, document.clone()),
+                    |r| self.apply_local(r, document.clone(), sc.clone()),
                 )
                 .await
             }
         };
+        let res = res.map(|mut a| {
+            if let Some(sc) = &sc {
+                a.trace_id = sc.trace_id().to_string();
+            }
+            a
+        });
+        end_span(span, &res);
         self.finish("Apply", res)
     }
 
@@ -549,7 +616,9 @@ impl Admin for AdminService {
         &self,
         req: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
-        let fwd = forwarded(&req);
+        let mut fwd = forwarded(&req);
+        let span = self.write_span("Delete", &mut fwd);
+        let sc = span.as_ref().map(|s| s.span_context().clone());
         let r = req.into_inner();
         let res = match parse_kind(&r.kind) {
             Err(e) => Err(e),
@@ -558,11 +627,12 @@ impl Admin for AdminService {
                     fwd,
                     r,
                     |mut c, r| Box::pin(async move { c.delete(r).await }),
-                    |r| self.delete_local(r),
+                    |r| self.delete_local(r, sc.clone()),
                 )
                 .await
             }
         };
+        end_span(span, &res);
         self.finish("Delete", res)
     }
 
@@ -766,6 +836,31 @@ impl Admin for AdminService {
             )
             .await;
         self.finish("RevokeToken", res)
+    }
+
+    async fn get_rollout(
+        &self,
+        _req: Request<GetRolloutRequest>,
+    ) -> Result<Response<RolloutStatus>, Status> {
+        let res = Ok(super::rollout::status_of(&self.applied().state));
+        self.finish("GetRollout", res)
+    }
+
+    async fn control_rollout(
+        &self,
+        req: Request<ControlRolloutRequest>,
+    ) -> Result<Response<RolloutStatus>, Status> {
+        let fwd = forwarded(&req);
+        let r = req.into_inner();
+        let res = self
+            .on_leader(
+                fwd,
+                r,
+                |mut c, r| Box::pin(async move { c.control_rollout(r).await }),
+                |r| self.control_rollout_local(r),
+            )
+            .await;
+        self.finish("ControlRollout", res)
     }
 
     async fn join_proxy(

@@ -3,7 +3,7 @@
 //! `/api/http/services[/{name}]`, `/api/http/middlewares[/{name}]`, `/api/certificates[/{name}]`,
 //! `/api/rawdata`, `/api/version`, with Traefik's JSON fields, filters, sorting and paging; and
 //! Switchyard's additions under `/api/switchyard/`: `status` (a cheap poll), `nodes`, `proxies`,
-//! `explain`, and `preview` (`POST` a document: Traefik's runtime view of the config it would
+//! `explain` (and `explain/tcp`), and `preview` (`POST` a document: Traefik's runtime view of the config it would
 //! make, with the routers it would disable and why; nothing is written).
 //!
 //! The data is this node's applied config (what the proxies compile; a follower may be a few
@@ -58,6 +58,7 @@ pub fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/api/switchyard/nodes", get(nodes))
         .route("/api/switchyard/proxies", get(proxies))
         .route("/api/switchyard/explain", get(explain))
+        .route("/api/switchyard/explain/tcp", get(explain_tcp))
         .route(
             "/api/switchyard/preview",
             axum::routing::post(preview).layer(axum::extract::DefaultBodyLimit::max(
@@ -509,11 +510,22 @@ async fn certificate_one(State(shared): S, Path(name): Path<String>) -> Response
 /// A cheap poll for the dashboard: config version, leader, term.
 async fn status(State(shared): S) -> Response {
     let m = shared.raft_metrics();
+    let rollout = {
+        let r = crate::admin::rollout_status(&shared.applied.borrow().state);
+        r.exists.then(|| {
+            json!({
+                "status": r.status, "targetVersion": r.target_version,
+                "previousVersion": r.previous_version, "stages": r.stages, "stage": r.stage,
+                "reason": r.reason, "rollbackVersion": r.rollback_version, "notes": r.notes,
+            })
+        })
+    };
     ok_json(&json!({
         "nodeId": shared.id,
         "configVersion": shared.applied.borrow().state.config_version,
         "leader": m.current_leader,
         "term": m.current_term,
+        "rollout": rollout,
     }))
 }
 
@@ -640,6 +652,52 @@ async fn explain(State(shared): S, uri: Uri) -> Response {
             ok_json(&v)
         }
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// `GET /api/switchyard/explain/tcp?sni=NAME[&plain=true][&clientIp=IP][&alpn=P]…
+/// [&entrypoint=NAME]`: what `switchyard explain tcp SNI` prints with `-o json`, for this
+/// node's applied config.
+async fn explain_tcp(State(shared): S, uri: Uri) -> Response {
+    let p = Params::parse(uri.query());
+    let client_ip = match p.get("clientIp") {
+        "" => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        s => match s.parse() {
+            Ok(ip) => ip,
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("clientIp {s:?}: not an IP address"),
+                )
+            }
+        },
+    };
+    let plain = matches!(p.get("plain"), "true" | "1");
+    let alpn: Vec<String> = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == "alpn")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    let sni = Some(p.get("sni")).filter(|s| !plain && !s.is_empty());
+    let req = switchyard_config::tcp::TcpRequest {
+        entrypoint: Some(p.get("entrypoint")).filter(|e| !e.is_empty()),
+        tls: !plain,
+        sni,
+        client_ip,
+        alpn: &alpn,
+    };
+    let (cfg, version) = {
+        let a = shared.applied.borrow();
+        (a.state.config.clone(), a.state.config_version)
+    };
+    match switchyard_config::tcp::explain_conn(&cfg, &req) {
+        Ok(ex) => {
+            let mut v = serde_json::to_value(&ex).unwrap_or(Value::Null);
+            if let Value::Object(o) = &mut v {
+                o.insert("version".into(), version.into());
+            }
+            ok_json(&v)
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }
 

@@ -148,7 +148,8 @@ pub fn build(
         label_of.insert(resource_label("service", name), (1, qualified(name)));
     }
     for (name, m) in &cfg.http.middlewares {
-        rt.middlewares.insert(qualified(name), Info::new(to_map(m)));
+        rt.middlewares
+            .insert(qualified(name), Info::new(to_map(&m.redacted())));
         label_of.insert(resource_label("middleware", name), (2, qualified(name)));
     }
     for e in problems {

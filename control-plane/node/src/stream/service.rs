@@ -3,6 +3,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::Stream;
+use opentelemetry::trace::{Span as _, SpanKind};
+use opentelemetry::KeyValue;
 use switchyard_config::{delta, DynamicConfig};
 use switchyard_proto::admin::ProxyStatus;
 use switchyard_proto::stream::config_message::Body;
@@ -66,6 +68,7 @@ pub fn message_for(
             })),
             certificate: None,
             limiter_shares: None,
+            traceparent: String::new(),
         });
     }
     let config_json = serde_json::to_string(cfg).map_err(|e| Status::internal(e.to_string()))?;
@@ -75,6 +78,7 @@ pub fn message_for(
         body: Some(Body::Snapshot(Snapshot { config_json })),
         certificate: None,
         limiter_shares: None,
+        traceparent: String::new(),
     })
 }
 
@@ -138,7 +142,8 @@ impl SendState {
 /// version the proxy holds (see [`SendState`]).
 async fn send_versions(
     shared: Arc<Shared>,
-    cluster: String,
+    proxy_id: String,
+    (region, zone, cluster): (String, String, String),
     hello_version: u64,
     tx: mpsc::Sender<Result<ConfigMessage, Status>>,
     mut replies: watch::Receiver<Replies>,
@@ -150,17 +155,52 @@ async fn send_versions(
             let r = *replies.borrow_and_update();
             st.on_replies(r.acked, r.nacked);
         }
-        let (version, cfg) = {
+        // During a rollout, the version this proxy's stage allows (see `ClusterState::config_for`);
+        // the change's trace travels with the version it made.
+        let (version, cfg, trace) = {
             let a = applied.borrow_and_update();
-            (a.state.config_version, a.state.config.clone())
+            let place = switchyard_store::Place {
+                region: &region,
+                zone: &zone,
+                cluster: &cluster,
+            };
+            let (version, cfg) = a.state.config_for(place);
+            let trace = (version == a.state.config_version)
+                .then(|| a.state.config_trace.clone())
+                .flatten();
+            (version, cfg.clone(), trace)
         };
         if let Some((from, to)) = st.next(version) {
+            let mut span = send_span(&shared, &proxy_id, from, to, trace.as_deref());
             let msg = shared
                 .history
                 .message(shared.id, &cluster, from, to, &cfg)
-                .map(|m| ConfigMessage::clone(&m));
+                .map(|m| {
+                    let mut m = ConfigMessage::clone(&m);
+                    if let Some(tp) = span
+                        .as_ref()
+                        .and_then(|s| switchyard_otel::traceparent(s.span_context()))
+                    {
+                        m.traceparent = tp;
+                    }
+                    m
+                });
+            if let (Some(s), Ok(m)) = (&mut span, &msg) {
+                let kind = match m.body {
+                    Some(Body::Delta(_)) => "delta",
+                    _ => "snapshot",
+                };
+                s.set_attribute(KeyValue::new("switchyard.config.message", kind));
+            }
             let failed = msg.is_err();
-            if tx.send(msg).await.is_err() || failed {
+            let sent = tx.send(msg).await.is_ok();
+            if let Some(mut s) = span {
+                if failed || !sent {
+                    s.set_status(opentelemetry::trace::Status::error("not sent"));
+                }
+                s.end();
+            }
+            if !sent || failed {
                 return;
             }
             continue;
@@ -177,6 +217,30 @@ async fn send_versions(
             },
         }
     }
+}
+
+/// The span of sending version `to` (from `from`) to a proxy, in the trace of the change that
+/// made it (`trace`: from the Raft entry), when this node traces and the change was traced.
+fn send_span(
+    shared: &Shared,
+    proxy_id: &str,
+    from: u64,
+    to: u64,
+    trace: Option<&str>,
+) -> Option<switchyard_otel::Span> {
+    let tracer = shared.tracer.as_ref()?;
+    let parent = crate::trace::remote(trace?)?;
+    Some(tracer.child(
+        crate::trace::STREAM_SEND,
+        SpanKind::Producer,
+        &parent,
+        vec![
+            KeyValue::new("switchyard.node.id", shared.id as i64),
+            KeyValue::new("switchyard.proxy.id", proxy_id.to_string()),
+            KeyValue::new("switchyard.config.version", to as i64),
+            KeyValue::new("switchyard.config.base_version", from as i64),
+        ],
+    ))
 }
 
 /// Cluster-scope rate limits: refresh the count of proxies attached here and cluster-wide
@@ -261,6 +325,7 @@ impl ConfigStream for StreamService {
             build: hello.build.clone(),
             entrypoints: hello.entrypoints.clone(),
             cluster: cluster.clone(),
+            version_counters: Vec::new(),
         });
         tracing::info!(proxy = %proxy_id, version = hello.version, "proxy attached");
 
@@ -274,7 +339,8 @@ impl ConfigStream for StreamService {
         });
         let sender = tokio::spawn(send_versions(
             shared.clone(),
-            cluster,
+            proxy_id.clone(),
+            (hello.region.clone(), hello.zone.clone(), cluster),
             hello.version,
             tx,
             replies,
@@ -315,6 +381,7 @@ impl ConfigStream for StreamService {
                                     body: None,
                                     certificate: Some(cert),
                                     limiter_shares: None,
+                                    traceparent: String::new(),
                                 })
                                 .map_err(Status::from);
                         if let Err(e) = &msg {
@@ -337,10 +404,25 @@ impl ConfigStream for StreamService {
                             body: None,
                             certificate: None,
                             limiter_shares: Some(shares),
+                            traceparent: String::new(),
                         };
                         // Never wait on a slow proxy for this: a share missed is sent again
                         // in answer to the next report.
                         let _ = cert_tx.try_send(Ok(msg));
+                    }
+                    Ok(Some(ProxyMessage {
+                        msg: Some(Msg::VersionReport(r)),
+                    })) => {
+                        // Bounded: the proxy reports a few versions, each a fixed histogram.
+                        let mut versions = r.versions;
+                        versions.truncate(8);
+                        for v in &mut versions {
+                            v.latency_buckets
+                                .truncate(switchyard_proto::latency::BUCKETS);
+                        }
+                        shared
+                            .proxies
+                            .update(&proxy_id, conn, |s| s.version_counters = versions);
                     }
                     Ok(Some(_)) => {}
                     Ok(None) | Err(_) => break,

@@ -8,14 +8,19 @@
 //! [`crate::model`] and its runtime in the proxy.
 
 pub mod basicauth;
+pub mod buffering;
 pub mod circuitbreaker;
 pub mod compress;
+pub mod contenttype;
 pub mod digestauth;
+pub mod encodedcharacters;
 pub mod errors;
 pub mod forwardauth;
+pub mod grpcweb;
 pub mod headers;
 pub mod inflight;
 pub mod ip;
+pub mod passtlsclientcert;
 pub mod ratelimit;
 pub mod redirect;
 pub mod retry;
@@ -108,6 +113,16 @@ pub enum CompiledMiddleware {
     CircuitBreaker(Box<circuitbreaker::CompiledCircuitBreaker>),
     /// `digestAuth`
     DigestAuth(Box<digestauth::CompiledDigestAuth>),
+    /// `contentType`: sniff a missing `Content-Type` (`false`: no-op).
+    ContentType(bool),
+    /// `encodedCharacters`: the allowed encoded characters.
+    EncodedCharacters(crate::paths::EncodedCharacters),
+    /// `buffering`
+    Buffering(Box<buffering::CompiledBuffering>),
+    /// `grpcWeb`
+    GrpcWeb(Box<grpcweb::CompiledGrpcWeb>),
+    /// `passTLSClientCert`
+    PassTlsClientCert(Box<passtlsclientcert::CompiledPassTls>),
     /// `chain`: the referenced middlewares, in order.
     Chain(Vec<String>),
 }
@@ -153,7 +168,12 @@ pub fn compile(m: &Middleware) -> Result<CompiledMiddleware, FieldErrors> {
             CompiledMiddleware::CircuitBreaker(Box::new(circuitbreaker::compile(c)?))
         }
         Middleware::Chain(c) => CompiledMiddleware::Chain(c.middlewares.clone()),
-        other => {
+        Middleware::ContentType(c) => contenttype::compile(c)?,
+        Middleware::EncodedCharacters(e) => encodedcharacters::compile(e)?,
+        Middleware::Buffering(b) => buffering::compile(b)?,
+        Middleware::GrpcWeb(g) => grpcweb::compile(g)?,
+        Middleware::PassTlsClientCert(p) => passtlsclientcert::compile(p)?,
+        other @ Middleware::Plugin(_) => {
             return Err(vec![FieldError::new(
                 other.kind_name(),
                 format!(

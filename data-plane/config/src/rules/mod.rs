@@ -20,7 +20,7 @@ mod request;
 use std::fmt;
 
 pub use compiled::{compile, rule_host_names, rule_host_names_with_wildcards, CompiledRule};
-pub use parser::parse;
+pub use parser::{parse, parse_with};
 pub use request::{
     canonical_host, host_key, host_without_port, parse_query, routing_path, RequestView,
 };
@@ -110,21 +110,9 @@ impl MatcherKind {
 
     /// Look a matcher up by name: as declared, all lowercase, ALL UPPERCASE or Title case.
     pub fn from_name(s: &str) -> Option<MatcherKind> {
-        MatcherKind::ALL.into_iter().find(|k| {
-            let n = k.name();
-            if s == n || s == n.to_lowercase() || s == n.to_uppercase() {
-                return true;
-            }
-            let mut title = String::with_capacity(n.len());
-            for (i, c) in n.chars().enumerate() {
-                if i == 0 {
-                    title.extend(c.to_uppercase());
-                } else {
-                    title.extend(c.to_lowercase());
-                }
-            }
-            s == title
-        })
+        MatcherKind::ALL
+            .into_iter()
+            .find(|k| name_variant_of(s, k.name()))
     }
 
     /// Minimum and maximum number of arguments.
@@ -143,18 +131,58 @@ impl fmt::Display for MatcherKind {
     }
 }
 
+/// A rule language's set of matchers: the HTTP one ([`MatcherKind`]) or the TCP one
+/// ([`crate::tcp::TcpMatcherKind`]). The parser is shared.
+pub trait Vocabulary: Copy + fmt::Debug + PartialEq + Eq {
+    /// Look a matcher up by name; `Err` is the message (e.g. `unknown matcher "Hots"`).
+    fn lookup(name: &str) -> Result<Self, String>;
+    /// The declared name.
+    fn name(&self) -> &'static str;
+    /// Minimum and maximum number of arguments.
+    fn arity(&self) -> (usize, usize);
+}
+
+impl Vocabulary for MatcherKind {
+    fn lookup(name: &str) -> Result<Self, String> {
+        MatcherKind::from_name(name).ok_or_else(|| format!("unknown matcher {name:?}"))
+    }
+    fn name(&self) -> &'static str {
+        MatcherKind::name(self)
+    }
+    fn arity(&self) -> (usize, usize) {
+        MatcherKind::arity(self)
+    }
+}
+
+/// Whether `s` is `name` as declared, all lowercase, ALL UPPERCASE or Title case (Traefik's
+/// accepted spellings of a matcher name).
+pub(crate) fn name_variant_of(s: &str, n: &str) -> bool {
+    if s == n || s == n.to_lowercase() || s == n.to_uppercase() {
+        return true;
+    }
+    let mut title = String::with_capacity(n.len());
+    for (i, c) in n.chars().enumerate() {
+        if i == 0 {
+            title.extend(c.to_uppercase());
+        } else {
+            title.extend(c.to_lowercase());
+        }
+    }
+    s == title
+}
+
 /// One matcher call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Matcher {
+pub struct Matcher<K = MatcherKind> {
     /// Which matcher.
-    pub kind: MatcherKind,
+    pub kind: K,
     /// Its (unquoted) arguments.
     pub args: Vec<String>,
     /// 1-based column of the matcher name in the rule.
     pub column: usize,
 }
 
-impl fmt::Display for Matcher {
+impl<K: Vocabulary> fmt::Display for Matcher<K> {
     /// Canonical source form, e.g. ``Host(`a.com`)``.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}(", self.kind.name())?;
@@ -192,22 +220,22 @@ fn go_quote(s: &str) -> String {
 
 /// A parsed rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expr {
+pub enum Expr<K = MatcherKind> {
     /// A matcher call.
-    Matcher(Matcher),
+    Matcher(Matcher<K>),
     /// `a && b`
-    And(Box<Expr>, Box<Expr>),
+    And(Box<Expr<K>>, Box<Expr<K>>),
     /// `a || b`
-    Or(Box<Expr>, Box<Expr>),
+    Or(Box<Expr<K>>, Box<Expr<K>>),
     /// `!a`
-    Not(Box<Expr>),
+    Not(Box<Expr<K>>),
 }
 
-impl Expr {
+impl<K> Expr<K> {
     /// Visit every matcher, left to right.
-    pub fn matchers(&self) -> Vec<&Matcher> {
+    pub fn matchers(&self) -> Vec<&Matcher<K>> {
         let mut out = Vec::new();
-        fn walk<'e>(e: &'e Expr, out: &mut Vec<&'e Matcher>) {
+        fn walk<'e, K>(e: &'e Expr<K>, out: &mut Vec<&'e Matcher<K>>) {
             match e {
                 Expr::Matcher(m) => out.push(m),
                 Expr::And(a, b) | Expr::Or(a, b) => {
@@ -222,7 +250,7 @@ impl Expr {
     }
 }
 
-impl fmt::Display for Expr {
+impl<K: Vocabulary> fmt::Display for Expr<K> {
     /// Canonical source form with minimal parentheses.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,6 +1,8 @@
 //! Lexer and recursive-descent parser for v3 rules.
 
-use super::{Expr, Matcher, MatcherKind, RuleError, MAX_NESTING};
+use std::marker::PhantomData;
+
+use super::{Expr, Matcher, MatcherKind, RuleError, Vocabulary, MAX_NESTING};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok {
@@ -263,15 +265,22 @@ impl Lexer {
     }
 }
 
-struct Parser {
+struct Parser<K> {
     lx: Lexer,
+    vocabulary: PhantomData<K>,
 }
 
 /// Parse a v3 rule into its AST, checking syntax, matcher names, arity and empty arguments.
 /// Value checks (regexps, paths, hosts, IPs) happen in [`super::compile`].
 pub fn parse(rule: &str) -> Result<Expr, RuleError> {
-    let mut p = Parser {
+    parse_with::<MatcherKind>(rule)
+}
+
+/// [`parse`] with another set of matchers (the TCP rule language uses the same syntax).
+pub fn parse_with<K: Vocabulary>(rule: &str) -> Result<Expr<K>, RuleError> {
+    let mut p = Parser::<K> {
         lx: Lexer::new(rule),
+        vocabulary: PhantomData,
     };
     let e = p.parse_or(0)?;
     let t = p.lx.next()?;
@@ -283,7 +292,7 @@ pub fn parse(rule: &str) -> Result<Expr, RuleError> {
 
 /// Build a balanced tree so long `a && b && c ...` chains stay shallow (the operators are
 /// associative and evaluation order is preserved left to right).
-fn balanced(mut items: Vec<Expr>, and: bool) -> Expr {
+fn balanced<K>(mut items: Vec<Expr<K>>, and: bool) -> Expr<K> {
     if items.len() == 1 {
         if let Some(e) = items.pop() {
             return e;
@@ -299,8 +308,8 @@ fn balanced(mut items: Vec<Expr>, and: bool) -> Expr {
     }
 }
 
-impl Parser {
-    fn parse_or(&mut self, depth: usize) -> Result<Expr, RuleError> {
+impl<K: Vocabulary> Parser<K> {
+    fn parse_or(&mut self, depth: usize) -> Result<Expr<K>, RuleError> {
         let mut items = vec![self.parse_and(depth)?];
         while self.lx.peek()?.tok == Tok::Or {
             self.lx.next()?;
@@ -309,7 +318,7 @@ impl Parser {
         Ok(balanced(items, false))
     }
 
-    fn parse_and(&mut self, depth: usize) -> Result<Expr, RuleError> {
+    fn parse_and(&mut self, depth: usize) -> Result<Expr<K>, RuleError> {
         let mut items = vec![self.parse_unary(depth)?];
         while self.lx.peek()?.tok == Tok::And {
             self.lx.next()?;
@@ -318,7 +327,7 @@ impl Parser {
         Ok(balanced(items, true))
     }
 
-    fn parse_unary(&mut self, depth: usize) -> Result<Expr, RuleError> {
+    fn parse_unary(&mut self, depth: usize) -> Result<Expr<K>, RuleError> {
         let t = self.lx.next()?;
         match t.tok {
             Tok::Not | Tok::LParen if depth >= MAX_NESTING => Err(RuleError::new(
@@ -335,16 +344,14 @@ impl Parser {
                 Ok(e)
             }
             Tok::Ident(ref name) => {
-                let Some(kind) = MatcherKind::from_name(name) else {
-                    return Err(RuleError::new(format!("unknown matcher {name:?}"), t.col));
-                };
+                let kind = K::lookup(name).map_err(|m| RuleError::new(m, t.col))?;
                 self.parse_call(kind, t.col)
             }
             _ => Err(t.unexpected("a matcher")),
         }
     }
 
-    fn parse_call(&mut self, kind: MatcherKind, col: usize) -> Result<Expr, RuleError> {
+    fn parse_call(&mut self, kind: K, col: usize) -> Result<Expr<K>, RuleError> {
         let open = self.lx.next()?;
         if open.tok != Tok::LParen {
             return Err(open.unexpected("\"(\""));

@@ -136,7 +136,8 @@ async fn on_response(
     *resp = out;
 }
 
-/// The response phase of `mws[..upto]`, innermost first, awaiting `errors` middlewares.
+/// The response phase of `mws[..upto]`, innermost first, awaiting `errors`, `contentType`
+/// and `buffering` middlewares.
 pub(crate) async fn respond(
     cx: &ConnCtx,
     mws: &[Arc<Mw>],
@@ -145,18 +146,25 @@ pub(crate) async fn respond(
     resp: &mut Response<ProxyBody>,
 ) {
     let mut end = upto.min(mws.len());
-    while let Some(at) = ctx
-        .errors
-        .iter()
-        .filter(|(i, _)| *i < end)
-        .map(|(i, _)| *i)
-        .max()
-    {
+    // Middlewares whose response phase awaits: `errors` (that saw the request),
+    // `contentType` and `buffering`.
+    let awaits = |i: usize| match &*mws[i] {
+        Mw::Errors(_) => ctx.errors.iter().any(|(at, _)| *at == i),
+        Mw::ContentType(sniff) => *sniff,
+        Mw::Buffering(_) => true,
+        _ => false,
+    };
+    while let Some(at) = (0..end).rev().find(|i| awaits(*i)) {
         apply_response_from(mws, at + 1, end, ctx, resp);
-        if let (Mw::Errors(e), Some((_, seen))) =
-            (&*mws[at], ctx.errors.iter().find(|(i, _)| *i == at))
-        {
-            on_response(cx, e, seen, resp).await;
+        match &*mws[at] {
+            Mw::Errors(e) => {
+                if let Some((_, seen)) = ctx.errors.iter().find(|(i, _)| *i == at) {
+                    on_response(cx, e, seen, resp).await;
+                }
+            }
+            Mw::ContentType(sniff) => super::contenttype::on_response(*sniff, resp).await,
+            Mw::Buffering(b) => super::buffering::on_response(b, resp).await,
+            _ => {}
         }
         end = at;
     }

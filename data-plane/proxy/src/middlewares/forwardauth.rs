@@ -27,6 +27,8 @@ use http::header::{
 };
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
+use opentelemetry::trace::{Span as _, SpanKind, Status as OtelStatus};
+use opentelemetry::KeyValue;
 use switchyard_config::middlewares::forwardauth::{
     canonical_header_key, is_managed_x_header, CompiledForwardAuth,
 };
@@ -78,7 +80,7 @@ fn status_only(status: StatusCode) -> Response<ProxyBody> {
 }
 
 /// Read a body whole, failing with `Ok(Err(()))` beyond `limit` bytes.
-async fn read_limited<B>(body: B, limit: Option<u64>) -> Result<Result<Bytes, ()>, ()>
+pub(crate) async fn read_limited<B>(body: B, limit: Option<u64>) -> Result<Result<Bytes, ()>, ()>
 where
     B: http_body::Body<Data = Bytes>,
 {
@@ -272,17 +274,47 @@ pub(crate) async fn on_request(
         return Some(status_only(StatusCode::INTERNAL_SERVER_ERROR));
     };
     *auth_req.headers_mut() = headers;
+    // Traefik's `AuthRequest` client span, its context sent to the authentication server.
+    let mut span = req.trace.as_ref().map(|(t, parent)| {
+        let span = t.child(
+            "AuthRequest",
+            SpanKind::Client,
+            parent,
+            vec![
+                KeyValue::new("http.request.method", auth_req.method().to_string()),
+                KeyValue::new("url.full", f.address.to_string()),
+            ],
+        );
+        crate::otel::inject(span.span_context(), auth_req.headers_mut());
+        span
+    });
     let resp = match tokio::time::timeout(TIMEOUT, client.request(auth_req)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             tracing::debug!(address = %f.address, error = ?e, "forwardAuth: error calling the authentication server");
+            if let Some(s) = &mut span {
+                s.set_status(OtelStatus::error(format!("{e}")));
+            }
             return Some(status_only(StatusCode::INTERNAL_SERVER_ERROR));
         }
         Err(_) => {
             tracing::debug!(address = %f.address, "forwardAuth: authentication server timed out");
+            if let Some(s) = &mut span {
+                s.set_status(OtelStatus::error("timed out"));
+            }
             return Some(status_only(StatusCode::INTERNAL_SERVER_ERROR));
         }
     };
+    if let Some(mut s) = span {
+        s.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(resp.status().as_u16()),
+        ));
+        if resp.status().is_server_error() {
+            s.set_status(OtelStatus::error(""));
+        }
+        s.end();
+    }
     let (mut parts, body) = resp.into_parts();
     let body = match read_limited(body, f.max_response_body_size).await {
         Ok(Ok(b)) => b,

@@ -19,6 +19,12 @@
 //!   authentication server);
 //! * [`errors`]: the `errors` middleware (the response phase awaits the error page, see
 //!   [`errors::respond`]);
+//! * [`contenttype`]: `contentType` (the response phase awaits the first data to sniff);
+//! * [`buffering`]: `buffering` (both phases await the whole body; retries in
+//!   [`retry::forward`]);
+//! * [`grpcweb`]: `grpcWeb` (preflight, gRPC-Web ↔ gRPC);
+//! * [`passtlsclientcert`]: `passTLSClientCert` (the connection's client certificates);
+//! * `encodedCharacters`: 400 for a denied encoded character in the path (here);
 //! * `chain`: flattened into the router's list at compile time ([`flatten`]).
 //!
 //! The request phase runs the middlewares in order; one may answer directly (a redirect, a
@@ -28,14 +34,18 @@
 //! (502/503/…).
 
 pub(crate) mod basicauth;
+pub(crate) mod buffering;
 pub(crate) mod circuitbreaker;
 pub(crate) mod compress;
+pub(crate) mod contenttype;
 pub(crate) mod digestauth;
 pub(crate) mod errors;
 pub(crate) mod forwardauth;
+pub(crate) mod grpcweb;
 pub(crate) mod headers;
 pub(crate) mod inflight;
 pub(crate) mod ipallowlist;
+pub(crate) mod passtlsclientcert;
 pub(crate) mod ratelimit;
 pub(crate) mod redirect;
 pub(crate) mod retry;
@@ -77,6 +87,11 @@ pub(crate) struct MwRequest<'a> {
     pub ctx: ResponseCtx,
     /// The request body (a middleware may buffer it).
     pub body: UpBody,
+    /// The client's TLS certificates (leaf first; empty without mutual TLS).
+    pub client_certs: &'a [rustls::pki_types::CertificateDer<'static>],
+    /// The tracer and the request's server span (tracing on for this request): middlewares
+    /// that call out (`forwardAuth`) make a client span under it.
+    pub trace: Option<crate::server::SpanParent>,
 }
 
 /// Per-request facts the request phase records for the response phase (the request itself
@@ -100,6 +115,8 @@ pub(crate) struct ResponseCtx {
     /// When the first `circuitBreaker` let the request pass (its latency is measured from
     /// there).
     pub started: Option<std::time::Instant>,
+    /// The `grpcWeb` middleware that turned the request into gRPC.
+    pub grpc_web: Option<grpcweb::Seen>,
 }
 
 impl ResponseCtx {
@@ -191,6 +208,8 @@ pub(crate) async fn apply_request(
     for (i, m) in mws.iter().enumerate() {
         let answer = match &**m {
             Mw::ForwardAuth(f) => forwardauth::on_request(f, i, req).await,
+            Mw::Buffering(b) => buffering::on_request(b, req).await?,
+            Mw::GrpcWeb(g) => grpcweb::on_request(g, i, req).await,
             _ => on_request(m, i, req)?,
         };
         if let Some(resp) = answer {
@@ -229,7 +248,18 @@ fn on_request(
         // Applied around the forward (see `retry::forward`); expanded by `flatten`.
         Mw::Retry(_) | Mw::Chain(_) => Ok(None),
         // Asynchronous: run by `apply_request`.
-        Mw::ForwardAuth(_) => Ok(None),
+        Mw::ForwardAuth(_) | Mw::Buffering(_) | Mw::GrpcWeb(_) => Ok(None),
+        // Response phase only.
+        Mw::ContentType(_) => Ok(None),
+        Mw::PassTlsClientCert(p) => {
+            passtlsclientcert::on_request(p, req);
+            Ok(None)
+        }
+        Mw::EncodedCharacters(e) => Ok(e.check(req.parts.uri.path()).is_err().then(|| {
+            let mut r = Response::new(ProxyBody::full(bytes::Bytes::new()));
+            *r.status_mut() = http::StatusCode::BAD_REQUEST;
+            r
+        })),
         Mw::Errors(e) => {
             errors::on_request(e, i, req);
             Ok(None)
@@ -270,6 +300,7 @@ pub(crate) fn apply_response_from(
             Mw::CircuitBreaker(c) => {
                 circuitbreaker::on_response(c, ctx, resp.status().as_u16());
             }
+            Mw::GrpcWeb(_) => grpcweb::on_response(i, ctx, resp),
             _ => {}
         }
     }
@@ -281,7 +312,8 @@ pub(crate) fn has_response_phase(mws: &[Arc<Mw>]) -> bool {
         Mw::ForwardAuth(f) => !f.add_auth_cookies_to_response.is_empty(),
         Mw::Errors(_) => true,
         Mw::Headers(h) => h.has_response_phase(),
-        Mw::Compress(_) | Mw::CircuitBreaker(_) => true,
+        Mw::Compress(_) | Mw::CircuitBreaker(_) | Mw::GrpcWeb(_) | Mw::Buffering(_) => true,
+        Mw::ContentType(sniff) => *sniff,
         _ => false,
     })
 }

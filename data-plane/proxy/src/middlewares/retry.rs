@@ -48,6 +48,12 @@ pub(crate) async fn forward(
     suppress_xff: bool,
     up: &mut Upstream,
 ) -> Result<(Response<ProxyBody>, Option<InflightGuard>), ErrorKind> {
+    if let Some(expr) = super::buffering::retry_of(&rr.middlewares) {
+        if let UpBody::Full(buffered) = &body {
+            let buffered = buffered.clone();
+            return buffered_forward(cx, rr, parts, buffered, host, suppress_xff, up, expr).await;
+        }
+    }
     let retry = retry_of(&rr.middlewares).filter(|r| r.attempts > 1);
     let replayable = body.is_end_stream()
         && !parts.headers.contains_key(http::header::UPGRADE)
@@ -79,5 +85,46 @@ pub(crate) async fn forward(
             }
             other => return other,
         }
+    }
+}
+
+/// `buffering.retryExpression`: the buffered request is sent again while the expression
+/// holds for the last attempt (at most [`MAX_ATTEMPTS`] in all).
+#[allow(clippy::too_many_arguments)]
+async fn buffered_forward(
+    cx: &ConnCtx,
+    rr: &RouteRt,
+    parts: Parts,
+    body: Option<bytes::Bytes>,
+    host: HeaderValue,
+    suppress_xff: bool,
+    up: &mut Upstream,
+    expr: &switchyard_config::middlewares::buffering::RetryExpr,
+) -> Result<(Response<ProxyBody>, Option<InflightGuard>), ErrorKind> {
+    use switchyard_config::middlewares::buffering::{Attempt, MAX_ATTEMPTS};
+    let mut attempts = 1;
+    loop {
+        let res = forward::forward(
+            cx,
+            rr,
+            copy(&parts),
+            UpBody::Full(body.clone()),
+            host.clone(),
+            suppress_xff,
+            up,
+        )
+        .await;
+        let code = match &res {
+            Ok((r, _)) => r.status().as_u16(),
+            Err(k) => k.status().as_u16(),
+        };
+        let again = Attempt {
+            attempts,
+            response_code: code,
+        };
+        if attempts >= MAX_ATTEMPTS || !expr.eval(&again) {
+            return res;
+        }
+        attempts += 1;
     }
 }

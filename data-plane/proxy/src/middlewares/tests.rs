@@ -48,6 +48,8 @@ fn run(
         tls: false,
         ctx: ResponseCtx::default(),
         body: crate::body::UpBody::empty(),
+        client_certs: &[],
+        trace: None,
     };
     let flow = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,30 +1,18 @@
 //! OpenTelemetry tracing of the proxy (Traefik v3's tracing): per request a server span named
-//! after the method (entry point, router, service, server URL, status, retries) and a
-//! `ReverseProxy` client span per attempt to a server; W3C `traceparent`/`tracestate` are
-//! extracted from the client (its trace id is kept) and injected to the backend. Spans are
-//! exported over OTLP (gRPC with tonic, or HTTP/protobuf) by [`processor`]: a bounded queue,
-//! never waited on; dropped spans are counted in `switchyard_proxy_tracing_dropped_spans_total`.
-//! A router with `observability.tracing: false` makes no span. Off by default.
-
-pub mod config;
-mod processor;
+//! after the method (entry point, router, service, server URL, status, retries), a
+//! `ReverseProxy` client span per attempt to a server and a `forwardAuth` client span per call
+//! to an authentication server; W3C `traceparent`/`tracestate` are extracted from the client
+//! (its trace id is kept) and injected to the backend. A pushed config version that carries a
+//! trace context gets a `config apply` span (compile + swap + ACK) in that trace. The tracer,
+//! its options and the bounded export queue are [`switchyard_otel`]'s, shared with the control
+//! node; dropped spans are counted in `switchyard_proxy_tracing_dropped_spans_total`. A router
+//! with `observability.tracing: false` makes no span. Off by default.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use http::{HeaderMap, HeaderValue};
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{
-    SpanContext, SpanKind, TraceContextExt, Tracer as _, TracerProvider as _,
-};
-use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig as _};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, Span};
-use opentelemetry_sdk::Resource;
-
-pub use config::{Protocol, TracingOptions};
-use processor::{Counters, QueueProcessor};
+use opentelemetry::KeyValue;
+pub use switchyard_otel::{config, Protocol, TracingOptions};
+pub(crate) use switchyard_otel::{inject, Tracer as Tracing};
 
 use crate::errors::ProxyError;
 use crate::metrics::Metrics;
@@ -36,206 +24,91 @@ pub(crate) struct Identity<'a> {
     pub zone: &'a str,
 }
 
-/// The running tracer of a proxy.
-pub(crate) struct Tracing {
-    tracer: SdkTracer,
-    _provider: SdkTracerProvider,
-    propagator: TraceContextPropagator,
-}
-
-struct HeaderExtractor<'a>(&'a HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-}
-
-impl Tracing {
-    /// Build the exporter (inside the runtime: tonic's channel connects lazily, so an absent
-    /// collector does not fail the start), the processor and the tracer.
-    pub(crate) fn start(
-        opts: &TracingOptions,
-        id: &Identity<'_>,
-        metrics: &Metrics,
-        handle: &tokio::runtime::Handle,
-    ) -> Result<Arc<Tracing>, ProxyError> {
-        let _guard = handle.enter();
-        let bad = |e: opentelemetry_otlp::ExporterBuildError| {
-            ProxyError::Options(format!("tracing: OTLP exporter: {e}"))
-        };
-        let mut exporter = match opts.protocol {
-            Protocol::Grpc => {
-                let mut b = opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_timeout(opts.export_timeout);
-                if let Some(e) = &opts.endpoint {
-                    b = b.with_endpoint(e.clone());
-                }
-                b.build().map_err(bad)?
-            }
-            Protocol::HttpProtobuf => {
-                let mut b = opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                    .with_timeout(opts.export_timeout)
-                    .with_headers(Default::default());
-                if let Some(e) = &opts.endpoint {
-                    b = b.with_endpoint(e.clone());
-                }
-                b.build().map_err(bad)?
-            }
-        };
-        let mut attrs = vec![KeyValue::new(
-            "service.instance.id",
-            id.proxy_id.to_string(),
-        )];
-        attrs.push(KeyValue::new(
+/// Starts the tracer: its counters go to the proxy's `/metrics`.
+pub(crate) fn start(
+    opts: &TracingOptions,
+    id: &Identity<'_>,
+    metrics: &Metrics,
+    handle: &tokio::runtime::Handle,
+) -> Result<Arc<Tracing>, ProxyError> {
+    let counters = switchyard_otel::Counters::default();
+    metrics.register(
+        "tracing_dropped_spans",
+        "Spans dropped because the export queue was full (collector slow or down)",
+        counters.dropped.clone(),
+    );
+    metrics.register(
+        "tracing_exported_spans",
+        "Spans sent to the OTLP collector",
+        counters.exported.clone(),
+    );
+    metrics.register(
+        "tracing_failed_spans",
+        "Spans lost in failed or timed-out OTLP exports",
+        counters.failed.clone(),
+    );
+    let identity = switchyard_otel::Identity {
+        service: "switchyard-proxy",
+        instance: id.proxy_id.to_string(),
+        region: id.region.to_string(),
+        zone: id.zone.to_string(),
+        attributes: vec![KeyValue::new(
             "switchyard.proxy.id",
             id.proxy_id.to_string(),
-        ));
-        if !id.region.is_empty() {
-            attrs.push(KeyValue::new("cloud.region", id.region.to_string()));
-        }
-        if !id.zone.is_empty() {
-            attrs.push(KeyValue::new(
-                "cloud.availability_zone",
-                id.zone.to_string(),
-            ));
-        }
-        for (k, v) in &opts.resource_attributes {
-            attrs.push(KeyValue::new(k.clone(), v.clone()));
-        }
-        let mut rb = Resource::builder().with_attributes(attrs);
-        if let Some(n) = &opts.service_name {
-            rb = rb.with_service_name(n.clone());
-        } else if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
-            rb = rb.with_service_name("switchyard-proxy");
-        }
-        let resource = rb.build();
-        opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
-        let counters = Counters::default();
-        metrics.register(
-            "tracing_dropped_spans",
-            "Spans dropped because the export queue was full (collector slow or down)",
-            counters.dropped.clone(),
-        );
-        metrics.register(
-            "tracing_exported_spans",
-            "Spans sent to the OTLP collector",
-            counters.exported.clone(),
-        );
-        metrics.register(
-            "tracing_failed_spans",
-            "Spans lost in failed or timed-out OTLP exports",
-            counters.failed.clone(),
-        );
-        let processor =
-            QueueProcessor::start(exporter, opts.queue, opts.export_timeout, counters, handle);
-        let mut pb = SdkTracerProvider::builder()
-            .with_resource(resource)
-            .with_span_processor(processor);
-        if let Some(r) = opts.sample_rate {
-            pb = pb.with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                r,
-            ))));
-        }
-        let provider = pb.build();
-        let tracer = provider.tracer("switchyard-proxy");
-        Ok(Arc::new(Tracing {
-            tracer,
-            _provider: provider,
-            propagator: TraceContextPropagator::new(),
-        }))
-    }
-
-    /// The client's trace context (W3C `traceparent`, `tracestate`), if any.
-    pub(crate) fn extract(&self, headers: &HeaderMap) -> Context {
-        if !headers.contains_key("traceparent") {
-            return Context::new();
-        }
-        self.propagator.extract(&HeaderExtractor(headers))
-    }
-
-    /// Start a server span (`name`: the method) under `parent`.
-    pub(crate) fn server_span(
-        &self,
-        parent: &Context,
-        name: &'static str,
-        start: SystemTime,
-        attrs: Vec<KeyValue>,
-    ) -> Span {
-        self.tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Server)
-            .with_start_time(start)
-            .with_attributes(attrs)
-            .start_with_context(&self.tracer, parent)
-    }
-
-    /// Start a client span (`ReverseProxy`) under the server span `parent`.
-    pub(crate) fn client_span(&self, parent: &SpanContext, attrs: Vec<KeyValue>) -> Span {
-        let cx = Context::new().with_remote_span_context(parent.clone());
-        self.tracer
-            .span_builder("ReverseProxy")
-            .with_kind(SpanKind::Client)
-            .with_attributes(attrs)
-            .start_with_context(&self.tracer, &cx)
-    }
+        )],
+    };
+    switchyard_otel::Tracer::start(opts, identity, counters, handle)
+        .map(Arc::new)
+        .map_err(|e| ProxyError::Options(e.to_string()))
 }
 
-/// Set `traceparent` (and `tracestate`) of `sc` on an outgoing request.
-pub(crate) fn inject(sc: &SpanContext, headers: &mut HeaderMap) {
-    if !sc.is_valid() {
-        return;
+/// The `config apply` span of a pushed version (compile + swap + ACK), in the trace of the
+/// change that made it (the message's `traceparent`); `None` when either side does not trace.
+pub(crate) fn config_apply_span(
+    proxy: &crate::Proxy,
+    msg: &switchyard_proto::stream::ConfigMessage,
+) -> Option<switchyard_otel::Span> {
+    use opentelemetry::trace::{SpanKind, TraceContextExt};
+    let tracer = proxy.tracer()?;
+    if msg.traceparent.is_empty() {
+        return None;
     }
-    let tp = format!(
-        "00-{}-{}-{:02x}",
-        sc.trace_id(),
-        sc.span_id(),
-        sc.trace_flags().to_u8()
-    );
-    if let Ok(v) = HeaderValue::from_str(&tp) {
-        headers.insert(http::header::HeaderName::from_static("traceparent"), v);
+    let cx = switchyard_otel::context_from_traceparent(&msg.traceparent);
+    if !cx.span().span_context().is_valid() {
+        return None;
     }
-    let ts = sc.trace_state().header();
-    if ts.is_empty() {
-        headers.remove("tracestate");
-    } else if let Ok(v) = HeaderValue::from_str(&ts) {
-        headers.insert(http::header::HeaderName::from_static("tracestate"), v);
-    }
+    let kind = match msg.body {
+        Some(switchyard_proto::stream::config_message::Body::Delta(_)) => "delta",
+        _ => "snapshot",
+    };
+    Some(tracer.span(
+        "config apply",
+        SpanKind::Consumer,
+        &cx,
+        None,
+        vec![
+            KeyValue::new("switchyard.proxy.id", proxy.id().to_string()),
+            KeyValue::new("switchyard.config.version", msg.version as i64),
+            KeyValue::new("switchyard.config.message", kind),
+            KeyValue::new("switchyard.node.id", msg.node_id as i64),
+        ],
+    ))
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn extract_and_inject_keep_the_trace_id() {
-        let p = TraceContextPropagator::new();
-        let mut h = HeaderMap::new();
-        h.insert(
-            "traceparent",
-            HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
-        );
-        h.insert("tracestate", HeaderValue::from_static("vendor=x"));
-        let cx = p.extract(&HeaderExtractor(&h));
-        let sc = cx.span().span_context().clone();
-        assert!(sc.is_remote() && sc.is_sampled());
-        assert_eq!(
-            sc.trace_id().to_string(),
-            "0af7651916cd43dd8448eb211c80319c"
-        );
-        let mut out = HeaderMap::new();
-        inject(&sc, &mut out);
-        assert_eq!(
-            out["traceparent"],
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-        );
-        assert_eq!(out["tracestate"], "vendor=x");
+/// Records the answer (ACK, or NACK with its error) on a `config apply` span; the span ends
+/// when dropped, after the answer is sent.
+pub(crate) fn end_config_apply(
+    span: &mut switchyard_otel::Span,
+    reply: &switchyard_proto::stream::proxy_message::Msg,
+) {
+    use opentelemetry::trace::{Span as _, Status};
+    use switchyard_proto::stream::proxy_message::Msg;
+    match reply {
+        Msg::Ack(_) => span.set_attribute(KeyValue::new("switchyard.config.outcome", "ack")),
+        Msg::Nack(n) => {
+            span.set_attribute(KeyValue::new("switchyard.config.outcome", "nack"));
+            span.set_status(Status::error(n.error.clone()));
+        }
+        _ => {}
     }
 }

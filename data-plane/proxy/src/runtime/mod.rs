@@ -87,12 +87,16 @@ pub(crate) struct Runtime {
     pub services: Services,
     /// Certificates, TLS options and ACME answers of this version.
     pub tls: switchyard_tls::TlsTable,
+    /// TCP routers per entry point ([`crate::tcp`]).
+    pub tcp: crate::tcp::router::TcpTable,
     /// The proxy's generated default certificate (same for every version).
     pub default_cert: Arc<CertifiedKey>,
     /// HTTP-01 challenges are answered (a resolver uses `httpChallenge`, or one is pending).
     pub http01_enabled: bool,
     /// `rateLimit` middlewares with `scope: cluster`, by name (see `control::limiter`).
     pub cluster_limiters: Vec<(String, Arc<Mw>)>,
+    /// Request counters of this version, for rollouts (set by `Proxy::apply`).
+    pub version_stats: Arc<crate::version_stats::VersionStats>,
 }
 
 impl Runtime {
@@ -113,9 +117,11 @@ impl Runtime {
             needs_headers: false,
             services: Services::default(),
             tls,
+            tcp: crate::tcp::router::TcpTable::default(),
             default_cert,
             http01_enabled: false,
             cluster_limiters: Vec::new(),
+            version_stats: Arc::new(crate::version_stats::VersionStats::new(0)),
         })
     }
 
@@ -132,6 +138,7 @@ impl Runtime {
             .map_err(|e| e.to_string())?;
         let tls = switchyard_tls::compile(&cfg, Some(old.default_cert.clone()))
             .map_err(|e| e.to_string())?;
+        let tcp = crate::tcp::router::TcpTable::compile(&cfg, entrypoints, &tls, env.locality)?;
         let mws = middlewares::compile_all(&cfg.http.middlewares)?;
         let services = services::compile(&cfg, Some((&old.config, &old.services)), env)?;
         middlewares::errors::link(&mws, &services)?;
@@ -202,8 +209,10 @@ impl Runtime {
             services,
             http01_enabled,
             tls,
+            tcp,
             default_cert: old.default_cert.clone(),
             cluster_limiters: middlewares::cluster_limiters(&mws),
+            version_stats: Arc::new(crate::version_stats::VersionStats::new(0)),
         })
     }
 

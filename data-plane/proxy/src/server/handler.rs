@@ -58,6 +58,7 @@ fn request_host(parts: &http::request::Parts) -> HeaderValue {
 }
 
 fn finish(
+    rt: &crate::runtime::Runtime,
     mut resp: Response<ProxyBody>,
     stats: Arc<RouteStats>,
     start: Instant,
@@ -65,6 +66,7 @@ fn finish(
     obs: Obs,
 ) -> Response<ProxyBody> {
     let code = resp.status().as_u16();
+    rt.version_stats.record(code, start.elapsed());
     let (labels, retries) = (obs.labels, obs.up.attempts.saturating_sub(1));
     let done = obs.respond(&resp);
     resp.body_mut().set_completion(Completion::new(
@@ -146,11 +148,11 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         shared.metrics.count_error(ErrorKind::Internal);
         return error_response(ErrorKind::Internal);
     };
+    let rt = shared.current.load_full();
     let error = |kind: ErrorKind, stats: Arc<RouteStats>, obs: Obs| {
         shared.metrics.count_error(kind);
-        finish(error_response(kind), stats, start, None, obs)
+        finish(&rt, error_response(kind), stats, start, None, obs)
     };
-    let rt = shared.current.load_full();
     let (mut parts, body) = req.into_parts();
     let mut obs = Obs::begin(cx, ep, &parts);
     let body = UpBody::client(body, &mut parts);
@@ -169,11 +171,11 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
     }
     if !cx.tls {
         if let Some(resp) = acme_http01(&rt, parts.uri.path()) {
-            return finish(resp, ep.no_route.clone(), start, None, obs);
+            return finish(&rt, resp, ep.no_route.clone(), start, None, obs);
         }
         if let Some((port, permanent)) = &ep.https_redirect {
             let resp = https_redirect(&parts, port, *permanent).unwrap_or_else(error_response);
-            return finish(resp, ep.no_route.clone(), start, None, obs);
+            return finish(&rt, resp, ep.no_route.clone(), start, None, obs);
         }
     }
     let host = request_host(&parts);
@@ -235,6 +237,8 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
         tls: cx.tls,
         ctx: ResponseCtx::default(),
         body,
+        client_certs: &cx.client_certs,
+        trace: obs.span_parent(),
     };
     let flow = if rr.middlewares.is_empty() {
         Ok(Flow::Continue)
@@ -253,12 +257,12 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
             shared.metrics.count_error(kind);
             let mut resp = error_response(kind);
             respond(cx, &rr.middlewares, rr.middlewares.len(), &mctx, &mut resp).await;
-            return finish(resp, stats, start, None, obs);
+            return finish(&rt, resp, stats, start, None, obs);
         }
         Ok(Flow::Respond(resp, at)) => {
             let mut resp = *resp;
             respond(cx, &rr.middlewares, at, &mctx, &mut resp).await;
-            return finish(resp, stats, start, None, obs);
+            return finish(&rt, resp, stats, start, None, obs);
         }
         Ok(Flow::Continue) => {}
     }
@@ -286,5 +290,5 @@ pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<Pro
     if !mctx.held.is_empty() {
         resp.body_mut().hold(std::mem::take(&mut mctx.held));
     }
-    finish(resp, stats, start, inflight, obs)
+    finish(&rt, resp, stats, start, inflight, obs)
 }

@@ -1,7 +1,8 @@
 //! Entry points: accepting connections and serving them with hyper.
 //!
-//! Each entry point runs one accept loop. A connection is TLS or plaintext by its first byte
-//! ([`crate::tls`]); the TLS handshake runs in the connection's task, never in the accept
+//! Each entry point runs one accept loop. TCP routers see a connection first
+//! ([`crate::tcp::route`]: it reads nothing when the entry point has none); then a connection
+//! is TLS or plaintext by its first byte ([`crate::tls`]); the TLS handshake runs in the connection's task, never in the accept
 //! loop. Connections are served by hyper-util's `auto`
 //! builder: HTTP/1.1 with keep-alive (and upgrades, for WebSocket) or HTTP/2 with prior
 //! knowledge (h2c), detected from the connection preface. `TCP_NODELAY` is set on every
@@ -21,6 +22,7 @@ pub(crate) mod forward;
 mod handler;
 mod hygiene;
 pub(crate) mod observe;
+pub(crate) use observe::SpanParent;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -64,6 +66,9 @@ pub(crate) struct ConnCtx {
     pub sni: Option<Box<str>>,
     /// `(TLSVersion, TLSCipher)` of a TLS connection, Go's names (access logs).
     pub tls_info: Option<(&'static str, &'static str)>,
+    /// The client's certificates on a mutual-TLS connection (leaf first), for
+    /// `passTLSClientCert`.
+    pub client_certs: Box<[rustls::pki_types::CertificateDer<'static>]>,
 }
 
 /// Runs when a response is finished (body sent or dropped): records the request's metrics,
@@ -457,6 +462,10 @@ pub(crate) async fn accept_loop(
                 let hits = hits.clone();
                 conns.spawn(async move {
                     let _open = OpenGuard::new(open);
+                    // TCP routers first (they may read the first bytes: replayed to HTTP).
+                    let Some(stream) = crate::tcp::route(stream, peer, ep, &shared).await else {
+                        return;
+                    };
                     let accepted = crate::tls::accept(stream, &shared).await;
                     let sni = match &accepted {
                         Accepted::Tls(s) => s.get_ref().1.server_name().map(Box::from),
@@ -465,6 +474,15 @@ pub(crate) async fn accept_loop(
                     let tls_info = match &accepted {
                         Accepted::Tls(s) => Some(observe::tls_info(s.get_ref().1)),
                         _ => None,
+                    };
+                    let client_certs = match &accepted {
+                        Accepted::Tls(s) => s
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
+                            .unwrap_or_default(),
+                        _ => Box::default(),
                     };
                     let cx = Arc::new(ConnCtx {
                         shared,
@@ -475,6 +493,7 @@ pub(crate) async fn accept_loop(
                         tls: matches!(accepted, Accepted::Tls(_)),
                         sni,
                         tls_info,
+                        client_certs,
                     });
                     match accepted {
                         Accepted::Plain(s) => {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Response};
-use opentelemetry::trace::{Span as _, SpanContext, Status};
+use opentelemetry::trace::{Span as _, SpanContext, SpanKind, Status};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::Span;
 
@@ -61,7 +61,7 @@ pub(crate) struct Upstream {
     /// Attempts made (0 or 1: not retried).
     pub attempts: u32,
     /// The tracer and the server span's context (tracing on for this request).
-    trace: Option<(Arc<Tracing>, SpanContext)>,
+    trace: Option<SpanParent>,
     /// The client span of the current attempt.
     span: Option<Span>,
 }
@@ -83,7 +83,9 @@ impl Upstream {
         self.origin_status = None;
         self.origin_start = Some(Instant::now());
         if let Some((t, parent)) = &self.trace {
-            let span = t.client_span(
+            let span = t.child(
+                "ReverseProxy",
+                SpanKind::Client,
                 parent,
                 vec![
                     KeyValue::new("http.request.method", method.to_string()),
@@ -124,6 +126,9 @@ impl Upstream {
     }
 }
 
+/// The tracer and the span that client spans of a request hang from.
+pub(crate) type SpanParent = (Arc<Tracing>, SpanContext);
+
 /// A server span not started yet (it is started when the router is known, so that a router
 /// with `observability.tracing: false` makes none), or started.
 struct Trace {
@@ -140,8 +145,15 @@ impl Trace {
         let t = &self.tracer;
         let (parent, start, method) = (&self.parent, self.start, self.method);
         let attrs = &mut self.attrs;
-        self.span
-            .get_or_insert_with(|| t.server_span(parent, method, start, std::mem::take(attrs)))
+        self.span.get_or_insert_with(|| {
+            t.span(
+                method,
+                SpanKind::Server,
+                parent,
+                Some(start),
+                std::mem::take(attrs),
+            )
+        })
     }
 }
 
@@ -288,6 +300,12 @@ impl Obs {
             self.up.trace = Some((tracer, sc));
         }
         self.up.on = self.log.is_some() || self.trace.is_some();
+    }
+
+    /// The tracer and the server span (once routed, tracing on for the router), for client
+    /// spans made outside forwarding (`forwardAuth`).
+    pub(crate) fn span_parent(&self) -> Option<SpanParent> {
+        self.up.trace.clone()
     }
 
     /// Stage 7: the response head is known; what is left is done on completion.

@@ -242,12 +242,33 @@ function route() {
   refresh();
 }
 
+// The progressive rollout (`apply --rollout`): a line above every page while one runs, and the
+// outcome of the latest one (why it rolled back) until the next.
+function showRollout(r) {
+  const el = $("#rollout");
+  if (!r) {
+    el.hidden = true;
+    return;
+  }
+  const active = r.status === "running" || r.status === "paused";
+  const stages = r.stages.map((s, i) => (active && i === r.stage ? "[" + s + "]" : s)).join(" → ");
+  let text = "Rollout of config v" + r.targetVersion + " (previous v" + r.previousVersion + "): " + r.status +
+    " · stage " + (r.stage + 1) + "/" + r.stages.length + " · " + stages;
+  if (r.rollbackVersion) text += " · previous config back as v" + r.rollbackVersion;
+  if (r.reason) text += " · " + r.reason;
+  el.textContent = text;
+  el.className = "rollout " + r.status;
+  el.hidden = false;
+}
+
 async function poll() {
   if (!(state.tokenRequired && !state.token)) {
     try {
       const { body } = await api("/api/switchyard/status");
       $("#live").textContent = "config v" + body.configVersion + " · leader " + (body.leader ?? "none") + " · term " + body.term;
-      const key = [body.configVersion, body.leader, body.term].join("/");
+      showRollout(body.rollout);
+      const ro = body.rollout ? body.rollout.status + body.rollout.stage : "";
+      const key = [body.configVersion, body.leader, body.term, ro].join("/");
       // The first answer only sets the baseline (route() loaded the page). Cluster and proxies
       // pages also change without a new config (lag, reachability).
       const changed = state.last !== null && key !== state.last;

@@ -37,7 +37,7 @@ pub struct TracingOptions {
     /// Collector endpoint (`None`: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`, then the protocol's default).
     pub endpoint: Option<String>,
-    /// `service.name` (`None`: `OTEL_SERVICE_NAME`, else `switchyard-proxy`).
+    /// `service.name` (`None`: `OTEL_SERVICE_NAME`, else the binary's name).
     pub service_name: Option<String>,
     /// Ratio of new traces sampled (`None`: `OTEL_TRACES_SAMPLER`/`_ARG`, else every trace);
     /// a sampled client's decision is always followed (parent-based).

@@ -13,9 +13,9 @@ use tokio::sync::mpsc;
 /// Most spans per export call.
 const BATCH: usize = 512;
 
-/// Counters of the exporter.
+/// Counters of the exporter (register them in the process's Prometheus registry).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Counters {
+pub struct Counters {
     /// Spans dropped because the queue was full.
     pub dropped: Counter,
     /// Spans handed to the collector.

@@ -1,0 +1,124 @@
+//! W3C trace context (`traceparent`, `tracestate`): read from and written to HTTP headers, and
+//! carried as a plain `traceparent` string where a trace crosses something that is not HTTP
+//! (gRPC metadata, a Raft log entry, a pushed config message).
+
+use http::{HeaderMap, HeaderValue};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::SpanContext;
+use opentelemetry::Context;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+struct OneExtractor<'a>(&'a str);
+
+impl Extractor for OneExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        (key == "traceparent").then_some(self.0)
+    }
+    fn keys(&self) -> Vec<&str> {
+        vec!["traceparent"]
+    }
+}
+
+/// The context in `headers` (empty when there is no `traceparent`).
+pub(crate) fn extract(p: &TraceContextPropagator, headers: &HeaderMap) -> Context {
+    if !headers.contains_key("traceparent") {
+        return Context::new();
+    }
+    p.extract(&HeaderExtractor(headers))
+}
+
+/// The remote span context a `traceparent` value names (empty context when it is malformed).
+pub fn context_from_traceparent(tp: &str) -> Context {
+    TraceContextPropagator::new().extract(&OneExtractor(tp))
+}
+
+/// The `traceparent` value of `sc` (`None` when it is not a valid span context).
+pub fn traceparent(sc: &SpanContext) -> Option<String> {
+    sc.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    })
+}
+
+/// Sets `traceparent` (and `tracestate`) of `sc` on an outgoing request.
+pub fn inject(sc: &SpanContext, headers: &mut HeaderMap) {
+    let Some(tp) = traceparent(sc) else {
+        return;
+    };
+    if let Ok(v) = HeaderValue::from_str(&tp) {
+        headers.insert(http::header::HeaderName::from_static("traceparent"), v);
+    }
+    let ts = sc.trace_state().header();
+    if ts.is_empty() {
+        headers.remove("tracestate");
+    } else if let Ok(v) = HeaderValue::from_str(&ts) {
+        headers.insert(http::header::HeaderName::from_static("tracestate"), v);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use opentelemetry::trace::TraceContextExt;
+
+    use super::*;
+
+    const TP: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    #[test]
+    fn extract_and_inject_keep_the_trace_id() {
+        let p = TraceContextPropagator::new();
+        let mut h = HeaderMap::new();
+        h.insert("traceparent", HeaderValue::from_static(TP));
+        h.insert("tracestate", HeaderValue::from_static("vendor=x"));
+        let cx = extract(&p, &h);
+        let sc = cx.span().span_context().clone();
+        assert!(sc.is_remote() && sc.is_sampled());
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        let mut out = HeaderMap::new();
+        inject(&sc, &mut out);
+        assert_eq!(out["traceparent"], TP);
+        assert_eq!(out["tracestate"], "vendor=x");
+        assert!(
+            extract(&p, &HeaderMap::new())
+                .span()
+                .span_context()
+                .trace_id()
+                == opentelemetry::trace::TraceId::INVALID
+        );
+    }
+
+    #[test]
+    fn traceparent_strings_round_trip_and_garbage_is_no_context() {
+        let cx = context_from_traceparent(TP);
+        let sc = cx.span().span_context().clone();
+        assert_eq!(traceparent(&sc).as_deref(), Some(TP));
+        for bad in [
+            "",
+            "00-xyz",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+        ] {
+            let cx = context_from_traceparent(bad);
+            assert!(!cx.span().span_context().is_valid(), "{bad:?}");
+            assert_eq!(traceparent(cx.span().span_context()), None);
+        }
+    }
+}

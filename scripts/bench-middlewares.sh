@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Middleware benchmarks (BENCHMARKS.md "Middlewares (issue 9)"):
+#   bash scripts/bench-middlewares.sh [DURATION]
+# Installs nginx-light and wrk from Debian when missing; PROXY=path uses an already built
+# switchyard-proxy instead of `cargo build --release -p switchyard-proxy`.
+# 1. Throughput of one proxy (pinned to core 1; wrk and the nginx backend on core 0): a router
+#    without middlewares vs one with a chain of 5 (headers, stripPrefix, ipAllowList, rateLimit
+#    far above the load, compress with no Accept-Encoding), alternated 3 times.
+# 2. compress: a 1 MiB text body fetched with Accept-Encoding gzip / br / zstd through
+#    switchyard-proxy, and gzip through nginx (its default gzip_comp_level 1, and level 6 like
+#    Switchyard's gzip): uncompressed MB/s served and CPU seconds of the proxy process per MB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-10s}
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+if [ -z "${PROXY:-}" ]; then
+  cargo build --release -p switchyard-proxy >/dev/null
+  PROXY=$PWD/target/release/switchyard-proxy
+fi
+W=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; for p in $W/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; wait 2>/dev/null || true; rm -rf "$W"' EXIT
+ports=($(python3 -c 'import socket
+s=[socket.socket() for _ in range(6)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(" ".join(str(x.getsockname()[1]) for x in s))'))
+BACK=${ports[0]}; SY=${ports[1]}; SYADM=${ports[2]}; NG1=${ports[3]}; NG6=${ports[4]}
+
+mkdir -p "$W/www"
+python3 - "$W/www/big.txt" <<'PY'
+import random, sys
+random.seed(9)
+words = "the quick brown fox jumps over lazy dog proxy router service middleware header value request response body cluster region zone".split()
+out, n = [], 0
+while n < 1 << 20:
+    line = '{"id": %d, "name": "%s", "tags": ["%s", "%s"], "score": %.3f}\n' % (
+        n, " ".join(random.choice(words) for _ in range(4)), random.choice(words), random.choice(words), random.random())
+    out.append(line); n += len(line)
+open(sys.argv[1], "w").write("".join(out)[: 1 << 20])
+PY
+SIZE=$(stat -c %s "$W/www/big.txt")
+chmod -R a+rX "$W"   # nginx workers run as nobody
+
+nginx_conf() { # name body
+  mkdir -p "$W/$1"
+  cat >"$W/$1/nginx.conf" <<CONF
+worker_processes 1;
+pid $W/$1.pid;
+error_log $W/$1/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $W/$1; proxy_temp_path $W/$1; fastcgi_temp_path $W/$1;
+  uwsgi_temp_path $W/$1; scgi_temp_path $W/$1;
+  keepalive_requests 1000000;
+  default_type text/plain;
+  $2
+}
+CONF
+}
+nginx_conf b "server { listen 127.0.0.1:$BACK; root $W/www; location = / { return 200 'hello\n'; } location /api/ { return 200 'hello\n'; } }"
+for lvl in 1 6; do
+  port=$([ $lvl = 1 ] && echo $NG1 || echo $NG6)
+  nginx_conf "gz$lvl" "upstream back { server 127.0.0.1:$BACK; keepalive 128; }
+  server { listen 127.0.0.1:$port; gzip on; gzip_comp_level $lvl; gzip_types text/plain; gzip_min_length 1024;
+    location / { proxy_pass http://back; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+done
+taskset -c 0 nginx -c "$W/b/nginx.conf" -p "$W/b"
+taskset -c 1 nginx -c "$W/gz1/nginx.conf" -p "$W/gz1"
+taskset -c 1 nginx -c "$W/gz6/nginx.conf" -p "$W/gz6"
+
+cat >"$W/cfg.yaml" <<YAML
+http:
+  routers:
+    plain: {rule: "PathPrefix(\`/\`)", priority: 1, service: back}
+    chained: {rule: "PathPrefix(\`/chain/\`)", service: back, middlewares: [hdr, strip, allow, limit, gz]}
+    big: {rule: "Path(\`/big.txt\`)", service: back, middlewares: [gz]}
+  middlewares:
+    hdr: {headers: {customRequestHeaders: {X-Bench: "1"}, customResponseHeaders: {X-Served: "switchyard"}}}
+    strip: {stripPrefix: {prefixes: [/chain]}}
+    allow: {ipAllowList: {sourceRange: [127.0.0.0/8, "::1/128"]}}
+    limit: {rateLimit: {average: 100000000, burst: 100000000}}
+    gz: {compress: {}}
+  services:
+    back: {loadBalancer: {servers: [{url: "http://127.0.0.1:$BACK"}]}}
+YAML
+taskset -c 1 "$PROXY" --config-file "$W/cfg.yaml" --entrypoint "web=127.0.0.1:$SY" --admin-addr "127.0.0.1:$SYADM" >"$W/proxy.log" 2>&1 &
+echo $! >"$W/proxy.pid"
+for _ in $(seq 1 600); do curl -sf "127.0.0.1:$SYADM/readyz" >/dev/null && break; sleep 0.1; done
+curl -sf "127.0.0.1:$SY/chain/api/x" -o /dev/null -D - | grep -qi "x-served: switchyard" || { echo "chain route not served"; cat "$W/proxy.log"; exit 1; }
+[ "$(curl -sf "127.0.0.1:$SY/big.txt" | wc -c)" = "$SIZE" ] || { echo "big.txt not served"; exit 1; }
+
+cpu_of() { # pid -> CPU seconds (user+system) so far
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"
+}
+wrk_rps() { # connections url [header]
+  local hdr=()
+  [ -n "${3:-}" ] && hdr=(-H "$3")
+  taskset -c 0 wrk -t1 -c"$1" -d"$DUR" "${hdr[@]}" "$2" | awk '/Requests\/sec/ {print $2}'
+}
+
+echo "$(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg); wrk -d$DUR on core 0, proxies on core 1"
+echo
+echo "== 1. chain of 5 middlewares (headers, stripPrefix, ipAllowList, rateLimit, compress off) =="
+printf '%-10s %14s %14s %8s\n' round "none req/s" "chain req/s" cost
+taskset -c 0 wrk -t1 -c64 -d2s "http://127.0.0.1:$SY/api/x" >/dev/null
+for round in 1 2 3; do
+  none=$(wrk_rps 64 "http://127.0.0.1:$SY/api/x")
+  chain=$(wrk_rps 64 "http://127.0.0.1:$SY/chain/api/x")
+  printf '%-10s %14s %14s %7.1f%%\n' "$round" "$none" "$chain" "$(python3 -c "print(100*(1-$chain/$none))")"
+done
+echo
+echo "== 2. compress: 1 MiB text ($SIZE bytes), 4 connections =="
+printf '%-40s %10s %12s %14s %10s\n' target "req/s" "MB/s (raw)" "CPU s per MB" ratio
+comp() { # label url encoding pid
+  local before after rps ratio
+  ratio=$(curl -s -H "Accept-Encoding: $3" "$2" | wc -c)
+  before=$(cpu_of "$4")
+  rps=$(wrk_rps 4 "$2" "Accept-Encoding: $3")
+  after=$(cpu_of "$4")
+  python3 - "$1" "$rps" "$SIZE" "$before" "$after" "$ratio" "$DUR" <<'PY'
+import sys
+label, rps, size, b, a, comp, dur = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
+secs = float(dur.rstrip('s'))
+mb = rps * secs * size / 1e6
+print("%-40s %10.1f %12.1f %14.4f %9.1f%%" % (label, rps, rps * size / 1e6, (a - b) / mb if mb else 0, 100.0 * comp / size))
+PY
+}
+SYPID=$(cat "$W/proxy.pid")
+G1=$(pgrep -P "$(cat "$W/gz1.pid")" | head -1); G6=$(pgrep -P "$(cat "$W/gz6.pid")" | head -1)
+comp "switchyard compress gzip (level 6)" "http://127.0.0.1:$SY/big.txt" gzip "$SYPID"
+comp "switchyard compress br (quality 6)" "http://127.0.0.1:$SY/big.txt" br "$SYPID"
+comp "switchyard compress zstd (level 3)" "http://127.0.0.1:$SY/big.txt" zstd "$SYPID"
+comp "switchyard, no Accept-Encoding" "http://127.0.0.1:$SY/big.txt" identity "$SYPID"
+comp "nginx gzip (default gzip_comp_level 1)" "http://127.0.0.1:$NG1/big.txt" gzip "$G1"
+comp "nginx gzip (gzip_comp_level 6)" "http://127.0.0.1:$NG6/big.txt" gzip "$G6"
