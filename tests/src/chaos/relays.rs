@@ -469,7 +469,7 @@ mod tests {
     async fn roundtrip(s: &mut TcpStream, msg: &[u8]) -> Result<Vec<u8>, String> {
         s.write_all(msg).await.map_err(|e| e.to_string())?;
         let mut buf = vec![0u8; msg.len()];
-        tokio::time::timeout(Duration::from_millis(500), s.read_exact(&mut buf))
+        tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut buf))
             .await
             .map_err(|_| "timed out".to_string())?
             .map_err(|e| e.to_string())?;
