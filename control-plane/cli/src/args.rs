@@ -213,6 +213,9 @@ pub struct ServerArgs {
     /// config change is one trace, continued by each proxy's `config apply` span.
     #[command(flatten)]
     pub tracing: switchyard_otel::TracingFlags,
+    /// OTLP push of the node's `/metrics` series.
+    #[command(flatten)]
+    pub metrics: switchyard_otel::MetricsFlags,
 }
 
 #[derive(Args, Debug, Clone)]
