@@ -4,7 +4,9 @@
 # Same layout as bench-proxy.sh: a tiny nginx backend and wrk (-t1 -c64) on core 0, the proxy on
 # core 1, one catch-all router. Rows: observability off; JSON access log to a file; tracing at
 # 100% sampling exported over OTLP/gRPC to a counting sink (examples/otlp_sink.rs, core 0); both;
-# and the access log with a 16-line queue (overload: lines dropped and counted).
+# the access log with a 16-line queue (overload: lines dropped and counted); and tracing at 100%
+# with the collector down (connection refused) and black-holed (a listener that accepts and never
+# reads): p99 within 5% of tracing off, spans dropped and counted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10s}
@@ -20,10 +22,10 @@ SINK=$PWD/target/release/examples/otlp_sink
 W=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -f $W/b.pid ] && kill $(cat $W/b.pid) 2>/dev/null; wait 2>/dev/null || true; rm -rf "$W"' EXIT
 ports=($(python3 -c 'import socket
-s=[socket.socket() for _ in range(4)]
+s=[socket.socket() for _ in range(6)]
 [x.bind(("127.0.0.1",0)) for x in s]
 print(" ".join(str(x.getsockname()[1]) for x in s))'))
-BACK=${ports[0]}; SY=${ports[1]}; SYADM=${ports[2]}; OTLP=${ports[3]}
+BACK=${ports[0]}; SY=${ports[1]}; SYADM=${ports[2]}; OTLP=${ports[3]}; DOWN=${ports[4]}; HOLE=${ports[5]}
 mkdir -p "$W/b"
 cat >"$W/b/nginx.conf" <<CONF
 worker_processes 1;
@@ -40,6 +42,11 @@ http {
 CONF
 taskset -c 0 nginx -c "$W/b/nginx.conf" -p "$W/b"
 taskset -c 0 "$SINK" "$OTLP" 2>"$W/sink.log" &
+# The black hole: accepts connections and never reads from them.
+taskset -c 0 python3 -c 'import socket,sys,time
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64); held=[]
+while True: held.append(s.accept()[0])' "$HOLE" &
 printf 'http:\n  routers:\n    all: {rule: "PathPrefix(`/`)", service: back}\n  services:\n    back: {loadBalancer: {servers: [{url: "http://127.0.0.1:%s"}]}}\n' "$BACK" >"$W/cfg.yaml"
 
 metric() { curl -sf "127.0.0.1:$SYADM/metrics" | awk -v n="$1" '$1==n {print $2}'; }
@@ -61,9 +68,10 @@ run() { # label
   secs=$(awk '/requests in/ {sub(/s,/, "", $4); print $4}' <<<"$out")
   local l1 s1 ld sd; l1=$(metric switchyard_proxy_accesslog_lines_total); s1=$(metric switchyard_proxy_tracing_exported_spans_total)
   ld=$(metric switchyard_proxy_accesslog_dropped_total); sd=$(metric switchyard_proxy_tracing_dropped_spans_total)
+  local sf; sf=$(metric switchyard_proxy_tracing_failed_spans_total)
   local extra=""
   [ -n "$l1" ] && extra+=" lines/s=$(python3 -c "print(round(($l1-${l0:-0})/$secs))") lines_dropped=$ld"
-  [ -n "$s1" ] && extra+=" spans/s=$(python3 -c "print(round(($s1-${s0:-0})/$secs))") spans_dropped=$sd"
+  [ -n "$s1" ] && extra+=" spans/s=$(python3 -c "print(round(($s1-${s0:-0})/$secs))") spans_dropped=$sd spans_failed=$sf"
   printf '%-40s %10s %9s %9s %s\n' "$1" "$rps" "$p50" "$p99" "$extra"
   grep -q "Non-2xx" <<<"$out" && echo "  (non-2xx responses: $(grep Non-2xx <<<"$out"))" || true
 }
@@ -76,4 +84,9 @@ start_proxy "${AL[@]}";      run "access log (json, file)";         stop_proxy
 start_proxy "${TR[@]}";      run "tracing 100% (OTLP/gRPC)";        stop_proxy
 start_proxy "${AL[@]}" "${TR[@]}"; run "access log + tracing 100%"; stop_proxy
 start_proxy "${AL[@]}" --accesslog.bufferingsize 16; run "access log, 16-line queue"; stop_proxy
+# Nothing listens on $DOWN (its port was only reserved by the picker above).
+start_proxy --tracing.otlp.grpc.endpoint "http://127.0.0.1:$DOWN" --tracing.sampleRate 1
+run "tracing 100%, collector down"; stop_proxy
+start_proxy --tracing.otlp.grpc.endpoint "http://127.0.0.1:$HOLE" --tracing.sampleRate 1
+run "tracing 100%, collector black-holed"; stop_proxy
 start_proxy;                 run "observability off (again)";       stop_proxy

@@ -8,6 +8,8 @@
 //! | [`config`] | [`TracingOptions`] from flags and the standard `OTEL_*` variables (pure) |
 //! | [`flags`] | [`TracingFlags`], the `--tracing.*` flags of both binaries |
 //! | `processor` | the span processor: a bounded queue, never waited on; drops are counted |
+//! | [`metrics`] | OTLP metrics: the `/metrics` series as instruments, pushed periodically |
+//! | [`exposition`] | reads the OpenMetrics text `prometheus-client` writes (pure) |
 //! | [`propagation`] | W3C `traceparent`/`tracestate` in HTTP headers and in config messages |
 //!
 //! Export is OTLP over gRPC (tonic) or HTTP/protobuf. A slow, black-holed or absent collector
@@ -16,7 +18,9 @@
 //! ([`Counters::dropped`]).
 
 pub mod config;
+pub mod exposition;
 pub mod flags;
+pub mod metrics;
 mod processor;
 pub mod propagation;
 
@@ -34,6 +38,7 @@ use opentelemetry_sdk::Resource;
 
 pub use config::{Protocol, TracingOptions};
 pub use flags::TracingFlags;
+pub use metrics::{MetricsExport, MetricsFlags, MetricsOptions};
 pub use opentelemetry::trace::Span as SpanExt;
 pub use opentelemetry_sdk::trace::Span;
 pub use processor::Counters;
@@ -43,7 +48,7 @@ pub use propagation::{context_from_traceparent, inject, traceparent};
 #[derive(Debug, thiserror::Error)]
 pub enum OtelError {
     /// The OTLP exporter refused its options.
-    #[error("tracing: OTLP exporter: {0}")]
+    #[error("OTLP exporter: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
 }
 
@@ -174,7 +179,7 @@ impl Tracer {
     }
 }
 
-/// The resource of a process's spans.
+/// The resource of a process's spans and metrics.
 fn resource(opts: &TracingOptions, id: Identity) -> Resource {
     let mut attrs = vec![KeyValue::new("service.instance.id", id.instance)];
     if !id.region.is_empty() {

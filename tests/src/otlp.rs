@@ -8,6 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -62,6 +68,70 @@ fn text(kv: &[KeyValue]) -> BTreeMap<String, String> {
 
 type Store = Arc<Mutex<Vec<RecvSpan>>>;
 
+/// One received metric data point (sums and gauges), value as `f64`.
+#[derive(Debug, Clone)]
+pub struct RecvPoint {
+    /// Instrument name.
+    pub name: String,
+    /// `sum` or `gauge` (other kinds are not kept).
+    pub kind: &'static str,
+    pub value: f64,
+    pub attributes: BTreeMap<String, String>,
+    pub resource: BTreeMap<String, String>,
+}
+
+type MetricStore = Arc<Mutex<Vec<RecvPoint>>>;
+
+fn keep_metrics(store: &MetricStore, req: ExportMetricsServiceRequest) {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+    let mut out = Vec::new();
+    for rm in req.resource_metrics {
+        let resource = text(&rm.resource.map(|r| r.attributes).unwrap_or_default());
+        for sm in rm.scope_metrics {
+            for m in sm.metrics {
+                let (kind, points) = match m.data {
+                    Some(Data::Sum(s)) => ("sum", s.data_points),
+                    Some(Data::Gauge(g)) => ("gauge", g.data_points),
+                    _ => continue,
+                };
+                for p in points {
+                    let value = match p.value {
+                        Some(Value::AsDouble(d)) => d,
+                        Some(Value::AsInt(i)) => i as f64,
+                        None => continue,
+                    };
+                    out.push(RecvPoint {
+                        name: m.name.clone(),
+                        kind,
+                        value,
+                        attributes: text(&p.attributes),
+                        resource: resource.clone(),
+                    });
+                }
+            }
+        }
+    }
+    if let Ok(mut v) = store.lock() {
+        v.extend(out);
+    }
+}
+
+struct MetricsSvc(MetricStore);
+
+#[tonic::async_trait]
+impl MetricsService for MetricsSvc {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        keep_metrics(&self.0, req.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
 fn keep(store: &Store, req: ExportTraceServiceRequest) {
     let mut out = Vec::new();
     for rs in req.resource_spans {
@@ -104,6 +174,7 @@ impl TraceService for Svc {
 pub struct OtlpReceiver {
     addr: SocketAddr,
     store: Store,
+    metrics: MetricStore,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -121,15 +192,23 @@ impl OtlpReceiver {
         let l = listener();
         let addr = l.local_addr().expect("local addr");
         let store = Store::default();
+        let metrics = MetricStore::default();
         let svc = TraceServiceServer::new(Svc(store.clone()));
+        let msvc = MetricsServiceServer::new(MetricsSvc(metrics.clone()));
         let task = runtime().spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
             let _ = tonic::transport::Server::builder()
                 .add_service(svc)
+                .add_service(msvc)
                 .serve_with_incoming(incoming)
                 .await;
         });
-        OtlpReceiver { addr, store, task }
+        OtlpReceiver {
+            addr,
+            store,
+            metrics,
+            task,
+        }
     }
 
     /// OTLP/HTTP with protobuf bodies (any path).
@@ -187,7 +266,12 @@ impl OtlpReceiver {
                 });
             }
         });
-        OtlpReceiver { addr, store, task }
+        OtlpReceiver {
+            addr,
+            store,
+            metrics: MetricStore::default(),
+            task,
+        }
     }
 
     /// Accepts connections and never reads or answers (a black-holed collector).
@@ -203,6 +287,7 @@ impl OtlpReceiver {
         OtlpReceiver {
             addr,
             store: Store::default(),
+            metrics: MetricStore::default(),
             task,
         }
     }
@@ -210,6 +295,11 @@ impl OtlpReceiver {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Every metric data point received so far (gRPC receivers), oldest first.
+    pub fn metric_points(&self) -> Vec<RecvPoint> {
+        self.metrics.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
     /// Every span received so far.

@@ -113,7 +113,18 @@ fn one_apply_is_one_trace_from_the_api_through_raft_to_every_proxy() {
     let rx = OtlpReceiver::grpc();
     let collector = rx.url();
     let tracing = ["--tracing.otlp.grpc.endpoint", collector.as_str()];
-    let c = Cluster::start_with(3, &tracing);
+    // The nodes push their `/metrics` series over OTLP too (checked at the end).
+    let c = Cluster::start_with(
+        3,
+        &[
+            tracing[0],
+            tracing[1],
+            "--metrics.otlp.grpc.endpoint",
+            collector.as_str(),
+            "--metrics.otlp.pushInterval",
+            "250ms",
+        ],
+    );
     c.wait_ready(WAIT);
     // Each proxy is pointed at a different node (it may move; any node continues the trace).
     let p1 = Proxy::start(ProxySpec::new("ct1", &c.node(2).endpoint()).args(&tracing));
@@ -193,6 +204,27 @@ fn one_apply_is_one_trace_from_the_api_through_raft_to_every_proxy() {
             .map(String::as_str),
         Some(follower.to_string().as_str())
     );
+
+    // The nodes' OTLP metrics: the admin request counter, with the Apply calls.
+    wait_until(WAIT, "switchyard_api_requests{method=Apply} pushed", || {
+        let points = rx.metric_points();
+        points
+            .iter()
+            .find(|m| {
+                m.name == "switchyard_api_requests"
+                    && m.attributes.get("method").map(String::as_str) == Some("Apply")
+                    && m.value >= 1.0
+                    && m.resource.get("service.name").map(String::as_str) == Some("switchyard")
+            })
+            .cloned()
+            .ok_or_else(|| {
+                let names: std::collections::BTreeSet<(String, Option<String>)> = points
+                    .iter()
+                    .map(|m| (m.name.clone(), m.resource.get("service.name").cloned()))
+                    .collect();
+                format!("{} points: {names:?}", points.len())
+            })
+    });
 
     // Nothing was dropped on the way.
     for id in c.ids() {

@@ -337,3 +337,76 @@ fn forward_auth_calls_get_a_client_span_in_the_request_trace() {
     let up = spans.iter().find(|s| s.name == "ReverseProxy").unwrap();
     assert_eq!(up.parent_span_id, server.span_id);
 }
+
+/// OTLP metrics: the proxy pushes its `/metrics` series (Traefik's names included) to the
+/// collector; the request counter arrives with its labels and the count of requests made.
+#[test]
+fn metrics_are_pushed_over_otlp_with_the_request_counter() {
+    let backend = HttpBackend::start("app");
+    let rx = OtlpReceiver::grpc();
+    let c = Cluster::start(1);
+    let p = Proxy::start(ProxySpec::new("mx", &c.endpoints()).args(&[
+        "--metrics.otlp.grpc.endpoint",
+        &rx.url(),
+        "--metrics.otlp.pushInterval",
+        "200ms",
+    ]));
+    apply_to(&c.endpoints(), &p, &doc(&backend));
+    for i in 0..3 {
+        assert_eq!(
+            get(p.web(), "traced.test", &format!("/m{i}"))
+                .unwrap()
+                .status,
+            200
+        );
+    }
+    let point = wait_until(
+        WAIT,
+        "traefik_router_requests with 3 requests pushed",
+        || {
+            let points = rx.metric_points();
+            points
+                .iter()
+                .rev()
+                .find(|m| {
+                    m.name == "traefik_router_requests"
+                        && m.attributes.get("router").map(String::as_str) == Some("traced")
+                        && m.value == 3.0
+                })
+                .cloned()
+                .ok_or_else(|| {
+                    let seen: Vec<_> = points
+                        .iter()
+                        .filter(|m| m.name == "traefik_router_requests")
+                        .collect();
+                    format!("{} points; traefik_router_requests: {seen:?}", points.len())
+                })
+        },
+    );
+    assert_eq!(point.kind, "sum");
+    assert_eq!(
+        point.attributes.get("code").map(String::as_str),
+        Some("200")
+    );
+    assert_eq!(
+        point.attributes.get("service").map(String::as_str),
+        Some("app")
+    );
+    assert_eq!(
+        point
+            .resource
+            .get("switchyard.proxy.id")
+            .map(String::as_str),
+        Some("mx")
+    );
+    // Switchyard's own series and the gauges come along.
+    let names: std::collections::BTreeSet<String> =
+        rx.metric_points().into_iter().map(|m| m.name).collect();
+    for want in [
+        "switchyard_proxy_requests",
+        "traefik_entrypoint_requests",
+        "switchyard_proxy_config_version",
+    ] {
+        assert!(names.contains(want), "{want} not in {names:?}");
+    }
+}

@@ -80,6 +80,8 @@ pub struct ControlNode {
     pub http_addr: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The OTLP metrics push (`--metrics.otlp.*`), while the node runs.
+    _otlp_metrics: Option<switchyard_otel::MetricsExport>,
 }
 
 async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, NodeError> {
@@ -223,6 +225,10 @@ impl ControlNode {
         )));
         tasks.push(crate::rollout::spawn(shared.clone(), stop_rx.clone()));
         tasks.push(crate::acme::spawn(shared.clone(), stop_rx));
+        let otlp_metrics = match &shared.opts.otlp_metrics {
+            Some(m) => Some(crate::trace::start_metrics(m, &shared)?),
+            None => None,
+        };
         Ok(Self {
             shared,
             api_addr,
@@ -230,6 +236,7 @@ impl ControlNode {
             http_addr,
             stop,
             tasks,
+            _otlp_metrics: otlp_metrics,
         })
     }
 

@@ -46,6 +46,8 @@ pub struct NodeOptions {
     pub token: Option<String>,
     /// OpenTelemetry tracing of admin calls, Raft commits and the config stream (`None`: off).
     pub tracing: Option<switchyard_otel::TracingOptions>,
+    /// OTLP metrics export of the `/metrics` series (`None`: off).
+    pub otlp_metrics: Option<switchyard_otel::MetricsOptions>,
 }
 
 /// Raft timers. The defaults suit a LAN; a WAN cluster wants them several times longer (the election

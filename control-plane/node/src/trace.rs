@@ -33,20 +33,38 @@ pub fn start(
     opts: &NodeOptions,
     metrics: &Metrics,
 ) -> Result<Tracer, NodeError> {
-    let id = switchyard_otel::Identity {
+    Tracer::start(
+        t,
+        identity(opts),
+        metrics.tracing.clone(),
+        &tokio::runtime::Handle::current(),
+    )
+    .map_err(|e| NodeError::Tracing(e.to_string()))
+}
+
+fn identity(opts: &NodeOptions) -> switchyard_otel::Identity {
+    switchyard_otel::Identity {
         service: "switchyard",
         instance: opts.node_id.to_string(),
         region: opts.region.clone(),
         zone: opts.zone.clone(),
         attributes: vec![KeyValue::new("switchyard.node.id", opts.node_id as i64)],
-    };
-    Tracer::start(
-        t,
-        id,
-        metrics.tracing.clone(),
+    }
+}
+
+/// Starts the OTLP metrics push of the node's `/metrics` series (on the current runtime).
+pub fn start_metrics(
+    m: &switchyard_otel::MetricsOptions,
+    shared: &std::sync::Arc<crate::shared::Shared>,
+) -> Result<switchyard_otel::MetricsExport, NodeError> {
+    let s = shared.clone();
+    switchyard_otel::MetricsExport::start(
+        m,
+        identity(&shared.opts),
+        std::sync::Arc::new(move || s.metrics.render()),
         &tokio::runtime::Handle::current(),
     )
-    .map_err(|e| NodeError::Tracing(e.to_string()))
+    .map_err(|e| NodeError::Tracing(format!("metrics: {e}")))
 }
 
 /// A `traceparent` value as received (gRPC metadata, a log entry): short printable ASCII.

@@ -248,6 +248,7 @@ fn options(args: &Args) -> Result<ProxyOptions, String> {
         paths,
         access_log: args.obs.access_log()?,
         tracing: args.obs.tracing(|k| std::env::var(k).ok())?,
+        otlp_metrics: args.obs.metrics.options(|k| std::env::var(k).ok())?,
     })
 }
 

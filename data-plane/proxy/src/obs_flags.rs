@@ -96,6 +96,9 @@ pub struct ObsFlags {
     /// Tracing flags (`--tracing.*`), shared with `switchyard server`.
     #[command(flatten)]
     pub tracing: TracingFlags,
+    /// OTLP metrics flags (`--metrics.otlp.*`), shared with `switchyard server`.
+    #[command(flatten)]
+    pub metrics: switchyard_otel::MetricsFlags,
 }
 
 fn keep_drop(flag: &str, v: &str) -> Result<bool, String> {

@@ -61,6 +61,8 @@ pub struct ProxyOptions {
     pub access_log: Option<crate::accesslog::AccessLogOptions>,
     /// OpenTelemetry tracing (off when `None`).
     pub tracing: Option<crate::otel::TracingOptions>,
+    /// OTLP metrics export of the `/metrics` series (off when `None`).
+    pub otlp_metrics: Option<switchyard_otel::MetricsOptions>,
 }
 
 /// Every plaintext request on entry point `from` (except ACME HTTP-01 requests) is redirected
@@ -92,6 +94,7 @@ impl Default for ProxyOptions {
             paths: HashMap::new(),
             access_log: None,
             tracing: None,
+            otlp_metrics: None,
         }
     }
 }
@@ -107,6 +110,8 @@ struct Inner {
     /// Accept loops, with how long shutdown waits for each (accept grace + grace).
     tasks: Mutex<Vec<(JoinHandle<()>, Duration)>>,
     admin_task: Mutex<Option<JoinHandle<()>>>,
+    /// The OTLP metrics push, while the proxy runs.
+    _otlp_metrics: Option<switchyard_otel::MetricsExport>,
 }
 
 /// A running proxy. Cheap to clone.
@@ -303,6 +308,19 @@ impl Proxy {
             region = %opts.region,
             "switchyard-proxy started"
         );
+        let otlp_metrics = match &opts.otlp_metrics {
+            Some(m) => Some(crate::otel::start_metrics(
+                m,
+                &crate::otel::Identity {
+                    proxy_id: &opts.proxy_id,
+                    region: &opts.region,
+                    zone: &opts.zone,
+                },
+                &shared.metrics,
+                &handle,
+            )?),
+            None => None,
+        };
         Ok(Proxy {
             shared,
             inner: Arc::new(Inner {
@@ -315,6 +333,7 @@ impl Proxy {
                 admin_stop,
                 tasks: Mutex::new(tasks),
                 admin_task: Mutex::new(Some(admin_task)),
+                _otlp_metrics: otlp_metrics,
             }),
         })
     }

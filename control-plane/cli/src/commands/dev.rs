@@ -66,6 +66,7 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
         ca_cert: None,
         token: None,
         tracing: None,
+        otlp_metrics: None,
     })
     .await
     .context("starting the control node")?;

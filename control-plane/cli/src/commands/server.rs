@@ -89,6 +89,10 @@ pub fn options(a: &ServerArgs, g: &Global) -> Result<NodeOptions> {
             .tracing
             .options(|k| std::env::var(k).ok())
             .map_err(|e| anyhow!(e))?,
+        otlp_metrics: a
+            .metrics
+            .options(|k| std::env::var(k).ok())
+            .map_err(|e| anyhow!(e))?,
     })
 }
 

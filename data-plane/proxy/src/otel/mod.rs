@@ -47,7 +47,25 @@ pub(crate) fn start(
         "Spans lost in failed or timed-out OTLP exports",
         counters.failed.clone(),
     );
-    let identity = switchyard_otel::Identity {
+    switchyard_otel::Tracer::start(opts, identity(id), counters, handle)
+        .map(Arc::new)
+        .map_err(|e| ProxyError::Options(e.to_string()))
+}
+
+/// Starts the OTLP metrics push of the proxy's `/metrics` series.
+pub(crate) fn start_metrics(
+    opts: &switchyard_otel::MetricsOptions,
+    id: &Identity<'_>,
+    metrics: &Arc<Metrics>,
+    handle: &tokio::runtime::Handle,
+) -> Result<switchyard_otel::MetricsExport, ProxyError> {
+    let m = metrics.clone();
+    switchyard_otel::MetricsExport::start(opts, identity(id), Arc::new(move || m.encode()), handle)
+        .map_err(|e| ProxyError::Options(format!("metrics: {e}")))
+}
+
+fn identity(id: &Identity<'_>) -> switchyard_otel::Identity {
+    switchyard_otel::Identity {
         service: "switchyard-proxy",
         instance: id.proxy_id.to_string(),
         region: id.region.to_string(),
@@ -56,10 +74,7 @@ pub(crate) fn start(
             "switchyard.proxy.id",
             id.proxy_id.to_string(),
         )],
-    };
-    switchyard_otel::Tracer::start(opts, identity, counters, handle)
-        .map(Arc::new)
-        .map_err(|e| ProxyError::Options(e.to_string()))
+    }
 }
 
 /// The `config apply` span of a pushed version (compile + swap + ACK), in the trace of the
