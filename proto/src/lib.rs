@@ -59,14 +59,14 @@ pub mod latency {
 
     /// The `q` quantile (0..1) of a histogram, as its bucket's upper bound (None when empty).
     pub fn quantile_us(buckets: &[u64], q: f64) -> Option<u64> {
-        let total: u64 = buckets.iter().sum();
+        let total = buckets.iter().fold(0u64, |a, b| a.saturating_add(*b));
         if total == 0 {
             return None;
         }
         let rank = ((total as f64) * q).ceil().max(1.0) as u64;
-        let mut seen = 0;
+        let mut seen: u64 = 0;
         for (i, n) in buckets.iter().enumerate() {
-            seen += n;
+            seen = seen.saturating_add(*n);
             if seen >= rank {
                 return Some(upper_us(i));
             }

@@ -4,7 +4,8 @@
 //! resource load or uncaught exception; the pages show the nodes (one leader), the proxy (its zone
 //! and applied version), the routers, services, middlewares and the uploaded certificate; a route
 //! applied while the routers page is open appears without a reload; the explain box answers with
-//! the winning router and its targets. Screenshots of every page are saved under
+//! the winning router and its targets; a rollout shows above the page (running, then aborted).
+//! Screenshots of every page are saved under
 //! `target/dashboard-screenshots/` (test artifacts).
 
 #![allow(clippy::unwrap_used)]
@@ -253,6 +254,38 @@ fn dashboard_in_headless_chromium() {
            && li.length === 1 && li[0].startsWith('fresh') && li[0].includes('Host(`fresh.example`)'); })()",
     );
     shot(&b, "explain");
+
+    // A progressive rollout (`apply --rollout`) shows above every page while it runs, then its
+    // outcome.
+    let out = switchyard_e2e::cli_stdin(
+        &ep,
+        &[
+            "apply",
+            "-f",
+            "-",
+            "--rollout",
+            "zone=eu-1,*",
+            "--bake",
+            "60s",
+        ],
+        r#"{"http": {"routers": {"roll": {"rule": "Host(`roll.example`)", "service": "app"}}}}"#,
+    );
+    assert!(out.success(), "apply --rollout: {}", out.stderr);
+    wait_for(
+        &b,
+        "the rollout line",
+        "(() => { const r = document.querySelector('#rollout'); \
+         return !r.hidden && r.textContent.includes('running') \
+           && r.textContent.includes('[zone=eu-1]'); })()",
+    );
+    shot(&b, "rollout");
+    let out = switchyard_e2e::cli(&ep, &["rollout", "abort"]);
+    assert!(out.success(), "rollout abort: {}", out.stderr);
+    wait_for(
+        &b,
+        "the aborted rollout",
+        "document.querySelector('#rollout').textContent.includes('aborted')",
+    );
     assert_clean(&b, "at the end");
     // The collector sees console errors (so the checks above can fail).
     b.eval("console.error('probe from the test'); true")

@@ -15,8 +15,9 @@
 //!   write (time printed), the surviving regions' proxies keep serving requests, and the learner
 //!   region's proxy keeps following the learner.
 //!
-//! `SWITCHYARD_LAB_PROFILE=lan` runs the same lab with the LAN timers and only counts their
-//! elections (measurement for BENCHMARKS.md; the LAN timers are not meant for these links).
+//! `SWITCHYARD_LAB_PROFILE=lan` starts the three voters over the same links with the LAN timers
+//! and only counts their elections over the hold (measurement for BENCHMARKS.md; those timers
+//! are not meant for these links and may never give a ready cluster).
 //! Regions share one loopback interface: only Raft traffic between control nodes is delayed
 //! (proxies and clients talk to their own region's node). Linux only (the relays identify nodes
 //! through /proc).

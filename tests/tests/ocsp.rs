@@ -186,6 +186,23 @@ fn a_good_response_is_stapled_and_outlives_its_responder_until_next_update() {
         );
     }
     assert!(responder.requests() >= 1);
+    // `get certs` shows the staple on every node.
+    for id in cluster.ids() {
+        let ep = cluster.node(id).endpoint();
+        wait_until(
+            PROXY_SETTLE,
+            &format!("node {id} listing the staple"),
+            || {
+                let row = switchyard_e2e::acme::cert(&ep, "tls.certificates[0]")?;
+                let next = row["ocspNextUpdateUnix"].as_i64().unwrap_or(0);
+                if row["ocspStatus"] == "good" && next >= first.next_update as i64 {
+                    Ok(())
+                } else {
+                    Err(format!("{row}"))
+                }
+            },
+        );
+    }
 
     // 2. The responder goes down. The refresh (halfway) fails; the staple stays.
     responder.stop();

@@ -212,7 +212,8 @@ fn a_good_change_is_promoted_stage_by_stage() {
     let ep = s.c.endpoints();
     let new = HttpBackend::start("new");
     let traffic = Traffic::start(&s.proxies);
-    let v_new = start_rollout(&ep, &app(&new), "3s");
+    // A bake long enough for the pause below to land within the stage on a loaded machine.
+    let v_new = start_rollout(&ep, &app(&new), "5s");
     assert!(v_new > s.v_old);
 
     // Stages 1 and 2: once the stage's proxies serve the new version, pause (so the check is not
@@ -311,7 +312,31 @@ fn a_good_change_is_promoted_stage_by_stage() {
     );
 
     // `rollout abort` sends every proxy the previous config again, as a new version.
-    let v_next = start_rollout(&ep, &app(&s.old), "60s");
+    // A stage that selects no attached proxy is warned about.
+    let out = ok(
+        cli_stdin(
+            &ep,
+            &[
+                "apply",
+                "-f",
+                "-",
+                "--rollout",
+                "zone=zone-a,zone=nowhere,*",
+                "--bake",
+                "60s",
+            ],
+            &app(&s.old),
+        ),
+        "apply --rollout",
+    );
+    assert!(
+        out.stderr
+            .contains("warning: stage zone=nowhere selects none of the 3 attached proxies")
+            && !out.stderr.contains("stage zone=zone-a"),
+        "{}",
+        out.stderr
+    );
+    let v_next = status(&ep).unwrap()["targetVersion"].as_u64().unwrap();
     s.proxies[0].wait_version(v_next, PROXY_SETTLE);
     assert_eq!(backend_of(&s.proxies[0]).unwrap(), (200, "old".to_string()));
     let out = ok(cli(&ep, &["rollout", "abort"]), "rollout abort");
@@ -333,8 +358,9 @@ fn a_bad_change_breaches_at_stage_one_and_every_proxy_rolls_back() {
     bad.set_mode(Mode::Status(500));
     let traffic = Traffic::start(&s.proxies);
     let bake = Duration::from_secs(3);
-    let started = Instant::now();
     let v_new = start_rollout(&ep, &app(&bad), "3s");
+    // The first stage starts when the rollout commits, just before `apply` returns.
+    let started = Instant::now();
 
     // Rolled back, and every proxy serves the previous config again (as the rollback's
     // version), within bake + 5 s of the start.
@@ -362,13 +388,13 @@ fn a_bad_change_breaches_at_stage_one_and_every_proxy_rolls_back() {
     let elapsed = started.elapsed();
     let breach_to_back = all_back_ms.saturating_sub(st["endedAtUnixMs"].as_u64().unwrap());
     println!(
-        "rollout: breach (rollback committed) to every proxy on the previous config: {breach_to_back} ms; apply to every proxy back: {} ms (bake {} ms)",
+        "rollout: breach (rollback committed) to every proxy on the previous config: {breach_to_back} ms; rollout start to every proxy back: {} ms (bake {} ms)",
         elapsed.as_millis(),
         bake.as_millis()
     );
     assert!(
         elapsed < bake + Duration::from_secs(5),
-        "every proxy back after {elapsed:?} (bake {bake:?} + 5 s allowed)"
+        "every proxy back {elapsed:?} after the rollout started (bake {bake:?} + 5 s allowed)"
     );
     for p in &s.proxies {
         assert_eq!(backend_of(p).unwrap(), (200, "old".to_string()), "{}", p.id);

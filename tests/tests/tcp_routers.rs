@@ -315,7 +315,7 @@ tcp:
   services:
     a: {{loadBalancer: {{servers: [{{address: "{pass_a}"}}]}}}}
     b: {{loadBalancer: {{servers: [{{address: "{pass_b}"}}]}}}}
-    term: {{loadBalancer: {{servers: [{{address: "{term}"}}]}}}}
+    term: {{loadBalancer: {{servers: [{{address: "{dead}"}}, {{address: "{term}"}}]}}}}
     pp: {{loadBalancer: {{servers: [{{address: "{pp}"}}], proxyProtocol: {{version: 2}}}}}}
     echo-lb: {{loadBalancer: {{servers: [{{address: "{echo}"}}]}}}}
     echo: {{weighted: {{services: [{{name: echo-lb, weight: 1}}]}}}}
@@ -326,7 +326,9 @@ tls:
     - {{certFile: term.pem, keyFile: term.key}}
     - {{certFile: www.pem, keyFile: www.key}}
 "#,
-        http = http.url()
+        http = http.url(),
+        // Nothing listens there: the dial fails, the server is skipped and the next one used.
+        dead = switchyard_e2e::free_addr(),
     );
     write(d, "tcp.yaml", &doc);
     let out = cli(
@@ -352,10 +354,13 @@ tls:
         assert_eq!(g, "pass-b");
         assert_eq!(cert, cert_b.der);
 
-        // Terminated by the proxy: the proxy's certificate, plaintext to the backend.
-        let (g, cert, _) = via_tls(&web, "term.tcp.test").await.unwrap();
-        assert_eq!(g, "term");
-        assert_eq!(cert, proxy_cert.der);
+        // Terminated by the proxy: the proxy's certificate, plaintext to the backend (every
+        // time, though the service's first server is down).
+        for _ in 0..3 {
+            let (g, cert, _) = via_tls(&web, "term.tcp.test").await.unwrap();
+            assert_eq!(g, "term");
+            assert_eq!(cert, proxy_cert.der);
+        }
 
         // PROXY protocol v2: the backend reads the client's own address and port.
         let (g, _, local) = via_tls(&web, "pp.tcp.test").await.unwrap();
@@ -407,6 +412,21 @@ tls:
         block_on(via_plain(&db)).ok().filter(|g| g == "echo")
     });
 
+    // Counted per router and result.
+    let m = p.metrics().unwrap();
+    let count = |router: &str, result: &str| {
+        switchyard_e2e::metric_value(
+            &m,
+            &format!(
+                "switchyard_proxy_tcp_connections_total{{router=\"{router}\",result=\"{result}\"}}"
+            ),
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(count("term", "ok"), 3.0, "{m}");
+    assert!(count("echo", "refused") >= 1.0, "{m}");
+    assert!(count("a-pass", "ok") >= 1.0, "{m}");
+
     // explain tcp: which TCP router wins, through the CLI.
     let out = cli(
         &c.endpoints(),
@@ -442,6 +462,21 @@ tls:
         out.success() && out.stdout.contains("tcp router   echo"),
         "{out}"
     );
+
+    // The same answer from the admin API (viewer token).
+    let url = format!(
+        "http://{}/api/switchyard/explain/tcp?sni=a.tcp.test&entrypoint=web",
+        c.nodes[0].addrs.http
+    );
+    let auth = format!("Authorization: Bearer {}", c.creds().token);
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "--max-time", "10", "-H", &auth, &url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl {url}: {out:?}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["router"], "a-pass", "{j}");
+    assert_eq!(j["tried"][0]["name"], "pp", "{j}");
 
     // Bad input: refused by apply, naming resource and field; nothing changes.
     // (The version may move on its own: a TLS router makes the leader commit ticket keys, which

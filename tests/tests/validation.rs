@@ -135,10 +135,10 @@ fn cases() -> Vec<Case> {
             expect: &["router \"\": name must not be empty"],
         },
         Case {
-            what: "unsupported middleware kind (buffering)",
-            doc: "http:\n  middlewares:\n    limit:\n      buffering:\n        maxRequestBodyBytes: 3\n".into(),
+            what: "unsupported middleware kind (plugin)",
+            doc: "http:\n  middlewares:\n    limit:\n      plugin:\n        demo: {}\n".into(),
             expect: &[
-                "middleware \"limit\": buffering",
+                "middleware \"limit\": plugin",
                 "not supported by this version of Switchyard",
             ],
         },

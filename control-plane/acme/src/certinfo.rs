@@ -141,6 +141,27 @@ pub struct CertRow {
     /// Unix seconds before which no new order starts (backoff or rate limit); 0 when none.
     pub next_attempt: u64,
     pub failures: u32,
+    /// Status in the stored OCSP staple (`good`, `revoked`, `unknown`); empty when none.
+    pub ocsp_status: String,
+    /// The staple's `nextUpdate` (Unix seconds; 0 when none).
+    pub ocsp_next_update: i64,
+}
+
+/// The SHA-256 fingerprint of the leaf of a PEM chain (how `managed.ocsp` names it).
+fn leaf_fingerprint(pem: &str) -> Option<String> {
+    let der = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()?
+        .ok()?;
+    Some(crate::ocsp::fingerprint(&der))
+}
+
+/// Fills the OCSP columns of `row` from the staple of the chain `pem`, if any.
+fn with_ocsp(mut row: CertRow, pem: &str, cfg: &switchyard_config::DynamicConfig) -> CertRow {
+    if let Some(s) = leaf_fingerprint(pem).and_then(|fp| cfg.managed.ocsp.get(&fp)) {
+        row.ocsp_status = s.status.clone();
+        row.ocsp_next_update = s.next_update;
+    }
+    row
 }
 
 fn uploaded_row(name: String, cert: &str, now: i64) -> CertRow {
@@ -182,19 +203,17 @@ pub fn list(st: &switchyard_store::ClusterState, now: i64) -> Vec<CertRow> {
     let cfg = &st.config;
     let mut out = Vec::new();
     for (i, c) in cfg.tls.certificates.iter().enumerate() {
-        out.push(uploaded_row(
-            format!("tls.certificates[{i}]"),
-            &c.cert_file,
-            now,
-        ));
+        let row = uploaded_row(format!("tls.certificates[{i}]"), &c.cert_file, now);
+        out.push(with_ocsp(row, &c.cert_file, cfg));
     }
     for (store, s) in &cfg.tls.stores {
         if let Some(d) = &s.default_certificate {
-            out.push(uploaded_row(
+            let row = uploaded_row(
                 format!("tls.stores.{store}.defaultCertificate"),
                 &d.cert_file,
                 now,
-            ));
+            );
+            out.push(with_ocsp(row, &d.cert_file, cfg));
         }
     }
     let mut names: Vec<&String> = st.acme.certificates.keys().collect();
@@ -244,7 +263,10 @@ pub fn list(st: &switchyard_store::ClusterState, now: i64) -> Vec<CertRow> {
             (false, false) => "error",
         }
         .into();
-        out.push(row);
+        match installed {
+            Some(m) => out.push(with_ocsp(row, &m.pair.cert_pem, cfg)),
+            None => out.push(row),
+        }
     }
     out
 }

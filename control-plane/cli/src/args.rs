@@ -274,7 +274,7 @@ pub struct ApplyArgs {
     /// status`. Config writes are refused until the rollout ends.
     #[arg(long, value_name = "STAGES", conflicts_with = "wait")]
     pub rollout: Option<String>,
-    /// With --rollout, how long each stage runs before it is judged (default 60s).
+    /// With --rollout, how long each stage runs before it is judged (default 60s, at most 168h).
     #[arg(long, value_name = "DURATION", requires = "rollout")]
     pub bake: Option<String>,
     /// With --rollout, the largest error rate (5xx responses and connect failures) the new

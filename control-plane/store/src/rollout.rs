@@ -128,6 +128,9 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The longest bake accepted.
+    pub const MAX_BAKE_MS: u64 = 7 * 24 * 3600 * 1000;
+
     /// Checks the numbers (the stages are checked by [`parse_stages`]).
     pub fn check(&self) -> Result<(), String> {
         if self.stages.is_empty() {
@@ -135,6 +138,9 @@ impl Plan {
         }
         if self.bake_ms == 0 {
             return Err("rollout: --bake must be more than 0".into());
+        }
+        if self.bake_ms > Self::MAX_BAKE_MS {
+            return Err("rollout: --bake must be at most 168h (7 days)".into());
         }
         if !(0.0..=1.0).contains(&self.max_error_rate) {
             return Err("rollout: --max-error-rate must be between 0% and 100%".into());
@@ -289,6 +295,20 @@ mod tests {
         }
         let e = parse_stages("host=a").expect_err("refused");
         assert!(e.contains("unknown key \"host\""), "{e}");
+        let plan = |bake_ms, max_error_rate| Plan {
+            stages: vec![Selector::All],
+            bake_ms,
+            max_error_rate,
+            max_p99_ms: None,
+        };
+        assert!(plan(1000, 0.01).check().is_ok());
+        for bad in [
+            plan(0, 0.01),
+            plan(Plan::MAX_BAKE_MS + 1, 0.01),
+            plan(1000, 1.5),
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

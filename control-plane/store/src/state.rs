@@ -373,8 +373,13 @@ impl ClusterState {
             }
         }
         if let Some((status, reason)) = back_to_previous {
-            // The previous config comes back as a new version: proxies only move forward.
-            let previous = r.previous.take().unwrap_or_else(|| self.config.clone());
+            // The previous config comes back as a new version: proxies only move forward. The
+            // control plane's own TLS material (ACME certificates and challenges, ticket keys)
+            // is not part of the change: it stays as it is now.
+            let mut previous = r.previous.take().unwrap_or_else(|| self.config.clone());
+            if previous.managed != self.config.managed {
+                Arc::make_mut(&mut previous).managed = self.config.managed.clone();
+            }
             r.status = status;
             r.reason = reason;
             r.ended_at_ms = at;

@@ -85,6 +85,13 @@ struct HandshakeLabels {
     result: &'static str,
 }
 
+/// Labels of the TCP connection counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TcpLabels {
+    router: String,
+    result: &'static str,
+}
+
 /// Labels of the error counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
@@ -122,6 +129,8 @@ pub struct Metrics {
     routes: Arc<RouteRegistry>,
     /// TLS handshakes: `[ok, failed]`.
     handshakes: [Counter; 2],
+    /// TCP router connections by router and result.
+    tcp_connections: Family<TcpLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -167,6 +176,14 @@ impl Metrics {
             "tls_handshakes",
             "TLS handshakes on the entry points, by result (ok, failed)",
             handshake_family,
+        );
+        let tcp_connections = Family::<TcpLabels, Counter>::default();
+        registry.register(
+            "tcp_connections",
+            "Connections served by TCP routers, by router and result (ok: a backend was \
+             connected, refused: by a middleware, no_backend: no server reachable, tls_failed: \
+             the terminating handshake failed)",
+            tcp_connections.clone(),
         );
         registry.register(
             "config_version",
@@ -274,7 +291,18 @@ impl Metrics {
             errors,
             routes,
             handshakes,
+            tcp_connections,
         }
+    }
+
+    /// Count a connection given to TCP router `router` (`result`: see the metric's help).
+    pub(crate) fn count_tcp(&self, router: &str, result: &'static str) {
+        self.tcp_connections
+            .get_or_create(&TcpLabels {
+                router: router.to_string(),
+                result,
+            })
+            .inc();
     }
 
     /// Count a TLS handshake on an entry point.

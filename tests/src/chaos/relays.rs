@@ -469,7 +469,7 @@ mod tests {
     async fn roundtrip(s: &mut TcpStream, msg: &[u8]) -> Result<Vec<u8>, String> {
         s.write_all(msg).await.map_err(|e| e.to_string())?;
         let mut buf = vec![0u8; msg.len()];
-        tokio::time::timeout(Duration::from_millis(500), s.read_exact(&mut buf))
+        tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut buf))
             .await
             .map_err(|_| "timed out".to_string())?
             .map_err(|e| e.to_string())?;
@@ -565,7 +565,7 @@ mod tests {
 
     #[test]
     fn a_delayed_link_adds_its_round_trip_and_no_more() {
-        let rtt = Duration::from_millis(200);
+        let rtt = Duration::from_millis(300);
         let (_backend, relays, addr) = delayed_echo(rtt);
         let client = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -588,9 +588,10 @@ mod tests {
             times.push(t.elapsed());
         }
         times.sort();
-        // Never faster than the link; the median within a loaded machine's scheduling slack.
+        // Never faster than the link; the median within a loaded machine's scheduling slack,
+        // and below twice the link (a relay delaying both ways by the full round trip).
         assert!(times[0] >= rtt, "{times:?}");
-        assert!(times[5] < rtt + Duration::from_millis(150), "{times:?}");
+        assert!(times[5] < rtt + Duration::from_millis(250), "{times:?}");
         let t = relays.traffic();
         assert_eq!(t.len(), 2, "{t:?}");
         assert!(
@@ -748,13 +749,15 @@ mod tests {
             worst = worst.max(ping(&mut s));
         }
         storm.join().expect("storm");
+        // Before the fix the live link did not answer for over 30 s; the bounds leave room for a
+        // loaded machine's scheduling.
         assert!(
-            worst < Duration::from_secs(1),
+            worst < Duration::from_secs(5),
             "worst round trip {worst:?} during the storm: {}",
             relays.report()
         );
         assert!(
-            relays.max_tick_lag() < Duration::from_millis(500),
+            relays.max_tick_lag() < Duration::from_secs(3),
             "{}",
             relays.report()
         );

@@ -413,6 +413,7 @@ pub(crate) fn run() {
     let backend = start_backend();
     let auth = forwardauth::start_auth_server().to_string();
     let grpc = GrpcBackend::start();
+    let (closed, closed2) = (switchyard_e2e::free_addr(), switchyard_e2e::free_addr());
     let pki = client_pki();
     let dir = tempfile::tempdir().unwrap();
     let server =
@@ -442,11 +443,21 @@ pub(crate) fn run() {
         .unwrap();
     }
     doc.push_str("    info: {rule: \"Host(`k-passtlsclientcert.test`) && Path(`/info`)\", service: svc, middlewares: [info], tls: {options: mtls}}\n");
+    doc.push_str(
+        "    b-retry: {rule: \"Host(`b-retry.test`)\", service: flaky-a, middlewares: [b-retry]}\n",
+    );
+    doc.push_str(
+        "    b-once: {rule: \"Host(`b-once.test`)\", service: flaky-b, middlewares: [b-once]}\n",
+    );
     doc.push_str("    grpcweb-h2: {rule: \"Host(`k-grpcweb-h2.test`)\", service: grpc, middlewares: [k-grpcWeb]}\n");
     doc.push_str("  middlewares:\n");
     for (kind, opts, _, _) in &routes {
         writeln!(doc, "    k-{kind}: {}", json!({ *kind: opts })).unwrap();
     }
+    doc.push_str(
+        "    b-retry: {buffering: {retryExpression: \"IsNetworkError() && Attempts() < 3\"}}\n",
+    );
+    doc.push_str("    b-once: {buffering: {}}\n");
     // A forwardAuth with a client certificate: its key is a secret `get config` redacts.
     let leaf_cert = pki
         .chain_pem
@@ -462,7 +473,7 @@ pub(crate) fn run() {
     doc.push_str("    info: {passTLSClientCert: {pem: true, info: {notAfter: true, notBefore: true, sans: true, serialNumber: true, subject: {country: true, province: true, locality: true, organization: true, organizationalUnit: true, commonName: true, serialNumber: true, domainComponent: true}, issuer: {country: true, province: true, locality: true, organization: true, commonName: true, serialNumber: true, domainComponent: true}}}}\n");
     writeln!(
         doc,
-        "  services:\n    svc: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    pages: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    grpc: {{loadBalancer: {{servers: [{{url: \"{}\"}}]}}}}\ntls:\n  certificates:\n    - {{certFile: {}, keyFile: {}}}\n  options:\n    mtls: {{clientAuth: {{clientAuthType: RequireAnyClientCert}}}}",
+        "  services:\n    svc: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    pages: {{loadBalancer: {{servers: [{{url: \"http://{backend}\"}}]}}}}\n    flaky-a: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}\n    flaky-b: {{loadBalancer: {{servers: [{{url: \"http://{closed}\"}}, {{url: \"http://{closed2}\"}}, {{url: \"http://{backend}\"}}]}}}}\n    grpc: {{loadBalancer: {{servers: [{{url: \"{}\"}}]}}}}\ntls:\n  certificates:\n    - {{certFile: {}, keyFile: {}}}\n  options:\n    mtls: {{clientAuth: {{clientAuthType: RequireAnyClientCert}}}}",
         grpc.h2c_url(),
         json!(cert_file.display().to_string()),
         json!(key_file.display().to_string()),
@@ -573,6 +584,7 @@ pub(crate) fn run() {
     );
 
     grpc_web_round_trip(proxy.web());
+    buffered_requests_are_retried(proxy.web());
 
     // `get config -o yaml | apply -f -` is a no-op. (The TLS router makes the leader commit
     // the session-ticket keys once, a version of its own: wait for it first.)
@@ -626,5 +638,31 @@ pub(crate) fn run() {
         config_version(&endpoints),
         version,
         "the refusal changed nothing"
+    );
+}
+
+/// `buffering.retryExpression`: the buffered request (body included) is sent again while
+/// `IsNetworkError() && Attempts() < 3` holds, so the first request to a service whose first two
+/// servers refuse connections is answered by the third; without the expression it gets 502.
+fn buffered_requests_are_retried(addr: &str) {
+    let post = |host: &str| {
+        fetch(
+            addr,
+            &Req::get(host, "/foo").method("POST").body(&b"abc"[..]),
+        )
+        .unwrap()
+    };
+    let r = post("b-once.test");
+    assert_eq!(
+        r.status, 502,
+        "without retryExpression the first server refuses: {r}"
+    );
+    let r = post("b-retry.test");
+    assert_eq!(r.status, 200, "retried twice: {r}");
+    let echo: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(echo["method"], "POST", "{r}");
+    assert_eq!(
+        echo["headers"]["content-length"], "3",
+        "the body was replayed: {r}"
     );
 }

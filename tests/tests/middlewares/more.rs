@@ -117,6 +117,14 @@ pub(crate) fn cases() -> Vec<Case> {
         .path("/foo?len=4000")
         .status(500),
         case(
+            "buffering: a HEAD answer keeps its length",
+            json!({"buffering": {"maxResponseBodyBytes": 100000}}),
+        )
+        .method("HEAD")
+        .path("/foo?len=4000")
+        .has("Content-Length", "4000")
+        .body(""),
+        case(
             "buffering: a bodiless GET passes",
             json!({"buffering": {"maxRequestBodyBytes": 1, "memRequestBodyBytes": 1}}),
         )

@@ -46,13 +46,17 @@ pub fn chains(cfg: &DynamicConfig) -> Vec<&str> {
     out
 }
 
+/// Fetches running at once (a leader taking over thousands of certificates does not open
+/// thousands of connections).
+const MAX_IN_FLIGHT: usize = 16;
+
 type Fetch = JoinHandle<Result<(OcspStaple, i64), String>>;
 
 /// The schedule of one leader term.
 #[derive(Default)]
 pub struct Stapler {
     /// Parsed chains (by PEM), so certificates are parsed once, not every tick.
-    targets: HashMap<String, Option<Target>>,
+    targets: HashMap<String, Option<Arc<Target>>>,
     /// Consecutive failures by fingerprint.
     failures: HashMap<String, u32>,
     /// Unix seconds before which a fingerprint is not fetched again.
@@ -79,21 +83,18 @@ impl Stapler {
         metrics: &AcmeMetrics,
         now: i64,
     ) {
-        let mut wanted: BTreeMap<String, Target> = BTreeMap::new();
+        let mut wanted: BTreeMap<String, Arc<Target>> = BTreeMap::new();
         let mut seen = BTreeSet::new();
         for pem in chains(cfg) {
             seen.insert(pem);
-            let t = self
-                .targets
-                .entry(pem.to_string())
-                .or_insert_with(|| match target(pem) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "OCSP: certificate not stapled");
-                        None
-                    }
+            if !self.targets.contains_key(pem) {
+                let t = target(pem).map(|t| t.map(Arc::new)).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "OCSP: certificate not stapled");
+                    None
                 });
-            if let Some(t) = t {
+                self.targets.insert(pem.to_string(), t);
+            }
+            if let Some(Some(t)) = self.targets.get(pem) {
                 wanted.insert(t.fingerprint.clone(), t.clone());
             }
         }
@@ -163,8 +164,11 @@ impl Stapler {
                 }
             }
         }
-        // Start what is due.
+        // Start what is due, at most MAX_IN_FLIGHT at once.
         for (fp, t) in wanted {
+            if self.in_flight.len() >= MAX_IN_FLIGHT {
+                break;
+            }
             if self.in_flight.contains_key(&fp) {
                 continue;
             }
@@ -193,7 +197,7 @@ fn now_unix() -> i64 {
 }
 
 /// Fetches and verifies one response: the staple and when to refresh it.
-async fn fetch_and_verify(t: Target) -> Result<(OcspStaple, i64), String> {
+async fn fetch_and_verify(t: Arc<Target>) -> Result<(OcspStaple, i64), String> {
     let der = super::fetch::fetch(&t.responder, &t.request).await?;
     let now = now_unix();
     let v = super::verify(&der, &t, now).map_err(|e| format!("{}: {e}", t.responder))?;

@@ -134,6 +134,9 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
             print_data(f, &out)?;
         }
     }
+    if let (Some(stages), false, false) = (&a.rollout, r.dry_run, r.changes.is_empty()) {
+        super::rollout::warn_unmatched(&mut client, stages).await;
+    }
     if let Some((timeout, selector)) = wait {
         super::proxies::wait_for_version(
             &mut client,

@@ -105,6 +105,7 @@ pub async fn get(
                         "serial": c.serial, "source": c.source, "status": c.status,
                         "lastError": c.last_error, "failures": c.failures,
                         "nextAttemptUnix": c.next_attempt,
+                        "ocspStatus": c.ocsp_status, "ocspNextUpdateUnix": c.ocsp_next_update,
                     })
                 })
                 .collect();

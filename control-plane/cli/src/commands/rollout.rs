@@ -6,8 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, Result};
 use serde_json::json;
 use switchyard_proto::admin::{
-    ControlRolloutRequest, GetRolloutRequest, RolloutPlan, RolloutStatus,
+    ControlRolloutRequest, GetRolloutRequest, ListProxiesRequest, RolloutPlan, RolloutStatus,
 };
+use switchyard_store::rollout::{parse_stages, Place, Selector};
 
 use crate::args::{Format, Global, RolloutArgs, RolloutCommand};
 use crate::client::{connect, status_error};
@@ -52,6 +53,36 @@ pub fn plan(
         max_error_rate,
         max_p99_ms,
     })
+}
+
+/// After `apply --rollout`: a warning (stderr) for each stage that selects none of the proxies
+/// attached now (a typo in a zone name would otherwise be promoted with nothing to judge).
+pub async fn warn_unmatched(client: &mut crate::client::Client, stages: &str) {
+    let Ok(stages) = parse_stages(stages) else {
+        return;
+    };
+    let Ok(list) = client
+        .list_proxies(ListProxiesRequest { local_only: false })
+        .await
+    else {
+        return;
+    };
+    let proxies = list.into_inner().proxies;
+    for s in stages.iter().filter(|s| **s != Selector::All) {
+        let any = proxies.iter().any(|p| {
+            s.matches(Place {
+                region: &p.region,
+                zone: &p.zone,
+                cluster: &p.cluster,
+            })
+        });
+        if !any {
+            eprintln!(
+                "warning: stage {s} selects none of the {} attached proxies (it will be promoted with nothing to judge)",
+                proxies.len()
+            );
+        }
+    }
 }
 
 fn ago(ms: u64) -> String {

@@ -327,6 +327,8 @@ impl AdminService {
                 serial: c.serial,
                 next_attempt: c.next_attempt,
                 failures: c.failures,
+                ocsp_status: c.ocsp_status,
+                ocsp_next_update: c.ocsp_next_update,
             })
             .collect();
         if !r.name.is_empty() && certificates.is_empty() {

@@ -42,13 +42,14 @@ pub struct Tally {
 
 impl Tally {
     fn add(&mut self, version: u64, requests: u64, errors: u64, latency: &[u64]) {
-        self.requests += requests;
-        self.errors += errors;
+        // Saturating: the counters come from proxies over the network.
+        self.requests = self.requests.saturating_add(requests);
+        self.errors = self.errors.saturating_add(errors);
         if self.latency.len() < latency.len() {
             self.latency.resize(latency.len(), 0);
         }
         for (a, b) in self.latency.iter_mut().zip(latency) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
         if requests > 0 && !self.versions.contains(&version) {
             self.versions.push(version);
@@ -271,6 +272,20 @@ mod tests {
             judge("s", &t(0, 0), &t(10, 0), &p),
             Verdict::Pass(_)
         ));
+    }
+
+    #[test]
+    fn hostile_counters_saturate_instead_of_overflowing() {
+        let end = counts_of(&[
+            ("a", c(7, u64::MAX, u64::MAX, 100)),
+            ("b", c(7, u64::MAX, 1, 100)),
+            ("c", c(3, u64::MAX, 0, 100)),
+        ]);
+        let (new, base) = window(&Counts::new(), &end, 7);
+        assert_eq!(new.requests, u64::MAX);
+        assert!(new.p99_us().is_some() && base.p99_us().is_some());
+        let v = judge("s", &new, &base, &plan(Some(1)));
+        assert!(matches!(v, Verdict::Breach(_)), "{v:?}");
     }
 
     #[test]

@@ -1,18 +1,24 @@
 //! `buffering` (Traefik's, over `vulcand/oxy` `buffer`): the whole request body is read
 //! before the request is sent on (413 when it is over `maxRequestBodyBytes`, at once when
 //! `Content-Length` says so), and the whole response body before it is answered (500 when it
-//! is over `maxResponseBodyBytes`); 0 or unset: no limit. With `retryExpression` the buffered
+//! is over `maxResponseBodyBytes`); 0 or unset: [`UNSET_LIMIT`]. With `retryExpression` the buffered
 //! request is sent again while the expression holds for the last attempt (at most 10
 //! attempts, as oxy): `IsNetworkError()` (502/504), `Attempts()`, `ResponseCode()`, compared
 //! with integer literals and joined with `&&`, `||`, `!` and parentheses.
 //!
 //! Difference from Traefik: bodies are held in memory up to the maximum;
 //! `memRequestBodyBytes`/`memResponseBodyBytes` (Traefik's spill-to-disk thresholds) are
-//! validated and kept, but nothing is written to disk.
+//! validated and kept, but nothing is written to disk. So an unset (or 0) maximum is not "no
+//! limit" as in Traefik (which spills to disk past the memory threshold) but [`UNSET_LIMIT`]:
+//! without it one client streaming an endless body would grow the proxy's memory until it dies.
 
 use super::{CompiledMiddleware, FieldError, FieldErrors};
 use crate::error::quote;
 use crate::model::Buffering;
+
+/// The body limit when `maxRequestBodyBytes` / `maxResponseBodyBytes` is unset or 0 (bodies
+/// are held in memory; see the module doc).
+pub const UNSET_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Most attempts a `retryExpression` gives (oxy's `DefaultMaxRetryAttempts`).
 pub const MAX_ATTEMPTS: u32 = 10;
@@ -20,9 +26,9 @@ pub const MAX_ATTEMPTS: u32 = 10;
 /// A compiled `buffering`.
 #[derive(Debug, Clone)]
 pub struct CompiledBuffering {
-    /// Largest request body; `None`: no limit.
+    /// Largest request body ([`UNSET_LIMIT`] when the config sets none); `None`: no limit.
     pub max_request: Option<u64>,
-    /// Largest response body; `None`: no limit.
+    /// Largest response body ([`UNSET_LIMIT`] when the config sets none); `None`: no limit.
     pub max_response: Option<u64>,
     /// When to retry.
     pub retry: Option<RetryExpr>,
@@ -308,8 +314,8 @@ pub fn compile(b: &Buffering) -> Result<CompiledMiddleware, FieldErrors> {
         return Err(errs);
     }
     Ok(CompiledMiddleware::Buffering(Box::new(CompiledBuffering {
-        max_request,
-        max_response,
+        max_request: Some(max_request.unwrap_or(UNSET_LIMIT)),
+        max_response: Some(max_response.unwrap_or(UNSET_LIMIT)),
         retry,
     })))
 }
@@ -366,7 +372,7 @@ mod tests {
         };
         match compile(&b).unwrap() {
             CompiledMiddleware::Buffering(c) => {
-                assert_eq!(c.max_request, None);
+                assert_eq!(c.max_request, Some(UNSET_LIMIT));
                 assert_eq!(c.max_response, Some(10));
             }
             other => panic!("{other:?}"),

@@ -324,3 +324,18 @@ fn bad_tcp_input_names_resource_and_field() {
         assert!(got.contains(want), "{doc}\nwant: {want}\ngot:  {got}");
     }
 }
+
+/// README.md's TCP example parses and validates.
+#[test]
+fn readme_tcp_example_is_valid() {
+    let readme = include_str!("../../../../README.md");
+    let block = readme
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.starts_with("tcp:"))
+        .expect("a yaml block starting with tcp: in README.md");
+    let cfg = parse_document(block).unwrap();
+    validate(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.tcp.routers.len(), 2);
+}

@@ -72,10 +72,12 @@ pub(crate) async fn on_response(b: &CompiledBuffering, resp: &mut Response<Proxy
         Ok(Ok(data)) => {
             let h = resp.headers_mut();
             h.remove(TRANSFER_ENCODING);
-            if !(resp.status().is_informational()
+            // An empty body keeps the length the backend gave (a HEAD answer's).
+            let bodiless = resp.status().is_informational()
                 || resp.status() == StatusCode::NO_CONTENT
-                || resp.status() == StatusCode::NOT_MODIFIED)
-            {
+                || resp.status() == StatusCode::NOT_MODIFIED;
+            let keep = data.is_empty() && resp.headers().contains_key(CONTENT_LENGTH);
+            if !(bodiless || keep) {
                 resp.headers_mut()
                     .insert(CONTENT_LENGTH, HeaderValue::from(data.len() as u64));
             }

@@ -70,6 +70,9 @@ pub(crate) async fn route(
                 Ok(Ok(None)) | Ok(Err(_)) => return None,
                 Err(_) => {
                     tracing::debug!(%peer, "no first bytes within the entry point's readTimeout: closed");
+                    if let Some(e) = shared.entrypoints.get(ep) {
+                        e.hit(crate::limits::LimitKind::ReadTimeout);
+                    }
                     return None;
                 }
             };
@@ -107,6 +110,7 @@ async fn serve(s: Peeked, r: Arc<TcpRoute>, peer: SocketAddr, shared: &Arc<Share
             Ok(slot) => slots.extend(slot),
             Err(()) => {
                 tracing::debug!(router = %r.name, %peer, "TCP connection refused by a middleware");
+                shared.metrics.count_tcp(&r.name, "refused");
                 return;
             }
         }
@@ -120,31 +124,35 @@ async fn serve(s: Peeked, r: Arc<TcpRoute>, peer: SocketAddr, shared: &Arc<Share
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
                 Ok(Ok(tls)) => {
                     shared.metrics.count_handshake(true);
-                    forward(tls, &r, peer, local).await;
+                    forward(tls, &r, peer, local, shared).await;
                 }
-                _ => shared.metrics.count_handshake(false),
+                _ => {
+                    shared.metrics.count_handshake(false);
+                    shared.metrics.count_tcp(&r.name, "tls_failed");
+                }
             }
         }
-        Mode::Plain | Mode::Passthrough => forward(s, &r, peer, local).await,
+        Mode::Plain | Mode::Passthrough => forward(s, &r, peer, local, shared).await,
     }
     drop(slots);
 }
 
 /// Pick a server of the route's service, dial it and copy.
-async fn forward<C>(client: C, r: &TcpRoute, peer: SocketAddr, local: SocketAddr)
+async fn forward<C>(client: C, r: &TcpRoute, peer: SocketAddr, local: SocketAddr, shared: &Shared)
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let Some(svc) = r.service.pick() else {
-        return;
-    };
-    let TcpSvc::Lb(lb) = &*svc else {
+    let picked = r.service.pick();
+    let Some(TcpSvc::Lb(lb)) = picked.as_deref() else {
+        shared.metrics.count_tcp(&r.name, "no_backend");
         return;
     };
     let Some((backend, server)) = splice::dial(lb, peer, local).await else {
         tracing::debug!(router = %r.name, "no TCP backend server reachable: closed");
+        shared.metrics.count_tcp(&r.name, "no_backend");
         return;
     };
+    shared.metrics.count_tcp(&r.name, "ok");
     tracing::debug!(router = %r.name, %server, %peer, "TCP connection");
     splice::pump(client, backend, lb.termination_delay).await;
 }

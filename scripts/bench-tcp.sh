@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# TCP routers benchmark (see BENCHMARKS.md, "TCP (issue 13)"):
+#   bash scripts/bench-tcp.sh [SECONDS]
+# Installs haproxy from Debian when missing. Builds switchyard-proxy and the load tool
+# (data-plane/proxy/examples/tcp_load.rs) in release mode. Layout: the echo backends and the load
+# tool on core 0; the proxy under test alone on core 1 (HAProxy: nbthread 1), both configured the
+# same way:
+#   passthrough  TLS routed by SNI (HostSNI(`bench.test`), tls.passthrough; HAProxy: req_ssl_sni),
+#                the backend terminates TLS (rustls, ECDSA P-256)
+#   plain        plain TCP (HostSNI(`*`); HAProxy: mode tcp default_backend)
+# Rows: MB/s uploaded through the proxy by 8 connections (each byte is echoed back, so the proxy
+# moves it twice; the figure is one direction), and connections/s (64 workers: connect, 1-byte
+# echo, close) over plain TCP and over TLS passthrough.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-10}
+if ! command -v haproxy >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy
+fi
+cargo build --release -p switchyard-proxy --bin switchyard-proxy --example tcp_load >/dev/null
+P=$PWD/target/release/switchyard-proxy
+L=$PWD/target/release/examples/tcp_load
+W=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
+ports=($(python3 -c 'import socket
+s=[socket.socket() for _ in range(7)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(" ".join(str(x.getsockname()[1]) for x in s))'))
+BPLAIN=${ports[0]}; BTLS=${ports[1]}; SYPT=${ports[2]}; SYPL=${ports[3]}; SYADM=${ports[4]}
+HAPT=${ports[5]}; HAPL=${ports[6]}
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout "$W/b.key" -out "$W/b.pem" -days 2 -subj /CN=bench.test \
+  -addext subjectAltName=DNS:bench.test 2>/dev/null
+taskset -c 0 "$L" echo "127.0.0.1:$BPLAIN" &
+taskset -c 0 "$L" echo "127.0.0.1:$BTLS" "$W/b.pem" "$W/b.key" &
+
+cat >"$W/cfg.yaml" <<YAML
+tcp:
+  routers:
+    pt: {entryPoints: [pt], rule: "HostSNI(\`bench.test\`)", service: tls, tls: {passthrough: true}}
+    plain: {entryPoints: [plain], rule: "HostSNI(\`*\`)", service: plain}
+  services:
+    tls: {loadBalancer: {servers: [{address: "127.0.0.1:$BTLS"}]}}
+    plain: {loadBalancer: {servers: [{address: "127.0.0.1:$BPLAIN"}]}}
+YAML
+taskset -c 1 "$P" --config-file "$W/cfg.yaml" --entrypoint "pt=127.0.0.1:$SYPT" \
+  --entrypoint "plain=127.0.0.1:$SYPL" --admin-addr "127.0.0.1:$SYADM" >"$W/proxy.log" 2>&1 &
+for _ in $(seq 1 600); do curl -sf "127.0.0.1:$SYADM/readyz" >/dev/null && break; sleep 0.1; done
+
+cat >"$W/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend pt
+  bind 127.0.0.1:$HAPT
+  tcp-request inspect-delay 5s
+  tcp-request content accept if { req_ssl_hello_type 1 }
+  use_backend tls if { req_ssl_sni -i bench.test }
+frontend plain
+  bind 127.0.0.1:$HAPL
+  default_backend plain
+backend tls
+  server s1 127.0.0.1:$BTLS
+backend plain
+  server s1 127.0.0.1:$BPLAIN
+CFG
+taskset -c 1 haproxy -f "$W/haproxy.cfg" -db >"$W/haproxy.log" 2>&1 &
+up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for _ in $(seq 1 100); do up "$HAPL" && up "$SYPL" && break; sleep 0.1; done
+up "$HAPL" || { cat "$W/haproxy.log"; echo "haproxy did not start" >&2; exit 1; }
+up "$SYPL" || { cat "$W/proxy.log"; echo "switchyard-proxy did not start" >&2; exit 1; }
+
+row() { # label cmd...
+  printf '%-52s %s\n' "$1" "$(taskset -c 0 "${@:2}")"
+}
+echo "TCP routers, ${SECS}s per row, proxy on core 1, load and backends on core 0 ($(date -u +%F))"
+row "switchyard-proxy passthrough MB/s (8 conns)"  "$L" bytes "127.0.0.1:$SYPT" bench.test "$SECS" 8
+row "haproxy        passthrough MB/s (8 conns)"    "$L" bytes "127.0.0.1:$HAPT" bench.test "$SECS" 8
+row "switchyard-proxy plain TCP MB/s (8 conns)"    "$L" bytes "127.0.0.1:$SYPL" - "$SECS" 8
+row "haproxy        plain TCP MB/s (8 conns)"      "$L" bytes "127.0.0.1:$HAPL" - "$SECS" 8
+row "switchyard-proxy plain TCP connections/s (64)" "$L" conns "127.0.0.1:$SYPL" - "$SECS" 64
+row "haproxy        plain TCP connections/s (64)"   "$L" conns "127.0.0.1:$HAPL" - "$SECS" 64
+row "switchyard-proxy passthrough connections/s (64)" "$L" conns "127.0.0.1:$SYPT" bench.test "$SECS" 64
+row "haproxy        passthrough connections/s (64)"   "$L" conns "127.0.0.1:$HAPT" bench.test "$SECS" 64
