@@ -120,6 +120,42 @@ fn each_cluster_gets_its_routers_and_the_unscoped_ones() {
     let r = get(p_eu.web(), "eu.test", "/").unwrap();
     assert_eq!(r.header("x-cluster").as_deref(), Some("edge-eu"));
 
+    // `explain --cluster` answers as that cluster's proxies route.
+    let explain = |cluster: &str, url: &str| {
+        let out = switchyard_e2e::cli(
+            &ep,
+            &["-o", "json", "explain", "--cluster", cluster, "GET", url],
+        );
+        // Exit status 1 when no router matches (the proxy would answer 404); JSON either way.
+        let winner = out.json()["winner"]["name"].as_str().map(str::to_string);
+        assert_eq!(
+            out.success(),
+            winner.is_some(),
+            "explain --cluster {cluster} {url}: {out}"
+        );
+        winner
+    };
+    assert_eq!(
+        explain("edge-eu", "http://eu.test/").as_deref(),
+        Some("eu-app")
+    );
+    assert_eq!(explain("edge-us", "http://eu.test/"), None);
+    assert_eq!(
+        explain("edge-us", "http://all.test/").as_deref(),
+        Some("global")
+    );
+    let bad = switchyard_e2e::cli(
+        &ep,
+        &[
+            "explain",
+            "--cluster",
+            "Bad Name!",
+            "GET",
+            "http://eu.test/",
+        ],
+    );
+    assert!(!bad.success() && bad.stderr.contains("--cluster"), "{bad}");
+
     // The other cluster's config never reached the proxy: not its router, service, middleware
     // or backend address.
     let eu_cache = cache_text(&p_eu, "config-edge-eu.json");

@@ -384,6 +384,10 @@ pub struct ExplainArgs {
     /// Entry point the request arrives on (default: consider every router).
     #[arg(long)]
     pub entrypoint: Option<String>,
+    /// Evaluate what the proxies of this proxy cluster (`switchyard-proxy --cluster`) serve:
+    /// the routers scoped to it and the unscoped ones (default: every router).
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
     /// Evaluate the leader's latest config rather than the answering node's.
     #[arg(long)]
     pub consistent: bool,

@@ -60,6 +60,7 @@ pub async fn run(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
         .into_inner();
     let value: serde_json::Value = serde_json::from_str(&r.json).context("decoding config")?;
     let cfg = switchyard_config::from_value(value).map_err(|e| anyhow!("config: {e}"))?;
+    let cfg = super::explain::for_cluster(cfg, a.cluster.as_deref())?;
     let ex = explain_url(&cfg, &req)?;
     eprintln!("config version {}", r.version);
 
@@ -131,4 +132,20 @@ pub async fn run(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `cfg` as the proxies of `cluster` receive it (`--cluster`), or whole.
+pub(super) fn for_cluster(
+    cfg: switchyard_config::DynamicConfig,
+    cluster: Option<&str>,
+) -> Result<switchyard_config::DynamicConfig> {
+    match cluster {
+        None => Ok(cfg),
+        Some(name) => {
+            if let Some(problem) = switchyard_config::scope::cluster_name_problem(name) {
+                return Err(anyhow!("--cluster {name:?}: {problem}"));
+            }
+            Ok(switchyard_config::scope::for_cluster(&cfg, name))
+        }
+    }
 }

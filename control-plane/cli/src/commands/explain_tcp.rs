@@ -27,6 +27,7 @@ pub async fn run(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
         .into_inner();
     let value: serde_json::Value = serde_json::from_str(&r.json).context("decoding config")?;
     let cfg = switchyard_config::from_value(value).map_err(|e| anyhow!("config: {e}"))?;
+    let cfg = super::explain::for_cluster(cfg, a.cluster.as_deref())?;
     let req = TcpRequest {
         entrypoint: a.entrypoint.as_deref(),
         tls: !a.plain,
