@@ -343,6 +343,19 @@ impl Proxy {
     /// (`Ok`). Health and balancer state of unchanged services carries over. The config client
     /// counts applies and NACKs itself ([`Metrics::config_applies`], [`Metrics::config_nacks`]).
     pub fn apply(&self, version: u64, cfg: Arc<DynamicConfig>) -> Result<(), String> {
+        self.apply_change(version, cfg, None)
+    }
+
+    /// [`Proxy::apply`] of a config that is the one of version `base` with the resources
+    /// `changed` created, updated or removed (a delta): when `base` is the version being
+    /// served, only what the change touches is compiled ([`Runtime::compile_change`], the same
+    /// result as a full compile); otherwise (or with `None`) the whole config is compiled.
+    pub fn apply_change(
+        &self,
+        version: u64,
+        cfg: Arc<DynamicConfig>,
+        change: Option<(u64, &[(switchyard_config::ResourceKind, String)])>,
+    ) -> Result<(), String> {
         let _guard = self
             .shared
             .apply_lock
@@ -361,7 +374,13 @@ impl Proxy {
             handle: &self.shared.handle,
         };
         let started = std::time::Instant::now();
-        let mut rt = Runtime::compile(cfg, &self.shared.entrypoint_names, &old, &env)?;
+        let eps = &self.shared.entrypoint_names;
+        let mut rt = match change {
+            Some((base, changed)) if base == self.shared.version() => {
+                Runtime::compile_change(cfg, changed, eps, &old, &env)?
+            }
+            _ => Runtime::compile(cfg, eps, &old, &env)?,
+        };
         rt.version_stats = Arc::new(crate::version_stats::VersionStats::new(version));
         let certs = crate::traefik_metrics::certs_not_after(&rt.config);
         // Backend health gauges of servers that are gone.
