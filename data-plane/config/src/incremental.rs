@@ -148,7 +148,8 @@ pub fn validate_change(
                 .as_ref()
                 .and_then(|lb| lb.servers_transport.as_deref())
                 .is_some_and(|t| names_any([t], &transports));
-            if uses_transport || names_any(s.child_refs().into_iter().map(|(_, r)| r), &gone_services)
+            if uses_transport
+                || names_any(s.child_refs().into_iter().map(|(_, r)| r), &gone_services)
             {
                 services.insert(name);
             }
@@ -157,7 +158,9 @@ pub fn validate_change(
     if !gone_services.is_empty() || !gone_middlewares.is_empty() {
         for (name, m) in &next.http.middlewares {
             let refs = match m {
-                Middleware::Chain(c) => names_any(c.middlewares.iter().map(String::as_str), &gone_middlewares),
+                Middleware::Chain(c) => {
+                    names_any(c.middlewares.iter().map(String::as_str), &gone_middlewares)
+                }
                 Middleware::Errors(e) => names_any([e.service.as_str()], &gone_services),
                 _ => false,
             };
@@ -272,7 +275,9 @@ mod tests {
                 n,
                 match variant {
                     0 => None,
-                    1 => Some(json!({"loadBalancer": {"servers": [{"url": "http://127.0.0.1:1"}]}})),
+                    1 => {
+                        Some(json!({"loadBalancer": {"servers": [{"url": "http://127.0.0.1:1"}]}}))
+                    }
                     2 => Some(
                         json!({"loadBalancer": {"servers": [{"url": "https://10.0.0.1"}], "serversTransport": x}}),
                     ),
@@ -374,7 +379,11 @@ mod tests {
         ] {
             let mut next = base.clone();
             mutate(&mut next, m);
-            let name = if kind == ResourceKind::TlsOption { "a" } else { "b" };
+            let name = if kind == ResourceKind::TlsOption {
+                "a"
+            } else {
+                "b"
+            };
             let full = validate(&next);
             assert!(full.is_err(), "{kind:?}");
             assert_eq!(validate_change(&base, &next, &[(kind, name)]), full);

@@ -110,9 +110,18 @@ async fn main() {
             "{n:<9} first version (full compile)             {:.1} ms",
             first.as_secs_f64() * 1000.0
         );
-        println!("{n:<9} {}", summary("delta::apply (config copy)     ", deltas));
-        println!("{n:<9} {}", summary("apply_change (incremental)     ", incremental));
-        println!("{n:<9} {}", summary("apply (full compile)           ", full));
+        println!(
+            "{n:<9} {}",
+            summary("delta::apply (config copy)     ", deltas)
+        );
+        println!(
+            "{n:<9} {}",
+            summary("apply_change (incremental)     ", incremental)
+        );
+        println!(
+            "{n:<9} {}",
+            summary("apply (full compile)           ", full)
+        );
         proxy.shutdown().await;
     }
 }

@@ -165,13 +165,11 @@ fn next_config_reusing(
         .map(|c| DeltaChange::from_wire(&c.kind, c.name.clone(), &c.json))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("delta v{}: {e}", msg.version))?;
-    let reused = reusable
-        .filter(|s| s.held_version == *held)
-        .and_then(|s| {
-            let mut base = Arc::try_unwrap(s.base).ok()?;
-            delta::apply_in_place(&mut base, &s.to_held);
-            Some(base)
-        });
+    let reused = reusable.filter(|s| s.held_version == *held).and_then(|s| {
+        let mut base = Arc::try_unwrap(s.base).ok()?;
+        delta::apply_in_place(&mut base, &s.to_held);
+        Some(base)
+    });
     let next = match reused {
         Some(mut next) => {
             delta::apply_in_place(&mut next, &changes);
@@ -618,7 +616,11 @@ mod tests {
         let mut outside: Option<Arc<DynamicConfig>> = None;
         for v in 2..40u64 {
             let name = format!("r{}", v % 5);
-            let rule = if v % 4 == 0 { String::new() } else { format!("Host(`h{v}`)") };
+            let rule = if v % 4 == 0 {
+                String::new()
+            } else {
+                format!("Host(`h{v}`)")
+            };
             let msg = delta(v, current.0, &name, &rule);
             let expected = next_config(Some(&current), &msg).expect("delta");
             // Someone else holds the config of version 10 for a while: no reuse of it.

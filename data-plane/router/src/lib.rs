@@ -131,7 +131,9 @@ pub struct Route {
 
 /// The routing order: priority descending, then name ascending (names are unique).
 fn order(a: &Route, b: &Route) -> Ordering {
-    b.priority.cmp(&a.priority).then_with(|| a.name.cmp(&b.name))
+    b.priority
+        .cmp(&a.priority)
+        .then_with(|| a.name.cmp(&b.name))
 }
 
 /// Routes in routing order, shared between versions until one of them changes.
@@ -195,9 +197,7 @@ impl EntryTable {
                 Some(keys) => {
                     for (wild, key) in keys {
                         let map = if *wild { &mut wildcard } else { &mut exact };
-                        map.entry(key.as_str())
-                            .or_default()
-                            .push(Arc::clone(route));
+                        map.entry(key.as_str()).or_default().push(Arc::clone(route));
                     }
                 }
             }
@@ -352,7 +352,8 @@ fn compile_route(
     let rule = match prev {
         Some(p) if p.rule.rule() == r.rule => Arc::clone(&p.rule),
         _ => Arc::new(
-            rules::compile(&r.rule).map_err(|e| ConfigError::field(K, name, "rule", e.to_string()))?,
+            rules::compile(&r.rule)
+                .map_err(|e| ConfigError::field(K, name, "rule", e.to_string()))?,
         ),
     };
     let attached = match entrypoints {

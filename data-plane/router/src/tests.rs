@@ -640,7 +640,10 @@ mod incremental {
         let v2 = v1.apply_changes(&cfg, Some(&eps), &["r7"]).expect("v2");
         let (t1, t2) = (&v1.tables[0], &v2.tables[0]);
         assert!(t2.exact.get("h7.com").is_none());
-        assert_eq!(t2.exact.get("moved.com").map(|b| b[0].name.as_str()), Some("r7"));
+        assert_eq!(
+            t2.exact.get("moved.com").map(|b| b[0].name.as_str()),
+            Some("r7")
+        );
         // Untouched hosts keep their shard, and their route is the very same Arc.
         let shared = (0..2000)
             .filter(|i| t1.exact.shares_shard_of(&t2.exact, &format!("h{i}.com")))
@@ -651,7 +654,8 @@ mod incremental {
             &t2.exact.get("h1.com").expect("h1")[0]
         ));
         assert_eq!(
-            v2.lookup("web", &req("moved.com", "/")).map(|r| r.name.as_str()),
+            v2.lookup("web", &req("moved.com", "/"))
+                .map(|r| r.name.as_str()),
             Some("r7")
         );
         assert!(v2.lookup("web", &req("h7.com", "/")).is_none());

@@ -228,8 +228,7 @@ impl Runtime {
         use ResourceKind as K;
         let keys: Vec<(ResourceKind, &str)> =
             changed.iter().map(|(k, n)| (*k, n.as_str())).collect();
-        switchyard_config::validate_change(&old.config, &cfg, &keys)
-            .map_err(|e| e.to_string())?;
+        switchyard_config::validate_change(&old.config, &cfg, &keys).map_err(|e| e.to_string())?;
         let routers: Vec<&str> = keys
             .iter()
             .filter(|(k, _)| *k == K::Router)
@@ -239,9 +238,8 @@ impl Runtime {
             .table
             .apply_changes(&cfg, Some(entrypoints), &routers)
             .map_err(|e| e.to_string())?;
-        let tls_router = |c: &DynamicConfig, n: &str| {
-            c.http.routers.get(n).is_some_and(|r| r.tls.is_some())
-        };
+        let tls_router =
+            |c: &DynamicConfig, n: &str| c.http.routers.get(n).is_some_and(|r| r.tls.is_some());
         let tls_routers_changed = routers
             .iter()
             .any(|n| tls_router(&old.config, n) || tls_router(&cfg, n));
@@ -379,8 +377,8 @@ fn route_rt(
             r.name
         )
     })?;
-    let list =
-        middlewares::flatten(&r.middlewares, mws).map_err(|e| format!("router \"{}\": {e}", r.name))?;
+    let list = middlewares::flatten(&r.middlewares, mws)
+        .map_err(|e| format!("router \"{}\": {e}", r.name))?;
     let prev = old.routes.get(&r.name);
     // Keep the stats handles of the same (router, service) from the previous version.
     let stats: Box<[OnceLock<Arc<RouteStats>>]> = match prev {
@@ -486,8 +484,8 @@ mod tests {
             state % n
         };
         let names = ["a", "b", "c", "d"];
-        let mut held = Runtime::compile(Arc::new(DynamicConfig::default()), &eps, &empty, &env)
-            .unwrap();
+        let mut held =
+            Runtime::compile(Arc::new(DynamicConfig::default()), &eps, &empty, &env).unwrap();
         let (mut accepted, mut refused) = (0, 0);
         for _ in 0..400 {
             let mut changes = Vec::new();
@@ -584,7 +582,10 @@ mod tests {
                 ),
             }
         }
-        assert!(accepted > 50 && refused > 50, "{accepted} accepted, {refused} refused");
+        assert!(
+            accepted > 50 && refused > 50,
+            "{accepted} accepted, {refused} refused"
+        );
     }
 
     /// Valid but unusual inputs that the control plane accepts must compile here too.
