@@ -382,10 +382,17 @@ impl Proxy {
             _ => Runtime::compile(cfg, eps, &old, &env)?,
         };
         rt.version_stats = Arc::new(crate::version_stats::VersionStats::new(version));
-        let certs = crate::traefik_metrics::certs_not_after(&rt.config);
+        // A version derived from a delta shares what did not change: its services and TLS
+        // table are then the previous ones, with nothing to stop or relabel.
+        let same_services = Arc::ptr_eq(&old.services, &rt.services);
+        let certs = (!Arc::ptr_eq(&old.tls, &rt.tls))
+            .then(|| crate::traefik_metrics::certs_not_after(&rt.config));
         // Backend health gauges of servers that are gone.
-        let live: std::collections::HashSet<(Arc<str>, Arc<str>)> =
-            services::server_labels(&rt.services).into_iter().collect();
+        let live: std::collections::HashSet<(Arc<str>, Arc<str>)> = if same_services {
+            Default::default()
+        } else {
+            services::server_labels(&rt.services).into_iter().collect()
+        };
         let routes = rt.table.len();
         self.shared.current.store(Arc::new(rt));
         self.shared.version.store(version, Ordering::Release);
@@ -394,17 +401,21 @@ impl Proxy {
             .config_version()
             .set(i64::try_from(version).unwrap_or(i64::MAX));
         self.shared.metrics.config_reloaded();
-        self.shared.metrics.set_certs(certs);
-        let kept: Vec<Arc<LoadBalancer>> =
-            services::balancers(&self.shared.current.load().services);
-        for lb in services::balancers(&old.services) {
-            if !kept.iter().any(|k| Arc::ptr_eq(k, &lb)) {
-                lb.stop_health();
-            }
+        if let Some(certs) = certs {
+            self.shared.metrics.set_certs(certs);
         }
-        for (svc, url) in services::server_labels(&old.services) {
-            if !live.contains(&(svc.clone(), url.clone())) {
-                self.shared.metrics.remove_server_up(&svc, &url);
+        if !same_services {
+            let kept: Vec<Arc<LoadBalancer>> =
+                services::balancers(&self.shared.current.load().services);
+            for lb in services::balancers(&old.services) {
+                if !kept.iter().any(|k| Arc::ptr_eq(k, &lb)) {
+                    lb.stop_health();
+                }
+            }
+            for (svc, url) in services::server_labels(&old.services) {
+                if !live.contains(&(svc.clone(), url.clone())) {
+                    self.shared.metrics.remove_server_up(&svc, &url);
+                }
             }
         }
         tracing::info!(
