@@ -134,8 +134,7 @@ impl<V: Clone> ShardedMap<V> {
                 }
             }
             None => {
-                if self.shard(key).contains_key(key) && self.shard_mut(key).remove(key).is_some()
-                {
+                if self.shard(key).contains_key(key) && self.shard_mut(key).remove(key).is_some() {
                     self.len -= 1;
                 }
             }
