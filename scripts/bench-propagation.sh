@@ -37,6 +37,6 @@ import re, sys
 ms = [float(m) for m in re.findall(r"config applied.*?ms=([0-9.]+)", open(sys.argv[2]).read())]
 if len(ms) > 1:
     d = sorted(ms[1:])
-    print(f"{sys.argv[1]}: compile+swap of {len(d)} deltas p50 {d[len(d)//2]:.2f} / p99 {d[max(0, int(len(d)*0.99)-1)]:.2f} / max {d[-1]:.2f} ms (base config {ms[0]:.1f} ms)")
+    print(f"{sys.argv[1]}: compile+swap of {len(d)} deltas p50 {d[len(d)//2]:.2f} / p99 {d[min(len(d)-1, int(len(d)*0.99))]:.2f} / max {d[-1]:.2f} ms (base config {ms[0]:.1f} ms)")
 PY
 done
