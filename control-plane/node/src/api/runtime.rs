@@ -405,6 +405,44 @@ mod tests {
         assert!(rt.routers["ok@file"].errors.is_empty());
     }
 
+    /// The TCP section is built by the same rules: references, usedBy, errors from validation
+    /// (attached by the `tcpRouter` label), entry points.
+    #[test]
+    fn tcp_section_as_http() {
+        let c = cfg(json!({"tcp": {
+            "routers": {
+                "db": {"rule": "HostSNI(`*`)", "service": "s", "middlewares": ["few"]},
+                "broken": {"rule": "HostSNI(`*`)", "service": "nope", "entryPoints": ["db"]}
+            },
+            "services": {"s": {"loadBalancer": {"servers": [{"address": "127.0.0.1:5432"}]}}},
+            "middlewares": {"few": {"inFlightConn": {"amount": 2}}}
+        }}));
+        let p = problems(&c);
+        let eps: BTreeSet<String> = ["db".to_string(), "web".to_string()].into();
+        let rt = build(&c, &p, Some(&eps));
+        assert!(rt.routers.is_empty() && rt.services.is_empty());
+        let db = &rt.tcp_routers["db@file"];
+        assert_eq!(
+            (db.status, db.using.clone()),
+            (ENABLED, vec!["db".into(), "web".into()])
+        );
+        assert_eq!(rt.tcp_services["s@file"].used_by, ["db@file"]);
+        assert_eq!(rt.tcp_middlewares["few@file"].used_by, ["db@file"]);
+        assert_eq!(rt.tcp_middlewares["few@file"].kind(), "inflightconn");
+        let broken = &rt.tcp_routers["broken@file"];
+        assert_eq!(broken.status, DISABLED);
+        assert!(
+            broken
+                .errors
+                .iter()
+                .any(|e| e.starts_with("service: ") && e.contains("\"nope\"")),
+            "{:?}",
+            broken.errors
+        );
+        let raw = serde_json::to_value(&rt).unwrap_or_default();
+        assert!(raw["tcpRouters"]["db@file"].is_object(), "{raw}");
+    }
+
     #[test]
     fn bad_middleware_disables_its_routers() {
         let c = cfg(json!({"http": {
