@@ -494,6 +494,9 @@ impl ClusterState {
         cfg.tcp.routers.extend(new.tcp.routers);
         cfg.tcp.services.extend(new.tcp.services);
         cfg.tcp.middlewares.extend(new.tcp.middlewares);
+        cfg.tcp
+            .servers_transports
+            .extend(new.tcp.servers_transports);
         cfg.tls.certificates = new.tls.certificates;
         cfg.certificates_resolvers
             .extend(new.certificates_resolvers);
@@ -630,6 +633,11 @@ fn named_in(cfg: &DynamicConfig, doc: &DynamicConfig) -> DynamicConfig {
         &cfg.tcp.middlewares,
         &doc.tcp.middlewares,
         &mut out.tcp.middlewares,
+    );
+    pick(
+        &cfg.tcp.servers_transports,
+        &doc.tcp.servers_transports,
+        &mut out.tcp.servers_transports,
     );
     pick(
         &cfg.certificates_resolvers,
@@ -988,6 +996,17 @@ tcp:
 tcp:
   routers:
     db: { rule: "HostSNI(`*`)", service: db }
+"#,
+            // A TCP servers transport, then a service naming it.
+            r#"
+tcp:
+  serversTransports:
+    t: { dialTimeout: 5s }
+"#,
+            r#"
+tcp:
+  services:
+    db: { loadBalancer: { servers: [ { address: "127.0.0.1:5432" } ], serversTransport: t } }
 "#,
         ];
         let mut st = ClusterState::default();
