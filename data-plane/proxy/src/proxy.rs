@@ -363,6 +363,7 @@ impl Proxy {
         let started = std::time::Instant::now();
         let mut rt = Runtime::compile(cfg, &self.shared.entrypoint_names, &old, &env)?;
         rt.version_stats = Arc::new(crate::version_stats::VersionStats::new(version));
+        crate::limiter::inherit(&old, &rt);
         let certs = crate::traefik_metrics::certs_not_after(&rt.config);
         // Backend health gauges of servers that are gone.
         let live: std::collections::HashSet<(Arc<str>, Arc<str>)> =
