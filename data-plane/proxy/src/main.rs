@@ -68,7 +68,12 @@ struct Args {
     admin_addr: String,
     /// Threads serving requests (0: one per CPU the process may use). With one, the proxy runs
     /// a single-threaded runtime (no work stealing, no cross-thread wake-ups).
-    #[arg(long, value_name = "N", default_value_t = 0, env = "SWITCHYARD_WORKERS")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        env = "SWITCHYARD_WORKERS"
+    )]
     workers: usize,
     /// Proxy identity (default: the host name).
     #[arg(long, env = "SWITCHYARD_PROXY_ID")]
