@@ -78,6 +78,7 @@ fn named_keys(doc: &DynamicConfig) -> Vec<(ResourceKind, &str)> {
         .chain(keys(K::TcpRouter, &doc.tcp.routers))
         .chain(keys(K::TcpService, &doc.tcp.services))
         .chain(keys(K::TcpMiddleware, &doc.tcp.middlewares))
+        .chain(keys(K::TcpServersTransport, &doc.tcp.servers_transports))
         .collect()
 }
 
@@ -87,6 +88,10 @@ fn resource_kind(kind: Kind) -> ResourceKind {
         Kind::Router => ResourceKind::Router,
         Kind::Service => ResourceKind::Service,
         Kind::Middleware => ResourceKind::Middleware,
+        Kind::TcpRouter => ResourceKind::TcpRouter,
+        Kind::TcpService => ResourceKind::TcpService,
+        Kind::TcpMiddleware => ResourceKind::TcpMiddleware,
+        Kind::TcpServersTransport => ResourceKind::TcpServersTransport,
     }
 }
 
@@ -569,6 +574,9 @@ impl ClusterState {
         cfg.tcp.routers.extend(new.tcp.routers);
         cfg.tcp.services.extend(new.tcp.services);
         cfg.tcp.middlewares.extend(new.tcp.middlewares);
+        cfg.tcp
+            .servers_transports
+            .extend(new.tcp.servers_transports);
         cfg.tls.certificates = new.tls.certificates;
         cfg.certificates_resolvers
             .extend(new.certificates_resolvers);
@@ -722,6 +730,11 @@ fn named_in(cfg: &DynamicConfig, doc: &DynamicConfig) -> DynamicConfig {
         &cfg.tcp.middlewares,
         &doc.tcp.middlewares,
         &mut out.tcp.middlewares,
+    );
+    pick(
+        &cfg.tcp.servers_transports,
+        &doc.tcp.servers_transports,
+        &mut out.tcp.servers_transports,
     );
     pick(
         &cfg.certificates_resolvers,
@@ -1154,6 +1167,17 @@ tcp:
 tcp:
   routers:
     db: { rule: "HostSNI(`*`)", service: db }
+"#,
+            // A TCP servers transport, then a service naming it.
+            r#"
+tcp:
+  serversTransports:
+    t: { dialTimeout: 5s }
+"#,
+            r#"
+tcp:
+  services:
+    db: { loadBalancer: { servers: [ { address: "127.0.0.1:5432" } ], serversTransport: t } }
 "#,
         ];
         let mut st = ClusterState::default();

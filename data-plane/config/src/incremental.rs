@@ -104,12 +104,14 @@ pub fn validate_change(
             }
             K::TlsStore | K::TlsCertificate => tls = true,
             K::CertResolver => {
+                // TCP routers name resolvers too (the tcp section is checked as a whole).
+                tcp = true;
                 resolvers.insert(name);
                 if !next.certificates_resolvers.contains_key(name) {
                     gone_resolvers.insert(name);
                 }
             }
-            K::TcpRouter | K::TcpService | K::TcpMiddleware => tcp = true,
+            K::TcpRouter | K::TcpService | K::TcpMiddleware | K::TcpServersTransport => tcp = true,
             // Managed by the control plane, not part of `validate`.
             K::ManagedCertificate
             | K::AcmeHttp01

@@ -87,7 +87,11 @@ pub(crate) fn check_name(kind: &str, name: &str) -> Option<ConfigError> {
     Some(ConfigError::resource(kind, name, msg))
 }
 
-fn duration_check(d: &Duration, positive: bool, allow_negative: bool) -> Result<(), String> {
+pub(crate) fn duration_check(
+    d: &Duration,
+    positive: bool,
+    allow_negative: bool,
+) -> Result<(), String> {
     let n = d
         .as_nanos()
         .map_err(|e| format!("invalid duration {}: {e}", quote_dur(d)))?;

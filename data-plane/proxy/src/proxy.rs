@@ -382,6 +382,7 @@ impl Proxy {
             _ => Runtime::compile(cfg, eps, &old, &env)?,
         };
         rt.version_stats = Arc::new(crate::version_stats::VersionStats::new(version));
+        crate::limiter::inherit(&old, &rt);
         // A version derived from a delta shares what did not change: its services and TLS
         // table are then the previous ones, with nothing to stop or relabel.
         let same_services = Arc::ptr_eq(&old.services, &rt.services);
