@@ -56,29 +56,35 @@ start_proxy() {
   for _ in $(seq 1 600); do curl -sf "127.0.0.1:$SYADM/readyz" >/dev/null && return; sleep 0.1; done
   echo "proxy did not start"; cat "$W/proxy.log"; exit 1
 }
+# The proxy's CPU time (user + system, clock ticks) so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$(cat "$W/proxy.pid")/stat"; }
 stop_proxy() { kill "$(cat "$W/proxy.pid")"; wait "$(cat "$W/proxy.pid")" 2>/dev/null || true; }
 run() { # label
   taskset -c 0 wrk -t1 -c64 -d2s "http://127.0.0.1:$SY/" >/dev/null   # warm-up
   local l0 s0; l0=$(metric switchyard_proxy_accesslog_lines_total); s0=$(metric switchyard_proxy_tracing_exported_spans_total)
+  local c0; c0=$(cpu_ticks)
   local out; out=$(taskset -c 0 wrk -t1 -c64 -d"$DUR" --latency "http://127.0.0.1:$SY/")
+  local c1; c1=$(cpu_ticks)
   local rps p50 p99 secs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   secs=$(awk '/requests in/ {sub(/s,/, "", $4); print $4}' <<<"$out")
+  local reqs cpu; reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  cpu=$(python3 -c "print(f'{($c1-$c0)/$(getconf CLK_TCK)/$reqs*1e6:.1f}')")
   local l1 s1 ld sd; l1=$(metric switchyard_proxy_accesslog_lines_total); s1=$(metric switchyard_proxy_tracing_exported_spans_total)
   ld=$(metric switchyard_proxy_accesslog_dropped_total); sd=$(metric switchyard_proxy_tracing_dropped_spans_total)
   local sf; sf=$(metric switchyard_proxy_tracing_failed_spans_total)
   local extra=""
   [ -n "$l1" ] && extra+=" lines/s=$(python3 -c "print(round(($l1-${l0:-0})/$secs))") lines_dropped=$ld"
   [ -n "$s1" ] && extra+=" spans/s=$(python3 -c "print(round(($s1-${s0:-0})/$secs))") spans_dropped=$sd spans_failed=$sf"
-  printf '%-40s %10s %9s %9s %s\n' "$1" "$rps" "$p50" "$p99" "$extra"
+  printf '%-40s %10s %9s %9s %8s %s\n' "$1" "$rps" "$p50" "$p99" "$cpu" "$extra"
   grep -q "Non-2xx" <<<"$out" && echo "  (non-2xx responses: $(grep Non-2xx <<<"$out"))" || true
 }
 TR=(--tracing.otlp.grpc.endpoint "http://127.0.0.1:$OTLP" --tracing.sampleRate 1)
 AL=(--accesslog.filepath "$W/access.log" --accesslog.format json)
 echo "$(nproc) cores; wrk -t1 -c64 -d$DUR on core 0; proxy on core 1; backend and OTLP sink on core 0"
-printf '%-40s %10s %9s %9s %s\n' "switchyard-proxy" "req/s" "p50" "p99" "observability counters"
+printf '%-40s %10s %9s %9s %8s %s\n' "switchyard-proxy" "req/s" "p50" "p99" "CPU/req" "observability counters"
 start_proxy;                 run "observability off";               stop_proxy
 start_proxy "${AL[@]}";      run "access log (json, file)";         stop_proxy
 start_proxy "${TR[@]}";      run "tracing 100% (OTLP/gRPC)";        stop_proxy

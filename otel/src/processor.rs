@@ -1,17 +1,27 @@
 //! The span processor: finished spans go into a bounded queue (`try_send`, never waiting);
 //! one task exports them in batches with a deadline. A full queue drops the span and counts it,
 //! so a slow, black-holed or absent collector costs requests nothing.
+//!
+//! The export task is not woken per span: once it holds a span it waits up to [`DELAY`] for more
+//! (OpenTelemetry's `scheduledDelay`, shortened from the SDK's 5 s so a trace shows up quickly),
+//! and a sender wakes it early only when a whole batch is queued. Woken per span, a proxy at
+//! 40k requests/s made thousands of small export calls a second (measured: tracing took 16–24%
+//! of the throughput).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::Context;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 /// Most spans per export call.
 const BATCH: usize = 512;
+
+/// Longest time a finished span waits for its batch.
+const DELAY: Duration = Duration::from_millis(200);
 
 /// Counters of the exporter (register them in the process's Prometheus registry).
 #[derive(Debug, Clone, Default)]
@@ -28,6 +38,10 @@ pub struct Counters {
 pub(crate) struct QueueProcessor {
     tx: mpsc::Sender<SpanData>,
     dropped: Counter,
+    /// Wakes the export task before [`DELAY`] when a whole batch is queued.
+    full: Arc<Notify>,
+    /// Free queue slots at or below which a batch is queued.
+    wake_below: usize,
 }
 
 impl QueueProcessor {
@@ -39,13 +53,30 @@ impl QueueProcessor {
         counters: Counters,
         handle: &tokio::runtime::Handle,
     ) -> QueueProcessor {
-        let (tx, mut rx) = mpsc::channel::<SpanData>(capacity.max(1));
+        let capacity = capacity.max(1);
+        let (tx, mut rx) = mpsc::channel::<SpanData>(capacity);
+        let full = Arc::new(Notify::new());
         let c = counters.clone();
+        let woken = full.clone();
+        // A batch holds at most what the queue holds, so at most twice the queue is in
+        // flight while an export hangs.
+        let limit = BATCH.min(capacity);
         handle.spawn(async move {
-            let mut batch = Vec::with_capacity(BATCH);
-            while rx.recv_many(&mut batch, BATCH).await > 0 {
+            let mut batch = Vec::with_capacity(limit);
+            while rx.recv_many(&mut batch, limit).await > 0 {
+                if batch.len() < limit {
+                    // Gather more for up to DELAY (or until a batch is queued), then take
+                    // what is there.
+                    let _ = tokio::time::timeout(DELAY, woken.notified()).await;
+                    while batch.len() < limit {
+                        match rx.try_recv() {
+                            Ok(span) => batch.push(span),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 let n = batch.len() as u64;
-                let spans = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                let spans = std::mem::replace(&mut batch, Vec::with_capacity(limit));
                 match tokio::time::timeout(timeout, exporter.export(spans)).await {
                     Ok(Ok(())) => {
                         c.exported.inc_by(n);
@@ -64,6 +95,8 @@ impl QueueProcessor {
         QueueProcessor {
             tx,
             dropped: counters.dropped,
+            full,
+            wake_below: capacity.saturating_sub(limit),
         }
     }
 }
@@ -77,6 +110,9 @@ impl SpanProcessor for QueueProcessor {
         }
         if self.tx.try_send(span).is_err() {
             self.dropped.inc();
+        }
+        if self.tx.capacity() <= self.wake_below {
+            self.full.notify_one();
         }
     }
 

@@ -221,43 +221,61 @@ pub fn kill_leaders(c: &mut Cluster, writer: &Writer, kills: usize) -> Vec<KillO
     out
 }
 
-/// Writes `n` entries through `endpoint`, each adding a new router (`grow-<i>`), from `clients`
-/// concurrent clients: a log whose replay rebuilds an `n`-router config one router at a time.
+/// Commits `n` writes that each add one router (`grow-I`, rule ``Host(`gI.test`)``) through the
+/// admin API at `endpoint`, from `clients` concurrent clients.
 pub fn grow(endpoint: &str, creds: Option<&SecureCreds>, n: usize, clients: usize) {
+    write_all(endpoint, creds, n, clients, |i| {
+        format!(
+            "http:\n  routers:\n    grow-{i}:\n      rule: \"Host(`g{i}.test`)\"\n      service: grow\n  services:\n    grow:\n      loadBalancer:\n        servers:\n          - url: \"http://127.0.0.1:9\"\n"
+        )
+    });
+}
+
+/// Commits the `n` documents `doc(0..n)` through the admin API at `endpoint` (upserts, no
+/// prune), from `clients` concurrent clients (client `c` writes `c, c + clients, ...` in order),
+/// retrying each through elections.
+pub fn write_all(
+    endpoint: &str,
+    creds: Option<&SecureCreds>,
+    n: usize,
+    clients: usize,
+    doc: impl Fn(usize) -> String + Send + Sync + 'static,
+) {
     let ca = creds.map(|c| std::fs::read_to_string(&c.ca).expect("reading the cluster CA"));
     let token = creds.map(|c| format!("Bearer {}", c.token));
+    let doc = Arc::new(doc);
     crate::backends::block_on(async {
         let mut tasks = Vec::new();
         for c in 0..clients {
-            let (ep, ca, token) = (endpoint.to_string(), ca.clone(), token.clone());
+            let (ep, ca, token, doc) =
+                (endpoint.to_string(), ca.clone(), token.clone(), doc.clone());
             tasks.push(tokio::spawn(async move {
                 let ch = channel(&ep, ca.as_deref()).await?;
                 let mut client = AdminClient::new(ch);
                 for i in (c..n).step_by(clients) {
+                    let document = doc(i);
                     // An upsert is idempotent: retry through elections (a loaded machine).
                     let mut attempt = 0;
                     loop {
-                    let mut req = tonic::Request::new(ApplyRequest {
-                        document: format!(
-                            "http:\n  routers:\n    grow-{i}:\n      rule: \"Host(`g{i}.test`)\"\n      service: grow\n  services:\n    grow:\n      loadBalancer:\n        servers:\n          - url: \"http://127.0.0.1:9\"\n"
-                        ),
-                        prune: false,
-                        dry_run: false,
-                        rollout: None,
-                    });
-                    if let Some(t) = &token {
-                        req.metadata_mut()
-                            .insert("authorization", t.parse().map_err(|_| "token")?);
-                    }
-                    match client.apply(req).await {
-                        Ok(_) => break,
-                        Err(s) if attempt < 30 => {
-                            attempt += 1;
-                            eprintln!("write grow-{i} failed ({}); retrying", s.message());
-                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        let mut req = tonic::Request::new(ApplyRequest {
+                            document: document.clone(),
+                            prune: false,
+                            dry_run: false,
+                            rollout: None,
+                        });
+                        if let Some(t) = &token {
+                            req.metadata_mut()
+                                .insert("authorization", t.parse().map_err(|_| "token")?);
                         }
-                        Err(s) => return Err(s.to_string()),
-                    }
+                        match client.apply(req).await {
+                            Ok(_) => break,
+                            Err(s) if attempt < 30 => {
+                                attempt += 1;
+                                eprintln!("write {i} failed ({}); retrying", s.message());
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                            Err(s) => return Err(s.to_string()),
+                        }
                     }
                 }
                 Ok::<(), String>(())

@@ -1610,6 +1610,14 @@ pub struct InFlightReq {
     /// What requests are grouped by (default: the request host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_criterion: Option<SourceCriterion>,
+    /// Switchyard extension: `proxy` (default, Traefik's behaviour: each proxy counts on its
+    /// own) or `cluster` (`amount` holds for the sum of all proxies).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub scope: String,
 }
 
 /// `sourceCriterion`: at most one of the three.

@@ -26,6 +26,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::middlewares::compress::Encoder;
 use crate::server::Completion;
+use crate::upstream::PooledBody;
 
 /// Why a client's body failed.
 #[derive(Debug, thiserror::Error)]
@@ -234,7 +235,7 @@ impl Body for Tee {
 }
 
 enum Inner {
-    Incoming(Incoming),
+    Incoming(PooledBody),
     Full(Option<Bytes>),
     /// Another body, encoded as it streams (the `compress` middleware).
     Encoded(Box<Encoded>),
@@ -310,7 +311,7 @@ impl ProxyBody {
     }
 
     /// The backend's body, streamed.
-    pub(crate) fn incoming(b: Incoming) -> ProxyBody {
+    pub(crate) fn incoming(b: PooledBody) -> ProxyBody {
         ProxyBody {
             inner: Inner::Incoming(b),
             completion: None,

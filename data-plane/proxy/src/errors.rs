@@ -204,7 +204,7 @@ pub(crate) fn error_response(kind: ErrorKind) -> Response<ProxyBody> {
 /// Classify an upstream failure of the hyper client into a status: the client's body missing
 /// its `readTimeout` is 408, a malformed client body (bad chunking) 400, timeouts (dial or response header) are 504, everything else is 502
 /// (Traefik's `pkg/proxy/httputil` mapping).
-pub(crate) fn classify_upstream(err: &hyper_util::client::legacy::Error) -> ErrorKind {
+pub(crate) fn classify_upstream(err: &crate::upstream::Error) -> ErrorKind {
     match client_body_error(err) {
         Some(crate::body::BodyError::ReadTimeout) => return ErrorKind::RequestTimeout,
         // The client's body was malformed (bad chunking) or cut: the request is bad.
@@ -221,7 +221,7 @@ pub(crate) fn classify_upstream(err: &hyper_util::client::legacy::Error) -> Erro
 /// True when the upstream request failed because of the client's side (its request body
 /// failed, e.g. the client went away mid-upload): not the backend's fault, so passive health
 /// does not count it.
-pub(crate) fn is_client_side(err: &hyper_util::client::legacy::Error) -> bool {
+pub(crate) fn is_client_side(err: &crate::upstream::Error) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
         if let Some(h) = e.downcast_ref::<hyper::Error>() {

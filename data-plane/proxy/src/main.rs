@@ -66,6 +66,15 @@ struct Args {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9180")]
     admin_addr: String,
+    /// Threads serving requests (0: one per CPU the process may use). With one, the proxy runs
+    /// a single-threaded runtime (no work stealing, no cross-thread wake-ups).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        env = "SWITCHYARD_WORKERS"
+    )]
+    workers: usize,
     /// Proxy identity (default: the host name).
     #[arg(long, env = "SWITCHYARD_PROXY_ID")]
     proxy_id: Option<String>,
@@ -457,10 +466,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime_builder(args.workers).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -473,6 +479,23 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The async runtime for `--workers`: one thread per usable CPU by default; a single-threaded
+/// runtime when that is one (measured: less CPU per request than a one-worker multi-threaded
+/// runtime, see BENCHMARKS.md "Proxy throughput").
+fn runtime_builder(workers: usize) -> tokio::runtime::Builder {
+    let n = match workers {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        n => n,
+    };
+    if n == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(n);
+        b
     }
 }
 

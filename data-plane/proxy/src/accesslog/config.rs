@@ -136,10 +136,13 @@ impl Default for Fields {
 impl Fields {
     /// Whether core field `name` is written.
     pub fn keep(&self, name: &str) -> bool {
+        if self.names.is_empty() {
+            return self.default_keep;
+        }
         self.names
-            .get(&name.to_ascii_lowercase())
-            .copied()
-            .unwrap_or(self.default_keep)
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map_or(self.default_keep, |(_, keep)| *keep)
     }
 
     /// What happens to header `name`.

@@ -11,12 +11,13 @@
 //! ClientHost - ClientUsername [StartUTC] "Method Path Protocol" Status Size "Referer" "User-Agent" RequestCount "Router" "ServiceURL" Durationms
 //! ```
 
+use std::borrow::Cow;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderName, HeaderValue, Method, Uri, Version};
-use serde_json::{Map, Value};
 
 use super::config::{Fields, Format, HeaderMode};
 
@@ -116,32 +117,76 @@ fn split_host_port(v: &str) -> (String, String) {
     }
 }
 
-fn nanos(d: Duration) -> Value {
-    Value::from(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+/// A field's value: JSON strings and numbers are all a line holds.
+#[derive(Debug, Clone, PartialEq)]
+enum Val<'a> {
+    Str(Cow<'a, str>),
+    Num(u64),
+}
+
+impl<'a> From<&'a str> for Val<'a> {
+    fn from(s: &'a str) -> Self {
+        Val::Str(Cow::Borrowed(s))
+    }
+}
+
+impl From<String> for Val<'_> {
+    fn from(s: String) -> Self {
+        Val::Str(Cow::Owned(s))
+    }
+}
+
+impl From<u64> for Val<'_> {
+    fn from(n: u64) -> Self {
+        Val::Num(n)
+    }
+}
+
+impl From<u32> for Val<'_> {
+    fn from(n: u32) -> Self {
+        Val::Num(n.into())
+    }
+}
+
+impl From<u16> for Val<'_> {
+    fn from(n: u16) -> Self {
+        Val::Num(n.into())
+    }
+}
+
+fn nanos(d: Duration) -> Val<'static> {
+    Val::Num(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The fields of one line, by name (few: a linear search is the fastest map here).
+type Entries<'a> = Vec<(Cow<'a, str>, Val<'a>)>;
+
+fn get<'e>(entries: &'e Entries<'_>, key: &str) -> Option<&'e Val<'e>> {
+    entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
 impl Record {
     /// `RequestPath`: the path and, unless dropped, the query.
-    fn path(&self, keep_query: bool) -> String {
+    fn path(&self, keep_query: bool) -> &str {
         match (keep_query, self.uri.path_and_query()) {
-            (true, Some(pq)) => pq.as_str().to_string(),
-            _ => self.uri.path().to_string(),
+            (true, Some(pq)) => pq.as_str(),
+            _ => self.uri.path(),
         }
     }
 
-    fn client_host(&self) -> String {
+    fn client_host(&self) -> Val<'_> {
         match self.forwarded_for.as_ref().and_then(|v| v.to_str().ok()) {
-            Some(x) if !x.is_empty() => x.to_string(),
-            _ => self.peer.ip().to_string(),
+            Some(x) if !x.is_empty() => x.into(),
+            _ => self.peer.ip().to_string().into(),
         }
     }
 
     /// Every core field Traefik computes (before `fields` filtering).
-    fn core(&self, keep_query: bool) -> Vec<(&'static str, Value)> {
+    fn core(&self, keep_query: bool) -> Vec<(&'static str, Val<'_>)> {
         let utc = chrono::DateTime::<chrono::Utc>::from(self.start);
         let local = chrono::DateTime::<chrono::Local>::from(self.start);
         let host = self.host.to_str().unwrap_or("");
-        let mut v: Vec<(&'static str, Value)> = vec![
+        let mut v: Vec<(&'static str, Val<'_>)> = vec![
             (
                 "StartUTC",
                 utc.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
@@ -155,7 +200,7 @@ impl Record {
             ),
             ("Duration", nanos(self.duration)),
             ("ClientAddr", self.peer.to_string().into()),
-            ("ClientHost", self.client_host().into()),
+            ("ClientHost", self.client_host()),
             ("ClientPort", self.peer.port().to_string().into()),
             (
                 "ClientUsername",
@@ -163,14 +208,14 @@ impl Record {
             ),
             ("RequestMethod", self.method.as_str().into()),
             ("RequestPath", self.path(keep_query).into()),
-            ("RequestProtocol", format!("{:?}", self.version).into()),
+            ("RequestProtocol", protocol(self.version).into()),
             (
                 "RequestScheme",
                 if self.tls.is_some() { "https" } else { "http" }.into(),
             ),
             ("RequestContentSize", self.request_size.into()),
             ("RequestCount", self.count.into()),
-            ("EntryPointName", (*self.entrypoint).into()),
+            ("EntryPointName", (&*self.entrypoint).into()),
             ("RetryAttempts", self.retries.into()),
             ("DownstreamStatus", self.status.into()),
             ("DownstreamContentSize", self.size.into()),
@@ -186,16 +231,16 @@ impl Record {
             v.push(("TLSCipher", cipher.into()));
         }
         if let Some(r) = &self.router {
-            v.push(("RouterName", (**r).into()));
+            v.push(("RouterName", (&**r).into()));
         }
         if let Some(s) = &self.service {
-            v.push(("ServiceName", (**s).into()));
+            v.push(("ServiceName", (&**s).into()));
         }
         if let Some(u) = &self.server_url {
-            v.push(("ServiceURL", (**u).into()));
+            v.push(("ServiceURL", (&**u).into()));
         }
         if let Some(a) = &self.server_addr {
-            v.push(("ServiceAddr", (**a).into()));
+            v.push(("ServiceAddr", (&**a).into()));
         }
         let mut overhead = self.duration;
         if let Some(s) = self.origin_status {
@@ -216,10 +261,11 @@ impl Record {
 
     /// The line (with its trailing newline) appended to `out`.
     pub(crate) fn write(&self, format: Format, fields: &Fields, out: &mut Vec<u8>) {
-        let mut map: Map<String, Value> = Map::new();
-        for (k, val) in self.core(fields.keep_query) {
+        let core = self.core(fields.keep_query);
+        let mut entries: Entries<'_> = Vec::with_capacity(core.len() + 8);
+        for (k, val) in core {
             if fields.keep(k) {
-                map.insert(k.to_string(), val);
+                entries.push((Cow::Borrowed(k), val));
             }
         }
         for (prefix, list) in [
@@ -228,60 +274,72 @@ impl Record {
         ] {
             for (name, value) in list {
                 let key = format!("{prefix}{}", canonical(name.as_str()));
-                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-                match map.get_mut(&key) {
-                    Some(Value::String(s)) if s != "REDACTED" => {
+                let value = String::from_utf8_lossy(value.as_bytes());
+                match entries.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, Val::Str(s))) if s != "REDACTED" => {
+                        let s = s.to_mut();
                         s.push(',');
                         s.push_str(&value);
                     }
                     Some(_) => {}
-                    None => {
-                        map.insert(key, Value::String(value));
-                    }
+                    None => entries.push((Cow::Owned(key), Val::Str(value))),
                 }
             }
         }
         match format {
             Format::Json => {
-                map.insert("level".into(), "info".into());
-                map.insert("msg".into(), "".into());
-                map.insert(
+                entries.push(("level".into(), "info".into()));
+                entries.push(("msg".into(), "".into()));
+                entries.push((
                     "time".into(),
                     chrono::Local::now()
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
                         .into(),
-                );
-                if serde_json::to_writer(&mut *out, &map).is_ok() {
-                    out.push(b'\n');
+                ));
+                // Sorted keys, as Go's encoding/json writes a map (logrus's JSON formatter).
+                entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                out.push(b'{');
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    json_str(out, k);
+                    out.push(b':');
+                    match v {
+                        Val::Str(s) => json_str(out, s),
+                        Val::Num(n) => {
+                            let _ = write!(out, "{n}");
+                        }
+                    }
                 }
+                out.extend_from_slice(b"}\n");
             }
-            Format::Common | Format::GenericClf => self.clf(format, &map, out),
+            Format::Common | Format::GenericClf => self.clf(format, &entries, out),
         }
     }
 
-    fn clf(&self, format: Format, map: &Map<String, Value>, out: &mut Vec<u8>) {
-        use std::io::Write as _;
-        let plain = |k: &str| -> String {
-            match map.get(k) {
-                Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                Some(Value::String(_)) | None | Some(Value::Null) => "-".into(),
-                Some(v) => v.to_string(),
+    fn clf(&self, format: Format, map: &Entries<'_>, out: &mut Vec<u8>) {
+        let plain = |k: &str| -> Cow<'_, str> {
+            match get(map, k) {
+                Some(Val::Str(s)) if !s.is_empty() => Cow::Borrowed(s.as_ref()),
+                Some(Val::Str(_)) | None => "-".into(),
+                Some(Val::Num(n)) => n.to_string().into(),
             }
         };
-        let quoted = |k: &str| -> String {
-            match map.get(k) {
-                Some(Value::String(s)) if !s.is_empty() => {
-                    format!("\"{}\"", s.replace('"', "\\\""))
+        let quoted = |k: &str| -> Cow<'_, str> {
+            match get(map, k) {
+                Some(Val::Str(s)) if !s.is_empty() => {
+                    format!("\"{}\"", s.replace('"', "\\\"")).into()
                 }
-                Some(Value::String(_)) | None | Some(Value::Null) => "\"-\"".into(),
-                Some(v) => v.to_string(),
+                Some(Val::Str(_)) | None => "\"-\"".into(),
+                Some(Val::Num(n)) => n.to_string().into(),
             }
         };
-        let timestamp = if map.contains_key("StartUTC") {
+        let timestamp = if get(map, "StartUTC").is_some() {
             chrono::DateTime::<chrono::Utc>::from(self.start)
                 .format("%d/%b/%Y:%H:%M:%S %z")
                 .to_string()
-        } else if map.contains_key("StartLocal") {
+        } else if get(map, "StartLocal").is_some() {
             chrono::DateTime::<chrono::Local>::from(self.start)
                 .format("%d/%b/%Y:%H:%M:%S %z")
                 .to_string()
@@ -303,7 +361,7 @@ impl Record {
             quoted("request_User-Agent"),
         );
         if format == Format::Common {
-            let millis = if map.contains_key("Duration") {
+            let millis = if get(map, "Duration").is_some() {
                 self.duration.as_millis()
             } else {
                 0
@@ -321,10 +379,28 @@ impl Record {
     }
 }
 
+/// Go's `fmt` name of an HTTP version (`RequestProtocol`).
+fn protocol(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// `s` as a JSON string (serde_json's escaping).
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn record() -> Record {
         Record {
@@ -436,6 +512,30 @@ mod tests {
         assert_eq!(v["request_Referer"], "REDACTED");
         assert_eq!(v["level"], "info");
         assert_eq!(v["EntryPointName"], "web");
+    }
+
+    /// Keys in byte order (Go's encoding/json on a map), strings escaped, one line.
+    #[test]
+    fn json_is_sorted_and_escaped() {
+        let mut r = record();
+        r.uri = Uri::from_static("/q?a=%22b%22");
+        r.username = Some("al\"ice\\".into());
+        let l = line(&r, Format::Json, &Fields::default());
+        assert!(l.ends_with("}\n") && l.matches('\n').count() == 1, "{l}");
+        let v: Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(v["ClientUsername"], "al\"ice\\");
+        // (A parsed Value sorts its keys itself: check the raw line.)
+        let at = |k: &str| l.find(&format!("\"{k}\":")).unwrap();
+        let order = [
+            "ClientAddr",
+            "ClientHost",
+            "Duration",
+            "RequestPath",
+            "level",
+            "msg",
+            "time",
+        ];
+        assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{l}");
     }
 
     #[test]

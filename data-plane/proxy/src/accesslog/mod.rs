@@ -3,7 +3,8 @@
 //!
 //! The request path only fills a [`Record`] with cheap clones of what it holds and offers it
 //! to a bounded queue (`try_send`); a dedicated writer thread ([`writer`]) applies the filters,
-//! formats and writes. A full queue drops the line and counts it in
+//! formats and writes, in batches at most [`writer::TICK`] apart (a sender wakes it early when
+//! the queue is half full). A full queue drops the line and counts it in
 //! `switchyard_proxy_accesslog_dropped_total`; written lines are counted in
 //! `switchyard_proxy_accesslog_lines_total`. SIGUSR1 reopens the file (log rotation). A router
 //! with `observability.accessLogs: false` writes no line.
@@ -32,6 +33,10 @@ pub(crate) struct AccessLog {
     pub fields: Fields,
     dropped: Counter,
     count: AtomicU64,
+    /// The writer thread, woken when the queue is half full.
+    writer: std::thread::Thread,
+    /// Free queue slots below which a sender wakes the writer.
+    wake_below: usize,
 }
 
 impl AccessLog {
@@ -66,19 +71,24 @@ impl AccessLog {
             fields: opts.fields.clone(),
             lines,
         };
-        std::thread::Builder::new()
+        let capacity = opts.capacity();
+        let writer = std::thread::Builder::new()
             .name("accesslog".into())
             .spawn(move || w.run(rx, file))
-            .map_err(|e| ProxyError::Options(format!("access log writer: {e}")))?;
+            .map_err(|e| ProxyError::Options(format!("access log writer: {e}")))?
+            .thread()
+            .clone();
         if opts.file_path.is_some() {
             let tx = tx.clone();
-            handle.spawn(reopen_on_sigusr1(tx));
+            handle.spawn(reopen_on_sigusr1(tx, writer.clone()));
         }
         Ok(Arc::new(AccessLog {
             tx,
             fields: opts.fields.clone(),
             dropped,
             count: AtomicU64::new(0),
+            writer,
+            wake_below: capacity / 2,
         }))
     }
 
@@ -92,11 +102,14 @@ impl AccessLog {
         if self.tx.try_send(Msg::Line(r)).is_err() {
             self.dropped.inc();
         }
+        if self.tx.capacity() <= self.wake_below {
+            self.writer.unpark();
+        }
     }
 }
 
 #[cfg(unix)]
-async fn reopen_on_sigusr1(tx: mpsc::Sender<Msg>) {
+async fn reopen_on_sigusr1(tx: mpsc::Sender<Msg>, writer: std::thread::Thread) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut sig) = signal(SignalKind::user_defined1()) else {
         tracing::warn!("access log: cannot listen for SIGUSR1; the file is never reopened");
@@ -107,8 +120,9 @@ async fn reopen_on_sigusr1(tx: mpsc::Sender<Msg>) {
         if tx.send(Msg::Reopen).await.is_err() {
             return;
         }
+        writer.unpark();
     }
 }
 
 #[cfg(not(unix))]
-async fn reopen_on_sigusr1(_tx: mpsc::Sender<Msg>) {}
+async fn reopen_on_sigusr1(_tx: mpsc::Sender<Msg>, _writer: std::thread::Thread) {}

@@ -1,19 +1,30 @@
 //! The writer: a dedicated thread that formats and writes lines, so neither formatting nor
 //! file I/O ever runs on the request path or a runtime worker. It takes what is queued in
-//! batches, writes them through a buffer and flushes whenever the queue is empty (Traefik's
+//! batches, writes them through a buffer and flushes after each batch (Traefik's
 //! `bufferingSize` behaviour without blocking a request when the disk is slow: a full queue
 //! drops the line and counts it). `Reopen` (sent on SIGUSR1) closes the file and opens the
 //! path again, so `logrotate` can rename the file and signal.
+//!
+//! The thread is not woken per line: a wake-up is a futex call and a context switch that cost
+//! a busy proxy more than formatting the line (measured: the access log took 31–38% of the
+//! throughput with a wake per line). It sleeps up to [`TICK`] between batches, and a sender
+//! wakes it early only when the queue is half full ([`super::AccessLog::submit`]). A line is
+//! therefore on disk at most [`TICK`] after its request ended.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, error::TryRecvError};
 
 use super::config::{Fields, Filters, Format};
 use super::line::Record;
+
+/// Longest time a queued line waits for the writer.
+pub(crate) const TICK: Duration = Duration::from_millis(50);
 
 /// What the writer is sent.
 pub(crate) enum Msg {
@@ -52,9 +63,15 @@ impl Writer {
         };
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut failing = false;
-        while let Some(first) = rx.blocking_recv() {
-            let mut next = Some(first);
-            while let Some(msg) = next.take() {
+        loop {
+            let mut wrote = false;
+            let closed = loop {
+                let msg = match rx.try_recv() {
+                    Ok(msg) => msg,
+                    Err(TryRecvError::Empty) => break false,
+                    Err(TryRecvError::Disconnected) => break true,
+                };
+                wrote = true;
                 match msg {
                     Msg::Line(r) => {
                         if self.filters.keep(r.status, r.retries, r.duration) {
@@ -77,14 +94,19 @@ impl Writer {
                 if buf.len() >= 64 * 1024 {
                     write_out(&mut out, &mut buf, &mut failing);
                 }
-                next = rx.try_recv().ok();
-            }
-            write_out(&mut out, &mut buf, &mut failing);
-            let flushed = match &mut out {
-                Out::File(_, w) => w.flush(),
-                Out::Stdout => std::io::stdout().flush(),
             };
-            note(flushed, &mut failing);
+            if wrote {
+                write_out(&mut out, &mut buf, &mut failing);
+                let flushed = match &mut out {
+                    Out::File(_, w) => w.flush(),
+                    Out::Stdout => std::io::stdout().flush(),
+                };
+                note(flushed, &mut failing);
+            }
+            if closed {
+                return;
+            }
+            std::thread::park_timeout(TICK);
         }
     }
 }

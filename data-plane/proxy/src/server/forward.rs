@@ -21,7 +21,6 @@ use http::request::Parts;
 use http::uri::{PathAndQuery, Scheme as UriScheme};
 use http::{Extensions, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
@@ -35,7 +34,7 @@ use crate::forwarded::{
 use crate::runtime::RouteRt;
 use crate::services::lb::{InflightGuard, LoadBalancer, Server};
 use crate::services::{Mirroring, Node, Step, MIRROR_MAX_INFLIGHT};
-use crate::upstream::Scheme;
+use crate::upstream::{PooledBody, Scheme};
 
 /// Forward a request whose middlewares have run. Returns the response (body streamed) and
 /// the in-flight guard of the server, or the error the proxy answers with.
@@ -173,13 +172,6 @@ fn prepare(
     let scheme = server.parsed.scheme;
     let h2c = scheme == Scheme::H2c;
     let pass = pass_host && !host.is_empty();
-    // The authority only reaches the wire for HTTP/2 (`:authority`); for HTTP/1 it is the
-    // pool key, where the server's own authority is the cheapest.
-    let authority = if pass && scheme != Scheme::Http {
-        http::uri::Authority::try_from(host.as_bytes()).unwrap_or_else(|_| server.authority.clone())
-    } else {
-        server.authority.clone()
-    };
     let pq = match (server.preserve_path, parts.uri.path_and_query()) {
         (true, pq) => {
             let p = pq.map_or("/", PathAndQuery::as_str);
@@ -189,15 +181,27 @@ fn prepare(
         (false, Some(pq)) => pq.clone(),
         (false, None) => PathAndQuery::from_static("/"),
     };
-    let mut up = http::uri::Parts::default();
-    up.scheme = Some(if scheme == Scheme::Https {
-        UriScheme::HTTPS
+    // Plain `http` servers get the origin form directly (what HTTP/1.1 sends).
+    parts.uri = if scheme == Scheme::Http {
+        Uri::from(pq)
     } else {
-        UriScheme::HTTP
-    });
-    up.authority = Some(authority);
-    up.path_and_query = Some(pq);
-    parts.uri = Uri::from_parts(up).map_err(|_| ErrorKind::BadRequest)?;
+        // The authority only reaches the wire for HTTP/2 (`:authority`).
+        let authority = if pass {
+            http::uri::Authority::try_from(host.as_bytes())
+                .unwrap_or_else(|_| server.authority.clone())
+        } else {
+            server.authority.clone()
+        };
+        let mut up = http::uri::Parts::default();
+        up.scheme = Some(if scheme == Scheme::Https {
+            UriScheme::HTTPS
+        } else {
+            UriScheme::HTTP
+        });
+        up.authority = Some(authority);
+        up.path_and_query = Some(pq);
+        Uri::from_parts(up).map_err(|_| ErrorKind::BadRequest)?
+    };
     parts.version = if h2c {
         Version::HTTP_2
     } else {
@@ -219,7 +223,7 @@ async fn send(
     lb: &LoadBalancer,
     server: &Server,
     req: Request<UpBody>,
-) -> Result<Response<Incoming>, ErrorKind> {
+) -> Result<Response<PooledBody>, ErrorKind> {
     let fut = server.client.request(req);
     let res = match lb.response_header_timeout {
         Some(t) => match tokio::time::timeout(t, fut).await {

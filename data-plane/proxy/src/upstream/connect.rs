@@ -1,19 +1,13 @@
-//! The connector of a backend server: dials the server's own address whatever the request URI
-//! says (so the URI authority can carry the client's host for HTTP/2 `:authority` while the
-//! pool key stays per server), with the dial timeout of the servers transport, `TCP_NODELAY`,
+//! Dialing a backend server: its own address whatever the request URI says (so the URI
+//! authority can carry the client's host for HTTP/2 `:authority`), with the dial timeout of the servers transport, `TCP_NODELAY`,
 //! and TLS for `https` servers (ALPN decides HTTP/2 vs HTTP/1.1).
 
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Uri;
-use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -32,25 +26,6 @@ pub(crate) struct Target {
     pub dial_timeout: Duration,
 }
 
-/// A `tower::Service<Uri>` for hyper-util's client that always dials one server.
-#[derive(Clone)]
-pub(crate) struct FixedConnector(pub Arc<Target>);
-
-impl tower_service::Service<Uri> for FixedConnector {
-    type Response = TokioIo<Conn>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<TokioIo<Conn>>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _uri: Uri) -> Self::Future {
-        let t = self.0.clone();
-        Box::pin(async move { connect(&t).await.map(TokioIo::new) })
-    }
-}
-
 async fn dial(host: &str, port: u16) -> io::Result<TcpStream> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return TcpStream::connect(SocketAddr::new(ip, port)).await;
@@ -67,7 +42,7 @@ async fn dial(host: &str, port: u16) -> io::Result<TcpStream> {
     }))
 }
 
-async fn connect(t: &Target) -> io::Result<Conn> {
+pub(crate) async fn connect(t: &Target) -> io::Result<Conn> {
     let tcp = match tokio::time::timeout(t.dial_timeout, dial(&t.host, t.port)).await {
         Ok(r) => r?,
         Err(_) => {
@@ -100,17 +75,12 @@ pub(crate) enum Conn {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-impl Connection for Conn {
-    fn connected(&self) -> Connected {
+impl Conn {
+    /// Whether TLS negotiated HTTP/2 (ALPN `h2`).
+    pub(crate) fn is_h2(&self) -> bool {
         match self {
-            Conn::Plain(_) => Connected::new(),
-            Conn::Tls(s) => {
-                if s.get_ref().1.alpn_protocol() == Some(b"h2") {
-                    Connected::new().negotiated_h2()
-                } else {
-                    Connected::new()
-                }
-            }
+            Conn::Plain(_) => false,
+            Conn::Tls(s) => s.get_ref().1.alpn_protocol() == Some(b"h2"),
         }
     }
 }

@@ -2,10 +2,10 @@
 //!
 //! A [`Transport`] is compiled from a `serversTransport` (or the default one) once per
 //! definition and reused across config versions while its definition is unchanged. Each
-//! backend server gets its own hyper-util pooled [`Client`] whose connector always dials that
-//! server ([`connect::FixedConnector`]); the client lives in the server's balancer state, so
-//! its keep-alive pool survives config updates that leave the service unchanged, and no pool
-//! lock is shared between servers.
+//! backend server gets its own pooled [`Client`] ([`pool`]: connections checked out and
+//! returned by the request's own task) that always dials that server ([`connect`]); the
+//! client lives in the server's balancer state, so its keep-alive pool survives config updates
+//! that leave the service unchanged, and no pool lock is shared between servers.
 //!
 //! Schemes: `http` (HTTP/1.1), `https` (TLS; HTTP/2 when ALPN picks `h2` unless
 //! `disableHTTP2`), `h2c` (HTTP/2 with prior knowledge, e.g. gRPC).
@@ -17,20 +17,17 @@
 //! 15s).
 
 pub(crate) mod connect;
+pub(crate) mod pool;
 pub(crate) mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use switchyard_config::ServersTransport;
 use tokio_rustls::TlsConnector;
 
-use crate::body::UpBody;
-use connect::{FixedConnector, Target};
-
-/// The pooled client of one backend server.
-pub(crate) type Client = hyper_util::client::legacy::Client<FixedConnector, UpBody>;
+use connect::Target;
+pub(crate) use pool::{Client, Error, PooledBody};
 
 /// Backend protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,19 +197,16 @@ impl Transport {
             tls,
             dial_timeout: self.dial_timeout,
         };
-        let mut b = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
-        b.timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(self.idle_conn_timeout)
-            .pool_max_idle_per_host(self.max_idle_per_host);
-        if url.scheme == Scheme::H2c {
-            b.http2_only(true);
-        }
-        if let Some((interval, timeout)) = self.h2_keepalive {
-            b.http2_keep_alive_interval(interval)
-                .http2_keep_alive_timeout(timeout);
-        }
-        Ok(b.build(FixedConnector(Arc::new(target))))
+        Ok(Client::new(
+            target,
+            pool::Settings {
+                h2_only: url.scheme == Scheme::H2c,
+                // Go: 0 means no limit.
+                idle_timeout: (!self.idle_conn_timeout.is_zero()).then_some(self.idle_conn_timeout),
+                max_idle: self.max_idle_per_host,
+                h2_keepalive: self.h2_keepalive,
+            },
+        ))
     }
 }
 
