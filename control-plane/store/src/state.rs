@@ -78,6 +78,7 @@ fn named_keys(doc: &DynamicConfig) -> Vec<(ResourceKind, &str)> {
         .chain(keys(K::TcpRouter, &doc.tcp.routers))
         .chain(keys(K::TcpService, &doc.tcp.services))
         .chain(keys(K::TcpMiddleware, &doc.tcp.middlewares))
+        .chain(keys(K::TcpServersTransport, &doc.tcp.servers_transports))
         .collect()
 }
 
@@ -87,6 +88,10 @@ fn resource_kind(kind: Kind) -> ResourceKind {
         Kind::Router => ResourceKind::Router,
         Kind::Service => ResourceKind::Service,
         Kind::Middleware => ResourceKind::Middleware,
+        Kind::TcpRouter => ResourceKind::TcpRouter,
+        Kind::TcpService => ResourceKind::TcpService,
+        Kind::TcpMiddleware => ResourceKind::TcpMiddleware,
+        Kind::TcpServersTransport => ResourceKind::TcpServersTransport,
     }
 }
 
