@@ -104,6 +104,8 @@ pub fn validate_change(
             }
             K::TlsStore | K::TlsCertificate => tls = true,
             K::CertResolver => {
+                // TCP routers name resolvers too (the tcp section is checked as a whole).
+                tcp = true;
                 resolvers.insert(name);
                 if !next.certificates_resolvers.contains_key(name) {
                     gone_resolvers.insert(name);
