@@ -14,7 +14,7 @@
 //! * the whole-config checks whose inputs changed: service cycles (when a service's references
 //!   changed), chain cycles and nesting depth (when a chain's references changed), the `tls`
 //!   section (when a TLS option, store or certificate changed) and the `tcp` section (when a TCP
-//!   resource or a TLS option changed, or a certificate resolver was removed).
+//!   resource, a TLS option or a certificate resolver changed).
 //!
 //! Finding the referencing resources of a removal scans the routers (and services and
 //! middlewares); removals of referenced kinds are rare next to updates, and an update or
@@ -109,8 +109,6 @@ pub fn validate_change(
                 resolvers.insert(name);
                 if !next.certificates_resolvers.contains_key(name) {
                     gone_resolvers.insert(name);
-                    // TCP routers name resolvers too (`tls.certResolver`).
-                    tcp = true;
                 }
             }
             K::TcpRouter | K::TcpService | K::TcpMiddleware | K::TcpServersTransport => tcp = true,
