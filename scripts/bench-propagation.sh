@@ -29,3 +29,14 @@ for _ in $(seq 1 100); do
 done
 echo "3-node loopback cluster (leader node $LEADER), 2 real proxies attached; $(nproc) cores"
 "$S" --endpoints "$EPS" bench propagate --changes "$CHANGES" --simulated "$SIMULATED" --routers "$ROUTERS"
+# The proxies' own share: compile + swap per version, from their `config applied ms=` log lines
+# (the first line is the base config, compiled whole).
+for i in 0 1; do
+  python3 - "real-$i" "$WORK/p$i.log" <<'PY'
+import re, sys
+ms = [float(m) for m in re.findall(r"config applied.*?ms=([0-9.]+)", open(sys.argv[2]).read())]
+if len(ms) > 1:
+    d = sorted(ms[1:])
+    print(f"{sys.argv[1]}: compile+swap of {len(d)} deltas p50 {d[len(d)//2]:.2f} / p99 {d[min(len(d)-1, int(len(d)*0.99))]:.2f} / max {d[-1]:.2f} ms (base config {ms[0]:.1f} ms)")
+PY
+done

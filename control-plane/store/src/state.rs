@@ -620,7 +620,19 @@ impl ClusterState {
             Request::Apply { .. } | Request::Delete { .. } => match self.next_config(req, false) {
                 Ok(next) => Response::Applied {
                     version: self.config_version,
-                    changes: diff(&self.config, &next),
+                    changes: match req {
+                        // Only what the document names can change: diffed on that part (see
+                        // `merge_in_place`), not on the whole config.
+                        Request::Apply {
+                            document,
+                            prune: false,
+                            ..
+                        } => {
+                            let old = named_in(&self.config, document);
+                            diff(&old, &old.merged(document))
+                        }
+                        _ => diff(&self.config, &next),
+                    },
                 },
                 Err(rejection) => Response::Rejected(rejection),
             },
@@ -787,6 +799,80 @@ http:
         );
         // Rejections are remembered too: the retry gets the same refusal.
         assert_eq!(st.apply(10, &del.once("w3".into())), again);
+    }
+
+    /// A write is checked against the committed config with `compile_check_change`: the
+    /// verdict and the message are those of the whole-config `compile_check` of the result,
+    /// through `preview`, the leader's `screen` and `apply`.
+    #[test]
+    fn a_write_is_refused_as_the_whole_config_check_refuses_it() {
+        let base = doc(
+            "http:\n  routers:\n    web: {rule: \"Host(`a.com`)\", service: s, middlewares: [m]}\n  middlewares:\n    m: {addPrefix: {prefix: /p}}\n  services:\n    s: {loadBalancer: {servers: [{url: \"http://127.0.0.1:1\"}], serversTransport: t}}\n  serversTransports:\n    t: {serverName: x.internal}\n",
+        );
+        let st = ClusterState {
+            config: Arc::new(base.clone()),
+            config_version: 1,
+            ..ClusterState::default()
+        };
+        let writes = [
+            "http:\n  routers:\n    other: {rule: \"Host(`b.com`)\", service: nope}\n",
+            "http:\n  routers:\n    web: {rule: \"Host(`\", service: s}\n",
+            "http:\n  routers:\n    other: {rule: \"Host(`b.com`)\", service: s, middlewares: [m]}\n",
+            "http:\n  services:\n    s2: {loadBalancer: {servers: []}}\n",
+            "http:\n  serversTransports:\n    t: {serverName: \"\"}\n",
+            "http:\n  serversTransports:\n    t: {serverName: y.internal}\n",
+            "http:\n  middlewares:\n    m: {chain: {middlewares: [m]}}\n",
+            "tls:\n  options:\n    o: {minVersion: VersionTLS9}\n",
+            "tls:\n  certificates:\n    - {certFile: \"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\\n\", keyFile: \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\\n\"}\n",
+        ];
+        let mut refused = 0;
+        for w in writes {
+            let document = doc(w);
+            let whole = compile_check(&base.merged(&document));
+            let req = Request::Apply {
+                document,
+                prune: false,
+                validated_at: None,
+            };
+            let expected = whole
+                .as_ref()
+                .err()
+                .map(|e| Rejection::Invalid(e.to_string()));
+            match st.preview(&req) {
+                Response::Rejected(r) => assert_eq!(Some(r), expected, "{w}"),
+                other => assert!(expected.is_none(), "{w}: {other:?}"),
+            }
+            assert_eq!(
+                st.screen(std::slice::from_ref(&req)),
+                vec![expected.clone()],
+                "{w}"
+            );
+            let mut applied = st.clone();
+            match applied.apply(2, &req) {
+                Response::Rejected(r) => assert_eq!(Some(r), expected, "{w}"),
+                other => assert!(expected.is_none(), "{w}: {other:?}"),
+            }
+            refused += usize::from(whole.is_err());
+        }
+        assert!(refused >= 6, "{refused}");
+        // Deleting what is referenced: the same message as before.
+        for (kind, name) in [(Kind::Middleware, "m"), (Kind::Service, "s")] {
+            let mut next = base.clone();
+            next.remove(kind, name).expect("present");
+            let errors = compile_check(&next).expect_err("referenced");
+            let req = Request::Delete {
+                kind,
+                name: name.into(),
+                validated_at: None,
+            };
+            assert_eq!(
+                st.preview(&req),
+                Response::Rejected(Rejection::Invalid(format!(
+                    "cannot delete {} \"{name}\": it is still referenced: {errors}",
+                    kind.as_str()
+                )))
+            );
+        }
     }
 
     #[test]

@@ -134,24 +134,14 @@ fn next_config(
     }
 }
 
-/// The config the proxy held before the one it holds now, with the delta that turned it into
-/// the held one. The next delta is applied in place to it (both deltas, in order) once nothing
-/// else holds it (the previous runtime and its requests are gone), instead of copying the whole
-/// held config: a delta then costs the size of the change, not of the config.
-struct Spare {
-    base: Arc<DynamicConfig>,
-    /// The version `base` + `to_held` is.
-    held_version: u64,
-    to_held: Vec<DeltaChange>,
-}
-
-/// [`next_config`], reusing `spare` when it can (see [`Spare`]); also returns the spare for the
-/// version this message brings (kept once that version is applied).
+/// [`next_config`], bringing the held config forward with
+/// [`delta::apply_reusing`] (no copy of the whole held config when the one before it is free);
+/// also returns the spare for the version this message brings (kept once it is applied).
 fn next_config_reusing(
     current: Option<&(u64, Arc<DynamicConfig>)>,
     msg: &ConfigMessage,
-    spare: &mut Option<Spare>,
-) -> Result<(DynamicConfig, Option<Spare>), String> {
+    spare: &mut Option<delta::Spare>,
+) -> Result<(DynamicConfig, Option<delta::Spare>), String> {
     let reusable = spare.take();
     let (Some(Body::Delta(d)), Some((held, cfg))) = (&msg.body, current) else {
         return next_config(current, msg).map(|c| (c, None));
@@ -165,23 +155,7 @@ fn next_config_reusing(
         .map(|c| DeltaChange::from_wire(&c.kind, c.name.clone(), &c.json))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("delta v{}: {e}", msg.version))?;
-    let reused = reusable.filter(|s| s.held_version == *held).and_then(|s| {
-        let mut base = Arc::try_unwrap(s.base).ok()?;
-        delta::apply_in_place(&mut base, &s.to_held);
-        Some(base)
-    });
-    let next = match reused {
-        Some(mut next) => {
-            delta::apply_in_place(&mut next, &changes);
-            next
-        }
-        None => delta::apply(cfg, &changes),
-    };
-    let spare = Spare {
-        base: cfg.clone(),
-        held_version: msg.version,
-        to_held: changes,
-    };
+    let (next, spare) = delta::apply_reusing(*held, cfg, changes, msg.version, reusable);
     Ok((next, Some(spare)))
 }
 
@@ -379,7 +353,7 @@ async fn stream_loop(
 ) -> Result<(), String> {
     // Secure mode: the key of a renewal asked for and not answered yet.
     let mut pending_key: Option<String> = None;
-    let mut spare: Option<Spare> = None;
+    let mut spare: Option<delta::Spare> = None;
     loop {
         let renew_in = match (&opts.tls, &pending_key) {
             (Some(tls), None) => tls.renew_in(),
@@ -630,11 +604,11 @@ mod tests {
             if v == 14 {
                 outside = None;
             }
-            let spare_base = spare.as_ref().map(|s: &Spare| Arc::strong_count(&s.base));
+            let free = spare.as_ref().is_some_and(delta::Spare::is_free);
             let (next, next_spare) =
                 next_config_reusing(Some(&current), &msg, &mut spare).expect("delta");
             assert_eq!(next, expected, "v{v}");
-            if spare_base == Some(1) {
+            if free {
                 reused += 1;
             }
             current = (v, Arc::new(next));

@@ -467,7 +467,8 @@ impl RouteTable {
             return compile_from(cfg, entrypoints, Some(self));
         }
         let mut errors = Vec::new();
-        let mut pairs: Vec<(Option<Arc<Route>>, Option<Arc<Route>>)> = Vec::new();
+        // (old, new) route of each changed router.
+        let mut pairs: Vec<[Option<Arc<Route>>; 2]> = Vec::new();
         for name in names {
             let old = self.routes.get(name).cloned();
             let new = match cfg.http.routers.get(name) {
@@ -481,7 +482,7 @@ impl RouteTable {
                 },
             };
             if old.is_some() || new.is_some() {
-                pairs.push((old, new));
+                pairs.push([old, new]);
             }
         }
         if !errors.is_empty() {
@@ -501,7 +502,7 @@ impl RouteTable {
         let mut routes = self.routes.clone();
         let keyed: Vec<_> = pairs
             .iter()
-            .map(|(old, new)| {
+            .map(|[old, new]| {
                 let old = old.as_ref().map(|r| (r, host_keys(&r.rule)));
                 let new = new.as_ref().map(|r| (r, host_keys(&r.rule)));
                 (old, new)

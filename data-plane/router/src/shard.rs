@@ -1,6 +1,6 @@
-//! [`ShardedMap`]: a string-keyed map split into `Arc`'d shards, so that a new version that
-//! changes a few keys copies only the shards holding them (plus the array of shard pointers)
-//! and shares every other shard with the previous version.
+//! [`ShardedMap`]: a string-keyed map split into `Arc`'d shards in `Arc`'d groups, so that a
+//! new version that changes a few keys copies only the shards holding them (and their groups'
+//! pointer lists) and shares every other shard with the previous version.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
@@ -15,13 +15,19 @@ const MIN_SHARDS: usize = 16;
 /// version and every process (maps are rebuilt from their previous version, never rehashed).
 type ShardHasher = BuildHasherDefault<DefaultHasher>;
 
-/// A persistent `str → V` map: cloning it copies the shard pointers, [`ShardedMap::update`]
-/// copies the shards it changes (copy-on-write through [`Arc::make_mut`]).
+/// A persistent `str → V` map: cloning it copies the pointers to its groups of shards,
+/// [`ShardedMap::set`] copies the group and the shard it changes (copy-on-write through
+/// [`Arc::make_mut`]). Shards hold about 32 keys and groups about √(shards) shards, so a change
+/// copies a few dozen pointers and entries whatever the size of the map.
 #[derive(Debug, Clone)]
 pub struct ShardedMap<V> {
-    shards: Box<[Arc<HashMap<Box<str>, V>>]>,
+    groups: Box<[Group<V>]>,
+    /// Shards per group (a power of two).
+    per_group: usize,
     len: usize,
 }
+
+type Group<V> = Arc<Vec<Arc<HashMap<Box<str>, V>>>>;
 
 impl<V> Default for ShardedMap<V> {
     fn default() -> Self {
@@ -33,16 +39,34 @@ impl<V> ShardedMap<V> {
     /// An empty map sized for about `n` keys.
     pub fn with_capacity(n: usize) -> Self {
         let shards = (n / TARGET_PER_SHARD).max(MIN_SHARDS).next_power_of_two();
+        // Groups of 2^ceil(log2(shards)/2) shards.
+        let bits = shards.trailing_zeros();
+        let per_group = 1usize << bits.div_ceil(2);
+        let groups = shards / per_group;
         ShardedMap {
-            shards: (0..shards).map(|_| Arc::new(HashMap::new())).collect(),
+            groups: (0..groups)
+                .map(|_| Arc::new((0..per_group).map(|_| Arc::new(HashMap::new())).collect()))
+                .collect(),
+            per_group,
             len: 0,
         }
     }
 
-    fn shard_of(&self, key: &str) -> usize {
+    fn shards(&self) -> usize {
+        self.groups.len() * self.per_group
+    }
+
+    /// (group, shard in the group) of `key`.
+    fn shard_of(&self, key: &str) -> (usize, usize) {
         let h = ShardHasher::default().hash_one(key);
-        // The shard count is a power of two.
-        (h as usize) & (self.shards.len() - 1)
+        // Both counts are powers of two.
+        let s = (h as usize) & (self.shards() - 1);
+        (s / self.per_group, s % self.per_group)
+    }
+
+    fn shard(&self, key: &str) -> &Arc<HashMap<Box<str>, V>> {
+        let (g, i) = self.shard_of(key);
+        &self.groups[g][i]
     }
 
     /// The value of `key`.
@@ -50,7 +74,7 @@ impl<V> ShardedMap<V> {
         if self.len == 0 {
             return None;
         }
-        self.shards[self.shard_of(key)].get(key)
+        self.shard(key).get(key)
     }
 
     /// Number of keys.
@@ -65,52 +89,52 @@ impl<V> ShardedMap<V> {
 
     /// Every `(key, value)`, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> + '_ {
-        self.shards
+        self.groups
             .iter()
+            .flat_map(|g| g.iter())
             .flat_map(|s| s.iter().map(|(k, v)| (&**k, v)))
     }
 
     /// Every value, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
-        self.shards.iter().flat_map(|s| s.values())
+        self.groups
+            .iter()
+            .flat_map(|g| g.iter())
+            .flat_map(|s| s.values())
     }
 
     /// Whether the shards are too full for their number (then the caller rebuilds the map
     /// with [`ShardedMap::with_capacity`] to keep the cost of a change bounded).
     pub fn overfull(&self) -> bool {
-        self.len > self.shards.len() * TARGET_PER_SHARD * 4
+        self.len > self.shards() * TARGET_PER_SHARD * 4
     }
 
     /// Whether `self` and `other` share the shard holding `key` (test helper: a version shares
     /// every shard it did not change).
     #[cfg(test)]
     pub(crate) fn shares_shard_of(&self, other: &Self, key: &str) -> bool {
-        self.shards.len() == other.shards.len()
-            && Arc::ptr_eq(
-                &self.shards[self.shard_of(key)],
-                &other.shards[other.shard_of(key)],
-            )
+        self.shards() == other.shards() && Arc::ptr_eq(self.shard(key), other.shard(key))
     }
 }
 
 impl<V: Clone> ShardedMap<V> {
+    /// The shard of `key`, copied (with its group) if another version shares it.
+    fn shard_mut(&mut self, key: &str) -> &mut HashMap<Box<str>, V> {
+        let (g, i) = self.shard_of(key);
+        Arc::make_mut(&mut Arc::make_mut(&mut self.groups[g])[i])
+    }
+
     /// Set (`Some`) or remove (`None`) the value of `key`, copying its shard if another version
     /// shares it.
     pub fn set(&mut self, key: &str, value: Option<V>) {
-        let i = self.shard_of(key);
         match value {
             Some(v) => {
-                if Arc::make_mut(&mut self.shards[i])
-                    .insert(Box::from(key), v)
-                    .is_none()
-                {
+                if self.shard_mut(key).insert(Box::from(key), v).is_none() {
                     self.len += 1;
                 }
             }
             None => {
-                if self.shards[i].contains_key(key)
-                    && Arc::make_mut(&mut self.shards[i]).remove(key).is_some()
-                {
+                if self.shard(key).contains_key(key) && self.shard_mut(key).remove(key).is_some() {
                     self.len -= 1;
                 }
             }
@@ -129,14 +153,17 @@ impl<V: Clone> FromIterator<(Box<str>, V)> for ShardedMap<V> {
         let items: Vec<(Box<str>, V)> = iter.into_iter().collect();
         let mut m = ShardedMap::with_capacity(items.len());
         let mut shards: Vec<HashMap<Box<str>, V>> =
-            (0..m.shards.len()).map(|_| HashMap::new()).collect();
+            (0..m.shards()).map(|_| HashMap::new()).collect();
         for (k, v) in items {
-            let i = m.shard_of(&k);
-            if shards[i].insert(k, v).is_none() {
+            let (g, i) = m.shard_of(&k);
+            if shards[g * m.per_group + i].insert(k, v).is_none() {
                 m.len += 1;
             }
         }
-        m.shards = shards.into_iter().map(Arc::new).collect();
+        let mut shards = shards.into_iter().map(Arc::new);
+        m.groups = (0..m.groups.len())
+            .map(|_| Arc::new(shards.by_ref().take(m.per_group).collect()))
+            .collect();
         m
     }
 }
