@@ -2,7 +2,9 @@
 # Middleware benchmarks (BENCHMARKS.md "Middlewares (issue 9)"):
 #   bash scripts/bench-middlewares.sh [DURATION]
 # Installs nginx-light and wrk from Debian when missing; PROXY=path uses an already built
-# switchyard-proxy instead of `cargo build --release -p switchyard-proxy`.
+# switchyard-proxy instead of `cargo build --release -p switchyard-proxy`; PROXY_B=path also
+# runs a second build (e.g. the previous version) and alternates the two in every round (A/B,
+# interleaved, same machine load).
 # 1. Throughput of one proxy (pinned to core 1; wrk and the nginx backend on core 0): a router
 #    without middlewares vs one with a chain of 5 (headers, stripPrefix, ipAllowList, rateLimit
 #    far above the load, compress with no Accept-Encoding), alternated 3 times.
@@ -25,10 +27,11 @@ fi
 W=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; for p in $W/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; wait 2>/dev/null || true; rm -rf "$W"' EXIT
 ports=($(python3 -c 'import socket
-s=[socket.socket() for _ in range(6)]
+s=[socket.socket() for _ in range(8)]
 [x.bind(("127.0.0.1",0)) for x in s]
 print(" ".join(str(x.getsockname()[1]) for x in s))'))
 BACK=${ports[0]}; SY=${ports[1]}; SYADM=${ports[2]}; NG1=${ports[3]}; NG6=${ports[4]}
+SYB=${ports[5]}; SYBADM=${ports[6]}
 
 mkdir -p "$W/www"
 python3 - "$W/www/big.txt" <<'PY'
@@ -88,11 +91,15 @@ http:
   services:
     back: {loadBalancer: {servers: [{url: "http://127.0.0.1:$BACK"}]}}
 YAML
-taskset -c 1 "$PROXY" --config-file "$W/cfg.yaml" --entrypoint "web=127.0.0.1:$SY" --admin-addr "127.0.0.1:$SYADM" >"$W/proxy.log" 2>&1 &
-echo $! >"$W/proxy.pid"
-for _ in $(seq 1 600); do curl -sf "127.0.0.1:$SYADM/readyz" >/dev/null && break; sleep 0.1; done
-curl -sf "127.0.0.1:$SY/chain/api/x" -o /dev/null -D - | grep -qi "x-served: switchyard" || { echo "chain route not served"; cat "$W/proxy.log"; exit 1; }
-[ "$(curl -sf "127.0.0.1:$SY/big.txt" | wc -c)" = "$SIZE" ] || { echo "big.txt not served"; exit 1; }
+start_proxy() { # binary port admin-port name
+  taskset -c 1 "$1" --config-file "$W/cfg.yaml" --entrypoint "web=127.0.0.1:$2" --admin-addr "127.0.0.1:$3" >"$W/$4.log" 2>&1 &
+  echo $! >"$W/$4.pid"
+  for _ in $(seq 1 600); do curl -sf "127.0.0.1:$3/readyz" >/dev/null && break; sleep 0.1; done
+  curl -sf "127.0.0.1:$2/chain/api/x" -o /dev/null -D - | grep -qi "x-served: switchyard" || { echo "chain route not served"; cat "$W/$4.log"; exit 1; }
+  [ "$(curl -sf "127.0.0.1:$2/big.txt" | wc -c)" = "$SIZE" ] || { echo "big.txt not served"; exit 1; }
+}
+start_proxy "$PROXY" "$SY" "$SYADM" proxy
+[ -n "${PROXY_B:-}" ] && start_proxy "$PROXY_B" "$SYB" "$SYBADM" proxyb
 
 cpu_of() { # pid -> CPU seconds (user+system) so far
   awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"
@@ -107,18 +114,29 @@ echo "$(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg); wrk -d$DUR
 echo
 echo "== 1. chain of 5 middlewares (headers, stripPrefix, ipAllowList, rateLimit, compress off) =="
 echo "   req/s, and the proxy's CPU time per request (user+system, robust to a loaded machine)"
-printf '%-8s %12s %12s %8s %14s %14s %8s\n' round "none req/s" "chain req/s" cost "none CPU/req" "chain CPU/req" cost
-taskset -c 0 wrk -t1 -c64 -d2s "http://127.0.0.1:$SY/api/x" >/dev/null
+printf '%-10s %12s %12s %8s %14s %14s %8s\n' round "none req/s" "chain req/s" cost "none CPU/req" "chain CPU/req" cost
 SYPID=$(cat "$W/proxy.pid")
-measure() { # url -> "rps cpu_us_per_request"
+targets=("A $SY $SYPID")
+if [ -n "${PROXY_B:-}" ]; then
+  targets+=("B $SYB $(cat "$W/proxyb.pid")")
+  echo "   A = $PROXY, B = $PROXY_B"
+fi
+for t in "${targets[@]}"; do
+  read -r _ port _ <<<"$t"
+  taskset -c 0 wrk -t1 -c64 -d2s "http://127.0.0.1:$port/api/x" >/dev/null
+done
+measure() { # pid url -> "rps cpu_us_per_request"
   local b a rps
-  b=$(cpu_of "$SYPID"); rps=$(wrk_rps 64 "$1"); a=$(cpu_of "$SYPID")
+  b=$(cpu_of "$1"); rps=$(wrk_rps 64 "$2"); a=$(cpu_of "$1")
   python3 -c "print($rps, 1e6*($a-$b)/($rps*float('$DUR'.rstrip('s'))))"
 }
 for round in 1 2 3; do
-  read -r none ncpu <<<"$(measure "http://127.0.0.1:$SY/api/x")"
-  read -r chain ccpu <<<"$(measure "http://127.0.0.1:$SY/chain/api/x")"
-  python3 -c "print('%-8s %12.0f %12.0f %7.1f%% %11.1f µs %11.1f µs %7.1f%%' % ('$round', $none, $chain, 100*(1-$chain/$none), $ncpu, $ccpu, 100*($ccpu/$ncpu-1)))"
+  for t in "${targets[@]}"; do
+    read -r name port pid <<<"$t"
+    read -r none ncpu <<<"$(measure "$pid" "http://127.0.0.1:$port/api/x")"
+    read -r chain ccpu <<<"$(measure "$pid" "http://127.0.0.1:$port/chain/api/x")"
+    python3 -c "print('%-10s %12.0f %12.0f %7.1f%% %11.1f µs %11.1f µs %7.1f%%' % ('$round $name', $none, $chain, 100*(1-$chain/$none), $ncpu, $ccpu, 100*($ccpu/$ncpu-1)))"
+  done
 done
 echo
 echo "== 2. compress: 1 MiB text ($SIZE bytes), 4 connections =="
@@ -139,6 +157,8 @@ PY
 }
 G1=$(pgrep -P "$(cat "$W/gz1.pid")" | head -1); G6=$(pgrep -P "$(cat "$W/gz6.pid")" | head -1)
 comp "switchyard compress gzip (level 6)" "http://127.0.0.1:$SY/big.txt" gzip "$SYPID"
+[ -n "${PROXY_B:-}" ] && comp "B: switchyard compress gzip (level 6)" "http://127.0.0.1:$SYB/big.txt" gzip "$(cat "$W/proxyb.pid")"
+[ -n "${PROXY_B:-}" ] && comp "A: switchyard compress gzip (level 6)" "http://127.0.0.1:$SY/big.txt" gzip "$SYPID"
 comp "switchyard compress br (quality 6)" "http://127.0.0.1:$SY/big.txt" br "$SYPID"
 comp "switchyard compress zstd (level 3)" "http://127.0.0.1:$SY/big.txt" zstd "$SYPID"
 comp "switchyard, no Accept-Encoding" "http://127.0.0.1:$SY/big.txt" identity "$SYPID"

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # TCP routers benchmark (see BENCHMARKS.md, "TCP (issue 13)"):
 #   bash scripts/bench-tcp.sh [SECONDS]
+#   BASELINE=/path/to/other/switchyard-proxy bash scripts/bench-tcp.sh [SECONDS]
+#     also runs that binary (e.g. main's build) on core 1, configured alike, with its rows
+#     interleaved: an A/B of two proxy builds in one run.
 # Installs haproxy from Debian when missing. Builds switchyard-proxy and the load tool
 # (data-plane/proxy/examples/tcp_load.rs) in release mode. Layout: the echo backends and the load
 # tool on core 0; the proxy under test alone on core 1 (HAProxy: nbthread 1), both configured the
@@ -23,11 +26,12 @@ L=$PWD/target/release/examples/tcp_load
 W=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
 ports=($(python3 -c 'import socket
-s=[socket.socket() for _ in range(7)]
+s=[socket.socket() for _ in range(10)]
 [x.bind(("127.0.0.1",0)) for x in s]
 print(" ".join(str(x.getsockname()[1]) for x in s))'))
 BPLAIN=${ports[0]}; BTLS=${ports[1]}; SYPT=${ports[2]}; SYPL=${ports[3]}; SYADM=${ports[4]}
-HAPT=${ports[5]}; HAPL=${ports[6]}
+HAPT=${ports[5]}; HAPL=${ports[6]}; BAPT=${ports[7]}; BAPL=${ports[8]}; BAADM=${ports[9]}
+BASELINE=${BASELINE:-}
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
   -keyout "$W/b.key" -out "$W/b.pem" -days 2 -subj /CN=bench.test \
@@ -47,6 +51,11 @@ YAML
 taskset -c 1 "$P" --config-file "$W/cfg.yaml" --entrypoint "pt=127.0.0.1:$SYPT" \
   --entrypoint "plain=127.0.0.1:$SYPL" --admin-addr "127.0.0.1:$SYADM" >"$W/proxy.log" 2>&1 &
 for _ in $(seq 1 600); do curl -sf "127.0.0.1:$SYADM/readyz" >/dev/null && break; sleep 0.1; done
+if [ -n "$BASELINE" ]; then
+  taskset -c 1 "$BASELINE" --config-file "$W/cfg.yaml" --entrypoint "pt=127.0.0.1:$BAPT" \
+    --entrypoint "plain=127.0.0.1:$BAPL" --admin-addr "127.0.0.1:$BAADM" >"$W/baseline.log" 2>&1 &
+  for _ in $(seq 1 600); do curl -sf "127.0.0.1:$BAADM/readyz" >/dev/null && break; sleep 0.1; done
+fi
 
 cat >"$W/haproxy.cfg" <<CFG
 global
@@ -79,12 +88,20 @@ up "$SYPL" || { cat "$W/proxy.log"; echo "switchyard-proxy did not start" >&2; e
 row() { # label cmd...
   printf '%-52s %s\n' "$1" "$(taskset -c 0 "${@:2}")"
 }
+# The baseline's rows (BASELINE set), right after the same row of this build.
+brow() { if [ -n "$BASELINE" ]; then row "$@"; fi; }
 echo "TCP routers, ${SECS}s per row, proxy on core 1, load and backends on core 0 ($(date -u +%F))"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 row "switchyard-proxy passthrough MB/s (8 conns)"  "$L" bytes "127.0.0.1:$SYPT" bench.test "$SECS" 8
+brow "baseline         passthrough MB/s (8 conns)"  "$L" bytes "127.0.0.1:$BAPT" bench.test "$SECS" 8
 row "haproxy        passthrough MB/s (8 conns)"    "$L" bytes "127.0.0.1:$HAPT" bench.test "$SECS" 8
 row "switchyard-proxy plain TCP MB/s (8 conns)"    "$L" bytes "127.0.0.1:$SYPL" - "$SECS" 8
+brow "baseline         plain TCP MB/s (8 conns)"    "$L" bytes "127.0.0.1:$BAPL" - "$SECS" 8
 row "haproxy        plain TCP MB/s (8 conns)"      "$L" bytes "127.0.0.1:$HAPL" - "$SECS" 8
 row "switchyard-proxy plain TCP connections/s (64)" "$L" conns "127.0.0.1:$SYPL" - "$SECS" 64
+brow "baseline         plain TCP connections/s (64)" "$L" conns "127.0.0.1:$BAPL" - "$SECS" 64
 row "haproxy        plain TCP connections/s (64)"   "$L" conns "127.0.0.1:$HAPL" - "$SECS" 64
 row "switchyard-proxy passthrough connections/s (64)" "$L" conns "127.0.0.1:$SYPT" bench.test "$SECS" 64
+brow "baseline         passthrough connections/s (64)" "$L" conns "127.0.0.1:$BAPT" bench.test "$SECS" 64
 row "haproxy        passthrough connections/s (64)"   "$L" conns "127.0.0.1:$HAPT" bench.test "$SECS" 64
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

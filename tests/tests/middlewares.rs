@@ -1202,6 +1202,10 @@ fn refusals() -> Vec<(Value, &'static str)> {
             "inFlightReq.sourceCriterion: ipStrategy, requestHeaderName and requestHost are mutually exclusive",
         ),
         (
+            json!({"inFlightReq": {"amount": 5, "scope": "global"}}),
+            "inFlightReq.scope: must be proxy or cluster, got \"global\"",
+        ),
+        (
             json!({"rateLimit": {"average": 10, "scope": "global"}}),
             "rateLimit.scope: must be proxy or cluster, got \"global\"",
         ),

@@ -36,14 +36,33 @@ fn offered() -> u64 {
 /// Per proxy: (accepted, refused with 429, other outcomes).
 type Counts = Vec<(u64, u64, u64)>;
 
-/// One paced keep-alive client per proxy address for `dur`, on `host`.
-fn load(addrs: &[String], host: &str, dur: Duration) -> Counts {
+/// Percentiles of accepted-request latencies (µs), for the "added latency" figure of
+/// BENCHMARKS.md (printed, not asserted: timing on a shared machine proves nothing).
+fn latency_summary(lat: &mut [u64]) -> String {
+    if lat.is_empty() {
+        return "no accepted requests".into();
+    }
+    lat.sort_unstable();
+    let q = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
+    format!(
+        "accepted-request latency p50 {} µs, p90 {} µs, p99 {} µs ({} requests)",
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        lat.len()
+    )
+}
+
+/// One paced keep-alive client per proxy address for `dur`, on `host`; with the latencies
+/// (µs) of the accepted requests.
+fn load_timed(addrs: &[String], host: &str, dur: Duration) -> (Counts, Vec<u64>) {
     let tasks: Vec<_> = addrs
         .iter()
         .map(|addr| {
             let (addr, host) = (addr.clone(), host.to_string());
             runtime().spawn(async move {
                 let mut counts = (0u64, 0u64, 0u64);
+                let mut lat = Vec::new();
                 let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / offered()));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 let end = tokio::time::Instant::now() + dur;
@@ -69,6 +88,7 @@ fn load(addrs: &[String], host: &str, dur: Duration) -> Counts {
                         .header("host", &host)
                         .body(Empty::<Bytes>::new())
                         .unwrap();
+                    let sent = tokio::time::Instant::now();
                     let res = tokio::time::timeout(Duration::from_secs(10), async {
                         let r = send.send_request(req).await?;
                         let status = r.status().as_u16();
@@ -77,7 +97,10 @@ fn load(addrs: &[String], host: &str, dur: Duration) -> Counts {
                     })
                     .await;
                     match res {
-                        Ok(Ok(200)) => counts.0 += 1,
+                        Ok(Ok(200)) => {
+                            counts.0 += 1;
+                            lat.push(sent.elapsed().as_micros() as u64);
+                        }
                         Ok(Ok(429)) => counts.1 += 1,
                         _ => {
                             counts.2 += 1;
@@ -85,14 +108,25 @@ fn load(addrs: &[String], host: &str, dur: Duration) -> Counts {
                         }
                     }
                 }
-                counts
+                (counts, lat)
             })
         })
         .collect();
-    tasks
+    let mut all = Vec::new();
+    let counts = tasks
         .into_iter()
-        .map(|t| runtime().block_on(t).unwrap())
-        .collect()
+        .map(|t| {
+            let (c, lat) = runtime().block_on(t).unwrap();
+            all.extend(lat);
+            c
+        })
+        .collect();
+    (counts, all)
+}
+
+/// [`load_timed`] without the latencies.
+fn load(addrs: &[String], host: &str, dur: Duration) -> Counts {
+    load_timed(addrs, host, dur).0
 }
 
 fn rate(counts: &Counts, dur: Duration) -> f64 {
@@ -130,9 +164,10 @@ fn cluster_scope_holds_across_proxies_and_without_the_control_plane() {
     // Cluster scope: warm-up (shares converge), then the measured window.
     load(&addrs, "cluster.test", Duration::from_secs(2));
     let window = Duration::from_secs(6);
-    let cl = load(&addrs, "cluster.test", window);
+    let (cl, mut cl_lat) = load_timed(&addrs, "cluster.test", window);
     let cl_rate = rate(&cl, window);
     eprintln!("scope cluster: {cl_rate:.1} accepted/s cluster-wide, per proxy {cl:?}");
+    eprintln!("scope cluster: {}", latency_summary(&mut cl_lat));
     for (i, p) in cl.iter().enumerate() {
         assert!(
             p.1 > 0,
@@ -147,9 +182,10 @@ fn cluster_scope_holds_across_proxies_and_without_the_control_plane() {
 
     // Proxy scope (Traefik's): each proxy allows 100/s on its own.
     let window = Duration::from_secs(4);
-    let pp = load(&addrs, "proxy.test", window);
+    let (pp, mut pp_lat) = load_timed(&addrs, "proxy.test", window);
     let pp_rate = rate(&pp, window);
     eprintln!("scope proxy: {pp_rate:.1} accepted/s cluster-wide, per proxy {pp:?}");
+    eprintln!("scope proxy: {}", latency_summary(&mut pp_lat));
     // Each proxy's bucket (burst 1) admits a little under 100/s at this offered load, and a
     // loaded machine may offer less: the point is three limits instead of one.
     // Each proxy admits up to 100/s on its own (a little less with burst 1 and uneven

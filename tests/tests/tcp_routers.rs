@@ -504,3 +504,333 @@ tls:
     }
     assert_eq!(get_config(&c.endpoints()).unwrap().1, before);
 }
+
+/// A CA and a server certificate it signed for `name` (PEMs: CA, cert, key).
+fn ca_signed(name: &str) -> (String, Pem) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "switchyard e2e backend CA");
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (
+        ca_cert.pem(),
+        Pem {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+            der: cert.der().clone(),
+        },
+    )
+}
+
+/// `GET path` on a control node's HTTP API with the viewer token: (status, JSON body).
+fn api_get(c: &Cluster, path: &str) -> (u16, serde_json::Value) {
+    let url = format!("http://{}{path}", c.nodes[0].addrs.http);
+    let auth = format!("Authorization: Bearer {}", c.creds().token);
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            "-H",
+            &auth,
+            "-w",
+            "\n%{http_code}",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// `tcp.serversTransports` (TLS to the backend verified against the transport's `rootCAs`
+/// with its `serverName`; PROXY protocol and the rest from the transport), Traefik's
+/// `/api/tcp/*` and `/api/overview`, and `switchyard delete` of every TCP kind.
+#[test]
+fn tcp_servers_transports_api_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ca, db_cert) = ca_signed("db.internal");
+    let (_, other_ca_cert) = ca_signed("db.internal");
+    write(d, "ca.pem", &ca);
+    let proxy_cert = self_signed("db.tcp.test");
+    write(d, "db.pem", &proxy_cert.cert);
+    write(d, "db.key", &proxy_cert.key);
+    // A TLS backend on 127.0.0.1: its certificate names db.internal only, so the dial works
+    // only with the transport's serverName and rootCAs.
+    let tls_backend = backend("tls-db", Kind::Tls(server_config(&db_cert)));
+    let untrusted = backend("untrusted", Kind::Tls(server_config(&other_ca_cert)));
+    let pp = backend("pp", Kind::ProxyV2);
+
+    let c = Cluster::start(1);
+    let p = Proxy::start(ProxySpec::new("p1", &c.endpoints()).entrypoints(&["web"]));
+    let web = p.entry("web").to_string();
+    let doc = format!(
+        r#"
+tcp:
+  routers:
+    db:
+      rule: "HostSNI(`db.tcp.test`)"
+      service: db
+      middlewares: [lan]
+      tls: {{}}
+    bad:
+      rule: "HostSNI(`bad.tcp.test`)"
+      service: bad
+      tls: {{}}
+    pp:
+      rule: "HostSNI(`pp.tcp.test`)"
+      service: pp
+      tls: {{}}
+  services:
+    db: {{loadBalancer: {{servers: [{{address: "{tls_backend}", tls: true}}], serversTransport: secure}}}}
+    bad: {{loadBalancer: {{servers: [{{address: "{untrusted}", tls: true}}], serversTransport: secure}}}}
+    pp: {{loadBalancer: {{servers: [{{address: "{pp}"}}], serversTransport: pp2}}}}
+  middlewares:
+    lan: {{ipAllowList: {{sourceRange: ["127.0.0.0/8"]}}}}
+  serversTransports:
+    secure:
+      dialTimeout: 5s
+      dialKeepAlive: 30s
+      tls: {{serverName: db.internal, rootCAs: [ca.pem]}}
+    pp2:
+      proxyProtocol: {{version: 2}}
+      terminationDelay: 50ms
+tls:
+  certificates:
+    - {{certFile: db.pem, keyFile: db.key}}
+"#
+    );
+    write(d, "tcp.yaml", &doc);
+    let file = d.join("tcp.yaml");
+    let out = cli(
+        &c.endpoints(),
+        &["-o", "json", "apply", "-f", file.to_str().unwrap()],
+    );
+    assert!(out.success(), "apply failed: {out}");
+    p.wait_version(out.json()["version"].as_u64().unwrap(), PROXY_SETTLE);
+
+    block_on(async {
+        // TLS to the backend, verified with the transport's CA and server name.
+        let (g, cert, _) = via_tls(&web, "db.tcp.test").await.unwrap();
+        assert_eq!((g.as_str(), &cert), ("tls-db", &proxy_cert.der));
+        // A backend whose certificate the transport's CA did not sign: the proxy's dial fails
+        // verification, the client gets no greeting.
+        assert!(via_tls(&web, "bad.tcp.test").await.is_err());
+        // The transport's PROXY protocol header.
+        let (g, _, local) = via_tls(&web, "pp.tcp.test").await.unwrap();
+        assert_eq!(g, format!("pp src={}:{}", local.ip(), local.port()));
+    });
+    // Round trip through get config (the CA file was uploaded as PEM).
+    let (_, cfg) = get_config(&c.endpoints()).unwrap();
+    let secure = &cfg["tcp"]["serversTransports"]["secure"];
+    assert_eq!(secure["tls"]["serverName"], "db.internal", "{cfg}");
+    assert!(secure["tls"]["rootCAs"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE"));
+
+    // Traefik's API for TCP.
+    let (code, routers) = api_get(&c, "/api/tcp/routers");
+    assert_eq!(code, 200, "{routers}");
+    let names: Vec<&str> = routers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bad@file", "db@file", "pp@file"]);
+    assert_eq!(routers[1]["status"], "enabled", "{routers}");
+    assert_eq!(routers[1]["rule"], "HostSNI(`db.tcp.test`)");
+    assert_eq!(routers[1]["service"], "db");
+    assert_eq!(routers[1]["using"], serde_json::json!(["web"]), "{routers}");
+    let (code, one) = api_get(&c, "/api/tcp/routers/pp@file");
+    assert_eq!(
+        (code, &one["service"]),
+        (200, &serde_json::json!("pp")),
+        "{one}"
+    );
+    let (code, _) = api_get(&c, "/api/tcp/routers/nope@file");
+    assert_eq!(code, 404);
+    let (code, svcs) = api_get(&c, "/api/tcp/services?search=db");
+    assert_eq!(code, 200);
+    assert_eq!(svcs.as_array().unwrap().len(), 1, "{svcs}");
+    assert_eq!(svcs[0]["type"], "loadbalancer");
+    assert_eq!(svcs[0]["usedBy"], serde_json::json!(["db@file"]));
+    let (code, mw) = api_get(&c, "/api/tcp/middlewares/lan@file");
+    assert_eq!(code, 200);
+    assert_eq!(mw["type"], "ipallowlist");
+    assert_eq!(mw["usedBy"], serde_json::json!(["db@file"]));
+    let (_, ov) = api_get(&c, "/api/overview");
+    assert_eq!(ov["tcp"]["routers"]["total"], 3, "{ov}");
+    assert_eq!(ov["tcp"]["services"]["total"], 3, "{ov}");
+    assert_eq!(ov["tcp"]["middlewares"]["total"], 1, "{ov}");
+    assert_eq!(ov["http"]["routers"]["total"], 0, "{ov}");
+    // The dashboard has a TCP routers page reading that API.
+    let dash = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "--max-time",
+            "10",
+            &format!("http://{}/dashboard/app.js", c.nodes[0].addrs.http),
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&dash.stdout).contains("/api/tcp/routers"));
+
+    // Delete: a referenced TCP service or transport is refused, naming what still uses it.
+    let del = |args: &[&str]| {
+        let mut a = vec!["-o", "json", "delete"];
+        a.extend_from_slice(args);
+        cli(&c.endpoints(), &a)
+    };
+    let out = del(&["tcp-service", "db"]);
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("still referenced"), "{out}");
+    let out = del(&["tcp-servers-transport", "secure"]);
+    assert!(!out.success(), "{out}");
+    assert!(
+        out.stderr
+            .contains("tcpServersTransport \"secure\" not found"),
+        "{out}"
+    );
+    let out = del(&["tcp-router", "nope"]);
+    assert!(!out.success() && out.stderr.contains("not found"), "{out}");
+    // Router, then its middleware, service and transport.
+    for args in [
+        ["tcp-router", "db"],
+        ["tcp-router", "bad"],
+        ["tcp-middleware", "lan"],
+        ["tcp-service", "db"],
+        ["tcp-service", "bad"],
+        ["tcp-servers-transport", "secure"],
+    ] {
+        let out = del(&args);
+        assert!(out.success(), "delete {args:?}: {out}");
+        assert_eq!(
+            out.json()["changes"][0]["action"],
+            "delete",
+            "{args:?}: {out}"
+        );
+    }
+    let out = cli(&c.endpoints(), &["delete", "tcp-router", "pp"]);
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains("tcpRouter/pp deleted"), "{out}");
+    let (v, cfg) = get_config(&c.endpoints()).unwrap();
+    assert!(cfg["tcp"]["routers"].is_null(), "{cfg}");
+    assert!(cfg["tcp"]["serversTransports"]["secure"].is_null(), "{cfg}");
+    assert!(cfg["tcp"]["serversTransports"]["pp2"].is_object(), "{cfg}");
+    p.wait_version(v, PROXY_SETTLE);
+    // The proxy no longer routes db.tcp.test to TCP: HTTPS answers it (no HTTP router: 404).
+    block_on(async {
+        assert_eq!(https_get(&web, "db.tcp.test").await.unwrap().0, 404);
+    });
+    let (_, ov) = api_get(&c, "/api/overview");
+    assert_eq!(ov["tcp"]["routers"]["total"], 0, "{ov}");
+}
+
+/// A TLS-terminating TCP router with `tls.certResolver` gets its certificate from pebble by
+/// TLS-ALPN-01 on the TCP router's own entry point (the challenge connection, ALPN
+/// `acme-tls/1`, is answered before TCP routing), and a client verifying against pebble's root
+/// reaches the TCP backend with SNI `db.test`.
+#[test]
+fn tcp_router_cert_resolver_issues_and_serves() {
+    use switchyard_e2e::acme::{cert, port_free_on, Pebble, PebbleOpts};
+    let tls_port = port_free_on(&["127.0.0.1"]);
+    let pebble = Pebble::start(PebbleOpts {
+        always_valid: false,
+        http_port: switchyard_e2e::free_port(),
+        tls_port,
+        default_ipv4: "127.0.0.1".into(),
+    });
+    let db = backend("db", Kind::Plain);
+    let c = Cluster::start(1);
+    let p = Proxy::start(
+        ProxySpec::new("p1", &c.endpoints())
+            .entrypoints(&[])
+            .entrypoint_at("websecure", &format!("127.0.0.1:{tls_port}")),
+    );
+    let doc = serde_json::json!({
+        "certificatesResolvers": {"pebble": {"acme": {
+            "email": "ops@example.test",
+            "caServer": pebble.directory,
+            "caCertificates": [pebble.api_ca_pem()],
+            "keyType": "EC256",
+            "tlsChallenge": {},
+        }}},
+        "tcp": {
+            "routers": {"db": {
+                "rule": "HostSNI(`db.test`)",
+                "entryPoints": ["websecure"],
+                "service": "db",
+                "tls": {"certResolver": "pebble"},
+            }},
+            "services": {"db": {"loadBalancer": {"servers": [{"address": db.to_string()}]}}},
+        },
+    })
+    .to_string();
+    let v = switchyard_e2e::apply_yaml(&c.endpoints(), &doc).unwrap();
+    p.wait_version(v, PROXY_SETTLE);
+    let eps = c.endpoints();
+    let row = wait_until(Duration::from_secs(60), "pebble/db.test valid", || {
+        let r = cert(&eps, "pebble/db.test")?;
+        if r["status"] == "valid" {
+            Ok(r)
+        } else {
+            Err(format!("{r}"))
+        }
+    });
+    assert_eq!(pebble.issued(), 1, "{row}");
+    let roots = pebble.roots_pem();
+    let addr = format!("127.0.0.1:{tls_port}");
+    let greeting = wait_until(
+        Duration::from_secs(30),
+        "the TCP router serving the issued certificate",
+        || {
+            block_on(async {
+                use rustls::pki_types::pem::PemObject;
+                let mut store = rustls::RootCertStore::empty();
+                for der in CertificateDer::pem_slice_iter(roots.as_bytes()) {
+                    store
+                        .add(der.map_err(|e| e.to_string())?)
+                        .map_err(|e| e.to_string())?;
+                }
+                let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(store)
+                .with_no_client_auth();
+                let tcp = tokio::net::TcpStream::connect(&addr)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let tls = tokio::time::timeout(
+                    STEP,
+                    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+                        .connect(ServerName::try_from("db.test").unwrap(), tcp),
+                )
+                .await
+                .map_err(|_| "handshake timed out".to_string())?
+                .map_err(|e| e.to_string())?;
+                greeting_and_echo(tls).await
+            })
+        },
+    );
+    assert_eq!(greeting, "db");
+}

@@ -25,62 +25,114 @@ pub fn cert_name(resolver: &str, main: &str) -> String {
 /// Every certificate the config asks for, by name: for each router with `tls.certResolver`
 /// naming an ACME resolver, one certificate per `tls.domains` entry (main + SANs), or, without
 /// domains, one for the exact names of its `Host(...)` rule. Wildcards (`*.example.com`, in
-/// `domains` or a `Host` rule) are kept for DNS-01 resolvers only, as only DNS-01 can prove them. Two routers asking for the same name merge their SANs.
+/// `domains` or a `Host` rule) are kept for DNS-01 resolvers only, as only DNS-01 can prove
+/// them. TCP routers that terminate TLS count the same way, with the names of their
+/// `HostSNI(...)` matchers (not `*`; `HostSNI` takes no wildcard) in place of `Host`;
+/// passthrough routers serve no certificate and ask for none. Two routers asking for the same
+/// name merge their SANs.
 pub fn wanted(cfg: &DynamicConfig) -> BTreeMap<String, Wanted> {
     let mut out: BTreeMap<String, Wanted> = BTreeMap::new();
     for r in cfg.http.routers.values() {
         let Some(tls) = &r.tls else { continue };
-        let Some(resolver) = tls.cert_resolver.as_deref() else {
+        want(
+            cfg,
+            tls.cert_resolver.as_deref(),
+            &tls.domains,
+            |wildcards| {
+                if wildcards {
+                    rule_host_names_with_wildcards(&r.rule)
+                } else {
+                    rule_host_names(&r.rule)
+                }
+            },
+            &mut out,
+        );
+    }
+    for r in cfg.tcp.routers.values() {
+        let Some(tls) = r.tls.as_ref().filter(|t| !t.passthrough) else {
             continue;
         };
-        let resolver = resolver.split('@').next().unwrap_or(resolver);
-        let Some(acme) = cfg
-            .certificates_resolvers
-            .get(resolver)
-            .and_then(|c| c.acme.as_ref())
-        else {
-            continue;
-        };
-        // Only DNS-01 proves control of a whole zone: wildcards need it (as in Traefik).
-        let wildcards = acme.dns_challenge.is_some();
-        let mut sets: Vec<Vec<String>> = Vec::new();
-        if tls.domains.is_empty() {
-            let hosts = if wildcards {
-                rule_host_names_with_wildcards(&r.rule)
-            } else {
-                rule_host_names(&r.rule)
-            };
-            if !hosts.is_empty() {
-                sets.push(hosts);
-            }
-        } else {
-            for d in &tls.domains {
-                let mut names: Vec<String> = Vec::new();
-                for n in d.main.iter().chain(d.sans.iter()) {
-                    let n = n.trim().trim_end_matches('.').to_ascii_lowercase();
-                    if !n.is_empty() && (wildcards || !n.starts_with("*.")) && !names.contains(&n) {
-                        names.push(n);
-                    }
-                }
-                if !names.is_empty() {
-                    sets.push(names);
-                }
-            }
+        want(
+            cfg,
+            tls.cert_resolver.as_deref(),
+            &tls.domains,
+            |_| tcp_host_names(&r.rule),
+            &mut out,
+        );
+    }
+    out
+}
+
+/// The exact names of a TCP rule's `HostSNI(...)` matchers (lowercase, sorted, deduplicated,
+/// `*` left out). Empty when the rule does not parse.
+pub fn tcp_host_names(rule: &str) -> Vec<String> {
+    let Ok(c) = switchyard_config::tcp::compile(rule) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = c
+        .host_sni()
+        .iter()
+        .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+        .filter(|h| !h.is_empty() && h != "*" && !h.contains('*'))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Add what one router (HTTP or TCP) asks `resolver` for to `out`.
+fn want(
+    cfg: &DynamicConfig,
+    resolver: Option<&str>,
+    domains: &[switchyard_config::Domain],
+    rule_names: impl Fn(bool) -> Vec<String>,
+    out: &mut BTreeMap<String, Wanted>,
+) {
+    let Some(resolver) = resolver else {
+        return;
+    };
+    let resolver = resolver.split('@').next().unwrap_or(resolver);
+    let Some(acme) = cfg
+        .certificates_resolvers
+        .get(resolver)
+        .and_then(|c| c.acme.as_ref())
+    else {
+        return;
+    };
+    // Only DNS-01 proves control of a whole zone: wildcards need it (as in Traefik).
+    let wildcards = acme.dns_challenge.is_some();
+    let mut sets: Vec<Vec<String>> = Vec::new();
+    if domains.is_empty() {
+        let hosts = rule_names(wildcards);
+        if !hosts.is_empty() {
+            sets.push(hosts);
         }
-        for names in sets {
-            let name = cert_name(resolver, &names[0]);
-            let w = out.entry(name).or_insert_with(|| Wanted {
-                resolver: resolver.to_string(),
-                domains: Vec::new(),
-            });
-            for n in names {
-                if !w.domains.contains(&n) {
-                    w.domains.push(n);
+    } else {
+        for d in domains {
+            let mut names: Vec<String> = Vec::new();
+            for n in d.main.iter().chain(d.sans.iter()) {
+                let n = n.trim().trim_end_matches('.').to_ascii_lowercase();
+                if !n.is_empty() && (wildcards || !n.starts_with("*.")) && !names.contains(&n) {
+                    names.push(n);
                 }
+            }
+            if !names.is_empty() {
+                sets.push(names);
             }
         }
     }
-    out
+    for names in sets {
+        let name = cert_name(resolver, &names[0]);
+        let w = out.entry(name).or_insert_with(|| Wanted {
+            resolver: resolver.to_string(),
+            domains: Vec::new(),
+        });
+        for n in names {
+            if !w.domains.contains(&n) {
+                w.domains.push(n);
+            }
+        }
+    }
 }
 
 fn go_duration(v: &Option<String>) -> Option<Duration> {
@@ -242,6 +294,49 @@ http:
         assert_eq!(w.len(), 2, "{w:?}");
         assert_eq!(w["le/a.test"].domains, vec!["a.test", "b.test"]);
         assert_eq!(w["le/c.test"].domains, vec!["c.test", "d.test"]);
+    }
+
+    #[test]
+    fn wanted_from_tcp_routers_hostsni_and_domains() {
+        let doc = r#"
+certificatesResolvers:
+  le:
+    acme:
+      tlsChallenge: {}
+tcp:
+  routers:
+    db:
+      rule: "HostSNI(`DB.test`) || (HostSNI(`*`) && ClientIP(`10.0.0.0/8`))"
+      service: s
+      tls: { certResolver: le }
+    mq:
+      rule: "HostSNI(`mq.test`)"
+      service: s
+      tls: { certResolver: le, domains: [ { main: mq.test, sans: [mqtt.test] } ] }
+    pass:
+      rule: "HostSNI(`pass.test`)"
+      service: s
+      tls: { passthrough: true }
+    other:
+      rule: "HostSNI(`x.test`)"
+      service: s
+      tls: {}
+http:
+  routers:
+    web:
+      rule: "Host(`db.test`)"
+      service: w
+      tls: { certResolver: le }
+  services:
+    w: { loadBalancer: { servers: [ { url: "http://127.0.0.1:1" } ] } }
+"#;
+        let cfg = parse_document(doc).expect("doc");
+        let w = wanted(&cfg);
+        assert_eq!(w.len(), 2, "{w:?}");
+        // The HTTP and the TCP router share one certificate.
+        assert_eq!(w["le/db.test"].domains, vec!["db.test"]);
+        assert_eq!(w["le/mq.test"].domains, vec!["mq.test", "mqtt.test"]);
+        assert_eq!(tcp_host_names("HostSNI(`*`)"), Vec::<String>::new());
     }
 
     #[test]

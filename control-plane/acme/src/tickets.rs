@@ -26,11 +26,16 @@ pub fn due(keys: &[TicketKey], period: Duration, now: u64) -> bool {
     }
 }
 
-/// Whether the proxies terminate TLS at all (some router has `tls`): keys are generated from
-/// the first such config on (then kept and rotated), so a cluster that serves no TLS never
-/// changes its config version on its own.
+/// Whether the proxies terminate TLS at all (some HTTP router has `tls`, or some TCP router
+/// terminates it): keys are generated from the first such config on (then kept and rotated), so
+/// a cluster that serves no TLS never changes its config version on its own.
 pub fn wanted(cfg: &switchyard_config::DynamicConfig) -> bool {
     cfg.http.routers.values().any(|r| r.tls.is_some())
+        || cfg
+            .tcp
+            .routers
+            .values()
+            .any(|r| r.tls.as_ref().is_some_and(|t| !t.passthrough))
 }
 
 /// `new` followed by the current key (the previous one is dropped).

@@ -76,7 +76,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show resources, the whole config, or one resource by name.
     Get(GetArgs),
-    /// Delete a router, service or middleware.
+    /// Delete a router, service or middleware (HTTP), or a tcp-router, tcp-service,
+    /// tcp-middleware or tcp-servers-transport.
     Delete(DeleteArgs),
     /// Show and change cluster membership.
     Cluster(ClusterArgs),
@@ -353,6 +354,18 @@ pub enum DeleteKind {
     Service,
     #[value(alias = "middlewares")]
     Middleware,
+    /// `tcp.routers`
+    #[value(alias = "tcp-routers")]
+    TcpRouter,
+    /// `tcp.services`
+    #[value(alias = "tcp-services")]
+    TcpService,
+    /// `tcp.middlewares`
+    #[value(alias = "tcp-middlewares")]
+    TcpMiddleware,
+    /// `tcp.serversTransports`
+    #[value(alias = "tcp-servers-transports")]
+    TcpServersTransport,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use switchyard_config::{diff, validate, ConfigErrors, DynamicConfig};
+use switchyard_config::{diff, validate, ConfigErrors, DynamicConfig, Kind, ResourceKind};
 
 use crate::acme::AcmeState;
 use crate::rollout::{Place, Rollout, RolloutCommand, Status as RolloutStatus};
@@ -23,6 +23,76 @@ pub fn compile_check(cfg: &DynamicConfig) -> Result<(), ConfigErrors> {
     validate(cfg)?;
     switchyard_router::compile(cfg, None)?;
     switchyard_tls::compile(cfg, None).map(|_| ())
+}
+
+/// [`compile_check`]`(next)` in time proportional to a change: `base` is a config that passes
+/// [`compile_check`] (the committed one) and `changed` names every resource that differs in
+/// `next` (a superset is fine). Validation runs on the changed resources and what references
+/// them ([`switchyard_config::validate_change`]: the same verdict and errors as `validate`);
+/// the route compiler refuses only rules `validate` refuses with the same text, so it is not
+/// run again; the TLS compiler runs when a resource it reads changed.
+pub fn compile_check_change(
+    base: &DynamicConfig,
+    next: &DynamicConfig,
+    changed: &[(ResourceKind, &str)],
+) -> Result<(), ConfigErrors> {
+    use ResourceKind as K;
+    switchyard_config::validate_change(base, next, changed)?;
+    let tls = changed.iter().any(|(k, _)| {
+        !matches!(
+            k,
+            K::Router
+                | K::Service
+                | K::Middleware
+                | K::TcpRouter
+                | K::TcpService
+                | K::TcpMiddleware
+                | K::CertResolver
+        )
+    });
+    if tls {
+        switchyard_tls::compile(next, None)?;
+    }
+    Ok(())
+}
+
+/// Every resource `doc` names, by kind (what merging `doc` into a config can change).
+fn named_keys(doc: &DynamicConfig) -> Vec<(ResourceKind, &str)> {
+    use ResourceKind as K;
+    fn keys<'a, V>(k: K, m: &'a BTreeMap<String, V>) -> impl Iterator<Item = (K, &'a str)> + 'a {
+        m.keys().map(move |n| (k, n.as_str()))
+    }
+    keys(K::Router, &doc.http.routers)
+        .chain(keys(K::Service, &doc.http.services))
+        .chain(keys(K::Middleware, &doc.http.middlewares))
+        .chain(keys(K::ServersTransport, &doc.http.servers_transports))
+        .chain(keys(K::TlsOption, &doc.tls.options))
+        .chain(keys(K::TlsStore, &doc.tls.stores))
+        .chain(
+            doc.tls
+                .certificates
+                .iter()
+                .map(|c| (K::TlsCertificate, c.cert_file.as_str())),
+        )
+        .chain(keys(K::CertResolver, &doc.certificates_resolvers))
+        .chain(keys(K::TcpRouter, &doc.tcp.routers))
+        .chain(keys(K::TcpService, &doc.tcp.services))
+        .chain(keys(K::TcpMiddleware, &doc.tcp.middlewares))
+        .chain(keys(K::TcpServersTransport, &doc.tcp.servers_transports))
+        .collect()
+}
+
+/// The kind of a resource `switchyard delete` names.
+fn resource_kind(kind: Kind) -> ResourceKind {
+    match kind {
+        Kind::Router => ResourceKind::Router,
+        Kind::Service => ResourceKind::Service,
+        Kind::Middleware => ResourceKind::Middleware,
+        Kind::TcpRouter => ResourceKind::TcpRouter,
+        Kind::TcpService => ResourceKind::TcpService,
+        Kind::TcpMiddleware => ResourceKind::TcpMiddleware,
+        Kind::TcpServersTransport => ResourceKind::TcpServersTransport,
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -440,12 +510,22 @@ impl ClusterState {
         // A write already applied under its id is answered from the record, whatever the config.
         let repeated = |cmd: &Request| matches!(cmd, Request::Once { id, .. } if self.recent_writes.get(id).is_some());
         let mut spec = base();
+        let mut changed: Vec<switchyard_config::Change> = Vec::new();
         let applies = cmds.iter().all(|cmd| {
             repeated(cmd)
                 || (config_command(cmd).is_some()
-                    && !matches!(spec.apply_known(0, cmd, Some(true)), Response::Rejected(_)))
+                    && match spec.apply_known(0, cmd, Some(true)) {
+                        Response::Rejected(_) => false,
+                        Response::Applied { changes, .. } => {
+                            changed.extend(changes);
+                            true
+                        }
+                        _ => true,
+                    })
         });
-        if applies && compile_check(&spec.config).is_ok() {
+        let keys: Vec<(ResourceKind, &str)> =
+            changed.iter().map(|c| (c.kind, c.name.as_str())).collect();
+        if applies && compile_check_change(&self.config, &spec.config, &keys).is_ok() {
             return vec![None; cmds.len()];
         }
         let mut spec = base();
@@ -494,6 +574,9 @@ impl ClusterState {
         cfg.tcp.routers.extend(new.tcp.routers);
         cfg.tcp.services.extend(new.tcp.services);
         cfg.tcp.middlewares.extend(new.tcp.middlewares);
+        cfg.tcp
+            .servers_transports
+            .extend(new.tcp.servers_transports);
         cfg.tls.certificates = new.tls.certificates;
         cfg.certificates_resolvers
             .extend(new.certificates_resolvers);
@@ -550,14 +633,18 @@ impl ClusterState {
     fn next_config(&self, req: &Request, trusted: bool) -> Result<DynamicConfig, Rejection> {
         let next = match req {
             Request::Apply {
-                document, prune, ..
+                document,
+                prune: false,
+                ..
             } => {
-                if *prune {
-                    self.config.replaced_by(document)
-                } else {
-                    self.config.merged(document)
+                let next = self.config.merged(document);
+                if !trusted {
+                    compile_check_change(&self.config, &next, &named_keys(document))
+                        .map_err(|e| Rejection::Invalid(e.to_string()))?;
                 }
+                return Ok(next);
             }
+            Request::Apply { document, .. } => self.config.replaced_by(document),
             Request::Delete { kind, name, .. } => {
                 let mut next = DynamicConfig::clone(&self.config);
                 next.remove(*kind, name)
@@ -565,7 +652,8 @@ impl ClusterState {
                 if trusted {
                     return Ok(next);
                 }
-                if let Err(errors) = compile_check(&next) {
+                let key = [(resource_kind(*kind), name.as_str())];
+                if let Err(errors) = compile_check_change(&self.config, &next, &key) {
                     return Err(Rejection::Invalid(format!(
                         "cannot delete {} \"{name}\": it is still referenced: {errors}",
                         kind.as_str()
@@ -630,6 +718,11 @@ fn named_in(cfg: &DynamicConfig, doc: &DynamicConfig) -> DynamicConfig {
         &cfg.tcp.middlewares,
         &doc.tcp.middlewares,
         &mut out.tcp.middlewares,
+    );
+    pick(
+        &cfg.tcp.servers_transports,
+        &doc.tcp.servers_transports,
+        &mut out.tcp.servers_transports,
     );
     pick(
         &cfg.certificates_resolvers,
@@ -988,6 +1081,17 @@ tcp:
 tcp:
   routers:
     db: { rule: "HostSNI(`*`)", service: db }
+"#,
+            // A TCP servers transport, then a service naming it.
+            r#"
+tcp:
+  serversTransports:
+    t: { dialTimeout: 5s }
+"#,
+            r#"
+tcp:
+  services:
+    db: { loadBalancer: { servers: [ { address: "127.0.0.1:5432" } ], serversTransport: t } }
 "#,
         ];
         let mut st = ClusterState::default();

@@ -19,7 +19,7 @@ use crate::diff::{diff, ChangeAction, ResourceKind};
 use crate::model::{
     Certificate, DynamicConfig, Middleware, Router, ServersTransport, Service, TlsOptions, TlsStore,
 };
-use crate::tcp::{TcpMiddleware, TcpRouter, TcpService};
+use crate::tcp::{TcpMiddleware, TcpRouter, TcpServersTransport, TcpService};
 
 /// One resource as a delta carries it, typed by kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +45,7 @@ pub enum Resource {
     TcpRouter(TcpRouter),
     TcpService(TcpService),
     TcpMiddleware(TcpMiddleware),
+    TcpServersTransport(TcpServersTransport),
 }
 
 /// One changed resource: its new value, or `None` when it was removed.
@@ -115,6 +116,9 @@ fn get(cfg: &DynamicConfig, kind: ResourceKind, name: &str) -> Option<Resource> 
         K::TcpRouter => Resource::TcpRouter(value(&cfg.tcp.routers, name)?),
         K::TcpService => Resource::TcpService(value(&cfg.tcp.services, name)?),
         K::TcpMiddleware => Resource::TcpMiddleware(value(&cfg.tcp.middlewares, name)?),
+        K::TcpServersTransport => {
+            Resource::TcpServersTransport(value(&cfg.tcp.servers_transports, name)?)
+        }
     })
 }
 
@@ -220,6 +224,9 @@ pub fn apply_in_place(cfg: &mut DynamicConfig, changes: &[DeltaChange]) {
             K::TcpRouter => set!(&mut cfg.tcp.routers, TcpRouter),
             K::TcpService => set!(&mut cfg.tcp.services, TcpService),
             K::TcpMiddleware => set!(&mut cfg.tcp.middlewares, TcpMiddleware),
+            K::TcpServersTransport => {
+                set!(&mut cfg.tcp.servers_transports, TcpServersTransport)
+            }
             K::TlsTicketKeys => {
                 cfg.managed.ticket_keys = match r {
                     Some(Resource::TlsTicketKeys(k)) => k,
@@ -275,6 +282,7 @@ impl DeltaChange {
             Some(Resource::TcpRouter(x)) => to_json(x),
             Some(Resource::TcpService(x)) => to_json(x),
             Some(Resource::TcpMiddleware(x)) => to_json(x),
+            Some(Resource::TcpServersTransport(x)) => to_json(x),
         }
     }
 
@@ -303,6 +311,7 @@ impl DeltaChange {
                 K::TcpRouter => Resource::TcpRouter(from_json(k, n, json)?),
                 K::TcpService => Resource::TcpService(from_json(k, n, json)?),
                 K::TcpMiddleware => Resource::TcpMiddleware(from_json(k, n, json)?),
+                K::TcpServersTransport => Resource::TcpServersTransport(from_json(k, n, json)?),
             })
         };
         Ok(DeltaChange {
@@ -435,6 +444,13 @@ mod tests {
                 cfg.tcp
                     .middlewares
                     .insert(n.clone(), serde_json::from_value(m).unwrap());
+            }
+            if let v @ 1..=3 = next() {
+                let t =
+                    json!({"dialTimeout": format!("{v}s"), "tls": {"serverName": "b.internal"}});
+                cfg.tcp
+                    .servers_transports
+                    .insert(n.clone(), serde_json::from_value(t).unwrap());
             }
         }
         if let v @ 1..=3 = next() {

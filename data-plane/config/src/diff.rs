@@ -45,11 +45,13 @@ pub enum ResourceKind {
     TcpService,
     /// `tcp.middlewares`
     TcpMiddleware,
+    /// `tcp.serversTransports`
+    TcpServersTransport,
 }
 
 impl ResourceKind {
     /// Every kind.
-    pub const ALL: [ResourceKind; 16] = [
+    pub const ALL: [ResourceKind; 17] = [
         ResourceKind::Router,
         ResourceKind::Service,
         ResourceKind::Middleware,
@@ -66,6 +68,7 @@ impl ResourceKind {
         ResourceKind::TcpRouter,
         ResourceKind::TcpService,
         ResourceKind::TcpMiddleware,
+        ResourceKind::TcpServersTransport,
     ];
 
     /// The name: `"router"`, `"serversTransport"`, `"acmeTlsAlpn01"`, …
@@ -87,6 +90,7 @@ impl ResourceKind {
             ResourceKind::TcpRouter => "tcpRouter",
             ResourceKind::TcpService => "tcpService",
             ResourceKind::TcpMiddleware => "tcpMiddleware",
+            ResourceKind::TcpServersTransport => "tcpServersTransport",
         }
     }
 
@@ -213,6 +217,7 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
         routers: _,
         services: _,
         middlewares: _,
+        servers_transports: _,
     } = &**tcp;
     let mut out = Vec::new();
     diff_maps(
@@ -303,6 +308,12 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
         ResourceKind::TcpMiddleware,
         &old.tcp.middlewares,
         &new.tcp.middlewares,
+        &mut out,
+    );
+    diff_maps(
+        ResourceKind::TcpServersTransport,
+        &old.tcp.servers_transports,
+        &new.tcp.servers_transports,
         &mut out,
     );
     if old.managed.ticket_keys != new.managed.ticket_keys {

@@ -441,7 +441,11 @@ pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
             }
             "tcp" => {
                 let tcp = section(v, "tcp", "sections")?;
-                check_keys(&tcp, Some("tcp"), &["routers", "services", "middlewares"])?;
+                check_keys(
+                    &tcp,
+                    Some("tcp"),
+                    &["routers", "services", "middlewares", "serversTransports"],
+                )?;
                 for (tk, tv) in tcp {
                     match tk.as_str() {
                         "routers" => {
@@ -457,6 +461,19 @@ pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
                                 resources(m, "tcpService", "a TCP service definition", |v, l| {
                                     typed::<TcpService>(v, Some(l), None)
                                 })?;
+                        }
+                        "serversTransports" => {
+                            let m = section(
+                                tv,
+                                "tcp.serversTransports",
+                                "servers transport names to TCP servers transports",
+                            )?;
+                            cfg.tcp.servers_transports = resources(
+                                m,
+                                crate::tcp::TRANSPORT,
+                                "a TCP servers transport definition",
+                                |v, l| typed::<crate::tcp::TcpServersTransport>(v, Some(l), None),
+                            )?;
                         }
                         _ => {
                             let m = section(

@@ -95,6 +95,23 @@ pub fn inline_files(
             });
         }
     }
+    for (name, t) in cfg.tcp.servers_transports.iter_mut() {
+        let Some(tls) = &mut t.tls else { continue };
+        let k = crate::tcp::TRANSPORT;
+        for (i, f) in tls.root_cas.iter_mut().enumerate() {
+            one(f, &mut |m| {
+                ConfigError::field(k, name, format!("tls.rootCAs[{i}]"), m)
+            });
+        }
+        for (i, c) in tls.certificates.iter_mut().enumerate() {
+            one(&mut c.cert_file, &mut |m| {
+                ConfigError::field(k, name, format!("tls.certificates[{i}].certFile"), m)
+            });
+            one(&mut c.key_file, &mut |m| {
+                ConfigError::field(k, name, format!("tls.certificates[{i}].keyFile"), m)
+            });
+        }
+    }
     for (name, r) in cfg.certificates_resolvers.iter_mut() {
         if let Some(acme) = &mut r.acme {
             for (i, f) in acme.ca_certificates.iter_mut().enumerate() {

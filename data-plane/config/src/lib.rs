@@ -100,6 +100,7 @@ mod document;
 pub mod duration;
 mod error;
 mod files;
+mod incremental;
 pub mod middlewares;
 mod model;
 pub mod paths;
@@ -122,6 +123,7 @@ pub use diff::{diff, Change, ChangeAction, ResourceKind};
 pub use document::{from_stream_value, from_value, parse_document};
 pub use error::{quote, resource_label, ConfigError, ConfigErrors};
 pub use files::inline_files;
+pub use incremental::validate_change;
 pub use model::*;
 pub use validate::{validate, MAX_CHAIN_NESTING, MAX_USER_PRIORITY};
 

@@ -45,30 +45,63 @@ pub enum Kind {
     Service,
     /// `http.middlewares`
     Middleware,
+    /// `tcp.routers`
+    TcpRouter,
+    /// `tcp.services`
+    TcpService,
+    /// `tcp.middlewares`
+    TcpMiddleware,
+    /// `tcp.serversTransports`
+    TcpServersTransport,
 }
 
 impl Kind {
-    /// `"router"`, `"service"` or `"middleware"`.
+    /// `"router"`, `"service"`, `"middleware"`, `"tcpRouter"`, `"tcpService"`,
+    /// `"tcpMiddleware"` or `"tcpServersTransport"`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Kind::Router => "router",
             Kind::Service => "service",
             Kind::Middleware => "middleware",
+            Kind::TcpRouter => "tcpRouter",
+            Kind::TcpService => "tcpService",
+            Kind::TcpMiddleware => "tcpMiddleware",
+            Kind::TcpServersTransport => "tcpServersTransport",
         }
     }
 
-    /// Accepts singular and plural, case-insensitively: `router(s)`, `service(s)`, `middleware(s)`.
+    /// Accepts singular and plural, case-insensitively, with or without dashes: `router(s)`,
+    /// `service(s)`, `middleware(s)`, `tcp-router(s)` (`tcpRouter`), `tcp-service(s)`,
+    /// `tcp-middleware(s)`, `tcp-servers-transport(s)`.
     pub fn parse(s: &str) -> Option<Kind> {
-        match s.trim().to_ascii_lowercase().as_str() {
+        let k: String = s
+            .trim()
+            .chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        match k.as_str() {
             "router" | "routers" => Some(Kind::Router),
             "service" | "services" => Some(Kind::Service),
             "middleware" | "middlewares" => Some(Kind::Middleware),
+            "tcprouter" | "tcprouters" => Some(Kind::TcpRouter),
+            "tcpservice" | "tcpservices" => Some(Kind::TcpService),
+            "tcpmiddleware" | "tcpmiddlewares" => Some(Kind::TcpMiddleware),
+            "tcpserverstransport" | "tcpserverstransports" => Some(Kind::TcpServersTransport),
             _ => None,
         }
     }
 
     /// All kinds.
-    pub const ALL: [Kind; 3] = [Kind::Router, Kind::Service, Kind::Middleware];
+    pub const ALL: [Kind; 7] = [
+        Kind::Router,
+        Kind::Service,
+        Kind::Middleware,
+        Kind::TcpRouter,
+        Kind::TcpService,
+        Kind::TcpMiddleware,
+        Kind::TcpServersTransport,
+    ];
 }
 
 impl std::fmt::Display for Kind {
@@ -1577,6 +1610,14 @@ pub struct InFlightReq {
     /// What requests are grouped by (default: the request host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_criterion: Option<SourceCriterion>,
+    /// Switchyard extension: `proxy` (default, Traefik's behaviour: each proxy counts on its
+    /// own) or `cluster` (`amount` holds for the sum of all proxies).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub scope: String,
 }
 
 /// `sourceCriterion`: at most one of the three.
@@ -1896,6 +1937,9 @@ impl DynamicConfig {
         for (k, v) in &doc.tcp.middlewares {
             out.tcp.middlewares.insert(k.clone(), v.clone());
         }
+        for (k, v) in &doc.tcp.servers_transports {
+            out.tcp.servers_transports.insert(k.clone(), v.clone());
+        }
         for (k, v) in &doc.tls.stores {
             out.tls.stores.insert(k.clone(), v.clone());
         }
@@ -1944,6 +1988,22 @@ impl DynamicConfig {
                 if c.key_file == REDACTED_KEY {
                     if let Some(k) = find(&cur.certificates, &c.cert_file) {
                         c.key_file = k;
+                    }
+                }
+            }
+        }
+        for (name, t) in &mut out.tcp.servers_transports {
+            let cur = self
+                .tcp
+                .servers_transports
+                .get(name)
+                .and_then(|t| t.tls.as_ref());
+            if let (Some(tls), Some(cur)) = (t.tls.as_mut(), cur) {
+                for c in &mut tls.certificates {
+                    if c.key_file == REDACTED_KEY {
+                        if let Some(k) = find(&cur.certificates, &c.cert_file) {
+                            c.key_file = k;
+                        }
                     }
                 }
             }
@@ -2018,6 +2078,9 @@ impl DynamicConfig {
                 }
             }
         }
+        for t in out.tcp.servers_transports.values_mut() {
+            *t = t.redacted();
+        }
         for store in out.tls.stores.values_mut() {
             if let Some(c) = &mut store.default_certificate {
                 if crate::acme::is_inline_pem(&c.key_file) {
@@ -2049,6 +2112,10 @@ impl DynamicConfig {
             Kind::Router => self.http.routers.remove(name).is_some(),
             Kind::Service => self.http.services.remove(name).is_some(),
             Kind::Middleware => self.http.middlewares.remove(name).is_some(),
+            Kind::TcpRouter => self.tcp.routers.remove(name).is_some(),
+            Kind::TcpService => self.tcp.services.remove(name).is_some(),
+            Kind::TcpMiddleware => self.tcp.middlewares.remove(name).is_some(),
+            Kind::TcpServersTransport => self.tcp.servers_transports.remove(name).is_some(),
         };
         if removed {
             Ok(())
@@ -2079,6 +2146,16 @@ impl DynamicConfig {
                 .middlewares
                 .get(name)
                 .and_then(|r| serde_json::to_value(r.redacted()).ok()),
+            Kind::TcpRouter => json_of(self.tcp.routers.get(name)),
+            Kind::TcpService => json_of(self.tcp.services.get(name)),
+            Kind::TcpMiddleware => json_of(self.tcp.middlewares.get(name)),
+            Kind::TcpServersTransport => json_of(
+                self.tcp
+                    .servers_transports
+                    .get(name)
+                    .map(|t| t.redacted())
+                    .as_ref(),
+            ),
         }
     }
 
@@ -2088,6 +2165,10 @@ impl DynamicConfig {
             Kind::Router => self.http.routers.keys().cloned().collect(),
             Kind::Service => self.http.services.keys().cloned().collect(),
             Kind::Middleware => self.http.middlewares.keys().cloned().collect(),
+            Kind::TcpRouter => self.tcp.routers.keys().cloned().collect(),
+            Kind::TcpService => self.tcp.services.keys().cloned().collect(),
+            Kind::TcpMiddleware => self.tcp.middlewares.keys().cloned().collect(),
+            Kind::TcpServersTransport => self.tcp.servers_transports.keys().cloned().collect(),
         }
     }
 
@@ -2137,4 +2218,8 @@ impl std::fmt::Debug for StoreCertificate {
             .field("key_file", &key_for_debug(&self.key_file))
             .finish()
     }
+}
+
+fn json_of<T: Serialize>(v: Option<&T>) -> Option<serde_json::Value> {
+    v.and_then(|v| serde_json::to_value(v).ok())
 }

@@ -107,7 +107,34 @@ fn tcp_for_cluster(tcp: &TcpConfig, cluster: &str) -> TcpConfig {
             .filter(|(n, _)| mine_m.contains(n.as_str()) || !all_m.contains(n.as_str()))
             .map(|(n, m)| (n.clone(), m.clone()))
             .collect(),
+        servers_transports: {
+            // Transports of the kept services, and those no service names (as for HTTP).
+            let kept = tcp
+                .services
+                .keys()
+                .map(String::as_str)
+                .filter(|n| mine_s.contains(n) || !all_s.contains(n));
+            let mine_t = tcp_transports_of(tcp, kept);
+            let all_t = tcp_transports_of(tcp, tcp.services.keys().map(String::as_str));
+            tcp.servers_transports
+                .iter()
+                .filter(|(n, _)| mine_t.contains(n.as_str()) || !all_t.contains(n.as_str()))
+                .map(|(n, t)| (n.clone(), t.clone()))
+                .collect()
+        },
     }
+}
+
+/// The TCP servers transports the load balancers among `services` name.
+fn tcp_transports_of<'a>(
+    tcp: &'a TcpConfig,
+    services: impl Iterator<Item = &'a str>,
+) -> BTreeSet<&'a str> {
+    services
+        .filter_map(|s| tcp.services.get(s))
+        .filter_map(|s| s.load_balancer.as_ref()?.servers_transport.as_deref())
+        .map(local)
+        .collect()
 }
 
 /// True when a router scoped to `clusters` is served by `cluster`.

@@ -1017,8 +1017,17 @@ fn kinds() {
         ("service", Kind::Service),
         ("middleware", Kind::Middleware),
         ("middlewares", Kind::Middleware),
+        ("tcp-router", Kind::TcpRouter),
+        ("tcpRouters", Kind::TcpRouter),
+        ("tcp-service", Kind::TcpService),
+        ("tcp-middlewares", Kind::TcpMiddleware),
+        ("tcp-servers-transport", Kind::TcpServersTransport),
+        ("tcpServersTransport", Kind::TcpServersTransport),
     ] {
         assert_eq!(Kind::parse(s), Some(k));
+    }
+    for k in Kind::ALL {
+        assert_eq!(Kind::parse(k.as_str()), Some(k));
     }
     assert_eq!(Kind::parse("tls"), None);
     assert_eq!(Kind::Router.as_str(), "router");

@@ -30,8 +30,11 @@ pub fn validate(cfg: &DynamicConfig) -> Result<(), ConfigErrors> {
         errors: Vec::new(),
     };
     v.run();
-    let mut errors = v.errors;
-    // Sorted by their rendered text: what the user reads is ordered.
+    finish(v.errors)
+}
+
+/// Errors sorted by their rendered text (what the user reads is ordered) and deduplicated.
+pub(crate) fn finish(mut errors: Vec<ConfigError>) -> Result<(), ConfigErrors> {
     errors.sort_by_cached_key(ConfigError::render);
     errors.dedup();
     if errors.is_empty() {
@@ -41,9 +44,9 @@ pub fn validate(cfg: &DynamicConfig) -> Result<(), ConfigErrors> {
     }
 }
 
-struct Validator<'c> {
-    cfg: &'c DynamicConfig,
-    errors: Vec<ConfigError>,
+pub(crate) struct Validator<'c> {
+    pub(crate) cfg: &'c DynamicConfig,
+    pub(crate) errors: Vec<ConfigError>,
 }
 
 pub(crate) enum RefProblem {
@@ -84,7 +87,11 @@ pub(crate) fn check_name(kind: &str, name: &str) -> Option<ConfigError> {
     Some(ConfigError::resource(kind, name, msg))
 }
 
-fn duration_check(d: &Duration, positive: bool, allow_negative: bool) -> Result<(), String> {
+pub(crate) fn duration_check(
+    d: &Duration,
+    positive: bool,
+    allow_negative: bool,
+) -> Result<(), String> {
     let n = d
         .as_nanos()
         .map_err(|e| format!("invalid duration {}: {e}", quote_dur(d)))?;
@@ -197,7 +204,7 @@ impl<'c> Validator<'c> {
     }
 
     /// `certificatesResolvers.<name>`: only ACME with HTTP-01 or TLS-ALPN-01.
-    fn resolver(&mut self, name: &str, r: &crate::acme::CertResolver) {
+    pub(crate) fn resolver(&mut self, name: &str, r: &crate::acme::CertResolver) {
         const K: &str = "certResolver";
         if let Some(e) = check_name(K, name) {
             self.errors.push(e);
@@ -595,7 +602,7 @@ impl<'c> Validator<'c> {
         }
     }
 
-    fn router(&mut self, name: &str, r: &crate::model::Router) {
+    pub(crate) fn router(&mut self, name: &str, r: &crate::model::Router) {
         const K: &str = "router";
         let cfg = self.cfg;
         if let Some(e) = check_name(K, name) {
@@ -742,7 +749,7 @@ impl<'c> Validator<'c> {
         }
     }
 
-    fn service(&mut self, name: &str, s: &Service) {
+    pub(crate) fn service(&mut self, name: &str, s: &Service) {
         const K: &str = "service";
         let cfg = self.cfg;
         if let Some(e) = check_name(K, name) {
@@ -1028,7 +1035,7 @@ impl<'c> Validator<'c> {
     }
 
     /// Report each service reference cycle once, on its smallest member.
-    fn service_cycles(&mut self) {
+    pub(crate) fn service_cycles(&mut self) {
         let services = &self.cfg.http.services;
         let graph: BTreeMap<&str, Vec<&str>> = services
             .iter()
@@ -1080,7 +1087,7 @@ impl<'c> Validator<'c> {
             .collect()
     }
 
-    fn chain_cycles(&mut self) {
+    pub(crate) fn chain_cycles(&mut self) {
         let graph = self.chain_graph();
         for cycle in find_cycles(&graph) {
             let first = cycle.first().copied().unwrap_or_default();
@@ -1106,7 +1113,7 @@ impl<'c> Validator<'c> {
     /// The proxy expands chains into each router's middleware list and refuses references
     /// nested more than [`MAX_CHAIN_NESTING`] levels deep. Reported on the outermost chains
     /// (those no chain references) that reach deeper.
-    fn chain_nesting(&mut self) {
+    pub(crate) fn chain_nesting(&mut self) {
         let graph = self.chain_graph();
         let nesting = nesting_depths(&graph);
         let referenced: BTreeSet<&str> = graph.values().flatten().copied().collect();
@@ -1157,7 +1164,7 @@ impl<'c> Validator<'c> {
         }
     }
 
-    fn middleware(&mut self, name: &str, m: &Middleware) {
+    pub(crate) fn middleware(&mut self, name: &str, m: &Middleware) {
         const K: &str = "middleware";
         if let Some(e) = check_name(K, name) {
             self.errors.push(e);
@@ -1303,7 +1310,7 @@ impl<'c> Validator<'c> {
         }
     }
 
-    fn servers_transport(&mut self, name: &str, t: &crate::model::ServersTransport) {
+    pub(crate) fn servers_transport(&mut self, name: &str, t: &crate::model::ServersTransport) {
         const K: &str = "serversTransport";
         if let Some(e) = check_name(K, name) {
             self.errors.push(e);
@@ -1353,7 +1360,7 @@ impl<'c> Validator<'c> {
         }
     }
 
-    fn tls(&mut self) {
+    pub(crate) fn tls(&mut self) {
         let tls = &self.cfg.tls;
         for (i, c) in tls.certificates.iter().enumerate() {
             for (f, v) in [("certFile", &c.cert_file), ("keyFile", &c.key_file)] {

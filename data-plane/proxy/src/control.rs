@@ -134,6 +134,70 @@ fn next_config(
     }
 }
 
+/// The config the proxy held before the one it holds now, with the delta that turned it into
+/// the held one. The next delta is applied in place to it (both deltas, in order) once nothing
+/// else holds it (the previous runtime and its requests are gone), instead of copying the whole
+/// held config: a delta then costs the size of the change, not of the config.
+struct Spare {
+    base: Arc<DynamicConfig>,
+    /// The version `base` + `to_held` is.
+    held_version: u64,
+    to_held: Vec<DeltaChange>,
+}
+
+/// [`next_config`], reusing `spare` when it can (see [`Spare`]); also returns the spare for the
+/// version this message brings (kept once that version is applied).
+fn next_config_reusing(
+    current: Option<&(u64, Arc<DynamicConfig>)>,
+    msg: &ConfigMessage,
+    spare: &mut Option<Spare>,
+) -> Result<(DynamicConfig, Option<Spare>), String> {
+    let reusable = spare.take();
+    let (Some(Body::Delta(d)), Some((held, cfg))) = (&msg.body, current) else {
+        return next_config(current, msg).map(|c| (c, None));
+    };
+    if *held != d.base_version {
+        return next_config(current, msg).map(|c| (c, None));
+    }
+    let changes = d
+        .changes
+        .iter()
+        .map(|c| DeltaChange::from_wire(&c.kind, c.name.clone(), &c.json))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("delta v{}: {e}", msg.version))?;
+    let reused = reusable.filter(|s| s.held_version == *held).and_then(|s| {
+        let mut base = Arc::try_unwrap(s.base).ok()?;
+        delta::apply_in_place(&mut base, &s.to_held);
+        Some(base)
+    });
+    let next = match reused {
+        Some(mut next) => {
+            delta::apply_in_place(&mut next, &changes);
+            next
+        }
+        None => delta::apply(cfg, &changes),
+    };
+    let spare = Spare {
+        base: cfg.clone(),
+        held_version: msg.version,
+        to_held: changes,
+    };
+    Ok((next, Some(spare)))
+}
+
+/// The resources a delta message changes (`None`: a snapshot, or a kind this proxy does not
+/// know, which `next_config` refuses anyway).
+fn delta_keys(msg: &ConfigMessage) -> Option<Vec<(switchyard_config::ResourceKind, String)>> {
+    match &msg.body {
+        Some(Body::Delta(d)) => d
+            .changes
+            .iter()
+            .map(|c| switchyard_config::ResourceKind::parse(&c.kind).map(|k| (k, c.name.clone())))
+            .collect(),
+        _ => None,
+    }
+}
+
 /// Runs forever: attach, apply, fail over. Spawn it; it never touches the request path.
 pub async fn run(proxy: Proxy, opts: ControlOptions, region: String, zone: String) {
     let mut current: Option<(u64, Arc<DynamicConfig>)> = None;
@@ -315,6 +379,7 @@ async fn stream_loop(
 ) -> Result<(), String> {
     // Secure mode: the key of a renewal asked for and not answered yet.
     let mut pending_key: Option<String> = None;
+    let mut spare: Option<Spare> = None;
     loop {
         let renew_in = match (&opts.tls, &pending_key) {
             (Some(tls), None) => tls.renew_in(),
@@ -361,14 +426,19 @@ async fn stream_loop(
             continue;
         }
         let mut span = crate::otel::config_apply_span(proxy, &msg);
-        let reply = match next_config(current.as_ref(), &msg) {
+        let reply = match next_config_reusing(current.as_ref(), &msg, &mut spare) {
             Err(e) => {
                 proxy.metrics().config_nacks.inc();
                 Msg::Nack(Nack { version, error: e })
             }
-            Ok(cfg) => {
+            Ok((cfg, next_spare)) => {
                 let cfg = Arc::new(cfg);
-                match proxy.apply(version, cfg.clone()) {
+                let changed = delta_keys(&msg);
+                let change = match (&msg.body, &changed) {
+                    (Some(Body::Delta(d)), Some(keys)) => Some((d.base_version, &keys[..])),
+                    _ => None,
+                };
+                match proxy.apply_change(version, cfg.clone(), change) {
                     Ok(()) => {
                         proxy.metrics().config_applies.inc();
                         if matches!(msg.body, Some(Body::Delta(_))) {
@@ -383,6 +453,7 @@ async fn stream_loop(
                             });
                         }
                         *current = Some((version, cfg));
+                        spare = next_spare;
                         Msg::Ack(Ack { version })
                     }
                     Err(e) => {
@@ -514,5 +585,62 @@ mod tests {
         let held7 = (7, Arc::new(next));
         assert!(next_config(Some(&held7), &wrong_base).is_err());
         assert!(next_config(None, &delta).is_err());
+    }
+
+    /// Deltas applied in place to the spare config give exactly the configs a copy of the held
+    /// one gives, and the spare is used only when nothing else holds it.
+    #[test]
+    fn a_spare_config_brought_forward_equals_a_copy() {
+        let delta = |version: u64, base: u64, name: &str, rule: &str| ConfigMessage {
+            version,
+            node_id: 1,
+            certificate: None,
+            limiter_shares: None,
+            traceparent: String::new(),
+            body: Some(Body::Delta(Delta {
+                base_version: base,
+                changes: vec![ResourceChange {
+                    kind: "router".into(),
+                    name: name.into(),
+                    json: if rule.is_empty() {
+                        String::new()
+                    } else {
+                        format!(r#"{{"rule":"{rule}","service":"s"}}"#)
+                    },
+                }],
+            })),
+        };
+        let mut current = (1, Arc::new(DynamicConfig::default()));
+        let mut spare = None;
+        let mut reused = 0;
+        let mut outside: Option<Arc<DynamicConfig>> = None;
+        for v in 2..40u64 {
+            let name = format!("r{}", v % 5);
+            let rule = if v % 4 == 0 {
+                String::new()
+            } else {
+                format!("Host(`h{v}`)")
+            };
+            let msg = delta(v, current.0, &name, &rule);
+            let expected = next_config(Some(&current), &msg).expect("delta");
+            // Someone else holds the config of version 10 for a while: no reuse of it.
+            if v == 10 {
+                outside = Some(current.1.clone());
+            }
+            if v == 14 {
+                outside = None;
+            }
+            let spare_base = spare.as_ref().map(|s: &Spare| Arc::strong_count(&s.base));
+            let (next, next_spare) =
+                next_config_reusing(Some(&current), &msg, &mut spare).expect("delta");
+            assert_eq!(next, expected, "v{v}");
+            if spare_base == Some(1) {
+                reused += 1;
+            }
+            current = (v, Arc::new(next));
+            spare = next_spare;
+        }
+        drop(outside);
+        assert!(reused > 30, "{reused}");
     }
 }

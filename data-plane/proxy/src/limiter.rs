@@ -1,8 +1,10 @@
-//! Cluster-wide rate limits, the proxy's side (`rateLimit` with `scope: cluster`; the design
-//! is in ARCHITECTURE.md, "Cluster-wide rate limits"). While attached to a control node, the
-//! proxy reports every [`REPORT_INTERVAL`] how many requests each cluster-scope middleware saw
-//! per source, and applies the shares the node answers with. Requests never wait for this:
-//! each one is decided by the local token bucket at the share last received. Without a
+//! Cluster-wide rate limits, the proxy's side (`rateLimit` and `inFlightReq` with `scope:
+//! cluster`; the design is in ARCHITECTURE.md, "Cluster-wide rate limits"). While attached to
+//! a control node, the proxy reports every [`REPORT_INTERVAL`] how many requests each
+//! cluster-scope `rateLimit` saw per source (each `inFlightReq`: the most wanted at once and
+//! those in progress), and applies the shares the node answers with. Requests never wait for
+//! this: each one is decided by the local token bucket (or in-flight count) at the share last
+//! received. Without a
 //! control node the shares stay as they were (sources never reported get the last default
 //! share, `1 / proxies`), so every proxy keeps limiting to its part.
 
@@ -27,15 +29,34 @@ pub(crate) fn report(rt: &Runtime, interval: Duration) -> Option<LimiterReport> 
     }
     let mut demands = Vec::new();
     for (name, m) in &rt.cluster_limiters {
-        let Mw::RateLimit(r) = &**m else { continue };
-        let limit = r.rate.unwrap_or(0.0);
-        for (key, requests) in r.take_demand() {
-            demands.push(LimiterDemand {
-                middleware: name.clone(),
-                key,
-                requests,
-                limit,
-            });
+        match &**m {
+            Mw::RateLimit(r) => {
+                let limit = r.rate.unwrap_or(0.0);
+                for (key, requests) in r.take_demand() {
+                    demands.push(LimiterDemand {
+                        middleware: name.clone(),
+                        key,
+                        requests,
+                        limit,
+                        ..LimiterDemand::default()
+                    });
+                }
+            }
+            Mw::InFlightReq(c) => {
+                let limit = c.amount as f64;
+                for d in c.take_demand() {
+                    demands.push(LimiterDemand {
+                        middleware: name.clone(),
+                        key: d.key,
+                        requests: d.wanted,
+                        limit,
+                        in_flight_limit: true,
+                        in_flight: d.in_flight,
+                        admitting: d.admitting,
+                    });
+                }
+            }
+            _ => {}
         }
     }
     Some(LimiterReport {
@@ -47,14 +68,31 @@ pub(crate) fn report(rt: &Runtime, interval: Duration) -> Option<LimiterReport> 
 /// Apply shares received from the control node.
 pub(crate) fn apply(rt: &Runtime, s: &LimiterShares) {
     for (name, m) in &rt.cluster_limiters {
-        let Mw::RateLimit(r) = &**m else { continue };
-        r.set_shares(
-            s.default_share,
-            s.shares
-                .iter()
-                .filter(|x| x.middleware == *name)
-                .map(|x| (x.key.clone(), x.share)),
-        );
+        let mine = s
+            .shares
+            .iter()
+            .filter(|x| x.middleware == *name)
+            .map(|x| (x.key.clone(), x.share));
+        match &**m {
+            Mw::RateLimit(r) => r.set_shares(s.default_share, mine),
+            Mw::InFlightReq(c) => c.set_shares(mine),
+            _ => {}
+        }
+    }
+}
+
+/// A new config version: its cluster-scope middlewares start from the shares of the
+/// same-named ones of the previous version (none: as with proxy scope until the first answer).
+pub(crate) fn inherit(old: &Runtime, new: &Runtime) {
+    for (name, m) in &new.cluster_limiters {
+        let Some((_, prev)) = old.cluster_limiters.iter().find(|(n, _)| n == name) else {
+            continue;
+        };
+        match (&**m, &**prev) {
+            (Mw::RateLimit(r), Mw::RateLimit(p)) => r.inherit(p),
+            (Mw::InFlightReq(c), Mw::InFlightReq(p)) => c.inherit(p),
+            _ => {}
+        }
     }
 }
 
@@ -101,6 +139,7 @@ mod tests {
                     key: "203.0.113.7".into(),
                     requests: 60,
                     limit: 100.0,
+                    ..LimiterDemand::default()
                 }],
             })),
         };

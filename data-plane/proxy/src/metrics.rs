@@ -295,14 +295,15 @@ impl Metrics {
         }
     }
 
-    /// Count a connection given to TCP router `router` (`result`: see the metric's help).
-    pub(crate) fn count_tcp(&self, router: &str, result: &'static str) {
+    /// The counter of connections given to TCP router `router` with `result` (see the metric's
+    /// help), kept by the route and incremented without a label lookup per connection.
+    pub(crate) fn tcp_counter(&self, router: &str, result: &'static str) -> Counter {
         self.tcp_connections
             .get_or_create(&TcpLabels {
                 router: router.to_string(),
                 result,
             })
-            .inc();
+            .clone()
     }
 
     /// Count a TLS handshake on an entry point.

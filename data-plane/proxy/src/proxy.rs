@@ -343,6 +343,19 @@ impl Proxy {
     /// (`Ok`). Health and balancer state of unchanged services carries over. The config client
     /// counts applies and NACKs itself ([`Metrics::config_applies`], [`Metrics::config_nacks`]).
     pub fn apply(&self, version: u64, cfg: Arc<DynamicConfig>) -> Result<(), String> {
+        self.apply_change(version, cfg, None)
+    }
+
+    /// [`Proxy::apply`] of a config that is the one of version `base` with the resources
+    /// `changed` created, updated or removed (a delta): when `base` is the version being
+    /// served, only what the change touches is compiled ([`Runtime::compile_change`], the same
+    /// result as a full compile); otherwise (or with `None`) the whole config is compiled.
+    pub fn apply_change(
+        &self,
+        version: u64,
+        cfg: Arc<DynamicConfig>,
+        change: Option<(u64, &[(switchyard_config::ResourceKind, String)])>,
+    ) -> Result<(), String> {
         let _guard = self
             .shared
             .apply_lock
@@ -361,12 +374,26 @@ impl Proxy {
             handle: &self.shared.handle,
         };
         let started = std::time::Instant::now();
-        let mut rt = Runtime::compile(cfg, &self.shared.entrypoint_names, &old, &env)?;
+        let eps = &self.shared.entrypoint_names;
+        let mut rt = match change {
+            Some((base, changed)) if base == self.shared.version() => {
+                Runtime::compile_change(cfg, changed, eps, &old, &env)?
+            }
+            _ => Runtime::compile(cfg, eps, &old, &env)?,
+        };
         rt.version_stats = Arc::new(crate::version_stats::VersionStats::new(version));
-        let certs = crate::traefik_metrics::certs_not_after(&rt.config);
+        crate::limiter::inherit(&old, &rt);
+        // A version derived from a delta shares what did not change: its services and TLS
+        // table are then the previous ones, with nothing to stop or relabel.
+        let same_services = Arc::ptr_eq(&old.services, &rt.services);
+        let certs = (!Arc::ptr_eq(&old.tls, &rt.tls))
+            .then(|| crate::traefik_metrics::certs_not_after(&rt.config));
         // Backend health gauges of servers that are gone.
-        let live: std::collections::HashSet<(Arc<str>, Arc<str>)> =
-            services::server_labels(&rt.services).into_iter().collect();
+        let live: std::collections::HashSet<(Arc<str>, Arc<str>)> = if same_services {
+            Default::default()
+        } else {
+            services::server_labels(&rt.services).into_iter().collect()
+        };
         let routes = rt.table.len();
         self.shared.current.store(Arc::new(rt));
         self.shared.version.store(version, Ordering::Release);
@@ -375,17 +402,21 @@ impl Proxy {
             .config_version()
             .set(i64::try_from(version).unwrap_or(i64::MAX));
         self.shared.metrics.config_reloaded();
-        self.shared.metrics.set_certs(certs);
-        let kept: Vec<Arc<LoadBalancer>> =
-            services::balancers(&self.shared.current.load().services);
-        for lb in services::balancers(&old.services) {
-            if !kept.iter().any(|k| Arc::ptr_eq(k, &lb)) {
-                lb.stop_health();
-            }
+        if let Some(certs) = certs {
+            self.shared.metrics.set_certs(certs);
         }
-        for (svc, url) in services::server_labels(&old.services) {
-            if !live.contains(&(svc.clone(), url.clone())) {
-                self.shared.metrics.remove_server_up(&svc, &url);
+        if !same_services {
+            let kept: Vec<Arc<LoadBalancer>> =
+                services::balancers(&self.shared.current.load().services);
+            for lb in services::balancers(&old.services) {
+                if !kept.iter().any(|k| Arc::ptr_eq(k, &lb)) {
+                    lb.stop_health();
+                }
+            }
+            for (svc, url) in services::server_labels(&old.services) {
+                if !live.contains(&(svc.clone(), url.clone())) {
+                    self.shared.metrics.remove_server_up(&svc, &url);
+                }
             }
         }
         tracing::info!(

@@ -1,7 +1,7 @@
 //! Recompiling the route table after a change to one router, at 1k / 10k / 100k host routers:
-//! from scratch (`compile`) against from the previous version's table (`compile_from`, which
-//! shares every unchanged compiled rule). What the proxy pays per one-router config change for
-//! its route table.
+//! from scratch (`compile`), from the previous version's table (`compile_from`, which shares
+//! every unchanged compiled rule but rebuilds the order and the index) and by applying the
+//! change to the previous table (`RouteTable::apply_changes`: what the proxy does per delta).
 //!
 //! `cargo bench -p switchyard-router --bench recompile` (add `-- --quick` for a short run).
 
@@ -49,6 +49,14 @@ fn main() {
         });
         g.bench_with_input(BenchmarkId::new("from_previous", n), &after, |b, cfg| {
             b.iter(|| black_box(compile_from(cfg, Some(&eps), Some(&prev)).expect("compiles")))
+        });
+        g.bench_with_input(BenchmarkId::new("apply_changes", n), &after, |b, cfg| {
+            b.iter(|| {
+                black_box(
+                    prev.apply_changes(cfg, Some(&eps), &["svc0"])
+                        .expect("compiles"),
+                )
+            })
         });
     }
     g.finish();

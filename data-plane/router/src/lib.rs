@@ -36,25 +36,23 @@
 //!
 //! ## The host index (never scan every router per request)
 //!
-//! Every route gets a global *rank*: its index in the table's route list, which is sorted in the
-//! order above. For each entry point the table keeps three kinds of candidate lists, each a list
-//! of ranks sorted ascending (= in routing order), built once in [`compile`] from
-//! [`CompiledRule::host_constraint`]:
+//! For each entry point the table keeps three kinds of candidate lists ("buckets"), each a list
+//! of routes in routing order, built from [`CompiledRule::host_constraint`]:
 //!
-//! * **exact**: `HashMap<host, ranks>` for rules that can only match some exact hosts (e.g.
+//! * **exact**: host → routes, for rules that can only match some exact hosts (e.g.
 //!   ``Host(`a.com`) && PathPrefix(`/api`)``, or ``Host(`a.com`) || Host(`b.com`)``, which is
 //!   listed under both hosts);
-//! * **wildcard**: `HashMap<suffix, ranks>` for ``Host(`*.example.com`)``, keyed by
-//!   `example.com`. Wildcards match exactly one label, so a request for `a.b.example.com`
-//!   looks up only its parent `b.example.com`;
-//! * **catch-all**: the ranks of rules that can match any host: no `Host` at all,
-//!   `HostRegexp`, a `Host` under a negation or in an `||` with a host-less branch, and
-//!   ``Host(`*`)``.
+//! * **wildcard**: suffix → routes for ``Host(`*.example.com`)``, keyed by `example.com`.
+//!   Wildcards match exactly one label, so a request for `a.b.example.com` looks up only its
+//!   parent `b.example.com`;
+//! * **catch-all**: the routes that can match any host: no `Host` at all, `HostRegexp`, a
+//!   `Host` under a negation or in an `||` with a host-less branch, and ``Host(`*`)``.
 //!
 //! A lookup canonicalises the request host once (the same key as [`rules::host_key`]: port
-//! stripped, lowercased, one trailing dot removed), fetches at most one exact list and one
-//! wildcard list, and merges them with the catch-all list by rank (a 3-way merge over borrowed
-//! slices, skipping a rank present in two lists). It evaluates the full compiled rule of each
+//! stripped, lowercased, one trailing dot removed), fetches at most one exact bucket and one
+//! wildcard bucket, and merges them with the catch-all bucket in routing order (a 3-way merge
+//! over borrowed slices comparing priority, then name, trying a route listed twice once; a
+//! single non-empty list is walked directly). It evaluates the full compiled rule of each
 //! candidate in that order and returns the first match. Because a rule's host constraint is
 //! necessary for it to match, the candidates contain every route that could match, in the
 //! global order, so the result equals a scan of all attached routers (this is tested against a
@@ -69,6 +67,20 @@
 //!
 //! Entry points whose set of attached routes is identical share one index.
 //!
+//! ## Versions share structure (a change costs what it touches)
+//!
+//! Routes are `Arc<Route>`s, buckets are `Arc<[Arc<Route>]>`, and the host maps and the
+//! route-by-name map are [`ShardedMap`]s: a fixed number of `Arc`'d hash-map shards sized at
+//! about 32 keys each when the table is built. [`RouteTable::apply_changes`] derives the next
+//! version from the previous one: for each changed router and entry point it removes the old
+//! route from the buckets of its old hosts and inserts the new one in the buckets of its new
+//! hosts (copying those buckets and the shards that hold them), and shares every other shard,
+//! bucket, route and compiled rule with the previous version. Its cost does not depend on the
+//! number of routers (a change to a catch-all route copies the catch-all bucket; a map that
+//! outgrew its shards fourfold is rebuilt once with more). No global rank is kept: the routing
+//! order is the comparison of (priority descending, name ascending), so inserting a route
+//! never renumbers the others. [`RouteTable::routes`] sorts on demand (explain, tests).
+
 //! ## Errors
 //!
 //! [`compile`] reports every router whose rule is empty or does not compile, as
@@ -82,16 +94,20 @@
 #![warn(missing_docs)]
 
 mod host;
+mod shard;
 #[cfg(test)]
 mod tests;
 pub mod url_explain;
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
 use switchyard_config::rules::{self, CompiledRule, RequestView};
 use switchyard_config::{ConfigError, ConfigErrors, DynamicConfig, Router};
+
+pub use shard::ShardedMap;
 
 /// One compiled router.
 #[derive(Debug, Clone)]
@@ -113,77 +129,127 @@ pub struct Route {
     pub tls: bool,
 }
 
-/// A list of ranks; a single rank (the common case for exact hosts) is stored inline.
+/// The routing order: priority descending, then name ascending (names are unique).
+fn order(a: &Route, b: &Route) -> Ordering {
+    b.priority
+        .cmp(&a.priority)
+        .then_with(|| a.name.cmp(&b.name))
+}
+
+/// Routes in routing order, shared between versions until one of them changes.
+type Bucket = Arc<[Arc<Route>]>;
+
+/// The index keys of a route: `(wildcard, key)` for each host of its constraint (`*.x.com` is
+/// `(true, "x.com")`), deduplicated; `None`: a catch-all route.
+type HostKeys = Option<Vec<(bool, String)>>;
+
+fn host_keys(rule: &CompiledRule) -> HostKeys {
+    rule.host_constraint().map(|hosts| {
+        let mut keys: Vec<(bool, String)> = hosts
+            .into_iter()
+            .map(|h| match h.strip_prefix("*.") {
+                Some(suffix) => (true, suffix.to_string()),
+                None => (false, h),
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    })
+}
+
+/// `bucket` without the route named `name` (`None` when that leaves it empty).
+fn without(bucket: &[Arc<Route>], name: &str) -> Option<Bucket> {
+    let rest: Vec<Arc<Route>> = bucket.iter().filter(|r| r.name != name).cloned().collect();
+    (!rest.is_empty()).then(|| rest.into())
+}
+
+/// `bucket` with `route` in its place (replacing a route of the same name).
+fn with(bucket: Option<&Bucket>, route: &Arc<Route>) -> Bucket {
+    let mut v: Vec<Arc<Route>> = bucket.map(|b| b.to_vec()).unwrap_or_default();
+    v.retain(|r| r.name != route.name);
+    let at = v.partition_point(|r| order(r, route) == Ordering::Less);
+    v.insert(at, Arc::clone(route));
+    v.into()
+}
+
+/// The index of one entry point (or of the catch-all table). Cheap to clone: the maps share
+/// their shards ([`ShardedMap`]) and buckets are `Arc`s.
 #[derive(Debug, Clone)]
-enum Ranks {
-    One(u32),
-    Many(Box<[u32]>),
-}
-
-impl Ranks {
-    fn as_slice(&self) -> &[u32] {
-        match self {
-            Ranks::One(r) => std::slice::from_ref(r),
-            Ranks::Many(v) => v,
-        }
-    }
-}
-
-impl From<Vec<u32>> for Ranks {
-    fn from(v: Vec<u32>) -> Self {
-        match v.as_slice() {
-            [one] => Ranks::One(*one),
-            _ => Ranks::Many(v.into_boxed_slice()),
-        }
-    }
-}
-
-/// The index of one entry point (or of the catch-all table).
-#[derive(Debug, Clone, Default)]
 struct EntryTable {
-    /// Every attached route, in order (for `explain`).
-    all: Box<[u32]>,
-    /// Exact host → ranks.
-    exact: HashMap<Box<str>, Ranks>,
-    /// Wildcard suffix (`example.com` for `*.example.com`) → ranks.
-    wildcard: HashMap<Box<str>, Ranks>,
+    /// Exact host → routes.
+    exact: ShardedMap<Bucket>,
+    /// Wildcard suffix (`example.com` for `*.example.com`) → routes.
+    wildcard: ShardedMap<Bucket>,
     /// Routes that can match any host.
-    catch_all: Box<[u32]>,
+    catch_all: Bucket,
 }
 
 impl EntryTable {
-    fn build(members: &[u32], constraints: &[Option<Vec<String>>]) -> EntryTable {
-        let mut exact: HashMap<&str, Vec<u32>> = HashMap::new();
-        let mut wildcard: HashMap<&str, Vec<u32>> = HashMap::new();
+    /// The table of `members` (in routing order) with their host keys.
+    fn build<'a>(members: impl Iterator<Item = (&'a Arc<Route>, &'a HostKeys)>) -> EntryTable {
+        let mut exact: HashMap<&str, Vec<Arc<Route>>> = HashMap::new();
+        let mut wildcard: HashMap<&str, Vec<Arc<Route>>> = HashMap::new();
         let mut catch_all = Vec::new();
-        for &rank in members {
-            match &constraints[rank as usize] {
-                None => catch_all.push(rank),
-                Some(hosts) => {
-                    for h in hosts {
-                        let (map, key) = match h.strip_prefix("*.") {
-                            Some(suffix) => (&mut wildcard, suffix),
-                            None => (&mut exact, h.as_str()),
-                        };
-                        let list = map.entry(key).or_default();
-                        if list.last() != Some(&rank) {
-                            list.push(rank);
-                        }
+        for (route, keys) in members {
+            match keys {
+                None => catch_all.push(Arc::clone(route)),
+                Some(keys) => {
+                    for (wild, key) in keys {
+                        let map = if *wild { &mut wildcard } else { &mut exact };
+                        map.entry(key.as_str()).or_default().push(Arc::clone(route));
                     }
                 }
             }
         }
-        let freeze = |m: HashMap<&str, Vec<u32>>| -> HashMap<Box<str>, Ranks> {
+        let freeze = |m: HashMap<&str, Vec<Arc<Route>>>| -> ShardedMap<Bucket> {
             m.into_iter()
-                .map(|(k, v)| (Box::from(k), Ranks::from(v)))
+                .map(|(k, v)| (Box::from(k), Bucket::from(v)))
                 .collect()
         };
         EntryTable {
-            all: members.into(),
             exact: freeze(exact),
             wildcard: freeze(wildcard),
-            catch_all: catch_all.into_boxed_slice(),
+            catch_all: catch_all.into(),
         }
+    }
+
+    fn remove(&mut self, route: &Route, keys: &HostKeys) {
+        match keys {
+            None => {
+                self.catch_all = without(&self.catch_all, &route.name).unwrap_or_default();
+            }
+            Some(keys) => {
+                for (wild, key) in keys {
+                    let map = if *wild {
+                        &mut self.wildcard
+                    } else {
+                        &mut self.exact
+                    };
+                    map.update(key, |b| b.and_then(|b| without(b, &route.name)));
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, route: &Arc<Route>, keys: &HostKeys) {
+        match keys {
+            None => self.catch_all = with(Some(&self.catch_all), route),
+            Some(keys) => {
+                for (wild, key) in keys {
+                    let map = if *wild {
+                        &mut self.wildcard
+                    } else {
+                        &mut self.exact
+                    };
+                    map.update(key, |b| Some(with(b, route)));
+                }
+            }
+        }
+    }
+
+    fn overfull(&self) -> bool {
+        self.exact.overfull() || self.wildcard.overfull()
     }
 }
 
@@ -196,12 +262,22 @@ enum Attach {
     Named(Vec<(Box<str>, usize)>),
 }
 
-/// The compiled routing table: immutable after [`compile`], `Send + Sync`, cheap to share in an
-/// `Arc`. See the [crate documentation](crate) for the index design.
+/// Whether a route with these `entryPoints` is attached to entry point `ep` (`None`: the
+/// catch-all table of a table compiled without entry points).
+fn attached_to(route_eps: &[String], ep: Option<&str>) -> bool {
+    match ep {
+        None => true,
+        Some(ep) => route_eps.is_empty() || route_eps.iter().any(|e| e == ep),
+    }
+}
+
+/// The compiled routing table: immutable, `Send + Sync`, cheap to share in an `Arc`, and
+/// cheap to derive the next version from ([`RouteTable::apply_changes`]). See the
+/// [crate documentation](crate) for the index design.
 #[derive(Debug, Clone)]
 pub struct RouteTable {
-    /// Every attached route, sorted in routing order; a route's index is its rank.
-    routes: Box<[Route]>,
+    /// Every attached route, by name.
+    routes: ShardedMap<Arc<Route>>,
     tables: Vec<EntryTable>,
     attach: Attach,
 }
@@ -261,49 +337,59 @@ pub fn compile(
     compile_from(cfg, entrypoints, None)
 }
 
+/// Compile router `name` (`r`), reusing `prev`'s compiled rule when the text is the same.
+/// `Ok(None)`: valid but attached to none of `entrypoints`.
+fn compile_route(
+    name: &str,
+    r: &Router,
+    entrypoints: Option<&[String]>,
+    prev: Option<&Arc<Route>>,
+) -> Result<Option<Arc<Route>>, ConfigError> {
+    const K: &str = "router";
+    if r.rule.trim().is_empty() {
+        return Err(ConfigError::field(K, name, "rule", "a rule is required"));
+    }
+    let rule = match prev {
+        Some(p) if p.rule.rule() == r.rule => Arc::clone(&p.rule),
+        _ => Arc::new(
+            rules::compile(&r.rule)
+                .map_err(|e| ConfigError::field(K, name, "rule", e.to_string()))?,
+        ),
+    };
+    let attached = match entrypoints {
+        None => true,
+        Some(eps) => r.entry_points.is_empty() || r.entry_points.iter().any(|e| eps.contains(e)),
+    };
+    Ok(attached.then(|| {
+        Arc::new(Route {
+            name: name.to_string(),
+            priority: r.effective_priority(),
+            service: r.service.clone(),
+            middlewares: r.middlewares.clone(),
+            entry_points: r.entry_points.clone(),
+            rule,
+            tls: r.tls.is_some(),
+        })
+    }))
+}
+
 /// [`compile`], reusing the compiled rules of `prev` (the previous version's table): a router
 /// whose rule text is unchanged shares its [`CompiledRule`] (an `Arc`) instead of parsing and
-/// compiling it again, so a change to one router compiles one rule. Ordering and the host index
-/// are rebuilt (linear, a few hash inserts per route). The result is the same table
-/// [`compile`] builds (property-tested).
+/// compiling it again. Ordering and the host index are rebuilt (linear); for a change of a few
+/// routers, [`RouteTable::apply_changes`] does only the work the change needs. The result is
+/// the same table [`compile`] builds (property-tested).
 pub fn compile_from(
     cfg: &DynamicConfig,
     entrypoints: Option<&[String]>,
     prev: Option<&RouteTable>,
 ) -> Result<RouteTable, ConfigErrors> {
-    const K: &str = "router";
-    let known: HashMap<&str, &Arc<CompiledRule>> = prev
-        .map(|t| {
-            t.routes
-                .iter()
-                .map(|r| (r.name.as_str(), &r.rule))
-                .collect()
-        })
-        .unwrap_or_default();
     let mut errors = Vec::new();
-    let mut entries: Vec<(i64, &String, &Router, Arc<CompiledRule>)> = Vec::new();
+    let mut entries: Vec<Arc<Route>> = Vec::new();
     for (name, r) in &cfg.http.routers {
-        if r.rule.trim().is_empty() {
-            errors.push(ConfigError::field(K, name, "rule", "a rule is required"));
-            continue;
-        }
-        let compiled = match known.get(name.as_str()) {
-            Some(rule) if rule.rule() == r.rule => Ok(Arc::clone(rule)),
-            _ => rules::compile(&r.rule).map(Arc::new),
-        };
-        match compiled {
-            Ok(rule) => {
-                let attached = match entrypoints {
-                    None => true,
-                    Some(eps) => {
-                        r.entry_points.is_empty() || r.entry_points.iter().any(|e| eps.contains(e))
-                    }
-                };
-                if attached {
-                    entries.push((r.effective_priority(), name, r, rule));
-                }
-            }
-            Err(e) => errors.push(ConfigError::field(K, name, "rule", e.to_string())),
+        match compile_route(name, r, entrypoints, prev.and_then(|p| p.routes.get(name))) {
+            Ok(Some(route)) => entries.push(route),
+            Ok(None) => {}
+            Err(e) => errors.push(e),
         }
     }
     if !errors.is_empty() {
@@ -311,34 +397,13 @@ pub fn compile_from(
         errors.dedup();
         return Err(ConfigErrors(errors));
     }
-    // Ranks are u32 with u32::MAX as the merge sentinel.
-    if entries.len() >= u32::MAX as usize {
-        return Err(ConfigError::at("http.routers", "too many routers").into());
-    }
-    // Priority descending, then name ascending (names are unique: they are map keys).
-    entries.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-
-    let constraints: Vec<Option<Vec<String>>> =
-        entries.iter().map(|e| e.3.host_constraint()).collect();
-    let routes: Box<[Route]> = entries
-        .into_iter()
-        .map(|(priority, name, r, rule)| Route {
-            name: name.clone(),
-            priority,
-            service: r.service.clone(),
-            middlewares: r.middlewares.clone(),
-            entry_points: r.entry_points.clone(),
-            rule,
-            tls: r.tls.is_some(),
-        })
-        .collect();
-    let n = routes.len() as u32;
-
+    entries.sort_by(|a, b| order(a, b));
+    let keys: Vec<HostKeys> = entries.iter().map(|r| host_keys(&r.rule)).collect();
     let (tables, attach) = match entrypoints {
-        None => {
-            let all: Vec<u32> = (0..n).collect();
-            (vec![EntryTable::build(&all, &constraints)], Attach::Any)
-        }
+        None => (
+            vec![EntryTable::build(entries.iter().zip(&keys))],
+            Attach::Any,
+        ),
         Some(eps) => {
             let mut tables = Vec::new();
             let mut by_members: HashMap<Vec<u32>, usize> = HashMap::new();
@@ -347,16 +412,17 @@ pub fn compile_from(
                 if named.iter().any(|(e, _)| **e == **ep) {
                     continue;
                 }
-                let members: Vec<u32> = (0..n)
-                    .filter(|&i| {
-                        let eps = &routes[i as usize].entry_points;
-                        eps.is_empty() || eps.contains(ep)
-                    })
+                let members: Vec<u32> = (0..entries.len() as u32)
+                    .filter(|&i| attached_to(&entries[i as usize].entry_points, Some(ep)))
                     .collect();
                 let t = match by_members.get(&members) {
                     Some(&t) => t,
                     None => {
-                        tables.push(EntryTable::build(&members, &constraints));
+                        tables.push(EntryTable::build(
+                            members
+                                .iter()
+                                .map(|&i| (&entries[i as usize], &keys[i as usize])),
+                        ));
                         by_members.insert(members, tables.len() - 1);
                         tables.len() - 1
                     }
@@ -366,6 +432,10 @@ pub fn compile_from(
             (tables, Attach::Named(named))
         }
     };
+    let routes = entries
+        .into_iter()
+        .map(|r| (Box::from(r.name.as_str()), r))
+        .collect();
     Ok(RouteTable {
         routes,
         tables,
@@ -374,14 +444,121 @@ pub fn compile_from(
 }
 
 impl RouteTable {
-    fn table(&self, entrypoint: &str) -> Option<&EntryTable> {
+    /// The next version of this table after the routers named in `changed` were created,
+    /// updated or removed in `cfg` (a superset of the changed names is fine; every other
+    /// router of `cfg` must be as this table compiled it). `entrypoints` must be the ones this
+    /// table was compiled with.
+    ///
+    /// Costs the changed routers' rule compilations plus, per changed router and entry point,
+    /// a copy of the host buckets it leaves and joins and of the index shards holding them
+    /// ([`ShardedMap`]): independent of the number of routers, except that a change to a
+    /// catch-all route (no `Host` constraint) copies the catch-all list. Everything else is
+    /// shared with `self`. Errors as [`compile`], for the changed routers. The result routes
+    /// exactly as `compile(cfg, entrypoints)` (property-tested).
+    pub fn apply_changes(
+        &self,
+        cfg: &DynamicConfig,
+        entrypoints: Option<&[String]>,
+        changed: &[&str],
+    ) -> Result<RouteTable, ConfigErrors> {
+        let names: BTreeSet<&str> = changed.iter().copied().collect();
+        // A change of a large part of the table: one full build is cheaper.
+        if names.len() > 64 && names.len() > self.routes.len() / 8 {
+            return compile_from(cfg, entrypoints, Some(self));
+        }
+        let mut errors = Vec::new();
+        let mut pairs: Vec<(Option<Arc<Route>>, Option<Arc<Route>>)> = Vec::new();
+        for name in names {
+            let old = self.routes.get(name).cloned();
+            let new = match cfg.http.routers.get(name) {
+                None => None,
+                Some(r) => match compile_route(name, r, entrypoints, old.as_ref()) {
+                    Ok(route) => route,
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                },
+            };
+            if old.is_some() || new.is_some() {
+                pairs.push((old, new));
+            }
+        }
+        if !errors.is_empty() {
+            errors.sort();
+            errors.dedup();
+            return Err(ConfigErrors(errors));
+        }
+        // One table per entry point name from here on (entry points that shared a table may
+        // now differ); the clones share every shard.
+        let (mut tables, named): (Vec<EntryTable>, Vec<Option<Box<str>>>) = match &self.attach {
+            Attach::Any => (self.tables.clone(), vec![None]),
+            Attach::Named(named) => named
+                .iter()
+                .map(|(ep, t)| (self.tables[*t].clone(), Some(ep.clone())))
+                .unzip(),
+        };
+        let mut routes = self.routes.clone();
+        let keyed: Vec<_> = pairs
+            .iter()
+            .map(|(old, new)| {
+                let old = old.as_ref().map(|r| (r, host_keys(&r.rule)));
+                let new = new.as_ref().map(|r| (r, host_keys(&r.rule)));
+                (old, new)
+            })
+            .collect();
+        for (old, _) in &keyed {
+            let Some((route, keys)) = old else { continue };
+            for (t, ep) in tables.iter_mut().zip(&named) {
+                if attached_to(&route.entry_points, ep.as_deref()) {
+                    t.remove(route, keys);
+                }
+            }
+            routes.set(&route.name, None);
+        }
+        for (_, new) in &keyed {
+            let Some((route, keys)) = new else { continue };
+            for (t, ep) in tables.iter_mut().zip(&named) {
+                if attached_to(&route.entry_points, ep.as_deref()) {
+                    t.insert(route, keys);
+                }
+            }
+            routes.set(&route.name, Some(Arc::clone(route)));
+        }
+        if routes.overfull() || tables.iter().any(EntryTable::overfull) {
+            // Grown well past the size the shards were made for: rebuild with more shards.
+            return compile_from(cfg, entrypoints, Some(self));
+        }
+        let attach = match &self.attach {
+            Attach::Any => Attach::Any,
+            Attach::Named(_) => Attach::Named(
+                named
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, ep)| (ep.unwrap_or_default(), i))
+                    .collect(),
+            ),
+        };
+        Ok(RouteTable {
+            routes,
+            tables,
+            attach,
+        })
+    }
+
+    fn table_index(&self, entrypoint: &str) -> Option<usize> {
         match &self.attach {
-            Attach::Any => self.tables.first(),
+            Attach::Any => Some(0),
             Attach::Named(named) => named
                 .iter()
                 .find(|(e, _)| **e == *entrypoint)
-                .and_then(|&(_, t)| self.tables.get(t)),
+                .map(|&(_, t)| t),
         }
+    }
+
+    fn table(&self, entrypoint: &str) -> Option<&EntryTable> {
+        self.table_index(entrypoint)
+            .and_then(|t| self.tables.get(t))
     }
 
     /// The winning route for a request arriving on `entrypoint` (first match in priority
@@ -408,45 +585,15 @@ impl RouteTable {
     ) -> Option<&Route> {
         let t = self.table(entrypoint)?;
         if t.exact.is_empty() && t.wildcard.is_empty() {
-            return self.first_match([&[], &[], &t.catch_all], tls, req);
+            return first_match([&[], &[], &t.catch_all], tls, req);
         }
         let mut buf = [0u8; host::KEY_BUF];
         let key = host::host_key(req.host, &mut buf);
-        let exact = t.exact.get(&*key).map_or(&[][..], Ranks::as_slice);
+        let exact = t.exact.get(&key).map_or(&[][..], |b| &b[..]);
         let wildcard = host::wildcard_parent(&key)
             .and_then(|parent| t.wildcard.get(parent))
-            .map_or(&[][..], Ranks::as_slice);
-        self.first_match([exact, wildcard, &t.catch_all], tls, req)
-    }
-
-    /// Merge the sorted candidate lists by rank and return the first route that matches.
-    fn first_match(
-        &self,
-        lists: [&[u32]; 3],
-        tls: Option<bool>,
-        req: &RequestView,
-    ) -> Option<&Route> {
-        let mut pos = [0usize; 3];
-        loop {
-            let mut rank = u32::MAX;
-            for (l, &p) in lists.iter().zip(&pos) {
-                if let Some(&r) = l.get(p) {
-                    rank = rank.min(r);
-                }
-            }
-            if rank == u32::MAX {
-                return None;
-            }
-            for (l, p) in lists.iter().zip(pos.iter_mut()) {
-                if l.get(*p) == Some(&rank) {
-                    *p += 1;
-                }
-            }
-            let route = &self.routes[rank as usize];
-            if tls.is_none_or(|t| t == route.tls) && route.rule.matches(req) {
-                return Some(route);
-            }
-        }
+            .map_or(&[][..], |b| &b[..]);
+        first_match([exact, wildcard, &t.catch_all], tls, req)
     }
 
     /// Number of routes in the table (routers attached to at least one entry point).
@@ -459,19 +606,35 @@ impl RouteTable {
         self.routes.is_empty()
     }
 
-    /// Every route, in routing order.
-    pub fn routes(&self) -> &[Route] {
-        &self.routes
+    /// The route of router `name`, if it is attached to an entry point.
+    pub fn route(&self, name: &str) -> Option<&Arc<Route>> {
+        self.routes.get(name)
     }
 
-    /// The routes attached to `entrypoint`, in routing order.
+    /// Every route, in routing order (sorted on each call: for `explain` and tests, not for
+    /// the request path).
+    pub fn routes(&self) -> Vec<&Route> {
+        let mut all: Vec<&Route> = self.routes.values().map(|r| &**r).collect();
+        all.sort_by(|a, b| order(a, b));
+        all
+    }
+
+    /// The routes attached to `entrypoint`, in routing order (sorted on each call).
     pub fn routes_for<'t>(&'t self, entrypoint: &str) -> impl Iterator<Item = &'t Route> + 't {
-        self.table(entrypoint)
-            .map_or(&[][..], |t| &t.all[..])
-            .iter()
-            .map(move |&r| &self.routes[r as usize])
+        let ep = match &self.attach {
+            Attach::Any => None,
+            Attach::Named(_) => Some(entrypoint),
+        };
+        let routes = match self.table(entrypoint) {
+            None => Vec::new(),
+            Some(_) => self
+                .routes()
+                .into_iter()
+                .filter(|r| attached_to(&r.entry_points, ep))
+                .collect(),
+        };
+        routes.into_iter()
     }
-
     /// Everything `switchyard explain` prints: the winner and, for every route tried before it
     /// (all routes attached to the entry point, in order, not just the host-index candidates),
     /// the leaf predicates that were false. The winner is always the route [`Self::lookup`]
@@ -522,6 +685,43 @@ impl RouteTable {
             });
         }
         out
+    }
+}
+
+/// Merge the candidate lists (each in routing order) and return the first route that matches.
+fn first_match<'t>(
+    lists: [&'t [Arc<Route>]; 3],
+    tls: Option<bool>,
+    req: &RequestView,
+) -> Option<&'t Route> {
+    let accept = |r: &Route| tls.is_none_or(|t| t == r.tls) && r.rule.matches(req);
+    // The common cases: one list has candidates.
+    match lists {
+        [l, [], []] | [[], l, []] | [[], [], l] => {
+            return l.iter().map(|r| &**r).find(|r| accept(r));
+        }
+        _ => {}
+    }
+    let mut pos = [0usize; 3];
+    loop {
+        let mut best: Option<&'t Arc<Route>> = None;
+        for (l, &p) in lists.iter().zip(&pos) {
+            if let Some(r) = l.get(p) {
+                if best.is_none_or(|b| order(r, b) == Ordering::Less) {
+                    best = Some(r);
+                }
+            }
+        }
+        let best = best?;
+        // A route listed twice (under a host and under a wildcard) is tried once.
+        for (l, p) in lists.iter().zip(pos.iter_mut()) {
+            if l.get(*p).is_some_and(|r| r.name == best.name) {
+                *p += 1;
+            }
+        }
+        if accept(best) {
+            return Some(best);
+        }
     }
 }
 

@@ -297,6 +297,14 @@ pub fn compile(
             errors.push(ConfigError::field("serversTransport", name, field, msg));
         }
     }
+    for (name, t) in &cfg.tcp.servers_transports {
+        if let Some(tls) = &t.tls {
+            if let Err((field, msg)) = client::check(&tls.as_http()) {
+                let k = switchyard_config::tcp::TRANSPORT;
+                errors.push(ConfigError::field(k, name, format!("tls.{field}"), msg));
+            }
+        }
+    }
 
     // ACME.
     let mut acme_keys = HashMap::new();

@@ -13,6 +13,10 @@ pub async fn run(g: &Global, a: DeleteArgs) -> Result<ExitCode> {
         DeleteKind::Router => "router",
         DeleteKind::Service => "service",
         DeleteKind::Middleware => "middleware",
+        DeleteKind::TcpRouter => "tcpRouter",
+        DeleteKind::TcpService => "tcpService",
+        DeleteKind::TcpMiddleware => "tcpMiddleware",
+        DeleteKind::TcpServersTransport => "tcpServersTransport",
     };
     let mut client = connect(&g.endpoints).await?;
     let r = client

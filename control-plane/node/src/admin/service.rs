@@ -29,7 +29,7 @@ type ApiResult<T> = Result<T, ApiError>;
 fn parse_kind(kind: &str) -> ApiResult<Kind> {
     Kind::parse(kind).ok_or_else(|| {
         ApiError::Invalid(format!(
-            "unknown kind {kind:?}: expected router, service or middleware"
+            "unknown kind {kind:?}: expected router, service, middleware, tcpRouter, tcpService, tcpMiddleware or tcpServersTransport"
         ))
     })
 }

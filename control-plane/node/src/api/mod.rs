@@ -1,6 +1,7 @@
 //! Traefik's read API on a control node's HTTP port (`pkg/api` of Traefik v3), cluster-wide:
 //! `/api/overview`, `/api/entrypoints[/{name}]`, `/api/http/routers[/{name}]`,
-//! `/api/http/services[/{name}]`, `/api/http/middlewares[/{name}]`, `/api/certificates[/{name}]`,
+//! `/api/http/services[/{name}]`, `/api/http/middlewares[/{name}]`, the same three under
+//! `/api/tcp/`, `/api/certificates[/{name}]`,
 //! `/api/rawdata`, `/api/version`, with Traefik's JSON fields, filters, sorting and paging; and
 //! Switchyard's additions under `/api/switchyard/`: `status` (a cheap poll), `nodes`, `proxies`,
 //! `explain` (and `explain/tcp`), and `preview` (`POST` a document: Traefik's runtime view of the config it would
@@ -52,6 +53,12 @@ pub fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/api/http/services/{name}", get(service_one))
         .route("/api/http/middlewares", get(middlewares))
         .route("/api/http/middlewares/{name}", get(middleware_one))
+        .route("/api/tcp/routers", get(tcp_routers))
+        .route("/api/tcp/routers/{name}", get(tcp_router_one))
+        .route("/api/tcp/services", get(tcp_services))
+        .route("/api/tcp/services/{name}", get(tcp_service_one))
+        .route("/api/tcp/middlewares", get(tcp_middlewares))
+        .route("/api/tcp/middlewares/{name}", get(tcp_middleware_one))
         .route("/api/certificates", get(certificates))
         .route("/api/certificates/{name}", get(certificate_one))
         .route("/api/switchyard/status", get(status))
@@ -295,7 +302,11 @@ async fn overview(State(shared): S) -> Response {
             "services": section(rt.services.values()),
             "middlewares": section(rt.middlewares.values()),
         },
-        "tcp": {"routers": empty, "services": empty, "middlewares": empty},
+        "tcp": {
+            "routers": section(rt.tcp_routers.values()),
+            "services": section(rt.tcp_services.values()),
+            "middlewares": section(rt.tcp_middlewares.values()),
+        },
         "udp": {"routers": empty, "services": empty},
         "certificates": {"total": certs.len(), "warnings": cw, "errors": ce},
         "features": {"tracing": "", "metrics": "Prometheus", "accessLog": false},
@@ -343,10 +354,53 @@ async fn entrypoint(State(shared): S, Path(name): Path<String>) -> Response {
 }
 
 async fn routers(State(shared): S, uri: Uri) -> Response {
-    let rt = view(&shared).await;
-    let items: Vec<(String, &Info)> = rt.routers.iter().map(|(n, i)| (n.clone(), i)).collect();
+    router_list(&uri, &view(&shared).await.routers)
+}
+
+async fn tcp_routers(State(shared): S, uri: Uri) -> Response {
+    router_list(&uri, &view(&shared).await.tcp_routers)
+}
+
+async fn tcp_router_one(State(shared): S, Path(name): Path<String>) -> Response {
+    one(
+        &view(&shared).await.tcp_routers,
+        "router",
+        &name,
+        router_repr,
+    )
+}
+
+async fn tcp_services(State(shared): S, uri: Uri) -> Response {
+    simple_list(&uri, &view(&shared).await.tcp_services)
+}
+
+async fn tcp_service_one(State(shared): S, Path(name): Path<String>) -> Response {
+    one(
+        &view(&shared).await.tcp_services,
+        "service",
+        &name,
+        typed_repr,
+    )
+}
+
+async fn tcp_middlewares(State(shared): S, uri: Uri) -> Response {
+    simple_list(&uri, &view(&shared).await.tcp_middlewares)
+}
+
+async fn tcp_middleware_one(State(shared): S, Path(name): Path<String>) -> Response {
+    one(
+        &view(&shared).await.tcp_middlewares,
+        "middleware",
+        &name,
+        typed_repr,
+    )
+}
+
+/// `/api/http/routers` and `/api/tcp/routers`: Traefik's filters and sort keys.
+fn router_list(uri: &Uri, map: &std::collections::BTreeMap<String, Info>) -> Response {
+    let items: Vec<(String, &Info)> = map.iter().map(|(n, i)| (n.clone(), i)).collect();
     list(
-        &uri,
+        uri,
         items,
         |c, name, i| {
             c.with_status(i.status)

@@ -86,8 +86,9 @@ impl Info {
     }
 }
 
-/// Traefik's `runtime.Configuration` (HTTP part), keyed by qualified name.
+/// Traefik's `runtime.Configuration` (HTTP and TCP parts), keyed by qualified name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Runtime {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub routers: BTreeMap<String, Info>,
@@ -95,6 +96,12 @@ pub struct Runtime {
     pub middlewares: BTreeMap<String, Info>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub services: BTreeMap<String, Info>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tcp_routers: BTreeMap<String, Info>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tcp_middlewares: BTreeMap<String, Info>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tcp_services: BTreeMap<String, Info>,
 }
 
 /// `name@file`, or the reference as written when it already names a provider.
@@ -138,6 +145,7 @@ pub fn build(
     entrypoints: Option<&BTreeSet<String>>,
 ) -> Runtime {
     let mut rt = Runtime::default();
+    // Where each problem goes: (section, qualified name) by the label validation gives it.
     let mut label_of: BTreeMap<String, (u8, String)> = BTreeMap::new();
     for (name, r) in &cfg.http.routers {
         rt.routers.insert(qualified(name), Info::new(to_map(r)));
@@ -152,6 +160,21 @@ pub fn build(
             .insert(qualified(name), Info::new(to_map(&m.redacted())));
         label_of.insert(resource_label("middleware", name), (2, qualified(name)));
     }
+    use switchyard_config::tcp::{MIDDLEWARE, ROUTER, SERVICE};
+    for (name, r) in &cfg.tcp.routers {
+        rt.tcp_routers.insert(qualified(name), Info::new(to_map(r)));
+        label_of.insert(resource_label(ROUTER, name), (3, qualified(name)));
+    }
+    for (name, s) in &cfg.tcp.services {
+        rt.tcp_services
+            .insert(qualified(name), Info::new(to_map(s)));
+        label_of.insert(resource_label(SERVICE, name), (4, qualified(name)));
+    }
+    for (name, m) in &cfg.tcp.middlewares {
+        rt.tcp_middlewares
+            .insert(qualified(name), Info::new(to_map(m)));
+        label_of.insert(resource_label(MIDDLEWARE, name), (5, qualified(name)));
+    }
     for e in problems {
         let Some((which, name)) = e.resource.as_ref().and_then(|r| label_of.get(r)) else {
             continue;
@@ -159,19 +182,43 @@ pub fn build(
         let map = match which {
             0 => &mut rt.routers,
             1 => &mut rt.services,
-            _ => &mut rt.middlewares,
+            2 => &mut rt.middlewares,
+            3 => &mut rt.tcp_routers,
+            4 => &mut rt.tcp_services,
+            _ => &mut rt.tcp_middlewares,
         };
         if let Some(info) = map.get_mut(name) {
             info.add_error(local_text(e), true);
         }
     }
+    link(
+        &mut rt.routers,
+        &mut rt.services,
+        &mut rt.middlewares,
+        entrypoints,
+    );
+    link(
+        &mut rt.tcp_routers,
+        &mut rt.tcp_services,
+        &mut rt.tcp_middlewares,
+        entrypoints,
+    );
+    rt
+}
 
-    // Routers: references, entry points, usedBy (Traefik's PopulateUsedBy and router building).
+/// Routers' references, entry points and the `usedBy` of services and middlewares (Traefik's
+/// PopulateUsedBy and router building), for the HTTP or the TCP section.
+fn link(
+    routers: &mut BTreeMap<String, Info>,
+    services: &mut BTreeMap<String, Info>,
+    middlewares: &mut BTreeMap<String, Info>,
+    entrypoints: Option<&BTreeSet<String>>,
+) {
     let mut svc_users: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut mw_users: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, info) in rt.routers.iter_mut() {
+    for (name, info) in routers.iter_mut() {
         let service = qualified(info.str_field("service"));
-        match rt.services.get(&service) {
+        match services.get(&service) {
             Some(s) => {
                 svc_users
                     .entry(service.clone())
@@ -194,7 +241,7 @@ pub fn build(
             .map(qualified)
             .collect();
         for m in mws {
-            match rt.middlewares.get(&m) {
+            match middlewares.get(&m) {
                 Some(mi) => {
                     mw_users.entry(m.clone()).or_default().push(name.clone());
                     if mi.status == DISABLED {
@@ -233,16 +280,15 @@ pub fn build(
         }
     }
     for (name, users) in svc_users {
-        if let Some(s) = rt.services.get_mut(&name) {
+        if let Some(s) = services.get_mut(&name) {
             s.used_by = users;
         }
     }
     for (name, users) in mw_users {
-        if let Some(m) = rt.middlewares.get_mut(&name) {
+        if let Some(m) = middlewares.get_mut(&name) {
             m.used_by = users;
         }
     }
-    rt
 }
 
 /// `http.routers`, `http.services`, `http.middlewares` of a rawdata document (names without the
@@ -357,6 +403,44 @@ mod tests {
         );
         assert_eq!(rt.routers["ok@file"].status, ENABLED);
         assert!(rt.routers["ok@file"].errors.is_empty());
+    }
+
+    /// The TCP section is built by the same rules: references, usedBy, errors from validation
+    /// (attached by the `tcpRouter` label), entry points.
+    #[test]
+    fn tcp_section_as_http() {
+        let c = cfg(json!({"tcp": {
+            "routers": {
+                "db": {"rule": "HostSNI(`*`)", "service": "s", "middlewares": ["few"]},
+                "broken": {"rule": "HostSNI(`*`)", "service": "nope", "entryPoints": ["db"]}
+            },
+            "services": {"s": {"loadBalancer": {"servers": [{"address": "127.0.0.1:5432"}]}}},
+            "middlewares": {"few": {"inFlightConn": {"amount": 2}}}
+        }}));
+        let p = problems(&c);
+        let eps: BTreeSet<String> = ["db".to_string(), "web".to_string()].into();
+        let rt = build(&c, &p, Some(&eps));
+        assert!(rt.routers.is_empty() && rt.services.is_empty());
+        let db = &rt.tcp_routers["db@file"];
+        assert_eq!(
+            (db.status, db.using.clone()),
+            (ENABLED, vec!["db".into(), "web".into()])
+        );
+        assert_eq!(rt.tcp_services["s@file"].used_by, ["db@file"]);
+        assert_eq!(rt.tcp_middlewares["few@file"].used_by, ["db@file"]);
+        assert_eq!(rt.tcp_middlewares["few@file"].kind(), "inflightconn");
+        let broken = &rt.tcp_routers["broken@file"];
+        assert_eq!(broken.status, DISABLED);
+        assert!(
+            broken
+                .errors
+                .iter()
+                .any(|e| e.starts_with("service: ") && e.contains("\"nope\"")),
+            "{:?}",
+            broken.errors
+        );
+        let raw = serde_json::to_value(&rt).unwrap_or_default();
+        assert!(raw["tcpRouters"]["db@file"].is_object(), "{raw}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `ipAllowList` (and its deprecated alias `ipWhiteList`), and Traefik's client address
 //! selection (`ipStrategy`), shared with the limiters.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use http::StatusCode;
@@ -62,6 +63,45 @@ fn split_host(addr: &str) -> &str {
     match addr.split_once(':') {
         Some((h, port)) if !port.contains(':') => h,
         _ => addr,
+    }
+}
+
+/// Room for an IP address's text (the longest IPv6 form is 45 bytes), so a per-request key
+/// needs no allocation.
+#[derive(Debug, Clone, Copy)]
+pub struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl Default for IpText {
+    fn default() -> IpText {
+        IpText {
+            buf: [0; 48],
+            len: 0,
+        }
+    }
+}
+
+impl std::fmt::Write for IpText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl IpText {
+    /// `ip` as text (Rust's `Display`, as `to_string`).
+    pub fn format(&mut self, ip: IpAddr) -> &str {
+        use std::fmt::Write as _;
+        self.len = 0;
+        if write!(self, "{ip}").is_err() {
+            self.len = 0;
+        }
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
     }
 }
 
@@ -130,6 +170,39 @@ impl Strategy {
         }
     }
 
+    /// [`Strategy::client_ip`] without allocating in the common cases (the peer's address
+    /// is written into `buf`, an `X-Forwarded-For` entry is borrowed); only an IPv6 subnet
+    /// is built as a new string.
+    pub fn client_key<'a>(
+        &self,
+        remote: IpAddr,
+        xff: &'a str,
+        buf: &'a mut IpText,
+    ) -> Cow<'a, str> {
+        match self {
+            Strategy::RemoteAddr { ipv6_subnet: None } => {
+                Cow::Borrowed(buf.format(remote.to_canonical()))
+            }
+            Strategy::Depth {
+                depth,
+                ipv6_subnet: None,
+            } => Cow::Borrowed(
+                depth
+                    .checked_sub(1)
+                    .and_then(|n| xff.split(',').rev().nth(n))
+                    .map_or("", str::trim),
+            ),
+            Strategy::Pool(checker) => Cow::Borrowed(
+                xff.split(',')
+                    .rev()
+                    .map(str::trim)
+                    .find(|v| !v.is_empty() && !checker.contains_ip_only(v))
+                    .unwrap_or(""),
+            ),
+            _ => Cow::Owned(self.client_ip(remote, xff)),
+        }
+    }
+
     /// The client address: `remote` is the connection's peer, `xff` the request's first
     /// `X-Forwarded-For` value (as the middleware sees it: on an untrusted entry point the
     /// client's own has been removed). Empty when none qualifies.
@@ -165,6 +238,11 @@ impl Strategy {
 }
 
 impl Checker {
+    /// Whether `ip` (canonical: an IPv4-mapped IPv6 address as IPv4) is in the list.
+    pub fn contains_addr(&self, ip: IpAddr) -> bool {
+        self.nets.iter().any(|n| n.contains(&ip))
+    }
+
     /// Go's `Checker.Contains` (no port allowed): an unparsable address is not contained.
     fn contains_ip_only(&self, addr: &str) -> bool {
         match addr.parse::<IpAddr>() {
@@ -267,6 +345,27 @@ mod tests {
         let remote: IpAddr = "192.0.2.1".parse().unwrap();
         let xff = "10.0.0.4, 10.0.0.3, 10.0.0.2, 10.0.0.1";
         assert_eq!(Strategy::default().client_ip(remote, xff), "192.0.2.1");
+        // The allocation-free form gives the same keys.
+        for s in [
+            Strategy::default(),
+            strategy(Some(1), &[], None),
+            strategy(Some(3), &[], None),
+            strategy(Some(5), &[], None),
+            strategy(None, &["10.0.0.1", "10.0.0.2"], None),
+            strategy(Some(2), &[], Some(64)),
+        ] {
+            for remote in [
+                remote,
+                "::ffff:10.1.2.3".parse().unwrap(),
+                "2001:db8::1".parse().unwrap(),
+            ] {
+                let mut buf = IpText::default();
+                assert_eq!(
+                    s.client_key(remote, xff, &mut buf),
+                    s.client_ip(remote, xff)
+                );
+            }
+        }
         assert_eq!(
             strategy(Some(3), &[], None).client_ip(remote, xff),
             "10.0.0.3"

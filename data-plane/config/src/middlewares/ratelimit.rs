@@ -101,7 +101,10 @@ impl CompiledRateLimit {
             return Err(Duration::from_secs(1));
         }
         let map = &mut table.buckets;
-        if map.len() >= MAX_SOURCES && !map.contains_key(source) {
+        if let Some(b) = map.get_mut(source) {
+            return take(b, now, rate, burst, max_delay);
+        }
+        if map.len() >= MAX_SOURCES {
             let full_after = Duration::from_secs_f64(burst / rate);
             map.retain(|_, b| now.saturating_duration_since(b.at) < full_after);
             if map.len() >= MAX_SOURCES {
@@ -116,20 +119,7 @@ impl CompiledRateLimit {
             at: now,
             wanted: 0,
         });
-        b.wanted += 1;
-        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        let tokens = (b.tokens + elapsed * rate).min(burst) - 1.0;
-        let delay = if tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-tokens / rate)
-        };
-        if delay > max_delay {
-            return Err(delay);
-        }
-        b.tokens = tokens;
-        b.at = now.max(b.at);
-        Ok(())
+        take(b, now, rate, burst, max_delay)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -174,11 +164,51 @@ impl CompiledRateLimit {
         }
     }
 
+    /// Cluster scope: start from the shares of `old`, the same middleware in the previous
+    /// config version (the buckets start again, as with proxy scope), so a config change
+    /// does not fall back to the whole limit until the next answer.
+    pub fn inherit(&self, old: &CompiledRateLimit) {
+        if !self.cluster || !old.cluster || std::ptr::eq(self, old) {
+            return;
+        }
+        let (shares, default_share) = {
+            let o = old.lock();
+            (o.shares.clone(), o.default_share)
+        };
+        let mut t = self.lock();
+        t.shares = shares;
+        t.default_share = default_share;
+    }
+
     /// Cluster scope: the share of a source (for diagnostics and tests).
     pub fn share(&self, source: &str) -> f64 {
         let t = self.lock();
         t.shares.get(source).copied().unwrap_or(t.default_share)
     }
+}
+
+/// Take a token from `b` at `now` (see [`CompiledRateLimit::reserve`]).
+fn take(
+    b: &mut Bucket,
+    now: Instant,
+    rate: f64,
+    burst: f64,
+    max_delay: Duration,
+) -> Result<(), Duration> {
+    b.wanted += 1;
+    let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+    let tokens = (b.tokens + elapsed * rate).min(burst) - 1.0;
+    let delay = if tokens >= 0.0 {
+        Duration::ZERO
+    } else {
+        Duration::from_secs_f64(-tokens / rate)
+    };
+    if delay > max_delay {
+        return Err(delay);
+    }
+    b.tokens = tokens;
+    b.at = now.max(b.at);
+    Ok(())
 }
 
 /// Traefik's longest delay for a rate (requests per second).
@@ -394,6 +424,10 @@ mod tests {
         assert!((330..=345).contains(&passed), "{passed}");
         // Unknown sources get the default share; a zero share refuses.
         assert_eq!(l.share("b"), 0.5);
+        // The next version of the middleware starts from these shares.
+        let next = compile(&r).unwrap();
+        next.inherit(&l);
+        assert_eq!((next.share("a"), next.share("b")), (1.0 / 3.0, 0.5));
         l.set_shares(0.0, [("a".to_string(), 0.0)]);
         assert!(l.reserve("a", t1 + Duration::from_secs(20)).is_err());
         assert!(l.reserve("c", t1 + Duration::from_secs(20)).is_err());

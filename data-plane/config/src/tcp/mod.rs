@@ -17,7 +17,7 @@ pub use model::*;
 pub use mux::{explain_conn, MuxRoute, TcpExplanation, TcpMux, TcpRequest, Tried};
 pub use rule::{compile, default_priority, ConnView, TcpMatcherKind, TcpRule};
 pub(crate) use validate::validate;
-pub use validate::{address_problem, MIDDLEWARE, ROUTER, SERVICE};
+pub use validate::{address_problem, MIDDLEWARE, ROUTER, SERVICE, TRANSPORT};
 
 #[cfg(test)]
 mod tests;

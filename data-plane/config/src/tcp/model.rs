@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{null_default, Domain};
+use crate::model::{null_default, Certificate, Domain};
+use crate::Duration;
 
 /// `tcp:` section.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -33,12 +34,111 @@ pub struct TcpConfig {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub middlewares: BTreeMap<String, TcpMiddleware>,
+    /// TCP servers transports by name (how the proxy dials TCP backends).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub servers_transports: BTreeMap<String, TcpServersTransport>,
 }
 
 impl TcpConfig {
     /// True when no resource is defined.
     pub fn is_empty(&self) -> bool {
-        self.routers.is_empty() && self.services.is_empty() && self.middlewares.is_empty()
+        self.routers.is_empty()
+            && self.services.is_empty()
+            && self.middlewares.is_empty()
+            && self.servers_transports.is_empty()
+    }
+}
+
+/// A TCP servers transport (Traefik v3 `tcp.serversTransports`): how the proxy dials the
+/// servers of the `loadBalancer`s that name it. When a load balancer names a transport, the
+/// transport's `terminationDelay` and `proxyProtocol` replace the load balancer's (deprecated)
+/// ones, as in Traefik.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpServersTransport {
+    /// Dial timeout (Traefik's default 30s; 0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dial_timeout: Option<Duration>,
+    /// TCP keep-alive period of backend connections (default 15s; negative: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dial_keep_alive: Option<Duration>,
+    /// Delay before closing after one side closed its write half (default 100ms; negative:
+    /// wait for the other side).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_delay: Option<Duration>,
+    /// Send a PROXY protocol header to the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// TLS towards servers with `tls: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TcpTransportTls>,
+}
+
+impl TcpServersTransport {
+    /// A copy with inline private keys replaced by [`crate::REDACTED_KEY`] (`get config`).
+    pub fn redacted(&self) -> TcpServersTransport {
+        let mut t = self.clone();
+        for c in t.tls.iter_mut().flat_map(|t| t.certificates.iter_mut()) {
+            if crate::acme::is_inline_pem(&c.key_file) {
+                c.key_file = crate::REDACTED_KEY.to_string();
+            }
+        }
+        t
+    }
+}
+
+/// `tls` of a TCP servers transport.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpTransportTls {
+    /// SNI and verification name (default: the server address's host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Skip backend certificate verification.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
+    /// CA certificates (files, resolved on apply, or inline PEM) replacing the public roots.
+    #[serde(
+        default,
+        rename = "rootCAs",
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub root_cas: Vec<String>,
+    /// Client certificate for mTLS (at most one).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub certificates: Vec<Certificate>,
+    /// Expected URI SAN of the backend certificate (refused: not supported).
+    #[serde(
+        default,
+        rename = "peerCertURI",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub peer_cert_uri: Option<String>,
+    /// SPIFFE (refused: not supported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spiffe: Option<serde_json::Value>,
+}
+
+impl TcpTransportTls {
+    /// The HTTP servers transport with the same TLS settings: the TLS client config is built
+    /// (and checked) by the same code as for HTTP backends.
+    pub fn as_http(&self) -> crate::model::ServersTransport {
+        crate::model::ServersTransport {
+            server_name: self.server_name.clone(),
+            insecure_skip_verify: Some(self.insecure_skip_verify),
+            root_cas: self.root_cas.clone(),
+            certificates: self.certificates.clone(),
+            ..Default::default()
+        }
     }
 }
 
@@ -148,7 +248,7 @@ pub struct TcpLoadBalancer {
     /// connection (Traefik's default 100; negative: wait for the other side).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_delay: Option<i64>,
-    /// Name of a TCP servers transport (not supported by this version).
+    /// Name of a TCP servers transport (`tcp.serversTransports`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub servers_transport: Option<String>,
     /// TCP health check (parsed, not supported by this version).

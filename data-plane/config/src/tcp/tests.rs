@@ -267,6 +267,62 @@ fn a_full_tcp_section_parses_validates_and_round_trips() {
     assert!(eu.tcp.services.contains_key("echo"));
 }
 
+/// TCP servers transports: parse → serialize → parse, diff, delta and scope like the other
+/// TCP kinds; a certResolver on a terminating router is accepted.
+#[test]
+fn servers_transports_round_trip_diff_delta_and_scope() {
+    let doc = r#"
+certificatesResolvers:
+  le: {acme: {email: a@b.test, storage: acme.json, tlsChallenge: {}}}
+tcp:
+  routers:
+    db: {rule: "HostSNI(`db.example`)", service: db, tls: {certResolver: le, domains: [{main: db.example}]}, clusters: [eu]}
+  services:
+    db: {loadBalancer: {servers: [{address: "127.0.0.1:5432", tls: true}], serversTransport: secure}}
+  serversTransports:
+    secure:
+      dialTimeout: 5s
+      dialKeepAlive: "-1"
+      terminationDelay: 200ms
+      proxyProtocol: {version: 1}
+      tls: {serverName: db.internal, insecureSkipVerify: true}
+    unused: {dialTimeout: 1s}
+"#;
+    let cfg = parse_document(doc).unwrap();
+    validate(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    let st = &cfg.tcp.servers_transports["secure"];
+    assert_eq!(
+        st.tls.as_ref().unwrap().server_name.as_deref(),
+        Some("db.internal")
+    );
+    let yaml = serde_norway::to_string(&cfg).unwrap();
+    assert_eq!(parse_document(&yaml).unwrap(), cfg, "{yaml}");
+    let empty = DynamicConfig::default();
+    let changes = crate::diff(&empty, &cfg);
+    assert!(changes
+        .iter()
+        .any(|c| c.kind == ResourceKind::TcpServersTransport && c.name == "secure"));
+    let delta = crate::delta::encode(&empty, &cfg).unwrap();
+    let wire: Vec<_> = delta
+        .iter()
+        .map(|c| crate::DeltaChange::from_wire(c.kind.as_str(), c.name.clone(), &c.json()).unwrap())
+        .collect();
+    assert_eq!(crate::delta::apply(&empty, &wire), cfg);
+    // Scope: a cluster without the router keeps neither its service nor its transport, but
+    // keeps the transport no service uses.
+    let us = crate::scope::for_cluster(&cfg, "us");
+    assert!(!us.tcp.servers_transports.contains_key("secure"));
+    assert!(us.tcp.servers_transports.contains_key("unused"));
+    let eu = crate::scope::for_cluster(&cfg, "eu");
+    assert!(eu.tcp.servers_transports.contains_key("secure"));
+    // Removal by kind.
+    let mut c2 = cfg.clone();
+    c2.remove(crate::Kind::TcpServersTransport, "unused")
+        .unwrap();
+    assert!(!c2.tcp.servers_transports.contains_key("unused"));
+    assert!(c2.remove(crate::Kind::TcpRouter, "nope").is_err());
+}
+
 fn errors_of(doc: &str) -> String {
     match parse_document(doc) {
         Err(e) => e.to_string(),
@@ -317,6 +373,46 @@ fn bad_tcp_input_names_resource_and_field() {
         (
             "tcp:\n  middlewares:\n    m: {stripPrefix: {prefixes: [/a]}}\n".to_string(),
             "tcpMiddleware \"m\": unknown field \"stripPrefix\"",
+        ),
+        (
+            format!("tcp:\n  routers:\n    r: {{rule: \"HostSNI(`a.example`)\", service: s, tls: {{certResolver: le}}}}\n{svc}"),
+            "tcpRouter \"r\": tls.certResolver: certificate resolver \"le\" not found",
+        ),
+        (
+            "tcp:\n  services:\n    s: {loadBalancer: {servers: [{address: \"a:1\"}], serversTransport: nope}}\n".to_string(),
+            "tcpService \"s\": loadBalancer.serversTransport: tcpServersTransport \"nope\" not found",
+        ),
+        (
+            "tcp:\n  serversTransports:\n    t: {dialTimeout: \"-1s\"}\n".to_string(),
+            "tcpServersTransport \"t\": dialTimeout: must not be negative",
+        ),
+        (
+            "tcp:\n  serversTransports:\n    t: {dialKeepAlive: \"10 parsecs\"}\n".to_string(),
+            "tcpServersTransport \"t\": dialKeepAlive: invalid duration",
+        ),
+        (
+            "tcp:\n  serversTransports:\n    t: {proxyProtocol: {version: 7}}\n".to_string(),
+            "tcpServersTransport \"t\": proxyProtocol.version: must be 1 or 2, got 7",
+        ),
+        (
+            "tcp:\n  serversTransports:\n    t: {tls: {spiffe: {ids: [\"spiffe://x/y\"]}}}\n".to_string(),
+            "tcpServersTransport \"t\": tls.spiffe: SPIFFE is not supported",
+        ),
+        (
+            "tcp:\n  serversTransports:\n    t: {tls: {peerCertURI: \"spiffe://x\"}}\n".to_string(),
+            "tcpServersTransport \"t\": tls.peerCertURI: peerCertURI is not supported",
+        ),
+        (
+            "tcp:\n  serversTransports:\n    t: {tls: {serverName: \"a b\"}}\n".to_string(),
+            "tcpServersTransport \"t\": tls.serverName: invalid server name",
+        ),
+        (
+            "tcp:\n  serversTransports:\n    t: {tls: {rootCAs: [\"not pem\"]}}\n".to_string(),
+            "tcpServersTransport \"t\": tls.rootCAs[0]: rootCAs must hold PEM",
+        ),
+        (
+            "tcp:\n  serversTransports:\n    t: {tls: {minVersion: VersionTLS12}}\n".to_string(),
+            "unknown field \"minVersion\"",
         ),
     ];
     for (doc, want) in cases {

@@ -2,11 +2,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::model::{TcpLoadBalancer, TcpMiddleware, TcpRouter, TcpService};
+use super::model::{TcpLoadBalancer, TcpMiddleware, TcpRouter, TcpServersTransport, TcpService};
 use super::rule;
+use crate::acme::is_inline_pem;
 use crate::error::{quote, ConfigError};
 use crate::model::DynamicConfig;
-use crate::validate::{check_name, resolve_ref, RefProblem, MAX_USER_PRIORITY, NOT_SUPPORTED};
+use crate::syntax::is_tls_server_name;
+use crate::validate::{
+    check_name, duration_check, resolve_ref, RefProblem, MAX_USER_PRIORITY, NOT_SUPPORTED,
+};
 
 /// Resource kind labels in errors.
 pub const ROUTER: &str = "tcpRouter";
@@ -14,6 +18,8 @@ pub const ROUTER: &str = "tcpRouter";
 pub const SERVICE: &str = "tcpService";
 /// See [`ROUTER`].
 pub const MIDDLEWARE: &str = "tcpMiddleware";
+/// See [`ROUTER`].
+pub const TRANSPORT: &str = "tcpServersTransport";
 
 struct V<'c> {
     cfg: &'c DynamicConfig,
@@ -35,6 +41,9 @@ pub(crate) fn validate(cfg: &DynamicConfig) -> Vec<ConfigError> {
     v.cycles();
     for (name, m) in &cfg.tcp.middlewares {
         v.middleware(name, m);
+    }
+    for (name, t) in &cfg.tcp.servers_transports {
+        v.transport(name, t);
     }
     v.errors
 }
@@ -152,13 +161,16 @@ impl V<'_> {
                         "tls.certResolver",
                         "cannot be used with tls.passthrough: a passthrough router does not terminate TLS, the backend serves its own certificate",
                     );
-                } else if t.cert_resolver.is_some() {
-                    self.err(
-                        ROUTER,
-                        name,
-                        "tls.certResolver",
-                        format!("on a TCP router {NOT_SUPPORTED}; terminated TCP routers are served the certificates of tls.certificates and of HTTP routers' resolvers"),
-                    );
+                } else if let Some(res) = t.cert_resolver.as_deref().filter(|r| !r.is_empty()) {
+                    let base = res.split_once('@').map_or(res, |(n, _)| n);
+                    if !self.cfg.certificates_resolvers.contains_key(base) {
+                        self.err(
+                            ROUTER,
+                            name,
+                            "tls.certResolver",
+                            format!("certificate resolver {} not found", quote(base)),
+                        );
+                    }
                 }
                 if t.passthrough && !t.domains.is_empty() {
                     self.err(
@@ -258,16 +270,15 @@ impl V<'_> {
                 ),
             }
         }
-        if lb
-            .servers_transport
-            .as_deref()
-            .is_some_and(|s| !s.is_empty())
-        {
-            self.err(
+        if let Some(st) = lb.servers_transport.as_deref().filter(|s| !s.is_empty()) {
+            let transports = &self.cfg.tcp.servers_transports;
+            self.reference(
                 SERVICE,
                 name,
                 "loadBalancer.serversTransport",
-                format!("TCP servers transports {NOT_SUPPORTED}"),
+                st,
+                TRANSPORT,
+                transports,
             );
         }
         if lb.health_check.is_some() {
@@ -373,6 +384,89 @@ impl V<'_> {
                     format!("must be greater than zero, got {a}"),
                 ),
                 None => self.err(MIDDLEWARE, name, "inFlightConn.amount", "is required"),
+            }
+        }
+    }
+}
+
+impl V<'_> {
+    fn transport(&mut self, name: &str, t: &TcpServersTransport) {
+        if let Some(e) = check_name(TRANSPORT, name) {
+            self.errors.push(e);
+        }
+        for (field, d, allow_negative) in [
+            ("dialTimeout", &t.dial_timeout, false),
+            ("dialKeepAlive", &t.dial_keep_alive, true),
+            ("terminationDelay", &t.termination_delay, true),
+        ] {
+            if let Some(d) = d {
+                if let Err(e) = duration_check(d, false, allow_negative) {
+                    self.err(TRANSPORT, name, field, e);
+                }
+            }
+        }
+        if let Some(pp) = &t.proxy_protocol {
+            match pp.version {
+                None | Some(1) | Some(2) => {}
+                Some(v) => self.err(
+                    TRANSPORT,
+                    name,
+                    "proxyProtocol.version",
+                    format!("must be 1 or 2, got {v}"),
+                ),
+            }
+        }
+        let Some(tls) = &t.tls else { return };
+        if tls.spiffe.is_some() {
+            self.err(
+                TRANSPORT,
+                name,
+                "tls.spiffe",
+                format!("SPIFFE {NOT_SUPPORTED}"),
+            );
+        }
+        if tls.peer_cert_uri.as_deref().is_some_and(|s| !s.is_empty()) {
+            self.err(
+                TRANSPORT,
+                name,
+                "tls.peerCertURI",
+                format!("peerCertURI {NOT_SUPPORTED}"),
+            );
+        }
+        if let Some(sn) = tls.server_name.as_deref().filter(|s| !s.is_empty()) {
+            if !is_tls_server_name(sn) {
+                self.err(
+                    TRANSPORT,
+                    name,
+                    "tls.serverName",
+                    format!(
+                        "invalid server name {}, expected a DNS name or an IP address",
+                        quote(sn)
+                    ),
+                );
+            }
+        }
+        let pem = "must hold PEM; `switchyard apply` uploads file contents";
+        for (i, ca) in tls.root_cas.iter().enumerate() {
+            if !is_inline_pem(ca) {
+                self.err(
+                    TRANSPORT,
+                    name,
+                    &format!("tls.rootCAs[{i}]"),
+                    format!("rootCAs {pem}"),
+                );
+            }
+        }
+        for (i, c) in tls.certificates.iter().enumerate() {
+            for (f, v) in [("certFile", &c.cert_file), ("keyFile", &c.key_file)] {
+                if !is_inline_pem(v) {
+                    self.err(
+                        TRANSPORT,
+                        name,
+                        &format!("tls.certificates[{i}].{f}"),
+                        format!("{f} {pem}"),
+                    );
+                }
             }
         }
     }

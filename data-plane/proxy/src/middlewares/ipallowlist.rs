@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::Response;
-use switchyard_config::middlewares::ip::CompiledIpAllowList;
+use switchyard_config::middlewares::ip::{CompiledIpAllowList, IpText, Strategy};
 
 use super::MwRequest;
 use crate::body::ProxyBody;
@@ -17,14 +17,24 @@ pub(crate) fn on_request(
     a: &CompiledIpAllowList,
     req: &MwRequest<'_>,
 ) -> Option<Response<ProxyBody>> {
-    let xff = req
-        .parts
-        .headers
-        .get(&X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let ip = a.strategy.client_ip(req.client_ip, xff);
-    if a.allowed.contains(&ip) {
+    let allowed = match &a.strategy {
+        // The peer's address: checked as an address, without formatting it.
+        Strategy::RemoteAddr { ipv6_subnet: None } => {
+            a.allowed.contains_addr(req.client_ip.to_canonical())
+        }
+        s => {
+            let xff = req
+                .parts
+                .headers
+                .get(&X_FORWARDED_FOR)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let mut buf = IpText::default();
+            a.allowed
+                .contains(&s.client_key(req.client_ip, xff, &mut buf))
+        }
+    };
+    if allowed {
         return None;
     }
     let text = a.reject.canonical_reason().unwrap_or("");

@@ -161,11 +161,15 @@ pub(crate) fn compile_all(
     Ok(out)
 }
 
-/// The `rateLimit` middlewares with `scope: cluster`, by name.
+/// The `rateLimit` and `inFlightReq` middlewares with `scope: cluster`, by name.
 pub(crate) fn cluster_limiters(all: &HashMap<String, Arc<Mw>>) -> Vec<(String, Arc<Mw>)> {
     let mut out: Vec<(String, Arc<Mw>)> = all
         .iter()
-        .filter(|(_, m)| matches!(&***m, Mw::RateLimit(r) if r.cluster && r.rate.is_some()))
+        .filter(|(_, m)| match &***m {
+            Mw::RateLimit(r) => r.cluster && r.rate.is_some(),
+            Mw::InFlightReq(c) => c.cluster && c.amount > 0,
+            _ => false,
+        })
         .map(|(n, m)| (n.clone(), m.clone()))
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));

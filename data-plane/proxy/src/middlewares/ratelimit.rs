@@ -7,11 +7,13 @@
 //! buckets belong to one config version, as in Traefik (which rebuilds its middlewares on
 //! every change).
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode};
+use switchyard_config::middlewares::ip::IpText;
 use switchyard_config::middlewares::ratelimit::{CompiledRateLimit, Source};
 
 use super::MwRequest;
@@ -21,16 +23,21 @@ use crate::forwarded::X_FORWARDED_FOR;
 const X_RETRY_IN: HeaderName = HeaderName::from_static("x-retry-in");
 
 /// The key of a request for a `sourceCriterion` (Go's source extractors: an empty value is
-/// a key like any other).
-pub(crate) fn source_key(source: &Source, req: &MwRequest<'_>) -> String {
+/// a key like any other), borrowed from the request or written into `buf` (no allocation
+/// per request, except for an IPv6 subnet).
+pub(crate) fn source_key<'a>(
+    source: &Source,
+    req: &'a MwRequest<'_>,
+    buf: &'a mut IpText,
+) -> Cow<'a, str> {
     fn text(v: Option<&HeaderValue>) -> &str {
         v.and_then(|v| v.to_str().ok()).unwrap_or("")
     }
     let h = &req.parts.headers;
     match source {
-        Source::Ip(s) => s.client_ip(req.client_ip, text(h.get(&X_FORWARDED_FOR))),
-        Source::Header(n) => text(h.get(n)).to_string(),
-        Source::Host => req.host.to_str().unwrap_or("").to_string(),
+        Source::Ip(s) => s.client_key(req.client_ip, text(h.get(&X_FORWARDED_FOR)), buf),
+        Source::Header(n) => Cow::Borrowed(text(h.get(n))),
+        Source::Host => Cow::Borrowed(req.host.to_str().unwrap_or("")),
     }
 }
 
@@ -40,7 +47,8 @@ pub(crate) fn on_request(
     req: &MwRequest<'_>,
 ) -> Option<Response<ProxyBody>> {
     r.rate?;
-    let source = source_key(&r.source, req);
+    let mut buf = IpText::default();
+    let source = source_key(&r.source, req, &mut buf);
     let delay = r.reserve(&source, Instant::now()).err()?;
     let mut resp = Response::new(ProxyBody::full(Bytes::from_static(b"Too Many Requests")));
     *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;

@@ -14,7 +14,8 @@
 //!    its service, terminates TLS if it is not a passthrough route (rustls, the cluster's
 //!    certificates, the router's TLS option), writes a PROXY protocol header if configured, and
 //!    copies bytes both ways ([`splice`]).
-//! 4. HTTP gets the socket with the bytes read so far replayed ([`peek::Peeked`]).
+//! 4. HTTP gets the socket with the bytes read so far replayed ([`peek::Peeked`]), and so do
+//!    TLS-ALPN-01 challenge connections (ALPN `acme-tls/1`), as in Traefik.
 
 pub(crate) mod middleware;
 pub(crate) mod peek;
@@ -30,7 +31,7 @@ use switchyard_config::tcp::ConnView;
 use tokio::net::TcpStream;
 
 use self::peek::{sniff, Hello, Peeked};
-use self::router::{Mode, TcpRoute};
+use self::router::{Mode, Outcome, TcpRoute};
 use self::service::TcpSvc;
 use crate::shared::Shared;
 use crate::tls::HANDSHAKE_TIMEOUT;
@@ -78,6 +79,16 @@ pub(crate) async fn route(
             };
             let (tls, sni, alpn) = match hello {
                 Hello::Plain => (false, None, Vec::new()),
+                // TLS-ALPN-01 challenges are answered by the HTTP TLS acceptor, whatever the
+                // TCP routers say (Traefik checks `acme-tls/1` first too), so a TCP router
+                // with a certResolver can get its certificate by TLS-ALPN-01.
+                Hello::Tls { alpn, .. }
+                    if alpn
+                        .iter()
+                        .any(|p| p.as_bytes() == switchyard_tls::ACME_TLS_ALPN) =>
+                {
+                    return Some(s)
+                }
                 Hello::Tls { sni, alpn } => (true, sni, alpn),
                 // The HTTP TLS acceptor refuses it with the right alert.
                 Hello::BadTls => return Some(s),
@@ -110,7 +121,7 @@ async fn serve(s: Peeked, r: Arc<TcpRoute>, peer: SocketAddr, shared: &Arc<Share
             Ok(slot) => slots.extend(slot),
             Err(()) => {
                 tracing::debug!(router = %r.name, %peer, "TCP connection refused by a middleware");
-                shared.metrics.count_tcp(&r.name, "refused");
+                r.count(&shared.metrics, Outcome::Refused);
                 return;
             }
         }
@@ -128,7 +139,7 @@ async fn serve(s: Peeked, r: Arc<TcpRoute>, peer: SocketAddr, shared: &Arc<Share
                 }
                 _ => {
                     shared.metrics.count_handshake(false);
-                    shared.metrics.count_tcp(&r.name, "tls_failed");
+                    r.count(&shared.metrics, Outcome::TlsFailed);
                 }
             }
         }
@@ -144,15 +155,15 @@ where
 {
     let picked = r.service.pick();
     let Some(TcpSvc::Lb(lb)) = picked.as_deref() else {
-        shared.metrics.count_tcp(&r.name, "no_backend");
+        r.count(&shared.metrics, Outcome::NoBackend);
         return;
     };
     let Some((backend, server)) = splice::dial(lb, peer, local).await else {
         tracing::debug!(router = %r.name, "no TCP backend server reachable: closed");
-        shared.metrics.count_tcp(&r.name, "no_backend");
+        r.count(&shared.metrics, Outcome::NoBackend);
         return;
     };
-    shared.metrics.count_tcp(&r.name, "ok");
+    r.count(&shared.metrics, Outcome::Ok);
     tracing::debug!(router = %r.name, %server, %peer, "TCP connection");
-    splice::pump(client, backend, lb.termination_delay).await;
+    splice::pump(client, backend, lb.dialer.termination_delay).await;
 }

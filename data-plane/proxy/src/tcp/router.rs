@@ -4,14 +4,16 @@
 //! passthrough, or terminate with the router's TLS option), service and middlewares.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use prometheus_client::metrics::counter::Counter;
 use rustls::ServerConfig;
 use switchyard_config::tcp::{ConnView, TcpMux};
 use switchyard_config::DynamicConfig;
 
 use super::middleware::TcpMw;
 use super::service::{compile_all, TcpSvc};
+use crate::metrics::Metrics;
 use crate::services::lb::Locality;
 use crate::util::resolve_ref;
 
@@ -26,12 +28,36 @@ pub(crate) enum Mode {
     Terminate(Arc<ServerConfig>),
 }
 
+/// What happened to a connection given to a TCP router (the `result` label of
+/// `switchyard_proxy_tcp_connections_total`).
+#[derive(Clone, Copy)]
+pub(crate) enum Outcome {
+    Ok = 0,
+    Refused = 1,
+    TlsFailed = 2,
+    NoBackend = 3,
+}
+
+const OUTCOMES: [&str; 4] = ["ok", "refused", "tls_failed", "no_backend"];
+
 /// One TCP router, ready to serve.
 pub(crate) struct TcpRoute {
     pub name: Arc<str>,
     pub mode: Mode,
     pub service: Arc<TcpSvc>,
     pub middlewares: Box<[Arc<TcpMw>]>,
+    /// This router's connection counters, looked up once (on first use).
+    counters: OnceLock<[Counter; 4]>,
+}
+
+impl TcpRoute {
+    /// Count a connection of this router.
+    pub(crate) fn count(&self, metrics: &Metrics, o: Outcome) {
+        let c = self
+            .counters
+            .get_or_init(|| OUTCOMES.map(|r| metrics.tcp_counter(&self.name, r)));
+        c[o as usize].inc();
+    }
 }
 
 /// The TCP routing of a config version, by entry point index.
@@ -61,7 +87,7 @@ impl TcpTable {
         if cfg.tcp.routers.is_empty() {
             return Ok(TcpTable::default());
         }
-        let services = compile_all(&cfg.tcp.services, me)?;
+        let services = compile_all(&cfg.tcp, me)?;
         let mut mws: HashMap<&str, Arc<TcpMw>> = HashMap::new();
         for (name, m) in &cfg.tcp.middlewares {
             mws.insert(name, Arc::new(TcpMw::compile(name, m)?));
@@ -119,6 +145,7 @@ impl TcpTable {
                     mode,
                     service,
                     middlewares: middlewares.into_boxed_slice(),
+                    counters: OnceLock::new(),
                 }),
             );
         }

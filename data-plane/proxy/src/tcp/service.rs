@@ -22,6 +22,8 @@ pub(crate) const EJECTION: Duration = Duration::from_secs(5);
 /// One TCP backend.
 pub(crate) struct TcpServer {
     pub address: Arc<str>,
+    /// `address` when it is an IP literal (no resolution per connection).
+    pub addr: Option<SocketAddr>,
     /// Connect with TLS (`tls: true`); the server name is the address's host.
     pub tls: bool,
     level: u8,
@@ -40,26 +42,72 @@ impl TcpServer {
     }
 }
 
-/// A `loadBalancer` TCP service.
-pub(crate) struct TcpBalancer {
-    pub servers: Box<[Arc<TcpServer>]>,
-    next: AtomicUsize,
+/// How a load balancer dials its servers: its TCP servers transport (or Traefik's
+/// `default@internal` one), compiled once per config version.
+pub(crate) struct Dialer {
+    /// Dial timeout; `None`: no limit (`dialTimeout: 0`).
+    pub timeout: Option<Duration>,
+    /// TCP keep-alive period; `None`: off (negative `dialKeepAlive`).
+    pub keep_alive: Option<Duration>,
     /// PROXY protocol version to send (1 or 2), if any.
     pub proxy_protocol: Option<u8>,
     /// `terminationDelay`; `None`: wait for both directions.
     pub termination_delay: Option<Duration>,
+    /// TLS client config for `tls: true` servers (no ALPN).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The transport's `tls.serverName` (else the server address's host).
+    pub server_name: Option<rustls::pki_types::ServerName<'static>>,
+}
+
+/// Traefik's `default@internal` TCP transport: 30 s dial timeout, 15 s keep-alive.
+pub(crate) const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
+const DEFAULT_TERMINATION_DELAY: Duration = Duration::from_millis(100);
+
+/// A `loadBalancer` TCP service.
+pub(crate) struct TcpBalancer {
+    pub servers: Box<[Arc<TcpServer>]>,
+    next: AtomicUsize,
+    /// How servers are dialled (shared by the balancers naming the same transport).
+    pub dialer: Arc<Dialer>,
 }
 
 impl TcpBalancer {
+    /// The server to try first and the rotation start it was picked at (the first of
+    /// [`candidates`](Self::candidates) from that start), without allocating.
+    pub(crate) fn first(&self) -> Option<(usize, &Arc<TcpServer>)> {
+        let n = self.servers.len();
+        if n == 0 {
+            return None;
+        }
+        let now = now_ms();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut best: Option<(bool, u8, &Arc<TcpServer>)> = None;
+        for i in 0..n {
+            let s = &self.servers[(start + i) % n];
+            let k = (!s.available(now), s.level);
+            if best.is_none_or(|(u, l, _)| k < (u, l)) {
+                best = Some((k.0, k.1, s));
+            }
+        }
+        best.map(|(_, _, s)| (start, s))
+    }
+
     /// Servers to try, in order: round robin among the available servers of the best level,
     /// then the others (ejected ones last).
+    #[cfg(test)]
     pub(crate) fn candidates(&self) -> Vec<Arc<TcpServer>> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        self.candidates_from(start)
+    }
+
+    /// [`candidates`](Self::candidates) for rotation start `start`.
+    pub(crate) fn candidates_from(&self, start: usize) -> Vec<Arc<TcpServer>> {
         let now = now_ms();
         let n = self.servers.len();
         if n == 0 {
             return Vec::new();
         }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut order: Vec<Arc<TcpServer>> = (0..n)
             .map(|i| self.servers[(start + i) % n].clone())
             .collect();
@@ -110,12 +158,87 @@ impl TcpSvc {
     }
 }
 
+/// A `Duration` of the config as signed milliseconds-precision std duration (`None` when
+/// negative); validation has refused unparsable values.
+fn signed(d: &switchyard_config::Duration) -> Option<Duration> {
+    let n = d.as_nanos().unwrap_or(0);
+    u64::try_from(n).ok().map(Duration::from_nanos)
+}
+
+/// The TLS client config of a transport (`None`: Mozilla's roots, no client certificate).
+fn client_tls(
+    t: Option<&switchyard_config::tcp::TcpTransportTls>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let http = t.map(|t| t.as_http()).unwrap_or_default();
+    let base = switchyard_tls::client_config(&http, false)?;
+    let mut c = (*base).clone();
+    c.alpn_protocols.clear();
+    Ok(Arc::new(c))
+}
+
+/// The default transport's TLS client config (Mozilla's roots), built once per process.
+fn default_tls() -> Option<Arc<rustls::ClientConfig>> {
+    static CFG: std::sync::OnceLock<Option<Arc<rustls::ClientConfig>>> = std::sync::OnceLock::new();
+    CFG.get_or_init(|| client_tls(None).ok()).clone()
+}
+
+/// Compile a TCP servers transport (`None`: the default one).
+fn compile_dialer(
+    name: &str,
+    t: Option<&switchyard_config::tcp::TcpServersTransport>,
+) -> Result<Dialer, String> {
+    let Some(t) = t else {
+        return Ok(Dialer {
+            timeout: Some(DEFAULT_DIAL_TIMEOUT),
+            keep_alive: Some(DEFAULT_KEEP_ALIVE),
+            proxy_protocol: None,
+            termination_delay: Some(DEFAULT_TERMINATION_DELAY),
+            tls: default_tls(),
+            server_name: None,
+        });
+    };
+    let tls = t.tls.as_ref();
+    let server_name = tls
+        .and_then(|t| t.server_name.as_deref())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            rustls::pki_types::ServerName::try_from(s.to_string())
+                .map_err(|e| format!("tcpServersTransport {name:?}: tls.serverName: {e}"))
+        })
+        .transpose()?;
+    Ok(Dialer {
+        timeout: match t.dial_timeout.as_ref().map(signed) {
+            None => Some(DEFAULT_DIAL_TIMEOUT),
+            Some(Some(d)) if d.is_zero() => None,
+            Some(d) => d,
+        },
+        keep_alive: match t.dial_keep_alive.as_ref().map(signed) {
+            None => Some(DEFAULT_KEEP_ALIVE),
+            Some(Some(d)) if d.is_zero() => Some(DEFAULT_KEEP_ALIVE),
+            Some(d) => d,
+        },
+        proxy_protocol: t
+            .proxy_protocol
+            .as_ref()
+            .map(|p| if p.version == Some(1) { 1 } else { 2 }),
+        termination_delay: t
+            .termination_delay
+            .as_ref()
+            .map_or(Some(DEFAULT_TERMINATION_DELAY), signed),
+        tls: Some(client_tls(tls).map_err(|e| format!("tcpServersTransport {name:?}: tls.{e}"))?),
+        server_name,
+    })
+}
+
 /// Compile every TCP service of `cfg` (references resolved; validation has refused cycles).
 pub(crate) fn compile_all(
-    services: &std::collections::BTreeMap<String, TcpService>,
+    tcp: &switchyard_config::tcp::TcpConfig,
     me: &Locality,
 ) -> Result<std::collections::HashMap<String, Arc<TcpSvc>>, String> {
+    let services = &tcp.services;
     let mut out: std::collections::HashMap<String, Arc<TcpSvc>> = Default::default();
+    // One dialer per transport, shared; the default one built only if used.
+    let mut dialers: std::collections::HashMap<&str, Arc<Dialer>> = Default::default();
     // Load balancers first, then weighted services until all resolve.
     for (name, s) in services {
         if let Some(lb) = &s.load_balancer {
@@ -125,28 +248,68 @@ pub(crate) fn compile_all(
                 .map(|x| {
                     Arc::new(TcpServer {
                         address: Arc::from(x.address.as_str()),
+                        addr: x.address.parse().ok(),
                         tls: x.tls,
                         level: level(x.zone.as_deref(), x.region.as_deref(), me),
                         ejected_until: AtomicU64::new(0),
                     })
                 })
                 .collect();
-            let pp = lb
-                .proxy_protocol
-                .as_ref()
-                .map(|p| if p.version == Some(1) { 1 } else { 2 });
-            let delay = match lb.termination_delay {
-                None => Some(Duration::from_millis(100)),
-                Some(d) if d < 0 => None,
-                Some(d) => Some(Duration::from_millis(u64::try_from(d).unwrap_or(0))),
+            let dialer = match lb.servers_transport.as_deref().filter(|t| !t.is_empty()) {
+                Some(t) => {
+                    let t = crate::util::resolve_ref(t);
+                    match dialers.get(t) {
+                        Some(d) => d.clone(),
+                        None => {
+                            let (k, st) = tcp.servers_transports.get_key_value(t).ok_or_else(
+                                || format!("tcpService {name:?}: loadBalancer.serversTransport: tcpServersTransport {t:?} not found"),
+                            )?;
+                            let d = Arc::new(compile_dialer(k, Some(st))?);
+                            dialers.insert(k.as_str(), d.clone());
+                            d
+                        }
+                    }
+                }
+                // No transport: the default one with the balancer's own (deprecated)
+                // `proxyProtocol` and `terminationDelay`, as Traefik does.
+                None => {
+                    let pp =
+                        lb.proxy_protocol
+                            .as_ref()
+                            .map(|p| if p.version == Some(1) { 1 } else { 2 });
+                    let delay = match lb.termination_delay {
+                        None => Some(DEFAULT_TERMINATION_DELAY),
+                        Some(d) if d < 0 => None,
+                        Some(d) => Some(Duration::from_millis(u64::try_from(d).unwrap_or(0))),
+                    };
+                    let base = match dialers.get("") {
+                        Some(d) => d.clone(),
+                        None => {
+                            let d = Arc::new(compile_dialer("default", None)?);
+                            dialers.insert("", d.clone());
+                            d
+                        }
+                    };
+                    if pp.is_none() && delay == base.termination_delay {
+                        base
+                    } else {
+                        Arc::new(Dialer {
+                            timeout: base.timeout,
+                            keep_alive: base.keep_alive,
+                            proxy_protocol: pp,
+                            termination_delay: delay,
+                            tls: base.tls.clone(),
+                            server_name: None,
+                        })
+                    }
+                }
             };
             out.insert(
                 name.clone(),
                 Arc::new(TcpSvc::Lb(TcpBalancer {
                     servers,
                     next: AtomicUsize::new(0),
-                    proxy_protocol: pp,
-                    termination_delay: delay,
+                    dialer,
                 })),
             );
         }
@@ -208,7 +371,7 @@ mod tests {
     fn svcs(yaml: &str) -> std::collections::HashMap<String, Arc<TcpSvc>> {
         let cfg = switchyard_config::parse_document(yaml).unwrap();
         compile_all(
-            &cfg.tcp.services,
+            &cfg.tcp,
             &Locality {
                 zone: "a".into(),
                 region: "r".into(),
@@ -234,6 +397,29 @@ mod tests {
     }
 
     #[test]
+    fn transport_overrides_the_balancers_deprecated_options() {
+        let s = svcs("tcp:\n  services:\n    old: {loadBalancer: {servers: [{address: \"a:1\"}], proxyProtocol: {version: 1}, terminationDelay: -1}}\n    new: {loadBalancer: {servers: [{address: \"a:1\"}], proxyProtocol: {version: 1}, serversTransport: t}}\n    plain: {loadBalancer: {servers: [{address: \"a:1\"}]}}\n  serversTransports:\n    t: {dialTimeout: 0, dialKeepAlive: -1s, terminationDelay: 250ms, tls: {serverName: b.internal}}\n");
+        let d = |n: &str| match &*s[n] {
+            TcpSvc::Lb(lb) => lb.dialer.clone(),
+            TcpSvc::Weighted { .. } => panic!(),
+        };
+        let old = d("old");
+        assert_eq!(old.proxy_protocol, Some(1));
+        assert_eq!(old.termination_delay, None);
+        assert_eq!(old.timeout, Some(DEFAULT_DIAL_TIMEOUT));
+        let new = d("new");
+        assert_eq!(
+            new.proxy_protocol, None,
+            "the transport's (unset) proxyProtocol wins"
+        );
+        assert_eq!(new.termination_delay, Some(Duration::from_millis(250)));
+        assert_eq!(new.timeout, None);
+        assert_eq!(new.keep_alive, None);
+        assert!(new.server_name.is_some());
+        assert!(Arc::ptr_eq(&d("plain"), &d("plain")));
+    }
+
+    #[test]
     fn balancer_prefers_its_zone_and_skips_ejected_servers() {
         let s = svcs("tcp:\n  services:\n    s: {loadBalancer: {servers: [{address: \"far:1\"}, {address: \"near1:1\", zone: a}, {address: \"near2:1\", zone: a}]}}\n");
         let TcpSvc::Lb(lb) = &*s["s"] else { panic!() };
@@ -247,5 +433,23 @@ mod tests {
         }
         assert_eq!(&*lb.candidates()[0].address, "far:1");
         assert_eq!(lb.candidates().len(), 3);
+        assert_eq!(&*lb.first().unwrap().1.address, "far:1");
+    }
+
+    /// `first` picks what `candidates` would put first, for every rotation start.
+    #[test]
+    fn first_is_the_first_candidate() {
+        let s = svcs("tcp:\n  services:\n    s: {loadBalancer: {servers: [{address: \"127.0.0.1:1\"}, {address: \"n1:1\", zone: a}, {address: \"n2:1\", zone: a}, {address: \"r:1\", region: r}]}}\n");
+        let TcpSvc::Lb(lb) = &*s["s"] else { panic!() };
+        assert_eq!(lb.servers[0].addr, Some("127.0.0.1:1".parse().unwrap()));
+        assert_eq!(lb.servers[1].addr, None);
+        for round in 0..8 {
+            if round == 4 {
+                lb.servers[1].eject();
+            }
+            let (start, f) = lb.first().unwrap();
+            let c = lb.candidates_from(start);
+            assert!(Arc::ptr_eq(f, &c[0]), "round {round}");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Connecting a TCP route's backend and copying bytes both ways.
 //!
 //! The backend is dialled in the order [`TcpBalancer::candidates`] gives (a failed dial ejects
-//! the server and tries the next). The PROXY protocol header, when configured, is the first
+//! the server and tries the next), with the balancer's [`Dialer`] (its TCP servers transport:
+//! dial timeout, keep-alive, PROXY protocol, TLS client config and server name). The PROXY protocol header, when configured, is the first
 //! thing written on the backend connection (before a backend TLS handshake, as HAProxy and
 //! Traefik do). Then each direction is copied with a 64 KiB buffer; when one direction ends
 //! (EOF), the other side's write half is shut down (half-close passes through) and the other
@@ -9,17 +10,15 @@
 //! before both sockets are closed.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::proxy_protocol;
-use super::service::{resolve, TcpBalancer};
+use super::service::{resolve, Dialer, TcpBalancer, TcpServer};
 
-/// How long dialling one backend server may take.
-pub(crate) const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Copy buffer per direction.
 const BUF: usize = 64 * 1024;
 
@@ -27,66 +26,96 @@ const BUF: usize = 64 * 1024;
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// The client config for `tls: true` servers (Mozilla's roots, server name = address host).
-fn backend_tls() -> Option<Arc<rustls::ClientConfig>> {
-    static CFG: OnceLock<Option<Arc<rustls::ClientConfig>>> = OnceLock::new();
-    CFG.get_or_init(|| {
-        switchyard_tls::client_config(&switchyard_config::ServersTransport::default(), false).ok()
-    })
-    .clone()
-}
-
-async fn dial_one(address: &str, tls: bool, pp: Option<&[u8]>) -> std::io::Result<Box<dyn Io>> {
-    let addr = resolve(address).await?;
+async fn dial_one(
+    server: &TcpServer,
+    d: &Dialer,
+    pp: Option<&[u8]>,
+) -> std::io::Result<Box<dyn Io>> {
+    let address = &*server.address;
+    let addr = match server.addr {
+        Some(a) => a,
+        None => resolve(address).await?,
+    };
     let mut s = TcpStream::connect(addr).await?;
     let _ = s.set_nodelay(true);
+    if let Some(period) = d.keep_alive {
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(period)
+            .with_interval(period);
+        let _ = socket2::SockRef::from(&s).set_tcp_keepalive(&ka);
+    }
     if let Some(h) = pp {
         s.write_all(h).await?;
     }
-    if !tls {
+    if !server.tls {
         return Ok(Box::new(s));
     }
-    let cfg = backend_tls().ok_or_else(|| std::io::Error::other("no TLS client config"))?;
-    let host = address
-        .rsplit_once(':')
-        .map_or(address, |(h, _)| h)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| std::io::Error::other(format!("{host}: {e}")))?;
+    let cfg = d
+        .tls
+        .clone()
+        .ok_or_else(|| std::io::Error::other("no TLS client config"))?;
+    let name = match &d.server_name {
+        Some(n) => n.clone(),
+        None => {
+            let host = address
+                .rsplit_once(':')
+                .map_or(address, |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| std::io::Error::other(format!("{host}: {e}")))?
+        }
+    };
     let t = tokio_rustls::TlsConnector::from(cfg)
         .connect(name, s)
         .await?;
     Ok(Box::new(t))
 }
 
-/// Dial a server of `lb` for a client at `client` that reached the proxy at `local`.
+/// Dial a server of `lb` for a client at `client` that reached the proxy at `local`, with the
+/// balancer's transport (timeout, keep-alive, PROXY protocol, TLS).
 pub(crate) async fn dial(
     lb: &TcpBalancer,
     client: SocketAddr,
     local: SocketAddr,
 ) -> Option<(Box<dyn Io>, Arc<str>)> {
-    let pp = lb
+    let d = &*lb.dialer;
+    let pp = d
         .proxy_protocol
         .map(|v| proxy_protocol::header(v, client, local));
-    for server in lb.candidates() {
-        match tokio::time::timeout(
-            DIAL_TIMEOUT,
-            dial_one(&server.address, server.tls, pp.as_deref()),
-        )
-        .await
-        {
-            Ok(Ok(io)) => return Some((io, server.address.clone())),
-            Ok(Err(e)) => {
-                tracing::debug!(server = %server.address, error = %e, "TCP backend dial failed");
-                server.eject();
-            }
-            Err(_) => {
-                tracing::debug!(server = %server.address, "TCP backend dial timed out");
-                server.eject();
-            }
+    // The common case allocates nothing: the first server answers.
+    let (start, first) = lb.first()?;
+    if let Some(io) = attempt(first, d, pp.as_deref()).await {
+        return Some((io, first.address.clone()));
+    }
+    // The others (the failed one is ejected now: the order puts it last; skip it).
+    for server in lb
+        .candidates_from(start)
+        .iter()
+        .filter(|s| !Arc::ptr_eq(s, first))
+    {
+        if let Some(io) = attempt(server, d, pp.as_deref()).await {
+            return Some((io, server.address.clone()));
         }
     }
+    None
+}
+
+/// One dial within the transport's timeout; a failure ejects the server.
+async fn attempt(server: &TcpServer, d: &Dialer, pp: Option<&[u8]>) -> Option<Box<dyn Io>> {
+    let dial = dial_one(server, d, pp);
+    let r = match d.timeout {
+        Some(t) => tokio::time::timeout(t, dial).await,
+        None => Ok(dial.await),
+    };
+    match r {
+        Ok(Ok(io)) => return Some(io),
+        Ok(Err(e)) => {
+            tracing::debug!(server = %server.address, error = %e, "TCP backend dial failed");
+        }
+        Err(_) => tracing::debug!(server = %server.address, "TCP backend dial timed out"),
+    }
+    server.eject();
     None
 }
 
@@ -97,17 +126,15 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let (cr, mut cw) = tokio::io::split(client);
-    let (br, mut bw) = tokio::io::split(backend);
-    let mut cr = BufReader::with_capacity(BUF, cr);
-    let mut br = BufReader::with_capacity(BUF, br);
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut br, mut bw) = tokio::io::split(backend);
     let up = async {
-        let n = tokio::io::copy_buf(&mut cr, &mut bw).await.unwrap_or(0);
+        let n = copy(&mut cr, &mut bw).await;
         let _ = bw.shutdown().await;
         n
     };
     let down = async {
-        let n = tokio::io::copy_buf(&mut br, &mut cw).await.unwrap_or(0);
+        let n = copy(&mut br, &mut cw).await;
         let _ = cw.shutdown().await;
         n
     };
@@ -115,6 +142,30 @@ where
     tokio::select! {
         n = &mut up => (n, rest(down, delay).await),
         n = &mut down => (rest(up, delay).await, n),
+    }
+}
+
+/// Copy `r` to `w` until EOF or an error; returns the bytes copied. The buffer is allocated,
+/// not zeroed (`read_buf` fills its spare capacity): a connection costs no 64 KiB memset per
+/// direction. Each chunk is flushed (a TLS writer sends its records at once).
+async fn copy<R, W>(r: &mut R, w: &mut W) -> u64
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf: Vec<u8> = Vec::with_capacity(BUF);
+    let mut total = 0u64;
+    loop {
+        buf.clear();
+        match r.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return total,
+            Ok(n) => {
+                if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
+                    return total;
+                }
+                total += n as u64;
+            }
+        }
     }
 }
 
@@ -130,7 +181,6 @@ async fn rest<F: std::future::Future<Output = u64>>(f: F, delay: Option<Duration
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt;
 
     /// Half-close passes through: the client's EOF reaches the backend, whose answer (sent
     /// after it saw EOF) still reaches the client.

@@ -12,6 +12,7 @@ const state = {
     routers: { search: "", status: "", page: 1 },
     services: { search: "", status: "", page: 1 },
     middlewares: { search: "", status: "", page: 1 },
+    tcprouters: { search: "", status: "", page: 1 },
   },
 };
 
@@ -133,16 +134,19 @@ function filters(name) {
   box.replaceChildren(search, status);
 }
 
+// The API list behind a dashboard list: /api/http/NAME, or /api/tcp/routers for "tcprouters".
+const listPath = (name) => name === "tcprouters" ? "/api/tcp/routers" : "/api/http/" + name;
+
 async function loadList(name, row) {
   filters(name);
   let res;
   try {
-    res = await api("/api/http/" + name + "?" + listQuery(name));
+    res = await api(listPath(name) + "?" + listQuery(name));
   } catch (e) {
     // A page past the end after a filter or a deletion: back to the first page.
     if (e.status === 400 && state.lists[name].page > 1) {
       state.lists[name].page = 1;
-      res = await api("/api/http/" + name + "?" + listQuery(name));
+      res = await api(listPath(name) + "?" + listQuery(name));
     } else {
       throw e;
     }
@@ -166,6 +170,11 @@ const loaders = {
   proxies: loadProxies,
   routers: () => loadList("routers", (r) => el("tr", { "data-name": r.name },
     statusCell(r.status), el("td", {}, r.name), el("td", { class: "code" }, r.rule),
+    el("td", {}, r.service), el("td", {}, (r.middlewares || []).join(", ")),
+    el("td", {}, (r.using || []).join(", ")), el("td", {}, r.priorityStr), errorsCell(r))),
+  tcprouters: () => loadList("tcprouters", (r) => el("tr", { "data-name": r.name },
+    statusCell(r.status), el("td", {}, r.name), el("td", { class: "code" }, r.rule),
+    el("td", {}, r.tls ? (r.tls.passthrough ? "passthrough" : "terminate") : "plain"),
     el("td", {}, r.service), el("td", {}, (r.middlewares || []).join(", ")),
     el("td", {}, (r.using || []).join(", ")), el("td", {}, r.priorityStr), errorsCell(r))),
   services: () => loadList("services", (s) => el("tr", { "data-name": s.name },
