@@ -7,6 +7,11 @@
 # the access log with a 16-line queue (overload: lines dropped and counted); and tracing at 100%
 # with the collector down (connection refused) and black-holed (a listener that accepts and never
 # reads): p99 within 5% of tracing off, spans dropped and counted.
+# Then the latency rows of must-show 3 at a fixed, non-saturating rate (PACED_RATE, default 15000
+# req/s; tests/src/bin/paced_load.rs, open loop, 32 connections on core 0): tracing off,
+# collector down, collector black-holed, healthy collector; ROUNDS (default 3) interleaved rounds,
+# medians. At saturation (the wrk rows) the p99 of every tracing row measures the CPU the spans
+# cost; at a fixed rate it measures what the collector's state adds to a request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10s}
@@ -17,6 +22,10 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 cargo build --release -p switchyard-proxy --bin switchyard-proxy --example otlp_sink >/dev/null
+cargo build -p switchyard-e2e --bin paced_load >/dev/null
+PACED=$PWD/target/debug/paced_load
+PACED_RATE=${PACED_RATE:-15000}
+ROUNDS=${ROUNDS:-3}
 P=$PWD/target/release/switchyard-proxy
 SINK=$PWD/target/release/examples/otlp_sink
 W=$(mktemp -d)
@@ -96,3 +105,39 @@ run "tracing 100%, collector down"; stop_proxy
 start_proxy --tracing.otlp.grpc.endpoint "http://127.0.0.1:$HOLE" --tracing.sampleRate 1
 run "tracing 100%, collector black-holed"; stop_proxy
 start_proxy;                 run "observability off (again)";       stop_proxy
+
+echo
+echo "paced $PACED_RATE req/s for $DUR, 32 connections, $ROUNDS interleaved rounds (latency from the due time):"
+PR=$W/paced.tsv; : >"$PR"
+for r in $(seq 1 "$ROUNDS"); do
+  for row in off down hole up; do
+    case $row in
+      off)  start_proxy ;;
+      down) start_proxy --tracing.otlp.grpc.endpoint "http://127.0.0.1:$DOWN" --tracing.sampleRate 1 ;;
+      hole) start_proxy --tracing.otlp.grpc.endpoint "http://127.0.0.1:$HOLE" --tracing.sampleRate 1 ;;
+      up)   start_proxy "${TR[@]}" ;;
+    esac
+    taskset -c 0 "$PACED" "127.0.0.1:$SY" "$PACED_RATE" 2 32 >/dev/null   # warm-up
+    line=$(taskset -c 0 "$PACED" "127.0.0.1:$SY" "$PACED_RATE" "${DUR%s}" 32)
+    printf '  round %s %-5s %s\n' "$r" "$row" "$line"
+    printf '%s\t%s\n' "$row" "$line" >>"$PR"
+    stop_proxy
+  done
+done
+python3 - "$PR" <<'PY'
+import sys, statistics
+rows = {}
+for l in open(sys.argv[1]):
+    name, line = l.rstrip("\n").split("\t")
+    kv = dict(p.split("=") for p in line.split())
+    rows.setdefault(name, []).append(kv)
+label = {"off": "tracing off", "down": "tracing 100%, collector down",
+         "hole": "tracing 100%, collector black-holed", "up": "tracing 100%, collector up"}
+med = lambda k, xs: statistics.median(float(x[k]) for x in xs)
+base = med("p99_ms", rows["off"])
+print("%-38s %9s %9s %9s %8s" % ("row (medians)", "p50 ms", "p99 ms", "p999 ms", "p99/off"))
+for name in ["off", "down", "hole", "up"]:
+    xs = rows[name]
+    print("%-38s %9.3f %9.3f %9.3f %7.1f%%" % (label[name], med("p50_ms", xs), med("p99_ms", xs),
+          med("p999_ms", xs), 100 * med("p99_ms", xs) / base))
+PY

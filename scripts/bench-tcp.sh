@@ -11,6 +11,8 @@
 #   passthrough  TLS routed by SNI (HostSNI(`bench.test`), tls.passthrough; HAProxy: req_ssl_sni),
 #                the backend terminates TLS (rustls, ECDSA P-256)
 #   plain        plain TCP (HostSNI(`*`); HAProxy: mode tcp default_backend)
+# Each row also prints the CPU time the proxy under test used during it (utime+stime from
+# /proc/PID/stat): CPU per MB or per connection is less sensitive to a loaded machine.
 # Rows: MB/s uploaded through the proxy by 8 connections (each byte is echoed back, so the proxy
 # moves it twice; the figure is one direction), and connections/s (64 workers: connect, 1-byte
 # echo, close) over plain TCP and over TLS passthrough.
@@ -50,10 +52,13 @@ tcp:
 YAML
 taskset -c 1 "$P" --config-file "$W/cfg.yaml" --entrypoint "pt=127.0.0.1:$SYPT" \
   --entrypoint "plain=127.0.0.1:$SYPL" --admin-addr "127.0.0.1:$SYADM" >"$W/proxy.log" 2>&1 &
+SYPID=$!
+BAPID=
 for _ in $(seq 1 600); do curl -sf "127.0.0.1:$SYADM/readyz" >/dev/null && break; sleep 0.1; done
 if [ -n "$BASELINE" ]; then
   taskset -c 1 "$BASELINE" --config-file "$W/cfg.yaml" --entrypoint "pt=127.0.0.1:$BAPT" \
     --entrypoint "plain=127.0.0.1:$BAPL" --admin-addr "127.0.0.1:$BAADM" >"$W/baseline.log" 2>&1 &
+  BAPID=$!
   for _ in $(seq 1 600); do curl -sf "127.0.0.1:$BAADM/readyz" >/dev/null && break; sleep 0.1; done
 fi
 
@@ -80,28 +85,35 @@ backend plain
   server s1 127.0.0.1:$BPLAIN
 CFG
 taskset -c 1 haproxy -f "$W/haproxy.cfg" -db >"$W/haproxy.log" 2>&1 &
+HAPID=$!
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for _ in $(seq 1 100); do up "$HAPL" && up "$SYPL" && break; sleep 0.1; done
 up "$HAPL" || { cat "$W/haproxy.log"; echo "haproxy did not start" >&2; exit 1; }
 up "$SYPL" || { cat "$W/proxy.log"; echo "switchyard-proxy did not start" >&2; exit 1; }
 
-row() { # label cmd...
-  printf '%-52s %s\n' "$1" "$(taskset -c 0 "${@:2}")"
+TCK=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+row() { # label pid cmd...: the figure, and the CPU time the proxy under test used for it
+  local before after out
+  before=$(cpu "$2")
+  out=$(taskset -c 0 "${@:3}")
+  after=$(cpu "$2")
+  printf '%-52s %-28s proxy CPU %ss\n' "$1" "$out" "$(awk -v a="$after" -v b="$before" -v t="$TCK" 'BEGIN { printf "%.2f", (a - b) / t }')"
 }
 # The baseline's rows (BASELINE set), right after the same row of this build.
 brow() { if [ -n "$BASELINE" ]; then row "$@"; fi; }
 echo "TCP routers, ${SECS}s per row, proxy on core 1, load and backends on core 0 ($(date -u +%F))"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-row "switchyard-proxy passthrough MB/s (8 conns)"  "$L" bytes "127.0.0.1:$SYPT" bench.test "$SECS" 8
-brow "baseline         passthrough MB/s (8 conns)"  "$L" bytes "127.0.0.1:$BAPT" bench.test "$SECS" 8
-row "haproxy        passthrough MB/s (8 conns)"    "$L" bytes "127.0.0.1:$HAPT" bench.test "$SECS" 8
-row "switchyard-proxy plain TCP MB/s (8 conns)"    "$L" bytes "127.0.0.1:$SYPL" - "$SECS" 8
-brow "baseline         plain TCP MB/s (8 conns)"    "$L" bytes "127.0.0.1:$BAPL" - "$SECS" 8
-row "haproxy        plain TCP MB/s (8 conns)"      "$L" bytes "127.0.0.1:$HAPL" - "$SECS" 8
-row "switchyard-proxy plain TCP connections/s (64)" "$L" conns "127.0.0.1:$SYPL" - "$SECS" 64
-brow "baseline         plain TCP connections/s (64)" "$L" conns "127.0.0.1:$BAPL" - "$SECS" 64
-row "haproxy        plain TCP connections/s (64)"   "$L" conns "127.0.0.1:$HAPL" - "$SECS" 64
-row "switchyard-proxy passthrough connections/s (64)" "$L" conns "127.0.0.1:$SYPT" bench.test "$SECS" 64
-brow "baseline         passthrough connections/s (64)" "$L" conns "127.0.0.1:$BAPT" bench.test "$SECS" 64
-row "haproxy        passthrough connections/s (64)"   "$L" conns "127.0.0.1:$HAPT" bench.test "$SECS" 64
+row "switchyard-proxy passthrough MB/s (8 conns)" "$SYPID"  "$L" bytes "127.0.0.1:$SYPT" bench.test "$SECS" 8
+brow "baseline         passthrough MB/s (8 conns)" "$BAPID"  "$L" bytes "127.0.0.1:$BAPT" bench.test "$SECS" 8
+row "haproxy        passthrough MB/s (8 conns)" "$HAPID"    "$L" bytes "127.0.0.1:$HAPT" bench.test "$SECS" 8
+row "switchyard-proxy plain TCP MB/s (8 conns)" "$SYPID"    "$L" bytes "127.0.0.1:$SYPL" - "$SECS" 8
+brow "baseline         plain TCP MB/s (8 conns)" "$BAPID"    "$L" bytes "127.0.0.1:$BAPL" - "$SECS" 8
+row "haproxy        plain TCP MB/s (8 conns)" "$HAPID"      "$L" bytes "127.0.0.1:$HAPL" - "$SECS" 8
+row "switchyard-proxy plain TCP connections/s (64)" "$SYPID" "$L" conns "127.0.0.1:$SYPL" - "$SECS" 64
+brow "baseline         plain TCP connections/s (64)" "$BAPID" "$L" conns "127.0.0.1:$BAPL" - "$SECS" 64
+row "haproxy        plain TCP connections/s (64)" "$HAPID"   "$L" conns "127.0.0.1:$HAPL" - "$SECS" 64
+row "switchyard-proxy passthrough connections/s (64)" "$SYPID" "$L" conns "127.0.0.1:$SYPT" bench.test "$SECS" 64
+brow "baseline         passthrough connections/s (64)" "$BAPID" "$L" conns "127.0.0.1:$BAPT" bench.test "$SECS" 64
+row "haproxy        passthrough connections/s (64)" "$HAPID"   "$L" conns "127.0.0.1:$HAPT" bench.test "$SECS" 64
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

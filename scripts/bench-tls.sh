@@ -12,6 +12,7 @@
 #               full TLS 1.3 handshake (wrk creates a fresh SSL object per connection and never
 #               resumes a session), so req/s = full handshakes/s (+ one proxied request each)
 #   keep-alive  wrk -c64 HTTPS keep-alive: request throughput over established TLS connections
+# Each row also prints the proxy's CPU µs per request (/proc/PID/stat; nginx: master + worker).
 # switchyard-proxy reads its config with --config-file, whose certFile/keyFile are paths (the
 # same upload path as `switchyard apply`). wrk connects to 127.0.0.1 without SNI, so both proxies
 # serve the certificate as their default one.
@@ -40,8 +41,13 @@ fi
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-cargo build "${CARGO_PROFILE[@]}" -p switchyard-proxy -p switchyard --bins >/dev/null
-cargo build "${CARGO_PROFILE[@]}" -p switchyard-e2e --bin tls_handshake_bench --bin dns01_bench >/dev/null
+# Build only what the part needs (termination: the proxy alone).
+if [ "$PART" = termination ]; then
+  cargo build "${CARGO_PROFILE[@]}" -p switchyard-proxy >/dev/null
+else
+  cargo build "${CARGO_PROFILE[@]}" -p switchyard-proxy -p switchyard --bins >/dev/null
+  cargo build "${CARGO_PROFILE[@]}" -p switchyard-e2e --bin tls_handshake_bench --bin dns01_bench >/dev/null
+fi
 P=$BIN/switchyard-proxy
 S=$BIN/switchyard
 W=$(mktemp -d)
@@ -104,26 +110,38 @@ echo $! >"$W/proxy.pid"
 for _ in $(seq 1 600); do curl -sf "127.0.0.1:$SYADM/readyz" >/dev/null && break; sleep 0.1; done
 curl -sfk --resolve "bench.test:$SY:127.0.0.1" "https://bench.test:$SY/" >/dev/null || { echo "proxy not serving"; cat "$W/proxy.log"; exit 1; }
 
-run() { # label url [extra wrk args]
-  local label=$1 url=$2; shift 2
+cpu_ticks() { # pids -> utime+stime ticks
+  local t=0 p
+  for p in $1; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done
+  echo "$t"
+}
+run() { # label pids url [extra wrk args]
+  local label=$1 pids=$2 url=$3; shift 3
   taskset -c 0 wrk -t1 -c64 -d2s "$@" "$url" >/dev/null   # warm-up
-  local out; out=$(taskset -c 0 wrk -t1 -c64 -d"$DUR" --latency "$@" "$url")
-  local rps p50 p99
+  local b a out; b=$(cpu_ticks "$pids")
+  out=$(taskset -c 0 wrk -t1 -c64 -d"$DUR" --latency "$@" "$url")
+  a=$(cpu_ticks "$pids")
+  local rps p50 p99 reqs cpu
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  printf '%-52s %12s %10s %10s\n' "$label" "$rps" "$p50" "$p99"
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  cpu=$(awk -v t=$((a - b)) -v hz="$(getconf CLK_TCK)" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+  printf '%-52s %12s %10s %10s %12s\n' "$label" "$rps" "$p50" "$p99" "$cpu"
   grep -q "Non-2xx" <<<"$out" && echo "  (non-2xx responses: $(grep Non-2xx <<<"$out"))" || true
   grep -q "Socket errors" <<<"$out" && echo "  ($(grep 'Socket errors' <<<"$out"))" || true
 }
 echo "$(nproc) cores; wrk -t1 -c64 -d$DUR on core 0; proxies on core 1; backend nginx on core 0"
 echo "certificate: ECDSA P-256 self-signed; TLS 1.3 (X25519, AES-128-GCM/ChaCha20 as negotiated)"
-printf '%-52s %12s %10s %10s\n' "target" "req/s" "p50" "p99"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-52s %12s %10s %10s %12s\n' "target" "req/s" "p50" "p99" "CPU us/req"
 H=(-H "Host: bench.test")
-run "nginx, full TLS 1.3 handshake per request" "https://127.0.0.1:$NGX/" "${H[@]}" -H "Connection: close"
-run "switchyard-proxy, full TLS 1.3 handshake per request" "https://127.0.0.1:$SY/" "${H[@]}" -H "Connection: close"
-run "nginx, HTTPS keep-alive" "https://127.0.0.1:$NGX/" "${H[@]}"
-run "switchyard-proxy, HTTPS keep-alive" "https://127.0.0.1:$SY/" "${H[@]}"
+NPIDS="$(cat "$W/n.pid") $(pgrep -P "$(cat "$W/n.pid")" | tr '\n' ' ')"
+SPID=$(cat "$W/proxy.pid")
+run "nginx, full TLS 1.3 handshake per request" "$NPIDS" "https://127.0.0.1:$NGX/" "${H[@]}" -H "Connection: close"
+run "switchyard-proxy, full TLS 1.3 handshake per request" "$SPID" "https://127.0.0.1:$SY/" "${H[@]}" -H "Connection: close"
+run "nginx, HTTPS keep-alive" "$NPIDS" "https://127.0.0.1:$NGX/" "${H[@]}"
+run "switchyard-proxy, HTTPS keep-alive" "$SPID" "https://127.0.0.1:$SY/" "${H[@]}"
 echo "switchyard-proxy handshakes counted: $(curl -s 127.0.0.1:$SYADM/metrics | grep '^switchyard_proxy_tls_handshakes_total' | tr '\n' ' ')"
 }
 

@@ -147,13 +147,16 @@ fn cluster_scope_holds_across_proxies_and_without_the_control_plane() {
   routers:
     cl: {{rule: "Host(`cluster.test`)", service: svc, middlewares: [cl]}}
     pp: {{rule: "Host(`proxy.test`)", service: svc, middlewares: [pp]}}
+    cn: {{rule: "Host(`cluster-n.test`)", service: svc, middlewares: [cn]}}
   middlewares:
     cl: {{rateLimit: {{average: 100, period: 1s, scope: cluster}}}}
     pp: {{rateLimit: {{average: 100, period: 1s}}}}
+    cn: {{rateLimit: {{average: {cn}, period: 1s, scope: cluster}}}}
   services:
     svc: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
 "#,
-        backend.url()
+        backend.url(),
+        cn = 100 * n
     );
     let v = apply_to(&c.endpoints(), &proxies[0], &doc);
     for p in &proxies {
@@ -203,6 +206,28 @@ fn cluster_scope_holds_across_proxies_and_without_the_control_plane() {
             pp_rate > 2.0 * cl_rate,
             "per-proxy scope: {pp_rate:.1}/s, expected ~300/s: {pp:?}"
         );
+    }
+
+    // Added latency at equal accepted rates (BENCHMARKS.md, printed, only with
+    // SWITCHYARD_RL_LATENCY set): cluster scope limited to n × 100/s (each proxy's share is
+    // ~100/s, as with proxy scope's 100/s each), alternated with proxy scope.
+    if std::env::var_os("SWITCHYARD_RL_LATENCY").is_some() {
+        load(&addrs, "cluster-n.test", Duration::from_secs(2));
+        for round in 1..=2 {
+            let (cn, mut cn_lat) = load_timed(&addrs, "cluster-n.test", window);
+            eprintln!(
+                "round {round}: scope cluster (limit {}/s): {:.1} accepted/s, {}",
+                100 * n,
+                rate(&cn, window),
+                latency_summary(&mut cn_lat)
+            );
+            let (pp, mut pp_lat) = load_timed(&addrs, "proxy.test", window);
+            eprintln!(
+                "round {round}: scope proxy (100/s each): {:.1} accepted/s, {}",
+                rate(&pp, window),
+                latency_summary(&mut pp_lat)
+            );
+        }
     }
 
     // The control plane goes away: each proxy keeps its last share and serves.

@@ -14,7 +14,7 @@
 //! * the whole-config checks whose inputs changed: service cycles (when a service's references
 //!   changed), chain cycles and nesting depth (when a chain's references changed), the `tls`
 //!   section (when a TLS option, store or certificate changed) and the `tcp` section (when a TCP
-//!   resource or a TLS option changed).
+//!   resource, a TLS option or a certificate resolver changed).
 //!
 //! Finding the referencing resources of a removal scans the routers (and services and
 //! middlewares); removals of referenced kinds are rare next to updates, and an update or
@@ -253,7 +253,7 @@ mod tests {
         let n = NAMES[name as usize % 3];
         let [x, y] = refs.map(|r| NAMES[r as usize % 3]);
         let variant = variant % 6;
-        match kind % 9 {
+        match kind % 10 {
             0 => set(
                 &mut cfg.http.routers,
                 n,
@@ -333,20 +333,35 @@ mod tests {
             6 => set(
                 &mut cfg.tcp.routers,
                 n,
-                match variant % 3 {
+                match variant % 4 {
                     0 => None,
                     1 => Some(json!({"rule": "HostSNI(`*`)", "service": x})),
-                    _ => Some(
+                    2 => Some(
                         json!({"rule": "HostSNI(`a.com`)", "service": x, "tls": {"options": y}}),
+                    ),
+                    _ => Some(
+                        json!({"rule": "HostSNI(`b.com`)", "service": x, "tls": {"certResolver": y}}),
                     ),
                 },
             ),
             7 => set(
                 &mut cfg.tcp.services,
                 n,
-                match variant % 2 {
+                match variant % 3 {
                     0 => None,
-                    _ => Some(json!({"loadBalancer": {"servers": [{"address": "127.0.0.1:1"}]}})),
+                    1 => Some(json!({"loadBalancer": {"servers": [{"address": "127.0.0.1:1"}]}})),
+                    _ => Some(
+                        json!({"loadBalancer": {"servers": [{"address": "127.0.0.1:1"}], "serversTransport": x}}),
+                    ),
+                },
+            ),
+            8 => set(
+                &mut cfg.tcp.servers_transports,
+                n,
+                match variant % 3 {
+                    0 => None,
+                    1 => Some(json!({"dialTimeout": "1s"})),
+                    _ => Some(json!({"dialTimeout": "-1s"})),
                 },
             ),
             _ => set(

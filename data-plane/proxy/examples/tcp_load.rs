@@ -111,9 +111,17 @@ async fn bytes_worker(addr: String, sni: String, until: Instant, count: Arc<Atom
         }
     });
     let chunk = vec![0x5au8; 64 * 1024];
+    // A write that cannot finish (a stalled peer) ends the worker shortly after the run
+    // instead of hanging it.
+    let deadline = tokio::time::Instant::from_std(until + Duration::from_secs(2));
     while Instant::now() < until {
-        if w.write_all(&chunk).await.is_err() {
-            break;
+        match tokio::time::timeout_at(deadline, w.write_all(&chunk)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {
+                eprintln!("tcp_load: a write to {addr} stalled past the end of the run");
+                break;
+            }
         }
     }
     let _ = w.shutdown().await;
@@ -128,18 +136,18 @@ async fn conns_worker(
     errors: Arc<AtomicU64>,
 ) {
     while Instant::now() < until {
-        let ok = async {
+        let one = async {
             let mut s = connect(&addr, &sni).await?;
             s.write_all(b"x").await?;
             let mut b = [0u8; 1];
             s.read_exact(&mut b).await?;
             s.shutdown().await?;
             Ok::<_, std::io::Error>(())
-        }
-        .await;
-        match ok {
-            Ok(()) => count.fetch_add(1, Ordering::Relaxed),
-            Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+        };
+        // A stalled connection counts as an error instead of hanging the worker.
+        match tokio::time::timeout(Duration::from_secs(10), one).await {
+            Ok(Ok(())) => count.fetch_add(1, Ordering::Relaxed),
+            _ => errors.fetch_add(1, Ordering::Relaxed),
         };
     }
 }

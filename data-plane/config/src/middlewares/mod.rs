@@ -66,6 +66,9 @@ pub enum CompiledMiddleware {
     StripPrefix {
         /// Prefixes, in order.
         prefixes: Vec<String>,
+        /// Each prefix's `X-Forwarded-Prefix` value (trimmed; `None`: not a valid header
+        /// value, a request it strips gets 400), built once.
+        headers: Vec<Option<http::HeaderValue>>,
         /// Trim one extra slash.
         force_slash: bool,
     },

@@ -12,6 +12,11 @@ pub(crate) fn compile(m: &Middleware) -> Result<CompiledMiddleware, FieldErrors>
         Middleware::AddPrefix(a) => Some(CompiledMiddleware::AddPrefix(a.prefix.clone())),
         Middleware::StripPrefix(s) => Some(CompiledMiddleware::StripPrefix {
             prefixes: s.prefixes.clone(),
+            headers: s
+                .prefixes
+                .iter()
+                .map(|p| http::HeaderValue::from_str(p.trim()).ok())
+                .collect(),
             force_slash: s.force_slash.unwrap_or(false),
         }),
         Middleware::StripPrefixRegex(s) => {

@@ -42,10 +42,11 @@ pub(crate) fn on_request(m: &Mw, req: &mut MwRequest<'_>) -> Result<(), ErrorKin
         }
         Mw::StripPrefix {
             prefixes,
+            headers,
             force_slash,
         } => {
             let raw = req.parts.uri.path();
-            for prefix in prefixes {
+            for (k, prefix) in prefixes.iter().enumerate() {
                 if let Some(at) = strip_decoded_prefix(raw, prefix) {
                     let rest = &raw[at..];
                     let new = if *force_slash {
@@ -53,8 +54,11 @@ pub(crate) fn on_request(m: &Mw, req: &mut MwRequest<'_>) -> Result<(), ErrorKin
                     } else {
                         ensure_leading_slash(rest).into_owned()
                     };
-                    let header =
-                        HeaderValue::from_str(prefix.trim()).map_err(|_| ErrorKind::BadRequest)?;
+                    let header = headers
+                        .get(k)
+                        .cloned()
+                        .flatten()
+                        .ok_or(ErrorKind::BadRequest)?;
                     rewrite_ok(&new, RewriteCheck::Clean)?;
                     set_path(req.parts, Cow::Owned(new))?;
                     req.parts.headers.append(X_FORWARDED_PREFIX.clone(), header);
@@ -223,10 +227,15 @@ pub(crate) fn set_path(parts: &mut Parts, path: Cow<'_, str>) -> Result<(), Erro
     } else {
         path
     };
-    let path = escape_path(&path);
+    let escaped = match escape_path(&path) {
+        Cow::Owned(e) => Some(e),
+        Cow::Borrowed(_) => None,
+    };
+    // Nothing to escape: the path as given (no copy when it is already owned).
+    let path = escaped.unwrap_or_else(|| path.into_owned());
     let pq = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
-        None => path.into_owned(),
+        None => path,
     };
     let pq = PathAndQuery::try_from(pq).map_err(|_| ErrorKind::BadRequest)?;
     let mut up = std::mem::take(&mut parts.uri).into_parts();

@@ -104,7 +104,7 @@ pub(crate) struct Runtime {
     pub default_cert: Arc<CertifiedKey>,
     /// HTTP-01 challenges are answered (a resolver uses `httpChallenge`, or one is pending).
     pub http01_enabled: bool,
-    /// `rateLimit` middlewares with `scope: cluster`, by name (see `control::limiter`).
+    /// `rateLimit` and `inFlightReq` middlewares with `scope: cluster`, by name (see `crate::limiter`).
     pub cluster_limiters: Vec<(String, Arc<Mw>)>,
     /// Request counters of this version, for rollouts (set by `Proxy::apply`).
     pub version_stats: Arc<crate::version_stats::VersionStats>,
