@@ -36,20 +36,8 @@ pub fn compile_check_change(
     next: &DynamicConfig,
     changed: &[(ResourceKind, &str)],
 ) -> Result<(), ConfigErrors> {
-    use ResourceKind as K;
     switchyard_config::validate_change(base, next, changed)?;
-    let tls = changed.iter().any(|(k, _)| {
-        !matches!(
-            k,
-            K::Router
-                | K::Service
-                | K::Middleware
-                | K::TcpRouter
-                | K::TcpService
-                | K::TcpMiddleware
-                | K::CertResolver
-        )
-    });
+    let tls = changed.iter().any(|(k, _)| k.touches_tls());
     if tls {
         switchyard_tls::compile(next, None)?;
     }

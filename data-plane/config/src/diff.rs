@@ -50,6 +50,24 @@ pub enum ResourceKind {
 }
 
 impl ResourceKind {
+    /// Whether a change of this kind can change what `switchyard_tls::compile` builds:
+    /// everything but HTTP and TCP routing resources and certificate resolvers (a router
+    /// matters only when it has a `tls` section, which callers check themselves). The control
+    /// plane's write check and the proxy's incremental compile both ask this.
+    pub fn touches_tls(self) -> bool {
+        use ResourceKind as K;
+        !matches!(
+            self,
+            K::Router
+                | K::Service
+                | K::Middleware
+                | K::TcpRouter
+                | K::TcpService
+                | K::TcpMiddleware
+                | K::CertResolver
+        )
+    }
+
     /// Every kind.
     pub const ALL: [ResourceKind; 17] = [
         ResourceKind::Router,

@@ -119,22 +119,6 @@ fn reads_headers(r: &Route) -> bool {
         .any(|m| matches!(m.kind, MatcherKind::Header | MatcherKind::HeaderRegexp))
 }
 
-/// Kinds whose change can change the TLS table (everything but HTTP and TCP routing
-/// resources and certificate resolvers; a router matters when it has a `tls` section).
-fn touches_tls(kind: ResourceKind) -> bool {
-    use ResourceKind as K;
-    !matches!(
-        kind,
-        K::Router
-            | K::Service
-            | K::Middleware
-            | K::TcpRouter
-            | K::TcpService
-            | K::TcpMiddleware
-            | K::CertResolver
-    )
-}
-
 impl Runtime {
     /// The runtime before any config (every request gets 404).
     pub(crate) fn empty(
@@ -243,7 +227,7 @@ impl Runtime {
         let tls_routers_changed = routers
             .iter()
             .any(|n| tls_router(&old.config, n) || tls_router(&cfg, n));
-        let tls_changed = tls_routers_changed || keys.iter().any(|(k, _)| touches_tls(*k));
+        let tls_changed = tls_routers_changed || keys.iter().any(|(k, _)| k.touches_tls());
         let tcp_changed = tls_changed
             || keys
                 .iter()
