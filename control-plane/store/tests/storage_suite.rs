@@ -15,6 +15,26 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
     }
 }
 
+/// Opens the store in `dir` again once the previous handles are gone. sled releases its file
+/// lock only when its last internal reference (its flusher thread's) is dropped, which can
+/// trail the handles the test dropped by a moment on a loaded machine (a restarted node is a
+/// new process: its lock went with the old one).
+async fn reopen(dir: &std::path::Path) -> (LogStore, StateMachineStore) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match switchyard_store::open(dir) {
+            Ok(s) => return s,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("reopen: {e}"),
+        }
+    }
+}
+
 #[test]
 fn openraft_storage_suite_passes_on_sled() {
     if let Err(e) = Suite::test_all(SledBuilder) {
@@ -42,7 +62,7 @@ async fn reopen_keeps_vote_log_and_snapshot() {
         assert_eq!(snap.meta.last_log_id, Some(lid(5)));
         log.save_committed(Some(lid(5))).await.expect("committed");
     }
-    let (mut log, mut sm) = switchyard_store::open(dir.path()).expect("reopen");
+    let (mut log, mut sm) = reopen(dir.path()).await;
     assert_eq!(log.read_vote().await.expect("vote"), Some(Vote::new(1, 1)));
     assert_eq!(log.read_committed().await.expect("c"), Some(lid(5)));
     let (applied, _) = sm.applied_state().await.expect("applied");
@@ -106,7 +126,7 @@ async fn a_batch_entry_replays_with_its_first_verdicts() {
         }
         other => panic!("unexpected {other:?}"),
     }
-    let (mut log, mut sm) = switchyard_store::open(dir.path()).expect("reopen");
+    let (mut log, mut sm) = reopen(dir.path()).await;
     let from_disk = log.try_get_log_entries(1..3).await.expect("read");
     assert_eq!(from_disk, entries);
     let replayed = sm.apply(from_disk).await.expect("replay");
