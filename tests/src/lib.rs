@@ -586,6 +586,43 @@ pub fn cli_stdin(endpoints: &str, args: &[&str], stdin: &str) -> CliOutput {
     run_cli(endpoints, args, Some(stdin))
 }
 
+/// Runs `switchyard --endpoints ENDPOINTS ARGS…` (with the harness cluster's credentials, as
+/// [`cli`] does) on a pseudo-terminal, through util-linux `script`: what a user at a terminal
+/// sees. The transcript (standard output and error, as the terminal got them, escape sequences
+/// included) is [`CliOutput::stdout`]. Arguments must not contain a single quote. A token is read
+/// by the shell from a file, so it never appears in the command line that failures print.
+pub fn cli_in_terminal(endpoints: &str, args: &[&str]) -> CliOutput {
+    let quote = |w: &str| {
+        assert!(!w.contains('\''), "cli_in_terminal: {w:?} holds a quote");
+        format!("'{w}'")
+    };
+    let mut line = vec![
+        quote(&switchyard_bin().display().to_string()),
+        "--endpoints".into(),
+        quote(endpoints),
+    ];
+    let token_dir = tempfile::tempdir().expect("tempdir");
+    if endpoints.starts_with("http://") {
+        line.push("--insecure".into());
+    } else if let Some(c) = creds_for(endpoints) {
+        let token = token_dir.path().join("token");
+        std::fs::write(&token, &c.token).expect("writing the token file");
+        line.push("--ca-cert".into());
+        line.push(quote(&c.ca.display().to_string()));
+        line.push(format!(
+            "--token \"$(cat {})\"",
+            quote(&token.display().to_string())
+        ));
+    }
+    line.extend(args.iter().map(|a| quote(a)));
+    run_binary(
+        Path::new("script"),
+        &["-q", "-e", "-c", &line.join(" "), "/dev/null"],
+        None,
+        CLI_TIMEOUT,
+    )
+}
+
 fn run_cli(endpoints: &str, args: &[&str], stdin: Option<&str>) -> CliOutput {
     let mut full: Vec<&str> = vec!["--endpoints", endpoints];
     // Plaintext endpoints are the harness's insecure clusters; https ones get their credentials

@@ -182,12 +182,9 @@ fn one_apply_is_one_trace_from_the_api_through_raft_to_every_proxy() {
         &router_doc("traced-two"),
     )
     .expect_success();
-    // (`--wait` then prints its summary line after the JSON document.)
-    let json: serde_json::Value = serde_json::Deserializer::from_str(&out.stdout)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no JSON output: {out}"))
-        .unwrap();
+    // (`--wait` prints its summary line on stderr: stdout is one JSON document.)
+    let json: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {out}"));
     assert_eq!(json["traceId"], CALLER_TRACE, "{out}");
     let version = json["version"].as_u64().unwrap();
     let spans = whole_trace(&rx, CALLER_TRACE);

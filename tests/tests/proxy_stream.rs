@@ -9,8 +9,8 @@ use std::process::Command;
 use switchyard_e2e::backends::HttpBackend;
 use switchyard_e2e::client::get;
 use switchyard_e2e::{
-    applied_version, apply_wait, get_proxies, host_route, proxy_entry, wait_attached, wait_until,
-    zoned_cluster, Proxy, ProxySpec, PROXY_SETTLE,
+    applied_version, apply_wait, cli_in_terminal, cli_stdin, get_proxies, host_route, proxy_entry,
+    wait_attached, wait_until, zoned_cluster, Proxy, ProxySpec, PROXY_SETTLE,
 };
 
 fn signal(p: &Proxy, sig: &str) {
@@ -83,6 +83,11 @@ fn route_applied_through_any_node_serves_on_both_proxies_and_apply_wait_waits_fo
             "apply --wait through node {} took {:.0?}",
             n.id, out.elapsed
         );
+        // Piped (not a terminal), the wait draws no progress line.
+        assert!(
+            !out.stderr.contains("ACKed") && !out.stderr.contains('\x1b'),
+            "no progress output when piped: {out}"
+        );
 
         // When apply --wait returned, both proxies had ACKed: no waiting from here on.
         let doc = get_proxies(&n.endpoint()).expect("get proxies");
@@ -128,9 +133,42 @@ fn route_applied_through_any_node_serves_on_both_proxies_and_apply_wait_waits_fo
     );
     assert!(pb.config_version().unwrap() >= v);
 
+    // With -o json, standard output is one JSON document; the final line goes to stderr.
+    let out = cli_stdin(
+        &c.nodes[2].endpoint(),
+        &["-o", "json", "apply", "-f", "-", "--wait=30s"],
+        &host_route("as-json", &backend),
+    )
+    .expect_success();
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {out}"));
+    let v = doc["version"].as_u64().unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        out.stderr
+            .contains(&format!("2 proxies at config version {v} or later")),
+        "{out}"
+    );
+
     // A proxy that cannot ACK (frozen with SIGSTOP: still connected, its TCP connection open)
     // makes apply --wait fail once its timeout passes, naming that proxy.
     signal(&pb, "-STOP");
+    // At a terminal the wait shows its progress by zone: p-b (zone b) never ACKs.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("route.yaml");
+    std::fs::write(&file, host_route("frozen-tty", &backend)).expect("writing the route");
+    let tty = cli_in_terminal(
+        &c.nodes[0].endpoint(),
+        &["apply", "-f", &file.display().to_string(), "--wait=2s"],
+    );
+    assert!(!tty.success(), "p-b cannot ACK: {tty}");
+    let v = applied_version(&tty).unwrap_or_else(|| panic!("the write committed: {tty}"));
+    let progress = format!("\x1b[2Kwaiting for config version {v}: ");
+    assert!(
+        tty.stdout.contains(&progress) && tty.stdout.contains("/2 proxies ACKed (a "),
+        "a progress line drawn in place: {tty}"
+    );
+    assert!(tty.stdout.contains(", b 0/1)"), "p-b shown behind: {tty}");
+    assert!(tty.stdout.contains("p-b"), "the error names p-b: {tty}");
     let out = apply_wait(
         &c.nodes[1].endpoint(),
         &host_route("frozen", &backend),

@@ -259,7 +259,8 @@ pub struct ApplyArgs {
     /// write or during the wait) has ACKed the new version (default timeout 30s); exit non-zero
     /// naming any proxy that NACKed it, or that did not ACK or was no longer attached in time. A
     /// control node that cannot be asked is named in a warning: its proxies are counted once
-    /// they re-attach to a reachable node.
+    /// they re-attach to a reachable node. On a terminal, a progress line (proxies ACKed / total,
+    /// by zone) is shown on stderr while waiting; with -o json|yaml the final line goes to stderr.
     #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "30s", require_equals = true)]
     pub wait: Option<String>,
     /// With --wait, only wait for proxies matching all of these (keys region, zone, cluster, id

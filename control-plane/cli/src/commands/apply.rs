@@ -144,6 +144,10 @@ pub async fn run(g: &Global, a: ApplyArgs) -> Result<ExitCode> {
             r.version,
             timeout,
             &selector,
+            match g.output {
+                Format::Table => super::proxies::Summary::Stdout,
+                _ => super::proxies::Summary::Stderr,
+            },
         )
         .await?;
     }

@@ -204,6 +204,46 @@ impl Waiter {
             .collect()
     }
 
+    /// The progress line of a wait: `waiting for config version V: A/T proxies ACKed (zone
+    /// a/t, …)`. Counts the proxies [`Waiter::judge`] waits on (so call it after `judge`); a
+    /// proxy waited on but not listed now counts as not ACKed, under zone `?`; proxies without a
+    /// zone are under `-`.
+    pub fn progress(&self, r: &ListProxiesResponse, version: u64, selector: &Selector) -> String {
+        let mut zones: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+        let mut listed = std::collections::BTreeSet::new();
+        for p in r.proxies.iter().filter(|p| selector.matches(p)) {
+            if !listed.insert(p.proxy_id.as_str()) {
+                continue;
+            }
+            let z = zones
+                .entry(if p.zone.is_empty() { "-" } else { &p.zone })
+                .or_default();
+            z.1 += 1;
+            if p.applied_version >= version {
+                z.0 += 1;
+            }
+        }
+        let gone = self
+            .expected
+            .iter()
+            .filter(|id| !listed.contains(id.as_str()))
+            .count();
+        if gone > 0 {
+            zones.entry("?").or_default().1 += gone;
+        }
+        let (acked, total) = zones
+            .values()
+            .fold((0, 0), |(a, t), (za, zt)| (a + za, t + zt));
+        let by_zone: Vec<String> = zones
+            .iter()
+            .map(|(z, (a, t))| format!("{z} {a}/{t}"))
+            .collect();
+        format!(
+            "waiting for config version {version}: {acked}/{total} proxies ACKed ({})",
+            by_zone.join(", ")
+        )
+    }
+
     /// Judges one list against `version`.
     pub fn judge(&mut self, r: &ListProxiesResponse, version: u64, selector: &Selector) -> Verdict {
         let matching: Vec<&ProxyStatus> =
@@ -248,37 +288,75 @@ pub async fn list_before(client: &mut crate::client::Client) -> Option<ListProxi
     list(client).await.ok()
 }
 
+/// Where the final line of [`wait_for_version`] goes: standard output after a table, standard
+/// error after a JSON or YAML document (standard output stays one clean document for `jq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Summary {
+    Stdout,
+    Stderr,
+}
+
 /// Polls the cluster's proxy list until every proxy waited on ([`Waiter`]) ACKed `version`, one
 /// NACKed it, or `timeout` passes. Control nodes that cannot be asked are named on stderr.
+/// When standard error is a terminal, a progress line (proxies ACKed / total, by zone; see
+/// [`Waiter::progress`]) is redrawn in place at each poll and erased at the end; piped, nothing
+/// but warnings and the final line is written.
 pub async fn wait_for_version(
     client: &mut crate::client::Client,
     before: Option<&ListProxiesResponse>,
     version: u64,
     timeout: Duration,
     selector: &Selector,
+    summary: Summary,
 ) -> Result<()> {
+    use std::io::{IsTerminal, Write};
     let deadline = Instant::now() + timeout;
     let mut w = Waiter::new(before, selector);
+    let live = std::io::stderr().is_terminal();
+    // Erases the progress line (a no-op when none was drawn).
+    let clear = |drawn: &mut bool| {
+        if std::mem::take(drawn) {
+            eprint!("\r\x1b[2K");
+            let _ = std::io::stderr().flush();
+        }
+    };
+    let mut drawn = false;
     loop {
         let r = list(client).await?;
-        for id in w.new_unreachable(&r) {
+        let unreachable = w.new_unreachable(&r);
+        if !unreachable.is_empty() {
+            clear(&mut drawn);
+        }
+        for id in unreachable {
             eprintln!(
                 "warning: control node {id} could not be asked; proxies attached only to it are counted once they re-attach to a reachable node"
             );
         }
-        let (behind, missing) = match w.judge(&r, version, selector) {
+        let verdict = w.judge(&r, version, selector);
+        if live {
+            eprint!("\r\x1b[2K{}", w.progress(&r, version, selector));
+            let _ = std::io::stderr().flush();
+            drawn = true;
+        }
+        let (behind, missing) = match verdict {
             Verdict::Done(n) => {
-                println!(
+                clear(&mut drawn);
+                let line = format!(
                     "{n} prox{} at config version {version} or later",
                     if n == 1 { "y" } else { "ies" }
                 );
+                match summary {
+                    Summary::Stdout => println!("{line}"),
+                    Summary::Stderr => eprintln!("{line}"),
+                }
                 return Ok(());
             }
             Verdict::Refused(refused) => {
+                clear(&mut drawn);
                 return Err(anyhow!(
                     "proxies refused config version {version}: {}",
                     refused.join("; ")
-                ))
+                ));
             }
             Verdict::Waiting { behind, missing } => (behind, missing),
         };
@@ -299,6 +377,7 @@ pub async fn wait_for_version(
                     w.warned.iter().collect::<Vec<_>>()
                 ));
             }
+            clear(&mut drawn);
             return Err(anyhow!(
                 "timed out after {timeout:?} waiting for config version {version}: {}",
                 why.join("; ")
@@ -374,6 +453,29 @@ mod tests {
         assert!(matches!(w.judge(&now, 5, &sel), Verdict::Waiting { .. }));
         let now = list(vec![p("a", 5, 0), p("b", 6, 0), p("c", 5, 0)], vec![]);
         assert_eq!(w.judge(&now, 5, &sel), Verdict::Done(3));
+    }
+
+    #[test]
+    fn progress_counts_acks_by_zone_and_proxies_gone_missing() {
+        let sel = Selector::default();
+        let mut b = p("b", 4, 0);
+        b.zone = "b".into();
+        let mut nozone = p("n", 5, 0);
+        nozone.zone.clear();
+        let before = list(vec![p("a", 4, 0), b.clone(), p("gone", 4, 0)], vec![]);
+        let mut w = Waiter::new(Some(&before), &sel);
+        let now = list(vec![p("a", 5, 0), b, nozone], vec![]);
+        assert!(matches!(w.judge(&now, 5, &sel), Verdict::Waiting { .. }));
+        assert_eq!(
+            w.progress(&now, 5, &sel),
+            "waiting for config version 5: 2/4 proxies ACKed (- 1/1, ? 0/1, a 1/1, b 0/1)"
+        );
+        let only_b = Selector::parse(Some("zone=b")).expect("selector");
+        let w = Waiter::new(None, &only_b);
+        assert_eq!(
+            w.progress(&now, 5, &only_b),
+            "waiting for config version 5: 0/1 proxies ACKed (b 0/1)"
+        );
     }
 
     #[test]
