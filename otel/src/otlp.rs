@@ -80,13 +80,18 @@ fn fixed32_field(out: &mut Vec<u8>, field: u32, v: u32) {
     }
 }
 
-/// A nested message: `body` writes it, its length is patched in front afterwards (the body is
-/// moved by the length's size, once).
+/// A nested message: `body` writes it after a one-byte length, patched afterwards (widened,
+/// moving the body once, when the body is 128 bytes or more).
 fn message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
     key(out, field, LEN);
     let at = out.len();
+    out.push(0);
     body(out);
-    let len = out.len() - at;
+    let len = out.len() - at - 1;
+    if len < 0x80 {
+        out[at] = len as u8;
+        return;
+    }
     let mut prefix = [0u8; 10];
     let mut n = 0;
     let mut v = len as u64;
@@ -97,7 +102,10 @@ fn message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
     }
     prefix[n] = v as u8;
     n += 1;
-    out.splice(at..at, prefix[..n].iter().copied());
+    let end = out.len();
+    out.resize(end + n - 1, 0);
+    out.copy_within(at + 1..end, at + n);
+    out[at..at + n].copy_from_slice(&prefix[..n]);
 }
 
 /// `AnyValue` (field numbers of `common.proto`).
@@ -513,9 +521,21 @@ mod tests {
 
     #[test]
     fn long_messages_get_multi_byte_lengths() {
-        let mut out = Vec::new();
-        message(&mut out, 1, |out| out.extend_from_slice(&[7u8; 300]));
-        assert_eq!(&out[..3], &[0x0a, 0xac, 0x02]);
-        assert_eq!(out.len(), 303);
+        for (n, prefix) in [
+            (0, &[0x0a, 0x00][..]),
+            (127, &[0x0a, 0x7f][..]),
+            (128, &[0x0a, 0x80, 0x01][..]),
+            (300, &[0x0a, 0xac, 0x02][..]),
+            (20_000, &[0x0a, 0xa0, 0x9c, 0x01][..]),
+        ] {
+            let mut out = vec![9];
+            message(&mut out, 1, |out| out.extend((0..n).map(|i| i as u8)));
+            assert_eq!(&out[1..1 + prefix.len()], prefix, "{n}");
+            assert_eq!(out.len(), 1 + prefix.len() + n);
+            assert!(out[1 + prefix.len()..]
+                .iter()
+                .enumerate()
+                .all(|(i, b)| *b == i as u8));
+        }
     }
 }
