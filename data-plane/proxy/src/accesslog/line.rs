@@ -331,6 +331,23 @@ fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
+/// An address as `Display` writes it (IPv4 by hand: it is most lines' client).
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_u64(out, o.into());
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{ip}");
+        }
+    }
+}
+
 fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
@@ -537,8 +554,11 @@ impl Record {
         match v {
             Val::Str(s) => out.extend_from_slice(s.as_bytes()),
             Val::Num(n) => push_u64(out, n),
-            Val::Ip(ip) => {
-                let _ = write!(out, "{ip}");
+            Val::Ip(ip) => push_ip(out, ip),
+            Val::Addr(SocketAddr::V4(a)) => {
+                push_ip(out, IpAddr::V4(*a.ip()));
+                out.push(b':');
+                push_u64(out, a.port().into());
             }
             Val::Addr(a) => {
                 let _ = write!(out, "{a}");
@@ -951,7 +971,7 @@ mod tests {
         for k in v.as_object().unwrap().keys() {
             keys.push((l.find(&format!("\"{k}\":")).unwrap(), k.clone()));
         }
-        assert_eq!(keys.len(), 36, "{l}");
+        assert_eq!(keys.len(), 38, "{l}");
         keys.sort();
         let in_line: Vec<&String> = keys.iter().map(|(_, k)| k).collect();
         let mut sorted = in_line.clone();
@@ -959,6 +979,25 @@ mod tests {
         assert_eq!(in_line, sorted);
         assert_eq!(v["downstream_Content-Type"], "text/plain");
         assert_eq!(v["SpanId"], "0202020202020202");
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for a in [
+            "10.0.0.1:34567",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "[::1]:80",
+        ] {
+            let a: SocketAddr = a.parse().unwrap();
+            let mut r = record();
+            r.peer = a;
+            let v: Value =
+                serde_json::from_str(&line(&r, Format::Json, &Fields::default())).unwrap();
+            assert_eq!(v["ClientAddr"], a.to_string());
+            assert_eq!(v["ClientHost"], a.ip().to_string());
+            assert_eq!(v["ClientPort"], a.port().to_string());
+        }
     }
 
     #[test]
