@@ -236,7 +236,13 @@ impl Obs {
                     String::from_utf8_lossy(host.as_bytes()).into_owned(),
                 ),
                 KeyValue::new("network.protocol.version", version_name(parts.version)),
-                KeyValue::new("client.address", cx.peer.ip().to_string()),
+                KeyValue::new(
+                    "client.address",
+                    match &cx.peer_ip {
+                        Some(ip) => StringValue::from(ip.clone()),
+                        None => cx.peer.ip().to_string().into(),
+                    },
+                ),
             ]);
             Box::new(Trace {
                 tracer: t.clone(),
