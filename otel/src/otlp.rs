@@ -351,30 +351,61 @@ impl GrpcExporter {
             .map_err(|e| EndpointError(endpoint, e.to_string()))?
             .timeout(timeout)
             .connect_lazy();
-        let mut metadata = MetadataMap::new();
-        for var in [
-            "OTEL_EXPORTER_OTLP_HEADERS",
-            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-        ] {
-            for pair in env(var).unwrap_or_default().split(',') {
-                let Some((k, v)) = pair.split_once('=') else {
-                    continue;
-                };
-                if let (Ok(k), Ok(v)) = (
-                    MetadataKey::from_bytes(k.trim().to_ascii_lowercase().as_bytes()),
-                    MetadataValue::try_from(v.trim()),
-                ) {
-                    metadata.insert(k, v);
-                }
-            }
-        }
         Ok(GrpcExporter {
             channel,
-            metadata,
+            metadata: metadata_from_env(env),
             resource: Vec::new(),
             schema_url: String::new(),
         })
     }
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS`, then `OTEL_EXPORTER_OTLP_TRACES_HEADERS` (its keys win):
+/// `key=value` pairs separated by `,`, values percent-decoded; malformed pairs are skipped.
+fn metadata_from_env(env: impl Fn(&str) -> Option<String>) -> MetadataMap {
+    let mut metadata = MetadataMap::new();
+    for var in [
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    ] {
+        for pair in env(var).unwrap_or_default().split(',') {
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
+            let v = percent_decode(v.trim());
+            if let (Ok(k), Ok(v)) = (
+                MetadataKey::from_bytes(k.trim().to_ascii_lowercase().as_bytes()),
+                MetadataValue::try_from(v.as_str()),
+            ) {
+                metadata.insert(k, v);
+            }
+        }
+    }
+    metadata
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl SpanExporter for GrpcExporter {
@@ -517,6 +548,20 @@ mod tests {
 
     fn resource_bytes(r: &Resource) -> Vec<u8> {
         resource(r)
+    }
+
+    #[test]
+    fn headers_from_the_environment() {
+        let env = |k: &str| match k {
+            "OTEL_EXPORTER_OTLP_HEADERS" => Some("Api-Key=a%20b, x-tenant=one,bad".to_string()),
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS" => Some("x-tenant=two".to_string()),
+            _ => None,
+        };
+        let m = metadata_from_env(env);
+        assert_eq!(m.get("api-key").unwrap(), "a b");
+        assert_eq!(m.get("x-tenant").unwrap(), "two");
+        assert_eq!(m.len(), 2);
+        assert!(metadata_from_env(|_| None).is_empty());
     }
 
     #[test]
