@@ -13,7 +13,8 @@
 //! | [`exposition`] | reads the OpenMetrics text `prometheus-client` writes (pure) |
 //! | [`propagation`] | W3C `traceparent`/`tracestate` in HTTP headers and in config messages |
 //!
-//! Export is OTLP over gRPC (tonic) or HTTP/protobuf. A slow, black-holed or absent collector
+//! Export is OTLP over gRPC (tonic; spans encoded by `otlp`, not by `opentelemetry-otlp`) or
+//! HTTP/protobuf (`opentelemetry-otlp`). A slow, black-holed or absent collector
 //! costs the caller nothing: a finished span is put in the queue with `try_send`, and one task
 //! exports batches with a deadline; a span that does not fit is dropped and counted
 //! ([`Counters::dropped`]).
