@@ -7,12 +7,14 @@
 //! |---|---|
 //! | [`config`] | [`TracingOptions`] from flags and the standard `OTEL_*` variables (pure) |
 //! | [`flags`] | [`TracingFlags`], the `--tracing.*` flags of both binaries |
+//! | `otlp` | the OTLP/gRPC span exporter: spans encoded straight to protobuf bytes |
 //! | `processor` | the span processor: a bounded queue, never waited on; drops are counted |
 //! | [`metrics`] | OTLP metrics: the `/metrics` series as instruments, pushed periodically |
 //! | [`exposition`] | reads the OpenMetrics text `prometheus-client` writes (pure) |
 //! | [`propagation`] | W3C `traceparent`/`tracestate` in HTTP headers and in config messages |
 //!
-//! Export is OTLP over gRPC (tonic) or HTTP/protobuf. A slow, black-holed or absent collector
+//! Export is OTLP over gRPC (tonic; spans encoded by `otlp`, not by `opentelemetry-otlp`) or
+//! HTTP/protobuf (`opentelemetry-otlp`). A slow, black-holed or absent collector
 //! costs the caller nothing: a finished span is put in the queue with `try_send`, and one task
 //! exports batches with a deadline; a span that does not fit is dropped and counted
 //! ([`Counters::dropped`]).
@@ -21,6 +23,7 @@ pub mod config;
 pub mod exposition;
 pub mod flags;
 pub mod metrics;
+mod otlp;
 mod processor;
 pub mod propagation;
 
@@ -41,6 +44,7 @@ pub use flags::TracingFlags;
 pub use metrics::{MetricsExport, MetricsFlags, MetricsOptions};
 pub use opentelemetry::trace::Span as SpanExt;
 pub use opentelemetry_sdk::trace::Span;
+pub use otlp::EndpointError;
 pub use processor::Counters;
 pub use propagation::{context_from_traceparent, inject, traceparent};
 
@@ -50,6 +54,9 @@ pub enum OtelError {
     /// The OTLP exporter refused its options.
     #[error("OTLP exporter: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    /// The OTLP/gRPC endpoint is not a URI.
+    #[error("OTLP exporter: {0}")]
+    Endpoint(#[from] otlp::EndpointError),
 }
 
 /// Who is tracing: `service.name` when neither the options nor `OTEL_SERVICE_NAME` set it,
@@ -92,15 +99,23 @@ impl Tracer {
         handle: &tokio::runtime::Handle,
     ) -> Result<Tracer, OtelError> {
         let _guard = handle.enter();
-        let mut exporter = match opts.protocol {
+        let resource = resource(opts, id.clone());
+        let processor = match opts.protocol {
             Protocol::Grpc => {
-                let mut b = opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_timeout(opts.export_timeout);
-                if let Some(e) = &opts.endpoint {
-                    b = b.with_endpoint(e.clone());
-                }
-                b.build()?
+                // Our own encoder (see `otlp`): the SDK's conversion and prost encoding cost
+                // most of a traced request.
+                let mut exporter =
+                    otlp::GrpcExporter::new(opts.endpoint.as_deref(), opts.export_timeout, |k| {
+                        std::env::var(k).ok()
+                    })?;
+                opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
+                processor::QueueProcessor::start(
+                    exporter,
+                    opts.queue,
+                    opts.export_timeout,
+                    counters,
+                    handle,
+                )
             }
             Protocol::HttpProtobuf => {
                 let mut b = opentelemetry_otlp::SpanExporter::builder()
@@ -111,18 +126,17 @@ impl Tracer {
                 if let Some(e) = &opts.endpoint {
                     b = b.with_endpoint(e.clone());
                 }
-                b.build()?
+                let mut exporter = b.build()?;
+                opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
+                processor::QueueProcessor::start(
+                    exporter,
+                    opts.queue,
+                    opts.export_timeout,
+                    counters,
+                    handle,
+                )
             }
         };
-        let resource = resource(opts, id.clone());
-        opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
-        let processor = processor::QueueProcessor::start(
-            exporter,
-            opts.queue,
-            opts.export_timeout,
-            counters,
-            handle,
-        );
         let mut pb = SdkTracerProvider::builder()
             .with_resource(resource)
             .with_span_processor(processor);

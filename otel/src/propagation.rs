@@ -55,12 +55,25 @@ pub fn traceparent(sc: &SpanContext) -> Option<String> {
     })
 }
 
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (b, o) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        o[0] = HEX[usize::from(b >> 4)];
+        o[1] = HEX[usize::from(b & 15)];
+    }
+}
+
 /// Sets `traceparent` (and `tracestate`) of `sc` on an outgoing request.
 pub fn inject(sc: &SpanContext, headers: &mut HeaderMap) {
-    let Some(tp) = traceparent(sc) else {
+    if !sc.is_valid() {
         return;
-    };
-    if let Ok(v) = HeaderValue::from_str(&tp) {
+    }
+    // `traceparent` written in place (no formatting machinery: this runs per request).
+    let mut tp = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex_into(&sc.trace_id().to_bytes(), &mut tp[3..35]);
+    hex_into(&sc.span_id().to_bytes(), &mut tp[36..52]);
+    hex_into(&[sc.trace_flags().to_u8()], &mut tp[53..55]);
+    if let Ok(v) = HeaderValue::from_bytes(&tp) {
         headers.insert(http::header::HeaderName::from_static("traceparent"), v);
     }
     let ts = sc.trace_state().header();

@@ -11,9 +11,8 @@
 //! ClientHost - ClientUsername [StartUTC] "Method Path Protocol" Status Size "Referer" "User-Agent" RequestCount "Router" "ServiceURL" Durationms
 //! ```
 
-use std::borrow::Cow;
 use std::io::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -53,8 +52,8 @@ pub(crate) struct Record {
     pub origin_status: Option<u16>,
     pub origin_duration: Option<Duration>,
     pub retries: u32,
-    /// `(TraceId, SpanId)` in hex.
-    pub trace: Option<(String, String)>,
+    /// `(TraceId, SpanId)` (written in hex).
+    pub trace: Option<([u8; 16], [u8; 8])>,
     pub status: u16,
     pub downstream_headers: Vec<(HeaderName, HeaderValue)>,
     pub duration: Duration,
@@ -63,19 +62,24 @@ pub(crate) struct Record {
 }
 
 /// Go's `textproto.CanonicalMIMEHeaderKey`: `x-request-id` → `X-Request-Id`.
+#[cfg(test)]
 pub(crate) fn canonical(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    canonical_into(name, &mut out);
+    out
+}
+
+/// [`canonical`] appended to `out`.
+fn canonical_into(name: &str, out: &mut String) {
     let mut up = true;
-    name.chars()
-        .map(|c| {
-            let out = if up {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            };
-            up = c == '-';
-            out
-        })
-        .collect()
+    for c in name.chars() {
+        out.push(if up {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        });
+        up = c == '-';
+    }
 }
 
 /// The headers of `all` that `fields` writes (with their mode).
@@ -101,68 +105,276 @@ pub(crate) fn select_headers(
     out
 }
 
-fn split_host_port(v: &str) -> (String, String) {
+fn split_host_port(v: &str) -> (&str, &str) {
     match v.rsplit_once(':') {
         Some((h, p))
             if !p.is_empty()
                 && p.bytes().all(|b| b.is_ascii_digit())
                 && (!h.contains(':') || (h.starts_with('[') && h.ends_with(']'))) =>
         {
-            (
-                h.trim_start_matches('[').trim_end_matches(']').to_string(),
-                p.to_string(),
-            )
+            (h.trim_start_matches('[').trim_end_matches(']'), p)
         }
-        _ => (v.to_string(), "-".to_string()),
+        _ => (v, "-"),
     }
 }
 
-/// A field's value: JSON strings and numbers are all a line holds.
-#[derive(Debug, Clone, PartialEq)]
+/// A core field of a line (Traefik's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    StartUtc,
+    StartLocal,
+    Duration,
+    ClientAddr,
+    ClientHost,
+    ClientPort,
+    ClientUsername,
+    RequestMethod,
+    RequestPath,
+    RequestProtocol,
+    RequestScheme,
+    RequestContentSize,
+    RequestCount,
+    EntryPointName,
+    RetryAttempts,
+    DownstreamStatus,
+    DownstreamContentSize,
+    RequestAddr,
+    RequestHost,
+    RequestPort,
+    TlsVersion,
+    TlsCipher,
+    RouterName,
+    ServiceName,
+    ServiceUrl,
+    ServiceAddr,
+    OriginStatus,
+    OriginContentSize,
+    OriginDuration,
+    Overhead,
+    TraceId,
+    SpanId,
+}
+
+/// Every core field.
+const FIELDS: [Field; 32] = [
+    Field::StartUtc,
+    Field::StartLocal,
+    Field::Duration,
+    Field::ClientAddr,
+    Field::ClientHost,
+    Field::ClientPort,
+    Field::ClientUsername,
+    Field::RequestMethod,
+    Field::RequestPath,
+    Field::RequestProtocol,
+    Field::RequestScheme,
+    Field::RequestContentSize,
+    Field::RequestCount,
+    Field::EntryPointName,
+    Field::RetryAttempts,
+    Field::DownstreamStatus,
+    Field::DownstreamContentSize,
+    Field::RequestAddr,
+    Field::RequestHost,
+    Field::RequestPort,
+    Field::TlsVersion,
+    Field::TlsCipher,
+    Field::RouterName,
+    Field::ServiceName,
+    Field::ServiceUrl,
+    Field::ServiceAddr,
+    Field::OriginStatus,
+    Field::OriginContentSize,
+    Field::OriginDuration,
+    Field::Overhead,
+    Field::TraceId,
+    Field::SpanId,
+];
+
+impl Field {
+    fn name(self) -> &'static str {
+        match self {
+            Field::StartUtc => "StartUTC",
+            Field::StartLocal => "StartLocal",
+            Field::Duration => "Duration",
+            Field::ClientAddr => "ClientAddr",
+            Field::ClientHost => "ClientHost",
+            Field::ClientPort => "ClientPort",
+            Field::ClientUsername => "ClientUsername",
+            Field::RequestMethod => "RequestMethod",
+            Field::RequestPath => "RequestPath",
+            Field::RequestProtocol => "RequestProtocol",
+            Field::RequestScheme => "RequestScheme",
+            Field::RequestContentSize => "RequestContentSize",
+            Field::RequestCount => "RequestCount",
+            Field::EntryPointName => "EntryPointName",
+            Field::RetryAttempts => "RetryAttempts",
+            Field::DownstreamStatus => "DownstreamStatus",
+            Field::DownstreamContentSize => "DownstreamContentSize",
+            Field::RequestAddr => "RequestAddr",
+            Field::RequestHost => "RequestHost",
+            Field::RequestPort => "RequestPort",
+            Field::TlsVersion => "TLSVersion",
+            Field::TlsCipher => "TLSCipher",
+            Field::RouterName => "RouterName",
+            Field::ServiceName => "ServiceName",
+            Field::ServiceUrl => "ServiceURL",
+            Field::ServiceAddr => "ServiceAddr",
+            Field::OriginStatus => "OriginStatus",
+            Field::OriginContentSize => "OriginContentSize",
+            Field::OriginDuration => "OriginDuration",
+            Field::Overhead => "Overhead",
+            Field::TraceId => "TraceId",
+            Field::SpanId => "SpanId",
+        }
+    }
+
+    fn bit(self) -> u64 {
+        1 << (self as u32)
+    }
+}
+
+/// What lines look like, computed once from the options (the writer keeps one): the format,
+/// the core fields kept (`fields.defaultMode` and `fields.names` applied once, not per line)
+/// and their JSON key order.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    format: Format,
+    keep_query: bool,
+    /// Bit `Field as u32`: the field is written.
+    kept: u64,
+    /// The kept fields, by name in byte order (Go's `encoding/json` writes a map sorted).
+    sorted: Vec<Field>,
+}
+
+impl Layout {
+    pub(crate) fn new(format: Format, fields: &Fields) -> Layout {
+        let mut sorted: Vec<Field> = FIELDS
+            .iter()
+            .copied()
+            .filter(|f| fields.keep(f.name()))
+            .collect();
+        sorted.sort_unstable_by_key(|f| f.name());
+        Layout {
+            format,
+            keep_query: fields.keep_query,
+            kept: sorted.iter().fold(0, |m, f| m | f.bit()),
+            sorted,
+        }
+    }
+
+    fn keeps(&self, f: Field) -> bool {
+        self.kept & f.bit() != 0
+    }
+}
+
+/// A text made once per second (a formatted time), reused for every line of that second.
+#[derive(Debug, Default)]
+struct PerSecond {
+    sec: Option<u64>,
+    text: String,
+}
+
+impl PerSecond {
+    fn get(&mut self, sec: u64, make: impl FnOnce(SystemTime) -> String) -> &str {
+        if self.sec != Some(sec) {
+            self.text = make(SystemTime::UNIX_EPOCH + Duration::from_secs(sec));
+            self.sec = Some(sec);
+        }
+        &self.text
+    }
+}
+
+/// What the writer reuses from line to line: formatted times per second (chrono's local time
+/// zone lookups and formatting run once a second, not per line) and the merged header list.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    start_utc: PerSecond,
+    start_local: PerSecond,
+    clf_utc: PerSecond,
+    clf_local: PerSecond,
+    now: PerSecond,
+    /// `(key, value)` of the header fields of the current line.
+    headers: Vec<(String, String)>,
+}
+
+/// A field's value.
+#[derive(Debug, Clone, Copy)]
 enum Val<'a> {
-    Str(Cow<'a, str>),
+    Str(&'a str),
     Num(u64),
+    /// Written as a string (no escaping needed).
+    Ip(IpAddr),
+    Addr(SocketAddr),
+    Port(u16),
+    /// `StartUTC` (true) or `StartLocal` (false), RFC 3339.
+    Start(bool),
+    Hex(&'a [u8]),
 }
 
-impl<'a> From<&'a str> for Val<'a> {
-    fn from(s: &'a str) -> Self {
-        Val::Str(Cow::Borrowed(s))
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// `n` in decimal.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// An address as `Display` writes it (IPv4 by hand: it is most lines' client).
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_u64(out, o.into());
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{ip}");
+        }
     }
 }
 
-impl From<String> for Val<'_> {
-    fn from(s: String) -> Self {
-        Val::Str(Cow::Owned(s))
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(HEX[usize::from(b >> 4)]);
+        out.push(HEX[usize::from(b & 15)]);
     }
 }
 
-impl From<u64> for Val<'_> {
-    fn from(n: u64) -> Self {
-        Val::Num(n)
+/// chrono's `SecondsFormat::AutoSi` fraction: none, 3, 6 or 9 digits.
+fn push_fraction(out: &mut Vec<u8>, nanos: u32) {
+    let (v, digits) = if nanos == 0 {
+        return;
+    } else if nanos.is_multiple_of(1_000_000) {
+        (nanos / 1_000_000, 3)
+    } else if nanos.is_multiple_of(1_000) {
+        (nanos / 1_000, 6)
+    } else {
+        (nanos, 9)
+    };
+    out.push(b'.');
+    let mut buf = [b'0'; 9];
+    let mut v = v;
+    for i in (0..digits).rev() {
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
     }
-}
-
-impl From<u32> for Val<'_> {
-    fn from(n: u32) -> Self {
-        Val::Num(n.into())
-    }
-}
-
-impl From<u16> for Val<'_> {
-    fn from(n: u16) -> Self {
-        Val::Num(n.into())
-    }
-}
-
-fn nanos(d: Duration) -> Val<'static> {
-    Val::Num(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-/// The fields of one line, by name (few: a linear search is the fastest map here).
-type Entries<'a> = Vec<(Cow<'a, str>, Val<'a>)>;
-
-fn get<'e>(entries: &'e Entries<'_>, key: &str) -> Option<&'e Val<'e>> {
-    entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    out.extend_from_slice(&buf[..digits]);
 }
 
 impl Record {
@@ -174,208 +386,338 @@ impl Record {
         }
     }
 
-    fn client_host(&self) -> Val<'_> {
-        match self.forwarded_for.as_ref().and_then(|v| v.to_str().ok()) {
-            Some(x) if !x.is_empty() => x.into(),
-            _ => self.peer.ip().to_string().into(),
-        }
+    fn host_str(&self) -> &str {
+        self.host.to_str().unwrap_or("")
     }
 
-    /// Every core field Traefik computes (before `fields` filtering).
-    fn core(&self, keep_query: bool) -> Vec<(&'static str, Val<'_>)> {
-        let utc = chrono::DateTime::<chrono::Utc>::from(self.start);
-        let local = chrono::DateTime::<chrono::Local>::from(self.start);
-        let host = self.host.to_str().unwrap_or("");
-        let mut v: Vec<(&'static str, Val<'_>)> = vec![
-            (
-                "StartUTC",
-                utc.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-                    .into(),
-            ),
-            (
-                "StartLocal",
-                local
-                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
-                    .into(),
-            ),
-            ("Duration", nanos(self.duration)),
-            ("ClientAddr", self.peer.to_string().into()),
-            ("ClientHost", self.client_host()),
-            ("ClientPort", self.peer.port().to_string().into()),
-            (
-                "ClientUsername",
-                self.username.as_deref().unwrap_or("-").into(),
-            ),
-            ("RequestMethod", self.method.as_str().into()),
-            ("RequestPath", self.path(keep_query).into()),
-            ("RequestProtocol", protocol(self.version).into()),
-            (
-                "RequestScheme",
-                if self.tls.is_some() { "https" } else { "http" }.into(),
-            ),
-            ("RequestContentSize", self.request_size.into()),
-            ("RequestCount", self.count.into()),
-            ("EntryPointName", (&*self.entrypoint).into()),
-            ("RetryAttempts", self.retries.into()),
-            ("DownstreamStatus", self.status.into()),
-            ("DownstreamContentSize", self.size.into()),
-        ];
-        if !host.is_empty() {
-            let (h, p) = split_host_port(host);
-            v.push(("RequestAddr", host.into()));
-            v.push(("RequestHost", h.into()));
-            v.push(("RequestPort", p.into()));
-        }
-        if let Some((version, cipher)) = self.tls {
-            v.push(("TLSVersion", version.into()));
-            v.push(("TLSCipher", cipher.into()));
-        }
-        if let Some(r) = &self.router {
-            v.push(("RouterName", (&**r).into()));
-        }
-        if let Some(s) = &self.service {
-            v.push(("ServiceName", (&**s).into()));
-        }
-        if let Some(u) = &self.server_url {
-            v.push(("ServiceURL", (&**u).into()));
-        }
-        if let Some(a) = &self.server_addr {
-            v.push(("ServiceAddr", (&**a).into()));
-        }
-        let mut overhead = self.duration;
-        if let Some(s) = self.origin_status {
-            v.push(("OriginStatus", s.into()));
-            v.push(("OriginContentSize", self.size.into()));
-        }
-        if let Some(d) = self.origin_duration {
-            v.push(("OriginDuration", nanos(d)));
-            overhead = overhead.saturating_sub(d);
-        }
-        v.push(("Overhead", nanos(overhead)));
-        if let Some((t, s)) = &self.trace {
-            v.push(("TraceId", t.as_str().into()));
-            v.push(("SpanId", s.as_str().into()));
-        }
-        v
-    }
-
-    /// The line (with its trailing newline) appended to `out`.
-    pub(crate) fn write(&self, format: Format, fields: &Fields, out: &mut Vec<u8>) {
-        let core = self.core(fields.keep_query);
-        let mut entries: Entries<'_> = Vec::with_capacity(core.len() + 8);
-        for (k, val) in core {
-            if fields.keep(k) {
-                entries.push((Cow::Borrowed(k), val));
+    /// The value of core field `f`, `None` when this request has none.
+    fn value(&self, f: Field, keep_query: bool) -> Option<Val<'_>> {
+        let host = || Some(self.host_str()).filter(|h| !h.is_empty());
+        Some(match f {
+            Field::StartUtc => Val::Start(true),
+            Field::StartLocal => Val::Start(false),
+            Field::Duration => Val::Num(nanos(self.duration)),
+            Field::ClientAddr => Val::Addr(self.peer),
+            Field::ClientHost => match self.forwarded_for.as_ref().and_then(|v| v.to_str().ok()) {
+                Some(x) if !x.is_empty() => Val::Str(x),
+                _ => Val::Ip(self.peer.ip()),
+            },
+            Field::ClientPort => Val::Port(self.peer.port()),
+            Field::ClientUsername => Val::Str(self.username.as_deref().unwrap_or("-")),
+            Field::RequestMethod => Val::Str(self.method.as_str()),
+            Field::RequestPath => Val::Str(self.path(keep_query)),
+            Field::RequestProtocol => Val::Str(protocol(self.version)),
+            Field::RequestScheme => Val::Str(if self.tls.is_some() { "https" } else { "http" }),
+            Field::RequestContentSize => Val::Num(self.request_size),
+            Field::RequestCount => Val::Num(self.count),
+            Field::EntryPointName => Val::Str(&self.entrypoint),
+            Field::RetryAttempts => Val::Num(self.retries.into()),
+            Field::DownstreamStatus => Val::Num(self.status.into()),
+            Field::DownstreamContentSize => Val::Num(self.size),
+            Field::RequestAddr => Val::Str(host()?),
+            Field::RequestHost => Val::Str(split_host_port(host()?).0),
+            Field::RequestPort => Val::Str(split_host_port(host()?).1),
+            Field::TlsVersion => Val::Str(self.tls?.0),
+            Field::TlsCipher => Val::Str(self.tls?.1),
+            Field::RouterName => Val::Str(self.router.as_deref()?),
+            Field::ServiceName => Val::Str(self.service.as_deref()?),
+            Field::ServiceUrl => Val::Str(self.server_url.as_deref()?),
+            Field::ServiceAddr => Val::Str(self.server_addr.as_deref()?),
+            Field::OriginStatus => Val::Num(self.origin_status?.into()),
+            Field::OriginContentSize => {
+                self.origin_status?;
+                Val::Num(self.size)
             }
-        }
-        for (prefix, list) in [
+            Field::OriginDuration => Val::Num(nanos(self.origin_duration?)),
+            Field::Overhead => Val::Num(nanos(
+                self.duration
+                    .saturating_sub(self.origin_duration.unwrap_or_default()),
+            )),
+            Field::TraceId => Val::Hex(&self.trace.as_ref()?.0),
+            Field::SpanId => Val::Hex(&self.trace.as_ref()?.1),
+        })
+    }
+
+    /// The header fields (`request_X`, `downstream_X`, several values joined with `,`) into
+    /// `list`, sorted by key.
+    fn header_fields(&self, list: &mut Vec<(String, String)>) {
+        list.clear();
+        for (prefix, headers) in [
             ("request_", &self.request_headers),
             ("downstream_", &self.downstream_headers),
         ] {
-            for (name, value) in list {
-                let key = format!("{prefix}{}", canonical(name.as_str()));
+            for (name, value) in headers {
+                let mut key = String::with_capacity(prefix.len() + name.as_str().len());
+                key.push_str(prefix);
+                canonical_into(name.as_str(), &mut key);
                 let value = String::from_utf8_lossy(value.as_bytes());
-                match entries.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, Val::Str(s))) if s != "REDACTED" => {
-                        let s = s.to_mut();
+                match list.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, s)) if s != "REDACTED" => {
                         s.push(',');
                         s.push_str(&value);
                     }
                     Some(_) => {}
-                    None => entries.push((Cow::Owned(key), Val::Str(value))),
+                    None => list.push((key, value.into_owned())),
                 }
             }
         }
-        match format {
-            Format::Json => {
-                entries.push(("level".into(), "info".into()));
-                entries.push(("msg".into(), "".into()));
-                entries.push((
-                    "time".into(),
-                    chrono::Local::now()
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-                        .into(),
-                ));
-                // Sorted keys, as Go's encoding/json writes a map (logrus's JSON formatter).
-                entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                out.push(b'{');
-                for (i, (k, v)) in entries.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    json_str(out, k);
-                    out.push(b':');
-                    match v {
-                        Val::Str(s) => json_str(out, s),
-                        Val::Num(n) => {
-                            let _ = write!(out, "{n}");
-                        }
-                    }
-                }
-                out.extend_from_slice(b"}\n");
+        list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    }
+
+    /// The line (with its trailing newline) appended to `out`.
+    #[cfg(test)]
+    pub(crate) fn write(&self, format: Format, fields: &Fields, out: &mut Vec<u8>) {
+        self.write_with(&Layout::new(format, fields), &mut Scratch::default(), out);
+    }
+
+    /// The line appended to `out`, with the writer's layout and scratch.
+    pub(crate) fn write_with(&self, lay: &Layout, sc: &mut Scratch, out: &mut Vec<u8>) {
+        let mut headers = std::mem::take(&mut sc.headers);
+        self.header_fields(&mut headers);
+        match lay.format {
+            Format::Json => self.json(lay, sc, &headers, out),
+            Format::Common | Format::GenericClf => self.clf(lay, sc, &headers, out),
+        }
+        sc.headers = headers;
+    }
+
+    fn json(
+        &self,
+        lay: &Layout,
+        sc: &mut Scratch,
+        headers: &[(String, String)],
+        out: &mut Vec<u8>,
+    ) {
+        out.push(b'{');
+        for &f in &lay.sorted {
+            let Some(v) = self.value(f, lay.keep_query) else {
+                continue;
+            };
+            if out.last() != Some(&b'{') {
+                out.push(b',');
             }
-            Format::Common | Format::GenericClf => self.clf(format, &entries, out),
+            out.push(b'"');
+            out.extend_from_slice(f.name().as_bytes());
+            out.extend_from_slice(b"\":");
+            self.json_val(v, sc, out);
+        }
+        // Core keys start with an upper-case letter: in byte order they come first, then
+        // `downstream_*`, `level`, `msg`, `request_*`, `time`.
+        let field = |k: &str, v: &str, out: &mut Vec<u8>| {
+            if out.last() != Some(&b'{') {
+                out.push(b',');
+            }
+            json_str(out, k);
+            out.push(b':');
+            json_str(out, v);
+        };
+        let split = headers.partition_point(|(k, _)| k.as_str() < "level");
+        for (k, v) in &headers[..split] {
+            field(k, v, out);
+        }
+        field("level", "info", out);
+        field("msg", "", out);
+        for (k, v) in &headers[split..] {
+            field(k, v, out);
+        }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let time = sc.now.get(now, |t| {
+            chrono::DateTime::<chrono::Local>::from(t)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        });
+        field("time", time, out);
+        out.extend_from_slice(b"}\n");
+    }
+
+    fn json_val(&self, v: Val<'_>, sc: &mut Scratch, out: &mut Vec<u8>) {
+        match v {
+            Val::Str(s) => json_str(out, s),
+            Val::Num(n) => push_u64(out, n),
+            Val::Hex(b) => {
+                out.push(b'"');
+                push_hex(out, b);
+                out.push(b'"');
+            }
+            other => {
+                out.push(b'"');
+                self.display(other, sc, out);
+                out.push(b'"');
+            }
         }
     }
 
-    fn clf(&self, format: Format, map: &Entries<'_>, out: &mut Vec<u8>) {
-        let plain = |k: &str| -> Cow<'_, str> {
-            match get(map, k) {
-                Some(Val::Str(s)) if !s.is_empty() => Cow::Borrowed(s.as_ref()),
-                Some(Val::Str(_)) | None => "-".into(),
-                Some(Val::Num(n)) => n.to_string().into(),
+    /// A value as plain text (no quoting, no escaping).
+    fn display(&self, v: Val<'_>, sc: &mut Scratch, out: &mut Vec<u8>) {
+        match v {
+            Val::Str(s) => out.extend_from_slice(s.as_bytes()),
+            Val::Num(n) => push_u64(out, n),
+            Val::Ip(ip) => push_ip(out, ip),
+            Val::Addr(SocketAddr::V4(a)) => {
+                push_ip(out, IpAddr::V4(*a.ip()));
+                out.push(b':');
+                push_u64(out, a.port().into());
+            }
+            Val::Addr(a) => {
+                let _ = write!(out, "{a}");
+            }
+            Val::Port(p) => push_u64(out, p.into()),
+            Val::Hex(b) => push_hex(out, b),
+            Val::Start(utc) => self.rfc3339(utc, sc, out),
+        }
+    }
+
+    /// `StartUTC` / `StartLocal`: RFC 3339 with the sub-second digits there are.
+    fn rfc3339(&self, utc: bool, sc: &mut Scratch, out: &mut Vec<u8>) {
+        let full = || {
+            if utc {
+                chrono::DateTime::<chrono::Utc>::from(self.start)
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            } else {
+                chrono::DateTime::<chrono::Local>::from(self.start)
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
             }
         };
-        let quoted = |k: &str| -> Cow<'_, str> {
-            match get(map, k) {
-                Some(Val::Str(s)) if !s.is_empty() => {
-                    format!("\"{}\"", s.replace('"', "\\\"")).into()
-                }
-                Some(Val::Str(_)) | None => "\"-\"".into(),
-                Some(Val::Num(n)) => n.to_string().into(),
-            }
+        let Ok(d) = self.start.duration_since(SystemTime::UNIX_EPOCH) else {
+            out.extend_from_slice(full().as_bytes());
+            return;
         };
-        let timestamp = if get(map, "StartUTC").is_some() {
-            chrono::DateTime::<chrono::Utc>::from(self.start)
-                .format("%d/%b/%Y:%H:%M:%S %z")
-                .to_string()
-        } else if get(map, "StartLocal").is_some() {
-            chrono::DateTime::<chrono::Local>::from(self.start)
-                .format("%d/%b/%Y:%H:%M:%S %z")
-                .to_string()
+        let cache = if utc {
+            &mut sc.start_utc
         } else {
-            "-".into()
+            &mut sc.start_local
         };
-        let _ = write!(
-            out,
-            "{} - {} [{}] \"{} {} {}\" {} {} {} {}",
-            plain("ClientHost"),
-            plain("ClientUsername"),
-            timestamp,
-            plain("RequestMethod"),
-            plain("RequestPath"),
-            plain("RequestProtocol"),
-            plain("DownstreamStatus"),
-            plain("DownstreamContentSize"),
-            quoted("request_Referer"),
-            quoted("request_User-Agent"),
-        );
-        if format == Format::Common {
-            let millis = if get(map, "Duration").is_some() {
-                self.duration.as_millis()
+        // `YYYY-MM-DDTHH:MM:SS` then the offset (`Z`, `+01:00`).
+        let text = cache.get(d.as_secs(), |t| {
+            if utc {
+                chrono::DateTime::<chrono::Utc>::from(t)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            } else {
+                chrono::DateTime::<chrono::Local>::from(t)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            }
+        });
+        match text.as_bytes().get(19) {
+            Some(b'Z' | b'+' | b'-') => {
+                out.extend_from_slice(&text.as_bytes()[..19]);
+                push_fraction(out, d.subsec_nanos());
+                out.extend_from_slice(&text.as_bytes()[19..]);
+            }
+            _ => out.extend_from_slice(full().as_bytes()),
+        }
+    }
+
+    fn clf(&self, lay: &Layout, sc: &mut Scratch, headers: &[(String, String)], out: &mut Vec<u8>) {
+        let get = |f: Field| {
+            if lay.keeps(f) {
+                self.value(f, lay.keep_query)
+            } else {
+                None
+            }
+        };
+        let header = |k: &str| {
+            headers
+                .binary_search_by(|(key, _)| key.as_str().cmp(k))
+                .ok()
+                .map(|i| Val::Str(&headers[i].1))
+        };
+        let plain = |v: Option<Val<'_>>, sc: &mut Scratch, out: &mut Vec<u8>| match v {
+            Some(Val::Str("")) | None => out.push(b'-'),
+            Some(v) => self.display(v, sc, out),
+        };
+        let quoted = |v: Option<Val<'_>>, sc: &mut Scratch, out: &mut Vec<u8>| match v {
+            Some(Val::Str("")) | None => out.extend_from_slice(b"\"-\""),
+            Some(Val::Num(n)) => push_u64(out, n),
+            Some(Val::Str(s)) => {
+                out.push(b'"');
+                for (i, part) in s.split('"').enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(b"\\\"");
+                    }
+                    out.extend_from_slice(part.as_bytes());
+                }
+                out.push(b'"');
+            }
+            Some(v) => {
+                out.push(b'"');
+                self.display(v, sc, out);
+                out.push(b'"');
+            }
+        };
+        plain(get(Field::ClientHost), sc, out);
+        out.extend_from_slice(b" - ");
+        plain(get(Field::ClientUsername), sc, out);
+        out.extend_from_slice(b" [");
+        self.clf_time(lay, sc, out);
+        out.extend_from_slice(b"] \"");
+        plain(get(Field::RequestMethod), sc, out);
+        out.push(b' ');
+        plain(get(Field::RequestPath), sc, out);
+        out.push(b' ');
+        plain(get(Field::RequestProtocol), sc, out);
+        out.extend_from_slice(b"\" ");
+        plain(get(Field::DownstreamStatus), sc, out);
+        out.push(b' ');
+        plain(get(Field::DownstreamContentSize), sc, out);
+        out.push(b' ');
+        quoted(header("request_Referer"), sc, out);
+        out.push(b' ');
+        quoted(header("request_User-Agent"), sc, out);
+        if lay.format == Format::Common {
+            out.push(b' ');
+            plain(get(Field::RequestCount), sc, out);
+            out.push(b' ');
+            quoted(get(Field::RouterName), sc, out);
+            out.push(b' ');
+            quoted(get(Field::ServiceUrl), sc, out);
+            out.push(b' ');
+            let millis = if lay.keeps(Field::Duration) {
+                u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX)
             } else {
                 0
             };
-            let _ = write!(
-                out,
-                " {} {} {} {}ms",
-                plain("RequestCount"),
-                quoted("RouterName"),
-                quoted("ServiceURL"),
-                millis
-            );
+            push_u64(out, millis);
+            out.extend_from_slice(b"ms");
         }
         out.push(b'\n');
+    }
+
+    /// `[12/Jun/2017:15:04:05 +0000]`'s inside: UTC when `StartUTC` is kept, else local time
+    /// when `StartLocal` is, else `-`.
+    fn clf_time(&self, lay: &Layout, sc: &mut Scratch, out: &mut Vec<u8>) {
+        const CLF: &str = "%d/%b/%Y:%H:%M:%S %z";
+        let utc = if lay.keeps(Field::StartUtc) {
+            true
+        } else if lay.keeps(Field::StartLocal) {
+            false
+        } else {
+            out.push(b'-');
+            return;
+        };
+        let format = |t: SystemTime| {
+            if utc {
+                chrono::DateTime::<chrono::Utc>::from(t)
+                    .format(CLF)
+                    .to_string()
+            } else {
+                chrono::DateTime::<chrono::Local>::from(t)
+                    .format(CLF)
+                    .to_string()
+            }
+        };
+        match self.start.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => {
+                let cache = if utc {
+                    &mut sc.clf_utc
+                } else {
+                    &mut sc.clf_local
+                };
+                out.extend_from_slice(cache.get(d.as_secs(), format).as_bytes());
+            }
+            Err(_) => out.extend_from_slice(format(self.start).as_bytes()),
+        }
     }
 }
 
@@ -391,9 +733,15 @@ fn protocol(v: Version) -> &'static str {
     }
 }
 
-/// `s` as a JSON string (serde_json's escaping).
+/// `s` as a JSON string (serde_json's escaping; most strings need none).
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    let _ = serde_json::to_writer(&mut *out, s);
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 #[cfg(test)]
@@ -477,8 +825,8 @@ mod tests {
         r.tls = Some(("1.3", "TLS_AES_128_GCM_SHA256"));
         r.retries = 2;
         r.trace = Some((
-            "0af7651916cd43dd8448eb211c80319c".into(),
-            "b7ad6b7169203331".into(),
+            0x0af7651916cd43dd8448eb211c80319c_u128.to_be_bytes(),
+            0xb7ad6b7169203331_u64.to_be_bytes(),
         ));
         let mut fields = Fields::default();
         fields.set_header("User-Agent=keep").unwrap();
@@ -507,6 +855,7 @@ mod tests {
         assert_eq!(v["RetryAttempts"], 2);
         assert_eq!(v["TLSVersion"], "1.3");
         assert_eq!(v["TraceId"], "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(v["SpanId"], "b7ad6b7169203331");
         assert_eq!(v["StartUTC"], "2017-06-12T15:04:05.123Z");
         assert_eq!(v["request_User-Agent"], "curl/8.0");
         assert_eq!(v["request_Referer"], "REDACTED");
@@ -573,6 +922,84 @@ mod tests {
         assert_eq!(v["request_X-A"], "1,2");
     }
 
+    /// The per-second caches and the hand-written fraction give chrono's text exactly.
+    #[test]
+    fn times_match_chrono() {
+        let mut r = record();
+        let mut sc = Scratch::default();
+        for nanos in [
+            0,
+            5,
+            1_000,
+            120_000_000,
+            123_456_000,
+            123_456_789,
+            999_999_999,
+        ] {
+            for secs in [0, 1_497_279_845, 1_497_279_846] {
+                r.start = SystemTime::UNIX_EPOCH + Duration::new(secs, nanos);
+                for utc in [true, false] {
+                    let mut out = Vec::new();
+                    r.rfc3339(utc, &mut sc, &mut out);
+                    let want = if utc {
+                        chrono::DateTime::<chrono::Utc>::from(r.start)
+                            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                    } else {
+                        chrono::DateTime::<chrono::Local>::from(r.start)
+                            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+                    };
+                    assert_eq!(String::from_utf8(out).unwrap(), want);
+                }
+            }
+        }
+    }
+
+    /// Every core field, header fields and `level`/`msg`/`time` in byte order, as the
+    /// sort of the whole map would give.
+    #[test]
+    fn json_keys_are_in_byte_order() {
+        let mut r = record();
+        r.tls = Some(("1.3", "TLS_AES_128_GCM_SHA256"));
+        r.trace = Some(([1; 16], [2; 8]));
+        r.downstream_headers = vec![(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        )];
+        let l = line(&r, Format::Json, &Fields::default());
+        let mut keys = Vec::new();
+        let v: Value = serde_json::from_str(&l).unwrap();
+        for k in v.as_object().unwrap().keys() {
+            keys.push((l.find(&format!("\"{k}\":")).unwrap(), k.clone()));
+        }
+        assert_eq!(keys.len(), 38, "{l}");
+        keys.sort();
+        let in_line: Vec<&String> = keys.iter().map(|(_, k)| k).collect();
+        let mut sorted = in_line.clone();
+        sorted.sort();
+        assert_eq!(in_line, sorted);
+        assert_eq!(v["downstream_Content-Type"], "text/plain");
+        assert_eq!(v["SpanId"], "0202020202020202");
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for a in [
+            "10.0.0.1:34567",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "[::1]:80",
+        ] {
+            let a: SocketAddr = a.parse().unwrap();
+            let mut r = record();
+            r.peer = a;
+            let v: Value =
+                serde_json::from_str(&line(&r, Format::Json, &Fields::default())).unwrap();
+            assert_eq!(v["ClientAddr"], a.to_string());
+            assert_eq!(v["ClientHost"], a.ip().to_string());
+            assert_eq!(v["ClientPort"], a.port().to_string());
+        }
+    }
+
     #[test]
     fn canonical_names() {
         assert_eq!(canonical("x-request-id"), "X-Request-Id");
@@ -581,8 +1008,8 @@ mod tests {
 
     #[test]
     fn host_port() {
-        assert_eq!(split_host_port("a.com"), ("a.com".into(), "-".into()));
-        assert_eq!(split_host_port("[::1]:80"), ("::1".into(), "80".into()));
-        assert_eq!(split_host_port("::1"), ("::1".into(), "-".into()));
+        assert_eq!(split_host_port("a.com"), ("a.com", "-"));
+        assert_eq!(split_host_port("[::1]:80"), ("::1", "80"));
+        assert_eq!(split_host_port("::1"), ("::1", "-"));
     }
 }

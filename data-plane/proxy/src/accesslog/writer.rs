@@ -21,7 +21,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc::{self, error::TryRecvError};
 
 use super::config::{Fields, Filters, Format};
-use super::line::Record;
+use super::line::{Layout, Record, Scratch};
 
 /// Longest time a queued line waits for the writer.
 pub(crate) const TICK: Duration = Duration::from_millis(50);
@@ -63,6 +63,8 @@ impl Writer {
         };
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut failing = false;
+        let layout = Layout::new(self.format, &self.fields);
+        let mut scratch = Scratch::default();
         loop {
             let mut wrote = false;
             let closed = loop {
@@ -75,7 +77,7 @@ impl Writer {
                 match msg {
                     Msg::Line(r) => {
                         if self.filters.keep(r.status, r.retries, r.duration) {
-                            r.write(self.format, &self.fields, &mut buf);
+                            r.write_with(&layout, &mut scratch, &mut buf);
                             self.lines.inc();
                         }
                     }

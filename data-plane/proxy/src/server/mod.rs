@@ -56,6 +56,9 @@ pub(crate) struct ConnCtx {
     /// Entry point index.
     pub ep: usize,
     pub peer: SocketAddr,
+    /// `peer`'s IP as text, made once per connection when tracing is on (the server span's
+    /// `client.address`).
+    pub peer_ip: Option<Arc<str>>,
     /// The client IP as a header value (X-Forwarded-For, X-Real-Ip).
     pub client_ip: HeaderValue,
     /// Whether `X-Forwarded-*` from this client are trusted.
@@ -454,6 +457,10 @@ pub(crate) async fn accept_loop(
                 let ip = crate::forwarded::unmap(peer.ip());
                 let client_ip = HeaderValue::from_str(&ip.to_string())
                     .unwrap_or_else(|_| HeaderValue::from_static(""));
+                let peer_ip = shared
+                    .tracing
+                    .is_some()
+                    .then(|| Arc::from(peer.ip().to_string()));
                 let shared = shared.clone();
                 let drain = drain_rx.clone();
                 let builder = builder.clone();
@@ -488,6 +495,7 @@ pub(crate) async fn accept_loop(
                         shared,
                         ep,
                         peer,
+                        peer_ip,
                         client_ip,
                         trusted,
                         tls: matches!(accepted, Accepted::Tls(_)),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Response};
 use opentelemetry::trace::{Span as _, SpanContext, SpanKind, Status};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, KeyValue, StringValue};
 use opentelemetry_sdk::trace::Span;
 
 use super::ConnCtx;
@@ -83,17 +83,18 @@ impl Upstream {
         self.origin_status = None;
         self.origin_start = Some(Instant::now());
         if let Some((t, parent)) = &self.trace {
-            let span = t.child(
-                "ReverseProxy",
-                SpanKind::Client,
-                parent,
-                vec![
-                    KeyValue::new("http.request.method", method.to_string()),
-                    KeyValue::new("url.full", server.url.to_string()),
-                    KeyValue::new("server.address", server.authority.as_str().to_string()),
-                    KeyValue::new("traefik.service.name", service.to_string()),
-                ],
-            );
+            // Room for the status code or error type set when the attempt ends.
+            let mut attrs = Vec::with_capacity(6);
+            attrs.extend([
+                KeyValue::new("http.request.method", method_value(method)),
+                KeyValue::new("url.full", StringValue::from(server.url.clone())),
+                KeyValue::new(
+                    "server.address",
+                    StringValue::from(server.authority_str.clone()),
+                ),
+                KeyValue::new("traefik.service.name", StringValue::from(service.clone())),
+            ]);
+            let span = t.child("ReverseProxy", SpanKind::Client, parent, attrs);
             crate::otel::inject(span.span_context(), headers);
             self.span = Some(span);
         }
@@ -173,6 +174,26 @@ fn method_name(m: &http::Method) -> &'static str {
     }
 }
 
+/// `http.request.method`: a static string for the standard methods.
+fn method_value(m: &http::Method) -> StringValue {
+    match method_name(m) {
+        "_OTHER" => m.to_string().into(),
+        name => name.into(),
+    }
+}
+
+/// `network.protocol.version`: the version's `Debug` text, static.
+fn version_name(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_11 => "HTTP/1.1",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
 /// A request's observations (see the module documentation).
 #[derive(Default)]
 pub(crate) struct Obs {
@@ -202,18 +223,27 @@ impl Obs {
         .unwrap_or_else(|| HeaderValue::from_static(""));
         let trace = shared.tracing.as_ref().map(|t| {
             let scheme = if cx.tls { "https" } else { "http" };
-            let attrs = vec![
-                KeyValue::new("entry_point", ep.name.to_string()),
-                KeyValue::new("http.request.method", parts.method.to_string()),
+            // Room for every attribute the span gets (router, service, status, server URL,
+            // resend count): the list is never grown.
+            let mut attrs = Vec::with_capacity(12);
+            attrs.extend([
+                KeyValue::new("entry_point", StringValue::from(ep.name.clone())),
+                KeyValue::new("http.request.method", method_value(&parts.method)),
                 KeyValue::new("url.path", parts.uri.path().to_string()),
                 KeyValue::new("url.scheme", scheme),
                 KeyValue::new(
                     "server.address",
                     String::from_utf8_lossy(host.as_bytes()).into_owned(),
                 ),
-                KeyValue::new("network.protocol.version", format!("{:?}", parts.version)),
-                KeyValue::new("client.address", cx.peer.ip().to_string()),
-            ];
+                KeyValue::new("network.protocol.version", version_name(parts.version)),
+                KeyValue::new(
+                    "client.address",
+                    match &cx.peer_ip {
+                        Some(ip) => StringValue::from(ip.clone()),
+                        None => cx.peer.ip().to_string().into(),
+                    },
+                ),
+            ]);
             Box::new(Trace {
                 tracer: t.clone(),
                 parent: t.extract(&parts.headers),
@@ -289,11 +319,13 @@ impl Obs {
             r.router = Some(rr.name.clone());
         }
         if let Some(t) = &mut self.trace {
-            t.attrs
-                .push(KeyValue::new("traefik.router.name", rr.name.to_string()));
+            t.attrs.push(KeyValue::new(
+                "traefik.router.name",
+                StringValue::from(rr.name.clone()),
+            ));
             t.attrs.push(KeyValue::new(
                 "traefik.service.name",
-                rr.service.name.to_string(),
+                StringValue::from(rr.service.name.clone()),
             ));
             let tracer = t.tracer.clone();
             let sc = t.start().span_context().clone();
@@ -325,7 +357,7 @@ impl Obs {
             if let Some(s) = &up.server {
                 span.set_attribute(KeyValue::new(
                     "traefik.service.server.url",
-                    s.url.to_string(),
+                    StringValue::from(s.url.clone()),
                 ));
             }
             if retries > 0 {
@@ -346,14 +378,14 @@ impl Obs {
             r.service = up.service.clone();
             if let Some(s) = &up.server {
                 r.server_url = Some(s.url.clone());
-                r.server_addr = Some(Arc::from(s.authority.as_str()));
+                r.server_addr = Some(s.authority_str.clone());
             }
             r.origin_status = up.origin_status;
             r.retries = retries;
             if let Some(sp) = &span {
                 let sc = sp.span_context();
                 if sc.is_sampled() {
-                    r.trace = Some((sc.trace_id().to_string(), sc.span_id().to_string()));
+                    r.trace = Some((sc.trace_id().to_bytes(), sc.span_id().to_bytes()));
                 }
             }
             (al, r)

@@ -87,6 +87,8 @@ pub(crate) struct Server {
     pub parsed: ServerUrl,
     /// `parsed.authority`, pre-parsed for request URIs.
     pub authority: Authority,
+    /// `authority` as a string (access log `ServiceAddr`, span `server.address`).
+    pub authority_str: Arc<str>,
     /// `parsed.authority` as a Host header (`passHostHeader: false`).
     pub host_header: HeaderValue,
     pub preserve_path: bool,
@@ -286,6 +288,7 @@ impl LoadBalancer {
             servers.push(Arc::new(Server {
                 url: Arc::from(s.url.as_str()),
                 parsed,
+                authority_str: Arc::from(authority.as_str()),
                 authority,
                 host_header,
                 preserve_path: s.preserve_path.unwrap_or(false),

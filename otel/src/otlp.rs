@@ -1,0 +1,586 @@
+//! The OTLP/gRPC span exporter: finished spans are encoded straight from the SDK's
+//! [`SpanData`] to the protobuf bytes of an `ExportTraceServiceRequest` and sent with tonic as
+//! one unary `TraceService/Export` call per batch.
+//!
+//! Why not `opentelemetry-otlp`'s tonic exporter: per span it clones the `SpanData`, converts
+//! it to the generated `opentelemetry-proto` structs (a `String` per attribute key and value,
+//! `Vec`s for ids) and prost then encodes the nested messages, computing each level's length
+//! again at every level above it. Measured with callgrind on the proxy (two spans a request),
+//! that conversion and encoding were ~50k of the ~65k instructions tracing added per request;
+//! this encoder writes every field once, the resource once per exporter (its bytes are
+//! cached) and allocates nothing per span but the batch buffer's growth. The bytes decode to
+//! exactly what `opentelemetry-proto`'s conversion gives (see the tests).
+//!
+//! The endpoint is resolved as `opentelemetry-otlp` does (the option,
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`, `http://localhost:4317`);
+//! `OTEL_EXPORTER_OTLP_TRACES_HEADERS` / `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k2=v2`) are sent
+//! as gRPC metadata. The channel connects lazily: an absent collector fails exports, not the
+//! start.
+
+use std::time::SystemTime;
+
+use opentelemetry::trace::{SpanId, SpanKind, Status};
+use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::Resource;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::transport::Channel;
+
+/// Protobuf wire types.
+const VARINT: u32 = 0;
+const I64: u32 = 1;
+const LEN: u32 = 2;
+const I32: u32 = 5;
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn key(out: &mut Vec<u8>, field: u32, wire: u32) {
+    varint(out, u64::from(field << 3 | wire));
+}
+
+fn bytes_field(out: &mut Vec<u8>, field: u32, b: &[u8]) {
+    key(out, field, LEN);
+    varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// A proto3 string field (left out when empty, as prost does).
+fn str_field(out: &mut Vec<u8>, field: u32, s: &str) {
+    if !s.is_empty() {
+        bytes_field(out, field, s.as_bytes());
+    }
+}
+
+fn u32_field(out: &mut Vec<u8>, field: u32, v: u32) {
+    if v != 0 {
+        key(out, field, VARINT);
+        varint(out, u64::from(v));
+    }
+}
+
+fn fixed64_field(out: &mut Vec<u8>, field: u32, v: u64) {
+    if v != 0 {
+        key(out, field, I64);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+fn fixed32_field(out: &mut Vec<u8>, field: u32, v: u32) {
+    if v != 0 {
+        key(out, field, I32);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// A nested message: `body` writes it after a one-byte length, patched afterwards (widened,
+/// moving the body once, when the body is 128 bytes or more).
+fn message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
+    key(out, field, LEN);
+    let at = out.len();
+    out.push(0);
+    body(out);
+    let len = out.len() - at - 1;
+    if len < 0x80 {
+        out[at] = len as u8;
+        return;
+    }
+    let mut prefix = [0u8; 10];
+    let mut n = 0;
+    let mut v = len as u64;
+    while v >= 0x80 {
+        prefix[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    prefix[n] = v as u8;
+    n += 1;
+    let end = out.len();
+    out.resize(end + n - 1, 0);
+    out.copy_within(at + 1..end, at + n);
+    out[at..at + n].copy_from_slice(&prefix[..n]);
+}
+
+/// `AnyValue` (field numbers of `common.proto`).
+fn any_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::String(s) => bytes_field(out, 1, s.as_str().as_bytes()),
+        Value::Bool(b) => {
+            key(out, 2, VARINT);
+            varint(out, u64::from(*b));
+        }
+        Value::I64(i) => {
+            key(out, 3, VARINT);
+            varint(out, *i as u64);
+        }
+        Value::F64(f) => {
+            key(out, 4, I64);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        Value::Array(a) => message(out, 5, |out| match a {
+            Array::Bool(vs) => vs
+                .iter()
+                .for_each(|v| message(out, 1, |out| any_value(out, &Value::Bool(*v)))),
+            Array::I64(vs) => vs
+                .iter()
+                .for_each(|v| message(out, 1, |out| any_value(out, &Value::I64(*v)))),
+            Array::F64(vs) => vs
+                .iter()
+                .for_each(|v| message(out, 1, |out| any_value(out, &Value::F64(*v)))),
+            Array::String(vs) => vs
+                .iter()
+                .for_each(|v| message(out, 1, |out| bytes_field(out, 1, v.as_str().as_bytes()))),
+            _ => {}
+        }),
+        _ => {}
+    }
+}
+
+/// A repeated `KeyValue` field.
+fn attribute(out: &mut Vec<u8>, field: u32, k: &str, v: &Value) {
+    message(out, field, |out| {
+        str_field(out, 1, k);
+        message(out, 2, |out| any_value(out, v));
+    });
+}
+
+fn attributes(out: &mut Vec<u8>, field: u32, kvs: &[KeyValue]) {
+    for kv in kvs {
+        attribute(out, field, kv.key.as_str(), &kv.value);
+    }
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// `SpanFlags`: the trace flags, "has is-remote" and "is remote".
+fn flags(remote: bool, trace_flags: u8) -> u32 {
+    u32::from(trace_flags) | 0x100 | if remote { 0x200 } else { 0 }
+}
+
+fn kind(k: &SpanKind) -> u32 {
+    match k {
+        SpanKind::Internal => 1,
+        SpanKind::Server => 2,
+        SpanKind::Client => 3,
+        SpanKind::Producer => 4,
+        SpanKind::Consumer => 5,
+    }
+}
+
+/// One `Span` message's body.
+fn span(out: &mut Vec<u8>, s: &SpanData) {
+    let sc = &s.span_context;
+    bytes_field(out, 1, &sc.trace_id().to_bytes());
+    bytes_field(out, 2, &sc.span_id().to_bytes());
+    let state = sc.trace_state().header();
+    str_field(out, 3, &state);
+    if s.parent_span_id != SpanId::INVALID {
+        bytes_field(out, 4, &s.parent_span_id.to_bytes());
+    }
+    str_field(out, 5, &s.name);
+    u32_field(out, 6, kind(&s.span_kind));
+    fixed64_field(out, 7, nanos(s.start_time));
+    fixed64_field(out, 8, nanos(s.end_time));
+    attributes(out, 9, &s.attributes);
+    u32_field(out, 10, s.dropped_attributes_count);
+    for e in s.events.iter() {
+        message(out, 11, |out| {
+            fixed64_field(out, 1, nanos(e.timestamp));
+            str_field(out, 2, &e.name);
+            attributes(out, 3, &e.attributes);
+            u32_field(out, 4, e.dropped_attributes_count);
+        });
+    }
+    u32_field(out, 12, s.events.dropped_count);
+    for l in s.links.iter() {
+        message(out, 13, |out| {
+            let lc = &l.span_context;
+            bytes_field(out, 1, &lc.trace_id().to_bytes());
+            bytes_field(out, 2, &lc.span_id().to_bytes());
+            str_field(out, 3, &lc.trace_state().header());
+            attributes(out, 4, &l.attributes);
+            u32_field(out, 5, l.dropped_attributes_count);
+            fixed32_field(out, 6, flags(lc.is_remote(), lc.trace_flags().to_u8()));
+        });
+    }
+    u32_field(out, 14, s.links.dropped_count);
+    message(out, 15, |out| match &s.status {
+        Status::Unset => {}
+        Status::Ok => u32_field(out, 3, 1),
+        Status::Error { description } => {
+            str_field(out, 2, description);
+            u32_field(out, 3, 2);
+        }
+    });
+    fixed32_field(
+        out,
+        16,
+        flags(s.parent_span_is_remote, sc.trace_flags().to_u8()),
+    );
+}
+
+fn scope(out: &mut Vec<u8>, scope: &InstrumentationScope) {
+    str_field(out, 1, scope.name());
+    str_field(out, 2, scope.version().unwrap_or(""));
+    for kv in scope.attributes() {
+        attribute(out, 3, kv.key.as_str(), &kv.value);
+    }
+}
+
+/// The `Resource` message body of `r` (encoded once per exporter).
+fn resource(r: &Resource) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in r.iter() {
+        attribute(&mut out, 1, k.as_str(), v);
+    }
+    out
+}
+
+/// The `ExportTraceServiceRequest` of `spans`: one `ResourceSpans`, one `ScopeSpans` per
+/// instrumentation scope (in order of first appearance).
+pub(crate) fn encode_request(
+    resource: &[u8],
+    schema_url: &str,
+    spans: &[SpanData],
+    out: &mut Vec<u8>,
+) {
+    let mut scopes: Vec<&InstrumentationScope> = Vec::new();
+    for s in spans {
+        if !scopes.contains(&&s.instrumentation_scope) {
+            scopes.push(&s.instrumentation_scope);
+        }
+    }
+    message(out, 1, |out| {
+        message(out, 1, |out| out.extend_from_slice(resource));
+        for sc in scopes {
+            message(out, 2, |out| {
+                message(out, 1, |out| scope(out, sc));
+                for s in spans.iter().filter(|s| s.instrumentation_scope == *sc) {
+                    message(out, 2, |out| span(out, s));
+                }
+                str_field(out, 3, sc.schema_url().unwrap_or(""));
+            });
+        }
+        str_field(out, 3, schema_url);
+    });
+}
+
+/// Sends already encoded bytes; reads no response field (an OK status is a success).
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+#[derive(Debug)]
+struct RawEncoder;
+
+#[derive(Debug)]
+struct RawDecoder;
+
+impl Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use bytes::BufMut as _;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = ();
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+        use bytes::Buf as _;
+        let n = src.remaining();
+        src.advance(n);
+        Ok(Some(()))
+    }
+}
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = ();
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+/// The OTLP/gRPC span exporter (see the module documentation).
+#[derive(Debug)]
+pub(crate) struct GrpcExporter {
+    channel: Channel,
+    metadata: MetadataMap,
+    resource: Vec<u8>,
+    schema_url: String,
+}
+
+/// Why the exporter could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid OTLP endpoint {0:?}: {1}")]
+pub struct EndpointError(String, String);
+
+impl GrpcExporter {
+    /// A lazily connecting exporter (call inside a Tokio runtime).
+    pub(crate) fn new(
+        endpoint: Option<&str>,
+        timeout: std::time::Duration,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<GrpcExporter, EndpointError> {
+        let endpoint = endpoint
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            .unwrap_or_else(|| "http://localhost:4317".to_string());
+        let channel = Channel::from_shared(endpoint.clone())
+            .map_err(|e| EndpointError(endpoint, e.to_string()))?
+            .timeout(timeout)
+            .connect_lazy();
+        Ok(GrpcExporter {
+            channel,
+            metadata: metadata_from_env(env),
+            resource: Vec::new(),
+            schema_url: String::new(),
+        })
+    }
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS`, then `OTEL_EXPORTER_OTLP_TRACES_HEADERS` (its keys win):
+/// `key=value` pairs separated by `,`, values percent-decoded; malformed pairs are skipped.
+fn metadata_from_env(env: impl Fn(&str) -> Option<String>) -> MetadataMap {
+    let mut metadata = MetadataMap::new();
+    for var in [
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    ] {
+        for pair in env(var).unwrap_or_default().split(',') {
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
+            let v = percent_decode(v.trim());
+            if let (Ok(k), Ok(v)) = (
+                MetadataKey::from_bytes(k.trim().to_ascii_lowercase().as_bytes()),
+                MetadataValue::try_from(v.as_str()),
+            ) {
+                metadata.insert(k, v);
+            }
+        }
+    }
+    metadata
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl SpanExporter for GrpcExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let mut body = Vec::with_capacity(batch.len() * 400 + self.resource.len() + 64);
+        encode_request(&self.resource, &self.schema_url, &batch, &mut body);
+        drop(batch);
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        grpc.ready()
+            .await
+            .map_err(|e| OTelSdkError::InternalFailure(format!("OTLP channel: {e}")))?;
+        let mut req = tonic::Request::new(body);
+        *req.metadata_mut() = self.metadata.clone();
+        let path = http::uri::PathAndQuery::from_static(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        );
+        grpc.unary::<Vec<u8>, (), RawCodec>(req, path, RawCodec)
+            .await
+            .map(|_| ())
+            .map_err(|e| OTelSdkError::InternalFailure(format!("OTLP export: {e}")))
+    }
+
+    fn set_resource(&mut self, r: &Resource) {
+        self.resource = resource(r);
+        self.schema_url = r.schema_url().unwrap_or("").to_string();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::borrow::Cow;
+    use std::time::Duration;
+
+    use opentelemetry::trace::{SpanContext, TraceFlags, TraceId, TraceState};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+    use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+    use prost::Message as _;
+
+    use super::*;
+
+    fn data(name: &'static str, remote: bool, status: Status, scope: &str) -> SpanData {
+        let mut events = SpanEvents::default();
+        events.events.push(opentelemetry::trace::Event::new(
+            "ev",
+            SystemTime::UNIX_EPOCH + Duration::from_nanos(5),
+            vec![KeyValue::new("e", 1.5)],
+            0,
+        ));
+        let mut links = SpanLinks::default();
+        links.links.push(opentelemetry::trace::Link::new(
+            SpanContext::new(
+                TraceId::from(7),
+                SpanId::from(8),
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::from_key_value([("k", "v")]).unwrap(),
+            ),
+            vec![KeyValue::new("l", true)],
+            1,
+        ));
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(0x0af7651916cd43dd8448eb211c80319c),
+                SpanId::from(0xb7ad6b7169203331),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: if remote {
+                SpanId::from(42)
+            } else {
+                SpanId::INVALID
+            },
+            parent_span_is_remote: remote,
+            span_kind: SpanKind::Server,
+            name: Cow::Borrowed(name),
+            start_time: SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789),
+            end_time: SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_223_456_789),
+            attributes: vec![
+                KeyValue::new("http.request.method", "GET"),
+                KeyValue::new("url.path", String::from("/a")),
+                KeyValue::new(
+                    "traefik.router.name",
+                    opentelemetry::StringValue::from(std::sync::Arc::<str>::from("r@file")),
+                ),
+                KeyValue::new("http.response.status_code", 200_i64),
+                KeyValue::new("neg", -3_i64),
+                KeyValue::new("empty", ""),
+                KeyValue::new(
+                    "list",
+                    Value::Array(Array::String(vec!["a".into(), "b".into()])),
+                ),
+                KeyValue::new("ints", Value::Array(Array::I64(vec![1, -2]))),
+            ],
+            dropped_attributes_count: 2,
+            events,
+            links,
+            status,
+            instrumentation_scope: InstrumentationScope::builder(scope.to_string())
+                .with_version("1.0")
+                .build(),
+        }
+    }
+
+    /// The bytes decode to what `opentelemetry-proto`'s conversion makes.
+    #[test]
+    fn encoding_matches_the_generated_messages() {
+        let resource = Resource::builder()
+            .with_service_name("svc")
+            .with_attributes([KeyValue::new("service.instance.id", "p1")])
+            .build();
+        let spans = vec![
+            data("GET", true, Status::Unset, "a"),
+            data("ReverseProxy", false, Status::error("boom"), "a"),
+            data("x", false, Status::Ok, "b"),
+        ];
+        let mut out = Vec::new();
+        encode_request(&resource_bytes(&resource), "", &spans, &mut out);
+        let mine = ExportTraceServiceRequest::decode(out.as_slice()).unwrap();
+        let mut theirs = ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(
+                spans,
+                &ResourceAttributesWithSchema::from(&resource),
+            ),
+        };
+        // (Theirs groups scopes through a HashMap: order them as ours.)
+        theirs.resource_spans[0].scope_spans.sort_by(|a, b| {
+            a.scope
+                .as_ref()
+                .unwrap()
+                .name
+                .cmp(&b.scope.as_ref().unwrap().name)
+        });
+        assert_eq!(mine, theirs);
+        assert_eq!(mine.resource_spans[0].scope_spans[0].spans.len(), 2);
+    }
+
+    fn resource_bytes(r: &Resource) -> Vec<u8> {
+        resource(r)
+    }
+
+    #[test]
+    fn headers_from_the_environment() {
+        let env = |k: &str| match k {
+            "OTEL_EXPORTER_OTLP_HEADERS" => Some("Api-Key=a%20b, x-tenant=one,bad".to_string()),
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS" => Some("x-tenant=two".to_string()),
+            _ => None,
+        };
+        let m = metadata_from_env(env);
+        assert_eq!(m.get("api-key").unwrap(), "a b");
+        assert_eq!(m.get("x-tenant").unwrap(), "two");
+        assert_eq!(m.len(), 2);
+        assert!(metadata_from_env(|_| None).is_empty());
+    }
+
+    #[test]
+    fn long_messages_get_multi_byte_lengths() {
+        for (n, prefix) in [
+            (0, &[0x0a, 0x00][..]),
+            (127, &[0x0a, 0x7f][..]),
+            (128, &[0x0a, 0x80, 0x01][..]),
+            (300, &[0x0a, 0xac, 0x02][..]),
+            (20_000, &[0x0a, 0xa0, 0x9c, 0x01][..]),
+        ] {
+            let mut out = vec![9];
+            message(&mut out, 1, |out| out.extend((0..n).map(|i| i as u8)));
+            assert_eq!(&out[1..1 + prefix.len()], prefix, "{n}");
+            assert_eq!(out.len(), 1 + prefix.len() + n);
+            assert!(out[1 + prefix.len()..]
+                .iter()
+                .enumerate()
+                .all(|(i, b)| *b == i as u8));
+        }
+    }
+}
