@@ -23,7 +23,7 @@
 
 use std::net::IpAddr;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, TE, UPGRADE};
+use http::header::{Entry, HeaderMap, HeaderName, HeaderValue, CONNECTION, TE, UPGRADE};
 use ipnet::IpNet;
 
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -142,8 +142,9 @@ pub(crate) fn entrypoint_headers(
             headers.remove(n);
         }
     }
-    if !headers.contains_key(&X_REAL_IP) {
-        headers.insert(X_REAL_IP.clone(), client_ip.clone());
+    // One lookup per header (`entry`), not a `contains_key` and then an `insert`.
+    if let Entry::Vacant(e) = headers.entry(&X_REAL_IP) {
+        e.insert(client_ip.clone());
     }
     let proto = match headers.get(&X_FORWARDED_PROTO) {
         Some(p) => p.clone(),
@@ -154,15 +155,15 @@ pub(crate) fn entrypoint_headers(
                 (true, false) => "ws",
                 (true, true) => "wss",
             });
-            headers.insert(X_FORWARDED_PROTO.clone(), p.clone());
+            headers.insert(&X_FORWARDED_PROTO, p.clone());
             p
         }
     };
-    if !headers.contains_key(&X_FORWARDED_PORT) {
+    if let Entry::Vacant(e) = headers.entry(&X_FORWARDED_PORT) {
         let port = match host.and_then(|h| host_port(h.as_bytes())) {
             // The common case (the Host names the entry point's own port) does not allocate.
             Some(p) => match ep_port {
-                Some(e) if e.as_bytes() == p => Some(e.clone()),
+                Some(ep) if ep.as_bytes() == p => Some(ep.clone()),
                 _ => HeaderValue::from_bytes(p).ok(),
             },
             None => None,
@@ -171,15 +172,15 @@ pub(crate) fn entrypoint_headers(
             let tls = proto.as_bytes() == b"https" || proto.as_bytes() == b"wss";
             HeaderValue::from_static(if tls { "443" } else { "80" })
         });
-        headers.insert(X_FORWARDED_PORT.clone(), port);
+        e.insert(port);
     }
-    if !headers.contains_key(&X_FORWARDED_HOST) {
-        if let Some(h) = host.filter(|h| !h.is_empty()) {
-            headers.insert(X_FORWARDED_HOST.clone(), h.clone());
+    if let Some(h) = host.filter(|h| !h.is_empty()) {
+        if let Entry::Vacant(e) = headers.entry(&X_FORWARDED_HOST) {
+            e.insert(h.clone());
         }
     }
     if let Some(s) = server {
-        headers.insert(X_FORWARDED_SERVER.clone(), s.clone());
+        headers.insert(&X_FORWARDED_SERVER, s.clone());
     }
 }
 
@@ -204,53 +205,115 @@ pub(crate) fn append_xff(headers: &mut HeaderMap, client_ip: &HeaderValue) {
     }
 }
 
-fn is_fixed_hop(name: &HeaderName) -> bool {
-    use http::header::{PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TRANSFER_ENCODING};
-    name == CONNECTION
-        || name == TE
-        || name == TRANSFER_ENCODING
-        || name == UPGRADE
-        || name == PROXY_AUTHENTICATE
-        || name == PROXY_AUTHORIZATION
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
+/// The fixed hop-by-hop headers (Go's `hopHeaders`, less `Trailer`).
+static FIXED_HOPS: [HeaderName; 8] = [
+    CONNECTION,
+    TE,
+    http::header::TRANSFER_ENCODING,
+    UPGRADE,
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+];
+/// Bits of `Connection` and `TE` in a mask of [`FIXED_HOPS`].
+const CONNECTION_BIT: u8 = 1;
+const TE_BIT: u8 = 1 << 1;
+/// The usual token of `Connection: close` (Go removes a header of that name too).
+static CLOSE: HeaderName = HeaderName::from_static("close");
+
+/// The index in [`FIXED_HOPS`] of a header name (any ASCII case): dispatched on the length
+/// and first byte, so a name that is not hop-by-hop costs a few comparisons.
+fn hop_index(name: &[u8]) -> Option<usize> {
+    let i = match (name.len(), name.first()?.to_ascii_lowercase()) {
+        (10, b'c') => 0,
+        (2, b't') => 1,
+        (17, b't') => 2,
+        (7, b'u') => 3,
+        (18, b'p') => 4,
+        (19, b'p') => 5,
+        (10, b'k') => 6,
+        (16, b'p') => 7,
+        _ => return None,
+    };
+    FIXED_HOPS
+        .get(i)
+        .filter(|h| h.as_str().as_bytes().eq_ignore_ascii_case(name))
+        .map(|_| i)
+}
+
+/// The comma-separated tokens of a header value, trimmed, empty ones skipped.
+fn tokens(v: &HeaderValue) -> impl Iterator<Item = &[u8]> {
+    v.as_bytes()
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+/// Remove the header a `Connection` token names. `&str` lookups lowercase on the stack: no
+/// `HeaderName` is allocated; a name that is not valid UTF-8 names no header.
+fn remove_named(headers: &mut HeaderMap, token: &[u8]) {
+    if token.eq_ignore_ascii_case(b"close") {
+        headers.remove(&CLOSE);
+    } else if let Ok(name) = std::str::from_utf8(token) {
+        headers.remove(name);
+    }
+}
+
+/// Removes the headers the `Connection` header names (not `Connection` itself). Allocates
+/// nothing.
+pub(crate) fn remove_connection_named(headers: &mut HeaderMap) {
+    let mut i = 0;
+    // Values are read by index (a cheap clone) because removing needs the map mutably.
+    while let Some(v) = headers.get_all(CONNECTION).iter().nth(i).cloned() {
+        i += 1;
+        for t in tokens(&v) {
+            // `Connection` stays (and readable for its next values).
+            if !t.eq_ignore_ascii_case(b"connection") {
+                remove_named(headers, t);
+            }
+        }
+    }
 }
 
 /// Remove hop-by-hop headers (see the module documentation). `TE: trailers` is kept and,
 /// when `upgrade` is given, `Connection: Upgrade` + `Upgrade` are put back.
-/// Removes the headers the `Connection` header names (not `Connection` itself).
-pub(crate) fn remove_connection_named(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
-        .collect();
-    for n in named {
-        headers.remove(n);
-    }
-}
-
+///
+/// Runs on every request and response: one pass over the names finds the fixed hop-by-hop
+/// headers present (a bit mask), `Connection` is taken out in one lookup, and the headers its
+/// tokens name are removed unless they are fixed ones (removed anyway). Allocates nothing
+/// unless `Connection` has more than one line.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
-    if !headers.keys().any(is_fixed_hop) {
-        if let Some(u) = upgrade {
-            headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-            headers.insert(UPGRADE, u);
+    let mut mask = 0u8;
+    for k in headers.keys() {
+        if let Some(i) = hop_index(k.as_str().as_bytes()) {
+            mask |= 1 << i;
         }
-        return;
     }
-    let te_trailers = contains_token(headers, &TE, "trailers");
-    remove_connection_named(headers);
-    let fixed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| is_fixed_hop(k))
-        .cloned()
-        .collect();
-    for n in fixed {
-        headers.remove(n);
-    }
-    if te_trailers {
-        headers.insert(TE, HeaderValue::from_static("trailers"));
+    if mask != 0 {
+        let te_trailers = mask & TE_BIT != 0 && contains_token(headers, &TE, "trailers");
+        if mask & CONNECTION_BIT != 0 {
+            let (mut first, mut more) = (None, Vec::new());
+            if let Entry::Occupied(e) = headers.entry(CONNECTION) {
+                let mut values = e.remove_entry_mult().1;
+                first = values.next();
+                more.extend(values);
+            }
+            mask &= !CONNECTION_BIT;
+            for v in first.iter().chain(&more) {
+                for t in tokens(v).filter(|t| hop_index(t).is_none()) {
+                    remove_named(headers, t);
+                }
+            }
+        }
+        for (i, name) in FIXED_HOPS.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                headers.remove(name);
+            }
+        }
+        if te_trailers {
+            headers.insert(TE, HeaderValue::from_static("trailers"));
+        }
     }
     if let Some(u) = upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
@@ -399,6 +462,30 @@ mod tests {
         assert_eq!(get(&h, "connection"), ["Upgrade"]);
         assert_eq!(get(&h, "upgrade"), ["websocket"]);
         assert!(get(&h, "te").is_empty());
+
+        // Several `Connection` lines, any case; `close` names a header too (as in Go).
+        let mut h = hm(&[
+            ("connection", "Keep-Alive"),
+            ("connection", " X-A ,,CLOSE"),
+            ("keep-alive", "timeout=5"),
+            ("x-a", "1"),
+            ("close", "1"),
+            ("x-keep", "1"),
+        ]);
+        remove_hop_by_hop(&mut h, None);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-keep"]);
+
+        // Only the tokens named: `Connection` itself stays for the caller.
+        let mut h = hm(&[
+            ("connection", "x-a, Connection"),
+            ("x-a", "1"),
+            ("x-b", "1"),
+        ]);
+        remove_connection_named(&mut h);
+        let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["connection", "x-b"]);
 
         // Nothing to remove: untouched.
         let mut h = hm(&[("accept", "*/*")]);

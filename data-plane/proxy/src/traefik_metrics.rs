@@ -67,10 +67,15 @@ pub(crate) struct ReqLabels {
     pub req_bytes: u64,
 }
 
+/// Whether a value of `name` contains `needle` (lowercase ASCII), ignoring ASCII case; no
+/// lowercased copy is made.
 fn header_has(h: &http::HeaderMap, name: http::header::HeaderName, needle: &str) -> bool {
+    let n = needle.as_bytes();
     h.get_all(name).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|s| s.to_ascii_lowercase().contains(needle))
+        v.to_str().is_ok()
+            && v.as_bytes()
+                .windows(n.len())
+                .any(|w| w.eq_ignore_ascii_case(n))
     })
 }
 

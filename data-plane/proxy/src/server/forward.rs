@@ -38,16 +38,20 @@ use crate::upstream::{PooledBody, Scheme};
 
 /// Forward a request whose middlewares have run. Returns the response (body streamed) and
 /// the in-flight guard of the server, or the error the proxy answers with.
-pub(crate) async fn forward(
-    cx: &ConnCtx,
-    rr: &RouteRt,
+///
+/// A plain function returning [`forward_to`]'s future: an `async` wrapper would be one more
+/// future state the request's `Parts` and body are moved into.
+pub(crate) fn forward<'a>(
+    cx: &'a ConnCtx,
+    rr: &'a RouteRt,
     parts: Parts,
     body: UpBody,
     host: HeaderValue,
     suppress_xff: bool,
-    obs: &mut Upstream,
-) -> Result<(Response<ProxyBody>, Option<InflightGuard>), ErrorKind> {
-    forward_to(cx, &rr.service, parts, body, host, suppress_xff, obs).await
+    obs: &'a mut Upstream,
+) -> impl std::future::Future<Output = Result<(Response<ProxyBody>, Option<InflightGuard>), ErrorKind>>
+       + 'a {
+    forward_to(cx, &rr.service, parts, body, host, suppress_xff, obs)
 }
 
 /// [`forward`] to a given service (e.g. the `errors` middleware's page service).

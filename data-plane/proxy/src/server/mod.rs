@@ -212,10 +212,14 @@ fn builder(l: &EntrypointLimits) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .keep_alive(true)
         .header_read_timeout(None)
-        .max_headers(l.max_headers)
         // A head that does not fit the read buffer is refused with 431: the buffer limit is
         // the head limit (hyper-util's auto builder has no separate one; at least 8 KiB).
         .max_buf_size(l.max_header_bytes.max(MIN_BUF));
+    // hyper's default is the same limit (100) on a stack array; an explicit limit makes it
+    // fill two heap-sized arrays per request head (~1,700 instructions per request).
+    if l.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        b.http1().max_headers(l.max_headers);
+    }
     // HTTP/2: the exact header limits are checked per request (and counted); the HPACK
     // decoder's own bound is a backstop. Rapid reset (CVE-2023-44487): at most 20 streams
     // reset by the client before the server accepted them, and 1024 streams the server had
@@ -235,6 +239,8 @@ fn builder(l: &EntrypointLimits) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// hyper's limit of request header fields when none is set (`DEFAULT_MAX_HEADERS`).
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 /// hyper's smallest read buffer limit.
 const MIN_BUF: usize = 8192;
 /// HTTP/2 streams reset by the client before they were accepted (h2's default).
