@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use switchyard_config::{diff, validate, ConfigErrors, DynamicConfig, Kind, ResourceKind};
+use switchyard_config::{diff, validate, ConfigErrors, DynamicConfig, Kind, Map, ResourceKind};
 
 use crate::acme::AcmeState;
 use crate::rollout::{Place, Rollout, RolloutCommand, Status as RolloutStatus};
@@ -47,7 +47,7 @@ pub fn compile_check_change(
 /// Every resource `doc` names, by kind (what merging `doc` into a config can change).
 fn named_keys(doc: &DynamicConfig) -> Vec<(ResourceKind, &str)> {
     use ResourceKind as K;
-    fn keys<'a, V>(k: K, m: &'a BTreeMap<String, V>) -> impl Iterator<Item = (K, &'a str)> + 'a {
+    fn keys<'a, V: Clone>(k: K, m: &'a Map<V>) -> impl Iterator<Item = (K, &'a str)> + 'a {
         m.keys().map(move |n| (k, n.as_str()))
     }
     keys(K::Router, &doc.http.routers)
@@ -682,11 +682,7 @@ fn config_command(req: &Request) -> Option<&Request> {
 /// The part of `cfg` a merge of `doc` reads or changes: the resources `doc` names, by kind, and
 /// every TLS certificate.
 fn named_in(cfg: &DynamicConfig, doc: &DynamicConfig) -> DynamicConfig {
-    fn pick<V: Clone, W>(
-        from: &BTreeMap<String, V>,
-        names: &BTreeMap<String, W>,
-        into: &mut BTreeMap<String, V>,
-    ) {
+    fn pick<V: Clone, W: Clone>(from: &Map<V>, names: &Map<W>, into: &mut Map<V>) {
         for name in names.keys() {
             if let Some(v) = from.get(name) {
                 into.insert(name.clone(), v.clone());
