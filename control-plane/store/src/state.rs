@@ -114,12 +114,14 @@ pub struct ClusterState {
 /// The outcomes of the last [`RecentWrites::CAPACITY`] writes applied under an id, oldest first.
 /// Part of the replicated state (and of snapshots), so every node answers a retried write alike.
 /// The window is a count, not a time, so applying stays deterministic: 10,000 writes cover the
-/// write timeout's retries at any write rate the store sustains today.
+/// write timeout's retries at any write rate the store sustains today. Persistent collections
+/// (`imbl`): the state is copied when a reader still holds it as a write applies, and copying
+/// them is O(1), not O(window).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(from = "Vec<(String, Response)>", into = "Vec<(String, Response)>")]
 pub struct RecentWrites {
-    order: std::collections::VecDeque<(String, Response)>,
-    index: std::collections::HashMap<String, Response>,
+    order: imbl::Vector<String>,
+    index: imbl::HashMap<String, Response>,
 }
 
 impl RecentWrites {
@@ -140,12 +142,18 @@ impl RecentWrites {
             changes.truncate(Self::MAX_CHANGES);
         }
         if self.order.len() == Self::CAPACITY {
-            if let Some((old, _)) = self.order.pop_front() {
+            if let Some(old) = self.order.pop_front() {
                 self.index.remove(&old);
             }
         }
-        self.index.insert(id.clone(), resp.clone());
-        self.order.push_back((id, resp));
+        if self.index.insert(id.clone(), resp).is_some() {
+            // The same id again (never from `apply`, which answers it from the record; possible
+            // in a hand-made snapshot): it moves to the end, as a new entry would.
+            if let Some(at) = self.order.index_of(&id) {
+                self.order.remove(at);
+            }
+        }
+        self.order.push_back(id);
     }
 
     /// How many outcomes are remembered.
@@ -171,7 +179,13 @@ impl From<Vec<(String, Response)>> for RecentWrites {
 
 impl From<RecentWrites> for Vec<(String, Response)> {
     fn from(r: RecentWrites) -> Self {
-        r.order.into()
+        r.order
+            .into_iter()
+            .filter_map(|id| {
+                let resp = r.index.get(&id)?.clone();
+                Some((id, resp))
+            })
+            .collect()
     }
 }
 
