@@ -1,8 +1,10 @@
 //! Cost of checking one write against a config of N routers (issue 12, "writes validated in
 //! time proportional to the change"): the leader's `ClusterState::screen` of a one-router
 //! `apply` (what every write pays before it is proposed), `ClusterState::preview` of the same
-//! (the API's dry run), and, for comparison, the whole-config `compile_check` every write ran
-//! before (and a `--prune` apply still runs).
+//! (the API's dry run), every node's `ClusterState::apply` of the screened write (the committed
+//! config shared with a reader, as the config stream's history always holds it), and, for
+//! comparison, the whole-config `compile_check` every write ran before (and a `--prune` apply
+//! still runs).
 //!
 //! `cargo run --release -p switchyard-store --example write_check -- 1000 10000 100000`
 
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use switchyard_config::{DynamicConfig, Router};
 use switchyard_store::state::compile_check;
-use switchyard_store::{ClusterState, Request};
+use switchyard_store::{ClusterState, Request, Response};
 
 fn config(n: usize) -> DynamicConfig {
     let mut cfg = switchyard_config::parse_document(
@@ -58,14 +60,17 @@ fn main() {
     } else {
         sizes
     };
-    println!("routers   screen (1-router write)   preview   whole-config compile_check (before)");
+    println!(
+        "routers   screen (1-router write)   preview   apply (shared)   whole-config compile_check (before)"
+    );
     for n in sizes {
         let state = ClusterState {
             config: Arc::new(config(n)),
             config_version: 1,
             ..ClusterState::default()
         };
-        let (mut screen, mut preview, mut full) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut screen, mut preview, mut apply, mut full) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..21 {
             let req = write(i * 37 % n);
             let t = Instant::now();
@@ -75,6 +80,24 @@ fn main() {
             let t = Instant::now();
             let _ = state.preview(&req);
             preview.push(t.elapsed());
+            // What every node does with the committed entry: `state` keeps the old config, as a
+            // reader (the stream's history) would.
+            let stamped = match req.clone() {
+                Request::Apply {
+                    document, prune, ..
+                } => Request::Apply {
+                    document,
+                    prune,
+                    validated_at: Some(state.config_version),
+                },
+                _ => unreachable!(),
+            };
+            let mut next = state.clone();
+            let t = Instant::now();
+            let resp = next.apply(2, &stamped);
+            apply.push(t.elapsed());
+            assert!(matches!(resp, Response::Applied { .. }), "{resp:?}");
+            drop(next);
             if i % 5 == 0 {
                 let next = state.config.merged(match &req {
                     Request::Apply { document, .. } => document,
@@ -86,9 +109,10 @@ fn main() {
             }
         }
         println!(
-            "{n:<9} {:>10.2} ms             {:>7.2} ms   {:>9.1} ms",
+            "{n:<9} {:>10.2} ms             {:>7.2} ms   {:>7.2} ms        {:>9.1} ms",
             median(screen),
             median(preview),
+            median(apply),
             median(full)
         );
     }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use switchyard_config::{diff, validate, ConfigErrors, DynamicConfig, Kind, ResourceKind};
+use switchyard_config::{diff, validate, ConfigErrors, DynamicConfig, Kind, Map, ResourceKind};
 
 use crate::acme::AcmeState;
 use crate::rollout::{Place, Rollout, RolloutCommand, Status as RolloutStatus};
@@ -47,7 +47,7 @@ pub fn compile_check_change(
 /// Every resource `doc` names, by kind (what merging `doc` into a config can change).
 fn named_keys(doc: &DynamicConfig) -> Vec<(ResourceKind, &str)> {
     use ResourceKind as K;
-    fn keys<'a, V>(k: K, m: &'a BTreeMap<String, V>) -> impl Iterator<Item = (K, &'a str)> + 'a {
+    fn keys<'a, V: Clone>(k: K, m: &'a Map<V>) -> impl Iterator<Item = (K, &'a str)> + 'a {
         m.keys().map(move |n| (k, n.as_str()))
     }
     keys(K::Router, &doc.http.routers)
@@ -114,12 +114,14 @@ pub struct ClusterState {
 /// The outcomes of the last [`RecentWrites::CAPACITY`] writes applied under an id, oldest first.
 /// Part of the replicated state (and of snapshots), so every node answers a retried write alike.
 /// The window is a count, not a time, so applying stays deterministic: 10,000 writes cover the
-/// write timeout's retries at any write rate the store sustains today.
+/// write timeout's retries at any write rate the store sustains today. Persistent collections
+/// (`imbl`): the state is copied when a reader still holds it as a write applies, and copying
+/// them is O(1), not O(window).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(from = "Vec<(String, Response)>", into = "Vec<(String, Response)>")]
 pub struct RecentWrites {
-    order: std::collections::VecDeque<(String, Response)>,
-    index: std::collections::HashMap<String, Response>,
+    order: imbl::Vector<String>,
+    index: imbl::HashMap<String, Response>,
 }
 
 impl RecentWrites {
@@ -140,12 +142,18 @@ impl RecentWrites {
             changes.truncate(Self::MAX_CHANGES);
         }
         if self.order.len() == Self::CAPACITY {
-            if let Some((old, _)) = self.order.pop_front() {
+            if let Some(old) = self.order.pop_front() {
                 self.index.remove(&old);
             }
         }
-        self.index.insert(id.clone(), resp.clone());
-        self.order.push_back((id, resp));
+        if self.index.insert(id.clone(), resp).is_some() {
+            // The same id again (never from `apply`, which answers it from the record; possible
+            // in a hand-made snapshot): it moves to the end, as a new entry would.
+            if let Some(at) = self.order.index_of(&id) {
+                self.order.remove(at);
+            }
+        }
+        self.order.push_back(id);
     }
 
     /// How many outcomes are remembered.
@@ -171,7 +179,13 @@ impl From<Vec<(String, Response)>> for RecentWrites {
 
 impl From<RecentWrites> for Vec<(String, Response)> {
     fn from(r: RecentWrites) -> Self {
-        r.order.into()
+        r.order
+            .into_iter()
+            .filter_map(|id| {
+                let resp = r.index.get(&id)?.clone();
+                Some((id, resp))
+            })
+            .collect()
     }
 }
 
@@ -682,11 +696,7 @@ fn config_command(req: &Request) -> Option<&Request> {
 /// The part of `cfg` a merge of `doc` reads or changes: the resources `doc` names, by kind, and
 /// every TLS certificate.
 fn named_in(cfg: &DynamicConfig, doc: &DynamicConfig) -> DynamicConfig {
-    fn pick<V: Clone, W>(
-        from: &BTreeMap<String, V>,
-        names: &BTreeMap<String, W>,
-        into: &mut BTreeMap<String, V>,
-    ) {
+    fn pick<V: Clone, W: Clone>(from: &Map<V>, names: &Map<W>, into: &mut Map<V>) {
         for name in names.keys() {
             if let Some(v) = from.get(name) {
                 into.insert(name.clone(), v.clone());

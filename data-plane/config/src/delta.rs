@@ -18,7 +18,8 @@ use thiserror::Error;
 use crate::acme::{CertResolver, KeyPair, ManagedCertificate, OcspStaple, TicketKey};
 use crate::diff::{diff, ChangeAction, ResourceKind};
 use crate::model::{
-    Certificate, DynamicConfig, Middleware, Router, ServersTransport, Service, TlsOptions, TlsStore,
+    Certificate, DynamicConfig, Map, Middleware, Router, ServersTransport, Service, TlsOptions,
+    TlsStore,
 };
 use crate::tcp::{TcpMiddleware, TcpRouter, TcpServersTransport, TcpService};
 
@@ -78,8 +79,47 @@ pub enum DeltaError {
     },
 }
 
-fn value<T: Clone>(map: &BTreeMap<String, T>, name: &str) -> Option<T> {
-    map.get(name).cloned()
+/// The maps of a config a delta reads and writes: the resource maps ([`Map`]) and the managed
+/// TLS material (`BTreeMap`).
+trait NamedMap<T> {
+    fn named(&self, name: &str) -> Option<&T>;
+    fn put(&mut self, name: &str, v: Option<T>);
+}
+
+impl<T> NamedMap<T> for BTreeMap<String, T> {
+    fn named(&self, name: &str) -> Option<&T> {
+        self.get(name)
+    }
+    fn put(&mut self, name: &str, v: Option<T>) {
+        match v {
+            Some(v) => {
+                self.insert(name.to_string(), v);
+            }
+            None => {
+                self.remove(name);
+            }
+        }
+    }
+}
+
+impl<T: Clone> NamedMap<T> for Map<T> {
+    fn named(&self, name: &str) -> Option<&T> {
+        self.get(name)
+    }
+    fn put(&mut self, name: &str, v: Option<T>) {
+        match v {
+            Some(v) => {
+                self.insert(name.to_string(), v);
+            }
+            None => {
+                self.remove(name);
+            }
+        }
+    }
+}
+
+fn value<T: Clone>(map: &impl NamedMap<T>, name: &str) -> Option<T> {
+    map.named(name).cloned()
 }
 
 /// The resource `kind`/`name` of `cfg`, if it has one.
@@ -177,17 +217,6 @@ fn apply_certificate(list: &mut Vec<Certificate>, file: &str, new: Option<&Resou
     }
 }
 
-fn put<T>(map: &mut BTreeMap<String, T>, name: &str, v: Option<T>) {
-    match v {
-        Some(v) => {
-            map.insert(name.to_string(), v);
-        }
-        None => {
-            map.remove(name);
-        }
-    }
-}
-
 /// Applies `changes` to `cfg` in place. Removing what is not there is not an error (the outcome
 /// is the same).
 pub fn apply_in_place(cfg: &mut DynamicConfig, changes: &[DeltaChange]) {
@@ -199,7 +228,7 @@ pub fn apply_in_place(cfg: &mut DynamicConfig, changes: &[DeltaChange]) {
         // `DeltaChange::from_wire` never builds, counts as a removal).
         macro_rules! set {
             ($map:expr, $variant:ident) => {
-                put(
+                NamedMap::put(
                     $map,
                     name,
                     match r {

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::acme::ManagedTls;
-use crate::model::{Certificate, DynamicConfig, HttpConfig, TlsConfig};
+use crate::model::{Certificate, DynamicConfig, HttpConfig, Map, TlsConfig};
 use crate::tcp::TcpConfig;
+use imbl::ordmap::DiffItem;
 
 /// Every kind of resource a config holds, named as the admin API and the config stream name them
 /// (`"router"`, `"serversTransport"`, …; serialized the same way).
@@ -193,6 +194,29 @@ fn diff_maps<T: PartialEq>(
     }
 }
 
+/// [`diff_maps`] of two [`Map`]s, skipping the subtrees they share: two versions of a config
+/// derived from one another share all but the changed paths, so this costs O(changes · log n),
+/// not O(n).
+fn diff_shared<T: PartialEq + Clone>(
+    kind: ResourceKind,
+    old: &Map<T>,
+    new: &Map<T>,
+    out: &mut Vec<Change>,
+) {
+    for d in old.diff(new) {
+        let (name, action) = match d {
+            DiffItem::Add(name, _) => (name, ChangeAction::Create),
+            DiffItem::Update { new: (name, _), .. } => (name, ChangeAction::Update),
+            DiffItem::Remove(name, _) => (name, ChangeAction::Delete),
+        };
+        out.push(Change {
+            kind,
+            name: name.clone(),
+            action,
+        });
+    }
+}
+
 /// Certificates keyed by `certFile` (first occurrence wins).
 fn certs_by_file(certs: &[Certificate]) -> BTreeMap<String, &Certificate> {
     let mut m = BTreeMap::new();
@@ -238,37 +262,37 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
         servers_transports: _,
     } = &**tcp;
     let mut out = Vec::new();
-    diff_maps(
+    diff_shared(
         ResourceKind::Router,
         &old.http.routers,
         &new.http.routers,
         &mut out,
     );
-    diff_maps(
+    diff_shared(
         ResourceKind::Service,
         &old.http.services,
         &new.http.services,
         &mut out,
     );
-    diff_maps(
+    diff_shared(
         ResourceKind::Middleware,
         &old.http.middlewares,
         &new.http.middlewares,
         &mut out,
     );
-    diff_maps(
+    diff_shared(
         ResourceKind::ServersTransport,
         &old.http.servers_transports,
         &new.http.servers_transports,
         &mut out,
     );
-    diff_maps(
+    diff_shared(
         ResourceKind::TlsOption,
         &old.tls.options,
         &new.tls.options,
         &mut out,
     );
-    diff_maps(
+    diff_shared(
         ResourceKind::TlsStore,
         &old.tls.stores,
         &new.tls.stores,
@@ -280,7 +304,7 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
         &certs_by_file(&new.tls.certificates),
         &mut out,
     );
-    diff_maps(
+    diff_shared(
         ResourceKind::CertResolver,
         &old.certificates_resolvers,
         &new.certificates_resolvers,
@@ -310,25 +334,25 @@ pub fn diff(old: &DynamicConfig, new: &DynamicConfig) -> Vec<Change> {
         &new.managed.ocsp,
         &mut out,
     );
-    diff_maps(
+    diff_shared(
         ResourceKind::TcpRouter,
         &old.tcp.routers,
         &new.tcp.routers,
         &mut out,
     );
-    diff_maps(
+    diff_shared(
         ResourceKind::TcpService,
         &old.tcp.services,
         &new.tcp.services,
         &mut out,
     );
-    diff_maps(
+    diff_shared(
         ResourceKind::TcpMiddleware,
         &old.tcp.middlewares,
         &new.tcp.middlewares,
         &mut out,
     );
-    diff_maps(
+    diff_shared(
         ResourceKind::TcpServersTransport,
         &old.tcp.servers_transports,
         &new.tcp.servers_transports,

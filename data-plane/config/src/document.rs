@@ -6,8 +6,6 @@
 //! each resource is deserialized on its own with `serde_path_to_error`, so an error names the
 //! resource and the field path inside it.
 
-use std::collections::BTreeMap;
-
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -218,13 +216,13 @@ fn typed<T: DeserializeOwned>(
     })
 }
 
-fn resources<T: DeserializeOwned>(
+fn resources<T: DeserializeOwned + Clone>(
     m: Map<String, Value>,
     kind: &str,
     what: &str,
     parse_one: impl Fn(Value, &str) -> Result<T, ConfigError>,
-) -> Result<BTreeMap<String, T>, ConfigError> {
-    let mut out = BTreeMap::new();
+) -> Result<crate::model::Map<T>, ConfigError> {
+    let mut out = crate::model::Map::new();
     for (name, v) in m {
         let label = resource_label(kind, &name);
         if v.is_null() {

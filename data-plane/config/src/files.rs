@@ -51,7 +51,11 @@ pub fn inline_files(
             ConfigError::at(format!("tls.certificates[{i}].keyFile"), m)
         });
     }
-    for (name, st) in cfg.tls.stores.iter_mut() {
+    for name in cfg.tls.stores.keys().cloned().collect::<Vec<_>>() {
+        let Some(st) = cfg.tls.stores.get_mut(&name) else {
+            continue;
+        };
+        let name = name.as_str();
         if let Some(dc) = &mut st.default_certificate {
             one(&mut dc.cert_file, &mut |m| {
                 ConfigError::field("tlsStore", name, "defaultCertificate.certFile", m)
@@ -61,7 +65,11 @@ pub fn inline_files(
             });
         }
     }
-    for (name, o) in cfg.tls.options.iter_mut() {
+    for name in cfg.tls.options.keys().cloned().collect::<Vec<_>>() {
+        let Some(o) = cfg.tls.options.get_mut(&name) else {
+            continue;
+        };
+        let name = name.as_str();
         if let Some(ca) = &mut o.client_auth {
             for (i, f) in ca.ca_files.iter_mut().enumerate() {
                 one(f, &mut |m| {
@@ -70,7 +78,17 @@ pub fn inline_files(
             }
         }
     }
-    for (name, t) in cfg.http.servers_transports.iter_mut() {
+    for name in cfg
+        .http
+        .servers_transports
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>()
+    {
+        let Some(t) = cfg.http.servers_transports.get_mut(&name) else {
+            continue;
+        };
+        let name = name.as_str();
         for (i, f) in t.root_cas.iter_mut().enumerate() {
             one(f, &mut |m| {
                 ConfigError::field("serversTransport", name, format!("rootCAs[{i}]"), m)
@@ -95,7 +113,17 @@ pub fn inline_files(
             });
         }
     }
-    for (name, t) in cfg.tcp.servers_transports.iter_mut() {
+    for name in cfg
+        .tcp
+        .servers_transports
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>()
+    {
+        let Some(t) = cfg.tcp.servers_transports.get_mut(&name) else {
+            continue;
+        };
+        let name = name.as_str();
         let Some(tls) = &mut t.tls else { continue };
         let k = crate::tcp::TRANSPORT;
         for (i, f) in tls.root_cas.iter_mut().enumerate() {
@@ -112,7 +140,16 @@ pub fn inline_files(
             });
         }
     }
-    for (name, r) in cfg.certificates_resolvers.iter_mut() {
+    for name in cfg
+        .certificates_resolvers
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>()
+    {
+        let Some(r) = cfg.certificates_resolvers.get_mut(&name) else {
+            continue;
+        };
+        let name = name.as_str();
         if let Some(acme) = &mut r.acme {
             for (i, f) in acme.ca_certificates.iter_mut().enumerate() {
                 one(f, &mut |m| {
@@ -126,7 +163,11 @@ pub fn inline_files(
             }
         }
     }
-    for (name, m) in cfg.http.middlewares.iter_mut() {
+    for name in cfg.http.middlewares.keys().cloned().collect::<Vec<_>>() {
+        let Some(m) = cfg.http.middlewares.get_mut(&name) else {
+            continue;
+        };
+        let name = name.as_str();
         if let crate::Middleware::ForwardAuth(f) = m {
             if let Some(tls) = &mut f.tls {
                 for (field, v) in [
@@ -140,7 +181,11 @@ pub fn inline_files(
         }
     }
     // basicAuth users files: inline content always ends with a newline, a path never does.
-    for (name, m) in cfg.http.middlewares.iter_mut() {
+    for name in cfg.http.middlewares.keys().cloned().collect::<Vec<_>>() {
+        let Some(m) = cfg.http.middlewares.get_mut(&name) else {
+            continue;
+        };
+        let name = name.as_str();
         let (field, v) = match m {
             crate::Middleware::BasicAuth(b) => ("basicAuth.usersFile", &mut b.users_file),
             crate::Middleware::DigestAuth(d) => ("digestAuth.usersFile", &mut d.users_file),

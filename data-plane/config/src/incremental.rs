@@ -234,8 +234,8 @@ mod tests {
     /// and the names its references pick.
     type Mutation = (u8, u8, u8, [u8; 2]);
 
-    fn set<T: serde::de::DeserializeOwned>(
-        map: &mut std::collections::BTreeMap<String, T>,
+    fn set<T: serde::de::DeserializeOwned + Clone>(
+        map: &mut crate::model::Map<T>,
         name: &str,
         v: Option<Value>,
     ) {

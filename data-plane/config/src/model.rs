@@ -13,6 +13,29 @@ use crate::error::{quote, ConfigError};
 
 pub use crate::duration::{parse_go_duration, Duration, StrOrInt};
 
+/// The named resources of one kind (`http.routers`, `tls.options`, ...), sorted by name.
+///
+/// A persistent (structurally shared) B-tree: cloning a config is O(1) whatever its size, and
+/// changing one resource of a clone copies O(log n) nodes, not the map. The control plane relies
+/// on it so that every write costs in proportion to the change, not to the config: the leader's
+/// check of a write, the API's dry run, every node applying the Raft entry (the committed config
+/// is shared with readers) and the config stream's history of versions all work on clones of the
+/// committed config (ARCHITECTURE.md, "Config propagation"). Two configs derived from one another
+/// share every untouched subtree, so comparing or diffing them ([`crate::diff`]) skips those.
+/// Serialized as a map in key order, like a `BTreeMap`.
+pub type Map<V> = imbl::OrdMap<String, V>;
+
+/// Applies `f` to every value of `m` (a [`Map`] has no `values_mut`): whole-map operations only
+/// (display, file inlining); each value written is copied out of the shared tree once.
+pub(crate) fn for_each_mut<V: Clone>(m: &mut Map<V>, mut f: impl FnMut(&str, &mut V)) {
+    let keys: Vec<String> = m.keys().cloned().collect();
+    for k in keys {
+        if let Some(v) = m.get_mut(&k) {
+            f(&k, v);
+        }
+    }
+}
+
 /// Deserialize a collection, treating an explicit `null` (e.g. `entryPoints:` with no value in
 /// YAML) as empty.
 pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -140,9 +163,9 @@ pub struct DynamicConfig {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "imbl::OrdMap::is_empty"
     )]
-    pub certificates_resolvers: BTreeMap<String, CertResolver>,
+    pub certificates_resolvers: Map<CertResolver>,
     /// TLS material written by the control plane (ACME certificates and challenge answers).
     /// Refused in applied documents; carried to proxies by the config stream.
     #[serde(default, skip_serializing_if = "ManagedTls::is_empty")]
@@ -157,30 +180,30 @@ pub struct HttpConfig {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "imbl::OrdMap::is_empty"
     )]
-    pub routers: BTreeMap<String, Router>,
+    pub routers: Map<Router>,
     /// Services by name.
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "imbl::OrdMap::is_empty"
     )]
-    pub services: BTreeMap<String, Service>,
+    pub services: Map<Service>,
     /// Middlewares by name.
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "imbl::OrdMap::is_empty"
     )]
-    pub middlewares: BTreeMap<String, Middleware>,
+    pub middlewares: Map<Middleware>,
     /// Servers transports by name.
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "imbl::OrdMap::is_empty"
     )]
-    pub servers_transports: BTreeMap<String, ServersTransport>,
+    pub servers_transports: Map<ServersTransport>,
 }
 
 impl HttpConfig {
@@ -208,16 +231,16 @@ pub struct TlsConfig {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "imbl::OrdMap::is_empty"
     )]
-    pub options: BTreeMap<String, TlsOptions>,
+    pub options: Map<TlsOptions>,
     /// `tls.stores` by name.
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "imbl::OrdMap::is_empty"
     )]
-    pub stores: BTreeMap<String, TlsStore>,
+    pub stores: Map<TlsStore>,
 }
 
 impl TlsConfig {
@@ -1980,9 +2003,9 @@ impl DynamicConfig {
                 }
             }
         }
-        for (name, t) in &mut out.http.servers_transports {
+        for_each_mut(&mut out.http.servers_transports, |name, t| {
             let Some(cur) = self.http.servers_transports.get(name) else {
-                continue;
+                return;
             };
             for c in &mut t.certificates {
                 if c.key_file == REDACTED_KEY {
@@ -1991,8 +2014,8 @@ impl DynamicConfig {
                     }
                 }
             }
-        }
-        for (name, t) in &mut out.tcp.servers_transports {
+        });
+        for_each_mut(&mut out.tcp.servers_transports, |name, t| {
             let cur = self
                 .tcp
                 .servers_transports
@@ -2007,8 +2030,8 @@ impl DynamicConfig {
                     }
                 }
             }
-        }
-        for (name, st) in &mut out.tls.stores {
+        });
+        for_each_mut(&mut out.tls.stores, |name, st| {
             let cur = self
                 .tls
                 .stores
@@ -2019,13 +2042,13 @@ impl DynamicConfig {
                     c.key_file = cur.key_file.clone();
                 }
             }
-        }
-        for (name, m) in &mut out.http.middlewares {
+        });
+        for_each_mut(&mut out.http.middlewares, |name, m| {
             if let Some(cur) = self.http.middlewares.get(name) {
                 m.restore_redacted(cur);
             }
-        }
-        for (name, r) in &mut out.certificates_resolvers {
+        });
+        for_each_mut(&mut out.certificates_resolvers, |name, r| {
             let cur_acme = self
                 .certificates_resolvers
                 .get(name)
@@ -2054,7 +2077,7 @@ impl DynamicConfig {
                     }
                 }
             }
-        }
+        });
         out
     }
 
@@ -2063,32 +2086,28 @@ impl DynamicConfig {
     pub fn for_display(&self) -> DynamicConfig {
         let mut out = self.clone();
         out.managed = ManagedTls::default();
-        for m in out.http.middlewares.values_mut() {
-            *m = m.redacted();
-        }
+        for_each_mut(&mut out.http.middlewares, |_, m| *m = m.redacted());
         for c in &mut out.tls.certificates {
             if crate::acme::is_inline_pem(&c.key_file) {
                 c.key_file = REDACTED_KEY.to_string();
             }
         }
-        for st in out.http.servers_transports.values_mut() {
+        for_each_mut(&mut out.http.servers_transports, |_, st| {
             for c in &mut st.certificates {
                 if crate::acme::is_inline_pem(&c.key_file) {
                     c.key_file = REDACTED_KEY.to_string();
                 }
             }
-        }
-        for t in out.tcp.servers_transports.values_mut() {
-            *t = t.redacted();
-        }
-        for store in out.tls.stores.values_mut() {
+        });
+        for_each_mut(&mut out.tcp.servers_transports, |_, t| *t = t.redacted());
+        for_each_mut(&mut out.tls.stores, |_, store| {
             if let Some(c) = &mut store.default_certificate {
                 if crate::acme::is_inline_pem(&c.key_file) {
                     c.key_file = REDACTED_KEY.to_string();
                 }
             }
-        }
-        for r in out.certificates_resolvers.values_mut() {
+        });
+        for_each_mut(&mut out.certificates_resolvers, |_, r| {
             if let Some(eab) = r.acme.as_mut().and_then(|a| a.eab.as_mut()) {
                 if !eab.hmac_encoded.is_empty() {
                     eab.hmac_encoded = REDACTED_KEY.to_string();
@@ -2102,7 +2121,7 @@ impl DynamicConfig {
                     *p = REDACTED_KEY.to_string();
                 }
             }
-        }
+        });
         out
     }
 

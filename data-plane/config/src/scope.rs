@@ -272,7 +272,7 @@ http:
     eu-tr: {insecureSkipVerify: true}
 "#;
 
-    fn names<T>(m: &std::collections::BTreeMap<String, T>) -> Vec<&str> {
+    fn names<T: Clone>(m: &crate::model::Map<T>) -> Vec<&str> {
         m.keys().map(String::as_str).collect()
     }
 

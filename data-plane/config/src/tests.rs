@@ -2152,3 +2152,87 @@ fn no_panics_on_random_hostile_fragments() {
         let _ = parse_document(&deep);
     }
 }
+
+/// The resource maps are persistent (`Map` = `imbl::OrdMap`): they serialize exactly as the
+/// `BTreeMap`s they replaced (same keys, same order, same text in JSON and YAML).
+#[test]
+fn persistent_maps_serialize_like_btreemaps() {
+    let routers: Vec<(String, Router)> = (0..40)
+        .rev()
+        .map(|i| {
+            (
+                format!("r{i}"),
+                Router {
+                    rule: format!("Host(`r{i}.example`)"),
+                    service: "s".into(),
+                    ..Router::default()
+                },
+            )
+        })
+        .collect();
+    let shared: Map<Router> = routers.iter().cloned().collect();
+    let plain: std::collections::BTreeMap<String, Router> = routers.into_iter().collect();
+    assert_eq!(
+        serde_json::to_string_pretty(&shared).unwrap(),
+        serde_json::to_string_pretty(&plain).unwrap()
+    );
+    assert_eq!(
+        serde_norway::to_string(&shared).unwrap(),
+        serde_norway::to_string(&plain).unwrap()
+    );
+    let mut cfg = DynamicConfig::default();
+    cfg.http.routers = shared;
+    let back: DynamicConfig = serde_json::from_str(&cfg.to_json_pretty()).unwrap();
+    assert_eq!(back, cfg);
+    assert_eq!(back.to_yaml(), cfg.to_yaml());
+}
+
+/// A version derived from another shares all but the changed paths, and `diff` reports exactly
+/// the changes, as it did on whole copies.
+#[test]
+fn a_derived_version_diffs_to_its_changes() {
+    let mut base = DynamicConfig::default();
+    for i in 0..5_000 {
+        base.http.routers.insert(
+            format!("r{i:05}"),
+            Router {
+                rule: format!("Host(`r{i}.example`)"),
+                service: "s".into(),
+                ..Router::default()
+            },
+        );
+    }
+    let mut next = base.clone();
+    assert!(next.http.routers.ptr_eq(&base.http.routers));
+    assert_eq!(diff(&base, &next), vec![]);
+    next.http.routers.insert(
+        "r02500".into(),
+        Router {
+            rule: "Host(`changed.example`)".into(),
+            service: "s".into(),
+            ..Router::default()
+        },
+    );
+    next.http.routers.remove("r00007");
+    next.http.routers.insert("new".into(), Router::default());
+    // Re-inserting an equal value is no change.
+    next.http.routers.insert(
+        "r04999".into(),
+        base.http.routers.get("r04999").unwrap().clone(),
+    );
+    let change = |name: &str, action| Change {
+        kind: ResourceKind::Router,
+        name: name.into(),
+        action,
+    };
+    assert_eq!(
+        diff(&base, &next),
+        vec![
+            change("new", ChangeAction::Create),
+            change("r00007", ChangeAction::Delete),
+            change("r02500", ChangeAction::Update),
+        ]
+    );
+    assert_eq!(base.http.routers.len(), 5_000);
+    assert_ne!(base, next);
+}

@@ -130,7 +130,7 @@ impl<'c> Validator<'c> {
         field: &str,
         reference: &str,
         target_kind: &str,
-        names: &BTreeMap<String, T>,
+        names: &crate::model::Map<T>,
     ) -> Option<String> {
         match resolve_ref(reference) {
             Ok(n) if names.contains_key(n) => Some(n.to_string()),

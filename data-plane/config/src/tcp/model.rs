@@ -2,7 +2,7 @@
 //! with Traefik's camelCase names. Every struct denies unknown fields; optional fields are
 //! skipped when serializing, so parse → serialize → parse gives an equal value.
 
-use std::collections::BTreeMap;
+use crate::model::Map;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,30 +17,30 @@ pub struct TcpConfig {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "imbl::OrdMap::is_empty"
     )]
-    pub routers: BTreeMap<String, TcpRouter>,
+    pub routers: Map<TcpRouter>,
     /// TCP services by name.
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "imbl::OrdMap::is_empty"
     )]
-    pub services: BTreeMap<String, TcpService>,
+    pub services: Map<TcpService>,
     /// TCP middlewares by name.
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "imbl::OrdMap::is_empty"
     )]
-    pub middlewares: BTreeMap<String, TcpMiddleware>,
+    pub middlewares: Map<TcpMiddleware>,
     /// TCP servers transports by name (how the proxy dials TCP backends).
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "imbl::OrdMap::is_empty"
     )]
-    pub servers_transports: BTreeMap<String, TcpServersTransport>,
+    pub servers_transports: Map<TcpServersTransport>,
 }
 
 impl TcpConfig {

@@ -60,7 +60,7 @@ impl V<'_> {
         field: &str,
         reference: &str,
         target: &str,
-        names: &BTreeMap<String, T>,
+        names: &crate::model::Map<T>,
     ) {
         let msg = match resolve_ref(reference) {
             Ok(n) if names.contains_key(n) => return,

@@ -54,7 +54,7 @@ pub(crate) mod rewrite;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -142,7 +142,7 @@ pub(crate) enum Flow {
 
 /// Compile every middleware of a config (chains are resolved by [`flatten`]).
 pub(crate) fn compile_all(
-    mws: &BTreeMap<String, MwConfig>,
+    mws: &switchyard_config::Map<MwConfig>,
 ) -> Result<HashMap<String, Arc<Mw>>, String> {
     let mut out = HashMap::with_capacity(mws.len());
     for (name, m) in mws {
