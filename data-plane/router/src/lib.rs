@@ -100,28 +100,33 @@ mod tests;
 pub mod url_explain;
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
 use switchyard_config::rules::{self, CompiledRule, RequestView};
 use switchyard_config::{ConfigError, ConfigErrors, DynamicConfig, Router};
 
-pub use shard::ShardedMap;
+pub use shard::{MapKey, ShardedMap};
 
 /// One compiled router.
+///
+/// Memory (a proxy holds 100k of these and more): the name is one `Arc<str>` shared with the
+/// route-by-name map and the proxy's runtime, the service reference is interned (every route
+/// of a table naming the same service shares one `Arc<str>`), and the lists are boxed slices
+/// (no spare capacity, no allocation when empty).
 #[derive(Debug, Clone)]
 pub struct Route {
     /// The router name (the key under `http.routers`).
-    pub name: String,
+    pub name: Arc<str>,
     /// The effective priority ([`Router::effective_priority`]).
     pub priority: i64,
     /// The service reference as written, e.g. `web@file`.
-    pub service: String,
+    pub service: Arc<str>,
     /// The middleware references as written, in order.
-    pub middlewares: Vec<String>,
+    pub middlewares: Box<[String]>,
     /// The router's `entryPoints` as written (empty means all).
-    pub entry_points: Vec<String>,
+    pub entry_points: Box<[String]>,
     /// The compiled rule (shared with the next version's table while the rule is unchanged).
     pub rule: Arc<CompiledRule>,
     /// Whether the router has a `tls` section: it serves only TLS connections, and a router
@@ -160,7 +165,11 @@ fn host_keys(rule: &CompiledRule) -> HostKeys {
 
 /// `bucket` without the route named `name` (`None` when that leaves it empty).
 fn without(bucket: &[Arc<Route>], name: &str) -> Option<Bucket> {
-    let rest: Vec<Arc<Route>> = bucket.iter().filter(|r| r.name != name).cloned().collect();
+    let rest: Vec<Arc<Route>> = bucket
+        .iter()
+        .filter(|r| &*r.name != name)
+        .cloned()
+        .collect();
     (!rest.is_empty()).then(|| rest.into())
 }
 
@@ -276,8 +285,8 @@ fn attached_to(route_eps: &[String], ep: Option<&str>) -> bool {
 /// [crate documentation](crate) for the index design.
 #[derive(Debug, Clone)]
 pub struct RouteTable {
-    /// Every attached route, by name.
-    routes: ShardedMap<Arc<Route>>,
+    /// Every attached route, by name (the keys are the routes' names).
+    routes: ShardedMap<Arc<Route>, Arc<str>>,
     tables: Vec<EntryTable>,
     attach: Attach,
 }
@@ -337,13 +346,30 @@ pub fn compile(
     compile_from(cfg, entrypoints, None)
 }
 
-/// Compile router `name` (`r`), reusing `prev`'s compiled rule when the text is the same.
-/// `Ok(None)`: valid but attached to none of `entrypoints`.
+/// Interned service references: the routes of a table naming the same service share one
+/// `Arc<str>`.
+#[derive(Default)]
+struct Interner(HashSet<Arc<str>>);
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.0.insert(Arc::clone(&a));
+        a
+    }
+}
+
+/// Compile router `name` (`r`), reusing `prev`'s compiled rule when the text is the same (and
+/// its name and service strings). `Ok(None)`: valid but attached to none of `entrypoints`.
 fn compile_route(
     name: &str,
     r: &Router,
     entrypoints: Option<&[String]>,
     prev: Option<&Arc<Route>>,
+    services: &mut Interner,
 ) -> Result<Option<Arc<Route>>, ConfigError> {
     const K: &str = "router";
     if r.rule.trim().is_empty() {
@@ -361,12 +387,17 @@ fn compile_route(
         Some(eps) => r.entry_points.is_empty() || r.entry_points.iter().any(|e| eps.contains(e)),
     };
     Ok(attached.then(|| {
+        let (name, service) = match prev {
+            Some(p) if *p.service == *r.service => (Arc::clone(&p.name), Arc::clone(&p.service)),
+            Some(p) => (Arc::clone(&p.name), services.get(&r.service)),
+            None => (Arc::from(name), services.get(&r.service)),
+        };
         Arc::new(Route {
-            name: name.to_string(),
+            name,
             priority: r.effective_priority(),
-            service: r.service.clone(),
-            middlewares: r.middlewares.clone(),
-            entry_points: r.entry_points.clone(),
+            service,
+            middlewares: r.middlewares.clone().into_boxed_slice(),
+            entry_points: r.entry_points.clone().into_boxed_slice(),
             rule,
             tls: r.tls.is_some(),
         })
@@ -384,9 +415,11 @@ pub fn compile_from(
     prev: Option<&RouteTable>,
 ) -> Result<RouteTable, ConfigErrors> {
     let mut errors = Vec::new();
-    let mut entries: Vec<Arc<Route>> = Vec::new();
+    let mut entries: Vec<Arc<Route>> = Vec::with_capacity(cfg.http.routers.len());
+    let mut services = Interner::default();
     for (name, r) in &cfg.http.routers {
-        match compile_route(name, r, entrypoints, prev.and_then(|p| p.routes.get(name))) {
+        let prev = prev.and_then(|p| p.routes.get(name));
+        match compile_route(name, r, entrypoints, prev, &mut services) {
             Ok(Some(route)) => entries.push(route),
             Ok(None) => {}
             Err(e) => errors.push(e),
@@ -434,7 +467,7 @@ pub fn compile_from(
     };
     let routes = entries
         .into_iter()
-        .map(|r| (Box::from(r.name.as_str()), r))
+        .map(|r| (Arc::clone(&r.name), r))
         .collect();
     Ok(RouteTable {
         routes,
@@ -469,11 +502,12 @@ impl RouteTable {
         let mut errors = Vec::new();
         // (old, new) route of each changed router.
         let mut pairs: Vec<[Option<Arc<Route>>; 2]> = Vec::new();
+        let mut services = Interner::default();
         for name in names {
             let old = self.routes.get(name).cloned();
             let new = match cfg.http.routers.get(name) {
                 None => None,
-                Some(r) => match compile_route(name, r, entrypoints, old.as_ref()) {
+                Some(r) => match compile_route(name, r, entrypoints, old.as_ref(), &mut services) {
                     Ok(route) => route,
                     Err(e) => {
                         errors.push(e);
@@ -524,7 +558,7 @@ impl RouteTable {
                     t.insert(route, keys);
                 }
             }
-            routes.set(&route.name, Some(Arc::clone(route)));
+            routes.insert(Arc::clone(&route.name), Arc::clone(route));
         }
         if routes.overfull() || tables.iter().any(EntryTable::overfull) {
             // Grown well past the size the shards were made for: rebuild with more shards.
@@ -660,7 +694,7 @@ impl RouteTable {
         for route in self.routes_for(entrypoint) {
             if tls.is_some_and(|t| t != route.tls) {
                 out.rejected.push(RejectedRoute {
-                    name: route.name.clone(),
+                    name: route.name.to_string(),
                     priority: route.priority,
                     rule: route.rule.rule().to_string(),
                     failed: vec![if route.tls { "tls" } else { "!tls" }.to_string()],
@@ -670,16 +704,16 @@ impl RouteTable {
             let (matched, failed) = route.rule.explain(req);
             if matched {
                 out.winner = Some(ExplainedRoute {
-                    name: route.name.clone(),
+                    name: route.name.to_string(),
                     priority: route.priority,
                     rule: route.rule.rule().to_string(),
-                    service: route.service.clone(),
-                    middlewares: route.middlewares.clone(),
+                    service: route.service.to_string(),
+                    middlewares: route.middlewares.to_vec(),
                 });
                 break;
             }
             out.rejected.push(RejectedRoute {
-                name: route.name.clone(),
+                name: route.name.to_string(),
                 priority: route.priority,
                 rule: route.rule.rule().to_string(),
                 failed,

@@ -29,25 +29,24 @@ enum Pred {
     ClientIP(IpNet),
 }
 
-#[derive(Debug, Clone)]
-struct Leaf {
-    pred: Pred,
-    text: String,
-}
-
+/// The compiled tree: the shape of the parsed [`Expr`], one [`Pred`] per matcher.
 #[derive(Debug, Clone)]
 enum Node {
-    Leaf(Box<Leaf>),
+    Leaf(Box<Pred>),
     And(Box<Node>, Box<Node>),
     Or(Box<Node>, Box<Node>),
     Not(Box<Node>),
 }
 
 /// A rule compiled for evaluation. Cheap to evaluate, `Send + Sync`, cloneable.
+///
+/// Memory: a proxy holds one per router (100k routers and more), so it keeps only the rule
+/// text and the evaluation tree. The parsed [`Expr`] and the canonical text of each matcher
+/// (needed only by [`CompiledRule::expr`] and [`CompiledRule::explain`], never per request)
+/// are derived again from the text when asked for: the tree has the shape of the `Expr`.
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
-    rule: String,
-    expr: Expr,
+    rule: Box<str>,
     root: Node,
 }
 
@@ -57,18 +56,14 @@ pub fn compile(rule: &str) -> Result<CompiledRule, RuleError> {
     let expr = parse(rule)?;
     let root = compile_expr(&expr)?;
     Ok(CompiledRule {
-        rule: rule.to_string(),
-        expr,
+        rule: Box::from(rule),
         root,
     })
 }
 
 fn compile_expr(e: &Expr) -> Result<Node, RuleError> {
     Ok(match e {
-        Expr::Matcher(m) => Node::Leaf(Box::new(Leaf {
-            pred: compile_matcher(m)?,
-            text: m.to_string(),
-        })),
+        Expr::Matcher(m) => Node::Leaf(Box::new(compile_matcher(m)?)),
         Expr::And(a, b) => Node::And(Box::new(compile_expr(a)?), Box::new(compile_expr(b)?)),
         Expr::Or(a, b) => Node::Or(Box::new(compile_expr(a)?), Box::new(compile_expr(b)?)),
         Expr::Not(a) => Node::Not(Box::new(compile_expr(a)?)),
@@ -247,7 +242,7 @@ impl<'a> Ctx<'_, 'a> {
 
     fn eval_node(&self, n: &Node) -> bool {
         match n {
-            Node::Leaf(l) => self.eval(&l.pred),
+            Node::Leaf(p) => self.eval(p),
             Node::And(a, b) => self.eval_node(a) && self.eval_node(b),
             Node::Or(a, b) => self.eval_node(a) || self.eval_node(b),
             Node::Not(a) => !self.eval_node(a),
@@ -255,32 +250,35 @@ impl<'a> Ctx<'_, 'a> {
     }
 
     /// Evaluate every leaf (no short-circuit), recording leaves whose effective value (after
-    /// the negations above them) is false.
-    fn explain_node(&self, n: &Node, negated: bool, failed: &mut Vec<String>) -> bool {
-        match n {
-            Node::Leaf(l) => {
-                let v = self.eval(&l.pred);
+    /// the negations above them) is false, by their canonical text in `e` (the parsed rule the
+    /// tree `n` was compiled from, same shape).
+    fn explain_node(&self, n: &Node, e: &Expr, negated: bool, failed: &mut Vec<String>) -> bool {
+        match (n, e) {
+            (Node::Leaf(p), Expr::Matcher(m)) => {
+                let v = self.eval(p);
                 if v == negated {
-                    let text = if negated {
-                        format!("!{}", l.text)
+                    failed.push(if negated {
+                        format!("!{m}")
                     } else {
-                        l.text.clone()
-                    };
-                    failed.push(text);
+                        m.to_string()
+                    });
                 }
                 v
             }
-            Node::And(a, b) => {
-                let x = self.explain_node(a, negated, failed);
-                let y = self.explain_node(b, negated, failed);
+            (Node::And(a, b), Expr::And(ea, eb)) => {
+                let x = self.explain_node(a, ea, negated, failed);
+                let y = self.explain_node(b, eb, negated, failed);
                 x && y
             }
-            Node::Or(a, b) => {
-                let x = self.explain_node(a, negated, failed);
-                let y = self.explain_node(b, negated, failed);
+            (Node::Or(a, b), Expr::Or(ea, eb)) => {
+                let x = self.explain_node(a, ea, negated, failed);
+                let y = self.explain_node(b, eb, negated, failed);
                 x || y
             }
-            Node::Not(a) => !self.explain_node(a, !negated, failed),
+            (Node::Not(a), Expr::Not(ea)) => !self.explain_node(a, ea, !negated, failed),
+            // Unreachable (the tree is compiled from this very `Expr`); stay exact on the
+            // verdict rather than panic.
+            _ => self.eval_node(n),
         }
     }
 }
@@ -291,9 +289,30 @@ impl CompiledRule {
         &self.rule
     }
 
-    /// The parsed AST.
-    pub fn expr(&self) -> &Expr {
-        &self.expr
+    /// The parsed AST (parsed again from the rule text: not kept, see the type's docs).
+    pub fn expr(&self) -> Expr {
+        // The text parsed when it was compiled; a matcher without arguments stands for the
+        // impossible error.
+        parse(&self.rule).unwrap_or_else(|_| {
+            Expr::Matcher(Matcher {
+                kind: MatcherKind::Host,
+                args: Vec::new(),
+                column: 0,
+            })
+        })
+    }
+
+    /// Whether a `Header` or `HeaderRegexp` matcher occurs in the rule (the proxy then
+    /// builds the request's header list for routing).
+    pub fn reads_headers(&self) -> bool {
+        fn walk(n: &Node) -> bool {
+            match n {
+                Node::Leaf(p) => matches!(**p, Pred::Header(..) | Pred::HeaderRegexp(..)),
+                Node::And(a, b) | Node::Or(a, b) => walk(a) || walk(b),
+                Node::Not(a) => walk(a),
+            }
+        }
+        walk(&self.root)
     }
 
     /// Traefik's default priority for this rule.
@@ -322,7 +341,7 @@ impl CompiledRule {
     pub fn explain(&self, req: &RequestView) -> (bool, Vec<String>) {
         let mut failed = Vec::new();
         let ctx = Self::ctx(req);
-        let v = ctx.explain_node(&self.root, false, &mut failed);
+        let v = ctx.explain_node(&self.root, &self.expr(), false, &mut failed);
         (v, failed)
     }
 
@@ -371,7 +390,7 @@ fn collect_hosts(n: &Node, out: &mut Vec<String>) {
 
 fn collect_hosts_inner(n: &Node, out: &mut Vec<String>, wildcards: bool) {
     match n {
-        Node::Leaf(l) => match &l.pred {
+        Node::Leaf(p) => match &**p {
             Pred::HostExact(h) => out.push(h.clone()),
             Pred::HostWildcard(s) if wildcards => out.push(format!("*{s}")),
             _ => {}
@@ -386,7 +405,7 @@ fn collect_hosts_inner(n: &Node, out: &mut Vec<String>, wildcards: bool) {
 
 fn constraint(n: &Node) -> Option<Vec<String>> {
     match n {
-        Node::Leaf(l) => match &l.pred {
+        Node::Leaf(p) => match &**p {
             Pred::HostExact(h) => Some(vec![h.clone()]),
             Pred::HostWildcard(s) => Some(vec![format!("*{s}")]),
             _ => None,

@@ -23,7 +23,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use rustls::sign::CertifiedKey;
-use switchyard_config::rules::MatcherKind;
 use switchyard_config::{DynamicConfig, ResourceKind};
 use switchyard_router::{Route, RouteTable, ShardedMap};
 
@@ -34,6 +33,8 @@ use crate::util::resolve_ref;
 
 /// One router, ready to serve.
 pub(crate) struct RouteRt {
+    /// The router name: the same `Arc` as its [`Route::name`] (and the key of
+    /// [`Runtime::routes`]).
     pub name: Arc<str>,
     pub service: Arc<Node>,
     pub middlewares: Box<[Arc<Mw>]>,
@@ -86,8 +87,9 @@ pub(crate) struct Runtime {
     pub config: Arc<DynamicConfig>,
     pub table: RouteTable,
     /// The compiled routers by name (a lookup's [`Route`] → [`Runtime::route`]); a version
-    /// derived from a delta shares every unchanged entry with the previous one.
-    pub routes: ShardedMap<Arc<RouteRt>>,
+    /// derived from a delta shares every unchanged entry with the previous one. The keys are
+    /// the routes' `Arc<str>` names (not copies).
+    pub routes: ShardedMap<Arc<RouteRt>, Arc<str>>,
     /// Whether any rule looks at headers (else the header list is not built per request).
     pub needs_headers: bool,
     /// How many routes look at headers (`needs_headers` is `header_routes > 0`).
@@ -112,11 +114,7 @@ pub(crate) struct Runtime {
 
 /// Whether a route's rule looks at request headers.
 fn reads_headers(r: &Route) -> bool {
-    r.rule
-        .expr()
-        .matchers()
-        .iter()
-        .any(|m| matches!(m.kind, MatcherKind::Header | MatcherKind::HeaderRegexp))
+    r.rule.reads_headers()
 }
 
 impl Runtime {
@@ -169,7 +167,7 @@ impl Runtime {
         for r in table.routes() {
             header_routes += usize::from(reads_headers(r));
             let rt = route_rt(r, &cfg, &services, &mws, entrypoints, old)?;
-            routes.push((Box::from(r.name.as_str()), Arc::new(rt)));
+            routes.push((Arc::clone(&r.name), Arc::new(rt)));
         }
         Ok(Runtime {
             http01_enabled: http01_enabled(&cfg, &tls),
@@ -282,7 +280,7 @@ impl Runtime {
             for r in table.routes() {
                 header_routes += usize::from(reads_headers(r));
                 let rt = route_rt(r, &cfg, &services, &mws, entrypoints, old)?;
-                routes.set(&r.name, Some(Arc::new(rt)));
+                routes.insert(Arc::clone(&r.name), Arc::new(rt));
             }
         } else {
             routes = old.routes.clone();
@@ -291,21 +289,14 @@ impl Runtime {
                 if let Some(r) = old.table.route(name) {
                     header_routes -= usize::from(reads_headers(r));
                 }
-                let rt = match table.route(name) {
+                match table.route(name) {
                     Some(r) => {
                         header_routes += usize::from(reads_headers(r));
-                        Some(Arc::new(route_rt(
-                            r,
-                            &cfg,
-                            &services,
-                            &mws,
-                            entrypoints,
-                            old,
-                        )?))
+                        let rt = route_rt(r, &cfg, &services, &mws, entrypoints, old)?;
+                        routes.insert(Arc::clone(&r.name), Arc::new(rt));
                     }
-                    None => None,
-                };
-                routes.set(name, rt);
+                    None => routes.set(name, None),
+                }
             }
         }
         Ok(Runtime {
@@ -379,10 +370,7 @@ fn route_rt(
             .collect(),
         _ => entrypoints.iter().map(|_| OnceLock::new()).collect(),
     };
-    let name = match prev {
-        Some(o) => o.name.clone(),
-        None => Arc::from(r.name.as_str()),
-    };
+    let name = Arc::clone(&r.name);
     let obs = RouterObs::of(
         cfg.http
             .routers
