@@ -374,7 +374,7 @@ fn route_rt(
     let obs = RouterObs::of(
         cfg.http
             .routers
-            .get(&r.name)
+            .get(&*r.name)
             .and_then(|x| x.observability.as_ref()),
     );
     Ok(RouteRt {
