@@ -141,8 +141,39 @@ fn order(a: &Route, b: &Route) -> Ordering {
         .then_with(|| a.name.cmp(&b.name))
 }
 
-/// Routes in routing order, shared between versions until one of them changes.
-type Bucket = Arc<[Arc<Route>]>;
+/// Routes in routing order, shared between versions until one of them changes. A single
+/// route (every bucket of an exact host named by one router: the common case) is stored
+/// without a list allocation.
+#[derive(Debug, Clone)]
+enum Bucket {
+    One(Arc<Route>),
+    Many(Arc<[Arc<Route>]>),
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Bucket::Many(Arc::from([]))
+    }
+}
+
+impl std::ops::Deref for Bucket {
+    type Target = [Arc<Route>];
+    fn deref(&self) -> &[Arc<Route>] {
+        match self {
+            Bucket::One(r) => std::slice::from_ref(r),
+            Bucket::Many(v) => v,
+        }
+    }
+}
+
+impl From<Vec<Arc<Route>>> for Bucket {
+    fn from(mut v: Vec<Arc<Route>>) -> Bucket {
+        match v.len() {
+            1 => Bucket::One(v.remove(0)),
+            _ => Bucket::Many(v.into()),
+        }
+    }
+}
 
 /// The index keys of a route: `(wildcard, key)` for each host of its constraint (`*.x.com` is
 /// `(true, "x.com")`), deduplicated; `None`: a catch-all route.

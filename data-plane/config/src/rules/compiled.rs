@@ -30,10 +30,11 @@ enum Pred {
     ClientIP(IpNet),
 }
 
-/// The compiled tree: the shape of the parsed [`Expr`], one [`Pred`] per matcher.
+/// The compiled tree: the shape of the parsed [`Expr`], one [`Pred`] per matcher. Leaves hold
+/// their predicate inline (one allocation per child node, none per leaf).
 #[derive(Debug, Clone)]
 enum Node {
-    Leaf(Box<Pred>),
+    Leaf(Pred),
     And(Box<Node>, Box<Node>),
     Or(Box<Node>, Box<Node>),
     Not(Box<Node>),
@@ -64,7 +65,7 @@ pub fn compile(rule: &str) -> Result<CompiledRule, RuleError> {
 
 fn compile_expr(e: &Expr) -> Result<Node, RuleError> {
     Ok(match e {
-        Expr::Matcher(m) => Node::Leaf(Box::new(compile_matcher(m)?)),
+        Expr::Matcher(m) => Node::Leaf(compile_matcher(m)?),
         Expr::And(a, b) => Node::And(Box::new(compile_expr(a)?), Box::new(compile_expr(b)?)),
         Expr::Or(a, b) => Node::Or(Box::new(compile_expr(a)?), Box::new(compile_expr(b)?)),
         Expr::Not(a) => Node::Not(Box::new(compile_expr(a)?)),
@@ -310,7 +311,7 @@ impl CompiledRule {
     pub fn reads_headers(&self) -> bool {
         fn walk(n: &Node) -> bool {
             match n {
-                Node::Leaf(p) => matches!(**p, Pred::Header(..) | Pred::HeaderRegexp(..)),
+                Node::Leaf(p) => matches!(p, Pred::Header(..) | Pred::HeaderRegexp(..)),
                 Node::And(a, b) | Node::Or(a, b) => walk(a) || walk(b),
                 Node::Not(a) => walk(a),
             }
@@ -393,7 +394,7 @@ fn collect_hosts(n: &Node, out: &mut Vec<String>) {
 
 fn collect_hosts_inner(n: &Node, out: &mut Vec<String>, wildcards: bool) {
     match n {
-        Node::Leaf(p) => match &**p {
+        Node::Leaf(p) => match p {
             Pred::HostExact(h) => out.push(h.to_string()),
             Pred::HostWildcard(s) if wildcards => out.push(format!("*{s}")),
             _ => {}
@@ -408,7 +409,7 @@ fn collect_hosts_inner(n: &Node, out: &mut Vec<String>, wildcards: bool) {
 
 fn constraint(n: &Node) -> Option<Vec<String>> {
     match n {
-        Node::Leaf(p) => match &**p {
+        Node::Leaf(p) => match p {
             Pred::HostExact(h) => Some(vec![h.to_string()]),
             Pred::HostWildcard(s) => Some(vec![format!("*{s}")]),
             _ => None,
