@@ -6,7 +6,8 @@
 # ``Host(`svcN.example.com`) && PathPrefix(`/`)`` + the catch-all + the service = 100k
 # resources, the per-document limit), waits for /readyz, checks that a request for a host
 # router is routed (502: the backend port is closed; 404 would mean not routed), and prints
-# VmRSS after start. REPS rounds, median per size (RSS is deterministic to a few hundred KB).
+# VmRSS after start. The proxy runs on core 1 as in scripts/bench-proxy.sh (one CPU: a
+# single-threaded runtime). REPS rounds, median per size (RSS is deterministic to a few hundred KB).
 # PROFILE=debug uses target/debug. BIN=/path/to/switchyard-proxy measures another build
 # (e.g. a copy of an older one) without building.
 set -euo pipefail
@@ -46,7 +47,7 @@ PY
 }
 measure() { # routers -> RSS kB
   local n=$1
-  "$BIN" --config-file "$W/$n.yaml" --entrypoint "web=127.0.0.1:$PORT" --admin-addr "127.0.0.1:$ADM" >"$W/log" 2>&1 &
+  taskset -c 1 "$BIN" --config-file "$W/$n.yaml" --entrypoint "web=127.0.0.1:$PORT" --admin-addr "127.0.0.1:$ADM" >"$W/log" 2>&1 &
   PID=$!
   local ok=
   for _ in $(seq 1 1200); do

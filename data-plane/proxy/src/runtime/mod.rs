@@ -42,9 +42,15 @@ pub(crate) struct RouteRt {
     pub response_phase: bool,
     /// The router's `observability` switches.
     pub obs: RouterObs,
-    /// Per entry point (index), created on first use.
-    stats: Box<[OnceLock<Arc<RouteStats>>]>,
+    /// Number of entry points (the length of the stats list).
+    eps: u32,
+    /// Per entry point (index), created on first use; the list itself too (a route that
+    /// serves no request costs no allocation here: 100k routers, few of them busy).
+    stats: OnceLock<StatsList>,
 }
+
+/// The stats handles of a route, per entry point index.
+type StatsList = Box<[OnceLock<Arc<RouteStats>>]>;
 
 impl RouteRt {
     /// The stats of this route on entry point `ep`.
@@ -54,7 +60,13 @@ impl RouteRt {
         ep_name: &Arc<str>,
         metrics: &Metrics,
     ) -> Option<Arc<RouteStats>> {
-        let cell = self.stats.get(ep)?;
+        if ep >= self.eps as usize {
+            return None;
+        }
+        let cells = self
+            .stats
+            .get_or_init(|| (0..self.eps).map(|_| OnceLock::new()).collect());
+        let cell = cells.get(ep)?;
         Some(
             cell.get_or_init(|| metrics.route_stats(ep_name, &self.name, &self.service.name))
                 .clone(),
@@ -356,9 +368,12 @@ fn route_rt(
         .map_err(|e| format!("router \"{}\": {e}", r.name))?;
     let prev = old.routes.get(&r.name);
     // Keep the stats handles of the same (router, service) from the previous version.
-    let stats: Box<[OnceLock<Arc<RouteStats>>]> = match prev {
-        Some(o) if o.service.name == service.name => o
-            .stats
+    let stats = OnceLock::new();
+    if let Some(old) = prev
+        .filter(|o| o.service.name == service.name)
+        .and_then(|o| o.stats.get())
+    {
+        let copy: StatsList = old
             .iter()
             .map(|c| {
                 let n = OnceLock::new();
@@ -367,9 +382,9 @@ fn route_rt(
                 }
                 n
             })
-            .collect(),
-        _ => entrypoints.iter().map(|_| OnceLock::new()).collect(),
-    };
+            .collect();
+        let _ = stats.set(copy);
+    }
     let name = Arc::clone(&r.name);
     let obs = RouterObs::of(
         cfg.http
@@ -383,6 +398,7 @@ fn route_rt(
         response_phase: middlewares::has_response_phase(&list),
         middlewares: list,
         service,
+        eps: u32::try_from(entrypoints.len()).unwrap_or(u32::MAX),
         stats,
     })
 }
