@@ -69,7 +69,8 @@
 //!
 //! ## Versions share structure (a change costs what it touches)
 //!
-//! Routes are `Arc<Route>`s, buckets are `Arc<[Arc<Route>]>`, and the host maps and the
+//! Routes are `Arc<Route>`s, buckets are `Arc<[Arc<Route>]>` (or the one `Arc<Route>` of a
+//! single-route bucket), and the host maps and the
 //! route-by-name map are [`ShardedMap`]s: a fixed number of `Arc`'d hash-map shards sized at
 //! about 32 keys each when the table is built. [`RouteTable::apply_changes`] derives the next
 //! version from the previous one: for each changed router and entry point it removes the old
@@ -80,6 +81,17 @@
 //! outgrew its shards fourfold is rebuilt once with more). No global rank is kept: the routing
 //! order is the comparison of (priority descending, name ascending), so inserting a route
 //! never renumbers the others. [`RouteTable::routes`] sorts on demand (explain, tests).
+
+//! ## Memory (100k routers and more per proxy)
+//!
+//! What a route costs is what a proxy with a large config pays per router, so the table keeps
+//! no parse artefacts and no copies: a [`CompiledRule`] holds the rule text and its evaluation
+//! tree only (predicates inline in the leaves; `switchyard explain` re-parses the text for the
+//! leaf texts); a route's name is one `Arc<str>` that the route-by-name map uses as its key
+//! (and the proxy's runtime as its own key and label); service references are interned per
+//! build (all routes naming `web@file` share one string); lists are boxed slices; a host
+//! bucket of one route is that route's `Arc`; shards are shrunk to fit when a table is built.
+//! Figures: BENCHMARKS.md, "Proxy memory per router".
 
 //! ## Errors
 //!
