@@ -69,7 +69,8 @@
 //!
 //! ## Versions share structure (a change costs what it touches)
 //!
-//! Routes are `Arc<Route>`s, buckets are `Arc<[Arc<Route>]>`, and the host maps and the
+//! Routes are `Arc<Route>`s, buckets are `Arc<[Arc<Route>]>` (or the one `Arc<Route>` of a
+//! single-route bucket), and the host maps and the
 //! route-by-name map are [`ShardedMap`]s: a fixed number of `Arc`'d hash-map shards sized at
 //! about 32 keys each when the table is built. [`RouteTable::apply_changes`] derives the next
 //! version from the previous one: for each changed router and entry point it removes the old
@@ -80,6 +81,17 @@
 //! outgrew its shards fourfold is rebuilt once with more). No global rank is kept: the routing
 //! order is the comparison of (priority descending, name ascending), so inserting a route
 //! never renumbers the others. [`RouteTable::routes`] sorts on demand (explain, tests).
+
+//! ## Memory (100k routers and more per proxy)
+//!
+//! What a route costs is what a proxy with a large config pays per router, so the table keeps
+//! no parse artefacts and no copies: a [`CompiledRule`] holds the rule text and its evaluation
+//! tree only (predicates inline in the leaves; `switchyard explain` re-parses the text for the
+//! leaf texts); a route's name is one `Arc<str>` that the route-by-name map uses as its key
+//! (and the proxy's runtime as its own key and label); service references are interned per
+//! build (all routes naming `web@file` share one string); lists are boxed slices; a host
+//! bucket of one route is that route's `Arc`; shards are shrunk to fit when a table is built.
+//! Figures: BENCHMARKS.md, "Proxy memory per router".
 
 //! ## Errors
 //!
@@ -100,28 +112,33 @@ mod tests;
 pub mod url_explain;
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
 use switchyard_config::rules::{self, CompiledRule, RequestView};
 use switchyard_config::{ConfigError, ConfigErrors, DynamicConfig, Router};
 
-pub use shard::ShardedMap;
+pub use shard::{MapKey, ShardedMap};
 
 /// One compiled router.
+///
+/// Memory (a proxy holds 100k of these and more): the name is one `Arc<str>` shared with the
+/// route-by-name map and the proxy's runtime, the service reference is interned (every route
+/// of a table naming the same service shares one `Arc<str>`), and the lists are boxed slices
+/// (no spare capacity, no allocation when empty).
 #[derive(Debug, Clone)]
 pub struct Route {
     /// The router name (the key under `http.routers`).
-    pub name: String,
+    pub name: Arc<str>,
     /// The effective priority ([`Router::effective_priority`]).
     pub priority: i64,
     /// The service reference as written, e.g. `web@file`.
-    pub service: String,
+    pub service: Arc<str>,
     /// The middleware references as written, in order.
-    pub middlewares: Vec<String>,
+    pub middlewares: Box<[String]>,
     /// The router's `entryPoints` as written (empty means all).
-    pub entry_points: Vec<String>,
+    pub entry_points: Box<[String]>,
     /// The compiled rule (shared with the next version's table while the rule is unchanged).
     pub rule: Arc<CompiledRule>,
     /// Whether the router has a `tls` section: it serves only TLS connections, and a router
@@ -136,8 +153,39 @@ fn order(a: &Route, b: &Route) -> Ordering {
         .then_with(|| a.name.cmp(&b.name))
 }
 
-/// Routes in routing order, shared between versions until one of them changes.
-type Bucket = Arc<[Arc<Route>]>;
+/// Routes in routing order, shared between versions until one of them changes. A single
+/// route (every bucket of an exact host named by one router: the common case) is stored
+/// without a list allocation.
+#[derive(Debug, Clone)]
+enum Bucket {
+    One(Arc<Route>),
+    Many(Arc<[Arc<Route>]>),
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Bucket::Many(Arc::from([]))
+    }
+}
+
+impl std::ops::Deref for Bucket {
+    type Target = [Arc<Route>];
+    fn deref(&self) -> &[Arc<Route>] {
+        match self {
+            Bucket::One(r) => std::slice::from_ref(r),
+            Bucket::Many(v) => v,
+        }
+    }
+}
+
+impl From<Vec<Arc<Route>>> for Bucket {
+    fn from(mut v: Vec<Arc<Route>>) -> Bucket {
+        match v.len() {
+            1 => Bucket::One(v.remove(0)),
+            _ => Bucket::Many(v.into()),
+        }
+    }
+}
 
 /// The index keys of a route: `(wildcard, key)` for each host of its constraint (`*.x.com` is
 /// `(true, "x.com")`), deduplicated; `None`: a catch-all route.
@@ -160,7 +208,11 @@ fn host_keys(rule: &CompiledRule) -> HostKeys {
 
 /// `bucket` without the route named `name` (`None` when that leaves it empty).
 fn without(bucket: &[Arc<Route>], name: &str) -> Option<Bucket> {
-    let rest: Vec<Arc<Route>> = bucket.iter().filter(|r| r.name != name).cloned().collect();
+    let rest: Vec<Arc<Route>> = bucket
+        .iter()
+        .filter(|r| &*r.name != name)
+        .cloned()
+        .collect();
     (!rest.is_empty()).then(|| rest.into())
 }
 
@@ -276,8 +328,8 @@ fn attached_to(route_eps: &[String], ep: Option<&str>) -> bool {
 /// [crate documentation](crate) for the index design.
 #[derive(Debug, Clone)]
 pub struct RouteTable {
-    /// Every attached route, by name.
-    routes: ShardedMap<Arc<Route>>,
+    /// Every attached route, by name (the keys are the routes' names).
+    routes: ShardedMap<Arc<Route>, Arc<str>>,
     tables: Vec<EntryTable>,
     attach: Attach,
 }
@@ -337,13 +389,30 @@ pub fn compile(
     compile_from(cfg, entrypoints, None)
 }
 
-/// Compile router `name` (`r`), reusing `prev`'s compiled rule when the text is the same.
-/// `Ok(None)`: valid but attached to none of `entrypoints`.
+/// Interned service references: the routes of a table naming the same service share one
+/// `Arc<str>`.
+#[derive(Default)]
+struct Interner(HashSet<Arc<str>>);
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.0.insert(Arc::clone(&a));
+        a
+    }
+}
+
+/// Compile router `name` (`r`), reusing `prev`'s compiled rule when the text is the same (and
+/// its name and service strings). `Ok(None)`: valid but attached to none of `entrypoints`.
 fn compile_route(
     name: &str,
     r: &Router,
     entrypoints: Option<&[String]>,
     prev: Option<&Arc<Route>>,
+    services: &mut Interner,
 ) -> Result<Option<Arc<Route>>, ConfigError> {
     const K: &str = "router";
     if r.rule.trim().is_empty() {
@@ -361,12 +430,17 @@ fn compile_route(
         Some(eps) => r.entry_points.is_empty() || r.entry_points.iter().any(|e| eps.contains(e)),
     };
     Ok(attached.then(|| {
+        let (name, service) = match prev {
+            Some(p) if *p.service == *r.service => (Arc::clone(&p.name), Arc::clone(&p.service)),
+            Some(p) => (Arc::clone(&p.name), services.get(&r.service)),
+            None => (Arc::from(name), services.get(&r.service)),
+        };
         Arc::new(Route {
-            name: name.to_string(),
+            name,
             priority: r.effective_priority(),
-            service: r.service.clone(),
-            middlewares: r.middlewares.clone(),
-            entry_points: r.entry_points.clone(),
+            service,
+            middlewares: r.middlewares.clone().into_boxed_slice(),
+            entry_points: r.entry_points.clone().into_boxed_slice(),
             rule,
             tls: r.tls.is_some(),
         })
@@ -384,9 +458,11 @@ pub fn compile_from(
     prev: Option<&RouteTable>,
 ) -> Result<RouteTable, ConfigErrors> {
     let mut errors = Vec::new();
-    let mut entries: Vec<Arc<Route>> = Vec::new();
+    let mut entries: Vec<Arc<Route>> = Vec::with_capacity(cfg.http.routers.len());
+    let mut services = Interner::default();
     for (name, r) in &cfg.http.routers {
-        match compile_route(name, r, entrypoints, prev.and_then(|p| p.routes.get(name))) {
+        let prev = prev.and_then(|p| p.routes.get(name));
+        match compile_route(name, r, entrypoints, prev, &mut services) {
             Ok(Some(route)) => entries.push(route),
             Ok(None) => {}
             Err(e) => errors.push(e),
@@ -434,7 +510,7 @@ pub fn compile_from(
     };
     let routes = entries
         .into_iter()
-        .map(|r| (Box::from(r.name.as_str()), r))
+        .map(|r| (Arc::clone(&r.name), r))
         .collect();
     Ok(RouteTable {
         routes,
@@ -469,11 +545,12 @@ impl RouteTable {
         let mut errors = Vec::new();
         // (old, new) route of each changed router.
         let mut pairs: Vec<[Option<Arc<Route>>; 2]> = Vec::new();
+        let mut services = Interner::default();
         for name in names {
             let old = self.routes.get(name).cloned();
             let new = match cfg.http.routers.get(name) {
                 None => None,
-                Some(r) => match compile_route(name, r, entrypoints, old.as_ref()) {
+                Some(r) => match compile_route(name, r, entrypoints, old.as_ref(), &mut services) {
                     Ok(route) => route,
                     Err(e) => {
                         errors.push(e);
@@ -524,7 +601,7 @@ impl RouteTable {
                     t.insert(route, keys);
                 }
             }
-            routes.set(&route.name, Some(Arc::clone(route)));
+            routes.insert(Arc::clone(&route.name), Arc::clone(route));
         }
         if routes.overfull() || tables.iter().any(EntryTable::overfull) {
             // Grown well past the size the shards were made for: rebuild with more shards.
@@ -660,7 +737,7 @@ impl RouteTable {
         for route in self.routes_for(entrypoint) {
             if tls.is_some_and(|t| t != route.tls) {
                 out.rejected.push(RejectedRoute {
-                    name: route.name.clone(),
+                    name: route.name.to_string(),
                     priority: route.priority,
                     rule: route.rule.rule().to_string(),
                     failed: vec![if route.tls { "tls" } else { "!tls" }.to_string()],
@@ -670,16 +747,16 @@ impl RouteTable {
             let (matched, failed) = route.rule.explain(req);
             if matched {
                 out.winner = Some(ExplainedRoute {
-                    name: route.name.clone(),
+                    name: route.name.to_string(),
                     priority: route.priority,
                     rule: route.rule.rule().to_string(),
-                    service: route.service.clone(),
-                    middlewares: route.middlewares.clone(),
+                    service: route.service.to_string(),
+                    middlewares: route.middlewares.to_vec(),
                 });
                 break;
             }
             out.rejected.push(RejectedRoute {
-                name: route.name.clone(),
+                name: route.name.to_string(),
                 priority: route.priority,
                 rule: route.rule.rule().to_string(),
                 failed,

@@ -2,8 +2,9 @@
 //! new version that changes a few keys copies only the shards holding them (and their groups'
 //! pointer lists) and shares every other shard with the previous version.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash};
 use std::sync::Arc;
 
 /// Keys per shard the map aims at: a change copies about this many entries.
@@ -19,23 +20,30 @@ type ShardHasher = BuildHasherDefault<DefaultHasher>;
 /// [`ShardedMap::set`] copies the group and the shard it changes (copy-on-write through
 /// [`Arc::make_mut`]). Shards hold about 32 keys and groups about √(shards) shards, so a change
 /// copies a few dozen pointers and entries whatever the size of the map.
+///
+/// Keys are `Box<str>` by default; `K = Arc<str>` lets a map share its keys with the values
+/// (e.g. routes by their `Arc<str>` name: no second copy of each name).
 #[derive(Debug, Clone)]
-pub struct ShardedMap<V> {
-    groups: Box<[Group<V>]>,
+pub struct ShardedMap<V, K = Box<str>> {
+    groups: Box<[Group<K, V>]>,
     /// Shards per group (a power of two).
     per_group: usize,
     len: usize,
 }
 
-type Group<V> = Arc<Vec<Arc<HashMap<Box<str>, V>>>>;
+type Group<K, V> = Arc<Vec<Arc<HashMap<K, V>>>>;
 
-impl<V> Default for ShardedMap<V> {
+/// A key of a [`ShardedMap`]: an owned string (`Box<str>` or `Arc<str>`).
+pub trait MapKey: Borrow<str> + Eq + Hash + Clone + for<'a> From<&'a str> {}
+impl<T: Borrow<str> + Eq + Hash + Clone + for<'a> From<&'a str>> MapKey for T {}
+
+impl<V, K: MapKey> Default for ShardedMap<V, K> {
     fn default() -> Self {
         ShardedMap::with_capacity(0)
     }
 }
 
-impl<V> ShardedMap<V> {
+impl<V, K: MapKey> ShardedMap<V, K> {
     /// An empty map sized for about `n` keys.
     pub fn with_capacity(n: usize) -> Self {
         let shards = (n / TARGET_PER_SHARD).max(MIN_SHARDS).next_power_of_two();
@@ -64,7 +72,7 @@ impl<V> ShardedMap<V> {
         (s / self.per_group, s % self.per_group)
     }
 
-    fn shard(&self, key: &str) -> &Arc<HashMap<Box<str>, V>> {
+    fn shard(&self, key: &str) -> &Arc<HashMap<K, V>> {
         let (g, i) = self.shard_of(key);
         &self.groups[g][i]
     }
@@ -92,7 +100,7 @@ impl<V> ShardedMap<V> {
         self.groups
             .iter()
             .flat_map(|g| g.iter())
-            .flat_map(|s| s.iter().map(|(k, v)| (&**k, v)))
+            .flat_map(|s| s.iter().map(|(k, v)| (k.borrow(), v)))
     }
 
     /// Every value, in no particular order.
@@ -117,9 +125,9 @@ impl<V> ShardedMap<V> {
     }
 }
 
-impl<V: Clone> ShardedMap<V> {
+impl<V: Clone, K: MapKey> ShardedMap<V, K> {
     /// The shard of `key`, copied (with its group) if another version shares it.
-    fn shard_mut(&mut self, key: &str) -> &mut HashMap<Box<str>, V> {
+    fn shard_mut(&mut self, key: &str) -> &mut HashMap<K, V> {
         let (g, i) = self.shard_of(key);
         Arc::make_mut(&mut Arc::make_mut(&mut self.groups[g])[i])
     }
@@ -128,16 +136,20 @@ impl<V: Clone> ShardedMap<V> {
     /// shares it.
     pub fn set(&mut self, key: &str, value: Option<V>) {
         match value {
-            Some(v) => {
-                if self.shard_mut(key).insert(Box::from(key), v).is_none() {
-                    self.len += 1;
-                }
-            }
+            Some(v) => self.insert(K::from(key), v),
             None => {
                 if self.shard(key).contains_key(key) && self.shard_mut(key).remove(key).is_some() {
                     self.len -= 1;
                 }
             }
+        }
+    }
+
+    /// Set the value of `key` (an owned key: e.g. an `Arc<str>` shared with the value),
+    /// copying its shard if another version shares it.
+    pub fn insert(&mut self, key: K, value: V) {
+        if self.shard_mut(key.borrow()).insert(key, value).is_none() {
+            self.len += 1;
         }
     }
 
@@ -148,19 +160,22 @@ impl<V: Clone> ShardedMap<V> {
     }
 }
 
-impl<V: Clone> FromIterator<(Box<str>, V)> for ShardedMap<V> {
-    fn from_iter<I: IntoIterator<Item = (Box<str>, V)>>(iter: I) -> Self {
-        let items: Vec<(Box<str>, V)> = iter.into_iter().collect();
+impl<V: Clone, K: MapKey> FromIterator<(K, V)> for ShardedMap<V, K> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let items: Vec<(K, V)> = iter.into_iter().collect();
         let mut m = ShardedMap::with_capacity(items.len());
-        let mut shards: Vec<HashMap<Box<str>, V>> =
-            (0..m.shards()).map(|_| HashMap::new()).collect();
+        let mut shards: Vec<HashMap<K, V>> = (0..m.shards()).map(|_| HashMap::new()).collect();
         for (k, v) in items {
-            let (g, i) = m.shard_of(&k);
+            let (g, i) = m.shard_of(k.borrow());
             if shards[g * m.per_group + i].insert(k, v).is_none() {
                 m.len += 1;
             }
         }
-        let mut shards = shards.into_iter().map(Arc::new);
+        // No spare capacity: the map is immutable until a change copies a shard.
+        let mut shards = shards.into_iter().map(|mut s| {
+            s.shrink_to_fit();
+            Arc::new(s)
+        });
         m.groups = (0..m.groups.len())
             .map(|_| Arc::new(shards.by_ref().take(m.per_group).collect()))
             .collect();

@@ -72,7 +72,7 @@ fn req<'a>(host: &'a str, path: &'a str) -> RequestView<'a> {
 
 fn win(t: &RouteTable, ep: &str, host: &str, path: &str) -> Option<String> {
     let rq = req(host, path);
-    let got = t.lookup(ep, &rq).map(|r| r.name.clone());
+    let got = t.lookup(ep, &rq).map(|r| r.name.to_string());
     // explain always agrees with lookup
     let ex = t.explain(ep, &rq);
     assert_eq!(ex.winner.as_ref().map(|w| w.name.clone()), got);
@@ -89,11 +89,7 @@ fn traefik_doc_example_regexp_beats_host() {
         r("regexp", r"HostRegexp(`[a-z]+\.traefik\.com`)"),
         r("host", "Host(`foobar.traefik.com`)"),
     ]);
-    let prios: Vec<(&str, i64)> = t
-        .routes()
-        .iter()
-        .map(|r| (r.name.as_str(), r.priority))
-        .collect();
+    let prios: Vec<(&str, i64)> = t.routes().iter().map(|r| (&*r.name, r.priority)).collect();
     assert_eq!(prios, vec![("regexp", 34), ("host", 26)]);
     assert_eq!(win(&t, "web", "foobar.traefik.com", "/"), w("regexp"));
     assert_eq!(win(&t, "web", "FOOBAR.traefik.com:80", "/"), w("regexp"));
@@ -129,7 +125,7 @@ fn negative_priorities_sort_last() {
         r("deeper", "PathPrefix(`/`)").prio(-5),
         r("api", "Host(`a.com`) && Path(`/x`)"),
     ]);
-    let order: Vec<&str> = t.routes().iter().map(|r| r.name.as_str()).collect();
+    let order: Vec<&str> = t.routes().iter().map(|r| &*r.name).collect();
     assert_eq!(order, ["api", "fallback", "deeper"]);
     assert_eq!(win(&t, "web", "a.com", "/x"), w("api"));
     assert_eq!(win(&t, "web", "a.com", "/y"), w("fallback"));
@@ -158,7 +154,7 @@ fn ties_broken_by_name() {
         r("alpha", "Host(`x.com`)"),
         r("mid", "Host(`*.com`)"),
     ]);
-    let order: Vec<&str> = t.routes().iter().map(|r| r.name.as_str()).collect();
+    let order: Vec<&str> = t.routes().iter().map(|r| &*r.name).collect();
     assert_eq!(order, ["alpha", "mid", "zeta"]);
     assert_eq!(win(&t, "web", "x.com", "/"), w("alpha"));
 }
@@ -183,7 +179,7 @@ fn entry_point_attachment() {
         None,
         "unknown entry point"
     );
-    let names: Vec<&str> = t.routes_for("web").map(|r| r.name.as_str()).collect();
+    let names: Vec<&str> = t.routes_for("web").map(|r| &*r.name).collect();
     assert_eq!(names, ["both", "all"]);
 
     // An entry point with no routers at all.
@@ -235,7 +231,7 @@ fn host_index_contents() {
     let mut wild: Vec<&str> = tb.wildcard.iter().map(|(k, _)| k).collect();
     wild.sort();
     assert_eq!(wild, ["example.com"]);
-    let mut catch: Vec<&str> = tb.catch_all.iter().map(|r| r.name.as_str()).collect();
+    let mut catch: Vec<&str> = tb.catch_all.iter().map(|r| &*r.name).collect();
     catch.sort();
     assert_eq!(catch, ["any", "neg", "orpath", "re"]);
     let wl = tb.wildcard.get("example.com").expect("wildcard list");
@@ -404,11 +400,11 @@ fn empty_config() {
 fn route_fields() {
     let t = table(vec![r("a", "Host(`a.com`)").eps(&["web"]).prio(7)]);
     let route = t.lookup("web", &req("a.com", "/")).expect("route");
-    assert_eq!(route.name, "a");
+    assert_eq!(&*route.name, "a");
     assert_eq!(route.priority, 7);
-    assert_eq!(route.service, "svc-a@file");
-    assert_eq!(route.middlewares, ["mw-a@file"]);
-    assert_eq!(route.entry_points, ["web"]);
+    assert_eq!(&*route.service, "svc-a@file");
+    assert_eq!(&*route.middlewares, ["mw-a@file"]);
+    assert_eq!(&*route.entry_points, ["web"]);
     assert_eq!(route.rule.rule(), "Host(`a.com`)");
 }
 
@@ -433,7 +429,7 @@ fn tls_routers_serve_only_tls_connections() {
     assert_eq!(name(false, "b.com").as_deref(), Some("any"));
     // `lookup` ignores the connection kind.
     assert_eq!(
-        t.lookup("web", &req("a.com", "/")).map(|r| r.name.as_str()),
+        t.lookup("web", &req("a.com", "/")).map(|r| &*r.name),
         Some("secure")
     );
 }
@@ -534,7 +530,7 @@ mod incremental {
         let names = |t: &RouteTable| -> Vec<(String, i64, String)> {
             t.routes()
                 .iter()
-                .map(|r| (r.name.clone(), r.priority, r.rule.rule().to_string()))
+                .map(|r| (r.name.to_string(), r.priority, r.rule.rule().to_string()))
                 .collect()
         };
         prop_assert_eq!(names(a), names(b));
@@ -640,10 +636,7 @@ mod incremental {
         let v2 = v1.apply_changes(&cfg, Some(&eps), &["r7"]).expect("v2");
         let (t1, t2) = (&v1.tables[0], &v2.tables[0]);
         assert!(t2.exact.get("h7.com").is_none());
-        assert_eq!(
-            t2.exact.get("moved.com").map(|b| b[0].name.as_str()),
-            Some("r7")
-        );
+        assert_eq!(t2.exact.get("moved.com").map(|b| &*b[0].name), Some("r7"));
         // Untouched hosts keep their shard, and their route is the very same Arc.
         let shared = (0..2000)
             .filter(|i| t1.exact.shares_shard_of(&t2.exact, &format!("h{i}.com")))
@@ -654,8 +647,7 @@ mod incremental {
             &t2.exact.get("h1.com").expect("h1")[0]
         ));
         assert_eq!(
-            v2.lookup("web", &req("moved.com", "/"))
-                .map(|r| r.name.as_str()),
+            v2.lookup("web", &req("moved.com", "/")).map(|r| &*r.name),
             Some("r7")
         );
         assert!(v2.lookup("web", &req("h7.com", "/")).is_none());
@@ -674,7 +666,7 @@ mod incremental {
         let rule = |t: &RouteTable, n: &str| {
             t.routes()
                 .iter()
-                .find(|r| r.name == n)
+                .find(|r| &*r.name == n)
                 .map(|r| std::sync::Arc::clone(&r.rule))
                 .expect("route")
         };

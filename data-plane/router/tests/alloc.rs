@@ -83,7 +83,7 @@ fn index_does_not_allocate_and_memory_per_route_is_bounded() {
     let region = Region::new(GLOBAL);
     let hit = table
         .lookup("web", &req("SVC42.example.com:443"))
-        .map(|r| r.name.as_str());
+        .map(|r| &*r.name);
     let s = region.change();
     assert_eq!(hit, Some("svc42"));
     println!(

@@ -305,7 +305,7 @@ fn lookup_equals_brute_force_scan() {
         for _ in 0..150 {
             let req = gen_req(&mut rng);
             let view = req.view();
-            let got = table.lookup(req.ep, &view).map(|r| r.name.clone());
+            let got = table.lookup(req.ep, &view).map(|r| r.name.to_string());
             let (tried, want) = brute.scan(eps, req.ep, &view);
             let ctx = || {
                 format!(

@@ -11,43 +11,44 @@ use regex::Regex;
 use super::request::{canonical_host_cow, parse_query, routing_path, RequestView};
 use super::{compile_regex, parse, Expr, Matcher, MatcherKind, RuleError};
 
+/// One matcher, compiled. Strings are boxed (no spare capacity; 16 bytes instead of 24).
 #[derive(Debug, Clone)]
 enum Pred {
     HostAny,
-    HostExact(String),
+    HostExact(Box<str>),
     /// Suffix including the leading dot: `.example.com`.
-    HostWildcard(String),
+    HostWildcard(Box<str>),
     HostRegexp(Regex),
-    Path(String),
-    PathPrefix(String),
+    Path(Box<str>),
+    PathPrefix(Box<str>),
     PathRegexp(Regex),
-    Method(String),
-    Header(String, String),
-    HeaderRegexp(String, Regex),
-    Query(String, Option<String>),
-    QueryRegexp(String, Regex),
+    Method(Box<str>),
+    Header(Box<str>, Box<str>),
+    HeaderRegexp(Box<str>, Regex),
+    Query(Box<str>, Option<Box<str>>),
+    QueryRegexp(Box<str>, Regex),
     ClientIP(IpNet),
 }
 
-#[derive(Debug, Clone)]
-struct Leaf {
-    pred: Pred,
-    text: String,
-}
-
+/// The compiled tree: the shape of the parsed [`Expr`], one [`Pred`] per matcher. Leaves hold
+/// their predicate inline (one allocation per child node, none per leaf).
 #[derive(Debug, Clone)]
 enum Node {
-    Leaf(Box<Leaf>),
+    Leaf(Pred),
     And(Box<Node>, Box<Node>),
     Or(Box<Node>, Box<Node>),
     Not(Box<Node>),
 }
 
 /// A rule compiled for evaluation. Cheap to evaluate, `Send + Sync`, cloneable.
+///
+/// Memory: a proxy holds one per router (100k routers and more), so it keeps only the rule
+/// text and the evaluation tree. The parsed [`Expr`] and the canonical text of each matcher
+/// (needed only by [`CompiledRule::expr`] and [`CompiledRule::explain`], never per request)
+/// are derived again from the text when asked for: the tree has the shape of the `Expr`.
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
-    rule: String,
-    expr: Expr,
+    rule: Box<str>,
     root: Node,
 }
 
@@ -57,18 +58,14 @@ pub fn compile(rule: &str) -> Result<CompiledRule, RuleError> {
     let expr = parse(rule)?;
     let root = compile_expr(&expr)?;
     Ok(CompiledRule {
-        rule: rule.to_string(),
-        expr,
+        rule: Box::from(rule),
         root,
     })
 }
 
 fn compile_expr(e: &Expr) -> Result<Node, RuleError> {
     Ok(match e {
-        Expr::Matcher(m) => Node::Leaf(Box::new(Leaf {
-            pred: compile_matcher(m)?,
-            text: m.to_string(),
-        })),
+        Expr::Matcher(m) => Node::Leaf(compile_matcher(m)?),
         Expr::And(a, b) => Node::And(Box::new(compile_expr(a)?), Box::new(compile_expr(b)?)),
         Expr::Or(a, b) => Node::Or(Box::new(compile_expr(a)?), Box::new(compile_expr(b)?)),
         Expr::Not(a) => Node::Not(Box::new(compile_expr(a)?)),
@@ -80,12 +77,12 @@ fn is_tchar(c: char) -> bool {
 }
 
 /// Normalise a Host rule value: lowercase, one trailing dot removed.
-fn normalize_rule_host(h: &str) -> String {
+fn normalize_rule_host(h: &str) -> Box<str> {
     let mut h = h.to_ascii_lowercase();
     if h.len() > 1 && h.ends_with('.') {
         h.pop();
     }
-    h
+    h.into_boxed_str()
 }
 
 fn compile_matcher(m: &Matcher) -> Result<Pred, RuleError> {
@@ -106,7 +103,7 @@ fn compile_matcher(m: &Matcher) -> Result<Pred, RuleError> {
             } else if h.contains('*') {
                 match h.strip_prefix("*.") {
                     Some(rest) if !rest.is_empty() && !rest.contains('*') && rest != "." => {
-                        Pred::HostWildcard(format!(".{}", normalize_rule_host(rest)))
+                        Pred::HostWildcard(format!(".{}", normalize_rule_host(rest)).into())
                     }
                     _ => {
                         return Err(err(format!(
@@ -125,9 +122,9 @@ fn compile_matcher(m: &Matcher) -> Result<Pred, RuleError> {
                 return Err(err(format!("path {p:?} must start with \"/\"")));
             }
             if m.kind == MatcherKind::Path {
-                Pred::Path(p.to_string())
+                Pred::Path(p.into())
             } else {
-                Pred::PathPrefix(p.to_string())
+                Pred::PathPrefix(p.into())
             }
         }
         MatcherKind::PathRegexp => Pred::PathRegexp(re(arg(0))?),
@@ -136,14 +133,14 @@ fn compile_matcher(m: &Matcher) -> Result<Pred, RuleError> {
             if !meth.chars().all(is_tchar) {
                 return Err(err(format!("invalid method {meth:?}")));
             }
-            Pred::Method(meth.to_ascii_uppercase())
+            Pred::Method(meth.to_ascii_uppercase().into())
         }
-        MatcherKind::Header => Pred::Header(arg(0).to_string(), arg(1).to_string()),
-        MatcherKind::HeaderRegexp => Pred::HeaderRegexp(arg(0).to_string(), re(arg(1))?),
-        MatcherKind::Query => Pred::Query(arg(0).to_string(), m.args.get(1).cloned()),
+        MatcherKind::Header => Pred::Header(arg(0).into(), arg(1).into()),
+        MatcherKind::HeaderRegexp => Pred::HeaderRegexp(arg(0).into(), re(arg(1))?),
+        MatcherKind::Query => Pred::Query(arg(0).into(), m.args.get(1).map(|v| v.as_str().into())),
         MatcherKind::QueryRegexp => match m.args.get(1) {
-            Some(r) => Pred::QueryRegexp(arg(0).to_string(), re(r)?),
-            None => Pred::Query(arg(0).to_string(), None),
+            Some(r) => Pred::QueryRegexp(arg(0).into(), re(r)?),
+            None => Pred::Query(arg(0).into(), None),
         },
         MatcherKind::ClientIP => {
             let v = arg(0).trim();
@@ -213,31 +210,33 @@ impl<'a> Ctx<'_, 'a> {
                 if rh.is_empty() {
                     return false;
                 }
-                rh.strip_suffix('.').unwrap_or(rh) == h
+                rh.strip_suffix('.').unwrap_or(rh) == &**h
             }
             Pred::HostWildcard(suffix) => {
                 let rh = self.host();
                 let rh = rh.strip_suffix('.').unwrap_or(rh);
-                match rh.strip_suffix(suffix.as_str()) {
+                match rh.strip_suffix(&**suffix) {
                     Some(label) => !label.is_empty() && !label.contains('.'),
                     None => false,
                 }
             }
             Pred::HostRegexp(re) => re.is_match(self.host()),
-            Pred::Path(p) => self.path() == Some(p.as_str()),
-            Pred::PathPrefix(p) => self.path().is_some_and(|rp| rp.starts_with(p.as_str())),
+            Pred::Path(p) => self.path() == Some(&**p),
+            Pred::PathPrefix(p) => self.path().is_some_and(|rp| rp.starts_with(&**p)),
             Pred::PathRegexp(re) => self.path().is_some_and(|rp| re.is_match(rp)),
-            Pred::Method(m) => self.req.method == m,
-            Pred::Header(k, v) => self.header_values(k).any(|hv| hv == v),
+            Pred::Method(m) => self.req.method == &**m,
+            Pred::Header(k, v) => self.header_values(k).any(|hv| hv == &**v),
             Pred::HeaderRegexp(k, re) => self.header_values(k).any(|hv| re.is_match(hv)),
             Pred::Query(k, v) => {
                 let want = v.as_deref().unwrap_or("");
-                self.query().iter().any(|(qk, qv)| qk == k && qv == want)
+                self.query()
+                    .iter()
+                    .any(|(qk, qv)| **qk == **k && qv == want)
             }
             Pred::QueryRegexp(k, re) => self
                 .query()
                 .iter()
-                .any(|(qk, qv)| qk == k && re.is_match(qv)),
+                .any(|(qk, qv)| **qk == **k && re.is_match(qv)),
             Pred::ClientIP(net) => self
                 .req
                 .client_ip
@@ -247,7 +246,7 @@ impl<'a> Ctx<'_, 'a> {
 
     fn eval_node(&self, n: &Node) -> bool {
         match n {
-            Node::Leaf(l) => self.eval(&l.pred),
+            Node::Leaf(p) => self.eval(p),
             Node::And(a, b) => self.eval_node(a) && self.eval_node(b),
             Node::Or(a, b) => self.eval_node(a) || self.eval_node(b),
             Node::Not(a) => !self.eval_node(a),
@@ -255,32 +254,35 @@ impl<'a> Ctx<'_, 'a> {
     }
 
     /// Evaluate every leaf (no short-circuit), recording leaves whose effective value (after
-    /// the negations above them) is false.
-    fn explain_node(&self, n: &Node, negated: bool, failed: &mut Vec<String>) -> bool {
-        match n {
-            Node::Leaf(l) => {
-                let v = self.eval(&l.pred);
+    /// the negations above them) is false, by their canonical text in `e` (the parsed rule the
+    /// tree `n` was compiled from, same shape).
+    fn explain_node(&self, n: &Node, e: &Expr, negated: bool, failed: &mut Vec<String>) -> bool {
+        match (n, e) {
+            (Node::Leaf(p), Expr::Matcher(m)) => {
+                let v = self.eval(p);
                 if v == negated {
-                    let text = if negated {
-                        format!("!{}", l.text)
+                    failed.push(if negated {
+                        format!("!{m}")
                     } else {
-                        l.text.clone()
-                    };
-                    failed.push(text);
+                        m.to_string()
+                    });
                 }
                 v
             }
-            Node::And(a, b) => {
-                let x = self.explain_node(a, negated, failed);
-                let y = self.explain_node(b, negated, failed);
+            (Node::And(a, b), Expr::And(ea, eb)) => {
+                let x = self.explain_node(a, ea, negated, failed);
+                let y = self.explain_node(b, eb, negated, failed);
                 x && y
             }
-            Node::Or(a, b) => {
-                let x = self.explain_node(a, negated, failed);
-                let y = self.explain_node(b, negated, failed);
+            (Node::Or(a, b), Expr::Or(ea, eb)) => {
+                let x = self.explain_node(a, ea, negated, failed);
+                let y = self.explain_node(b, eb, negated, failed);
                 x || y
             }
-            Node::Not(a) => !self.explain_node(a, !negated, failed),
+            (Node::Not(a), Expr::Not(ea)) => !self.explain_node(a, ea, !negated, failed),
+            // Unreachable (the tree is compiled from this very `Expr`); stay exact on the
+            // verdict rather than panic.
+            _ => self.eval_node(n),
         }
     }
 }
@@ -291,9 +293,30 @@ impl CompiledRule {
         &self.rule
     }
 
-    /// The parsed AST.
-    pub fn expr(&self) -> &Expr {
-        &self.expr
+    /// The parsed AST (parsed again from the rule text: not kept, see the type's docs).
+    pub fn expr(&self) -> Expr {
+        // The text parsed when it was compiled; a matcher without arguments stands for the
+        // impossible error.
+        parse(&self.rule).unwrap_or_else(|_| {
+            Expr::Matcher(Matcher {
+                kind: MatcherKind::Host,
+                args: Vec::new(),
+                column: 0,
+            })
+        })
+    }
+
+    /// Whether a `Header` or `HeaderRegexp` matcher occurs in the rule (the proxy then
+    /// builds the request's header list for routing).
+    pub fn reads_headers(&self) -> bool {
+        fn walk(n: &Node) -> bool {
+            match n {
+                Node::Leaf(p) => matches!(p, Pred::Header(..) | Pred::HeaderRegexp(..)),
+                Node::And(a, b) | Node::Or(a, b) => walk(a) || walk(b),
+                Node::Not(a) => walk(a),
+            }
+        }
+        walk(&self.root)
     }
 
     /// Traefik's default priority for this rule.
@@ -322,7 +345,7 @@ impl CompiledRule {
     pub fn explain(&self, req: &RequestView) -> (bool, Vec<String>) {
         let mut failed = Vec::new();
         let ctx = Self::ctx(req);
-        let v = ctx.explain_node(&self.root, false, &mut failed);
+        let v = ctx.explain_node(&self.root, &self.expr(), false, &mut failed);
         (v, failed)
     }
 
@@ -371,8 +394,8 @@ fn collect_hosts(n: &Node, out: &mut Vec<String>) {
 
 fn collect_hosts_inner(n: &Node, out: &mut Vec<String>, wildcards: bool) {
     match n {
-        Node::Leaf(l) => match &l.pred {
-            Pred::HostExact(h) => out.push(h.clone()),
+        Node::Leaf(p) => match p {
+            Pred::HostExact(h) => out.push(h.to_string()),
             Pred::HostWildcard(s) if wildcards => out.push(format!("*{s}")),
             _ => {}
         },
@@ -386,8 +409,8 @@ fn collect_hosts_inner(n: &Node, out: &mut Vec<String>, wildcards: bool) {
 
 fn constraint(n: &Node) -> Option<Vec<String>> {
     match n {
-        Node::Leaf(l) => match &l.pred {
-            Pred::HostExact(h) => Some(vec![h.clone()]),
+        Node::Leaf(p) => match p {
+            Pred::HostExact(h) => Some(vec![h.to_string()]),
             Pred::HostWildcard(s) => Some(vec![format!("*{s}")]),
             _ => None,
         },

@@ -23,7 +23,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use rustls::sign::CertifiedKey;
-use switchyard_config::rules::MatcherKind;
 use switchyard_config::{DynamicConfig, ResourceKind};
 use switchyard_router::{Route, RouteTable, ShardedMap};
 
@@ -34,6 +33,8 @@ use crate::util::resolve_ref;
 
 /// One router, ready to serve.
 pub(crate) struct RouteRt {
+    /// The router name: the same `Arc` as its [`Route::name`] (and the key of
+    /// [`Runtime::routes`]).
     pub name: Arc<str>,
     pub service: Arc<Node>,
     pub middlewares: Box<[Arc<Mw>]>,
@@ -41,9 +42,15 @@ pub(crate) struct RouteRt {
     pub response_phase: bool,
     /// The router's `observability` switches.
     pub obs: RouterObs,
-    /// Per entry point (index), created on first use.
-    stats: Box<[OnceLock<Arc<RouteStats>>]>,
+    /// Number of entry points (the length of the stats list).
+    eps: u32,
+    /// Per entry point (index), created on first use; the list itself too (a route that
+    /// serves no request costs no allocation here: 100k routers, few of them busy).
+    stats: OnceLock<StatsList>,
 }
+
+/// The stats handles of a route, per entry point index.
+type StatsList = Box<[OnceLock<Arc<RouteStats>>]>;
 
 impl RouteRt {
     /// The stats of this route on entry point `ep`.
@@ -53,7 +60,13 @@ impl RouteRt {
         ep_name: &Arc<str>,
         metrics: &Metrics,
     ) -> Option<Arc<RouteStats>> {
-        let cell = self.stats.get(ep)?;
+        if ep >= self.eps as usize {
+            return None;
+        }
+        let cells = self
+            .stats
+            .get_or_init(|| (0..self.eps).map(|_| OnceLock::new()).collect());
+        let cell = cells.get(ep)?;
         Some(
             cell.get_or_init(|| metrics.route_stats(ep_name, &self.name, &self.service.name))
                 .clone(),
@@ -86,8 +99,9 @@ pub(crate) struct Runtime {
     pub config: Arc<DynamicConfig>,
     pub table: RouteTable,
     /// The compiled routers by name (a lookup's [`Route`] → [`Runtime::route`]); a version
-    /// derived from a delta shares every unchanged entry with the previous one.
-    pub routes: ShardedMap<Arc<RouteRt>>,
+    /// derived from a delta shares every unchanged entry with the previous one. The keys are
+    /// the routes' `Arc<str>` names (not copies).
+    pub routes: ShardedMap<Arc<RouteRt>, Arc<str>>,
     /// Whether any rule looks at headers (else the header list is not built per request).
     pub needs_headers: bool,
     /// How many routes look at headers (`needs_headers` is `header_routes > 0`).
@@ -112,11 +126,7 @@ pub(crate) struct Runtime {
 
 /// Whether a route's rule looks at request headers.
 fn reads_headers(r: &Route) -> bool {
-    r.rule
-        .expr()
-        .matchers()
-        .iter()
-        .any(|m| matches!(m.kind, MatcherKind::Header | MatcherKind::HeaderRegexp))
+    r.rule.reads_headers()
 }
 
 impl Runtime {
@@ -169,7 +179,7 @@ impl Runtime {
         for r in table.routes() {
             header_routes += usize::from(reads_headers(r));
             let rt = route_rt(r, &cfg, &services, &mws, entrypoints, old)?;
-            routes.push((Box::from(r.name.as_str()), Arc::new(rt)));
+            routes.push((Arc::clone(&r.name), Arc::new(rt)));
         }
         Ok(Runtime {
             http01_enabled: http01_enabled(&cfg, &tls),
@@ -282,7 +292,7 @@ impl Runtime {
             for r in table.routes() {
                 header_routes += usize::from(reads_headers(r));
                 let rt = route_rt(r, &cfg, &services, &mws, entrypoints, old)?;
-                routes.set(&r.name, Some(Arc::new(rt)));
+                routes.insert(Arc::clone(&r.name), Arc::new(rt));
             }
         } else {
             routes = old.routes.clone();
@@ -291,21 +301,14 @@ impl Runtime {
                 if let Some(r) = old.table.route(name) {
                     header_routes -= usize::from(reads_headers(r));
                 }
-                let rt = match table.route(name) {
+                match table.route(name) {
                     Some(r) => {
                         header_routes += usize::from(reads_headers(r));
-                        Some(Arc::new(route_rt(
-                            r,
-                            &cfg,
-                            &services,
-                            &mws,
-                            entrypoints,
-                            old,
-                        )?))
+                        let rt = route_rt(r, &cfg, &services, &mws, entrypoints, old)?;
+                        routes.insert(Arc::clone(&r.name), Arc::new(rt));
                     }
-                    None => None,
-                };
-                routes.set(name, rt);
+                    None => routes.set(name, None),
+                }
             }
         }
         Ok(Runtime {
@@ -365,9 +368,12 @@ fn route_rt(
         .map_err(|e| format!("router \"{}\": {e}", r.name))?;
     let prev = old.routes.get(&r.name);
     // Keep the stats handles of the same (router, service) from the previous version.
-    let stats: Box<[OnceLock<Arc<RouteStats>>]> = match prev {
-        Some(o) if o.service.name == service.name => o
-            .stats
+    let stats = OnceLock::new();
+    if let Some(old) = prev
+        .filter(|o| o.service.name == service.name)
+        .and_then(|o| o.stats.get())
+    {
+        let copy: StatsList = old
             .iter()
             .map(|c| {
                 let n = OnceLock::new();
@@ -376,17 +382,14 @@ fn route_rt(
                 }
                 n
             })
-            .collect(),
-        _ => entrypoints.iter().map(|_| OnceLock::new()).collect(),
-    };
-    let name = match prev {
-        Some(o) => o.name.clone(),
-        None => Arc::from(r.name.as_str()),
-    };
+            .collect();
+        let _ = stats.set(copy);
+    }
+    let name = Arc::clone(&r.name);
     let obs = RouterObs::of(
         cfg.http
             .routers
-            .get(&r.name)
+            .get(&*r.name)
             .and_then(|x| x.observability.as_ref()),
     );
     Ok(RouteRt {
@@ -395,6 +398,7 @@ fn route_rt(
         response_phase: middlewares::has_response_phase(&list),
         middlewares: list,
         service,
+        eps: u32::try_from(entrypoints.len()).unwrap_or(u32::MAX),
         stats,
     })
 }
