@@ -31,7 +31,7 @@ pub fn parse_document(text: &str) -> Result<DynamicConfig, ConfigError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     limits::check_document_size(text)?;
     let value = parse_value(text)?;
-    from_value(value)
+    from_reader_value(value)
 }
 
 /// Is this (trimmed) document JSON? `{"…` or `{}`; a YAML flow mapping `{http: …}` is not.
@@ -220,11 +220,13 @@ fn resources<T: DeserializeOwned + Clone>(
     m: Map<String, Value>,
     kind: &str,
     what: &str,
+    compact: bool,
     parse_one: impl Fn(Value, &str) -> Result<T, ConfigError>,
 ) -> Result<crate::model::Map<T>, ConfigError> {
     let mut out = crate::model::Map::new();
     for (name, v) in m {
         let label = resource_label(kind, &name);
+        let v = if compact { expand(v, &label)? } else { v };
         if v.is_null() {
             return Err(ConfigError {
                 resource: Some(label),
@@ -332,9 +334,31 @@ pub fn from_stream_value(mut value: Value) -> Result<DynamicConfig, ConfigError>
     Ok(cfg)
 }
 
+/// A resource entry compacted by the reader (its JSON text) back as a `Value`.
+fn expand(v: Value, label: &str) -> Result<Value, ConfigError> {
+    let Value::String(text) = v else {
+        return Ok(v);
+    };
+    serde_json::from_str(&text).map_err(|e| ConfigError {
+        resource: Some(label.to_string()),
+        field: None,
+        message: format!("internal: compacted resource does not read back: {e}"),
+    })
+}
+
 /// Convert an already-parsed generic value (JSON data model) into a [`DynamicConfig`] with
 /// the same checks and error messages as [`parse_document`].
 pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
+    convert(value, false)
+}
+
+/// [`from_value`] for the reader's output, whose named-resource entries are compacted.
+fn from_reader_value(value: Value) -> Result<DynamicConfig, ConfigError> {
+    convert(value, true)
+}
+
+/// `compact`: the entries of the sections of [`limits::is_compact_section`] are JSON texts.
+fn convert(value: Value, compact: bool) -> Result<DynamicConfig, ConfigError> {
     let mut cfg = DynamicConfig::default();
     let top = match value {
         Value::Null => return Ok(cfg),
@@ -360,14 +384,14 @@ pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
                         "routers" => {
                             let m = section(hv, "http.routers", "router names to routers")?;
                             cfg.http.routers =
-                                resources(m, "router", "a router definition", |v, l| {
+                                resources(m, "router", "a router definition", compact, |v, l| {
                                     typed::<Router>(v, Some(l), None)
                                 })?;
                         }
                         "services" => {
                             let m = section(hv, "http.services", "service names to services")?;
                             cfg.http.services =
-                                resources(m, "service", "a service definition", |v, l| {
+                                resources(m, "service", "a service definition", compact, |v, l| {
                                     typed::<Service>(v, Some(l), None)
                                 })?;
                         }
@@ -378,6 +402,7 @@ pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
                                 m,
                                 "middleware",
                                 "a middleware definition",
+                                compact,
                                 parse_middleware,
                             )?;
                         }
@@ -391,6 +416,7 @@ pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
                                 m,
                                 "serversTransport",
                                 "a servers transport definition",
+                                compact,
                                 |v, l| typed::<ServersTransport>(v, Some(l), None),
                             )?;
                         }
@@ -411,14 +437,14 @@ pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
                         "options" => {
                             let m = section(tv, "tls.options", "option names to TLS options")?;
                             cfg.tls.options =
-                                resources(m, "tlsOption", "a TLS options definition", |v, l| {
+                                resources(m, "tlsOption", "a TLS options definition", compact, |v, l| {
                                     typed::<TlsOptions>(v, Some(l), None)
                                 })?;
                         }
                         _ => {
                             let m = section(tv, "tls.stores", "store names to TLS stores")?;
                             cfg.tls.stores =
-                                resources(m, "tlsStore", "a TLS store definition", |v, l| {
+                                resources(m, "tlsStore", "a TLS store definition", compact, |v, l| {
                                     typed::<TlsStore>(v, Some(l), None)
                                 })?;
                         }
@@ -428,7 +454,7 @@ pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
             "certificatesResolvers" => {
                 let m = section(v, "certificatesResolvers", "resolver names to resolvers")?;
                 cfg.certificates_resolvers =
-                    resources(m, "certResolver", "a certificate resolver definition", |v, l| {
+                    resources(m, "certResolver", "a certificate resolver definition", compact, |v, l| {
                         typed::<CertResolver>(v, Some(l), None)
                     })?;
             }
@@ -449,14 +475,14 @@ pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
                         "routers" => {
                             let m = section(tv, "tcp.routers", "router names to TCP routers")?;
                             cfg.tcp.routers =
-                                resources(m, "tcpRouter", "a TCP router definition", |v, l| {
+                                resources(m, "tcpRouter", "a TCP router definition", false, |v, l| {
                                     typed::<TcpRouter>(v, Some(l), None)
                                 })?;
                         }
                         "services" => {
                             let m = section(tv, "tcp.services", "service names to TCP services")?;
                             cfg.tcp.services =
-                                resources(m, "tcpService", "a TCP service definition", |v, l| {
+                                resources(m, "tcpService", "a TCP service definition", false, |v, l| {
                                     typed::<TcpService>(v, Some(l), None)
                                 })?;
                         }
@@ -470,6 +496,7 @@ pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
                                 m,
                                 crate::tcp::TRANSPORT,
                                 "a TCP servers transport definition",
+                                false,
                                 |v, l| typed::<crate::tcp::TcpServersTransport>(v, Some(l), None),
                             )?;
                         }
@@ -483,6 +510,7 @@ pub fn from_value(value: Value) -> Result<DynamicConfig, ConfigError> {
                                 m,
                                 "tcpMiddleware",
                                 "a TCP middleware definition",
+                                false,
                                 |v, l| typed::<TcpMiddleware>(v, Some(l), None),
                             )?;
                         }

@@ -50,6 +50,12 @@ fn section_kind(path: &[Seg]) -> Option<&'static str> {
     }
 }
 
+/// Is `path` a mapping of named resources that the reader hands over compacted (each entry as
+/// its JSON text, see `reader`)? Exactly the sections of [`section_kind`].
+pub(crate) fn is_compact_section(path: &[Seg]) -> bool {
+    section_kind(path).is_some()
+}
+
 /// Is `path` a container whose entries are resources (counted against [`MAX_RESOURCES`])?
 pub(crate) fn is_resource_section(path: &[Seg]) -> bool {
     section_kind(path).is_some()

@@ -4,6 +4,17 @@
 //! [`MAX_RESOURCES`] (so a million-resource document stops at the 100,001st, before a tree is
 //! built), JSON is strict RFC 8259 (no trailing comma), YAML merge keys (`<<`) are applied, and
 //! every error names the resource and field where it happened.
+//!
+//! **Compacted resources.** The entries of the named-resource sections of `section_kind`
+//! (`http.routers`, `http.services`, …, see [`limits::is_compact_section`]) come out as a
+//! `Value::String` holding the entry's JSON text, not as a tree: a router's two-key mapping is a
+//! ~640-byte B-tree node plus strings as a `Value`, ~80 bytes as text, and the YAML parser's event
+//! buffer is still alive while the tree is built, so this is what bounds the peak memory of
+//! reading a 100k-router document (issue 12, BENCHMARKS.md "Proxy memory per router").
+//! `document::from_reader_value` turns each entry back into its `Value` (serde_json round-trips
+//! its own `Value` exactly) one resource at a time, just before deserializing it.
+//!
+//! [`limits::is_compact_section`]: crate::limits::is_compact_section
 
 use std::cell::RefCell;
 use std::fmt;
@@ -13,7 +24,8 @@ use serde_json::{Map, Number, Value};
 
 use crate::error::{quote, ConfigError};
 use crate::limits::{
-    error_at, is_resource_section, too_deep, too_many_resources, Seg, MAX_DEPTH, MAX_RESOURCES,
+    error_at, is_compact_section, is_resource_section, too_deep, too_many_resources, Seg,
+    MAX_DEPTH, MAX_RESOURCES,
 };
 
 /// What the reader knows about the first problem, beyond the parser's message.
@@ -204,6 +216,7 @@ impl<'de> Visitor<'de> for Node<'_> {
         self.enter()?;
         let mut out = Map::new();
         let mut merges = Vec::new();
+        let compact = is_compact_section(&self.path);
         loop {
             let key = match map.next_key::<String>() {
                 Ok(Some(k)) => k,
@@ -236,7 +249,7 @@ impl<'de> Visitor<'de> for Node<'_> {
             match map.next_value_seed(child) {
                 Ok(v) if merge => merges.push(v),
                 Ok(v) => {
-                    out.insert(key, v);
+                    out.insert(key, if compact { compacted(v) } else { v });
                 }
                 Err(e) => {
                     self.surfaced(&path);
@@ -269,11 +282,47 @@ impl<'de> Visitor<'de> for Node<'_> {
                 for (k, v) in m {
                     if !out.contains_key(&k) {
                         self.count_resource()?;
+                        let v = if compact {
+                            compacted(v)
+                        } else {
+                            // Merged from a mapping read elsewhere (`<<` path): compact its
+                            // resource sections now, where it lands.
+                            let mut at = self.path.clone();
+                            at.push(Seg::Key(k.clone()));
+                            compact_sections(&mut at, v)
+                        };
                         out.insert(k, v);
                     }
                 }
             }
         }
         Ok(Value::Object(out))
+    }
+}
+
+/// A resource entry as its JSON text (see the module docs).
+fn compacted(v: Value) -> Value {
+    Value::String(v.to_string())
+}
+
+/// Compacts the entries of the resource sections in `v`, read at another path than `at` (a
+/// merged mapping), as the reader would have at `at`.
+fn compact_sections(at: &mut Vec<Seg>, v: Value) -> Value {
+    match v {
+        Value::Object(m) if is_compact_section(at) => {
+            Value::Object(m.into_iter().map(|(k, v)| (k, compacted(v))).collect())
+        }
+        // Resource sections are at most two levels deep (`http.routers`).
+        Value::Object(m) if at.len() < 2 => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    at.push(Seg::Key(k.clone()));
+                    let v = compact_sections(at, v);
+                    at.pop();
+                    (k, v)
+                })
+                .collect(),
+        ),
+        other => other,
     }
 }

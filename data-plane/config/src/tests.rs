@@ -2236,3 +2236,63 @@ fn a_derived_version_diffs_to_its_changes() {
     assert_eq!(base.http.routers.len(), 5_000);
     assert_ne!(base, next);
 }
+
+/// The reader hands named resources over compacted (their JSON text); resources merged in with
+/// `<<` from elsewhere, resources given as strings or null, and floats read back as before.
+#[test]
+fn compacted_resources_read_back_as_written() {
+    let doc = r#"
+http:
+  routers: &rs
+    a:
+      rule: Path(`/a`)
+      service: svc
+  services:
+    svc:
+      weighted:
+        services:
+          - name: x
+            weight: 3
+tcp:
+  routers:
+    t: "not a router"
+"#;
+    let yaml: serde_json::Value = serde_norway::from_str(doc).unwrap();
+    assert_eq!(parse_err(doc), from_value(yaml).unwrap_err().to_string());
+    for doc in [
+        "http:\n  routers:\n    a: \"just a string\"\n",
+        "http:\n  routers:\n    a:\n",
+        "http:\n  routers:\n    a: 1.5\n",
+        "{\"http\": {\"routers\": {\"a\": [1, 2.25]}}}",
+    ] {
+        let plain: serde_json::Value = serde_norway::from_str(doc).unwrap();
+        assert_eq!(
+            parse_err(doc),
+            from_value(plain).unwrap_err().to_string(),
+            "{doc}"
+        );
+    }
+    // A whole `http` section merged in from elsewhere: its resources are compacted where they land.
+    let doc = r#"
+http:
+  <<: {routers: {a: "just a string"}}
+"#;
+    assert_eq!(
+        parse_err(doc),
+        parse_err("http:\n  routers:\n    a: \"just a string\"\n")
+    );
+    let doc = r#"
+http:
+  <<: {routers: {a: {rule: "Path(`/a`)", service: svc}}}
+  routers:
+    <<: {b: {rule: "Path(`/b`)", service: svc}}
+"#;
+    let cfg = parse_document(doc).unwrap();
+    assert_eq!(cfg.http.routers.len(), 1);
+    assert_eq!(cfg.http.routers["b"].rule, "Path(`/b`)");
+    let doc = "http:\n  <<: {routers: {a: {rule: \"Path(`/a`)\", service: svc}}}\n";
+    assert_eq!(
+        parse_document(doc).unwrap().http.routers["a"].service,
+        "svc"
+    );
+}
