@@ -86,37 +86,27 @@ trait NamedMap<T> {
     fn put(&mut self, name: &str, v: Option<T>);
 }
 
-impl<T> NamedMap<T> for BTreeMap<String, T> {
-    fn named(&self, name: &str) -> Option<&T> {
-        self.get(name)
-    }
-    fn put(&mut self, name: &str, v: Option<T>) {
-        match v {
-            Some(v) => {
-                self.insert(name.to_string(), v);
+/// Both map types have the same `get`/`insert`/`remove` by name.
+macro_rules! named_map {
+    ($($map:ty),*) => {$(
+        impl<T: Clone> NamedMap<T> for $map {
+            fn named(&self, name: &str) -> Option<&T> {
+                self.get(name)
             }
-            None => {
-                self.remove(name);
-            }
-        }
-    }
-}
-
-impl<T: Clone> NamedMap<T> for Map<T> {
-    fn named(&self, name: &str) -> Option<&T> {
-        self.get(name)
-    }
-    fn put(&mut self, name: &str, v: Option<T>) {
-        match v {
-            Some(v) => {
-                self.insert(name.to_string(), v);
-            }
-            None => {
-                self.remove(name);
+            fn put(&mut self, name: &str, v: Option<T>) {
+                match v {
+                    Some(v) => {
+                        self.insert(name.to_string(), v);
+                    }
+                    None => {
+                        self.remove(name);
+                    }
+                }
             }
         }
-    }
+    )*};
 }
+named_map!(BTreeMap<String, T>, Map<T>);
 
 fn value<T: Clone>(map: &impl NamedMap<T>, name: &str) -> Option<T> {
     map.named(name).cloned()
