@@ -9,7 +9,6 @@
 //! or two entries with the same file need the whole config.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -257,63 +256,13 @@ pub fn apply_in_place(cfg: &mut DynamicConfig, changes: &[DeltaChange]) {
     }
 }
 
-/// `base` with `changes` applied.
+/// `base` with `changes` applied. The model's maps are persistent (`imbl`), so the copy of
+/// `base` is O(1) and each change copies O(log n): a delta costs the size of the changes, not of
+/// the config.
 pub fn apply(base: &DynamicConfig, changes: &[DeltaChange]) -> DynamicConfig {
     let mut next = base.clone();
     apply_in_place(&mut next, changes);
     next
-}
-
-/// The config held before the current one, with the delta that turned it into the current one
-/// (see [`apply_reusing`]).
-#[derive(Debug)]
-pub struct Spare {
-    base: Arc<DynamicConfig>,
-    /// The version `base` + `to_held` is.
-    held_version: u64,
-    to_held: Vec<DeltaChange>,
-}
-
-/// [`apply`]`(held, &changes)` without copying `held` when it can: `spare` (returned by the
-/// previous call) is the config before `held` and the delta from it to `held`; when nothing
-/// else holds that older config any more, both deltas are applied to it in place, so a delta
-/// costs the size of the changes, not of the config. Returns the next config and the spare for
-/// the next call (keep it once the next config is the held one, as `next_version`).
-pub fn apply_reusing(
-    held_version: u64,
-    held: &Arc<DynamicConfig>,
-    changes: Vec<DeltaChange>,
-    next_version: u64,
-    spare: Option<Spare>,
-) -> (DynamicConfig, Spare) {
-    let reused = spare
-        .filter(|s| s.held_version == held_version)
-        .and_then(|s| {
-            let mut base = Arc::try_unwrap(s.base).ok()?;
-            apply_in_place(&mut base, &s.to_held);
-            Some(base)
-        });
-    let next = match reused {
-        Some(mut next) => {
-            apply_in_place(&mut next, &changes);
-            next
-        }
-        None => apply(held, &changes),
-    };
-    let spare = Spare {
-        base: Arc::clone(held),
-        held_version: next_version,
-        to_held: changes,
-    };
-    (next, spare)
-}
-
-impl Spare {
-    /// Whether nothing but this spare holds its config (the next [`apply_reusing`] will not
-    /// copy).
-    pub fn is_free(&self) -> bool {
-        Arc::strong_count(&self.base) == 1
-    }
 }
 
 fn to_json<T: Serialize>(v: &T) -> String {

@@ -8,8 +8,8 @@
 //! For each size, a real [`Proxy`] (one entry point on loopback) gets a config of N host
 //! routers (`Host(`rI.example.com`)`, one service), then CHANGES versions that each change the
 //! rule of one router, as the config stream sends them: the delta applied to the held config
-//! (`delta::apply_reusing`, as the proxy's config client does: in place on the config before
-//! the held one when nothing else holds it) and `Proxy::apply_change` (compile from the
+//! (`delta::apply`, as the proxy's config client does: an O(1) copy of the persistent model plus
+//! the change) and `Proxy::apply_change` (compile from the
 //! previous version, swap). Each
 //! step is timed, and so is `Proxy::apply` of the same version compiled from scratch (what
 //! every version cost before deltas were compiled incrementally), interleaved.
@@ -80,7 +80,6 @@ async fn main() {
         let first = t.elapsed();
         let mut version = 1;
         let (mut deltas, mut incremental, mut full) = (Vec::new(), Vec::new(), Vec::new());
-        let mut spare = None;
         for i in 0..changes {
             let name = format!("r{}", (i * 7919) % n);
             let mut r = held.http.routers[&name].clone();
@@ -91,9 +90,7 @@ async fn main() {
                 resource: Some(Resource::Router(r)),
             };
             let t = Instant::now();
-            let (next, next_spare) =
-                delta::apply_reusing(version, &held, vec![change], version + 1, spare.take());
-            let next = Arc::new(next);
+            let next = Arc::new(delta::apply(&held, &[change]));
             deltas.push(t.elapsed());
             let keys = [(ResourceKind::Router, name)];
             let t = Instant::now();
@@ -102,15 +99,12 @@ async fn main() {
                 .expect("incremental");
             incremental.push(t.elapsed());
             version += 1;
-            spare = Some(next_spare);
-            // Every 10th version also compiled from scratch (the same config again; the next
-            // delta then starts from a copy, as after a snapshot).
+            // Every 10th version also compiled from scratch (the same config again).
             if i % 10 == 0 {
                 let t = Instant::now();
                 proxy.apply(version + 1, next.clone()).expect("full");
                 full.push(t.elapsed());
                 version += 1;
-                spare = None;
             }
             held = next;
         }

@@ -134,31 +134,6 @@ fn next_config(
     }
 }
 
-/// [`next_config`], bringing the held config forward with
-/// [`delta::apply_reusing`] (no copy of the whole held config when the one before it is free);
-/// also returns the spare for the version this message brings (kept once it is applied).
-fn next_config_reusing(
-    current: Option<&(u64, Arc<DynamicConfig>)>,
-    msg: &ConfigMessage,
-    spare: &mut Option<delta::Spare>,
-) -> Result<(DynamicConfig, Option<delta::Spare>), String> {
-    let reusable = spare.take();
-    let (Some(Body::Delta(d)), Some((held, cfg))) = (&msg.body, current) else {
-        return next_config(current, msg).map(|c| (c, None));
-    };
-    if *held != d.base_version {
-        return next_config(current, msg).map(|c| (c, None));
-    }
-    let changes = d
-        .changes
-        .iter()
-        .map(|c| DeltaChange::from_wire(&c.kind, c.name.clone(), &c.json))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("delta v{}: {e}", msg.version))?;
-    let (next, spare) = delta::apply_reusing(*held, cfg, changes, msg.version, reusable);
-    Ok((next, Some(spare)))
-}
-
 /// The resources a delta message changes (`None`: a snapshot, or a kind this proxy does not
 /// know, which `next_config` refuses anyway).
 fn delta_keys(msg: &ConfigMessage) -> Option<Vec<(switchyard_config::ResourceKind, String)>> {
@@ -353,7 +328,6 @@ async fn stream_loop(
 ) -> Result<(), String> {
     // Secure mode: the key of a renewal asked for and not answered yet.
     let mut pending_key: Option<String> = None;
-    let mut spare: Option<delta::Spare> = None;
     loop {
         let renew_in = match (&opts.tls, &pending_key) {
             (Some(tls), None) => tls.renew_in(),
@@ -400,12 +374,12 @@ async fn stream_loop(
             continue;
         }
         let mut span = crate::otel::config_apply_span(proxy, &msg);
-        let reply = match next_config_reusing(current.as_ref(), &msg, &mut spare) {
+        let reply = match next_config(current.as_ref(), &msg) {
             Err(e) => {
                 proxy.metrics().config_nacks.inc();
                 Msg::Nack(Nack { version, error: e })
             }
-            Ok((cfg, next_spare)) => {
+            Ok(cfg) => {
                 let cfg = Arc::new(cfg);
                 let changed = delta_keys(&msg);
                 let change = match (&msg.body, &changed) {
@@ -427,7 +401,6 @@ async fn stream_loop(
                             });
                         }
                         *current = Some((version, cfg));
-                        spare = next_spare;
                         Msg::Ack(Ack { version })
                     }
                     Err(e) => {
@@ -559,62 +532,5 @@ mod tests {
         let held7 = (7, Arc::new(next));
         assert!(next_config(Some(&held7), &wrong_base).is_err());
         assert!(next_config(None, &delta).is_err());
-    }
-
-    /// Deltas applied in place to the spare config give exactly the configs a copy of the held
-    /// one gives, and the spare is used only when nothing else holds it.
-    #[test]
-    fn a_spare_config_brought_forward_equals_a_copy() {
-        let delta = |version: u64, base: u64, name: &str, rule: &str| ConfigMessage {
-            version,
-            node_id: 1,
-            certificate: None,
-            limiter_shares: None,
-            traceparent: String::new(),
-            body: Some(Body::Delta(Delta {
-                base_version: base,
-                changes: vec![ResourceChange {
-                    kind: "router".into(),
-                    name: name.into(),
-                    json: if rule.is_empty() {
-                        String::new()
-                    } else {
-                        format!(r#"{{"rule":"{rule}","service":"s"}}"#)
-                    },
-                }],
-            })),
-        };
-        let mut current = (1, Arc::new(DynamicConfig::default()));
-        let mut spare = None;
-        let mut reused = 0;
-        let mut outside: Option<Arc<DynamicConfig>> = None;
-        for v in 2..40u64 {
-            let name = format!("r{}", v % 5);
-            let rule = if v % 4 == 0 {
-                String::new()
-            } else {
-                format!("Host(`h{v}`)")
-            };
-            let msg = delta(v, current.0, &name, &rule);
-            let expected = next_config(Some(&current), &msg).expect("delta");
-            // Someone else holds the config of version 10 for a while: no reuse of it.
-            if v == 10 {
-                outside = Some(current.1.clone());
-            }
-            if v == 14 {
-                outside = None;
-            }
-            let free = spare.as_ref().is_some_and(delta::Spare::is_free);
-            let (next, next_spare) =
-                next_config_reusing(Some(&current), &msg, &mut spare).expect("delta");
-            assert_eq!(next, expected, "v{v}");
-            if free {
-                reused += 1;
-            }
-            current = (v, Arc::new(next));
-            spare = next_spare;
-        }
-        drop(outside);
-        assert!(reused > 30, "{reused}");
     }
 }
