@@ -13,6 +13,8 @@
 #    Switchyard's gzip): uncompressed MB/s served and CPU seconds of the proxy process per MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib-bench.sh
+source scripts/lib-bench.sh
 DUR=${1:-10s}
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
@@ -26,10 +28,7 @@ if [ -z "${PROXY:-}" ]; then
 fi
 W=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; for p in $W/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; wait 2>/dev/null || true; rm -rf "$W"' EXIT
-ports=($(python3 -c 'import socket
-s=[socket.socket() for _ in range(8)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(" ".join(str(x.getsockname()[1]) for x in s))'))
+ports=($(free_ports 8))
 BACK=${ports[0]}; SY=${ports[1]}; SYADM=${ports[2]}; NG1=${ports[3]}; NG6=${ports[4]}
 SYB=${ports[5]}; SYBADM=${ports[6]}
 
@@ -48,27 +47,12 @@ PY
 SIZE=$(stat -c %s "$W/www/big.txt")
 chmod -R a+rX "$W"   # nginx workers run as nobody
 
-nginx_conf() { # name body
-  mkdir -p "$W/$1"
-  cat >"$W/$1/nginx.conf" <<CONF
-worker_processes 1;
-pid $W/$1.pid;
-error_log $W/$1/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $W/$1; proxy_temp_path $W/$1; fastcgi_temp_path $W/$1;
-  uwsgi_temp_path $W/$1; scgi_temp_path $W/$1;
-  keepalive_requests 1000000;
-  default_type text/plain;
-  $2
-}
-CONF
-}
-nginx_conf b "server { listen 127.0.0.1:$BACK; root $W/www; location = / { return 200 'hello\n'; } location /api/ { return 200 'hello\n'; } }"
+nginx_conf b "default_type text/plain;
+  server { listen 127.0.0.1:$BACK; root $W/www; location = / { return 200 'hello\n'; } location /api/ { return 200 'hello\n'; } }"
 for lvl in 1 6; do
   port=$([ $lvl = 1 ] && echo $NG1 || echo $NG6)
-  nginx_conf "gz$lvl" "upstream back { server 127.0.0.1:$BACK; keepalive 128; }
+  nginx_conf "gz$lvl" "default_type text/plain;
+  upstream back { server 127.0.0.1:$BACK; keepalive 128; }
   server { listen 127.0.0.1:$port; gzip on; gzip_comp_level $lvl; gzip_types text/plain; gzip_min_length 1024;
     location / { proxy_pass http://back; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 done

@@ -22,6 +22,8 @@
 # binary, interleaved with the others: an A/B of two builds in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib-bench.sh
+source scripts/lib-bench.sh
 DUR=${1:-10s}
 REPS=${2:-3}
 PROFILE=${PROFILE:-release}
@@ -49,30 +51,11 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-ports=($(python3 -c 'import socket
-s=[socket.socket() for _ in range(13)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(" ".join(str(x.getsockname()[1]) for x in s))'))
+ports=($(free_ports 13))
 BACK=${ports[0]}; NGX=${ports[1]}; HAP=${ports[2]}
 SY1=${ports[3]}; SY1ADM=${ports[4]}; SY10=${ports[5]}; SY10ADM=${ports[6]}
 SYK=${ports[7]}; SYKADM=${ports[8]}; SYX=${ports[9]}; SYXADM=${ports[10]}; SYB=${ports[11]}
 
-nginx_conf() { # name body
-  mkdir -p "$W/$1"
-  cat >"$W/$1/nginx.conf" <<CONF
-worker_processes 1;
-pid $W/$1.pid;
-error_log $W/$1/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $W/$1; proxy_temp_path $W/$1; fastcgi_temp_path $W/$1;
-  uwsgi_temp_path $W/$1; scgi_temp_path $W/$1;
-  keepalive_requests 1000000;
-  $2
-}
-CONF
-}
 nginx_conf b "server { listen 127.0.0.1:$BACK; location / { return 200 'hello\n'; } }"
 nginx_conf n "upstream back { server 127.0.0.1:$BACK; keepalive 128; }
   server { listen 127.0.0.1:$NGX; location / { proxy_pass http://back; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"

@@ -18,6 +18,8 @@
 # echo, close) over plain TCP and over TLS passthrough.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib-bench.sh
+source scripts/lib-bench.sh
 SECS=${1:-10}
 if ! command -v haproxy >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy
@@ -27,10 +29,7 @@ P=$PWD/target/release/switchyard-proxy
 L=$PWD/target/release/examples/tcp_load
 W=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
-ports=($(python3 -c 'import socket
-s=[socket.socket() for _ in range(10)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(" ".join(str(x.getsockname()[1]) for x in s))'))
+ports=($(free_ports 10))
 BPLAIN=${ports[0]}; BTLS=${ports[1]}; SYPT=${ports[2]}; SYPL=${ports[3]}; SYADM=${ports[4]}
 HAPT=${ports[5]}; HAPL=${ports[6]}; BAPT=${ports[7]}; BAPL=${ports[8]}; BAADM=${ports[9]}
 BASELINE=${BASELINE:-}

@@ -27,6 +27,8 @@
 # (tests/src/bin/dns01_bench.rs, 5 rounds; pebble and pebble-challtestsrv from Debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib-bench.sh
+source scripts/lib-bench.sh
 DUR=${1:-10s}
 PART=${2:-all}
 PROFILE=${PROFILE:-release}
@@ -52,10 +54,7 @@ P=$BIN/switchyard-proxy
 S=$BIN/switchyard
 W=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; for f in $W/*.spid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done; [ -f $W/b.pid ] && kill $(cat $W/b.pid) 2>/dev/null; [ -f $W/n.pid ] && kill $(cat $W/n.pid) 2>/dev/null; wait 2>/dev/null || true; rm -rf "$W"' EXIT
-ports=($(python3 -c 'import socket
-s=[socket.socket() for _ in range(11)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(" ".join(str(x.getsockname()[1]) for x in s))'))
+ports=($(free_ports 11))
 BACK=${ports[0]}; SY=${ports[1]}; SYADM=${ports[2]}; NGX=${ports[3]}
 API=${ports[4]}; PEER=${ports[5]}; HTTPP=${ports[6]}; PA=${ports[7]}; PB=${ports[8]}; PADM=${ports[9]}; PBADM=${ports[10]}
 
@@ -63,22 +62,6 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
   -keyout "$W/bench.key" -out "$W/bench.pem" -days 2 -subj /CN=bench.test \
   -addext subjectAltName=DNS:bench.test 2>/dev/null
 
-nginx_conf() { # name body
-  mkdir -p "$W/$1"
-  cat >"$W/$1/nginx.conf" <<CONF
-worker_processes 1;
-pid $W/$1.pid;
-error_log $W/$1/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $W/$1; proxy_temp_path $W/$1; fastcgi_temp_path $W/$1;
-  uwsgi_temp_path $W/$1; scgi_temp_path $W/$1;
-  keepalive_requests 1000000;
-  $2
-}
-CONF
-}
 nginx_conf b "server { listen 127.0.0.1:$BACK; location / { return 200 'hello\n'; } }"
 nginx_conf n "upstream back { server 127.0.0.1:$BACK; keepalive 128; }
   server {

@@ -7,12 +7,8 @@ S=$PWD/target/release/switchyard
 # read SWITCHYARD_INSECURE. Unset it after sourcing to measure a secure cluster (then pass
 # --ca-cert/--token as README's Security section shows).
 export SWITCHYARD_INSECURE=1
-free_ports() { # count
-  python3 -c 'import socket,sys
-s=[socket.socket() for _ in range(int(sys.argv[1]))]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
-}
+# shellcheck source=scripts/lib-bench.sh
+source scripts/lib-bench.sh # free_ports
 start_cluster() { # workdir
   local w=$1
   CLUSTER_PORTS=($(free_ports 9))
