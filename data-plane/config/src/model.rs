@@ -25,6 +25,40 @@ pub use crate::duration::{parse_go_duration, Duration, StrOrInt};
 /// Serialized as a map in key order, like a `BTreeMap`.
 pub type Map<V> = imbl::OrdMap<String, V>;
 
+/// The [`Map`] of `entries` (any order; of equal keys the last wins, as with repeated
+/// inserts), built with full B-tree leaves.
+///
+/// Inserting keys in ascending order (what collecting a sorted source does: a parsed document's
+/// mapping, a JSON object) leaves every leaf of `imbl`'s B-tree half full: a full leaf splits
+/// into two halves and the left one is never touched again. A proxy keeps its whole config, so
+/// that doubles the inline bytes of every router. Here the entries at even positions of the
+/// sorted list go in first (ascending: leaves of 8 of 16 slots, each spanning 16 positions), then
+/// the odd ones fill exactly the gap in each leaf, so leaves end up full (no split). Same map,
+/// same lookups; later inserts into a full leaf split it as usual.
+pub fn map_from_entries<V: Clone>(mut entries: Vec<(String, V)>) -> Map<V> {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            std::mem::swap(later, kept);
+        }
+        same
+    });
+    let mut map = Map::new();
+    let mut odd = Vec::with_capacity(entries.len() / 2);
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i % 2 == 0 {
+            map.insert(k, v);
+        } else {
+            odd.push((k, v));
+        }
+    }
+    for (k, v) in odd {
+        map.insert(k, v);
+    }
+    map
+}
+
 /// Applies `f` to every value of `m` (a [`Map`] has no `values_mut`): whole-map operations only
 /// (display, file inlining); each value written is copied out of the shared tree once.
 pub(crate) fn for_each_mut<V: Clone>(m: &mut Map<V>, mut f: impl FnMut(&str, &mut V)) {

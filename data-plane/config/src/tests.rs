@@ -2309,3 +2309,26 @@ http:
 fn router_inline_size_stays_small() {
     assert_eq!(std::mem::size_of::<Router>(), 128);
 }
+
+/// `map_from_entries` builds the same map as inserting the entries one by one (any order,
+/// repeated keys: the last wins), for every size around the leaf boundaries.
+#[test]
+fn map_from_entries_equals_inserts() {
+    for n in (0..70).chain([500, 1_001, 4_096]) {
+        // A scrambled order with repeats: key i*7 mod n, value its position.
+        let entries: Vec<(String, usize)> = (0..n + n / 3)
+            .map(|i| (format!("k{:05}", (i * 7) % n.max(1)), i))
+            .collect();
+        let mut want = Map::new();
+        for (k, v) in entries.iter().cloned() {
+            want.insert(k, v);
+        }
+        let got = map_from_entries(entries);
+        assert_eq!(got, want, "n={n}");
+        assert_eq!(got.len(), want.len());
+        assert!(got.iter().zip(want.iter()).all(|(a, b)| a == b));
+        for (k, v) in want.iter() {
+            assert_eq!(got.get(k), Some(v));
+        }
+    }
+}
