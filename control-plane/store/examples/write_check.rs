@@ -24,7 +24,7 @@ fn config(n: usize) -> DynamicConfig {
         cfg.http.routers.insert(
             format!("r{i}"),
             Router {
-                rule: format!("Host(`r{i}.example`)"),
+                rule: format!("Host(`r{i}.example`)").into(),
                 service: "s".into(),
                 ..Router::default()
             },

@@ -366,7 +366,7 @@ mod tests {
                 cfg.http.routers.insert(
                     n.clone(),
                     Router {
-                        rule: format!("Host(`{name}{v}.example`)"),
+                        rule: format!("Host(`{name}{v}.example`)").into(),
                         service: "s".into(),
                         ..Router::default()
                     },

@@ -223,7 +223,7 @@ fn resources<T: DeserializeOwned + Clone>(
     compact: bool,
     parse_one: impl Fn(Value, &str) -> Result<T, ConfigError>,
 ) -> Result<crate::model::Map<T>, ConfigError> {
-    let mut out = crate::model::Map::new();
+    let mut out = Vec::with_capacity(m.len());
     for (name, v) in m {
         let label = resource_label(kind, &name);
         let v = if compact { expand(v, &label)? } else { v };
@@ -235,9 +235,9 @@ fn resources<T: DeserializeOwned + Clone>(
             });
         }
         let parsed = parse_one(v, &label)?;
-        out.insert(name, parsed);
+        out.push((name, parsed));
     }
-    Ok(out)
+    Ok(crate::model::map_from_entries(out))
 }
 
 fn parse_middleware(v: Value, label: &str) -> Result<Middleware, ConfigError> {

@@ -136,7 +136,7 @@ pub fn validate_change(
                         .is_some_and(|c| gone_resolvers.contains(c))
             });
             if tls_refs
-                || names_any([r.service.as_str()], &gone_services)
+                || names_any([&*r.service], &gone_services)
                 || names_any(r.middlewares.iter().map(String::as_str), &gone_middlewares)
             {
                 routers.insert(name);

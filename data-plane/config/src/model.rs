@@ -25,6 +25,40 @@ pub use crate::duration::{parse_go_duration, Duration, StrOrInt};
 /// Serialized as a map in key order, like a `BTreeMap`.
 pub type Map<V> = imbl::OrdMap<String, V>;
 
+/// The [`Map`] of `entries` (any order; of equal keys the last wins, as with repeated
+/// inserts), built with full B-tree leaves.
+///
+/// Inserting keys in ascending order (what collecting a sorted source does: a parsed document's
+/// mapping, a JSON object) leaves every leaf of `imbl`'s B-tree half full: a full leaf splits
+/// into two halves and the left one is never touched again. A proxy keeps its whole config, so
+/// that doubles the inline bytes of every router. Here the entries at even positions of the
+/// sorted list go in first (ascending: leaves of 8 of 16 slots, each spanning 16 positions), then
+/// the odd ones fill exactly the gap in each leaf, so leaves end up full (no split). Same map,
+/// same lookups; later inserts into a full leaf split it as usual.
+pub fn map_from_entries<V: Clone>(mut entries: Vec<(String, V)>) -> Map<V> {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            std::mem::swap(later, kept);
+        }
+        same
+    });
+    let mut map = Map::new();
+    let mut odd = Vec::with_capacity(entries.len() / 2);
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i % 2 == 0 {
+            map.insert(k, v);
+        } else {
+            odd.push((k, v));
+        }
+    }
+    for (k, v) in odd {
+        map.insert(k, v);
+    }
+    map
+}
+
 /// Applies `f` to every value of `m` (a [`Map`] has no `values_mut`): whole-map operations only
 /// (display, file inlining); each value written is copied out of the shared tree once.
 pub(crate) fn for_each_mut<V: Clone>(m: &mut Map<V>, mut f: impl FnMut(&str, &mut V)) {
@@ -254,15 +288,21 @@ impl TlsConfig {
 // Routers
 
 /// An HTTP router.
+///
+/// Memory: a proxy keeps its whole config (for incremental compiles), so every byte of this
+/// struct's inline size is paid per router, about twice (the [`Map`] B-tree's leaves are
+/// about half full when filled in key order). The rarely used parts are therefore boxed
+/// (`tls`, `observability`: 8 bytes when absent instead of 72 and 32) and the lists that are
+/// never grown are boxed slices; serde sees through `Box`, so the document shape is unchanged.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Router {
     /// The rule (v3 syntax). Required (checked by `validate`).
     #[serde(default, deserialize_with = "null_default")]
-    pub rule: String,
+    pub rule: Box<str>,
     /// `v3` or absent; `v2` is rejected by `validate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule_syntax: Option<String>,
+    pub rule_syntax: Option<Box<str>>,
     /// Explicit priority; absent or 0 means `len(rule)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
@@ -270,33 +310,33 @@ pub struct Router {
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
+        skip_serializing_if = "<[String]>::is_empty"
     )]
-    pub entry_points: Vec<String>,
+    pub entry_points: Box<[String]>,
     /// Middleware references, in order.
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
+        skip_serializing_if = "<[String]>::is_empty"
     )]
-    pub middlewares: Vec<String>,
+    pub middlewares: Box<[String]>,
     /// Service reference. Required (checked by `validate`).
     #[serde(default, deserialize_with = "null_default")]
-    pub service: String,
+    pub service: Box<str>,
     /// TLS settings (not supported yet; rejected by `validate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<RouterTls>,
+    pub tls: Option<Box<RouterTls>>,
     /// Per-router observability switches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observability: Option<RouterObservability>,
+    pub observability: Option<Box<RouterObservability>>,
     /// Switchyard extension: the proxy clusters (`switchyard-proxy --cluster`) that serve this
     /// router; empty means every cluster. See [`crate::scope`].
     #[serde(
         default,
         deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
+        skip_serializing_if = "<[String]>::is_empty"
     )]
-    pub clusters: Vec<String>,
+    pub clusters: Box<[String]>,
 }
 
 impl Router {

@@ -330,7 +330,10 @@ fn json_documents_and_yaml_flow() {
     let cfg = parse_document(json).unwrap();
     assert_eq!(validate(&cfg), Ok(()));
     let flow = "{http: {routers: {r: {rule: 'Path(`/`)', service: s}}}}";
-    assert_eq!(parse_document(flow).unwrap().http.routers["r"].service, "s");
+    assert_eq!(
+        parse_document(flow).unwrap().http.routers["r"].service,
+        "s".into()
+    );
 }
 
 #[test]
@@ -363,8 +366,8 @@ http:
       rule: Path(`/b`)
 "#;
     let cfg = parse_document(doc).unwrap();
-    assert_eq!(cfg.http.routers["b"].service, "svc");
-    assert_eq!(cfg.http.routers["b"].rule, "Path(`/b`)");
+    assert_eq!(cfg.http.routers["b"].service, "svc".into());
+    assert_eq!(cfg.http.routers["b"].rule, "Path(`/b`)".into());
     assert!(cfg.http.routers["a"].entry_points.is_empty());
 }
 
@@ -1099,8 +1102,11 @@ tls:
     )
     .unwrap();
     let m = base.merged(&doc);
-    assert_eq!(m.http.routers["api"].rule, "Path(`/changed`)");
-    assert_eq!(m.http.routers["api"].entry_points, Vec::<String>::new());
+    assert_eq!(m.http.routers["api"].rule, "Path(`/changed`)".into());
+    assert_eq!(
+        m.http.routers["api"].entry_points,
+        Box::<[String]>::default()
+    );
     assert!(m.http.routers.contains_key("new"));
     assert!(m.http.routers.contains_key("catchall"));
     assert_eq!(m.http.services, base.http.services);
@@ -2163,7 +2169,7 @@ fn persistent_maps_serialize_like_btreemaps() {
             (
                 format!("r{i}"),
                 Router {
-                    rule: format!("Host(`r{i}.example`)"),
+                    rule: format!("Host(`r{i}.example`)").into(),
                     service: "s".into(),
                     ..Router::default()
                 },
@@ -2196,7 +2202,7 @@ fn a_derived_version_diffs_to_its_changes() {
         base.http.routers.insert(
             format!("r{i:05}"),
             Router {
-                rule: format!("Host(`r{i}.example`)"),
+                rule: format!("Host(`r{i}.example`)").into(),
                 service: "s".into(),
                 ..Router::default()
             },
@@ -2289,10 +2295,40 @@ http:
 "#;
     let cfg = parse_document(doc).unwrap();
     assert_eq!(cfg.http.routers.len(), 1);
-    assert_eq!(cfg.http.routers["b"].rule, "Path(`/b`)");
+    assert_eq!(cfg.http.routers["b"].rule, "Path(`/b`)".into());
     let doc = "http:\n  <<: {routers: {a: {rule: \"Path(`/a`)\", service: svc}}}\n";
     assert_eq!(
         parse_document(doc).unwrap().http.routers["a"].service,
-        "svc"
+        "svc".into()
     );
+}
+
+/// A proxy keeps one `Router` per router inline in the config's B-tree leaves (about half
+/// full): its inline size is paid about twice per router at 100k routers (model.rs, `Router`).
+#[test]
+fn router_inline_size_stays_small() {
+    assert_eq!(std::mem::size_of::<Router>(), 128);
+}
+
+/// `map_from_entries` builds the same map as inserting the entries one by one (any order,
+/// repeated keys: the last wins), for every size around the leaf boundaries.
+#[test]
+fn map_from_entries_equals_inserts() {
+    for n in (0..70).chain([500, 1_001, 4_096]) {
+        // A scrambled order with repeats: key i*7 mod n, value its position.
+        let entries: Vec<(String, usize)> = (0..n + n / 3)
+            .map(|i| (format!("k{:05}", (i * 7) % n.max(1)), i))
+            .collect();
+        let mut want = Map::new();
+        for (k, v) in entries.iter().cloned() {
+            want.insert(k, v);
+        }
+        let got = map_from_entries(entries);
+        assert_eq!(got, want, "n={n}");
+        assert_eq!(got.len(), want.len());
+        assert!(got.iter().zip(want.iter()).all(|(a, b)| a == b));
+        for (k, v) in want.iter() {
+            assert_eq!(got.get(k), Some(v));
+        }
+    }
 }

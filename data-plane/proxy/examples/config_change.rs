@@ -32,7 +32,7 @@ fn config(n: usize) -> DynamicConfig {
         cfg.http.routers.insert(
             format!("r{i}"),
             Router {
-                rule: format!("Host(`r{i}.example.com`)"),
+                rule: format!("Host(`r{i}.example.com`)").into(),
                 service: "s".into(),
                 ..Router::default()
             },
@@ -83,7 +83,7 @@ async fn main() {
         for i in 0..changes {
             let name = format!("r{}", (i * 7919) % n);
             let mut r = held.http.routers[&name].clone();
-            r.rule = format!("Host(`r{i}.changed.example.com`)");
+            r.rule = format!("Host(`r{i}.changed.example.com`)").into();
             let change = DeltaChange {
                 kind: ResourceKind::Router,
                 name: name.clone(),

@@ -20,8 +20,8 @@ fn config(n: usize) -> DynamicConfig {
         cfg.http.routers.insert(
             format!("svc{i}"),
             Router {
-                rule: format!("Host(`svc{i}.example.com`) && PathPrefix(`/api`)"),
-                service: format!("svc{i}@file"),
+                rule: format!("Host(`svc{i}.example.com`) && PathPrefix(`/api`)").into(),
+                service: format!("svc{i}@file").into(),
                 ..Router::default()
             },
         );

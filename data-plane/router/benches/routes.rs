@@ -24,9 +24,9 @@ const REQUESTS: usize = 1024;
 
 fn router(rule: String, service: String, priority: Option<i64>) -> Router {
     Router {
-        rule,
+        rule: rule.into(),
         priority,
-        service,
+        service: service.into(),
         ..Router::default()
     }
 }

@@ -419,7 +419,7 @@ fn compile_route(
         return Err(ConfigError::field(K, name, "rule", "a rule is required"));
     }
     let rule = match prev {
-        Some(p) if p.rule.rule() == r.rule => Arc::clone(&p.rule),
+        Some(p) if p.rule.rule() == &*r.rule => Arc::clone(&p.rule),
         _ => Arc::new(
             rules::compile(&r.rule)
                 .map_err(|e| ConfigError::field(K, name, "rule", e.to_string()))?,
@@ -439,8 +439,8 @@ fn compile_route(
             name,
             priority: r.effective_priority(),
             service,
-            middlewares: r.middlewares.clone().into_boxed_slice(),
-            entry_points: r.entry_points.clone().into_boxed_slice(),
+            middlewares: r.middlewares.clone(),
+            entry_points: r.entry_points.clone(),
             rule,
             tls: r.tls.is_some(),
         })

@@ -36,11 +36,11 @@ fn config(routers: Vec<R>) -> DynamicConfig {
         cfg.http.routers.insert(
             r.name.to_string(),
             Router {
-                rule: r.rule.to_string(),
+                rule: r.rule.into(),
                 priority: r.priority,
                 entry_points: r.eps.iter().map(|s| s.to_string()).collect(),
-                middlewares: vec![format!("mw-{}@file", r.name)],
-                service: format!("svc-{}@file", r.name),
+                middlewares: Box::new([format!("mw-{}@file", r.name)]),
+                service: format!("svc-{}@file", r.name).into(),
                 ..Router::default()
             },
         );
@@ -416,7 +416,7 @@ fn tls_routers_serve_only_tls_connections() {
         r("any", "PathPrefix(`/`)").prio(1),
     ]);
     if let Some(x) = cfg.http.routers.get_mut("secure") {
-        x.tls = Some(switchyard_config::RouterTls::default());
+        x.tls = Some(Box::default());
     }
     let t = compile(&cfg, Some(&eps(&["web"]))).expect("compiles");
     let name = |tls: bool, host: &str| {
@@ -441,7 +441,7 @@ fn explain_conn_rejects_the_other_kind() {
         r("plain", "Host(`a.com`)").prio(5),
     ]);
     if let Some(x) = cfg.http.routers.get_mut("secure") {
-        x.tls = Some(switchyard_config::RouterTls::default());
+        x.tls = Some(Box::default());
     }
     let t = compile(&cfg, None).expect("compiles");
     let ex = t.explain_conn("web", Some(false), &req("a.com", "/"));
@@ -502,7 +502,7 @@ mod incremental {
                 cfg.http.routers.insert(
                     format!("r{name}"),
                     Router {
-                        rule: RULES[*rule].to_string(),
+                        rule: RULES[*rule].into(),
                         priority: *prio,
                         entry_points: EPS[*eps].iter().map(|e| e.to_string()).collect(),
                         service: "s".into(),
@@ -623,7 +623,7 @@ mod incremental {
             cfg.http.routers.insert(
                 format!("r{i}"),
                 Router {
-                    rule: format!("Host(`h{i}.com`)"),
+                    rule: format!("Host(`h{i}.com`)").into(),
                     service: "s".into(),
                     ..Router::default()
                 },

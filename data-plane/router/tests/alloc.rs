@@ -18,8 +18,8 @@ fn config(n: usize) -> DynamicConfig {
         cfg.http.routers.insert(
             format!("svc{i}"),
             Router {
-                rule: format!("Host(`svc{i}.example.com`) && PathPrefix(`/api`)"),
-                service: format!("svc{i}@file"),
+                rule: format!("Host(`svc{i}.example.com`) && PathPrefix(`/api`)").into(),
+                service: format!("svc{i}@file").into(),
                 ..Router::default()
             },
         );
@@ -27,8 +27,8 @@ fn config(n: usize) -> DynamicConfig {
     cfg.http.routers.insert(
         "wild".to_string(),
         Router {
-            rule: "Host(`*.wild.example.com`)".to_string(),
-            service: "wild@file".to_string(),
+            rule: "Host(`*.wild.example.com`)".into(),
+            service: "wild@file".into(),
             ..Router::default()
         },
     );

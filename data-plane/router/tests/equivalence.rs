@@ -127,10 +127,10 @@ fn gen_config(rng: &mut Rng) -> DynamicConfig {
         cfg.http.routers.insert(
             name.clone(),
             Router {
-                rule: rule(rng),
+                rule: rule(rng).into(),
                 priority,
-                entry_points,
-                service: format!("{name}@file"),
+                entry_points: entry_points.into(),
+                service: format!("{name}@file").into(),
                 ..Router::default()
             },
         );

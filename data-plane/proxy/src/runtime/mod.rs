@@ -390,7 +390,7 @@ fn route_rt(
         cfg.http
             .routers
             .get(&*r.name)
-            .and_then(|x| x.observability.as_ref()),
+            .and_then(|x| x.observability.as_deref()),
     );
     Ok(RouteRt {
         obs,
