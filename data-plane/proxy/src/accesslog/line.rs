@@ -1000,6 +1000,103 @@ mod tests {
         }
     }
 
+    /// Byte-exact lines (the `time` field cut, `StartLocal` dropped: both depend on the
+    /// clock or the time zone), recorded before the formatter was rewritten for speed.
+    fn golden_lines() -> Vec<String> {
+        let mut out = Vec::new();
+        let no_local = || {
+            let mut f = Fields::default();
+            f.set_name("StartLocal=drop").unwrap();
+            f
+        };
+        let mut full = record();
+        full.tls = Some(("1.3", "TLS_AES_128_GCM_SHA256"));
+        full.retries = 2;
+        full.trace = Some(([0xab; 16], [0x01; 8]));
+        full.username = Some("al\"ice\\\u{1}".into());
+        full.uri = Uri::from_static("/q?a=%22b%22");
+        full.downstream_headers = vec![(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        )];
+        let mut v6 = record();
+        v6.peer = "[2001:db8::1]:443".parse().unwrap();
+        v6.host = HeaderValue::from_static("[::1]:8443");
+        v6.forwarded_for = Some(HeaderValue::from_static("1.2.3.4, 5.6.7.8"));
+        v6.router = None;
+        v6.service = None;
+        v6.server_url = None;
+        v6.server_addr = None;
+        v6.origin_status = None;
+        v6.origin_duration = None;
+        v6.request_headers.clear();
+        v6.count = 18_446_744_073_709_551_615;
+        v6.size = 1_234_567_890;
+        v6.start += Duration::from_nanos(456_789);
+        let mut hosts = record();
+        hosts.host = HeaderValue::from_static("");
+        let mut mixed = no_local();
+        mixed.headers_default = HeaderMode::Keep;
+        mixed.set_header("Referer=redact").unwrap();
+        let mut dropped = no_local();
+        dropped.default_keep = false;
+        dropped.keep_query = false;
+        dropped.set_name("RequestPath=keep").unwrap();
+        dropped.set_name("Duration=keep").unwrap();
+        for r in [record(), full, v6, hosts] {
+            for (format, fields) in [
+                (Format::Json, no_local()),
+                (Format::Json, mixed.clone()),
+                (Format::Json, dropped.clone()),
+                (Format::Common, no_local()),
+                (Format::GenericClf, no_local()),
+                (Format::Common, dropped.clone()),
+            ] {
+                let l = line(&r, format, &fields);
+                out.push(match l.find(",\"time\":") {
+                    Some(i) => l[..i].to_string(),
+                    None => l,
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn golden() {
+        let got = golden_lines();
+        let want: &[&str] = &[
+            "{\"ClientAddr\":\"10.0.0.1:34567\",\"ClientHost\":\"10.0.0.1\",\"ClientPort\":\"34567\",\"ClientUsername\":\"-\",\"DownstreamContentSize\":12,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"OriginContentSize\":12,\"OriginDuration\":3000000,\"OriginStatus\":200,\"Overhead\":2000000,\"RequestAddr\":\"example.com:8080\",\"RequestContentSize\":0,\"RequestCount\":7,\"RequestHost\":\"example.com\",\"RequestMethod\":\"GET\",\"RequestPath\":\"/a/b?c=d\",\"RequestPort\":\"8080\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"http\",\"RetryAttempts\":0,\"RouterName\":\"api@file\",\"ServiceAddr\":\"127.0.0.1:9000\",\"ServiceName\":\"svc@file\",\"ServiceURL\":\"http://127.0.0.1:9000\",\"StartUTC\":\"2017-06-12T15:04:05.123Z\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "{\"ClientAddr\":\"10.0.0.1:34567\",\"ClientHost\":\"10.0.0.1\",\"ClientPort\":\"34567\",\"ClientUsername\":\"-\",\"DownstreamContentSize\":12,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"OriginContentSize\":12,\"OriginDuration\":3000000,\"OriginStatus\":200,\"Overhead\":2000000,\"RequestAddr\":\"example.com:8080\",\"RequestContentSize\":0,\"RequestCount\":7,\"RequestHost\":\"example.com\",\"RequestMethod\":\"GET\",\"RequestPath\":\"/a/b?c=d\",\"RequestPort\":\"8080\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"http\",\"RetryAttempts\":0,\"RouterName\":\"api@file\",\"ServiceAddr\":\"127.0.0.1:9000\",\"ServiceName\":\"svc@file\",\"ServiceURL\":\"http://127.0.0.1:9000\",\"StartUTC\":\"2017-06-12T15:04:05.123Z\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "{\"Duration\":5000000,\"RequestPath\":\"/a/b\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "10.0.0.1 - - [12/Jun/2017:15:04:05 +0000] \"GET /a/b?c=d HTTP/1.1\" 200 12 \"http://r/\" \"curl/8.0\" 7 \"api@file\" \"http://127.0.0.1:9000\" 5ms\n",
+            "10.0.0.1 - - [12/Jun/2017:15:04:05 +0000] \"GET /a/b?c=d HTTP/1.1\" 200 12 \"http://r/\" \"curl/8.0\"\n",
+            "- - - [-] \"- /a/b -\" - - \"http://r/\" \"curl/8.0\" - \"-\" \"-\" 5ms\n",
+            "{\"ClientAddr\":\"10.0.0.1:34567\",\"ClientHost\":\"10.0.0.1\",\"ClientPort\":\"34567\",\"ClientUsername\":\"al\\\"ice\\\\\\u0001\",\"DownstreamContentSize\":12,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"OriginContentSize\":12,\"OriginDuration\":3000000,\"OriginStatus\":200,\"Overhead\":2000000,\"RequestAddr\":\"example.com:8080\",\"RequestContentSize\":0,\"RequestCount\":7,\"RequestHost\":\"example.com\",\"RequestMethod\":\"GET\",\"RequestPath\":\"/q?a=%22b%22\",\"RequestPort\":\"8080\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"https\",\"RetryAttempts\":2,\"RouterName\":\"api@file\",\"ServiceAddr\":\"127.0.0.1:9000\",\"ServiceName\":\"svc@file\",\"ServiceURL\":\"http://127.0.0.1:9000\",\"SpanId\":\"0101010101010101\",\"StartUTC\":\"2017-06-12T15:04:05.123Z\",\"TLSCipher\":\"TLS_AES_128_GCM_SHA256\",\"TLSVersion\":\"1.3\",\"TraceId\":\"abababababababababababababababab\",\"downstream_Content-Type\":\"text/plain\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "{\"ClientAddr\":\"10.0.0.1:34567\",\"ClientHost\":\"10.0.0.1\",\"ClientPort\":\"34567\",\"ClientUsername\":\"al\\\"ice\\\\\\u0001\",\"DownstreamContentSize\":12,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"OriginContentSize\":12,\"OriginDuration\":3000000,\"OriginStatus\":200,\"Overhead\":2000000,\"RequestAddr\":\"example.com:8080\",\"RequestContentSize\":0,\"RequestCount\":7,\"RequestHost\":\"example.com\",\"RequestMethod\":\"GET\",\"RequestPath\":\"/q?a=%22b%22\",\"RequestPort\":\"8080\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"https\",\"RetryAttempts\":2,\"RouterName\":\"api@file\",\"ServiceAddr\":\"127.0.0.1:9000\",\"ServiceName\":\"svc@file\",\"ServiceURL\":\"http://127.0.0.1:9000\",\"SpanId\":\"0101010101010101\",\"StartUTC\":\"2017-06-12T15:04:05.123Z\",\"TLSCipher\":\"TLS_AES_128_GCM_SHA256\",\"TLSVersion\":\"1.3\",\"TraceId\":\"abababababababababababababababab\",\"downstream_Content-Type\":\"text/plain\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "{\"Duration\":5000000,\"RequestPath\":\"/q\",\"downstream_Content-Type\":\"text/plain\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "10.0.0.1 - al\"ice\\\u{1} [12/Jun/2017:15:04:05 +0000] \"GET /q?a=%22b%22 HTTP/1.1\" 200 12 \"http://r/\" \"curl/8.0\" 7 \"api@file\" \"http://127.0.0.1:9000\" 5ms\n",
+            "10.0.0.1 - al\"ice\\\u{1} [12/Jun/2017:15:04:05 +0000] \"GET /q?a=%22b%22 HTTP/1.1\" 200 12 \"http://r/\" \"curl/8.0\"\n",
+            "- - - [-] \"- /q -\" - - \"http://r/\" \"curl/8.0\" - \"-\" \"-\" 5ms\n",
+            "{\"ClientAddr\":\"[2001:db8::1]:443\",\"ClientHost\":\"1.2.3.4, 5.6.7.8\",\"ClientPort\":\"443\",\"ClientUsername\":\"-\",\"DownstreamContentSize\":1234567890,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"Overhead\":5000000,\"RequestAddr\":\"[::1]:8443\",\"RequestContentSize\":0,\"RequestCount\":18446744073709551615,\"RequestHost\":\"::1\",\"RequestMethod\":\"GET\",\"RequestPath\":\"/a/b?c=d\",\"RequestPort\":\"8443\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"http\",\"RetryAttempts\":0,\"StartUTC\":\"2017-06-12T15:04:05.123456789Z\",\"level\":\"info\",\"msg\":\"\"",
+            "{\"ClientAddr\":\"[2001:db8::1]:443\",\"ClientHost\":\"1.2.3.4, 5.6.7.8\",\"ClientPort\":\"443\",\"ClientUsername\":\"-\",\"DownstreamContentSize\":1234567890,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"Overhead\":5000000,\"RequestAddr\":\"[::1]:8443\",\"RequestContentSize\":0,\"RequestCount\":18446744073709551615,\"RequestHost\":\"::1\",\"RequestMethod\":\"GET\",\"RequestPath\":\"/a/b?c=d\",\"RequestPort\":\"8443\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"http\",\"RetryAttempts\":0,\"StartUTC\":\"2017-06-12T15:04:05.123456789Z\",\"level\":\"info\",\"msg\":\"\"",
+            "{\"Duration\":5000000,\"RequestPath\":\"/a/b\",\"level\":\"info\",\"msg\":\"\"",
+            "1.2.3.4, 5.6.7.8 - - [12/Jun/2017:15:04:05 +0000] \"GET /a/b?c=d HTTP/1.1\" 200 1234567890 \"-\" \"-\" 18446744073709551615 \"-\" \"-\" 5ms\n",
+            "1.2.3.4, 5.6.7.8 - - [12/Jun/2017:15:04:05 +0000] \"GET /a/b?c=d HTTP/1.1\" 200 1234567890 \"-\" \"-\"\n",
+            "- - - [-] \"- /a/b -\" - - \"-\" \"-\" - \"-\" \"-\" 5ms\n",
+            "{\"ClientAddr\":\"10.0.0.1:34567\",\"ClientHost\":\"10.0.0.1\",\"ClientPort\":\"34567\",\"ClientUsername\":\"-\",\"DownstreamContentSize\":12,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"OriginContentSize\":12,\"OriginDuration\":3000000,\"OriginStatus\":200,\"Overhead\":2000000,\"RequestContentSize\":0,\"RequestCount\":7,\"RequestMethod\":\"GET\",\"RequestPath\":\"/a/b?c=d\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"http\",\"RetryAttempts\":0,\"RouterName\":\"api@file\",\"ServiceAddr\":\"127.0.0.1:9000\",\"ServiceName\":\"svc@file\",\"ServiceURL\":\"http://127.0.0.1:9000\",\"StartUTC\":\"2017-06-12T15:04:05.123Z\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "{\"ClientAddr\":\"10.0.0.1:34567\",\"ClientHost\":\"10.0.0.1\",\"ClientPort\":\"34567\",\"ClientUsername\":\"-\",\"DownstreamContentSize\":12,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"OriginContentSize\":12,\"OriginDuration\":3000000,\"OriginStatus\":200,\"Overhead\":2000000,\"RequestContentSize\":0,\"RequestCount\":7,\"RequestMethod\":\"GET\",\"RequestPath\":\"/a/b?c=d\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"http\",\"RetryAttempts\":0,\"RouterName\":\"api@file\",\"ServiceAddr\":\"127.0.0.1:9000\",\"ServiceName\":\"svc@file\",\"ServiceURL\":\"http://127.0.0.1:9000\",\"StartUTC\":\"2017-06-12T15:04:05.123Z\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "{\"Duration\":5000000,\"RequestPath\":\"/a/b\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "10.0.0.1 - - [12/Jun/2017:15:04:05 +0000] \"GET /a/b?c=d HTTP/1.1\" 200 12 \"http://r/\" \"curl/8.0\" 7 \"api@file\" \"http://127.0.0.1:9000\" 5ms\n",
+            "10.0.0.1 - - [12/Jun/2017:15:04:05 +0000] \"GET /a/b?c=d HTTP/1.1\" 200 12 \"http://r/\" \"curl/8.0\"\n",
+            "- - - [-] \"- /a/b -\" - - \"http://r/\" \"curl/8.0\" - \"-\" \"-\" 5ms\n",
+        ];
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g, w);
+        }
+    }
+
     #[test]
     fn canonical_names() {
         assert_eq!(canonical("x-request-id"), "X-Request-Id");
