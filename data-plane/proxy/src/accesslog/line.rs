@@ -105,16 +105,19 @@ pub(crate) fn select_headers(
     out
 }
 
+/// Go's `net.SplitHostPort` as Traefik uses it (`-` as the port when there is none).
 fn split_host_port(v: &str) -> (&str, &str) {
-    match v.rsplit_once(':') {
-        Some((h, p))
-            if !p.is_empty()
-                && p.bytes().all(|b| b.is_ascii_digit())
-                && (!h.contains(':') || (h.starts_with('[') && h.ends_with(']'))) =>
-        {
-            (h.trim_start_matches('[').trim_end_matches(']'), p)
-        }
-        _ => (v, "-"),
+    let Some(i) = v.bytes().rposition(|b| b == b':') else {
+        return (v, "-");
+    };
+    let (h, p) = (&v[..i], &v[i + 1..]);
+    if !p.is_empty()
+        && p.bytes().all(|b| b.is_ascii_digit())
+        && (!h.as_bytes().contains(&b':') || (h.starts_with('[') && h.ends_with(']')))
+    {
+        (h.trim_start_matches('[').trim_end_matches(']'), p)
+    } else {
+        (v, "-")
     }
 }
 
@@ -232,6 +235,11 @@ impl Field {
     fn bit(self) -> u64 {
         1 << (self as u32)
     }
+
+    /// `,"Name":`, what precedes the field's value in a JSON line.
+    fn json_key(self) -> Box<[u8]> {
+        format!(",\"{}\":", self.name()).into_bytes().into_boxed_slice()
+    }
 }
 
 /// What lines look like, computed once from the options (the writer keeps one): the format,
@@ -243,8 +251,10 @@ pub(crate) struct Layout {
     keep_query: bool,
     /// Bit `Field as u32`: the field is written.
     kept: u64,
-    /// The kept fields, by name in byte order (Go's `encoding/json` writes a map sorted).
-    sorted: Vec<Field>,
+    /// The kept fields, by name in byte order (Go's `encoding/json` writes a map sorted),
+    /// with their JSON key text (`,"Name":`), made once here rather than piece by piece per
+    /// line.
+    sorted: Vec<(Field, Box<[u8]>)>,
 }
 
 impl Layout {
@@ -259,7 +269,7 @@ impl Layout {
             format,
             keep_query: fields.keep_query,
             kept: sorted.iter().fold(0, |m, f| m | f.bit()),
-            sorted,
+            sorted: sorted.into_iter().map(|f| (f, f.json_key())).collect(),
         }
     }
 
@@ -316,17 +326,35 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// `n` in decimal.
+/// The two-digit numbers `00`..`99`, for [`push_u64`].
+const DIGITS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// `n` in decimal (two digits per division: most values are status codes, sizes and
+/// nanosecond durations, and the writer formats a dozen per line).
 fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
     let mut buf = [0u8; 20];
     let mut i = buf.len();
-    loop {
+    while n >= 100 {
+        let d = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGITS[d..d + 2]);
+    }
+    if n >= 10 {
+        let d = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGITS[d..d + 2]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        buf[i] = b'0' + n as u8;
     }
     out.extend_from_slice(&buf[i..]);
 }
@@ -391,8 +419,9 @@ impl Record {
     }
 
     /// The value of core field `f`, `None` when this request has none.
-    fn value(&self, f: Field, keep_query: bool) -> Option<Val<'_>> {
-        let host = || Some(self.host_str()).filter(|h| !h.is_empty());
+    /// `host`: [`Record::host_str`] (looked up once per line, not per field).
+    fn value<'a>(&'a self, f: Field, keep_query: bool, host: &'a str) -> Option<Val<'a>> {
+        let host = || Some(host).filter(|h| !h.is_empty());
         Some(match f {
             Field::StartUtc => Val::Start(true),
             Field::StartLocal => Val::Start(false),
@@ -488,25 +517,22 @@ impl Record {
         headers: &[(String, String)],
         out: &mut Vec<u8>,
     ) {
-        out.push(b'{');
-        for &f in &lay.sorted {
-            let Some(v) = self.value(f, lay.keep_query) else {
+        // Every field is written as `,"Key":value`; the first comma becomes the `{` at the
+        // end (there is always one: `level`), so no field checks whether it is the first.
+        let start = out.len();
+        out.reserve(1024);
+        let host = self.host_str();
+        for (f, key) in &lay.sorted {
+            let Some(v) = self.value(*f, lay.keep_query, host) else {
                 continue;
             };
-            if out.last() != Some(&b'{') {
-                out.push(b',');
-            }
-            out.push(b'"');
-            out.extend_from_slice(f.name().as_bytes());
-            out.extend_from_slice(b"\":");
+            out.extend_from_slice(key);
             self.json_val(v, sc, out);
         }
         // Core keys start with an upper-case letter: in byte order they come first, then
         // `downstream_*`, `level`, `msg`, `request_*`, `time`.
         let field = |k: &str, v: &str, out: &mut Vec<u8>| {
-            if out.last() != Some(&b'{') {
-                out.push(b',');
-            }
+            out.push(b',');
             json_str(out, k);
             out.push(b':');
             json_str(out, v);
@@ -515,8 +541,7 @@ impl Record {
         for (k, v) in &headers[..split] {
             field(k, v, out);
         }
-        field("level", "info", out);
-        field("msg", "", out);
+        out.extend_from_slice(b",\"level\":\"info\",\"msg\":\"\"");
         for (k, v) in &headers[split..] {
             field(k, v, out);
         }
@@ -524,12 +549,17 @@ impl Record {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let time = sc.now.get(now, |t| {
-            chrono::DateTime::<chrono::Local>::from(t)
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        // `,"time":"…"}` and the newline, made once a second.
+        let tail = sc.now.get(now, |t| {
+            let time = chrono::DateTime::<chrono::Local>::from(t)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+            let mut tail = Vec::with_capacity(time.len() + 12);
+            field("time", &time, &mut tail);
+            tail.extend_from_slice(b"}\n");
+            String::from_utf8(tail).unwrap_or_default()
         });
-        field("time", time, out);
-        out.extend_from_slice(b"}\n");
+        out.extend_from_slice(tail.as_bytes());
+        out[start] = b'{';
     }
 
     fn json_val(&self, v: Val<'_>, sc: &mut Scratch, out: &mut Vec<u8>) {
@@ -610,9 +640,10 @@ impl Record {
     }
 
     fn clf(&self, lay: &Layout, sc: &mut Scratch, headers: &[(String, String)], out: &mut Vec<u8>) {
+        let host = self.host_str();
         let get = |f: Field| {
             if lay.keeps(f) {
-                self.value(f, lay.keep_query)
+                self.value(f, lay.keep_query, host)
             } else {
                 None
             }
@@ -733,9 +764,31 @@ fn protocol(v: Version) -> &'static str {
     }
 }
 
+/// Whether `s` has a byte JSON escapes (a control character, `"` or `\\`), eight bytes at a
+/// time.
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `x` is zero (below `n`): the classic bit tricks, exact as a yes/no answer.
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        let x = u64::from_le_bytes(b);
+        if below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// `s` as a JSON string (serde_json's escaping; most strings need none).
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
