@@ -1151,6 +1151,45 @@ mod tests {
     }
 
     #[test]
+    fn integers_and_escapes() {
+        for n in [
+            0,
+            9,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            65_535,
+            1_234_567_890,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            push_u64(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+        for s in [
+            "",
+            "plain",
+            "exactly8",
+            "/some/longer/path?q=1&r=2",
+            "caf\u{e9} \u{1F600} unicode stays",
+            "\u{7f}del is not escaped",
+        ] {
+            assert!(!needs_escape(s.as_bytes()), "{s:?}");
+        }
+        for s in [
+            "\"", "a\\b", "tab\there", "01234567\n", "0123456789abcdef\"", "\u{1}",
+        ] {
+            assert!(needs_escape(s.as_bytes()), "{s:?}");
+            let mut out = Vec::new();
+            json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap());
+        }
+    }
+
+    #[test]
     fn canonical_names() {
         assert_eq!(canonical("x-request-id"), "X-Request-Id");
         assert_eq!(canonical("USER-AGENT"), "User-Agent");
