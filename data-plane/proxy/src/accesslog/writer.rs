@@ -1,6 +1,7 @@
 //! The writer: a dedicated thread that formats and writes lines, so neither formatting nor
 //! file I/O ever runs on the request path or a runtime worker. It takes what is queued in
-//! batches, writes them through a buffer and flushes after each batch (Traefik's
+//! batches, formats them into one batch buffer that is written to the file as is (no
+//! `BufWriter` on top: it copied every byte once more) at 64 KiB and after each batch (Traefik's
 //! `bufferingSize` behaviour without blocking a request when the disk is slow: a full queue
 //! drops the line and counts it). `Reopen` (sent on SIGUSR1) closes the file and opens the
 //! path again, so `logrotate` can rename the file and signal.
