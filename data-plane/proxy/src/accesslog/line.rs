@@ -316,6 +316,22 @@ pub(crate) struct Scratch {
     now: PerSecond,
     /// `(key, value)` of the header fields of the current line.
     headers: Vec<(String, String)>,
+    /// The last client address written and its text (consecutive lines mostly come from the
+    /// same clients; `ClientAddr` and `ClientHost` both write it).
+    ip: Option<IpAddr>,
+    ip_text: Vec<u8>,
+}
+
+impl Scratch {
+    /// `ip` as `Display` writes it, appended to `out` (formatted when it changed).
+    fn push_ip(&mut self, out: &mut Vec<u8>, ip: IpAddr) {
+        if self.ip != Some(ip) {
+            self.ip_text.clear();
+            push_ip(&mut self.ip_text, ip);
+            self.ip = Some(ip);
+        }
+        out.extend_from_slice(&self.ip_text);
+    }
 }
 
 /// A field's value.
@@ -396,21 +412,25 @@ fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// chrono's `SecondsFormat::AutoSi` fraction: none, 3, 6 or 9 digits.
 fn push_fraction(out: &mut Vec<u8>, nanos: u32) {
-    let (v, digits) = if nanos == 0 {
+    let digits = if nanos == 0 {
         return;
     } else if nanos.is_multiple_of(1_000_000) {
-        (nanos / 1_000_000, 3)
+        3
     } else if nanos.is_multiple_of(1_000) {
-        (nanos / 1_000, 6)
+        6
     } else {
-        (nanos, 9)
+        9
     };
     out.push(b'.');
+    // The nine digits (zero-padded), two per division; the fraction is the first `digits`.
     let mut buf = [b'0'; 9];
-    let mut v = v;
-    for i in (0..digits).rev() {
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
+    let mut n = nanos as usize;
+    buf[8] = b'0' + (n % 10) as u8;
+    n /= 10;
+    for i in (0..4).rev() {
+        let d = n % 100 * 2;
+        n /= 100;
+        buf[2 * i..2 * i + 2].copy_from_slice(&DIGITS[d..d + 2]);
     }
     out.extend_from_slice(&buf[..digits]);
 }
@@ -532,12 +552,15 @@ impl Record {
         let start = out.len();
         out.reserve(1024);
         let host = self.host_str();
+        let split = if host.is_empty()
+            || lay.kept & (Field::RequestHost.bit() | Field::RequestPort.bit()) == 0
+        {
+            ("", "")
+        } else {
+            split_host_port(host)
+        };
         for (f, key) in &lay.sorted {
-            let Some(v) = self.value(*f, lay.keep_query, host) else {
-                continue;
-            };
-            out.extend_from_slice(key);
-            self.json_val(v, sc, out);
+            self.json_field(*f, key, lay.keep_query, (host, split), sc, out);
         }
         // Core keys start with an upper-case letter: in byte order they come first, then
         // `downstream_*`, `level`, `msg`, `request_*`, `time`.
@@ -572,19 +595,149 @@ impl Record {
         out[start] = b'{';
     }
 
-    fn json_val(&self, v: Val<'_>, sc: &mut Scratch, out: &mut Vec<u8>) {
-        match v {
-            Val::Str(s) => json_str(out, s),
-            Val::Num(n) => push_u64(out, n),
-            Val::Hex(b) => {
+    /// Core field `f` as `,"Key":value` (nothing when this request has none): the same values
+    /// as [`Record::value`], written in one step. `host`: [`Record::host_str`] and its
+    /// [`split_host_port`] (looked up once per line). Strings that cannot hold a character
+    /// JSON escapes (methods are tokens, ports digits, the rest static) are not scanned.
+    fn json_field(
+        &self,
+        f: Field,
+        key: &[u8],
+        keep_query: bool,
+        host: (&str, (&str, &str)),
+        sc: &mut Scratch,
+        out: &mut Vec<u8>,
+    ) {
+        let num = |out: &mut Vec<u8>, n: u64| {
+            out.extend_from_slice(key);
+            push_u64(out, n);
+        };
+        let text = |out: &mut Vec<u8>, s: &str| {
+            out.extend_from_slice(key);
+            json_str(out, s);
+        };
+        let safe = |out: &mut Vec<u8>, s: &str| {
+            out.extend_from_slice(key);
+            out.push(b'"');
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        };
+        let (host, (req_host, req_port)) = host;
+        match f {
+            Field::StartUtc | Field::StartLocal => {
+                out.extend_from_slice(key);
                 out.push(b'"');
-                push_hex(out, b);
+                self.rfc3339(f == Field::StartUtc, sc, out);
                 out.push(b'"');
             }
-            other => {
+            Field::Duration => num(out, nanos(self.duration)),
+            Field::ClientAddr => {
+                out.extend_from_slice(key);
                 out.push(b'"');
-                self.display(other, sc, out);
+                match self.peer {
+                    SocketAddr::V4(a) => {
+                        sc.push_ip(out, IpAddr::V4(*a.ip()));
+                        out.push(b':');
+                        push_u64(out, a.port().into());
+                    }
+                    a => {
+                        let _ = write!(out, "{a}");
+                    }
+                }
                 out.push(b'"');
+            }
+            Field::ClientHost => match self.forwarded_for.as_ref().and_then(|v| v.to_str().ok()) {
+                Some(x) if !x.is_empty() => text(out, x),
+                _ => {
+                    out.extend_from_slice(key);
+                    out.push(b'"');
+                    sc.push_ip(out, self.peer.ip());
+                    out.push(b'"');
+                }
+            },
+            Field::ClientPort => {
+                out.extend_from_slice(key);
+                out.push(b'"');
+                push_u64(out, self.peer.port().into());
+                out.push(b'"');
+            }
+            Field::ClientUsername => match self.username.as_deref() {
+                Some(u) => text(out, u),
+                None => safe(out, "-"),
+            },
+            Field::RequestMethod => safe(out, self.method.as_str()),
+            Field::RequestPath => text(out, self.path(keep_query)),
+            Field::RequestProtocol => safe(out, protocol(self.version)),
+            Field::RequestScheme => safe(out, if self.tls.is_some() { "https" } else { "http" }),
+            Field::RequestContentSize => num(out, self.request_size),
+            Field::RequestCount => num(out, self.count),
+            Field::EntryPointName => text(out, &self.entrypoint),
+            Field::RetryAttempts => num(out, self.retries.into()),
+            Field::DownstreamStatus => num(out, self.status.into()),
+            Field::DownstreamContentSize => num(out, self.size),
+            Field::RequestAddr if !host.is_empty() => text(out, host),
+            Field::RequestHost if !host.is_empty() => text(out, req_host),
+            Field::RequestPort if !host.is_empty() => safe(out, req_port),
+            Field::RequestAddr | Field::RequestHost | Field::RequestPort => {}
+            Field::TlsVersion => {
+                if let Some((v, _)) = self.tls {
+                    safe(out, v);
+                }
+            }
+            Field::TlsCipher => {
+                if let Some((_, c)) = self.tls {
+                    safe(out, c);
+                }
+            }
+            Field::RouterName => {
+                if let Some(v) = &self.router {
+                    text(out, v);
+                }
+            }
+            Field::ServiceName => {
+                if let Some(v) = &self.service {
+                    text(out, v);
+                }
+            }
+            Field::ServiceUrl => {
+                if let Some(v) = &self.server_url {
+                    text(out, v);
+                }
+            }
+            Field::ServiceAddr => {
+                if let Some(v) = &self.server_addr {
+                    text(out, v);
+                }
+            }
+            Field::OriginStatus => {
+                if let Some(s) = self.origin_status {
+                    num(out, s.into());
+                }
+            }
+            Field::OriginContentSize => {
+                if self.origin_status.is_some() {
+                    num(out, self.size);
+                }
+            }
+            Field::OriginDuration => {
+                if let Some(d) = self.origin_duration {
+                    num(out, nanos(d));
+                }
+            }
+            Field::Overhead => num(
+                out,
+                nanos(
+                    self.duration
+                        .saturating_sub(self.origin_duration.unwrap_or_default()),
+                ),
+            ),
+            Field::TraceId | Field::SpanId => {
+                if let Some((t, s)) = &self.trace {
+                    out.extend_from_slice(key);
+                    out.push(b'"');
+                    push_hex(out, if f == Field::TraceId { t } else { s });
+                    out.push(b'"');
+                }
             }
         }
     }
@@ -1201,6 +1354,32 @@ mod tests {
             let mut out = Vec::new();
             json_str(&mut out, s);
             assert_eq!(out, serde_json::to_vec(s).unwrap());
+        }
+    }
+
+    /// The writer's scratch (times per second, the last client address) gives the lines a
+    /// fresh one gives, whatever came before.
+    #[test]
+    fn scratch_reuse_is_invisible() {
+        let lay = Layout::new(Format::Json, &Fields::default());
+        let mut sc = Scratch::default();
+        for peer in [
+            "10.0.0.1:1",
+            "10.0.0.2:2",
+            "10.0.0.2:3",
+            "[::1]:4",
+            "10.0.0.1:5",
+        ] {
+            let mut r = record();
+            r.peer = peer.parse().unwrap();
+            let (mut reused, mut fresh) = (Vec::new(), Vec::new());
+            r.write_with(&lay, &mut sc, &mut reused);
+            r.write_with(&lay, &mut Scratch::default(), &mut fresh);
+            let cut = |l: &[u8]| {
+                let l = String::from_utf8(l.to_vec()).unwrap();
+                l[..l.find(",\"time\":").unwrap()].to_string()
+            };
+            assert_eq!(cut(&reused), cut(&fresh));
         }
     }
 
