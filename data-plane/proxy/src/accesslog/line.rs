@@ -28,6 +28,87 @@ use http::{HeaderName, HeaderValue, Method, Uri, Version};
 
 use super::config::{Fields, Format, HeaderMode};
 
+/// Bytes of a [`Text`] kept inline.
+const INLINE: usize = 96;
+
+/// A short text copied out of the request (inline up to [`INLINE`] bytes, else on the heap).
+///
+/// The record keeps copies, not the request's `Uri` or `HeaderValue`s: those share hyper's
+/// read buffer (`Bytes`), so holding them until the writer thread has formatted the line kept
+/// hyper from reusing the buffer (a new one per request) and moved the last `free` of the
+/// URI's bytes to the writer thread (allocations made on one thread and freed on another miss
+/// glibc's per-thread cache on both). A copy of a few dozen bytes costs less than either.
+#[derive(Clone)]
+pub(crate) enum Text {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+impl Text {
+    pub(crate) fn new(s: &str) -> Text {
+        match u8::try_from(s.len()) {
+            Ok(len) if s.len() <= INLINE => {
+                let mut buf = [0u8; INLINE];
+                buf[..s.len()].copy_from_slice(s.as_bytes());
+                Text::Inline { len, buf }
+            }
+            _ => Text::Heap(s.into()),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Text::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("")
+            }
+            Text::Heap(s) => s,
+        }
+    }
+}
+
+impl Default for Text {
+    fn default() -> Text {
+        Text::Inline {
+            len: 0,
+            buf: [0; INLINE],
+        }
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text::new(s)
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+/// `RequestPath` of `uri`: the path and query as one text, and the length of the path in it
+/// (the query dropped: `&text[..len]`).
+pub(crate) fn request_path(uri: &Uri) -> (Text, usize) {
+    let path = uri.path();
+    match uri.path_and_query() {
+        Some(pq) => (Text::new(pq.as_str()), pq.path().len()),
+        None => (Text::new(path), path.len()),
+    }
+}
+
+/// Which parts of the request the configured fields write (decided once per configuration):
+/// what is not written is not copied into the record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Needs {
+    /// `RequestPath`.
+    pub path: bool,
+    /// `RequestAddr`, `RequestHost` or `RequestPort` (Go's `req.Host`).
+    pub host: bool,
+    /// `ClientHost` (a trusted client's `X-Forwarded-For`).
+    pub forwarded_for: bool,
+}
+
 /// What is known about a request when its response is finished.
 #[derive(Debug, Clone)]
 pub(crate) struct Record {
@@ -35,14 +116,18 @@ pub(crate) struct Record {
     /// Traefik's `RequestCount`.
     pub count: u64,
     pub peer: SocketAddr,
-    /// `X-Forwarded-For` of a trusted client (Traefik logs it as `ClientHost`).
-    pub forwarded_for: Option<HeaderValue>,
+    /// `X-Forwarded-For` of a trusted client (Traefik logs it as `ClientHost`), when it is
+    /// text.
+    pub forwarded_for: Option<Text>,
     /// `ClientUsername` (basic auth user).
     pub username: Option<Arc<str>>,
-    /// Go's `req.Host`.
-    pub host: HeaderValue,
+    /// Go's `req.Host` (empty when it is not text).
+    pub host: Text,
     pub method: Method,
-    pub uri: Uri,
+    /// Path and query ([`request_path`]).
+    pub path: Text,
+    /// Length of the path in `path`.
+    pub path_len: usize,
     pub version: Version,
     /// `(TLSVersion, TLSCipher)` of a TLS connection.
     pub tls: Option<(&'static str, &'static str)>,
@@ -286,6 +371,17 @@ impl Layout {
     fn keeps(&self, f: Field) -> bool {
         self.kept & f.bit() != 0
     }
+
+    /// What the request path must copy for these lines.
+    pub(crate) fn needs(&self) -> Needs {
+        Needs {
+            path: self.keeps(Field::RequestPath),
+            host: self.keeps(Field::RequestAddr)
+                || self.keeps(Field::RequestHost)
+                || self.keeps(Field::RequestPort),
+            forwarded_for: self.keeps(Field::ClientHost),
+        }
+    }
 }
 
 /// A text made once per second (a formatted time), reused for every line of that second.
@@ -438,14 +534,16 @@ fn push_fraction(out: &mut Vec<u8>, nanos: u32) {
 impl Record {
     /// `RequestPath`: the path and, unless dropped, the query.
     fn path(&self, keep_query: bool) -> &str {
-        match (keep_query, self.uri.path_and_query()) {
-            (true, Some(pq)) => pq.as_str(),
-            _ => self.uri.path(),
+        let full = self.path.as_str();
+        if keep_query {
+            full
+        } else {
+            full.get(..self.path_len).unwrap_or(full)
         }
     }
 
     fn host_str(&self) -> &str {
-        self.host.to_str().unwrap_or("")
+        self.host.as_str()
     }
 
     /// The value of core field `f`, `None` when this request has none.
@@ -457,7 +555,7 @@ impl Record {
             Field::StartLocal => Val::Start(false),
             Field::Duration => Val::Num(nanos(self.duration)),
             Field::ClientAddr => Val::Addr(self.peer),
-            Field::ClientHost => match self.forwarded_for.as_ref().and_then(|v| v.to_str().ok()) {
+            Field::ClientHost => match self.forwarded_for.as_ref().map(Text::as_str) {
                 Some(x) if !x.is_empty() => Val::Str(x),
                 _ => Val::Ip(self.peer.ip()),
             },
@@ -646,7 +744,7 @@ impl Record {
                 }
                 out.push(b'"');
             }
-            Field::ClientHost => match self.forwarded_for.as_ref().and_then(|v| v.to_str().ok()) {
+            Field::ClientHost => match self.forwarded_for.as_ref().map(Text::as_str) {
                 Some(x) if !x.is_empty() => text(out, x),
                 _ => {
                     out.extend_from_slice(key);
@@ -974,9 +1072,10 @@ mod tests {
             peer: "10.0.0.1:34567".parse().unwrap(),
             forwarded_for: None,
             username: None,
-            host: HeaderValue::from_static("example.com:8080"),
+            host: "example.com:8080".into(),
             method: Method::GET,
-            uri: Uri::from_static("/a/b?c=d"),
+            path: "/a/b?c=d".into(),
+            path_len: 4,
             version: Version::HTTP_11,
             tls: None,
             entrypoint: "web".into(),
@@ -1083,7 +1182,7 @@ mod tests {
     #[test]
     fn json_is_sorted_and_escaped() {
         let mut r = record();
-        r.uri = Uri::from_static("/q?a=%22b%22");
+        (r.path, r.path_len) = request_path(&Uri::from_static("/q?a=%22b%22"));
         r.username = Some("al\"ice\\".into());
         let l = line(&r, Format::Json, &Fields::default());
         assert!(l.ends_with("}\n") && l.matches('\n').count() == 1, "{l}");
@@ -1230,15 +1329,15 @@ mod tests {
         full.retries = 2;
         full.trace = Some(([0xab; 16], [0x01; 8]));
         full.username = Some("al\"ice\\\u{1}".into());
-        full.uri = Uri::from_static("/q?a=%22b%22");
+        (full.path, full.path_len) = request_path(&Uri::from_static("/q?a=%22b%22"));
         full.downstream_headers = vec![(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain"),
         )];
         let mut v6 = record();
         v6.peer = "[2001:db8::1]:443".parse().unwrap();
-        v6.host = HeaderValue::from_static("[::1]:8443");
-        v6.forwarded_for = Some(HeaderValue::from_static("1.2.3.4, 5.6.7.8"));
+        v6.host = "[::1]:8443".into();
+        v6.forwarded_for = Some("1.2.3.4, 5.6.7.8".into());
         v6.router = None;
         v6.service = None;
         v6.server_url = None;
@@ -1250,7 +1349,7 @@ mod tests {
         v6.size = 1_234_567_890;
         v6.start += Duration::from_nanos(456_789);
         let mut hosts = record();
-        hosts.host = HeaderValue::from_static("");
+        hosts.host = "".into();
         let mut mixed = no_local();
         mixed.headers_default = HeaderMode::Keep;
         mixed.set_header("Referer=redact").unwrap();

@@ -20,7 +20,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
 pub use config::{AccessLogOptions, Fields, Filters, Format, HeaderMode};
-pub(crate) use line::Record;
+pub(crate) use line::{request_path, Needs, Record, Text};
 use writer::{Msg, Writer};
 
 use crate::errors::ProxyError;
@@ -31,6 +31,8 @@ pub(crate) struct AccessLog {
     tx: mpsc::Sender<Msg>,
     /// Which headers a line shows (the request path selects them).
     pub fields: Fields,
+    /// Which parts of the request the lines show (the request path copies only those).
+    pub needs: Needs,
     dropped: Counter,
     count: AtomicU64,
     /// The writer thread, woken when the queue is half full.
@@ -85,6 +87,7 @@ impl AccessLog {
         Ok(Arc::new(AccessLog {
             tx,
             fields: opts.fields.clone(),
+            needs: line::Layout::new(opts.format, &opts.fields).needs(),
             dropped,
             count: AtomicU64::new(0),
             writer,
@@ -97,9 +100,12 @@ impl AccessLog {
         self.count.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Queue a finished request's line (never waits: a full queue drops it, counted).
+    /// Queue a finished request's line (never waits: a full queue drops it, counted). The
+    /// record is moved into the queue and its box freed here, on the thread that allocated
+    /// it (a box freed by the writer thread made every allocation miss glibc's per-thread
+    /// cache: ~330 instructions instead of ~50).
     pub(crate) fn submit(&self, r: Box<Record>) {
-        if self.tx.try_send(Msg::Line(r)).is_err() {
+        if self.tx.try_send(Msg::Line(*r)).is_err() {
             self.dropped.inc();
         }
         if self.tx.capacity() <= self.wake_below {
