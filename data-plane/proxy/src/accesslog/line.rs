@@ -29,7 +29,7 @@ use http::{HeaderName, HeaderValue, Method, Uri, Version};
 use super::config::{Fields, Format, HeaderMode};
 
 /// Bytes of a [`Text`] kept inline.
-const INLINE: usize = 96;
+const INLINE: usize = 62;
 
 /// A short text copied out of the request (inline up to [`INLINE`] bytes, else on the heap).
 ///

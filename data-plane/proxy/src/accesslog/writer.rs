@@ -28,9 +28,8 @@ use super::line::{Layout, Record, Scratch};
 pub(crate) const TICK: Duration = Duration::from_millis(50);
 
 /// What the writer is sent.
-#[allow(clippy::large_enum_variant)] // a line by value: no allocation per line (see `submit`)
 pub(crate) enum Msg {
-    Line(Record),
+    Line(Box<Record>),
     Reopen,
 }
 
