@@ -40,27 +40,22 @@ const INLINE: usize = 62;
 /// glibc's per-thread cache on both). A copy of a few dozen bytes costs less than either.
 #[derive(Clone)]
 pub(crate) enum Text {
-    Inline { len: u8, buf: [u8; INLINE] },
+    /// (`ArrayString`: read back without validating the UTF-8 again.)
+    Inline(arrayvec::ArrayString<INLINE>),
     Heap(Box<str>),
 }
 
 impl Text {
     pub(crate) fn new(s: &str) -> Text {
-        match u8::try_from(s.len()) {
-            Ok(len) if s.len() <= INLINE => {
-                let mut buf = [0u8; INLINE];
-                buf[..s.len()].copy_from_slice(s.as_bytes());
-                Text::Inline { len, buf }
-            }
-            _ => Text::Heap(s.into()),
+        match arrayvec::ArrayString::from(s) {
+            Ok(a) => Text::Inline(a),
+            Err(_) => Text::Heap(s.into()),
         }
     }
 
     pub(crate) fn as_str(&self) -> &str {
         match self {
-            Text::Inline { len, buf } => {
-                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("")
-            }
+            Text::Inline(a) => a,
             Text::Heap(s) => s,
         }
     }
@@ -68,10 +63,7 @@ impl Text {
 
 impl Default for Text {
     fn default() -> Text {
-        Text::Inline {
-            len: 0,
-            buf: [0; INLINE],
-        }
+        Text::Inline(arrayvec::ArrayString::new())
     }
 }
 
