@@ -1,5 +1,5 @@
-//! One access log line: the [`Record`] the request path fills (cheap clones of what it already
-//! holds) and its formatting, done by the writer thread, never on the request path. Pure.
+//! One access log line: the [`Record`] the request path fills (shared `Arc`s and short copies,
+//! see [`Text`]) and its formatting, done by the writer thread, never on the request path. Pure.
 //!
 //! Field names and value types are Traefik's (`pkg/middlewares/accesslog/logdata.go`):
 //! durations are nanoseconds in `json`, sizes and codes are numbers, `ClientPort` and

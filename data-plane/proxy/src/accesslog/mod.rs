@@ -1,8 +1,10 @@
 //! Access logs (Traefik's `accessLog`): one line per request, Traefik's field names, `common`,
 //! `genericCLF` or `json`, to a file or standard output.
 //!
-//! The request path only fills a [`Record`] with cheap clones of what it holds and offers it
-//! to a bounded queue (`try_send`); a dedicated writer thread ([`writer`]) applies the filters,
+//! The request path only fills a [`Record`] (shared `Arc`s, and short copies of only the
+//! request parts the configured fields show: [`Needs`], decided once per configuration; not
+//! the request's `Uri`/`HeaderValue`s, which would keep hyper's read buffer shared until the
+//! line is written, see [`Text`]) and offers it boxed to a bounded queue (`try_send`); a dedicated writer thread ([`writer`]) applies the filters,
 //! formats and writes, in batches at most [`writer::TICK`] apart (a sender wakes it early when
 //! the queue is half full). A full queue drops the line and counts it in
 //! `switchyard_proxy_accesslog_dropped_total`; written lines are counted in
