@@ -1,5 +1,5 @@
-//! One access log line: the [`Record`] the request path fills (cheap clones of what it already
-//! holds) and its formatting, done by the writer thread, never on the request path. Pure.
+//! One access log line: the [`Record`] the request path fills (shared `Arc`s and short copies,
+//! see [`Text`]) and its formatting, done by the writer thread, never on the request path. Pure.
 //!
 //! Field names and value types are Traefik's (`pkg/middlewares/accesslog/logdata.go`):
 //! durations are nanoseconds in `json`, sizes and codes are numbers, `ClientPort` and
@@ -10,6 +10,14 @@
 //! ```text
 //! ClientHost - ClientUsername [StartUTC] "Method Path Protocol" Status Size "Referer" "User-Agent" RequestCount "Router" "ServiceURL" Durationms
 //! ```
+//!
+//! Formatting is the access log's main cost (callgrind: ~9k of its ~13k instructions per
+//! request before this was tuned, see BENCHMARKS.md "Observability overhead"), so a JSON line
+//! is written with as little per-field work as possible: the [`Layout`] holds each kept field
+//! with its key text `,"Name":` made once; every field starts with a comma and the line's
+//! first comma is overwritten with `{` at the end; integers take two digits per division;
+//! strings are scanned for escapes eight bytes at a time; constant parts (`level`/`msg`, the
+//! per-second `time` tail) are one copy each. The `golden` test pins the exact bytes.
 
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -20,6 +28,79 @@ use http::{HeaderName, HeaderValue, Method, Uri, Version};
 
 use super::config::{Fields, Format, HeaderMode};
 
+/// Bytes of a [`Text`] kept inline.
+const INLINE: usize = 62;
+
+/// A short text copied out of the request (inline up to [`INLINE`] bytes, else on the heap).
+///
+/// The record keeps copies, not the request's `Uri` or `HeaderValue`s: those share hyper's
+/// read buffer (`Bytes`), so holding them until the writer thread has formatted the line kept
+/// hyper from reusing the buffer (a new one per request) and moved the last `free` of the
+/// URI's bytes to the writer thread (allocations made on one thread and freed on another miss
+/// glibc's per-thread cache on both). A copy of a few dozen bytes costs less than either.
+#[derive(Clone)]
+pub(crate) enum Text {
+    /// (`ArrayString`: read back without validating the UTF-8 again.)
+    Inline(arrayvec::ArrayString<INLINE>),
+    Heap(Box<str>),
+}
+
+impl Text {
+    pub(crate) fn new(s: &str) -> Text {
+        match arrayvec::ArrayString::from(s) {
+            Ok(a) => Text::Inline(a),
+            Err(_) => Text::Heap(s.into()),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Text::Inline(a) => a,
+            Text::Heap(s) => s,
+        }
+    }
+}
+
+impl Default for Text {
+    fn default() -> Text {
+        Text::Inline(arrayvec::ArrayString::new())
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text::new(s)
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+/// `RequestPath` of `uri`: the path and query as one text, and the length of the path in it
+/// (the query dropped: `&text[..len]`).
+pub(crate) fn request_path(uri: &Uri) -> (Text, usize) {
+    let path = uri.path();
+    match uri.path_and_query() {
+        Some(pq) => (Text::new(pq.as_str()), pq.path().len()),
+        None => (Text::new(path), path.len()),
+    }
+}
+
+/// Which parts of the request the configured fields write (decided once per configuration):
+/// what is not written is not copied into the record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Needs {
+    /// `RequestPath`.
+    pub path: bool,
+    /// `RequestAddr`, `RequestHost` or `RequestPort` (Go's `req.Host`).
+    pub host: bool,
+    /// `ClientHost` (a trusted client's `X-Forwarded-For`).
+    pub forwarded_for: bool,
+}
+
 /// What is known about a request when its response is finished.
 #[derive(Debug, Clone)]
 pub(crate) struct Record {
@@ -27,14 +108,18 @@ pub(crate) struct Record {
     /// Traefik's `RequestCount`.
     pub count: u64,
     pub peer: SocketAddr,
-    /// `X-Forwarded-For` of a trusted client (Traefik logs it as `ClientHost`).
-    pub forwarded_for: Option<HeaderValue>,
+    /// `X-Forwarded-For` of a trusted client (Traefik logs it as `ClientHost`), when it is
+    /// text.
+    pub forwarded_for: Option<Text>,
     /// `ClientUsername` (basic auth user).
     pub username: Option<Arc<str>>,
-    /// Go's `req.Host`.
-    pub host: HeaderValue,
+    /// Go's `req.Host` (empty when it is not text).
+    pub host: Text,
     pub method: Method,
-    pub uri: Uri,
+    /// Path and query ([`request_path`]).
+    pub path: Text,
+    /// Length of the path in `path`.
+    pub path_len: usize,
     pub version: Version,
     /// `(TLSVersion, TLSCipher)` of a TLS connection.
     pub tls: Option<(&'static str, &'static str)>,
@@ -105,16 +190,19 @@ pub(crate) fn select_headers(
     out
 }
 
+/// Go's `net.SplitHostPort` as Traefik uses it (`-` as the port when there is none).
 fn split_host_port(v: &str) -> (&str, &str) {
-    match v.rsplit_once(':') {
-        Some((h, p))
-            if !p.is_empty()
-                && p.bytes().all(|b| b.is_ascii_digit())
-                && (!h.contains(':') || (h.starts_with('[') && h.ends_with(']'))) =>
-        {
-            (h.trim_start_matches('[').trim_end_matches(']'), p)
-        }
-        _ => (v, "-"),
+    let Some(i) = v.bytes().rposition(|b| b == b':') else {
+        return (v, "-");
+    };
+    let (h, p) = (&v[..i], &v[i + 1..]);
+    if !p.is_empty()
+        && p.bytes().all(|b| b.is_ascii_digit())
+        && (!h.as_bytes().contains(&b':') || (h.starts_with('[') && h.ends_with(']')))
+    {
+        (h.trim_start_matches('[').trim_end_matches(']'), p)
+    } else {
+        (v, "-")
     }
 }
 
@@ -232,6 +320,13 @@ impl Field {
     fn bit(self) -> u64 {
         1 << (self as u32)
     }
+
+    /// `,"Name":`, what precedes the field's value in a JSON line.
+    fn json_key(self) -> Box<[u8]> {
+        format!(",\"{}\":", self.name())
+            .into_bytes()
+            .into_boxed_slice()
+    }
 }
 
 /// What lines look like, computed once from the options (the writer keeps one): the format,
@@ -243,8 +338,10 @@ pub(crate) struct Layout {
     keep_query: bool,
     /// Bit `Field as u32`: the field is written.
     kept: u64,
-    /// The kept fields, by name in byte order (Go's `encoding/json` writes a map sorted).
-    sorted: Vec<Field>,
+    /// The kept fields, by name in byte order (Go's `encoding/json` writes a map sorted),
+    /// with their JSON key text (`,"Name":`), made once here rather than piece by piece per
+    /// line.
+    sorted: Vec<(Field, Box<[u8]>)>,
 }
 
 impl Layout {
@@ -259,12 +356,23 @@ impl Layout {
             format,
             keep_query: fields.keep_query,
             kept: sorted.iter().fold(0, |m, f| m | f.bit()),
-            sorted,
+            sorted: sorted.into_iter().map(|f| (f, f.json_key())).collect(),
         }
     }
 
     fn keeps(&self, f: Field) -> bool {
         self.kept & f.bit() != 0
+    }
+
+    /// What the request path must copy for these lines.
+    pub(crate) fn needs(&self) -> Needs {
+        Needs {
+            path: self.keeps(Field::RequestPath),
+            host: self.keeps(Field::RequestAddr)
+                || self.keeps(Field::RequestHost)
+                || self.keeps(Field::RequestPort),
+            forwarded_for: self.keeps(Field::ClientHost),
+        }
     }
 }
 
@@ -296,6 +404,22 @@ pub(crate) struct Scratch {
     now: PerSecond,
     /// `(key, value)` of the header fields of the current line.
     headers: Vec<(String, String)>,
+    /// The last client address written and its text (consecutive lines mostly come from the
+    /// same clients; `ClientAddr` and `ClientHost` both write it).
+    ip: Option<IpAddr>,
+    ip_text: Vec<u8>,
+}
+
+impl Scratch {
+    /// `ip` as `Display` writes it, appended to `out` (formatted when it changed).
+    fn push_ip(&mut self, out: &mut Vec<u8>, ip: IpAddr) {
+        if self.ip != Some(ip) {
+            self.ip_text.clear();
+            push_ip(&mut self.ip_text, ip);
+            self.ip = Some(ip);
+        }
+        out.extend_from_slice(&self.ip_text);
+    }
 }
 
 /// A field's value.
@@ -316,17 +440,35 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// `n` in decimal.
+/// The two-digit numbers `00`..`99`, for [`push_u64`].
+const DIGITS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// `n` in decimal (two digits per division: most values are status codes, sizes and
+/// nanosecond durations, and the writer formats a dozen per line).
 fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
     let mut buf = [0u8; 20];
     let mut i = buf.len();
-    loop {
+    while n >= 100 {
+        let d = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGITS[d..d + 2]);
+    }
+    if n >= 10 {
+        let d = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGITS[d..d + 2]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        buf[i] = b'0' + n as u8;
     }
     out.extend_from_slice(&buf[i..]);
 }
@@ -358,21 +500,25 @@ fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// chrono's `SecondsFormat::AutoSi` fraction: none, 3, 6 or 9 digits.
 fn push_fraction(out: &mut Vec<u8>, nanos: u32) {
-    let (v, digits) = if nanos == 0 {
+    let digits = if nanos == 0 {
         return;
     } else if nanos.is_multiple_of(1_000_000) {
-        (nanos / 1_000_000, 3)
+        3
     } else if nanos.is_multiple_of(1_000) {
-        (nanos / 1_000, 6)
+        6
     } else {
-        (nanos, 9)
+        9
     };
     out.push(b'.');
+    // The nine digits (zero-padded), two per division; the fraction is the first `digits`.
     let mut buf = [b'0'; 9];
-    let mut v = v;
-    for i in (0..digits).rev() {
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
+    let mut n = nanos as usize;
+    buf[8] = b'0' + (n % 10) as u8;
+    n /= 10;
+    for i in (0..4).rev() {
+        let d = n % 100 * 2;
+        n /= 100;
+        buf[2 * i..2 * i + 2].copy_from_slice(&DIGITS[d..d + 2]);
     }
     out.extend_from_slice(&buf[..digits]);
 }
@@ -380,25 +526,28 @@ fn push_fraction(out: &mut Vec<u8>, nanos: u32) {
 impl Record {
     /// `RequestPath`: the path and, unless dropped, the query.
     fn path(&self, keep_query: bool) -> &str {
-        match (keep_query, self.uri.path_and_query()) {
-            (true, Some(pq)) => pq.as_str(),
-            _ => self.uri.path(),
+        let full = self.path.as_str();
+        if keep_query {
+            full
+        } else {
+            full.get(..self.path_len).unwrap_or(full)
         }
     }
 
     fn host_str(&self) -> &str {
-        self.host.to_str().unwrap_or("")
+        self.host.as_str()
     }
 
     /// The value of core field `f`, `None` when this request has none.
-    fn value(&self, f: Field, keep_query: bool) -> Option<Val<'_>> {
-        let host = || Some(self.host_str()).filter(|h| !h.is_empty());
+    /// `host`: [`Record::host_str`] (looked up once per line, not per field).
+    fn value<'a>(&'a self, f: Field, keep_query: bool, host: &'a str) -> Option<Val<'a>> {
+        let host = || Some(host).filter(|h| !h.is_empty());
         Some(match f {
             Field::StartUtc => Val::Start(true),
             Field::StartLocal => Val::Start(false),
             Field::Duration => Val::Num(nanos(self.duration)),
             Field::ClientAddr => Val::Addr(self.peer),
-            Field::ClientHost => match self.forwarded_for.as_ref().and_then(|v| v.to_str().ok()) {
+            Field::ClientHost => match self.forwarded_for.as_ref().map(Text::as_str) {
                 Some(x) if !x.is_empty() => Val::Str(x),
                 _ => Val::Ip(self.peer.ip()),
             },
@@ -488,25 +637,25 @@ impl Record {
         headers: &[(String, String)],
         out: &mut Vec<u8>,
     ) {
-        out.push(b'{');
-        for &f in &lay.sorted {
-            let Some(v) = self.value(f, lay.keep_query) else {
-                continue;
-            };
-            if out.last() != Some(&b'{') {
-                out.push(b',');
-            }
-            out.push(b'"');
-            out.extend_from_slice(f.name().as_bytes());
-            out.extend_from_slice(b"\":");
-            self.json_val(v, sc, out);
+        // Every field is written as `,"Key":value`; the first comma becomes the `{` at the
+        // end (there is always one: `level`), so no field checks whether it is the first.
+        let start = out.len();
+        out.reserve(1024);
+        let host = self.host_str();
+        let split = if host.is_empty()
+            || lay.kept & (Field::RequestHost.bit() | Field::RequestPort.bit()) == 0
+        {
+            ("", "")
+        } else {
+            split_host_port(host)
+        };
+        for (f, key) in &lay.sorted {
+            self.json_field(*f, key, lay.keep_query, (host, split), sc, out);
         }
         // Core keys start with an upper-case letter: in byte order they come first, then
         // `downstream_*`, `level`, `msg`, `request_*`, `time`.
         let field = |k: &str, v: &str, out: &mut Vec<u8>| {
-            if out.last() != Some(&b'{') {
-                out.push(b',');
-            }
+            out.push(b',');
             json_str(out, k);
             out.push(b':');
             json_str(out, v);
@@ -515,8 +664,7 @@ impl Record {
         for (k, v) in &headers[..split] {
             field(k, v, out);
         }
-        field("level", "info", out);
-        field("msg", "", out);
+        out.extend_from_slice(b",\"level\":\"info\",\"msg\":\"\"");
         for (k, v) in &headers[split..] {
             field(k, v, out);
         }
@@ -524,27 +672,162 @@ impl Record {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let time = sc.now.get(now, |t| {
-            chrono::DateTime::<chrono::Local>::from(t)
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        // `,"time":"…"}` and the newline, made once a second.
+        let tail = sc.now.get(now, |t| {
+            let time = chrono::DateTime::<chrono::Local>::from(t)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+            let mut tail = Vec::with_capacity(time.len() + 12);
+            field("time", &time, &mut tail);
+            tail.extend_from_slice(b"}\n");
+            String::from_utf8(tail).unwrap_or_default()
         });
-        field("time", time, out);
-        out.extend_from_slice(b"}\n");
+        out.extend_from_slice(tail.as_bytes());
+        out[start] = b'{';
     }
 
-    fn json_val(&self, v: Val<'_>, sc: &mut Scratch, out: &mut Vec<u8>) {
-        match v {
-            Val::Str(s) => json_str(out, s),
-            Val::Num(n) => push_u64(out, n),
-            Val::Hex(b) => {
+    /// Core field `f` as `,"Key":value` (nothing when this request has none): the same values
+    /// as [`Record::value`], written in one step. `host`: [`Record::host_str`] and its
+    /// [`split_host_port`] (looked up once per line). Strings that cannot hold a character
+    /// JSON escapes (methods are tokens, ports digits, the rest static) are not scanned.
+    fn json_field(
+        &self,
+        f: Field,
+        key: &[u8],
+        keep_query: bool,
+        host: (&str, (&str, &str)),
+        sc: &mut Scratch,
+        out: &mut Vec<u8>,
+    ) {
+        let num = |out: &mut Vec<u8>, n: u64| {
+            out.extend_from_slice(key);
+            push_u64(out, n);
+        };
+        let text = |out: &mut Vec<u8>, s: &str| {
+            out.extend_from_slice(key);
+            json_str(out, s);
+        };
+        let safe = |out: &mut Vec<u8>, s: &str| {
+            out.extend_from_slice(key);
+            out.push(b'"');
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        };
+        let (host, (req_host, req_port)) = host;
+        match f {
+            Field::StartUtc | Field::StartLocal => {
+                out.extend_from_slice(key);
                 out.push(b'"');
-                push_hex(out, b);
+                self.rfc3339(f == Field::StartUtc, sc, out);
                 out.push(b'"');
             }
-            other => {
+            Field::Duration => num(out, nanos(self.duration)),
+            Field::ClientAddr => {
+                out.extend_from_slice(key);
                 out.push(b'"');
-                self.display(other, sc, out);
+                match self.peer {
+                    SocketAddr::V4(a) => {
+                        sc.push_ip(out, IpAddr::V4(*a.ip()));
+                        out.push(b':');
+                        push_u64(out, a.port().into());
+                    }
+                    a => {
+                        let _ = write!(out, "{a}");
+                    }
+                }
                 out.push(b'"');
+            }
+            Field::ClientHost => match self.forwarded_for.as_ref().map(Text::as_str) {
+                Some(x) if !x.is_empty() => text(out, x),
+                _ => {
+                    out.extend_from_slice(key);
+                    out.push(b'"');
+                    sc.push_ip(out, self.peer.ip());
+                    out.push(b'"');
+                }
+            },
+            Field::ClientPort => {
+                out.extend_from_slice(key);
+                out.push(b'"');
+                push_u64(out, self.peer.port().into());
+                out.push(b'"');
+            }
+            Field::ClientUsername => match self.username.as_deref() {
+                Some(u) => text(out, u),
+                None => safe(out, "-"),
+            },
+            Field::RequestMethod => safe(out, self.method.as_str()),
+            Field::RequestPath => text(out, self.path(keep_query)),
+            Field::RequestProtocol => safe(out, protocol(self.version)),
+            Field::RequestScheme => safe(out, if self.tls.is_some() { "https" } else { "http" }),
+            Field::RequestContentSize => num(out, self.request_size),
+            Field::RequestCount => num(out, self.count),
+            Field::EntryPointName => text(out, &self.entrypoint),
+            Field::RetryAttempts => num(out, self.retries.into()),
+            Field::DownstreamStatus => num(out, self.status.into()),
+            Field::DownstreamContentSize => num(out, self.size),
+            Field::RequestAddr if !host.is_empty() => text(out, host),
+            Field::RequestHost if !host.is_empty() => text(out, req_host),
+            Field::RequestPort if !host.is_empty() => safe(out, req_port),
+            Field::RequestAddr | Field::RequestHost | Field::RequestPort => {}
+            Field::TlsVersion => {
+                if let Some((v, _)) = self.tls {
+                    safe(out, v);
+                }
+            }
+            Field::TlsCipher => {
+                if let Some((_, c)) = self.tls {
+                    safe(out, c);
+                }
+            }
+            Field::RouterName => {
+                if let Some(v) = &self.router {
+                    text(out, v);
+                }
+            }
+            Field::ServiceName => {
+                if let Some(v) = &self.service {
+                    text(out, v);
+                }
+            }
+            Field::ServiceUrl => {
+                if let Some(v) = &self.server_url {
+                    text(out, v);
+                }
+            }
+            Field::ServiceAddr => {
+                if let Some(v) = &self.server_addr {
+                    text(out, v);
+                }
+            }
+            Field::OriginStatus => {
+                if let Some(s) = self.origin_status {
+                    num(out, s.into());
+                }
+            }
+            Field::OriginContentSize => {
+                if self.origin_status.is_some() {
+                    num(out, self.size);
+                }
+            }
+            Field::OriginDuration => {
+                if let Some(d) = self.origin_duration {
+                    num(out, nanos(d));
+                }
+            }
+            Field::Overhead => num(
+                out,
+                nanos(
+                    self.duration
+                        .saturating_sub(self.origin_duration.unwrap_or_default()),
+                ),
+            ),
+            Field::TraceId | Field::SpanId => {
+                if let Some((t, s)) = &self.trace {
+                    out.extend_from_slice(key);
+                    out.push(b'"');
+                    push_hex(out, if f == Field::TraceId { t } else { s });
+                    out.push(b'"');
+                }
             }
         }
     }
@@ -610,9 +893,10 @@ impl Record {
     }
 
     fn clf(&self, lay: &Layout, sc: &mut Scratch, headers: &[(String, String)], out: &mut Vec<u8>) {
+        let host = self.host_str();
         let get = |f: Field| {
             if lay.keeps(f) {
-                self.value(f, lay.keep_query)
+                self.value(f, lay.keep_query, host)
             } else {
                 None
             }
@@ -733,9 +1017,31 @@ fn protocol(v: Version) -> &'static str {
     }
 }
 
+/// Whether `s` has a byte JSON escapes (a control character, `"` or `\\`), eight bytes at a
+/// time.
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `x` is zero (below `n`): the classic bit tricks, exact as a yes/no answer.
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        let x = u64::from_le_bytes(b);
+        if below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// `s` as a JSON string (serde_json's escaping; most strings need none).
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
@@ -758,9 +1064,10 @@ mod tests {
             peer: "10.0.0.1:34567".parse().unwrap(),
             forwarded_for: None,
             username: None,
-            host: HeaderValue::from_static("example.com:8080"),
+            host: "example.com:8080".into(),
             method: Method::GET,
-            uri: Uri::from_static("/a/b?c=d"),
+            path: "/a/b?c=d".into(),
+            path_len: 4,
             version: Version::HTTP_11,
             tls: None,
             entrypoint: "web".into(),
@@ -867,7 +1174,7 @@ mod tests {
     #[test]
     fn json_is_sorted_and_escaped() {
         let mut r = record();
-        r.uri = Uri::from_static("/q?a=%22b%22");
+        (r.path, r.path_len) = request_path(&Uri::from_static("/q?a=%22b%22"));
         r.username = Some("al\"ice\\".into());
         let l = line(&r, Format::Json, &Fields::default());
         assert!(l.ends_with("}\n") && l.matches('\n').count() == 1, "{l}");
@@ -997,6 +1304,173 @@ mod tests {
             assert_eq!(v["ClientAddr"], a.to_string());
             assert_eq!(v["ClientHost"], a.ip().to_string());
             assert_eq!(v["ClientPort"], a.port().to_string());
+        }
+    }
+
+    /// Byte-exact lines (the `time` field cut, `StartLocal` dropped: both depend on the
+    /// clock or the time zone), recorded before the formatter was rewritten for speed.
+    fn golden_lines() -> Vec<String> {
+        let mut out = Vec::new();
+        let no_local = || {
+            let mut f = Fields::default();
+            f.set_name("StartLocal=drop").unwrap();
+            f
+        };
+        let mut full = record();
+        full.tls = Some(("1.3", "TLS_AES_128_GCM_SHA256"));
+        full.retries = 2;
+        full.trace = Some(([0xab; 16], [0x01; 8]));
+        full.username = Some("al\"ice\\\u{1}".into());
+        (full.path, full.path_len) = request_path(&Uri::from_static("/q?a=%22b%22"));
+        full.downstream_headers = vec![(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        )];
+        let mut v6 = record();
+        v6.peer = "[2001:db8::1]:443".parse().unwrap();
+        v6.host = "[::1]:8443".into();
+        v6.forwarded_for = Some("1.2.3.4, 5.6.7.8".into());
+        v6.router = None;
+        v6.service = None;
+        v6.server_url = None;
+        v6.server_addr = None;
+        v6.origin_status = None;
+        v6.origin_duration = None;
+        v6.request_headers.clear();
+        v6.count = 18_446_744_073_709_551_615;
+        v6.size = 1_234_567_890;
+        v6.start += Duration::from_nanos(456_789);
+        let mut hosts = record();
+        hosts.host = "".into();
+        let mut mixed = no_local();
+        mixed.headers_default = HeaderMode::Keep;
+        mixed.set_header("Referer=redact").unwrap();
+        let mut dropped = no_local();
+        dropped.default_keep = false;
+        dropped.keep_query = false;
+        dropped.set_name("RequestPath=keep").unwrap();
+        dropped.set_name("Duration=keep").unwrap();
+        for r in [record(), full, v6, hosts] {
+            for (format, fields) in [
+                (Format::Json, no_local()),
+                (Format::Json, mixed.clone()),
+                (Format::Json, dropped.clone()),
+                (Format::Common, no_local()),
+                (Format::GenericClf, no_local()),
+                (Format::Common, dropped.clone()),
+            ] {
+                let l = line(&r, format, &fields);
+                out.push(match l.find(",\"time\":") {
+                    Some(i) => l[..i].to_string(),
+                    None => l,
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn golden() {
+        let got = golden_lines();
+        let want: &[&str] = &[
+            "{\"ClientAddr\":\"10.0.0.1:34567\",\"ClientHost\":\"10.0.0.1\",\"ClientPort\":\"34567\",\"ClientUsername\":\"-\",\"DownstreamContentSize\":12,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"OriginContentSize\":12,\"OriginDuration\":3000000,\"OriginStatus\":200,\"Overhead\":2000000,\"RequestAddr\":\"example.com:8080\",\"RequestContentSize\":0,\"RequestCount\":7,\"RequestHost\":\"example.com\",\"RequestMethod\":\"GET\",\"RequestPath\":\"/a/b?c=d\",\"RequestPort\":\"8080\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"http\",\"RetryAttempts\":0,\"RouterName\":\"api@file\",\"ServiceAddr\":\"127.0.0.1:9000\",\"ServiceName\":\"svc@file\",\"ServiceURL\":\"http://127.0.0.1:9000\",\"StartUTC\":\"2017-06-12T15:04:05.123Z\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "{\"ClientAddr\":\"10.0.0.1:34567\",\"ClientHost\":\"10.0.0.1\",\"ClientPort\":\"34567\",\"ClientUsername\":\"-\",\"DownstreamContentSize\":12,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"OriginContentSize\":12,\"OriginDuration\":3000000,\"OriginStatus\":200,\"Overhead\":2000000,\"RequestAddr\":\"example.com:8080\",\"RequestContentSize\":0,\"RequestCount\":7,\"RequestHost\":\"example.com\",\"RequestMethod\":\"GET\",\"RequestPath\":\"/a/b?c=d\",\"RequestPort\":\"8080\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"http\",\"RetryAttempts\":0,\"RouterName\":\"api@file\",\"ServiceAddr\":\"127.0.0.1:9000\",\"ServiceName\":\"svc@file\",\"ServiceURL\":\"http://127.0.0.1:9000\",\"StartUTC\":\"2017-06-12T15:04:05.123Z\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "{\"Duration\":5000000,\"RequestPath\":\"/a/b\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "10.0.0.1 - - [12/Jun/2017:15:04:05 +0000] \"GET /a/b?c=d HTTP/1.1\" 200 12 \"http://r/\" \"curl/8.0\" 7 \"api@file\" \"http://127.0.0.1:9000\" 5ms\n",
+            "10.0.0.1 - - [12/Jun/2017:15:04:05 +0000] \"GET /a/b?c=d HTTP/1.1\" 200 12 \"http://r/\" \"curl/8.0\"\n",
+            "- - - [-] \"- /a/b -\" - - \"http://r/\" \"curl/8.0\" - \"-\" \"-\" 5ms\n",
+            "{\"ClientAddr\":\"10.0.0.1:34567\",\"ClientHost\":\"10.0.0.1\",\"ClientPort\":\"34567\",\"ClientUsername\":\"al\\\"ice\\\\\\u0001\",\"DownstreamContentSize\":12,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"OriginContentSize\":12,\"OriginDuration\":3000000,\"OriginStatus\":200,\"Overhead\":2000000,\"RequestAddr\":\"example.com:8080\",\"RequestContentSize\":0,\"RequestCount\":7,\"RequestHost\":\"example.com\",\"RequestMethod\":\"GET\",\"RequestPath\":\"/q?a=%22b%22\",\"RequestPort\":\"8080\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"https\",\"RetryAttempts\":2,\"RouterName\":\"api@file\",\"ServiceAddr\":\"127.0.0.1:9000\",\"ServiceName\":\"svc@file\",\"ServiceURL\":\"http://127.0.0.1:9000\",\"SpanId\":\"0101010101010101\",\"StartUTC\":\"2017-06-12T15:04:05.123Z\",\"TLSCipher\":\"TLS_AES_128_GCM_SHA256\",\"TLSVersion\":\"1.3\",\"TraceId\":\"abababababababababababababababab\",\"downstream_Content-Type\":\"text/plain\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "{\"ClientAddr\":\"10.0.0.1:34567\",\"ClientHost\":\"10.0.0.1\",\"ClientPort\":\"34567\",\"ClientUsername\":\"al\\\"ice\\\\\\u0001\",\"DownstreamContentSize\":12,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"OriginContentSize\":12,\"OriginDuration\":3000000,\"OriginStatus\":200,\"Overhead\":2000000,\"RequestAddr\":\"example.com:8080\",\"RequestContentSize\":0,\"RequestCount\":7,\"RequestHost\":\"example.com\",\"RequestMethod\":\"GET\",\"RequestPath\":\"/q?a=%22b%22\",\"RequestPort\":\"8080\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"https\",\"RetryAttempts\":2,\"RouterName\":\"api@file\",\"ServiceAddr\":\"127.0.0.1:9000\",\"ServiceName\":\"svc@file\",\"ServiceURL\":\"http://127.0.0.1:9000\",\"SpanId\":\"0101010101010101\",\"StartUTC\":\"2017-06-12T15:04:05.123Z\",\"TLSCipher\":\"TLS_AES_128_GCM_SHA256\",\"TLSVersion\":\"1.3\",\"TraceId\":\"abababababababababababababababab\",\"downstream_Content-Type\":\"text/plain\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "{\"Duration\":5000000,\"RequestPath\":\"/q\",\"downstream_Content-Type\":\"text/plain\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "10.0.0.1 - al\"ice\\\u{1} [12/Jun/2017:15:04:05 +0000] \"GET /q?a=%22b%22 HTTP/1.1\" 200 12 \"http://r/\" \"curl/8.0\" 7 \"api@file\" \"http://127.0.0.1:9000\" 5ms\n",
+            "10.0.0.1 - al\"ice\\\u{1} [12/Jun/2017:15:04:05 +0000] \"GET /q?a=%22b%22 HTTP/1.1\" 200 12 \"http://r/\" \"curl/8.0\"\n",
+            "- - - [-] \"- /q -\" - - \"http://r/\" \"curl/8.0\" - \"-\" \"-\" 5ms\n",
+            "{\"ClientAddr\":\"[2001:db8::1]:443\",\"ClientHost\":\"1.2.3.4, 5.6.7.8\",\"ClientPort\":\"443\",\"ClientUsername\":\"-\",\"DownstreamContentSize\":1234567890,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"Overhead\":5000000,\"RequestAddr\":\"[::1]:8443\",\"RequestContentSize\":0,\"RequestCount\":18446744073709551615,\"RequestHost\":\"::1\",\"RequestMethod\":\"GET\",\"RequestPath\":\"/a/b?c=d\",\"RequestPort\":\"8443\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"http\",\"RetryAttempts\":0,\"StartUTC\":\"2017-06-12T15:04:05.123456789Z\",\"level\":\"info\",\"msg\":\"\"",
+            "{\"ClientAddr\":\"[2001:db8::1]:443\",\"ClientHost\":\"1.2.3.4, 5.6.7.8\",\"ClientPort\":\"443\",\"ClientUsername\":\"-\",\"DownstreamContentSize\":1234567890,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"Overhead\":5000000,\"RequestAddr\":\"[::1]:8443\",\"RequestContentSize\":0,\"RequestCount\":18446744073709551615,\"RequestHost\":\"::1\",\"RequestMethod\":\"GET\",\"RequestPath\":\"/a/b?c=d\",\"RequestPort\":\"8443\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"http\",\"RetryAttempts\":0,\"StartUTC\":\"2017-06-12T15:04:05.123456789Z\",\"level\":\"info\",\"msg\":\"\"",
+            "{\"Duration\":5000000,\"RequestPath\":\"/a/b\",\"level\":\"info\",\"msg\":\"\"",
+            "1.2.3.4, 5.6.7.8 - - [12/Jun/2017:15:04:05 +0000] \"GET /a/b?c=d HTTP/1.1\" 200 1234567890 \"-\" \"-\" 18446744073709551615 \"-\" \"-\" 5ms\n",
+            "1.2.3.4, 5.6.7.8 - - [12/Jun/2017:15:04:05 +0000] \"GET /a/b?c=d HTTP/1.1\" 200 1234567890 \"-\" \"-\"\n",
+            "- - - [-] \"- /a/b -\" - - \"-\" \"-\" - \"-\" \"-\" 5ms\n",
+            "{\"ClientAddr\":\"10.0.0.1:34567\",\"ClientHost\":\"10.0.0.1\",\"ClientPort\":\"34567\",\"ClientUsername\":\"-\",\"DownstreamContentSize\":12,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"OriginContentSize\":12,\"OriginDuration\":3000000,\"OriginStatus\":200,\"Overhead\":2000000,\"RequestContentSize\":0,\"RequestCount\":7,\"RequestMethod\":\"GET\",\"RequestPath\":\"/a/b?c=d\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"http\",\"RetryAttempts\":0,\"RouterName\":\"api@file\",\"ServiceAddr\":\"127.0.0.1:9000\",\"ServiceName\":\"svc@file\",\"ServiceURL\":\"http://127.0.0.1:9000\",\"StartUTC\":\"2017-06-12T15:04:05.123Z\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "{\"ClientAddr\":\"10.0.0.1:34567\",\"ClientHost\":\"10.0.0.1\",\"ClientPort\":\"34567\",\"ClientUsername\":\"-\",\"DownstreamContentSize\":12,\"DownstreamStatus\":200,\"Duration\":5000000,\"EntryPointName\":\"web\",\"OriginContentSize\":12,\"OriginDuration\":3000000,\"OriginStatus\":200,\"Overhead\":2000000,\"RequestContentSize\":0,\"RequestCount\":7,\"RequestMethod\":\"GET\",\"RequestPath\":\"/a/b?c=d\",\"RequestProtocol\":\"HTTP/1.1\",\"RequestScheme\":\"http\",\"RetryAttempts\":0,\"RouterName\":\"api@file\",\"ServiceAddr\":\"127.0.0.1:9000\",\"ServiceName\":\"svc@file\",\"ServiceURL\":\"http://127.0.0.1:9000\",\"StartUTC\":\"2017-06-12T15:04:05.123Z\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "{\"Duration\":5000000,\"RequestPath\":\"/a/b\",\"level\":\"info\",\"msg\":\"\",\"request_Referer\":\"http://r/\",\"request_User-Agent\":\"curl/8.0\"",
+            "10.0.0.1 - - [12/Jun/2017:15:04:05 +0000] \"GET /a/b?c=d HTTP/1.1\" 200 12 \"http://r/\" \"curl/8.0\" 7 \"api@file\" \"http://127.0.0.1:9000\" 5ms\n",
+            "10.0.0.1 - - [12/Jun/2017:15:04:05 +0000] \"GET /a/b?c=d HTTP/1.1\" 200 12 \"http://r/\" \"curl/8.0\"\n",
+            "- - - [-] \"- /a/b -\" - - \"http://r/\" \"curl/8.0\" - \"-\" \"-\" 5ms\n",
+        ];
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g, w);
+        }
+    }
+
+    #[test]
+    fn integers_and_escapes() {
+        for n in [
+            0,
+            9,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            65_535,
+            1_234_567_890,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            push_u64(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+        for s in [
+            "",
+            "plain",
+            "exactly8",
+            "/some/longer/path?q=1&r=2",
+            "caf\u{e9} \u{1F600} unicode stays",
+            "\u{7f}del is not escaped",
+        ] {
+            assert!(!needs_escape(s.as_bytes()), "{s:?}");
+        }
+        for s in [
+            "\"",
+            "a\\b",
+            "tab\there",
+            "01234567\n",
+            "0123456789abcdef\"",
+            "\u{1}",
+        ] {
+            assert!(needs_escape(s.as_bytes()), "{s:?}");
+            let mut out = Vec::new();
+            json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap());
+        }
+    }
+
+    /// The writer's scratch (times per second, the last client address) gives the lines a
+    /// fresh one gives, whatever came before.
+    #[test]
+    fn scratch_reuse_is_invisible() {
+        let lay = Layout::new(Format::Json, &Fields::default());
+        let mut sc = Scratch::default();
+        for peer in [
+            "10.0.0.1:1",
+            "10.0.0.2:2",
+            "10.0.0.2:3",
+            "[::1]:4",
+            "10.0.0.1:5",
+        ] {
+            let mut r = record();
+            r.peer = peer.parse().unwrap();
+            let (mut reused, mut fresh) = (Vec::new(), Vec::new());
+            r.write_with(&lay, &mut sc, &mut reused);
+            r.write_with(&lay, &mut Scratch::default(), &mut fresh);
+            let cut = |l: &[u8]| {
+                let l = String::from_utf8(l.to_vec()).unwrap();
+                l[..l.find(",\"time\":").unwrap()].to_string()
+            };
+            assert_eq!(cut(&reused), cut(&fresh));
         }
     }
 

@@ -15,7 +15,7 @@ use opentelemetry_sdk::trace::Span;
 
 use super::ConnCtx;
 use crate::accesslog::line::select_headers;
-use crate::accesslog::{AccessLog, Record};
+use crate::accesslog::{request_path, AccessLog, Record, Text};
 use crate::errors::ErrorKind;
 use crate::otel::Tracing;
 use crate::runtime::RouteRt;
@@ -254,13 +254,26 @@ impl Obs {
             })
         });
         let log = shared.accesslog.as_ref().map(|al| {
-            let forwarded_for = if cx.trusted {
+            // Copies of only what the lines show (see `accesslog::Text`).
+            let needs = al.needs;
+            let forwarded_for = if cx.trusted && needs.forwarded_for {
                 parts
                     .headers
                     .get(&crate::forwarded::X_FORWARDED_FOR)
-                    .cloned()
+                    .and_then(|v| v.to_str().ok())
+                    .map(Text::new)
             } else {
                 None
+            };
+            let (path, path_len) = if needs.path {
+                request_path(&parts.uri)
+            } else {
+                (Text::default(), 0)
+            };
+            let host = if needs.host {
+                Text::new(host.to_str().unwrap_or(""))
+            } else {
+                Text::default()
             };
             let request_size = parts
                 .headers
@@ -275,7 +288,8 @@ impl Obs {
                 username: None,
                 host,
                 method: parts.method.clone(),
-                uri: parts.uri.clone(),
+                path,
+                path_len,
                 version: parts.version,
                 tls: cx.tls_info,
                 entrypoint: ep.name.clone(),
