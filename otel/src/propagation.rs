@@ -84,6 +84,25 @@ pub fn inject(sc: &SpanContext, headers: &mut HeaderMap) {
     }
 }
 
+/// Sets `traceparent` (and `tracestate`) of a request span's context on an outgoing request.
+pub fn inject_cx(cx: &crate::SpanCx, headers: &mut HeaderMap) {
+    let mut tp = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex_into(&cx.trace_id, &mut tp[3..35]);
+    hex_into(&cx.span_id, &mut tp[36..52]);
+    hex_into(&[u8::from(cx.sampled)], &mut tp[53..55]);
+    if let Ok(v) = HeaderValue::from_bytes(&tp) {
+        headers.insert(http::header::HeaderName::from_static("traceparent"), v);
+    }
+    match cx.state.as_deref().map(HeaderValue::from_str) {
+        Some(Ok(v)) => {
+            headers.insert(http::header::HeaderName::from_static("tracestate"), v);
+        }
+        _ => {
+            headers.remove("tracestate");
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -117,6 +136,32 @@ mod tests {
                 .trace_id()
                 == opentelemetry::trace::TraceId::INVALID
         );
+    }
+
+    #[test]
+    fn request_span_contexts_inject_as_the_sdk_does() {
+        let p = TraceContextPropagator::new();
+        let mut h = HeaderMap::new();
+        h.insert("traceparent", HeaderValue::from_static(TP));
+        h.insert("tracestate", HeaderValue::from_static("vendor=x"));
+        let cx = crate::SpanCx::from_sdk(extract(&p, &h).span().span_context()).unwrap();
+        assert!(cx.remote && cx.sampled);
+        let mut out = HeaderMap::new();
+        out.insert("tracestate", HeaderValue::from_static("stale=1"));
+        inject_cx(&cx, &mut out);
+        assert_eq!(out["traceparent"], TP);
+        assert_eq!(out["tracestate"], "vendor=x");
+        let unsampled = crate::SpanCx {
+            sampled: false,
+            state: None,
+            ..cx
+        };
+        inject_cx(&unsampled, &mut out);
+        assert_eq!(
+            out["traceparent"],
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+        );
+        assert!(out.get("tracestate").is_none());
     }
 
     #[test]
