@@ -171,7 +171,7 @@ impl Tracer {
     /// The caller's span context from W3C `traceparent`/`tracestate` headers (`None` when
     /// there is none or it is malformed), for request spans.
     pub fn extract_cx(&self, headers: &http::HeaderMap) -> Option<SpanCx> {
-        if !headers.contains_key("traceparent") {
+        if !headers.contains_key(propagation::TRACEPARENT) {
             return None;
         }
         let cx = propagation::extract(&self.propagator, headers);

@@ -2,11 +2,17 @@
 //! carried as a plain `traceparent` string where a trace crosses something that is not HTTP
 //! (gRPC metadata, a Raft log entry, a pushed config message).
 
+use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::SpanContext;
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+
+/// `traceparent` (a constant: a `&str` key is parsed and hashed on every map access).
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// `tracestate`.
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 struct HeaderExtractor<'a>(&'a HeaderMap);
 
@@ -32,7 +38,7 @@ impl Extractor for OneExtractor<'_> {
 
 /// The context in `headers` (empty when there is no `traceparent`).
 pub(crate) fn extract(p: &TraceContextPropagator, headers: &HeaderMap) -> Context {
-    if !headers.contains_key("traceparent") {
+    if !headers.contains_key(TRACEPARENT) {
         return Context::new();
     }
     p.extract(&HeaderExtractor(headers))
@@ -91,14 +97,14 @@ pub fn inject_cx(cx: &crate::SpanCx, headers: &mut HeaderMap) {
     hex_into(&cx.span_id, &mut tp[36..52]);
     hex_into(&[u8::from(cx.sampled)], &mut tp[53..55]);
     if let Ok(v) = HeaderValue::from_bytes(&tp) {
-        headers.insert(http::header::HeaderName::from_static("traceparent"), v);
+        headers.insert(TRACEPARENT, v);
     }
     match cx.state.as_deref().map(HeaderValue::from_str) {
         Some(Ok(v)) => {
-            headers.insert(http::header::HeaderName::from_static("tracestate"), v);
+            headers.insert(TRACESTATE, v);
         }
         _ => {
-            headers.remove("tracestate");
+            headers.remove(TRACESTATE);
         }
     }
 }
