@@ -251,86 +251,50 @@ fn resource(r: &Resource) -> Vec<u8> {
     out
 }
 
-fn varint_len(v: u64) -> usize {
-    // 1 byte per 7 bits, at least 1.
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-/// The length of a `LEN` field holding `n` bytes (key, length, bytes).
-fn len_field(field: u32, n: usize) -> usize {
-    varint_len(u64::from(field << 3 | LEN)) + varint_len(n as u64) + n
-}
-
-/// A `LEN` field's key and length (its `n` bytes to be written next).
-fn len_prefix(out: &mut Vec<u8>, field: u32, n: usize) {
-    key(out, field, LEN);
-    varint(out, n as u64);
-}
-
-/// The `AnyValue` body length of a request span's attribute value (`text`: its text).
-fn val_len(v: &Val, text: Option<&str>) -> usize {
-    match (v, text) {
-        (Val::Int(i), _) => 1 + varint_len(*i as u64),
-        (_, Some(t)) => len_field(1, t.len()),
-        (_, None) => len_field(1, 0),
-    }
-}
-
-/// A request span's `KeyValue` body length.
-fn kv_len(k: &str, v: &Val, text: Option<&str>) -> usize {
-    (if k.is_empty() {
-        0
-    } else {
-        len_field(1, k.len())
-    }) + len_field(2, val_len(v, text))
-}
-
-/// The `Status` body length of a request span.
-fn status_len(r: &Rec) -> usize {
-    match &r.error {
-        None => 0,
-        Some(d) => {
-            let t = d.text().unwrap_or_default();
-            (if t.is_empty() {
-                0
-            } else {
-                len_field(2, t.len())
-            }) + 2
+/// One request span attribute (`KeyValue` in field 9 of `Span`). Most are short: their
+/// lengths all fit in one byte and are written directly; longer ones go through [`message`].
+fn rec_attr(out: &mut Vec<u8>, k: &str, v: &Val) {
+    let text = v.text();
+    match (v, text.as_deref()) {
+        (Val::Int(i), _) => message(out, 9, |out| {
+            str_field(out, 1, k);
+            message(out, 2, |out| {
+                key(out, 3, VARINT);
+                varint(out, *i as u64);
+            });
+        }),
+        (_, Some(t)) if !k.is_empty() && k.len() + t.len() < 120 => {
+            // KeyValue { 1: key, 2: AnyValue { 1: string } }
+            let any = 2 + t.len();
+            let kv = 2 + k.len() + 2 + any;
+            out.reserve(2 + kv);
+            out.extend_from_slice(&[
+                (9 << 3) | LEN as u8,
+                kv as u8,
+                (1 << 3) | LEN as u8,
+                k.len() as u8,
+            ]);
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(&[
+                (2 << 3) | LEN as u8,
+                any as u8,
+                (1 << 3) | LEN as u8,
+                t.len() as u8,
+            ]);
+            out.extend_from_slice(t.as_bytes());
         }
+        (_, t) => message(out, 9, |out| {
+            str_field(out, 1, k);
+            message(out, 2, |out| {
+                bytes_field(out, 1, t.unwrap_or_default().as_bytes())
+            });
+        }),
     }
 }
 
-/// A request span's `Span` body length (so that it is written once, lengths first: no
-/// patching and moving as [`message`] does).
-fn rec_len(r: &Rec) -> usize {
-    let mut n = 18 + 10; // trace id, span id
-    if let Some(st) = r.state.as_deref().filter(|s| !s.is_empty()) {
-        n += len_field(3, st.len());
-    }
-    if r.parent_id != [0; 8] {
-        n += 10;
-    }
-    if !r.name.is_empty() {
-        n += len_field(5, r.name.len());
-    }
-    n += 2; // kind
-    n += if r.start != 0 { 9 } else { 0 } + if r.end != 0 { 9 } else { 0 };
-    for (k, v) in r.attrs() {
-        n += len_field(9, kv_len(k, v, v.text().as_deref()));
-    }
-    if r.dropped_attrs != 0 {
-        n += 1 + varint_len(u64::from(r.dropped_attrs));
-    }
-    n += len_field(15, status_len(r));
-    n + 6 // flags (field 16: a two-byte key)
-}
-
-/// One request span's `Span` message (the same fields [`span`] writes for an SDK span).
-fn rec_span(out: &mut Vec<u8>, field: u32, r: &Rec) {
-    let len = rec_len(r);
-    out.reserve(len + 4);
-    len_prefix(out, field, len);
-    let at = out.len();
+/// One request span's `Span` message body (the same fields [`span`] writes for an SDK span).
+fn rec_span(out: &mut Vec<u8>, r: &Rec) {
+    out.reserve(512);
     bytes_field(out, 1, &r.trace_id);
     bytes_field(out, 2, &r.span_id);
     if let Some(st) = &r.state {
@@ -344,28 +308,17 @@ fn rec_span(out: &mut Vec<u8>, field: u32, r: &Rec) {
     fixed64_field(out, 7, r.start);
     fixed64_field(out, 8, r.end);
     for (k, v) in r.attrs() {
-        let text = v.text();
-        let text = text.as_deref();
-        len_prefix(out, 9, kv_len(k, v, text));
-        str_field(out, 1, k);
-        len_prefix(out, 2, val_len(v, text));
-        match (v, text) {
-            (Val::Int(i), _) => {
-                key(out, 3, VARINT);
-                varint(out, *i as u64);
-            }
-            (_, t) => bytes_field(out, 1, t.unwrap_or_default().as_bytes()),
-        }
+        rec_attr(out, k, v);
     }
     u32_field(out, 10, r.dropped_attrs);
-    len_prefix(out, 15, status_len(r));
-    if let Some(d) = &r.error {
-        str_field(out, 2, &d.text().unwrap_or_default());
-        u32_field(out, 3, 2);
-    }
+    message(out, 15, |out| {
+        if let Some(d) = &r.error {
+            str_field(out, 2, &d.text().unwrap_or_default());
+            u32_field(out, 3, 2);
+        }
+    });
     // Request spans are sampled (only those are recorded).
     fixed32_field(out, 16, flags(r.parent_remote, 1));
-    debug_assert_eq!(out.len() - at, len);
 }
 
 /// The instrumentation scope of an item (`fast`: the request spans' scope).
@@ -406,7 +359,7 @@ pub(crate) fn encode_request(
                 for it in items {
                     match it {
                         Item::Fast(r) if std::ptr::eq(fast, sc) || *fast == *sc => {
-                            rec_span(out, 2, r)
+                            message(out, 2, |out| rec_span(out, r))
                         }
                         Item::Sdk(s) if s.instrumentation_scope == *sc => {
                             message(out, 2, |out| span(out, s))
@@ -788,6 +741,7 @@ mod tests {
             ("http.response.status_code", Val::Int(503)),
             ("neg", Val::Int(-3)),
             ("empty", Val::Static("")),
+            ("long", Val::Owned("/x".repeat(100).into())),
         ];
         let n = vals.len() as u8;
         for (slot, v) in attrs.iter_mut().zip(vals) {
@@ -869,24 +823,6 @@ mod tests {
         assert_eq!(m.get("x-tenant").unwrap(), "two");
         assert_eq!(m.len(), 2);
         assert!(metadata_from_env(|_| None).is_empty());
-    }
-
-    #[test]
-    fn varint_lengths() {
-        for v in [
-            0,
-            1,
-            127,
-            128,
-            16_383,
-            16_384,
-            u64::from(u32::MAX),
-            u64::MAX,
-        ] {
-            let mut out = Vec::new();
-            varint(&mut out, v);
-            assert_eq!(varint_len(v), out.len(), "{v}");
-        }
     }
 
     #[test]
