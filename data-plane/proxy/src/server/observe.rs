@@ -174,7 +174,8 @@ pub(crate) struct Obs {
     /// Traefik's metric labels of the request (always computed).
     pub labels: ReqLabels,
     log: Option<(Arc<AccessLog>, Box<Record>)>,
-    trace: Option<Box<Trace>>,
+    /// Inline (no allocation of its own: the span's record is one already).
+    trace: Option<Trace>,
     pub up: Upstream,
 }
 
@@ -222,10 +223,10 @@ impl Obs {
                     },
                 );
             }
-            Box::new(Trace {
+            Trace {
                 tracer: t.clone(),
                 span,
-            })
+            }
         });
         let log = shared.accesslog.as_ref().map(|al| {
             let forwarded_for = if cx.trusted {
