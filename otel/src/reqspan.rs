@@ -419,6 +419,93 @@ mod tests {
         assert!(AlwaysOn.sample(Some(&cx(false)), &[0; 16]));
     }
 
+    /// Batches the export task hands over.
+    struct Capture(std::sync::mpsc::Sender<Vec<Box<Rec>>>);
+
+    impl crate::processor::Export for Capture {
+        async fn export(&self, batch: Vec<Item>) -> Result<(), String> {
+            let recs = batch
+                .into_iter()
+                .filter_map(|it| match it {
+                    Item::Fast(r) => Some(r),
+                    Item::Sdk(_) => None,
+                })
+                .collect();
+            self.0.send(recs).map_err(|e| e.to_string())
+        }
+    }
+
+    /// Ended and dropped spans are exported, discarded and unsampled ones are not; children
+    /// keep the trace id and `tracestate`; attributes over the limit are counted.
+    #[test]
+    fn spans_end_into_the_queue() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let counters = crate::Counters::default();
+        let q = Queue::start(
+            Capture(tx),
+            64,
+            std::time::Duration::from_secs(5),
+            counters.clone(),
+            rt.handle(),
+        );
+        let on = Sampler::ParentBased(Box::new(Sampler::AlwaysOn));
+        let remote = SpanCx {
+            state: Some("vendor=x".into()),
+            ..cx(true)
+        };
+        let mut server = start(&q, &on, "GET", Kind::Server, Some(&remote), None);
+        assert!(server.is_recording());
+        for i in 0..MAX_ATTRS + 2 {
+            server.set("k", Val::Int(i as i64));
+        }
+        let mut client = start(
+            &q,
+            &on,
+            "ReverseProxy",
+            Kind::Client,
+            Some(server.context()),
+            None,
+        );
+        client.set_error(Val::Static("boom"));
+        let (sid, cid) = (server.context().span_id, client.context().span_id);
+        assert_eq!(client.context().trace_id, remote.trace_id);
+        assert_eq!(client.context().state.as_deref(), Some("vendor=x"));
+        drop(client);
+        server.end();
+        start(&q, &on, "GET", Kind::Server, None, None).discard();
+        let quiet = start(&q, &on, "GET", Kind::Server, Some(&cx(false)), None);
+        assert!(!quiet.is_recording() && !quiet.context().sampled);
+        assert_ne!(quiet.context().span_id, [2; 8]);
+        drop(quiet);
+
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut got = Vec::new();
+        while got.len() < 2 && std::time::Instant::now() < deadline {
+            if let Ok(b) = rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                got.extend(b);
+            }
+        }
+        assert_eq!(got.len(), 2, "{got:?}");
+        let (c, s) = (&got[0], &got[1]);
+        assert_eq!((c.name, c.span_id, c.parent_id), ("ReverseProxy", cid, sid));
+        assert!(!c.parent_remote && c.error.is_some() && c.end >= c.start);
+        assert_eq!(
+            (s.name, s.parent_id, s.parent_remote),
+            ("GET", [2; 8], true)
+        );
+        assert_eq!((s.attrs().count(), s.dropped_attrs), (MAX_ATTRS, 2));
+        // Nothing else comes (the discarded and the unsampled span).
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(500))
+            .is_err());
+        assert_eq!(counters.dropped.get(), 0);
+    }
+
     #[test]
     fn ids_are_non_zero_and_differ() {
         let ids: std::collections::HashSet<u64> = (0..10_000).map(|_| next_id()).collect();
