@@ -420,14 +420,14 @@ mod tests {
     }
 
     /// Batches the export task hands over.
-    struct Capture(std::sync::mpsc::Sender<Vec<Box<Rec>>>);
+    struct Capture(std::sync::mpsc::Sender<Vec<Rec>>);
 
     impl crate::processor::Export for Capture {
         async fn export(&self, batch: Vec<Item>) -> Result<(), String> {
             let recs = batch
                 .into_iter()
                 .filter_map(|it| match it {
-                    Item::Fast(r) => Some(r),
+                    Item::Fast(r) => Some(*r),
                     Item::Sdk(_) => None,
                 })
                 .collect();
