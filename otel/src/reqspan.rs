@@ -74,6 +74,8 @@ pub enum Val {
     Owned(Box<str>),
     /// A header value (not UTF-8: encoded lossily).
     Header(HeaderValue),
+    /// A request target's path (a reference-counted clone of the request's).
+    Path(http::uri::PathAndQuery),
     /// An integer.
     Int(i64),
 }
@@ -87,6 +89,7 @@ impl Val {
             Val::Shared(s) => Some(Cow::Borrowed(s)),
             Val::Owned(s) => Some(Cow::Borrowed(s)),
             Val::Header(h) => Some(String::from_utf8_lossy(h.as_bytes())),
+            Val::Path(p) => Some(Cow::Borrowed(p.path())),
             Val::Int(_) => None,
         }
     }

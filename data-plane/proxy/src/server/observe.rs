@@ -208,7 +208,14 @@ impl Obs {
                 let scheme = if cx.tls { "https" } else { "http" };
                 span.set("entry_point", Val::Shared(ep.name.clone()));
                 span.set("http.request.method", method_value(&parts.method));
-                span.set("url.path", Val::Owned(parts.uri.path().into()));
+                span.set(
+                    "url.path",
+                    // The request's own bytes (a reference-counted clone), not a copy.
+                    match parts.uri.path_and_query() {
+                        Some(pq) if pq.path() == parts.uri.path() => Val::Path(pq.clone()),
+                        _ => Val::Owned(parts.uri.path().into()),
+                    },
+                );
                 span.set("url.scheme", Val::Static(scheme));
                 span.set("server.address", Val::Header(host.clone()));
                 span.set(
