@@ -61,11 +61,21 @@ pub fn traceparent(sc: &SpanContext) -> Option<String> {
     })
 }
 
-fn hex_into(bytes: &[u8], out: &mut [u8]) {
+/// The two lower-case hex digits of every byte.
+const HEX2: [[u8; 2]; 256] = {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 15]];
+        i += 1;
+    }
+    t
+};
+
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
     for (b, o) in bytes.iter().zip(out.chunks_exact_mut(2)) {
-        o[0] = HEX[usize::from(b >> 4)];
-        o[1] = HEX[usize::from(b & 15)];
+        o.copy_from_slice(&HEX2[usize::from(*b)]);
     }
 }
 
