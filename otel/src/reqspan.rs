@@ -7,8 +7,8 @@
 //! `SpanContext` clones) was most of what tracing added per request once export was cheap. A
 //! `ReqSpan` is one boxed [`Rec`] — ids, kind, static name, start/end as Unix nanoseconds, up
 //! to [`MAX_ATTRS`] attributes held inline whose values are static strings, the `Arc<str>`s
-//! the config version already built (router, service, server URL), a header value (a
-//! reference-counted clone) or integers, and the status — made in one allocation, moved into
+//! the config version already built (router, service, server URL), a header value or the
+//! request's path (reference-counted clones, not copies) or integers, and the status — made in one allocation, moved into
 //! the bounded queue when it ends (`try_send`; a full queue drops it and counts it, as for SDK
 //! spans) and encoded by `otlp` straight to `ExportTraceServiceRequest` bytes in the export
 //! task. Ids come from a per-thread generator ([`next_id`]); the sampler ([`Sampler`]) has the
