@@ -154,17 +154,20 @@ pub struct ReqSpan {
 
 impl ReqSpan {
     /// Its context (to inject, to hang child spans from).
+    #[inline]
     pub fn context(&self) -> &SpanCx {
         &self.cx
     }
 
     /// Whether it records (it is sampled): attributes of a span that does not are ignored, so
     /// skip computing them.
+    #[inline]
     pub fn is_recording(&self) -> bool {
         self.rec.is_some()
     }
 
     /// Sets an attribute (the key must not be set already).
+    #[inline]
     pub fn set(&mut self, key: &'static str, v: Val) {
         if let Some((_, r)) = &mut self.rec {
             let n = usize::from(r.n);
@@ -178,6 +181,7 @@ impl ReqSpan {
     }
 
     /// Sets the status to `Error` with `description`.
+    #[inline]
     pub fn set_error(&mut self, description: Val) {
         if let Some((_, r)) = &mut self.rec {
             r.error = Some(description);
