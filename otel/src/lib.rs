@@ -8,7 +8,8 @@
 //! | [`config`] | [`TracingOptions`] from flags and the standard `OTEL_*` variables (pure) |
 //! | [`flags`] | [`TracingFlags`], the `--tracing.*` flags of both binaries |
 //! | `otlp` | the OTLP/gRPC span exporter: spans encoded straight to protobuf bytes |
-//! | `processor` | the span processor: a bounded queue, never waited on; drops are counted |
+//! | `processor` | the span queue (request spans and the SDK's), never waited on; drops are counted |
+//! | [`reqspan`] | the proxy's request spans, recorded without the SDK's `Span` |
 //! | [`metrics`] | OTLP metrics: the `/metrics` series as instruments, pushed periodically |
 //! | [`exposition`] | reads the OpenMetrics text `prometheus-client` writes (pure) |
 //! | [`propagation`] | W3C `traceparent`/`tracestate` in HTTP headers and in config messages |
@@ -26,6 +27,7 @@ pub mod metrics;
 mod otlp;
 mod processor;
 pub mod propagation;
+pub mod reqspan;
 
 use std::borrow::Cow;
 use std::time::SystemTime;
@@ -36,7 +38,7 @@ use opentelemetry::trace::{
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 
 pub use config::{Protocol, TracingOptions};
@@ -46,7 +48,8 @@ pub use opentelemetry::trace::Span as SpanExt;
 pub use opentelemetry_sdk::trace::Span;
 pub use otlp::EndpointError;
 pub use processor::Counters;
-pub use propagation::{context_from_traceparent, inject, traceparent};
+pub use propagation::{context_from_traceparent, inject, inject_cx, traceparent};
+pub use reqspan::{Kind, ReqSpan, Sampler, SpanCx, Val};
 
 /// Why tracing could not start.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +83,10 @@ pub struct Tracer {
     tracer: SdkTracer,
     _provider: SdkTracerProvider,
     propagator: TraceContextPropagator,
+    /// Where request spans go (SDK spans too, through the processor).
+    queue: std::sync::Arc<processor::Queue>,
+    /// The request spans' sampler (the SDK's has the same semantics).
+    sampler: Sampler,
 }
 
 impl std::fmt::Debug for Tracer {
@@ -100,7 +107,9 @@ impl Tracer {
     ) -> Result<Tracer, OtelError> {
         let _guard = handle.enter();
         let resource = resource(opts, id.clone());
-        let processor = match opts.protocol {
+        // Request spans' scope: the one `provider.tracer(id.service)` gives SDK spans.
+        let scope = opentelemetry::InstrumentationScope::builder(id.service).build();
+        let queue = match opts.protocol {
             Protocol::Grpc => {
                 // Our own encoder (see `otlp`): the SDK's conversion and prost encoding cost
                 // most of a traced request.
@@ -108,14 +117,9 @@ impl Tracer {
                     otlp::GrpcExporter::new(opts.endpoint.as_deref(), opts.export_timeout, |k| {
                         std::env::var(k).ok()
                     })?;
-                opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
-                processor::QueueProcessor::start(
-                    exporter,
-                    opts.queue,
-                    opts.export_timeout,
-                    counters,
-                    handle,
-                )
+                exporter.set_resource(&resource);
+                exporter.scope = scope;
+                processor::Queue::start(exporter, opts.queue, opts.export_timeout, counters, handle)
             }
             Protocol::HttpProtobuf => {
                 let mut b = opentelemetry_otlp::SpanExporter::builder()
@@ -128,8 +132,11 @@ impl Tracer {
                 }
                 let mut exporter = b.build()?;
                 opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
-                processor::QueueProcessor::start(
-                    exporter,
+                processor::Queue::start(
+                    otlp::HttpExporter {
+                        inner: exporter,
+                        scope,
+                    },
                     opts.queue,
                     opts.export_timeout,
                     counters,
@@ -137,13 +144,13 @@ impl Tracer {
                 )
             }
         };
+        let processor = processor::QueueProcessor(queue.clone());
         let mut pb = SdkTracerProvider::builder()
             .with_resource(resource)
             .with_span_processor(processor);
         if let Some(r) = opts.sample_rate {
-            pb = pb.with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                r,
-            ))));
+            use opentelemetry_sdk::trace::Sampler as S;
+            pb = pb.with_sampler(S::ParentBased(Box::new(S::TraceIdRatioBased(r))));
         }
         let provider = pb.build();
         let tracer = provider.tracer(id.service);
@@ -151,12 +158,36 @@ impl Tracer {
             tracer,
             _provider: provider,
             propagator: TraceContextPropagator::new(),
+            queue,
+            sampler: Sampler::new(opts.sample_rate, |k| std::env::var(k).ok()),
         })
     }
 
     /// The caller's trace context from W3C `traceparent`/`tracestate` headers (empty when none).
     pub fn extract(&self, headers: &http::HeaderMap) -> Context {
         propagation::extract(&self.propagator, headers)
+    }
+
+    /// The caller's span context from W3C `traceparent`/`tracestate` headers (`None` when
+    /// there is none or it is malformed), for request spans.
+    pub fn extract_cx(&self, headers: &http::HeaderMap) -> Option<SpanCx> {
+        if !headers.contains_key(propagation::TRACEPARENT) {
+            return None;
+        }
+        let cx = propagation::extract(&self.propagator, headers);
+        SpanCx::from_sdk(cx.span().span_context())
+    }
+
+    /// Starts a request span (see [`reqspan`]) named `name` under `parent` (a root span when
+    /// `None`), at `start` (now when `None`).
+    pub fn req_span(
+        &self,
+        name: &'static str,
+        kind: Kind,
+        parent: Option<&SpanCx>,
+        start: Option<SystemTime>,
+    ) -> ReqSpan {
+        reqspan::start(&self.queue, &self.sampler, name, kind, parent, start)
     }
 
     /// Starts a span named `name` of `kind` under `parent` (a root span when `parent` holds

@@ -1,6 +1,8 @@
-//! The OTLP/gRPC span exporter: finished spans are encoded straight from the SDK's
-//! [`SpanData`] to the protobuf bytes of an `ExportTraceServiceRequest` and sent with tonic as
-//! one unary `TraceService/Export` call per batch.
+//! The OTLP/gRPC span exporter: finished spans — the SDK's [`SpanData`] and the proxy's request
+//! spans ([`Rec`], see `reqspan`) — are encoded straight to the protobuf bytes of an
+//! `ExportTraceServiceRequest` and sent with tonic as one unary `TraceService/Export` call per
+//! batch. (The OTLP/HTTP exporter stays `opentelemetry-otlp`'s: request spans are converted to
+//! `SpanData` for it in the export task, see [`HttpExporter`].)
 //!
 //! Why not `opentelemetry-otlp`'s tonic exporter: per span it clones the `SpanData`, converts
 //! it to the generated `opentelemetry-proto` structs (a `String` per attribute key and value,
@@ -21,12 +23,14 @@ use std::time::SystemTime;
 
 use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 use opentelemetry_sdk::Resource;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::Channel;
+
+use crate::processor::{Export, Item};
+use crate::reqspan::{Kind, Rec, Val};
 
 /// Protobuf wire types.
 const VARINT: u32 = 0;
@@ -247,18 +251,104 @@ fn resource(r: &Resource) -> Vec<u8> {
     out
 }
 
-/// The `ExportTraceServiceRequest` of `spans`: one `ResourceSpans`, one `ScopeSpans` per
-/// instrumentation scope (in order of first appearance).
+/// One request span attribute (`KeyValue` in field 9 of `Span`). Most are short: their
+/// lengths all fit in one byte and are written directly; longer ones go through [`message`].
+fn rec_attr(out: &mut Vec<u8>, k: &str, v: &Val) {
+    let text = v.text();
+    match (v, text.as_deref()) {
+        (Val::Int(i), _) => message(out, 9, |out| {
+            str_field(out, 1, k);
+            message(out, 2, |out| {
+                key(out, 3, VARINT);
+                varint(out, *i as u64);
+            });
+        }),
+        (_, Some(t)) if !k.is_empty() && k.len() + t.len() < 120 => {
+            // KeyValue { 1: key, 2: AnyValue { 1: string } }
+            let any = 2 + t.len();
+            let kv = 2 + k.len() + 2 + any;
+            out.reserve(2 + kv);
+            out.extend_from_slice(&[
+                (9 << 3) | LEN as u8,
+                kv as u8,
+                (1 << 3) | LEN as u8,
+                k.len() as u8,
+            ]);
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(&[
+                (2 << 3) | LEN as u8,
+                any as u8,
+                (1 << 3) | LEN as u8,
+                t.len() as u8,
+            ]);
+            out.extend_from_slice(t.as_bytes());
+        }
+        (_, t) => message(out, 9, |out| {
+            str_field(out, 1, k);
+            message(out, 2, |out| {
+                bytes_field(out, 1, t.unwrap_or_default().as_bytes())
+            });
+        }),
+    }
+}
+
+/// One request span's `Span` message body (the same fields [`span`] writes for an SDK span).
+fn rec_span(out: &mut Vec<u8>, r: &Rec) {
+    out.reserve(512);
+    bytes_field(out, 1, &r.trace_id);
+    bytes_field(out, 2, &r.span_id);
+    if let Some(st) = &r.state {
+        str_field(out, 3, st);
+    }
+    if r.parent_id != [0; 8] {
+        bytes_field(out, 4, &r.parent_id);
+    }
+    str_field(out, 5, r.name);
+    u32_field(out, 6, r.kind.otlp());
+    fixed64_field(out, 7, r.start);
+    fixed64_field(out, 8, r.end);
+    for (k, v) in r.attrs() {
+        rec_attr(out, k, v);
+    }
+    u32_field(out, 10, r.dropped_attrs);
+    message(out, 15, |out| {
+        if let Some(d) = &r.error {
+            str_field(out, 2, &d.text().unwrap_or_default());
+            u32_field(out, 3, 2);
+        }
+    });
+    // Request spans are sampled (only those are recorded).
+    fixed32_field(out, 16, flags(r.parent_remote, 1));
+}
+
+/// The instrumentation scope of an item (`fast`: the request spans' scope).
+fn scope_of<'a>(item: &'a Item, fast: &'a InstrumentationScope) -> &'a InstrumentationScope {
+    match item {
+        Item::Sdk(s) => &s.instrumentation_scope,
+        Item::Fast(_) => fast,
+    }
+}
+
+/// The `ExportTraceServiceRequest` of `items`: one `ResourceSpans` (its resource encoded once
+/// per exporter), one `ScopeSpans` per instrumentation scope (in order of first appearance;
+/// request spans have `fast`).
 pub(crate) fn encode_request(
     resource: &[u8],
     schema_url: &str,
-    spans: &[SpanData],
+    fast: &InstrumentationScope,
+    items: &[Item],
     out: &mut Vec<u8>,
 ) {
     let mut scopes: Vec<&InstrumentationScope> = Vec::new();
-    for s in spans {
-        if !scopes.contains(&&s.instrumentation_scope) {
-            scopes.push(&s.instrumentation_scope);
+    let mut last: Option<&InstrumentationScope> = None;
+    for it in items {
+        let sc = scope_of(it, fast);
+        if last.is_some_and(|l| std::ptr::eq(l, sc)) {
+            continue;
+        }
+        last = Some(sc);
+        if !scopes.contains(&sc) {
+            scopes.push(sc);
         }
     }
     message(out, 1, |out| {
@@ -266,14 +356,87 @@ pub(crate) fn encode_request(
         for sc in scopes {
             message(out, 2, |out| {
                 message(out, 1, |out| scope(out, sc));
-                for s in spans.iter().filter(|s| s.instrumentation_scope == *sc) {
-                    message(out, 2, |out| span(out, s));
+                for it in items {
+                    match it {
+                        Item::Fast(r) if std::ptr::eq(fast, sc) || *fast == *sc => {
+                            message(out, 2, |out| rec_span(out, r))
+                        }
+                        Item::Sdk(s) if s.instrumentation_scope == *sc => {
+                            message(out, 2, |out| span(out, s))
+                        }
+                        _ => {}
+                    }
                 }
                 str_field(out, 3, sc.schema_url().unwrap_or(""));
             });
         }
         str_field(out, 3, schema_url);
     });
+}
+
+/// The SDK's `SpanData` of a request span (for exporters that take SDK spans).
+pub(crate) fn span_data(r: &Rec, scope: &InstrumentationScope) -> SpanData {
+    use opentelemetry::trace::{SpanContext, TraceFlags, TraceId, TraceState};
+    let state = r
+        .state
+        .as_deref()
+        .and_then(|s| s.parse::<TraceState>().ok())
+        .unwrap_or_default();
+    let at = |n: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(n);
+    SpanData {
+        span_context: SpanContext::new(
+            TraceId::from_bytes(r.trace_id),
+            SpanId::from_bytes(r.span_id),
+            TraceFlags::SAMPLED,
+            false,
+            state,
+        ),
+        parent_span_id: SpanId::from_bytes(r.parent_id),
+        parent_span_is_remote: r.parent_remote,
+        span_kind: match r.kind {
+            Kind::Server => SpanKind::Server,
+            Kind::Client => SpanKind::Client,
+        },
+        name: r.name.into(),
+        start_time: at(r.start),
+        end_time: at(r.end),
+        attributes: r
+            .attrs()
+            .map(|(k, v)| match v {
+                Val::Int(i) => KeyValue::new(k, *i),
+                v => KeyValue::new(k, v.text().unwrap_or_default().into_owned()),
+            })
+            .collect(),
+        dropped_attributes_count: r.dropped_attrs,
+        events: Default::default(),
+        links: Default::default(),
+        status: match &r.error {
+            Some(d) => Status::error(d.text().unwrap_or_default().into_owned()),
+            None => Status::Unset,
+        },
+        instrumentation_scope: scope.clone(),
+    }
+}
+
+/// The OTLP/HTTP (protobuf) exporter: `opentelemetry-otlp`'s, fed SDK spans (request spans
+/// are converted in the export task, never on the request path).
+#[derive(Debug)]
+pub(crate) struct HttpExporter {
+    pub(crate) inner: opentelemetry_otlp::SpanExporter,
+    pub(crate) scope: InstrumentationScope,
+}
+
+impl Export for HttpExporter {
+    async fn export(&self, batch: Vec<Item>) -> Result<(), String> {
+        let spans = batch
+            .into_iter()
+            .map(|it| match it {
+                Item::Sdk(s) => *s,
+                Item::Fast(r) => span_data(&r, &self.scope),
+            })
+            .collect();
+        self.inner.export(spans).await.map_err(|e| e.to_string())
+    }
 }
 
 /// Sends already encoded bytes; reads no response field (an OK status is a success).
@@ -327,6 +490,8 @@ pub(crate) struct GrpcExporter {
     metadata: MetadataMap,
     resource: Vec<u8>,
     schema_url: String,
+    /// The request spans' instrumentation scope.
+    pub(crate) scope: InstrumentationScope,
 }
 
 /// Why the exporter could not be built.
@@ -356,6 +521,7 @@ impl GrpcExporter {
             metadata: metadata_from_env(env),
             resource: Vec::new(),
             schema_url: String::new(),
+            scope: InstrumentationScope::builder("").build(),
         })
     }
 }
@@ -408,15 +574,29 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-impl SpanExporter for GrpcExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+impl GrpcExporter {
+    /// The resource of every batch (encoded once, here).
+    pub(crate) fn set_resource(&mut self, r: &Resource) {
+        self.resource = resource(r);
+        self.schema_url = r.schema_url().unwrap_or("").to_string();
+    }
+}
+
+impl Export for GrpcExporter {
+    async fn export(&self, batch: Vec<Item>) -> Result<(), String> {
         let mut body = Vec::with_capacity(batch.len() * 400 + self.resource.len() + 64);
-        encode_request(&self.resource, &self.schema_url, &batch, &mut body);
+        encode_request(
+            &self.resource,
+            &self.schema_url,
+            &self.scope,
+            &batch,
+            &mut body,
+        );
         drop(batch);
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
         grpc.ready()
             .await
-            .map_err(|e| OTelSdkError::InternalFailure(format!("OTLP channel: {e}")))?;
+            .map_err(|e| format!("OTLP channel: {e}"))?;
         let mut req = tonic::Request::new(body);
         *req.metadata_mut() = self.metadata.clone();
         let path = http::uri::PathAndQuery::from_static(
@@ -425,12 +605,7 @@ impl SpanExporter for GrpcExporter {
         grpc.unary::<Vec<u8>, (), RawCodec>(req, path, RawCodec)
             .await
             .map(|_| ())
-            .map_err(|e| OTelSdkError::InternalFailure(format!("OTLP export: {e}")))
-    }
-
-    fn set_resource(&mut self, r: &Resource) {
-        self.resource = resource(r);
-        self.schema_url = r.schema_url().unwrap_or("").to_string();
+            .map_err(|e| format!("OTLP export: {e}"))
     }
 }
 
@@ -526,7 +701,13 @@ mod tests {
             data("x", false, Status::Ok, "b"),
         ];
         let mut out = Vec::new();
-        encode_request(&resource_bytes(&resource), "", &spans, &mut out);
+        let items: Vec<Item> = spans
+            .iter()
+            .cloned()
+            .map(|s| Item::Sdk(Box::new(s)))
+            .collect();
+        let fast = InstrumentationScope::builder("a").build();
+        encode_request(&resource_bytes(&resource), "", &fast, &items, &mut out);
         let mine = ExportTraceServiceRequest::decode(out.as_slice()).unwrap();
         let mut theirs = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(
@@ -544,6 +725,86 @@ mod tests {
         });
         assert_eq!(mine, theirs);
         assert_eq!(mine.resource_spans[0].scope_spans[0].spans.len(), 2);
+    }
+
+    fn rec(parent: bool, error: Option<Val>) -> Box<Rec> {
+        let mut attrs: [Option<(&'static str, Val)>; crate::reqspan::MAX_ATTRS] =
+            Default::default();
+        let vals = [
+            ("http.request.method", Val::Static("GET")),
+            ("url.path", Val::Owned("/some/path".into())),
+            ("traefik.router.name", Val::Shared("r@file".into())),
+            (
+                "server.address",
+                Val::Header(http::HeaderValue::from_static("example.test:8080")),
+            ),
+            ("http.response.status_code", Val::Int(503)),
+            ("neg", Val::Int(-3)),
+            ("empty", Val::Static("")),
+            ("long", Val::Owned("/x".repeat(100).into())),
+        ];
+        let n = vals.len() as u8;
+        for (slot, v) in attrs.iter_mut().zip(vals) {
+            *slot = Some(v);
+        }
+        Box::new(Rec {
+            trace_id: [0x0a; 16],
+            span_id: [0xb7; 8],
+            parent_id: if parent { [4; 8] } else { [0; 8] },
+            parent_remote: parent,
+            state: parent.then(|| "vendor=x,other=y".into()),
+            kind: if parent { Kind::Server } else { Kind::Client },
+            name: if parent { "GET" } else { "ReverseProxy" },
+            start: 1_700_000_000_123_456_789,
+            end: 1_700_000_000_223_456_789,
+            attrs,
+            n,
+            dropped_attrs: u32::from(!parent),
+            error,
+        })
+    }
+
+    /// Request spans encode to what `opentelemetry-proto` makes of their `SpanData`, in the
+    /// scope of the tracer, next to SDK spans of other scopes.
+    #[test]
+    fn request_spans_encode_as_their_span_data() {
+        let resource = Resource::builder().with_service_name("svc").build();
+        let fast = InstrumentationScope::builder("switchyard-proxy").build();
+        let items = vec![
+            Item::Fast(rec(true, None)),
+            Item::Sdk(Box::new(data("config apply", false, Status::Ok, "other"))),
+            Item::Fast(rec(false, Some(Val::Static("connection refused")))),
+            Item::Fast(rec(false, Some(Val::Static("")))),
+        ];
+        let spans: Vec<SpanData> = items
+            .iter()
+            .map(|it| match it {
+                Item::Sdk(s) => (**s).clone(),
+                Item::Fast(r) => span_data(r, &fast),
+            })
+            .collect();
+        let mut out = Vec::new();
+        encode_request(&resource_bytes(&resource), "", &fast, &items, &mut out);
+        let mine = ExportTraceServiceRequest::decode(out.as_slice()).unwrap();
+        let mut theirs = ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(
+                spans,
+                &ResourceAttributesWithSchema::from(&resource),
+            ),
+        };
+        theirs.resource_spans[0].scope_spans.sort_by(|a, b| {
+            b.scope
+                .as_ref()
+                .unwrap()
+                .name
+                .cmp(&a.scope.as_ref().unwrap().name)
+        });
+        assert_eq!(mine, theirs);
+        let fast_spans = &mine.resource_spans[0].scope_spans[0].spans;
+        assert_eq!(fast_spans.len(), 3);
+        assert_eq!(fast_spans[0].trace_state, "vendor=x,other=y");
+        assert_eq!(fast_spans[0].flags, 0x301);
+        assert_eq!(fast_spans[1].status.as_ref().unwrap().code, 2);
     }
 
     fn resource_bytes(r: &Resource) -> Vec<u8> {

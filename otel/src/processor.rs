@@ -1,4 +1,5 @@
-//! The span processor: finished spans go into a bounded queue (`try_send`, never waiting);
+//! The span queue: finished spans (request spans, and SDK spans through [`QueueProcessor`]) go
+//! into a bounded queue (`try_send`, never waiting);
 //! one task exports them in batches with a deadline. A full queue drops the span and counts it,
 //! so a slow, black-holed or absent collector costs requests nothing.
 //!
@@ -8,14 +9,17 @@
 //! 40k requests/s made thousands of small export calls a second (measured: tracing took 16–24%
 //! of the throughput).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::Context;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, Notify};
+
+use crate::reqspan::Rec;
 
 /// Most spans per export call.
 const BATCH: usize = 512;
@@ -34,9 +38,22 @@ pub struct Counters {
     pub failed: Counter,
 }
 
+/// What the queue carries: an SDK span (control node, `config apply`) or a request span.
 #[derive(Debug)]
-pub(crate) struct QueueProcessor {
-    tx: mpsc::Sender<SpanData>,
+pub(crate) enum Item {
+    Sdk(Box<SpanData>),
+    Fast(Box<Rec>),
+}
+
+/// Sends a batch (already gathered) to the collector.
+pub(crate) trait Export: Send + Sync + 'static {
+    fn export(&self, batch: Vec<Item>) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// The sending side of the queue, shared by the SDK processor and request spans.
+#[derive(Debug)]
+pub(crate) struct Queue {
+    tx: mpsc::Sender<Item>,
     dropped: Counter,
     /// Wakes the export task before [`DELAY`] when a whole batch is queued.
     full: Arc<Notify>,
@@ -44,17 +61,17 @@ pub(crate) struct QueueProcessor {
     wake_below: usize,
 }
 
-impl QueueProcessor {
+impl Queue {
     /// Start the export task on `handle`.
-    pub(crate) fn start<E: SpanExporter + 'static>(
+    pub(crate) fn start<E: Export>(
         exporter: E,
         capacity: usize,
         timeout: Duration,
         counters: Counters,
         handle: &tokio::runtime::Handle,
-    ) -> QueueProcessor {
+    ) -> Arc<Queue> {
         let capacity = capacity.max(1);
-        let (tx, mut rx) = mpsc::channel::<SpanData>(capacity);
+        let (tx, mut rx) = mpsc::channel::<Item>(capacity);
         let full = Arc::new(Notify::new());
         let c = counters.clone();
         let woken = full.clone();
@@ -92,27 +109,35 @@ impl QueueProcessor {
                 }
             }
         });
-        QueueProcessor {
+        Arc::new(Queue {
             tx,
             dropped: counters.dropped,
             full,
             wake_below: capacity.saturating_sub(limit),
+        })
+    }
+
+    /// Queues a finished span, or drops and counts it when the queue is full.
+    pub(crate) fn push(&self, item: Item) {
+        if self.tx.try_send(item).is_err() {
+            self.dropped.inc();
+        }
+        if self.tx.capacity() <= self.wake_below {
+            self.full.notify_one();
         }
     }
 }
+
+/// The SDK's span processor: finished SDK spans go into the [`Queue`].
+#[derive(Debug)]
+pub(crate) struct QueueProcessor(pub(crate) Arc<Queue>);
 
 impl SpanProcessor for QueueProcessor {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        if self.tx.try_send(span).is_err() {
-            self.dropped.inc();
-        }
-        if self.tx.capacity() <= self.wake_below {
-            self.full.notify_one();
+        if span.span_context.is_sampled() {
+            self.0.push(Item::Sdk(Box::new(span)));
         }
     }
 

@@ -2,11 +2,17 @@
 //! carried as a plain `traceparent` string where a trace crosses something that is not HTTP
 //! (gRPC metadata, a Raft log entry, a pushed config message).
 
+use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::SpanContext;
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+
+/// `traceparent` (a constant: a `&str` key is parsed and hashed on every map access).
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// `tracestate`.
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 struct HeaderExtractor<'a>(&'a HeaderMap);
 
@@ -32,7 +38,7 @@ impl Extractor for OneExtractor<'_> {
 
 /// The context in `headers` (empty when there is no `traceparent`).
 pub(crate) fn extract(p: &TraceContextPropagator, headers: &HeaderMap) -> Context {
-    if !headers.contains_key("traceparent") {
+    if !headers.contains_key(TRACEPARENT) {
         return Context::new();
     }
     p.extract(&HeaderExtractor(headers))
@@ -55,11 +61,21 @@ pub fn traceparent(sc: &SpanContext) -> Option<String> {
     })
 }
 
-fn hex_into(bytes: &[u8], out: &mut [u8]) {
+/// The two lower-case hex digits of every byte.
+const HEX2: [[u8; 2]; 256] = {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 15]];
+        i += 1;
+    }
+    t
+};
+
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
     for (b, o) in bytes.iter().zip(out.chunks_exact_mut(2)) {
-        o[0] = HEX[usize::from(b >> 4)];
-        o[1] = HEX[usize::from(b & 15)];
+        o.copy_from_slice(&HEX2[usize::from(*b)]);
     }
 }
 
@@ -81,6 +97,25 @@ pub fn inject(sc: &SpanContext, headers: &mut HeaderMap) {
         headers.remove("tracestate");
     } else if let Ok(v) = HeaderValue::from_str(&ts) {
         headers.insert(http::header::HeaderName::from_static("tracestate"), v);
+    }
+}
+
+/// Sets `traceparent` (and `tracestate`) of a request span's context on an outgoing request.
+pub fn inject_cx(cx: &crate::SpanCx, headers: &mut HeaderMap) {
+    let mut tp = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex_into(&cx.trace_id, &mut tp[3..35]);
+    hex_into(&cx.span_id, &mut tp[36..52]);
+    hex_into(&[u8::from(cx.sampled)], &mut tp[53..55]);
+    if let Ok(v) = HeaderValue::from_bytes(&tp) {
+        headers.insert(TRACEPARENT, v);
+    }
+    match cx.state.as_deref().map(HeaderValue::from_str) {
+        Some(Ok(v)) => {
+            headers.insert(TRACESTATE, v);
+        }
+        _ => {
+            headers.remove(TRACESTATE);
+        }
     }
 }
 
@@ -117,6 +152,32 @@ mod tests {
                 .trace_id()
                 == opentelemetry::trace::TraceId::INVALID
         );
+    }
+
+    #[test]
+    fn request_span_contexts_inject_as_the_sdk_does() {
+        let p = TraceContextPropagator::new();
+        let mut h = HeaderMap::new();
+        h.insert("traceparent", HeaderValue::from_static(TP));
+        h.insert("tracestate", HeaderValue::from_static("vendor=x"));
+        let cx = crate::SpanCx::from_sdk(extract(&p, &h).span().span_context()).unwrap();
+        assert!(cx.remote && cx.sampled);
+        let mut out = HeaderMap::new();
+        out.insert("tracestate", HeaderValue::from_static("stale=1"));
+        inject_cx(&cx, &mut out);
+        assert_eq!(out["traceparent"], TP);
+        assert_eq!(out["tracestate"], "vendor=x");
+        let unsampled = crate::SpanCx {
+            sampled: false,
+            state: None,
+            ..cx
+        };
+        inject_cx(&unsampled, &mut out);
+        assert_eq!(
+            out["traceparent"],
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+        );
+        assert!(out.get("tracestate").is_none());
     }
 
     #[test]

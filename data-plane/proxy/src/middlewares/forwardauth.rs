@@ -27,12 +27,11 @@ use http::header::{
 };
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use opentelemetry::trace::{Span as _, SpanKind, Status as OtelStatus};
-use opentelemetry::KeyValue;
 use switchyard_config::middlewares::forwardauth::{
     canonical_header_key, is_managed_x_header, CompiledForwardAuth,
 };
 use switchyard_config::{Certificate, ServersTransport};
+use switchyard_otel::{Kind, Val};
 
 use super::MwRequest;
 use crate::body::{ProxyBody, UpBody};
@@ -276,16 +275,15 @@ pub(crate) async fn on_request(
     *auth_req.headers_mut() = headers;
     // Traefik's `AuthRequest` client span, its context sent to the authentication server.
     let mut span = req.trace.as_ref().map(|(t, parent)| {
-        let span = t.child(
-            "AuthRequest",
-            SpanKind::Client,
-            parent,
-            vec![
-                KeyValue::new("http.request.method", auth_req.method().to_string()),
-                KeyValue::new("url.full", f.address.to_string()),
-            ],
-        );
-        crate::otel::inject(span.span_context(), auth_req.headers_mut());
+        let mut span = t.req_span("AuthRequest", Kind::Client, Some(parent), None);
+        if span.is_recording() {
+            span.set(
+                "http.request.method",
+                crate::server::observe::method_value(auth_req.method()),
+            );
+            span.set("url.full", Val::Owned(f.address.as_str().into()));
+        }
+        crate::otel::inject_cx(span.context(), auth_req.headers_mut());
         span
     });
     let resp = match tokio::time::timeout(TIMEOUT, client.request(auth_req)).await {
@@ -293,25 +291,25 @@ pub(crate) async fn on_request(
         Ok(Err(e)) => {
             tracing::debug!(address = %f.address, error = ?e, "forwardAuth: error calling the authentication server");
             if let Some(s) = &mut span {
-                s.set_status(OtelStatus::error(format!("{e}")));
+                s.set_error(Val::Owned(e.to_string().into_boxed_str()));
             }
             return Some(status_only(StatusCode::INTERNAL_SERVER_ERROR));
         }
         Err(_) => {
             tracing::debug!(address = %f.address, "forwardAuth: authentication server timed out");
             if let Some(s) = &mut span {
-                s.set_status(OtelStatus::error("timed out"));
+                s.set_error(Val::Static("timed out"));
             }
             return Some(status_only(StatusCode::INTERNAL_SERVER_ERROR));
         }
     };
     if let Some(mut s) = span {
-        s.set_attribute(KeyValue::new(
+        s.set(
             "http.response.status_code",
-            i64::from(resp.status().as_u16()),
-        ));
+            Val::Int(i64::from(resp.status().as_u16())),
+        );
         if resp.status().is_server_error() {
-            s.set_status(OtelStatus::error(""));
+            s.set_error(Val::Static(""));
         }
         s.end();
     }

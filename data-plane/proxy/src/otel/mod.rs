@@ -7,12 +7,17 @@
 //! its options and the bounded export queue are [`switchyard_otel`]'s, shared with the control
 //! node; dropped spans are counted in `switchyard_proxy_tracing_dropped_spans_total`. A router
 //! with `observability.tracing: false` makes no span. Off by default.
+//!
+//! Request spans are [`switchyard_otel::ReqSpan`]s (a boxed record with static names and the
+//! config version's `Arc<str>`s, queued and encoded to OTLP without the SDK's `Span`; see
+//! [`switchyard_otel::reqspan`]); only the `config apply` span (once per pushed version) is an
+//! SDK span.
 
 use std::sync::Arc;
 
 use opentelemetry::KeyValue;
 pub use switchyard_otel::{config, Protocol, TracingOptions};
-pub(crate) use switchyard_otel::{inject, Tracer as Tracing};
+pub(crate) use switchyard_otel::{inject_cx, Tracer as Tracing};
 
 use crate::errors::ProxyError;
 use crate::metrics::Metrics;

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Response};
-use opentelemetry::trace::{Span as _, SpanContext, SpanKind, Status};
-use opentelemetry::{Context, KeyValue, StringValue};
-use opentelemetry_sdk::trace::Span;
+use switchyard_otel::{Kind, ReqSpan, SpanCx, Val};
 
 use super::ConnCtx;
 use crate::accesslog::line::select_headers;
@@ -63,7 +61,7 @@ pub(crate) struct Upstream {
     /// The tracer and the server span's context (tracing on for this request).
     trace: Option<SpanParent>,
     /// The client span of the current attempt.
-    span: Option<Span>,
+    span: Option<ReqSpan>,
 }
 
 impl Upstream {
@@ -83,19 +81,14 @@ impl Upstream {
         self.origin_status = None;
         self.origin_start = Some(Instant::now());
         if let Some((t, parent)) = &self.trace {
-            // Room for the status code or error type set when the attempt ends.
-            let mut attrs = Vec::with_capacity(6);
-            attrs.extend([
-                KeyValue::new("http.request.method", method_value(method)),
-                KeyValue::new("url.full", StringValue::from(server.url.clone())),
-                KeyValue::new(
-                    "server.address",
-                    StringValue::from(server.authority_str.clone()),
-                ),
-                KeyValue::new("traefik.service.name", StringValue::from(service.clone())),
-            ]);
-            let span = t.child("ReverseProxy", SpanKind::Client, parent, attrs);
-            crate::otel::inject(span.span_context(), headers);
+            let mut span = t.req_span("ReverseProxy", Kind::Client, Some(parent), None);
+            if span.is_recording() {
+                span.set("http.request.method", method_value(method));
+                span.set("url.full", Val::Shared(server.url.clone()));
+                span.set("server.address", Val::Shared(server.authority_str.clone()));
+                span.set("traefik.service.name", Val::Shared(service.clone()));
+            }
+            crate::otel::inject_cx(span.context(), headers);
             self.span = Some(span);
         }
     }
@@ -106,12 +99,12 @@ impl Upstream {
             self.origin_status = Some(status.as_u16());
         }
         if let Some(mut span) = self.span.take() {
-            span.set_attribute(KeyValue::new(
+            span.set(
                 "http.response.status_code",
-                i64::from(status.as_u16()),
-            ));
+                Val::Int(i64::from(status.as_u16())),
+            );
             if status.is_server_error() {
-                span.set_status(Status::error(""));
+                span.set_error(Val::Static(""));
             }
             span.end();
         }
@@ -120,42 +113,23 @@ impl Upstream {
     /// The attempt failed without a response.
     pub(crate) fn failed(&mut self, kind: ErrorKind) {
         if let Some(mut span) = self.span.take() {
-            span.set_attribute(KeyValue::new("error.type", kind.label()));
-            span.set_status(Status::error(kind.to_string()));
+            if span.is_recording() {
+                span.set("error.type", Val::Static(kind.label()));
+                span.set_error(Val::Owned(kind.to_string().into_boxed_str()));
+            }
             span.end();
         }
     }
 }
 
 /// The tracer and the span that client spans of a request hang from.
-pub(crate) type SpanParent = (Arc<Tracing>, SpanContext);
+pub(crate) type SpanParent = (Arc<Tracing>, SpanCx);
 
-/// A server span not started yet (it is started when the router is known, so that a router
-/// with `observability.tracing: false` makes none), or started.
+/// The server span, started when the request is received; a router with
+/// `observability.tracing: false` discards it.
 struct Trace {
     tracer: Arc<Tracing>,
-    parent: Context,
-    start: SystemTime,
-    method: &'static str,
-    attrs: Vec<KeyValue>,
-    span: Option<Span>,
-}
-
-impl Trace {
-    fn start(&mut self) -> &mut Span {
-        let t = &self.tracer;
-        let (parent, start, method) = (&self.parent, self.start, self.method);
-        let attrs = &mut self.attrs;
-        self.span.get_or_insert_with(|| {
-            t.span(
-                method,
-                SpanKind::Server,
-                parent,
-                Some(start),
-                std::mem::take(attrs),
-            )
-        })
-    }
+    span: ReqSpan,
 }
 
 /// Span names must be static: the standard methods, else Traefik's `_OTHER` convention.
@@ -175,10 +149,10 @@ fn method_name(m: &http::Method) -> &'static str {
 }
 
 /// `http.request.method`: a static string for the standard methods.
-fn method_value(m: &http::Method) -> StringValue {
+pub(crate) fn method_value(m: &http::Method) -> Val {
     match method_name(m) {
-        "_OTHER" => m.to_string().into(),
-        name => name.into(),
+        "_OTHER" => Val::Owned(m.as_str().into()),
+        name => Val::Static(name),
     }
 }
 
@@ -200,7 +174,8 @@ pub(crate) struct Obs {
     /// Traefik's metric labels of the request (always computed).
     pub labels: ReqLabels,
     log: Option<(Arc<AccessLog>, Box<Record>)>,
-    trace: Option<Box<Trace>>,
+    /// Inline (no allocation of its own: the span's record is one already).
+    trace: Option<Trace>,
     pub up: Upstream,
 }
 
@@ -222,36 +197,43 @@ impl Obs {
         }
         .unwrap_or_else(|| HeaderValue::from_static(""));
         let trace = shared.tracing.as_ref().map(|t| {
-            let scheme = if cx.tls { "https" } else { "http" };
-            // Room for every attribute the span gets (router, service, status, server URL,
-            // resend count): the list is never grown.
-            let mut attrs = Vec::with_capacity(12);
-            attrs.extend([
-                KeyValue::new("entry_point", StringValue::from(ep.name.clone())),
-                KeyValue::new("http.request.method", method_value(&parts.method)),
-                KeyValue::new("url.path", parts.uri.path().to_string()),
-                KeyValue::new("url.scheme", scheme),
-                KeyValue::new(
-                    "server.address",
-                    String::from_utf8_lossy(host.as_bytes()).into_owned(),
-                ),
-                KeyValue::new("network.protocol.version", version_name(parts.version)),
-                KeyValue::new(
+            let parent = t.extract_cx(&parts.headers);
+            let mut span = t.req_span(
+                method_name(&parts.method),
+                Kind::Server,
+                parent.as_ref(),
+                Some(now),
+            );
+            if span.is_recording() {
+                let scheme = if cx.tls { "https" } else { "http" };
+                span.set("entry_point", Val::Shared(ep.name.clone()));
+                span.set("http.request.method", method_value(&parts.method));
+                span.set(
+                    "url.path",
+                    // The request's own bytes (a reference-counted clone), not a copy.
+                    match parts.uri.path_and_query() {
+                        Some(pq) if pq.path() == parts.uri.path() => Val::Path(pq.clone()),
+                        _ => Val::Owned(parts.uri.path().into()),
+                    },
+                );
+                span.set("url.scheme", Val::Static(scheme));
+                span.set("server.address", Val::Header(host.clone()));
+                span.set(
+                    "network.protocol.version",
+                    Val::Static(version_name(parts.version)),
+                );
+                span.set(
                     "client.address",
                     match &cx.peer_ip {
-                        Some(ip) => StringValue::from(ip.clone()),
-                        None => cx.peer.ip().to_string().into(),
+                        Some(ip) => Val::Shared(ip.clone()),
+                        None => Val::Owned(cx.peer.ip().to_string().into_boxed_str()),
                     },
-                ),
-            ]);
-            Box::new(Trace {
+                );
+            }
+            Trace {
                 tracer: t.clone(),
-                parent: t.extract(&parts.headers),
-                start: now,
-                method: method_name(&parts.method),
-                attrs,
-                span: None,
-            })
+                span,
+            }
         });
         let log = shared.accesslog.as_ref().map(|al| {
             // Copies of only what the lines show (see `accesslog::Text`).
@@ -327,23 +309,19 @@ impl Obs {
             self.log = None;
         }
         if !rr.obs.tracing {
-            self.trace = None;
+            if let Some(t) = self.trace.take() {
+                t.span.discard();
+            }
         }
         if let Some((_, r)) = &mut self.log {
             r.router = Some(rr.name.clone());
         }
         if let Some(t) = &mut self.trace {
-            t.attrs.push(KeyValue::new(
-                "traefik.router.name",
-                StringValue::from(rr.name.clone()),
-            ));
-            t.attrs.push(KeyValue::new(
-                "traefik.service.name",
-                StringValue::from(rr.service.name.clone()),
-            ));
-            let tracer = t.tracer.clone();
-            let sc = t.start().span_context().clone();
-            self.up.trace = Some((tracer, sc));
+            t.span
+                .set("traefik.router.name", Val::Shared(rr.name.clone()));
+            t.span
+                .set("traefik.service.name", Val::Shared(rr.service.name.clone()));
+            self.up.trace = Some((t.tracer.clone(), t.span.context().clone()));
         }
         self.up.on = self.log.is_some() || self.trace.is_some();
     }
@@ -362,30 +340,23 @@ impl Obs {
         let up = self.up;
         let status = resp.status();
         let retries = up.attempts.saturating_sub(1);
-        let span = self.trace.map(|mut t| {
-            let span = t.start();
-            span.set_attribute(KeyValue::new(
+        let span = self.trace.map(|t| {
+            let mut span = t.span;
+            span.set(
                 "http.response.status_code",
-                i64::from(status.as_u16()),
-            ));
+                Val::Int(i64::from(status.as_u16())),
+            );
             if let Some(s) = &up.server {
-                span.set_attribute(KeyValue::new(
-                    "traefik.service.server.url",
-                    StringValue::from(s.url.clone()),
-                ));
+                span.set("traefik.service.server.url", Val::Shared(s.url.clone()));
             }
             if retries > 0 {
-                span.set_attribute(KeyValue::new(
-                    "http.request.resend_count",
-                    i64::from(retries),
-                ));
+                span.set("http.request.resend_count", Val::Int(i64::from(retries)));
             }
             if status.is_server_error() {
-                span.set_status(Status::error(""));
+                span.set_error(Val::Static(""));
             }
-            t.span.take()
+            span
         });
-        let span = span.flatten();
         let log = self.log.map(|(al, mut r)| {
             r.status = status.as_u16();
             r.downstream_headers = select_headers(&al.fields, resp.headers());
@@ -397,9 +368,9 @@ impl Obs {
             r.origin_status = up.origin_status;
             r.retries = retries;
             if let Some(sp) = &span {
-                let sc = sp.span_context();
-                if sc.is_sampled() {
-                    r.trace = Some((sc.trace_id().to_bytes(), sc.span_id().to_bytes()));
+                let sc = sp.context();
+                if sc.sampled {
+                    r.trace = Some((sc.trace_id, sc.span_id));
                 }
             }
             (al, r)
@@ -415,14 +386,14 @@ impl Obs {
 /// The part of [`Obs`] finished when the response body is.
 pub(crate) struct Done {
     log: Option<(Arc<AccessLog>, Box<Record>)>,
-    span: Option<Span>,
+    span: Option<ReqSpan>,
     origin_start: Option<Instant>,
 }
 
 impl Done {
     /// The body is finished (or the client is gone): `sent` bytes in `elapsed`.
     pub(crate) fn finish(self, elapsed: Duration, sent: u64) {
-        if let Some(mut span) = self.span {
+        if let Some(span) = self.span {
             span.end();
         }
         if let Some((al, mut r)) = self.log {
