@@ -700,29 +700,13 @@ mod tests {
             data("ReverseProxy", false, Status::error("boom"), "a"),
             data("x", false, Status::Ok, "b"),
         ];
-        let mut out = Vec::new();
         let items: Vec<Item> = spans
             .iter()
             .cloned()
             .map(|s| Item::Sdk(Box::new(s)))
             .collect();
         let fast = InstrumentationScope::builder("a").build();
-        encode_request(&resource_bytes(&resource), "", &fast, &items, &mut out);
-        let mine = ExportTraceServiceRequest::decode(out.as_slice()).unwrap();
-        let mut theirs = ExportTraceServiceRequest {
-            resource_spans: group_spans_by_resource_and_scope(
-                spans,
-                &ResourceAttributesWithSchema::from(&resource),
-            ),
-        };
-        // (Theirs groups scopes through a HashMap: order them as ours.)
-        theirs.resource_spans[0].scope_spans.sort_by(|a, b| {
-            a.scope
-                .as_ref()
-                .unwrap()
-                .name
-                .cmp(&b.scope.as_ref().unwrap().name)
-        });
+        let (mine, theirs) = ours_and_theirs(&resource, &fast, &items, spans, false);
         assert_eq!(mine, theirs);
         assert_eq!(mine.resource_spans[0].scope_spans[0].spans.len(), 2);
     }
@@ -783,28 +767,48 @@ mod tests {
                 Item::Fast(r) => span_data(r, &fast),
             })
             .collect();
-        let mut out = Vec::new();
-        encode_request(&resource_bytes(&resource), "", &fast, &items, &mut out);
-        let mine = ExportTraceServiceRequest::decode(out.as_slice()).unwrap();
-        let mut theirs = ExportTraceServiceRequest {
-            resource_spans: group_spans_by_resource_and_scope(
-                spans,
-                &ResourceAttributesWithSchema::from(&resource),
-            ),
-        };
-        theirs.resource_spans[0].scope_spans.sort_by(|a, b| {
-            b.scope
-                .as_ref()
-                .unwrap()
-                .name
-                .cmp(&a.scope.as_ref().unwrap().name)
-        });
+        let (mine, theirs) = ours_and_theirs(&resource, &fast, &items, spans, true);
         assert_eq!(mine, theirs);
         let fast_spans = &mine.resource_spans[0].scope_spans[0].spans;
         assert_eq!(fast_spans.len(), 3);
         assert_eq!(fast_spans[0].trace_state, "vendor=x,other=y");
         assert_eq!(fast_spans[0].flags, 0x301);
         assert_eq!(fast_spans[1].status.as_ref().unwrap().code, 2);
+    }
+
+    /// Our encoding of `items` decoded, and `opentelemetry-proto`'s conversion of `spans`, with
+    /// its scopes (grouped through a HashMap) sorted by name, descending when `desc`, to match
+    /// the order ours writes them in.
+    fn ours_and_theirs(
+        resource: &Resource,
+        fast: &InstrumentationScope,
+        items: &[Item],
+        spans: Vec<SpanData>,
+        desc: bool,
+    ) -> (ExportTraceServiceRequest, ExportTraceServiceRequest) {
+        let mut out = Vec::new();
+        encode_request(&resource_bytes(resource), "", fast, items, &mut out);
+        let mine = ExportTraceServiceRequest::decode(out.as_slice()).unwrap();
+        let mut theirs = ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(
+                spans,
+                &ResourceAttributesWithSchema::from(resource),
+            ),
+        };
+        theirs.resource_spans[0].scope_spans.sort_by(|a, b| {
+            let order = a
+                .scope
+                .as_ref()
+                .unwrap()
+                .name
+                .cmp(&b.scope.as_ref().unwrap().name);
+            if desc {
+                order.reverse()
+            } else {
+                order
+            }
+        });
+        (mine, theirs)
     }
 
     fn resource_bytes(r: &Resource) -> Vec<u8> {
