@@ -202,11 +202,22 @@ impl Default for HeadScan {
 
 impl HeadScan {
     /// Feed the next bytes read.
-    pub(crate) fn feed(&mut self, data: &[u8]) {
-        for &b in data {
-            if self.done {
-                return;
+    ///
+    /// A line whose first byte cannot start either name (everything but `c`/`t`), or whose
+    /// name is complete, is skipped to its `\n` with a plain search instead of byte by byte.
+    pub(crate) fn feed(&mut self, mut data: &[u8]) {
+        while !self.done {
+            if !self.collecting {
+                // Mid-line (`line_len > 0`): only the line's end matters.
+                match data.iter().position(|&b| b == b'\n') {
+                    Some(i) => data = data.get(i..).unwrap_or_default(),
+                    None => return,
+                }
             }
+            let Some((&b, rest)) = data.split_first() else {
+                return;
+            };
+            data = rest;
             match b {
                 b'\n' => {
                     if self.line_len == 0 {
@@ -219,9 +230,6 @@ impl HeadScan {
                 b'\r' => {}
                 _ => {
                     self.line_len += 1;
-                    if !self.collecting {
-                        continue;
-                    }
                     if b == b':' {
                         self.collecting = false;
                         match self.name.get(..self.name_len) {
@@ -229,6 +237,9 @@ impl HeadScan {
                             Some(b"transfer-encoding") => self.transfer_encoding = true,
                             _ => {}
                         }
+                    } else if self.name_len == 0 && !matches!(b | 0x20, b'c' | b't') {
+                        // Neither `content-length` nor `transfer-encoding`.
+                        self.collecting = false;
                     } else if let Some(slot) = self.name.get_mut(self.name_len) {
                         *slot = b.to_ascii_lowercase();
                         self.name_len += 1;
@@ -395,6 +406,41 @@ mod tests {
             idle_timeout: Duration::from_secs(idle),
             write_timeout: Duration::from_secs(write),
             ..EntrypointLimits::default()
+        }
+    }
+
+    /// The head scan finds both names in any case and in any split of the bytes, only in
+    /// names (not values, not the request line, not after the head), and nothing else.
+    #[test]
+    fn head_scan_finds_both_framing_headers() {
+        let cases: [(&[u8], bool); 8] = [
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", true),
+            (b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\nCONTENT-LENGTH:3\r\n\r\n", true),
+            (b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n", false),
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", false),
+            (b"POST / HTTP/1.1\r\nX: content-length\r\nTransfer-Encoding: chunked\r\n\r\n", false),
+            (b"POST / HTTP/1.1\r\nContent-Lengthx: 3\r\nTransfer-Encoding: chunked\r\n\r\n", false),
+            (b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nTransfer-Encoding: chunked\r\n\r\n", false),
+            (b"GET / HTTP/1.1\nContent-Length: 0\nTransfer-Encoding: x\n\n", true),
+        ];
+        for (head, want) in cases {
+            for split in 0..=head.len() {
+                let mut s = HeadScan::default();
+                let (a, b) = head.split_at(split);
+                s.feed(a);
+                s.feed(b);
+                assert_eq!(
+                    s.ambiguous(),
+                    want,
+                    "{:?} split at {split}",
+                    String::from_utf8_lossy(head)
+                );
+            }
+            let mut s = HeadScan::default();
+            for b in head {
+                s.feed(std::slice::from_ref(b));
+            }
+            assert_eq!(s.ambiguous(), want);
         }
     }
 

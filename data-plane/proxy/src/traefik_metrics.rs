@@ -67,35 +67,47 @@ pub(crate) struct ReqLabels {
     pub req_bytes: u64,
 }
 
-/// Whether a value of `name` contains `needle` (lowercase ASCII), ignoring ASCII case; no
+/// Whether a header value contains `needle` (lowercase ASCII), ignoring ASCII case; no
 /// lowercased copy is made.
-fn header_has(h: &http::HeaderMap, name: http::header::HeaderName, needle: &str) -> bool {
+fn value_has(v: &http::HeaderValue, needle: &str) -> bool {
     let n = needle.as_bytes();
-    h.get_all(name).iter().any(|v| {
-        v.to_str().is_ok()
-            && v.as_bytes()
-                .windows(n.len())
-                .any(|w| w.eq_ignore_ascii_case(n))
-    })
+    v.to_str().is_ok()
+        && v.as_bytes()
+            .windows(n.len())
+            .any(|w| w.eq_ignore_ascii_case(n))
 }
 
 impl ReqLabels {
     /// Traefik's `getMethod` and `getRequestProtocol`.
+    ///
+    /// One pass over the headers (comparisons of standard names) instead of a hashed lookup
+    /// per header the labels look at.
     pub(crate) fn of(parts: &http::request::Parts) -> ReqLabels {
+        use http::header::{ACCEPT, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, UPGRADE};
         let method = METHODS
             .iter()
             .position(|m| *m == parts.method.as_str())
             .unwrap_or(METHODS.len() - 1);
-        let h = &parts.headers;
-        let ct = h
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let proto = if header_has(h, http::header::CONNECTION, "upgrade")
-            && header_has(h, http::header::UPGRADE, "websocket")
-        {
+        // First values of `Content-Type` and `Content-Length`, any value for the others.
+        let (mut ct, mut cl) = (None, None);
+        let (mut conn_upgrade, mut websocket, mut event_stream) = (false, false, false);
+        for (name, v) in &parts.headers {
+            if *name == CONTENT_TYPE {
+                ct = ct.or(Some(v));
+            } else if *name == CONTENT_LENGTH {
+                cl = cl.or(Some(v));
+            } else if *name == CONNECTION {
+                conn_upgrade = conn_upgrade || value_has(v, "upgrade");
+            } else if *name == UPGRADE {
+                websocket = websocket || value_has(v, "websocket");
+            } else if *name == ACCEPT {
+                event_stream = event_stream || value_has(v, "text/event-stream");
+            }
+        }
+        let ct = ct.and_then(|v| v.to_str().ok()).unwrap_or("");
+        let proto = if conn_upgrade && websocket {
             1
-        } else if header_has(h, http::header::ACCEPT, "text/event-stream") {
+        } else if event_stream {
             2
         } else if ct.starts_with("application/grpc-web") {
             3
@@ -104,10 +116,7 @@ impl ReqLabels {
         } else {
             0
         };
-        let req_bytes = h
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok())
-            .unwrap_or(0);
+        let req_bytes = cl.and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
         ReqLabels {
             method: u8::try_from(method).unwrap_or(0),
             proto,

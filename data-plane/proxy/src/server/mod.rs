@@ -293,34 +293,45 @@ async fn serve<I>(
     };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
-    let dog = conn::watchdog(clock.clone());
-    tokio::pin!(dog);
     let mut closing = *drain.borrow();
     if closing {
         conn.as_mut().graceful_shutdown();
     }
+    // The drain signal and the watchdog, polled only when one of them woke the task (see
+    // `Gated`): the connection's I/O wakes the task a few times per request.
+    let dog = clock.clone();
+    let mut guard = conn::Gated::new(async move {
+        tokio::select! {
+            biased;
+            _ = drain.changed() => None,
+            kind = conn::watchdog(dog) => Some(kind),
+        }
+    });
     let res = loop {
         tokio::select! {
+            biased;
             r = conn.as_mut() => break r,
-            _ = drain.changed(), if !closing => {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            kind = &mut dog, if !closing => {
-                if let Some(c) = hits.get(kind.index()) {
-                    c.inc();
-                }
-                if kind == LimitKind::IdleTimeout {
-                    // HTTP/1: close now (nothing in flight); HTTP/2: GOAWAY.
+            event = &mut guard, if !closing => match event {
+                None => {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
-                } else {
-                    // A head not read in time, or a response not written in time: close
-                    // without an answer (as Go's server does).
-                    tracing::debug!(limit = kind.label(), "connection closed");
-                    return;
                 }
-            }
+                Some(kind) => {
+                    if let Some(c) = hits.get(kind.index()) {
+                        c.inc();
+                    }
+                    if kind == LimitKind::IdleTimeout {
+                        // HTTP/1: close now (nothing in flight); HTTP/2: GOAWAY.
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    } else {
+                        // A head not read in time, or a response not written in time: close
+                        // without an answer (as Go's server does).
+                        tracing::debug!(limit = kind.label(), "connection closed");
+                        return;
+                    }
+                }
+            },
         }
     };
     if let Err(e) = res {
