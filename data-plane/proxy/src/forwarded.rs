@@ -146,16 +146,18 @@ pub(crate) fn entrypoint_headers(
     if let Entry::Vacant(e) = headers.entry(&X_REAL_IP) {
         e.insert(client_ip.clone());
     }
-    let proto = match headers.get(&X_FORWARDED_PROTO) {
-        Some(p) => p.clone(),
-        None => {
-            let p = HeaderValue::from_static(match (is_websocket(headers), tls) {
+    // One lookup (`entry`); the WebSocket check reads the map, so it is made first.
+    let websocket = is_websocket(headers);
+    let proto = match headers.entry(&X_FORWARDED_PROTO) {
+        Entry::Occupied(e) => e.get().clone(),
+        Entry::Vacant(e) => {
+            let p = HeaderValue::from_static(match (websocket, tls) {
                 (false, false) => "http",
                 (false, true) => "https",
                 (true, false) => "ws",
                 (true, true) => "wss",
             });
-            headers.insert(&X_FORWARDED_PROTO, p.clone());
+            e.insert(p.clone());
             p
         }
     };
@@ -222,10 +224,21 @@ const TE_BIT: u8 = 1 << 1;
 /// The usual token of `Connection: close` (Go removes a header of that name too).
 static CLOSE: HeaderName = HeaderName::from_static("close");
 
-/// The index in [`FIXED_HOPS`] of a header name (any ASCII case): dispatched on the length
-/// and first byte, so a name that is not hop-by-hop costs a few comparisons.
-fn hop_index(name: &[u8]) -> Option<usize> {
-    let i = match (name.len(), name.first()?.to_ascii_lowercase()) {
+/// [`FIXED_HOPS`] as lowercase bytes.
+const FIXED_HOP_NAMES: [&[u8]; 8] = [
+    b"connection",
+    b"te",
+    b"transfer-encoding",
+    b"upgrade",
+    b"proxy-authenticate",
+    b"proxy-authorization",
+    b"keep-alive",
+    b"proxy-connection",
+];
+
+/// The candidate index in [`FIXED_HOPS`] of a header name, from its length and first byte.
+fn hop_slot(name: &[u8]) -> Option<usize> {
+    Some(match (name.len(), name.first()? | 0x20) {
         (10, b'c') => 0,
         (2, b't') => 1,
         (17, b't') => 2,
@@ -235,11 +248,24 @@ fn hop_index(name: &[u8]) -> Option<usize> {
         (10, b'k') => 6,
         (16, b'p') => 7,
         _ => return None,
-    };
-    FIXED_HOPS
+    })
+}
+
+/// The index in [`FIXED_HOPS`] of a header name (any ASCII case): dispatched on the length
+/// and first byte, so a name that is not hop-by-hop costs a few comparisons.
+fn hop_index(name: &[u8]) -> Option<usize> {
+    let i = hop_slot(name)?;
+    FIXED_HOP_NAMES
         .get(i)
-        .filter(|h| h.as_str().as_bytes().eq_ignore_ascii_case(name))
+        .filter(|h| h.eq_ignore_ascii_case(name))
         .map(|_| i)
+}
+
+/// [`hop_index`] of a map key (stored lowercase: compared as bytes).
+fn hop_index_of_key(name: &HeaderName) -> Option<usize> {
+    let name = name.as_str().as_bytes();
+    let i = hop_slot(name)?;
+    FIXED_HOP_NAMES.get(i).filter(|h| **h == name).map(|_| i)
 }
 
 /// The comma-separated tokens of a header value, trimmed, empty ones skipped.
@@ -286,7 +312,7 @@ pub(crate) fn remove_connection_named(headers: &mut HeaderMap) {
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
     let mut mask = 0u8;
     for k in headers.keys() {
-        if let Some(i) = hop_index(k.as_str().as_bytes()) {
+        if let Some(i) = hop_index_of_key(k) {
             mask |= 1 << i;
         }
     }

@@ -52,6 +52,7 @@ pub mod control;
 pub mod control_tls;
 pub mod errors;
 mod forwarded;
+mod gate;
 mod limiter;
 pub mod limits;
 pub mod metrics;

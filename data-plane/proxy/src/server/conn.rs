@@ -12,7 +12,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -56,10 +56,10 @@ impl ConnClock {
         &self.limits
     }
 
-    /// A request's head was read: returns when reading it started, and whether the head had
-    /// both `Content-Length` and `Transfer-Encoding` (the connection must close after it).
-    pub(crate) fn begin(&self) -> (Instant, bool) {
-        let now = Instant::now();
+    /// A request's head was read (at `now`): returns when reading it started, and whether the
+    /// head had both `Content-Length` and `Transfer-Encoding` (the connection must close after
+    /// it).
+    pub(crate) fn begin(&self, now: Instant) -> (Instant, bool) {
         self.with(|s| {
             let (t0, ambiguous) = s.begin(now.into_std(), &self.limits);
             (Instant::from_std(t0), ambiguous)
@@ -105,78 +105,6 @@ pub(crate) async fn watchdog(clock: Arc<ConnClock>) -> LimitKind {
             Due::At(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
             Due::Never => std::future::pending::<()>().await,
         }
-    }
-}
-
-/// A future polled only when something it waits on has woken it (or the task's waker
-/// changed), not on every wake-up of the task that holds it: the connection's watchdog and
-/// drain signal sit next to hyper's connection in one `select!`, which is woken a few times
-/// per request by the connection's I/O. Without the gate each of those wake-ups would poll
-/// the watchdog's timer and the drain receiver for nothing.
-pub(crate) struct Gated<F> {
-    inner: Pin<Box<F>>,
-    flag: Arc<GateWaker>,
-    /// Our waker (wrapping `flag`), handed to `inner`.
-    waker: Waker,
-    /// The task waker last registered in `flag` (compared without taking its lock).
-    task: Option<Waker>,
-}
-
-/// The wake-up flag of a [`Gated`] future, and the task to wake.
-struct GateWaker {
-    woken: AtomicBool,
-    task: Mutex<Option<Waker>>,
-}
-
-impl Wake for GateWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        let task = self.task.lock().ok().and_then(|t| t.clone());
-        if let Some(t) = task {
-            t.wake();
-        }
-    }
-}
-
-impl<F: Future> Gated<F> {
-    pub(crate) fn new(inner: F) -> Gated<F> {
-        let flag = Arc::new(GateWaker {
-            // Polled once before anything can have woken it.
-            woken: AtomicBool::new(true),
-            task: Mutex::new(None),
-        });
-        Gated {
-            inner: Box::pin(inner),
-            waker: Waker::from(flag.clone()),
-            flag,
-            task: None,
-        }
-    }
-}
-
-impl<F: Future> Future for Gated<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.get_mut();
-        let same_task = this.task.as_ref().is_some_and(|t| t.will_wake(cx.waker()));
-        if !same_task {
-            let w = cx.waker().clone();
-            if let Ok(mut t) = this.flag.task.lock() {
-                *t = Some(w.clone());
-            }
-            this.task = Some(w);
-        } else if !this.flag.woken.load(Ordering::Acquire) {
-            return Poll::Pending;
-        }
-        this.flag.woken.store(false, Ordering::Release);
-        this.inner
-            .as_mut()
-            .poll(&mut Context::from_waker(&this.waker))
     }
 }
 

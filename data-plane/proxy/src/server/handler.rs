@@ -140,9 +140,12 @@ fn misdirected(rt: &crate::runtime::Runtime, sni: Option<&str>, host: &HeaderVal
     rt.tls.option_for(host) != rt.tls.option_for(sni)
 }
 
-/// Serve one request.
-pub(crate) async fn handle(cx: &ConnCtx, req: Request<Incoming>) -> Response<ProxyBody> {
-    let start = Instant::now();
+/// Serve one request (its head read at `start`).
+pub(crate) async fn handle(
+    cx: &ConnCtx,
+    req: Request<Incoming>,
+    start: Instant,
+) -> Response<ProxyBody> {
     let shared = &cx.shared;
     let Some(ep) = shared.entrypoints.get(cx.ep) else {
         shared.metrics.count_error(ErrorKind::Internal);

@@ -300,7 +300,7 @@ async fn serve<I>(
     // The drain signal and the watchdog, polled only when one of them woke the task (see
     // `Gated`): the connection's I/O wakes the task a few times per request.
     let dog = clock.clone();
-    let mut guard = conn::Gated::new(async move {
+    let mut guard = crate::gate::Gated::new(async move {
         tokio::select! {
             biased;
             _ = drain.changed() => None,
@@ -350,9 +350,10 @@ async fn request(
     clock: Arc<ConnClock>,
     req: http::Request<hyper::body::Incoming>,
 ) -> Result<http::Response<RespBody<ProxyBody>>, ConnError> {
-    let (t0, ambiguous) = clock.begin();
-    let in_flight = InFlight::new(clock.clone());
+    // One clock read for the head's end, the request's start and its deadlines.
     let head_done = tokio::time::Instant::now();
+    let (t0, ambiguous) = clock.begin(head_done);
+    let in_flight = InFlight::new(clock.clone());
     let shared = &cx.shared;
     let Some(ep) = shared.entrypoints.get(cx.ep) else {
         return Ok(error_response(ErrorKind::Internal).map(|b| RespBody::new(b, in_flight, None)));
@@ -388,14 +389,17 @@ async fn request(
     let write = (!l.write_timeout.is_zero() && version == http::Version::HTTP_2)
         .then(|| head_done + l.write_timeout);
     let mut resp = match write {
-        Some(at) => match tokio::time::timeout_at(at, handler::handle(cx, req)).await {
-            Ok(r) => r,
-            Err(_) => {
-                ep.hit(LimitKind::WriteTimeout);
-                return Err(ConnError::WriteTimeout);
+        Some(at) => {
+            match tokio::time::timeout_at(at, handler::handle(cx, req, head_done.into_std())).await
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    ep.hit(LimitKind::WriteTimeout);
+                    return Err(ConnError::WriteTimeout);
+                }
             }
-        },
-        None => handler::handle(cx, req).await,
+        }
+        None => handler::handle(cx, req, head_done.into_std()).await,
     };
     // After a late body, a refused CONNECT, or a head with both Content-Length and
     // Transfer-Encoding (RFC 9112 §6.1: a smuggling attempt), the connection must not carry

@@ -318,30 +318,29 @@ where
         return;
     };
     let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
-    let timer = tokio::time::sleep(idle);
-    tokio::pin!(timer);
-    loop {
-        tokio::select! {
-            biased;
-            r = &mut conn => {
-                tracing::trace!(result = ?r, "backend connection ended");
-                return;
-            }
-            () = &mut timer => {
-                let now = now_ms();
-                let next = if state.inflight.load(Ordering::Relaxed) == 0 {
-                    let last = state.last.load(Ordering::Relaxed);
-                    if now.saturating_sub(last) >= idle_ms {
-                        tracing::trace!("idle backend connection closed (idleConnTimeout)");
-                        return;
-                    }
-                    last.saturating_add(idle_ms)
-                } else {
-                    now.saturating_add(idle_ms)
-                };
-                timer.as_mut().reset(epoch() + Duration::from_millis(next));
-            }
+    // The idle timer is polled only when it fires, not on each wake-up by the connection.
+    let mut idle_out = crate::gate::Gated::new(async move {
+        let timer = tokio::time::sleep(idle);
+        tokio::pin!(timer);
+        loop {
+            (&mut timer).await;
+            let now = now_ms();
+            let next = if state.inflight.load(Ordering::Relaxed) == 0 {
+                let last = state.last.load(Ordering::Relaxed);
+                if now.saturating_sub(last) >= idle_ms {
+                    return;
+                }
+                last.saturating_add(idle_ms)
+            } else {
+                now.saturating_add(idle_ms)
+            };
+            timer.as_mut().reset(epoch() + Duration::from_millis(next));
         }
+    });
+    tokio::select! {
+        biased;
+        r = &mut conn => tracing::trace!(result = ?r, "backend connection ended"),
+        () = &mut idle_out => tracing::trace!("idle backend connection closed (idleConnTimeout)"),
     }
 }
 
