@@ -189,9 +189,17 @@ pub(crate) fn entrypoint_headers(
 /// Append the client IP to `X-Forwarded-For` (Go's ReverseProxy: prior values joined with
 /// `", "`).
 pub(crate) fn append_xff(headers: &mut HeaderMap, client_ip: &HeaderValue) {
-    let mut prior = headers.get_all(&X_FORWARDED_FOR).iter();
+    // One lookup (`entry`): usually there is no prior value.
+    let mut e = match headers.entry(&X_FORWARDED_FOR) {
+        Entry::Vacant(e) => {
+            e.insert(client_ip.clone());
+            return;
+        }
+        Entry::Occupied(e) => e,
+    };
+    let mut prior = e.iter();
     let Some(first) = prior.next() else {
-        headers.insert(X_FORWARDED_FOR.clone(), client_ip.clone());
+        e.insert(client_ip.clone());
         return;
     };
     let mut v: Vec<u8> = Vec::with_capacity(first.len() + client_ip.len() + 8);
@@ -203,7 +211,8 @@ pub(crate) fn append_xff(headers: &mut HeaderMap, client_ip: &HeaderValue) {
     v.extend_from_slice(b", ");
     v.extend_from_slice(client_ip.as_bytes());
     if let Ok(hv) = HeaderValue::from_bytes(&v) {
-        headers.insert(X_FORWARDED_FOR.clone(), hv);
+        // Replaces every prior value.
+        e.insert(hv);
     }
 }
 
@@ -349,15 +358,16 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderV
 
 /// Add `X-Request-Id` (32 random hex digits) when absent.
 pub(crate) fn ensure_request_id(headers: &mut HeaderMap) {
-    if headers.contains_key(&X_REQUEST_ID) {
+    // One lookup (`entry`), not a `contains_key` and then an `insert`.
+    let Entry::Vacant(e) = headers.entry(&X_REQUEST_ID) else {
         return;
-    }
+    };
     let mut buf = [0u8; 32];
     let (a, b) = (crate::util::rand_u64(), crate::util::rand_u64());
     crate::util::hex_u64(a, &mut buf[..16]);
     crate::util::hex_u64(b, &mut buf[16..]);
     if let Ok(v) = HeaderValue::from_bytes(&buf) {
-        headers.insert(X_REQUEST_ID.clone(), v);
+        e.insert(v);
     }
 }
 
