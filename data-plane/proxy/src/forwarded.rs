@@ -142,26 +142,32 @@ pub(crate) fn entrypoint_headers(
             headers.remove(n);
         }
     }
-    // One lookup per header (`entry`), not a `contains_key` and then an `insert`.
-    if let Entry::Vacant(e) = headers.entry(&X_REAL_IP) {
-        e.insert(client_ip.clone());
-    }
-    // One lookup (`entry`); the WebSocket check reads the map, so it is made first.
+    // From an untrusted client no managed header is left: ours are appended without looking
+    // for a prior value. From a trusted one, one lookup each (`entry`), not a `contains_key`
+    // and then an `insert`.
+    let absent = !trusted;
+    set_default(headers, absent, &X_REAL_IP, || client_ip.clone());
+    // The WebSocket check reads the map, so it is made first.
     let websocket = is_websocket(headers);
-    let proto = match headers.entry(&X_FORWARDED_PROTO) {
-        Entry::Occupied(e) => e.get().clone(),
-        Entry::Vacant(e) => {
-            let p = HeaderValue::from_static(match (websocket, tls) {
-                (false, false) => "http",
-                (false, true) => "https",
-                (true, false) => "ws",
-                (true, true) => "wss",
-            });
-            e.insert(p.clone());
-            p
+    let ours = || {
+        HeaderValue::from_static(match (websocket, tls) {
+            (false, false) => "http",
+            (false, true) => "https",
+            (true, false) => "ws",
+            (true, true) => "wss",
+        })
+    };
+    let proto = if absent {
+        let p = ours();
+        headers.append(&X_FORWARDED_PROTO, p.clone());
+        p
+    } else {
+        match headers.entry(&X_FORWARDED_PROTO) {
+            Entry::Occupied(e) => e.get().clone(),
+            Entry::Vacant(e) => e.insert(ours()).clone(),
         }
     };
-    if let Entry::Vacant(e) = headers.entry(&X_FORWARDED_PORT) {
+    set_default(headers, absent, &X_FORWARDED_PORT, || {
         let port = match host.and_then(|h| host_port(h.as_bytes())) {
             // The common case (the Host names the entry point's own port) does not allocate.
             Some(p) => match ep_port {
@@ -170,19 +176,35 @@ pub(crate) fn entrypoint_headers(
             },
             None => None,
         };
-        let port = port.unwrap_or_else(|| {
+        port.unwrap_or_else(|| {
             let tls = proto.as_bytes() == b"https" || proto.as_bytes() == b"wss";
             HeaderValue::from_static(if tls { "443" } else { "80" })
-        });
-        e.insert(port);
-    }
+        })
+    });
     if let Some(h) = host.filter(|h| !h.is_empty()) {
-        if let Entry::Vacant(e) = headers.entry(&X_FORWARDED_HOST) {
-            e.insert(h.clone());
-        }
+        set_default(headers, absent, &X_FORWARDED_HOST, || h.clone());
     }
     if let Some(s) = server {
-        headers.insert(&X_FORWARDED_SERVER, s.clone());
+        if absent {
+            headers.append(&X_FORWARDED_SERVER, s.clone());
+        } else {
+            headers.insert(&X_FORWARDED_SERVER, s.clone());
+        }
+    }
+}
+
+/// Set `name` to `make()` unless it has a value; `absent` says it has none for sure (then it
+/// is appended without a lookup first).
+fn set_default(
+    headers: &mut HeaderMap,
+    absent: bool,
+    name: &'static HeaderName,
+    make: impl FnOnce() -> HeaderValue,
+) {
+    if absent {
+        headers.append(name, make());
+    } else if let Entry::Vacant(e) = headers.entry(name) {
+        e.insert(make());
     }
 }
 
