@@ -1,7 +1,8 @@
 //! The OTLP/gRPC span exporter: finished spans — the SDK's [`SpanData`] and the proxy's request
 //! spans ([`Rec`], see `reqspan`) — are encoded straight to the protobuf bytes of an
-//! `ExportTraceServiceRequest` and sent with tonic as one unary `TraceService/Export` call per
-//! batch. (The OTLP/HTTP exporter stays `opentelemetry-otlp`'s: request spans are converted to
+//! `ExportTraceServiceRequest` and sent as one unary `TraceService/Export` call per batch, on
+//! tonic's channel but without its codec (the body is built in place with its gRPC frame
+//! prefix: the codec copied every batch once more). (The OTLP/HTTP exporter stays `opentelemetry-otlp`'s: request spans are converted to
 //! `SpanData` for it in the export task, see [`HttpExporter`].)
 //!
 //! Why not `opentelemetry-otlp`'s tonic exporter: per span it clones the `SpanData`, converts
@@ -10,7 +11,8 @@
 //! again at every level above it. Measured with callgrind on the proxy (two spans a request),
 //! that conversion and encoding were ~50k of the ~65k instructions tracing added per request;
 //! this encoder writes every field once, the resource once per exporter (its bytes are
-//! cached) and allocates nothing per span but the batch buffer's growth. The bytes decode to
+//! cached) and allocates nothing per span but the batch buffer's growth; a batch of request
+//! spans is not moved to insert its enclosing messages' lengths ([`encode_fast_request`]). The bytes decode to
 //! exactly what `opentelemetry-proto`'s conversion gives (see the tests).
 //!
 //! The endpoint is resolved as `opentelemetry-otlp` does (the option,
