@@ -2,8 +2,9 @@
 //! spans ([`Rec`], see `reqspan`) — are encoded straight to the protobuf bytes of an
 //! `ExportTraceServiceRequest` and sent as one unary `TraceService/Export` call per batch, on
 //! tonic's channel but without its codec (the body is built in place with its gRPC frame
-//! prefix: the codec copied every batch once more). (The OTLP/HTTP exporter stays `opentelemetry-otlp`'s: request spans are converted to
-//! `SpanData` for it in the export task, see [`HttpExporter`].)
+//! prefix: the codec copied every batch once more). (The OTLP/HTTP exporter stays
+//! `opentelemetry-otlp`'s: request spans are converted to `SpanData` for it in the export
+//! task, see [`HttpExporter`].)
 //!
 //! Why not `opentelemetry-otlp`'s tonic exporter: per span it clones the `SpanData`, converts
 //! it to the generated `opentelemetry-proto` structs (a `String` per attribute key and value,
@@ -12,8 +13,8 @@
 //! that conversion and encoding were ~50k of the ~65k instructions tracing added per request;
 //! this encoder writes every field once, the resource once per exporter (its bytes are
 //! cached) and allocates nothing per span but the batch buffer's growth; a batch of request
-//! spans is not moved to insert its enclosing messages' lengths ([`encode_fast_request`]). The bytes decode to
-//! exactly what `opentelemetry-proto`'s conversion gives (see the tests).
+//! spans is not moved to insert its enclosing messages' lengths ([`encode_fast_request`]).
+//! The bytes decode to exactly what `opentelemetry-proto`'s conversion gives (see the tests).
 //!
 //! The endpoint is resolved as `opentelemetry-otlp` does (the option,
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`, `http://localhost:4317`);
