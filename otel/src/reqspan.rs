@@ -88,11 +88,7 @@ impl Val {
             Val::Static(s) => Some(Cow::Borrowed(s)),
             Val::Shared(s) => Some(Cow::Borrowed(s)),
             Val::Owned(s) => Some(Cow::Borrowed(s)),
-            // Visible ASCII (almost every value) is checked without the UTF-8 decoder.
-            Val::Header(h) => Some(match h.to_str() {
-                Ok(s) => Cow::Borrowed(s),
-                Err(_) => String::from_utf8_lossy(h.as_bytes()),
-            }),
+            Val::Header(h) => Some(String::from_utf8_lossy(h.as_bytes())),
             Val::Path(p) => Some(Cow::Borrowed(p.path())),
             Val::Int(_) => None,
         }
