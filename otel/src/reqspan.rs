@@ -128,8 +128,9 @@ pub(crate) struct Rec {
     /// Unix nanoseconds.
     pub start: u64,
     pub end: u64,
-    pub attrs: [Option<(&'static str, Val)>; MAX_ATTRS],
-    pub n: u8,
+    /// (An `ArrayVec`, not an array of `Option`s: nothing to write for the empty slots when
+    /// the span starts, nor to check when it is dropped.)
+    pub attrs: arrayvec::ArrayVec<(&'static str, Val), MAX_ATTRS>,
     pub dropped_attrs: u32,
     /// `Some(description)`: status `Error`; `None`: `Unset`.
     pub error: Option<Val>,
@@ -137,10 +138,7 @@ pub(crate) struct Rec {
 
 impl Rec {
     pub(crate) fn attrs(&self) -> impl Iterator<Item = (&'static str, &Val)> {
-        self.attrs[..usize::from(self.n)]
-            .iter()
-            .flatten()
-            .map(|(k, v)| (*k, v))
+        self.attrs.iter().map(|(k, v)| (*k, v))
     }
 }
 
@@ -170,11 +168,7 @@ impl ReqSpan {
     #[inline]
     pub fn set(&mut self, key: &'static str, v: Val) {
         if let Some((_, r)) = &mut self.rec {
-            let n = usize::from(r.n);
-            if n < MAX_ATTRS {
-                r.attrs[n] = Some((key, v));
-                r.n += 1;
-            } else {
+            if r.attrs.try_push((key, v)).is_err() {
                 r.dropped_attrs += 1;
             }
         }
@@ -337,8 +331,7 @@ pub(crate) fn start(
                 name,
                 start: nanos(start.unwrap_or_else(SystemTime::now)),
                 end: 0,
-                attrs: Default::default(),
-                n: 0,
+                attrs: arrayvec::ArrayVec::new(),
                 dropped_attrs: 0,
                 error: None,
             }),
