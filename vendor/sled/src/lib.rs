@@ -159,6 +159,8 @@
 #![warn(clippy::multiple_crate_versions)]
 #![allow(clippy::mem_replace_with_default)] // Not using std::mem::take() due to MSRV of 1.37 (intro'd in 1.40)
 #![allow(clippy::match_like_matches_macro)] // Not using std::matches! due to MSRV of 1.37 (intro'd in 1.42)
+// Switchyard vendoring: quiet, as a registry dependency is (cargo caps its lints).
+#![allow(warnings)]
 
 macro_rules! io_fail {
     ($config:expr, $e:expr) => {
