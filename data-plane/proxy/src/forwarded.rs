@@ -9,7 +9,8 @@
 //! `X-Forwarded-Port` (port of the Host, else 443 for `https`/`wss`, else 80) and
 //! `X-Forwarded-Host` (the request host) are set; `X-Forwarded-Server` is set to the proxy id.
 //!
-//! **Forwarding stage** ([`append_xff`], [`remove_hop_by_hop`], [`ensure_request_id`]):
+//! **Forwarding stage** ([`append_xff`], [`remove_request_hop_by_hop`] and
+//! [`remove_hop_by_hop`], [`ensure_request_id`]):
 //! `X-Forwarded-For` gets the client IP appended to the (trusted) prior values; headers named
 //! in `Connection` and the fixed hop-by-hop list (`Connection`, `Proxy-Connection`,
 //! `Keep-Alive`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Transfer-Encoding`,
@@ -80,16 +81,6 @@ pub(crate) fn is_trusted(nets: &[IpNet], ip: IpAddr) -> bool {
     nets.iter().any(|n| n.contains(&ip))
 }
 
-/// Whether the request asks for a WebSocket upgrade (`Connection: upgrade` + `Upgrade:
-/// websocket`, case-insensitive), as Traefik's `isWebsocketRequest`.
-pub(crate) fn is_websocket(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(UPGRADE)
-        .iter()
-        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
-        && contains_token(headers, &CONNECTION, "upgrade")
-}
-
 /// Whether any value line of `name` contains the comma-separated `token` (case-insensitive).
 pub(crate) fn contains_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
     headers.get_all(name).iter().any(|v| {
@@ -97,14 +88,6 @@ pub(crate) fn contains_token(headers: &HeaderMap, name: &HeaderName, token: &str
             .split(|&b| b == b',')
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     })
-}
-
-/// The protocol being upgraded to (`Upgrade` value) when `Connection` contains `upgrade`.
-pub(crate) fn upgrade_type(headers: &HeaderMap) -> Option<HeaderValue> {
-    if !contains_token(headers, &CONNECTION, "upgrade") {
-        return None;
-    }
-    headers.get(UPGRADE).cloned()
 }
 
 /// The port of a Host value (`a.com:8080` → `8080`; `[::1]:80` → `80`), if any.
@@ -131,6 +114,7 @@ pub(crate) fn entrypoint_headers(
     server: Option<&HeaderValue>,
     ep_port: Option<&HeaderValue>,
     tls: bool,
+    websocket: bool,
 ) {
     if !trusted && headers.keys().any(|k| is_managed(k.as_str())) {
         let names: Vec<HeaderName> = headers
@@ -147,8 +131,6 @@ pub(crate) fn entrypoint_headers(
     // and then an `insert`.
     let absent = !trusted;
     set_default(headers, absent, &X_REAL_IP, || client_ip.clone());
-    // The WebSocket check reads the map, so it is made first.
-    let websocket = is_websocket(headers);
     let ours = || {
         HeaderValue::from_static(match (websocket, tls) {
             (false, false) => "http",
@@ -252,6 +234,7 @@ static FIXED_HOPS: [HeaderName; 8] = [
 /// Bits of `Connection` and `TE` in a mask of [`FIXED_HOPS`].
 const CONNECTION_BIT: u8 = 1;
 const TE_BIT: u8 = 1 << 1;
+const UPGRADE_BIT: u8 = 1 << 3;
 /// The usual token of `Connection: close` (Go removes a header of that name too).
 static CLOSE: HeaderName = HeaderName::from_static("close");
 
@@ -335,47 +318,83 @@ pub(crate) fn remove_connection_named(headers: &mut HeaderMap) {
 
 /// Remove hop-by-hop headers (see the module documentation). `TE: trailers` is kept and,
 /// when `upgrade` is given, `Connection: Upgrade` + `Upgrade` are put back.
-///
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
+    strip_hop_by_hop(headers, false);
+    if let Some(u) = upgrade {
+        put_upgrade(headers, u);
+    }
+}
+
+/// [`remove_hop_by_hop`] of a request to a backend. When `allow_upgrade` (HTTP/1) and the
+/// request asks for one (`Connection` has the token `upgrade` and there is an `Upgrade`
+/// field), `Connection: Upgrade` + the first `Upgrade` value are put back and that value is
+/// returned (the protocol being upgraded to). The upgrade is found in the same pass that
+/// removes the headers: no lookup when the request has no `Connection` field.
+pub(crate) fn remove_request_hop_by_hop(
+    headers: &mut HeaderMap,
+    allow_upgrade: bool,
+) -> Option<HeaderValue> {
+    let upgrade = strip_hop_by_hop(headers, allow_upgrade);
+    if let Some(u) = &upgrade {
+        put_upgrade(headers, u.clone());
+    }
+    upgrade
+}
+
+fn put_upgrade(headers: &mut HeaderMap, u: HeaderValue) {
+    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(UPGRADE, u);
+}
+
 /// Runs on every request and response: one pass over the names finds the fixed hop-by-hop
 /// headers present (a bit mask), `Connection` is taken out in one lookup, and the headers its
 /// tokens name are removed unless they are fixed ones (removed anyway). Allocates nothing
-/// unless `Connection` has more than one line.
-pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
+/// unless `Connection` has more than one line. With `find_upgrade`, returns the first
+/// `Upgrade` value when `Connection` has the token `upgrade`.
+fn strip_hop_by_hop(headers: &mut HeaderMap, find_upgrade: bool) -> Option<HeaderValue> {
     let mut mask = 0u8;
     for k in headers.keys() {
         if let Some(i) = hop_index_of_key(k) {
             mask |= 1 << i;
         }
     }
-    if mask != 0 {
-        let te_trailers = mask & TE_BIT != 0 && contains_token(headers, &TE, "trailers");
-        if mask & CONNECTION_BIT != 0 {
-            let (mut first, mut more) = (None, Vec::new());
-            if let Entry::Occupied(e) = headers.entry(CONNECTION) {
-                let mut values = e.remove_entry_mult().1;
-                first = values.next();
-                more.extend(values);
-            }
-            mask &= !CONNECTION_BIT;
-            for v in first.iter().chain(&more) {
-                for t in tokens(v).filter(|t| hop_index(t).is_none()) {
-                    remove_named(headers, t);
-                }
-            }
+    if mask == 0 {
+        return None;
+    }
+    let mut upgrade = None;
+    let te_trailers = mask & TE_BIT != 0 && contains_token(headers, &TE, "trailers");
+    if mask & CONNECTION_BIT != 0 {
+        let (mut first, mut more) = (None, Vec::new());
+        if let Entry::Occupied(e) = headers.entry(CONNECTION) {
+            let mut values = e.remove_entry_mult().1;
+            first = values.next();
+            more.extend(values);
         }
-        for (i, name) in FIXED_HOPS.iter().enumerate() {
-            if mask & (1 << i) != 0 {
-                headers.remove(name);
-            }
+        mask &= !CONNECTION_BIT;
+        if find_upgrade
+            && mask & UPGRADE_BIT != 0
+            && first
+                .iter()
+                .chain(&more)
+                .any(|v| tokens(v).any(|t| t.eq_ignore_ascii_case(b"upgrade")))
+        {
+            upgrade = headers.get(UPGRADE).cloned();
         }
-        if te_trailers {
-            headers.insert(TE, HeaderValue::from_static("trailers"));
+        for v in first.iter().chain(&more) {
+            for t in tokens(v).filter(|t| hop_index(t).is_none()) {
+                remove_named(headers, t);
+            }
         }
     }
-    if let Some(u) = upgrade {
-        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-        headers.insert(UPGRADE, u);
+    for (i, name) in FIXED_HOPS.iter().enumerate() {
+        if mask & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
+    if te_trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
+    upgrade
 }
 
 /// Add `X-Request-Id` (32 random hex digits) when absent.
@@ -437,7 +456,16 @@ mod tests {
         let host = HeaderValue::from_static("a.com:8080");
         let ip = HeaderValue::from_static("1.2.3.4");
         let server = HeaderValue::from_static("proxy-1");
-        entrypoint_headers(&mut h, Some(&host), false, &ip, Some(&server), None, false);
+        entrypoint_headers(
+            &mut h,
+            Some(&host),
+            false,
+            &ip,
+            Some(&server),
+            None,
+            false,
+            false,
+        );
         append_xff(&mut h, &ip);
         assert_eq!(get(&h, "x-forwarded-for"), ["1.2.3.4"]);
         assert_eq!(get(&h, "x-forwarded-proto"), ["http"]);
@@ -461,7 +489,7 @@ mod tests {
         ]);
         let host = HeaderValue::from_static("a.com");
         let ip = HeaderValue::from_static("10.0.0.1");
-        entrypoint_headers(&mut h, Some(&host), true, &ip, None, None, false);
+        entrypoint_headers(&mut h, Some(&host), true, &ip, None, None, false, false);
         append_xff(&mut h, &ip);
         assert_eq!(get(&h, "x-forwarded-for"), ["6.6.6.6, 7.7.7.7, 10.0.0.1"]);
         assert_eq!(get(&h, "x-forwarded-proto"), ["https"]);
@@ -479,7 +507,7 @@ mod tests {
             ("upgrade", "WebSocket"),
         ]);
         let ip = HeaderValue::from_static("1.2.3.4");
-        entrypoint_headers(&mut h, None, false, &ip, None, None, false);
+        entrypoint_headers(&mut h, None, false, &ip, None, None, false, true);
         assert_eq!(get(&h, "x-forwarded-proto"), ["ws"]);
         assert_eq!(get(&h, "x-forwarded-port"), ["80"]);
         assert!(get(&h, "x-forwarded-host").is_empty());
@@ -514,12 +542,24 @@ mod tests {
             ("upgrade", "websocket"),
             ("te", "gzip"),
         ]);
-        let up = upgrade_type(&h);
+        let h0 = h.clone();
+        let up = remove_request_hop_by_hop(&mut h, true);
         assert_eq!(up.as_ref().map(|v| v.as_bytes()), Some(&b"websocket"[..]));
-        remove_hop_by_hop(&mut h, up);
         assert_eq!(get(&h, "connection"), ["Upgrade"]);
         assert_eq!(get(&h, "upgrade"), ["websocket"]);
         assert!(get(&h, "te").is_empty());
+        // HTTP/2 (no upgrade allowed), or `Connection` without the `upgrade` token: removed.
+        for (mut h, allow) in [
+            (h0, false),
+            (hm(&[("connection", "x"), ("upgrade", "ws")]), true),
+        ] {
+            assert!(remove_request_hop_by_hop(&mut h, allow).is_none());
+            assert!(get(&h, "connection").is_empty() && get(&h, "upgrade").is_empty());
+        }
+        // `upgrade` without an `Upgrade` field: nothing to put back.
+        let mut h = hm(&[("connection", "keep-alive, upgrade")]);
+        assert!(remove_request_hop_by_hop(&mut h, true).is_none());
+        assert!(h.is_empty());
 
         // Several `Connection` lines, any case; `close` names a header too (as in Go).
         let mut h = hm(&[
