@@ -397,17 +397,33 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, find_upgrade: bool) -> Option<Heade
     upgrade
 }
 
+/// Bytes of request ids carved per allocation (16 ids): an id is a slice of a shared chunk,
+/// so a request does not pay a `malloc`/`free` for it (a chunk lives until its last id is
+/// dropped).
+const ID_CHUNK: usize = 32 * 16;
+
+thread_local! {
+    static ID_BUF: std::cell::RefCell<bytes::BytesMut> = std::cell::RefCell::new(bytes::BytesMut::new());
+}
+
 /// Add `X-Request-Id` (32 random hex digits) when absent.
 pub(crate) fn ensure_request_id(headers: &mut HeaderMap) {
     // One lookup (`entry`), not a `contains_key` and then an `insert`.
     let Entry::Vacant(e) = headers.entry(&X_REQUEST_ID) else {
         return;
     };
-    let mut buf = [0u8; 32];
+    let mut hex = [0u8; 32];
     let (a, b) = (crate::util::rand_u64(), crate::util::rand_u64());
-    crate::util::hex_u64(a, &mut buf[..16]);
-    crate::util::hex_u64(b, &mut buf[16..]);
-    if let Ok(v) = HeaderValue::from_bytes(&buf) {
+    crate::util::hex_u64(a, &mut hex[..16]);
+    crate::util::hex_u64(b, &mut hex[16..]);
+    let id = ID_BUF.with_borrow_mut(|buf| {
+        if buf.capacity() - buf.len() < hex.len() {
+            *buf = bytes::BytesMut::with_capacity(ID_CHUNK);
+        }
+        buf.extend_from_slice(&hex);
+        buf.split().freeze()
+    });
+    if let Ok(v) = HeaderValue::from_maybe_shared(id) {
         e.insert(v);
     }
 }
@@ -603,5 +619,17 @@ mod tests {
         let mut h2 = HeaderMap::new();
         ensure_request_id(&mut h2);
         assert_ne!(h2[&X_REQUEST_ID], id.as_str());
+        // Ids carved from shared chunks stay distinct and well-formed across chunk refills.
+        let ids: std::collections::HashSet<String> = (0..100)
+            .map(|_| {
+                let mut h = HeaderMap::new();
+                ensure_request_id(&mut h);
+                h[&X_REQUEST_ID].to_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(ids.len(), 100);
+        assert!(ids
+            .iter()
+            .all(|i| i.len() == 32 && i.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))));
     }
 }
