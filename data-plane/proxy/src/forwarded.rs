@@ -105,7 +105,18 @@ fn host_port(host: &[u8]) -> Option<&[u8]> {
     (!p.is_empty()).then_some(p)
 }
 
-/// The entry point stage (see the module documentation).
+/// The request's own `X-Forwarded-Proto`: `http`/`https`, or `ws`/`wss` for a WebSocket
+/// upgrade (read with the head's other fields by the connection).
+pub(crate) fn proto_name(websocket: bool, tls: bool) -> &'static str {
+    match (websocket, tls) {
+        (false, false) => "http",
+        (false, true) => "https",
+        (true, false) => "ws",
+        (true, true) => "wss",
+    }
+}
+
+/// The entry point stage (see the module documentation); `proto` is [`proto_name`].
 pub(crate) fn entrypoint_headers(
     headers: &mut HeaderMap,
     host: Option<&HeaderValue>,
@@ -113,8 +124,7 @@ pub(crate) fn entrypoint_headers(
     client_ip: &HeaderValue,
     server: Option<&HeaderValue>,
     ep_port: Option<&HeaderValue>,
-    tls: bool,
-    websocket: bool,
+    proto: &'static str,
 ) {
     if !trusted && headers.keys().any(|k| is_managed(k.as_str())) {
         let names: Vec<HeaderName> = headers
@@ -131,14 +141,7 @@ pub(crate) fn entrypoint_headers(
     // and then an `insert`.
     let absent = !trusted;
     set_default(headers, absent, &X_REAL_IP, || client_ip.clone());
-    let ours = || {
-        HeaderValue::from_static(match (websocket, tls) {
-            (false, false) => "http",
-            (false, true) => "https",
-            (true, false) => "ws",
-            (true, true) => "wss",
-        })
-    };
+    let ours = || HeaderValue::from_static(proto);
     let proto = if absent {
         let p = ours();
         headers.append(&X_FORWARDED_PROTO, p.clone());
@@ -472,16 +475,7 @@ mod tests {
         let host = HeaderValue::from_static("a.com:8080");
         let ip = HeaderValue::from_static("1.2.3.4");
         let server = HeaderValue::from_static("proxy-1");
-        entrypoint_headers(
-            &mut h,
-            Some(&host),
-            false,
-            &ip,
-            Some(&server),
-            None,
-            false,
-            false,
-        );
+        entrypoint_headers(&mut h, Some(&host), false, &ip, Some(&server), None, "http");
         append_xff(&mut h, &ip);
         assert_eq!(get(&h, "x-forwarded-for"), ["1.2.3.4"]);
         assert_eq!(get(&h, "x-forwarded-proto"), ["http"]);
@@ -505,7 +499,7 @@ mod tests {
         ]);
         let host = HeaderValue::from_static("a.com");
         let ip = HeaderValue::from_static("10.0.0.1");
-        entrypoint_headers(&mut h, Some(&host), true, &ip, None, None, false, false);
+        entrypoint_headers(&mut h, Some(&host), true, &ip, None, None, "http");
         append_xff(&mut h, &ip);
         assert_eq!(get(&h, "x-forwarded-for"), ["6.6.6.6, 7.7.7.7, 10.0.0.1"]);
         assert_eq!(get(&h, "x-forwarded-proto"), ["https"]);
@@ -523,7 +517,15 @@ mod tests {
             ("upgrade", "WebSocket"),
         ]);
         let ip = HeaderValue::from_static("1.2.3.4");
-        entrypoint_headers(&mut h, None, false, &ip, None, None, false, true);
+        entrypoint_headers(
+            &mut h,
+            None,
+            false,
+            &ip,
+            None,
+            None,
+            proto_name(true, false),
+        );
         assert_eq!(get(&h, "x-forwarded-proto"), ["ws"]);
         assert_eq!(get(&h, "x-forwarded-port"), ["80"]);
         assert!(get(&h, "x-forwarded-host").is_empty());

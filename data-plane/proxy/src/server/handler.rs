@@ -194,8 +194,7 @@ pub(crate) async fn handle(
         &cx.client_ip,
         shared.proxy_id.as_ref(),
         ep.port.as_ref(),
-        cx.tls,
-        fields.websocket,
+        forwarded::proto_name(fields.websocket, cx.tls),
     );
 
     let route = {
