@@ -9,7 +9,8 @@
 //! `X-Forwarded-Port` (port of the Host, else 443 for `https`/`wss`, else 80) and
 //! `X-Forwarded-Host` (the request host) are set; `X-Forwarded-Server` is set to the proxy id.
 //!
-//! **Forwarding stage** ([`append_xff`], [`remove_hop_by_hop`], [`ensure_request_id`]):
+//! **Forwarding stage** ([`append_xff`], [`remove_request_hop_by_hop`] and
+//! [`remove_hop_by_hop`], [`ensure_request_id`]):
 //! `X-Forwarded-For` gets the client IP appended to the (trusted) prior values; headers named
 //! in `Connection` and the fixed hop-by-hop list (`Connection`, `Proxy-Connection`,
 //! `Keep-Alive`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Transfer-Encoding`,
@@ -80,16 +81,6 @@ pub(crate) fn is_trusted(nets: &[IpNet], ip: IpAddr) -> bool {
     nets.iter().any(|n| n.contains(&ip))
 }
 
-/// Whether the request asks for a WebSocket upgrade (`Connection: upgrade` + `Upgrade:
-/// websocket`, case-insensitive), as Traefik's `isWebsocketRequest`.
-pub(crate) fn is_websocket(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(UPGRADE)
-        .iter()
-        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
-        && contains_token(headers, &CONNECTION, "upgrade")
-}
-
 /// Whether any value line of `name` contains the comma-separated `token` (case-insensitive).
 pub(crate) fn contains_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
     headers.get_all(name).iter().any(|v| {
@@ -97,14 +88,6 @@ pub(crate) fn contains_token(headers: &HeaderMap, name: &HeaderName, token: &str
             .split(|&b| b == b',')
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     })
-}
-
-/// The protocol being upgraded to (`Upgrade` value) when `Connection` contains `upgrade`.
-pub(crate) fn upgrade_type(headers: &HeaderMap) -> Option<HeaderValue> {
-    if !contains_token(headers, &CONNECTION, "upgrade") {
-        return None;
-    }
-    headers.get(UPGRADE).cloned()
 }
 
 /// The port of a Host value (`a.com:8080` → `8080`; `[::1]:80` → `80`), if any.
@@ -122,7 +105,18 @@ fn host_port(host: &[u8]) -> Option<&[u8]> {
     (!p.is_empty()).then_some(p)
 }
 
-/// The entry point stage (see the module documentation).
+/// The request's own `X-Forwarded-Proto`: `http`/`https`, or `ws`/`wss` for a WebSocket
+/// upgrade (read with the head's other fields by the connection).
+pub(crate) fn proto_name(websocket: bool, tls: bool) -> &'static str {
+    match (websocket, tls) {
+        (false, false) => "http",
+        (false, true) => "https",
+        (true, false) => "ws",
+        (true, true) => "wss",
+    }
+}
+
+/// The entry point stage (see the module documentation); `proto` is [`proto_name`].
 pub(crate) fn entrypoint_headers(
     headers: &mut HeaderMap,
     host: Option<&HeaderValue>,
@@ -130,7 +124,7 @@ pub(crate) fn entrypoint_headers(
     client_ip: &HeaderValue,
     server: Option<&HeaderValue>,
     ep_port: Option<&HeaderValue>,
-    tls: bool,
+    proto: &'static str,
 ) {
     if !trusted && headers.keys().any(|k| is_managed(k.as_str())) {
         let names: Vec<HeaderName> = headers
@@ -147,16 +141,7 @@ pub(crate) fn entrypoint_headers(
     // and then an `insert`.
     let absent = !trusted;
     set_default(headers, absent, &X_REAL_IP, || client_ip.clone());
-    // The WebSocket check reads the map, so it is made first.
-    let websocket = is_websocket(headers);
-    let ours = || {
-        HeaderValue::from_static(match (websocket, tls) {
-            (false, false) => "http",
-            (false, true) => "https",
-            (true, false) => "ws",
-            (true, true) => "wss",
-        })
-    };
+    let ours = || HeaderValue::from_static(proto);
     let proto = if absent {
         let p = ours();
         headers.append(&X_FORWARDED_PROTO, p.clone());
@@ -252,6 +237,7 @@ static FIXED_HOPS: [HeaderName; 8] = [
 /// Bits of `Connection` and `TE` in a mask of [`FIXED_HOPS`].
 const CONNECTION_BIT: u8 = 1;
 const TE_BIT: u8 = 1 << 1;
+const UPGRADE_BIT: u8 = 1 << 3;
 /// The usual token of `Connection: close` (Go removes a header of that name too).
 static CLOSE: HeaderName = HeaderName::from_static("close");
 
@@ -335,47 +321,92 @@ pub(crate) fn remove_connection_named(headers: &mut HeaderMap) {
 
 /// Remove hop-by-hop headers (see the module documentation). `TE: trailers` is kept and,
 /// when `upgrade` is given, `Connection: Upgrade` + `Upgrade` are put back.
-///
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
+    strip_hop_by_hop(headers, false);
+    if let Some(u) = upgrade {
+        put_upgrade(headers, u);
+    }
+}
+
+/// [`remove_hop_by_hop`] of a request to a backend. When `allow_upgrade` (HTTP/1) and the
+/// request asks for one (`Connection` has the token `upgrade` and there is an `Upgrade`
+/// field), `Connection: Upgrade` + the first `Upgrade` value are put back and that value is
+/// returned (the protocol being upgraded to). The upgrade is found in the same pass that
+/// removes the headers: no lookup when the request has no `Connection` field.
+pub(crate) fn remove_request_hop_by_hop(
+    headers: &mut HeaderMap,
+    allow_upgrade: bool,
+) -> Option<HeaderValue> {
+    let upgrade = strip_hop_by_hop(headers, allow_upgrade);
+    if let Some(u) = &upgrade {
+        put_upgrade(headers, u.clone());
+    }
+    upgrade
+}
+
+fn put_upgrade(headers: &mut HeaderMap, u: HeaderValue) {
+    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(UPGRADE, u);
+}
+
 /// Runs on every request and response: one pass over the names finds the fixed hop-by-hop
 /// headers present (a bit mask), `Connection` is taken out in one lookup, and the headers its
 /// tokens name are removed unless they are fixed ones (removed anyway). Allocates nothing
-/// unless `Connection` has more than one line.
-pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
+/// unless `Connection` has more than one line. With `find_upgrade`, returns the first
+/// `Upgrade` value when `Connection` has the token `upgrade`.
+fn strip_hop_by_hop(headers: &mut HeaderMap, find_upgrade: bool) -> Option<HeaderValue> {
     let mut mask = 0u8;
     for k in headers.keys() {
         if let Some(i) = hop_index_of_key(k) {
             mask |= 1 << i;
         }
     }
-    if mask != 0 {
-        let te_trailers = mask & TE_BIT != 0 && contains_token(headers, &TE, "trailers");
-        if mask & CONNECTION_BIT != 0 {
-            let (mut first, mut more) = (None, Vec::new());
-            if let Entry::Occupied(e) = headers.entry(CONNECTION) {
-                let mut values = e.remove_entry_mult().1;
-                first = values.next();
-                more.extend(values);
-            }
-            mask &= !CONNECTION_BIT;
-            for v in first.iter().chain(&more) {
-                for t in tokens(v).filter(|t| hop_index(t).is_none()) {
-                    remove_named(headers, t);
-                }
-            }
+    if mask == 0 {
+        return None;
+    }
+    let mut upgrade = None;
+    let te_trailers = mask & TE_BIT != 0 && contains_token(headers, &TE, "trailers");
+    if mask & CONNECTION_BIT != 0 {
+        let (mut first, mut more) = (None, Vec::new());
+        if let Entry::Occupied(e) = headers.entry(CONNECTION) {
+            let mut values = e.remove_entry_mult().1;
+            first = values.next();
+            more.extend(values);
         }
-        for (i, name) in FIXED_HOPS.iter().enumerate() {
-            if mask & (1 << i) != 0 {
-                headers.remove(name);
-            }
+        mask &= !CONNECTION_BIT;
+        if find_upgrade
+            && mask & UPGRADE_BIT != 0
+            && first
+                .iter()
+                .chain(&more)
+                .any(|v| tokens(v).any(|t| t.eq_ignore_ascii_case(b"upgrade")))
+        {
+            upgrade = headers.get(UPGRADE).cloned();
         }
-        if te_trailers {
-            headers.insert(TE, HeaderValue::from_static("trailers"));
+        for v in first.iter().chain(&more) {
+            for t in tokens(v).filter(|t| hop_index(t).is_none()) {
+                remove_named(headers, t);
+            }
         }
     }
-    if let Some(u) = upgrade {
-        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-        headers.insert(UPGRADE, u);
+    for (i, name) in FIXED_HOPS.iter().enumerate() {
+        if mask & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
+    if te_trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
+    upgrade
+}
+
+/// Bytes of request ids carved per allocation (16 ids): an id is a slice of a shared chunk,
+/// so a request does not pay a `malloc`/`free` for it (a chunk lives until its last id is
+/// dropped).
+const ID_CHUNK: usize = 32 * 16;
+
+thread_local! {
+    static ID_BUF: std::cell::RefCell<bytes::BytesMut> = std::cell::RefCell::new(bytes::BytesMut::new());
 }
 
 /// Add `X-Request-Id` (32 random hex digits) when absent.
@@ -384,11 +415,18 @@ pub(crate) fn ensure_request_id(headers: &mut HeaderMap) {
     let Entry::Vacant(e) = headers.entry(&X_REQUEST_ID) else {
         return;
     };
-    let mut buf = [0u8; 32];
+    let mut hex = [0u8; 32];
     let (a, b) = (crate::util::rand_u64(), crate::util::rand_u64());
-    crate::util::hex_u64(a, &mut buf[..16]);
-    crate::util::hex_u64(b, &mut buf[16..]);
-    if let Ok(v) = HeaderValue::from_bytes(&buf) {
+    crate::util::hex_u64(a, &mut hex[..16]);
+    crate::util::hex_u64(b, &mut hex[16..]);
+    let id = ID_BUF.with_borrow_mut(|buf| {
+        if buf.capacity() - buf.len() < hex.len() {
+            *buf = bytes::BytesMut::with_capacity(ID_CHUNK);
+        }
+        buf.extend_from_slice(&hex);
+        buf.split().freeze()
+    });
+    if let Ok(v) = HeaderValue::from_maybe_shared(id) {
         e.insert(v);
     }
 }
@@ -437,7 +475,7 @@ mod tests {
         let host = HeaderValue::from_static("a.com:8080");
         let ip = HeaderValue::from_static("1.2.3.4");
         let server = HeaderValue::from_static("proxy-1");
-        entrypoint_headers(&mut h, Some(&host), false, &ip, Some(&server), None, false);
+        entrypoint_headers(&mut h, Some(&host), false, &ip, Some(&server), None, "http");
         append_xff(&mut h, &ip);
         assert_eq!(get(&h, "x-forwarded-for"), ["1.2.3.4"]);
         assert_eq!(get(&h, "x-forwarded-proto"), ["http"]);
@@ -461,7 +499,7 @@ mod tests {
         ]);
         let host = HeaderValue::from_static("a.com");
         let ip = HeaderValue::from_static("10.0.0.1");
-        entrypoint_headers(&mut h, Some(&host), true, &ip, None, None, false);
+        entrypoint_headers(&mut h, Some(&host), true, &ip, None, None, "http");
         append_xff(&mut h, &ip);
         assert_eq!(get(&h, "x-forwarded-for"), ["6.6.6.6, 7.7.7.7, 10.0.0.1"]);
         assert_eq!(get(&h, "x-forwarded-proto"), ["https"]);
@@ -479,7 +517,15 @@ mod tests {
             ("upgrade", "WebSocket"),
         ]);
         let ip = HeaderValue::from_static("1.2.3.4");
-        entrypoint_headers(&mut h, None, false, &ip, None, None, false);
+        entrypoint_headers(
+            &mut h,
+            None,
+            false,
+            &ip,
+            None,
+            None,
+            proto_name(true, false),
+        );
         assert_eq!(get(&h, "x-forwarded-proto"), ["ws"]);
         assert_eq!(get(&h, "x-forwarded-port"), ["80"]);
         assert!(get(&h, "x-forwarded-host").is_empty());
@@ -514,12 +560,24 @@ mod tests {
             ("upgrade", "websocket"),
             ("te", "gzip"),
         ]);
-        let up = upgrade_type(&h);
+        let h0 = h.clone();
+        let up = remove_request_hop_by_hop(&mut h, true);
         assert_eq!(up.as_ref().map(|v| v.as_bytes()), Some(&b"websocket"[..]));
-        remove_hop_by_hop(&mut h, up);
         assert_eq!(get(&h, "connection"), ["Upgrade"]);
         assert_eq!(get(&h, "upgrade"), ["websocket"]);
         assert!(get(&h, "te").is_empty());
+        // HTTP/2 (no upgrade allowed), or `Connection` without the `upgrade` token: removed.
+        for (mut h, allow) in [
+            (h0, false),
+            (hm(&[("connection", "x"), ("upgrade", "ws")]), true),
+        ] {
+            assert!(remove_request_hop_by_hop(&mut h, allow).is_none());
+            assert!(get(&h, "connection").is_empty() && get(&h, "upgrade").is_empty());
+        }
+        // `upgrade` without an `Upgrade` field: nothing to put back.
+        let mut h = hm(&[("connection", "keep-alive, upgrade")]);
+        assert!(remove_request_hop_by_hop(&mut h, true).is_none());
+        assert!(h.is_empty());
 
         // Several `Connection` lines, any case; `close` names a header too (as in Go).
         let mut h = hm(&[
@@ -563,5 +621,17 @@ mod tests {
         let mut h2 = HeaderMap::new();
         ensure_request_id(&mut h2);
         assert_ne!(h2[&X_REQUEST_ID], id.as_str());
+        // Ids carved from shared chunks stay distinct and well-formed across chunk refills.
+        let ids: std::collections::HashSet<String> = (0..100)
+            .map(|_| {
+                let mut h = HeaderMap::new();
+                ensure_request_id(&mut h);
+                h[&X_REQUEST_ID].to_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(ids.len(), 100);
+        assert!(ids
+            .iter()
+            .all(|i| i.len() == 32 && i.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))));
     }
 }

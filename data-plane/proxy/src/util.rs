@@ -37,11 +37,23 @@ pub(crate) fn rand_below(n: usize) -> usize {
     ((u128::from(rand_u64()) * n as u128) >> 64) as usize
 }
 
-/// Write `v` as 16 lowercase hex digits into `out` (which must be 16 bytes).
-pub(crate) fn hex_u64(v: u64, out: &mut [u8]) {
+/// The two lowercase hex digits of every byte value.
+static HEX_PAIRS: [[u8; 2]; 256] = {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, o) in out.iter_mut().take(16).enumerate() {
-        *o = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    t
+};
+
+/// Write `v` as 16 lowercase hex digits into `out` (which must be 16 bytes): one table
+/// lookup per byte.
+pub(crate) fn hex_u64(v: u64, out: &mut [u8]) {
+    for (o, b) in out.chunks_exact_mut(2).zip(v.to_be_bytes()) {
+        o.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
     }
 }
 

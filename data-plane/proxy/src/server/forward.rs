@@ -29,7 +29,7 @@ use super::ConnCtx;
 use crate::body::{ProxyBody, Tee, UpBody};
 use crate::errors::{classify_upstream, is_client_side, ErrorKind};
 use crate::forwarded::{
-    append_xff, ensure_request_id, remove_hop_by_hop, upgrade_type, X_FORWARDED_FOR,
+    append_xff, ensure_request_id, remove_hop_by_hop, remove_request_hop_by_hop, X_FORWARDED_FOR,
 };
 use crate::runtime::RouteRt;
 use crate::services::lb::{InflightGuard, LoadBalancer, Server};
@@ -66,17 +66,13 @@ pub(crate) async fn forward_to(
 ) -> Result<(Response<ProxyBody>, Option<InflightGuard>), ErrorKind> {
     obs.attempts += 1;
     let client_version = parts.version;
-    let upgrade = if parts.version <= Version::HTTP_11 {
-        upgrade_type(&parts.headers)
-    } else {
-        None
-    };
     if suppress_xff {
         parts.headers.remove(&X_FORWARDED_FOR);
     } else {
         append_xff(&mut parts.headers, &cx.client_ip);
     }
-    remove_hop_by_hop(&mut parts.headers, upgrade.clone());
+    // The protocol being upgraded to (HTTP/1 only), found while removing hop-by-hop headers.
+    let upgrade = remove_request_hop_by_hop(&mut parts.headers, client_version <= Version::HTTP_11);
     ensure_request_id(&mut parts.headers);
     if client_version == Version::HTTP_2 {
         merge_cookies(&mut parts.headers);

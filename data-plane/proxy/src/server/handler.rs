@@ -28,12 +28,12 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::HOST;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use switchyard_config::paths::entrypoint_path;
 use switchyard_config::rules::RequestView;
 
+use super::hygiene::HeadFields;
 use super::observe::Obs;
 use super::{Completion, ConnCtx};
 use crate::body::{ProxyBody, UpBody};
@@ -43,16 +43,15 @@ use crate::metrics::RouteStats;
 use crate::middlewares::errors::respond;
 use crate::middlewares::{apply_request, set_path, Flow, MwRequest, ResponseCtx};
 
-/// Go's `req.Host`: the URI authority (HTTP/2, absolute-form) or the `Host` header.
-fn request_host(parts: &http::request::Parts) -> HeaderValue {
+/// Go's `req.Host`: the URI authority (HTTP/2, absolute-form) or the `Host` header
+/// (`header_host`, read with the head's other fields: [`HeadFields`]).
+fn request_host(parts: &http::request::Parts, header_host: Option<&HeaderValue>) -> HeaderValue {
     if let Some(a) = parts.uri.authority() {
         if let Ok(v) = HeaderValue::from_str(a.as_str()) {
             return v;
         }
     }
-    parts
-        .headers
-        .get(HOST)
+    header_host
         .cloned()
         .unwrap_or_else(|| HeaderValue::from_static(""))
 }
@@ -105,10 +104,11 @@ fn acme_http01(rt: &crate::runtime::Runtime, path: &str) -> Option<Response<Prox
 /// host without its port + `port` (`:8443`, or empty for 443) + the path and query.
 fn https_redirect(
     parts: &http::request::Parts,
+    header_host: Option<&HeaderValue>,
     port: &str,
     permanent: bool,
 ) -> Result<Response<ProxyBody>, ErrorKind> {
-    let host = request_host(parts);
+    let host = request_host(parts, header_host);
     let host = host.to_str().map_err(|_| ErrorKind::BadRequest)?;
     let name = host_name(host);
     if name.is_empty() {
@@ -140,11 +140,12 @@ fn misdirected(rt: &crate::runtime::Runtime, sni: Option<&str>, host: &HeaderVal
     rt.tls.option_for(host) != rt.tls.option_for(sni)
 }
 
-/// Serve one request (its head read at `start`).
+/// Serve one request (its head read at `start`; `fields` read from it by the connection).
 pub(crate) async fn handle(
     cx: &ConnCtx,
     req: Request<Incoming>,
     start: Instant,
+    fields: HeadFields,
 ) -> Response<ProxyBody> {
     let shared = &cx.shared;
     let Some(ep) = shared.entrypoints.get(cx.ep) else {
@@ -177,11 +178,12 @@ pub(crate) async fn handle(
             return finish(&rt, resp, ep.no_route.clone(), start, None, obs);
         }
         if let Some((port, permanent)) = &ep.https_redirect {
-            let resp = https_redirect(&parts, port, *permanent).unwrap_or_else(error_response);
+            let resp = https_redirect(&parts, fields.host.as_ref(), port, *permanent)
+                .unwrap_or_else(error_response);
             return finish(&rt, resp, ep.no_route.clone(), start, None, obs);
         }
     }
-    let host = request_host(&parts);
+    let host = request_host(&parts, fields.host.as_ref());
     if cx.tls && misdirected(&rt, cx.sni.as_deref(), &host) {
         return error(ErrorKind::Misdirected, ep.no_route.clone(), obs);
     }
@@ -192,7 +194,7 @@ pub(crate) async fn handle(
         &cx.client_ip,
         shared.proxy_id.as_ref(),
         ep.port.as_ref(),
-        cx.tls,
+        forwarded::proto_name(fields.websocket, cx.tls),
     );
 
     let route = {

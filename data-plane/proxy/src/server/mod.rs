@@ -39,7 +39,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use self::conn::{ConnClock, ConnError, ConnIo, InFlight, RespBody};
-use self::hygiene::{header_limit, strip_h2c_upgrade, valid_host_fields};
+use self::hygiene::{head_fields, header_limit, strip_h2c_upgrade};
 use crate::body::{ProxyBody, ReadDeadline};
 use crate::errors::{error_response, ErrorKind};
 use crate::forwarded::is_trusted;
@@ -360,14 +360,16 @@ async fn request(
     };
     let l = &ep.limits;
     let (mut parts, body) = req.into_parts();
-    if !valid_host_fields(&parts) {
+    // `Host`, `Upgrade` and `Connection` in one pass, for the checks here and the handler.
+    let fields = head_fields(&parts);
+    if !fields.valid_host {
         shared.metrics.count_error(ErrorKind::BadRequest);
         let mut resp = error_response(ErrorKind::BadRequest);
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         return Ok(resp.map(|b| RespBody::new(b, in_flight, None)));
     }
-    strip_h2c_upgrade(&mut parts.headers);
+    strip_h2c_upgrade(&mut parts.headers, &fields);
     if let Some(kind) = header_limit(&parts, l) {
         ep.hit(kind);
         shared.metrics.count_error(ErrorKind::HeaderFieldsTooLarge);
@@ -390,7 +392,11 @@ async fn request(
         .then(|| head_done + l.write_timeout);
     let mut resp = match write {
         Some(at) => {
-            match tokio::time::timeout_at(at, handler::handle(cx, req, head_done.into_std())).await
+            match tokio::time::timeout_at(
+                at,
+                handler::handle(cx, req, head_done.into_std(), fields),
+            )
+            .await
             {
                 Ok(r) => r,
                 Err(_) => {
@@ -399,7 +405,7 @@ async fn request(
                 }
             }
         }
-        None => handler::handle(cx, req, head_done.into_std()).await,
+        None => handler::handle(cx, req, head_done.into_std(), fields).await,
     };
     // After a late body, a refused CONNECT, or a head with both Content-Length and
     // Transfer-Encoding (RFC 9112 §6.1: a smuggling attempt), the connection must not carry
