@@ -408,6 +408,35 @@ pub(crate) struct Scratch {
     /// same clients; `ClientAddr` and `ClientHost` both write it).
     ip: Option<IpAddr>,
     ip_text: Vec<u8>,
+    /// The configuration's names of the last line, JSON-escaped once per configuration
+    /// version rather than scanned per line.
+    entrypoint: Escaped,
+    router: Escaped,
+    service: Escaped,
+    server_url: Escaped,
+    server_addr: Escaped,
+}
+
+/// A shared text (a name from the configuration) and its JSON string (quoted, escaped),
+/// remade only when a line carries another `Arc`: consecutive lines mostly share their router,
+/// service and server, so their names are escaped once per configuration version, not per
+/// line. Holding the `Arc` keeps its address from being reused by another text.
+#[derive(Debug, Default)]
+struct Escaped {
+    of: Option<Arc<str>>,
+    json: Vec<u8>,
+}
+
+impl Escaped {
+    /// `s` as a JSON string appended to `out`.
+    fn push(&mut self, out: &mut Vec<u8>, s: &Arc<str>) {
+        if !self.of.as_ref().is_some_and(|o| Arc::ptr_eq(o, s)) {
+            self.json.clear();
+            json_str(&mut self.json, s);
+            self.of = Some(s.clone());
+        }
+        out.extend_from_slice(&self.json);
+    }
 }
 
 impl Scratch {
@@ -761,7 +790,10 @@ impl Record {
             Field::RequestScheme => safe(out, if self.tls.is_some() { "https" } else { "http" }),
             Field::RequestContentSize => num(out, self.request_size),
             Field::RequestCount => num(out, self.count),
-            Field::EntryPointName => text(out, &self.entrypoint),
+            Field::EntryPointName => {
+                out.extend_from_slice(key);
+                sc.entrypoint.push(out, &self.entrypoint);
+            }
             Field::RetryAttempts => num(out, self.retries.into()),
             Field::DownstreamStatus => num(out, self.status.into()),
             Field::DownstreamContentSize => num(out, self.size),
@@ -781,22 +813,26 @@ impl Record {
             }
             Field::RouterName => {
                 if let Some(v) = &self.router {
-                    text(out, v);
+                    out.extend_from_slice(key);
+                    sc.router.push(out, v);
                 }
             }
             Field::ServiceName => {
                 if let Some(v) = &self.service {
-                    text(out, v);
+                    out.extend_from_slice(key);
+                    sc.service.push(out, v);
                 }
             }
             Field::ServiceUrl => {
                 if let Some(v) = &self.server_url {
-                    text(out, v);
+                    out.extend_from_slice(key);
+                    sc.server_url.push(out, v);
                 }
             }
             Field::ServiceAddr => {
                 if let Some(v) = &self.server_addr {
-                    text(out, v);
+                    out.extend_from_slice(key);
+                    sc.server_addr.push(out, v);
                 }
             }
             Field::OriginStatus => {
@@ -1024,19 +1060,22 @@ fn needs_escape(s: &[u8]) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // A byte of `x` is zero (below `n`): the classic bit tricks, exact as a yes/no answer.
     let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
-    let mut chunks = s.chunks_exact(8);
-    for c in &mut chunks {
+    let bad = |c: &[u8]| {
         let mut b = [0u8; 8];
         b.copy_from_slice(c);
         let x = u64::from_le_bytes(b);
-        if below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) != 0 {
-            return true;
-        }
+        below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) != 0
+    };
+    let Some(last) = s.len().checked_sub(8) else {
+        return s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    };
+    let mut chunks = s.chunks_exact(8);
+    if chunks.any(bad) {
+        return true;
     }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    // The last bytes (fewer than eight) as the last eight, overlapping the last chunk: one
+    // word rather than a loop over bytes.
+    s.len() % 8 != 0 && bad(&s[last..])
 }
 
 /// `s` as a JSON string (serde_json's escaping; most strings need none).
