@@ -1075,7 +1075,7 @@ fn needs_escape(s: &[u8]) -> bool {
     }
     // The last bytes (fewer than eight) as the last eight, overlapping the last chunk: one
     // word rather than a loop over bytes.
-    s.len() % 8 != 0 && bad(&s[last..])
+    !s.len().is_multiple_of(8) && bad(&s[last..])
 }
 
 /// `s` as a JSON string (serde_json's escaping; most strings need none).
