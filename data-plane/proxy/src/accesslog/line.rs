@@ -322,10 +322,34 @@ impl Field {
     }
 
     /// `,"Name":`, what precedes the field's value in a JSON line.
-    fn json_key(self) -> Box<[u8]> {
-        format!(",\"{}\":", self.name())
-            .into_bytes()
-            .into_boxed_slice()
+    fn json_key(self) -> Key {
+        let text = format!(",\"{}\":", self.name());
+        let mut key = Key {
+            text: [0; KEY],
+            len: text.len().min(KEY),
+        };
+        key.text[..key.len].copy_from_slice(&text.as_bytes()[..key.len]);
+        key
+    }
+}
+
+/// Room for the longest key text (`,"DownstreamContentSize":` is 25 bytes).
+const KEY: usize = 32;
+
+/// A field's JSON key text in a fixed-size array: appended as [`KEY`] bytes and cut back to
+/// its length, a copy of a known size (a few vector moves) rather than a `memcpy` call of a
+/// variable length per field.
+#[derive(Debug, Clone)]
+struct Key {
+    text: [u8; KEY],
+    len: usize,
+}
+
+impl Key {
+    fn put(&self, out: &mut Vec<u8>) {
+        let end = out.len() + self.len;
+        out.extend_from_slice(&self.text);
+        out.truncate(end);
     }
 }
 
@@ -341,7 +365,7 @@ pub(crate) struct Layout {
     /// The kept fields, by name in byte order (Go's `encoding/json` writes a map sorted),
     /// with their JSON key text (`,"Name":`), made once here rather than piece by piece per
     /// line.
-    sorted: Vec<(Field, Box<[u8]>)>,
+    sorted: Vec<(Field, Key)>,
 }
 
 impl Layout {
@@ -721,22 +745,22 @@ impl Record {
     fn json_field(
         &self,
         f: Field,
-        key: &[u8],
+        key: &Key,
         keep_query: bool,
         host: (&str, (&str, &str)),
         sc: &mut Scratch,
         out: &mut Vec<u8>,
     ) {
         let num = |out: &mut Vec<u8>, n: u64| {
-            out.extend_from_slice(key);
+            key.put(out);
             push_u64(out, n);
         };
         let text = |out: &mut Vec<u8>, s: &str| {
-            out.extend_from_slice(key);
+            key.put(out);
             json_str(out, s);
         };
         let safe = |out: &mut Vec<u8>, s: &str| {
-            out.extend_from_slice(key);
+            key.put(out);
             out.push(b'"');
             out.extend_from_slice(s.as_bytes());
             out.push(b'"');
@@ -744,14 +768,14 @@ impl Record {
         let (host, (req_host, req_port)) = host;
         match f {
             Field::StartUtc | Field::StartLocal => {
-                out.extend_from_slice(key);
+                key.put(out);
                 out.push(b'"');
                 self.rfc3339(f == Field::StartUtc, sc, out);
                 out.push(b'"');
             }
             Field::Duration => num(out, nanos(self.duration)),
             Field::ClientAddr => {
-                out.extend_from_slice(key);
+                key.put(out);
                 out.push(b'"');
                 match self.peer {
                     SocketAddr::V4(a) => {
@@ -768,14 +792,14 @@ impl Record {
             Field::ClientHost => match self.forwarded_for.as_ref().map(Text::as_str) {
                 Some(x) if !x.is_empty() => text(out, x),
                 _ => {
-                    out.extend_from_slice(key);
+                    key.put(out);
                     out.push(b'"');
                     sc.push_ip(out, self.peer.ip());
                     out.push(b'"');
                 }
             },
             Field::ClientPort => {
-                out.extend_from_slice(key);
+                key.put(out);
                 out.push(b'"');
                 push_u64(out, self.peer.port().into());
                 out.push(b'"');
@@ -791,7 +815,7 @@ impl Record {
             Field::RequestContentSize => num(out, self.request_size),
             Field::RequestCount => num(out, self.count),
             Field::EntryPointName => {
-                out.extend_from_slice(key);
+                key.put(out);
                 sc.entrypoint.push(out, &self.entrypoint);
             }
             Field::RetryAttempts => num(out, self.retries.into()),
@@ -813,25 +837,25 @@ impl Record {
             }
             Field::RouterName => {
                 if let Some(v) = &self.router {
-                    out.extend_from_slice(key);
+                    key.put(out);
                     sc.router.push(out, v);
                 }
             }
             Field::ServiceName => {
                 if let Some(v) = &self.service {
-                    out.extend_from_slice(key);
+                    key.put(out);
                     sc.service.push(out, v);
                 }
             }
             Field::ServiceUrl => {
                 if let Some(v) = &self.server_url {
-                    out.extend_from_slice(key);
+                    key.put(out);
                     sc.server_url.push(out, v);
                 }
             }
             Field::ServiceAddr => {
                 if let Some(v) = &self.server_addr {
-                    out.extend_from_slice(key);
+                    key.put(out);
                     sc.server_addr.push(out, v);
                 }
             }
@@ -859,7 +883,7 @@ impl Record {
             ),
             Field::TraceId | Field::SpanId => {
                 if let Some((t, s)) = &self.trace {
-                    out.extend_from_slice(key);
+                    key.put(out);
                     out.push(b'"');
                     push_hex(out, if f == Field::TraceId { t } else { s });
                     out.push(b'"');
