@@ -322,10 +322,34 @@ impl Field {
     }
 
     /// `,"Name":`, what precedes the field's value in a JSON line.
-    fn json_key(self) -> Box<[u8]> {
-        format!(",\"{}\":", self.name())
-            .into_bytes()
-            .into_boxed_slice()
+    fn json_key(self) -> Key {
+        let text = format!(",\"{}\":", self.name());
+        let mut key = Key {
+            text: [0; KEY],
+            len: text.len().min(KEY),
+        };
+        key.text[..key.len].copy_from_slice(&text.as_bytes()[..key.len]);
+        key
+    }
+}
+
+/// Room for the longest key text (`,"DownstreamContentSize":` is 25 bytes).
+const KEY: usize = 32;
+
+/// A field's JSON key text in a fixed-size array: appended as [`KEY`] bytes and cut back to
+/// its length, a copy of a known size (a few vector moves) rather than a `memcpy` call of a
+/// variable length per field.
+#[derive(Debug, Clone)]
+struct Key {
+    text: [u8; KEY],
+    len: usize,
+}
+
+impl Key {
+    fn put(&self, out: &mut Vec<u8>) {
+        let end = out.len() + self.len;
+        out.extend_from_slice(&self.text);
+        out.truncate(end);
     }
 }
 
@@ -341,7 +365,7 @@ pub(crate) struct Layout {
     /// The kept fields, by name in byte order (Go's `encoding/json` writes a map sorted),
     /// with their JSON key text (`,"Name":`), made once here rather than piece by piece per
     /// line.
-    sorted: Vec<(Field, Box<[u8]>)>,
+    sorted: Vec<(Field, Key)>,
 }
 
 impl Layout {
@@ -408,6 +432,35 @@ pub(crate) struct Scratch {
     /// same clients; `ClientAddr` and `ClientHost` both write it).
     ip: Option<IpAddr>,
     ip_text: Vec<u8>,
+    /// The configuration's names of the last line, JSON-escaped once per configuration
+    /// version rather than scanned per line.
+    entrypoint: Escaped,
+    router: Escaped,
+    service: Escaped,
+    server_url: Escaped,
+    server_addr: Escaped,
+}
+
+/// A shared text (a name from the configuration) and its JSON string (quoted, escaped),
+/// remade only when a line carries another `Arc`: consecutive lines mostly share their router,
+/// service and server, so their names are escaped once per configuration version, not per
+/// line. Holding the `Arc` keeps its address from being reused by another text.
+#[derive(Debug, Default)]
+struct Escaped {
+    of: Option<Arc<str>>,
+    json: Vec<u8>,
+}
+
+impl Escaped {
+    /// `s` as a JSON string appended to `out`.
+    fn push(&mut self, out: &mut Vec<u8>, s: &Arc<str>) {
+        if !self.of.as_ref().is_some_and(|o| Arc::ptr_eq(o, s)) {
+            self.json.clear();
+            json_str(&mut self.json, s);
+            self.of = Some(s.clone());
+        }
+        out.extend_from_slice(&self.json);
+    }
 }
 
 impl Scratch {
@@ -692,22 +745,22 @@ impl Record {
     fn json_field(
         &self,
         f: Field,
-        key: &[u8],
+        key: &Key,
         keep_query: bool,
         host: (&str, (&str, &str)),
         sc: &mut Scratch,
         out: &mut Vec<u8>,
     ) {
         let num = |out: &mut Vec<u8>, n: u64| {
-            out.extend_from_slice(key);
+            key.put(out);
             push_u64(out, n);
         };
         let text = |out: &mut Vec<u8>, s: &str| {
-            out.extend_from_slice(key);
+            key.put(out);
             json_str(out, s);
         };
         let safe = |out: &mut Vec<u8>, s: &str| {
-            out.extend_from_slice(key);
+            key.put(out);
             out.push(b'"');
             out.extend_from_slice(s.as_bytes());
             out.push(b'"');
@@ -715,14 +768,14 @@ impl Record {
         let (host, (req_host, req_port)) = host;
         match f {
             Field::StartUtc | Field::StartLocal => {
-                out.extend_from_slice(key);
+                key.put(out);
                 out.push(b'"');
                 self.rfc3339(f == Field::StartUtc, sc, out);
                 out.push(b'"');
             }
             Field::Duration => num(out, nanos(self.duration)),
             Field::ClientAddr => {
-                out.extend_from_slice(key);
+                key.put(out);
                 out.push(b'"');
                 match self.peer {
                     SocketAddr::V4(a) => {
@@ -739,14 +792,14 @@ impl Record {
             Field::ClientHost => match self.forwarded_for.as_ref().map(Text::as_str) {
                 Some(x) if !x.is_empty() => text(out, x),
                 _ => {
-                    out.extend_from_slice(key);
+                    key.put(out);
                     out.push(b'"');
                     sc.push_ip(out, self.peer.ip());
                     out.push(b'"');
                 }
             },
             Field::ClientPort => {
-                out.extend_from_slice(key);
+                key.put(out);
                 out.push(b'"');
                 push_u64(out, self.peer.port().into());
                 out.push(b'"');
@@ -761,7 +814,10 @@ impl Record {
             Field::RequestScheme => safe(out, if self.tls.is_some() { "https" } else { "http" }),
             Field::RequestContentSize => num(out, self.request_size),
             Field::RequestCount => num(out, self.count),
-            Field::EntryPointName => text(out, &self.entrypoint),
+            Field::EntryPointName => {
+                key.put(out);
+                sc.entrypoint.push(out, &self.entrypoint);
+            }
             Field::RetryAttempts => num(out, self.retries.into()),
             Field::DownstreamStatus => num(out, self.status.into()),
             Field::DownstreamContentSize => num(out, self.size),
@@ -781,22 +837,26 @@ impl Record {
             }
             Field::RouterName => {
                 if let Some(v) = &self.router {
-                    text(out, v);
+                    key.put(out);
+                    sc.router.push(out, v);
                 }
             }
             Field::ServiceName => {
                 if let Some(v) = &self.service {
-                    text(out, v);
+                    key.put(out);
+                    sc.service.push(out, v);
                 }
             }
             Field::ServiceUrl => {
                 if let Some(v) = &self.server_url {
-                    text(out, v);
+                    key.put(out);
+                    sc.server_url.push(out, v);
                 }
             }
             Field::ServiceAddr => {
                 if let Some(v) = &self.server_addr {
-                    text(out, v);
+                    key.put(out);
+                    sc.server_addr.push(out, v);
                 }
             }
             Field::OriginStatus => {
@@ -823,7 +883,7 @@ impl Record {
             ),
             Field::TraceId | Field::SpanId => {
                 if let Some((t, s)) = &self.trace {
-                    out.extend_from_slice(key);
+                    key.put(out);
                     out.push(b'"');
                     push_hex(out, if f == Field::TraceId { t } else { s });
                     out.push(b'"');
@@ -1024,19 +1084,22 @@ fn needs_escape(s: &[u8]) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // A byte of `x` is zero (below `n`): the classic bit tricks, exact as a yes/no answer.
     let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
-    let mut chunks = s.chunks_exact(8);
-    for c in &mut chunks {
+    let bad = |c: &[u8]| {
         let mut b = [0u8; 8];
         b.copy_from_slice(c);
         let x = u64::from_le_bytes(b);
-        if below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) != 0 {
-            return true;
-        }
+        below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) != 0
+    };
+    let Some(last) = s.len().checked_sub(8) else {
+        return s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    };
+    let mut chunks = s.chunks_exact(8);
+    if chunks.any(bad) {
+        return true;
     }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    // The last bytes (fewer than eight) as the last eight, overlapping the last chunk: one
+    // word rather than a loop over bytes.
+    !s.len().is_multiple_of(8) && bad(&s[last..])
 }
 
 /// `s` as a JSON string (serde_json's escaping; most strings need none).

@@ -191,11 +191,6 @@ impl Obs {
             };
         }
         let now = SystemTime::now();
-        let host = match parts.uri.authority() {
-            Some(a) => HeaderValue::from_str(a.as_str()).ok(),
-            None => parts.headers.get(http::header::HOST).cloned(),
-        }
-        .unwrap_or_else(|| HeaderValue::from_static(""));
         let trace = shared.tracing.as_ref().map(|t| {
             let parent = t.extract_cx(&parts.headers);
             let mut span = t.req_span(
@@ -205,6 +200,11 @@ impl Obs {
                 Some(now),
             );
             if span.is_recording() {
+                let host = match parts.uri.authority() {
+                    Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+                    None => parts.headers.get(http::header::HOST).cloned(),
+                }
+                .unwrap_or_else(|| HeaderValue::from_static(""));
                 let scheme = if cx.tls { "https" } else { "http" };
                 span.set("entry_point", Val::Shared(ep.name.clone()));
                 span.set("http.request.method", method_value(&parts.method));
@@ -217,7 +217,7 @@ impl Obs {
                     },
                 );
                 span.set("url.scheme", Val::Static(scheme));
-                span.set("server.address", Val::Header(host.clone()));
+                span.set("server.address", Val::Header(host));
                 span.set(
                     "network.protocol.version",
                     Val::Static(version_name(parts.version)),
@@ -252,8 +252,17 @@ impl Obs {
             } else {
                 (Text::default(), 0)
             };
+            // Go's `req.Host`: the authority of an absolute URI, else the `Host` header (read,
+            // not cloned: a clone of the `HeaderValue` shares hyper's read buffer).
             let host = if needs.host {
-                Text::new(host.to_str().unwrap_or(""))
+                Text::new(match parts.uri.authority() {
+                    Some(a) => a.as_str(),
+                    None => parts
+                        .headers
+                        .get(http::header::HOST)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or(""),
+                })
             } else {
                 Text::default()
             };
