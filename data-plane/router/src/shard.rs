@@ -3,8 +3,8 @@
 //! pointer lists) and shares every other shard with the previous version.
 
 use std::borrow::Borrow;
-use std::collections::HashMap as StdHashMap;
-use std::hash::{BuildHasher, Hash};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash};
 use std::sync::Arc;
 
 /// Keys per shard the map aims at: a change copies about this many entries.
@@ -12,15 +12,9 @@ const TARGET_PER_SHARD: usize = 32;
 /// Fewest shards (small maps stay cheap to copy; the array itself is the copy).
 const MIN_SHARDS: usize = 16;
 
-/// The shard hash: foldhash with a fixed seed, so the same key lands in the same shard in every
-/// version for the life of the process (maps are rebuilt from their previous version, never
-/// rehashed). Fixed, not random: no per-map state to carry from version to version.
-const SHARD_HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5A4D);
-
-/// A shard: a std `HashMap` with foldhash (randomly seeded per map; the keys come from the
-/// config, and lookups by a client's `Host` never insert). foldhash is several times cheaper
-/// than std's SipHash on the short names looked up per request.
-type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
+/// The shard hash: SipHash with fixed keys, so the same key lands in the same shard in every
+/// version and every process (maps are rebuilt from their previous version, never rehashed).
+type ShardHasher = BuildHasherDefault<DefaultHasher>;
 
 /// A persistent `str → V` map: cloning it copies the pointers to its groups of shards,
 /// [`ShardedMap::set`] copies the group and the shard it changes (copy-on-write through
@@ -59,7 +53,7 @@ impl<V, K: MapKey> ShardedMap<V, K> {
         let groups = shards / per_group;
         ShardedMap {
             groups: (0..groups)
-                .map(|_| Arc::new((0..per_group).map(|_| Arc::new(HashMap::default())).collect()))
+                .map(|_| Arc::new((0..per_group).map(|_| Arc::new(HashMap::new())).collect()))
                 .collect(),
             per_group,
             len: 0,
@@ -72,7 +66,7 @@ impl<V, K: MapKey> ShardedMap<V, K> {
 
     /// (group, shard in the group) of `key`.
     fn shard_of(&self, key: &str) -> (usize, usize) {
-        let h = SHARD_HASHER.hash_one(key);
+        let h = ShardHasher::default().hash_one(key);
         // Both counts are powers of two.
         let s = (h as usize) & (self.shards() - 1);
         (s / self.per_group, s % self.per_group)
@@ -170,7 +164,7 @@ impl<V: Clone, K: MapKey> FromIterator<(K, V)> for ShardedMap<V, K> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let items: Vec<(K, V)> = iter.into_iter().collect();
         let mut m = ShardedMap::with_capacity(items.len());
-        let mut shards: Vec<HashMap<K, V>> = (0..m.shards()).map(|_| HashMap::default()).collect();
+        let mut shards: Vec<HashMap<K, V>> = (0..m.shards()).map(|_| HashMap::new()).collect();
         for (k, v) in items {
             let (g, i) = m.shard_of(k.borrow());
             if shards[g * m.per_group + i].insert(k, v).is_none() {
