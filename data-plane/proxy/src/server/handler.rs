@@ -33,8 +33,8 @@ use hyper::body::Incoming;
 use switchyard_config::paths::entrypoint_path;
 use switchyard_config::rules::RequestView;
 
-use super::hygiene::HeadFields;
 use super::forward::forward;
+use super::hygiene::HeadFields;
 use super::observe::Obs;
 use super::{Completion, ConnCtx};
 use crate::body::{ProxyBody, UpBody};
