@@ -243,7 +243,6 @@ pub(crate) struct RespBody<B> {
 }
 
 impl<B> RespBody<B> {
-    #[inline]
     pub(crate) fn new(
         inner: B,
         in_flight: InFlight,
