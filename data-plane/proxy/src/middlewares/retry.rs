@@ -38,28 +38,51 @@ fn copy(p: &Parts) -> Parts {
     c
 }
 
-/// Forward, retrying as the route's `retry` middleware says.
+/// How a route's forward is retried (see [`plan`]).
+pub(crate) enum Plan<'a> {
+    /// `buffering.retryExpression` over the buffered body.
+    Buffered(
+        &'a switchyard_config::middlewares::buffering::RetryExpr,
+        Option<bytes::Bytes>,
+    ),
+    /// The `retry` middleware (a replayable request: no body, no upgrade).
+    Retry(&'a CompiledRetry),
+}
+
+/// Whether the route's forward is retried, and how: `None` (most routes) means one plain
+/// [`forward::forward`], awaited by the caller itself (no retry future between the pipeline
+/// and the forward for the request's head and body to be moved into).
+pub(crate) fn plan<'a>(rr: &'a RouteRt, parts: &Parts, body: &UpBody) -> Option<Plan<'a>> {
+    if let Some(expr) = super::buffering::retry_of(&rr.middlewares) {
+        if let UpBody::Full(buffered) = body {
+            return Some(Plan::Buffered(expr, buffered.clone()));
+        }
+    }
+    let retry = retry_of(&rr.middlewares).filter(|r| r.attempts > 1)?;
+    let replayable = body.is_end_stream()
+        && !parts.headers.contains_key(http::header::UPGRADE)
+        && parts.method != http::Method::CONNECT;
+    replayable.then_some(Plan::Retry(retry))
+}
+
+/// Forward, retrying as `plan` (from [`plan`]) says.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn forward(
     cx: &ConnCtx,
     rr: &RouteRt,
+    plan: Plan<'_>,
     parts: Parts,
     body: UpBody,
     host: HeaderValue,
     suppress_xff: bool,
     up: &mut Upstream,
 ) -> Result<(Response<ProxyBody>, Option<InflightGuard>), ErrorKind> {
-    if let Some(expr) = super::buffering::retry_of(&rr.middlewares) {
-        if let UpBody::Full(buffered) = &body {
-            let buffered = buffered.clone();
+    let retry = match plan {
+        Plan::Buffered(expr, buffered) => {
+            drop(body);
             return buffered_forward(cx, rr, parts, buffered, host, suppress_xff, up, expr).await;
         }
-    }
-    let retry = retry_of(&rr.middlewares).filter(|r| r.attempts > 1);
-    let replayable = body.is_end_stream()
-        && !parts.headers.contains_key(http::header::UPGRADE)
-        && parts.method != http::Method::CONNECT;
-    let Some(retry) = retry.filter(|_| replayable) else {
-        return forward::forward(cx, rr, parts, body, host, suppress_xff, up).await;
+        Plan::Retry(retry) => retry,
     };
     drop(body);
     let mut attempt = 1;

@@ -108,7 +108,16 @@ pub(crate) async fn forward_to(
     prepare(&mut parts, &server, lb.pass_host_header, &host)?;
     let guard = server.start_request();
     obs.attempt(&lb.name, &server, &parts.method, &mut parts.headers);
-    let resp = match send(lb, &server, Request::from_parts(parts, body)).await {
+    // The send awaited here (not through `send`: one future less for the request to be
+    // moved into).
+    let req = Request::from_parts(parts, body);
+    let res = match lb.response_header_timeout {
+        Some(t) => tokio::time::timeout(t, server.client.request(req))
+            .await
+            .map_err(|_| header_timeout(lb, &server)),
+        None => Ok(server.client.request(req).await),
+    };
+    let resp = match res.and_then(|r| r.map_err(|e| send_failed(lb, &server, &e))) {
         Ok(r) => r,
         Err(kind) => {
             obs.failed(kind);
@@ -228,22 +237,28 @@ async fn send(
     let res = match lb.response_header_timeout {
         Some(t) => match tokio::time::timeout(t, fut).await {
             Ok(r) => r,
-            Err(_) => {
-                lb.report_failure(server, false);
-                tracing::debug!(service = %lb.name, server = %server.url, "response header timeout");
-                return Err(ErrorKind::GatewayTimeout);
-            }
+            Err(_) => return Err(header_timeout(lb, server)),
         },
         None => fut.await,
     };
-    res.map_err(|e| {
-        if !is_client_side(&e) {
-            lb.report_failure(server, e.is_connect());
-        }
-        let kind = classify_upstream(&e);
-        tracing::debug!(service = %lb.name, server = %server.url, error = ?e, "backend request failed");
-        kind
-    })
+    res.map_err(|e| send_failed(lb, server, &e))
+}
+
+/// The response header timeout expired: a failure for passive health.
+fn header_timeout(lb: &LoadBalancer, server: &Server) -> ErrorKind {
+    lb.report_failure(server, false);
+    tracing::debug!(service = %lb.name, server = %server.url, "response header timeout");
+    ErrorKind::GatewayTimeout
+}
+
+/// A send failed: a failure for passive health unless the client caused it; the proxy's answer.
+fn send_failed(lb: &LoadBalancer, server: &Server, e: &crate::upstream::Error) -> ErrorKind {
+    if !is_client_side(e) {
+        lb.report_failure(server, e.is_connect());
+    }
+    let kind = classify_upstream(e);
+    tracing::debug!(service = %lb.name, server = %server.url, error = ?e, "backend request failed");
+    kind
 }
 
 /// Splice the client's and the backend's upgraded connections.

@@ -33,6 +33,7 @@ use hyper::body::Incoming;
 use switchyard_config::paths::entrypoint_path;
 use switchyard_config::rules::RequestView;
 
+use super::forward::forward;
 use super::hygiene::HeadFields;
 use super::observe::Obs;
 use super::{Completion, ConnCtx};
@@ -41,6 +42,7 @@ use crate::errors::{error_response, ErrorKind};
 use crate::forwarded;
 use crate::metrics::RouteStats;
 use crate::middlewares::errors::respond;
+use crate::middlewares::retry;
 use crate::middlewares::{apply_request, set_path, Flow, MwRequest, ResponseCtx};
 
 /// Go's `req.Host`: the URI authority (HTTP/2, absolute-form) or the `Host` header
@@ -56,22 +58,23 @@ fn request_host(parts: &http::request::Parts, header_host: Option<&HeaderValue>)
         .unwrap_or_else(|| HeaderValue::from_static(""))
 }
 
+/// The response's [`Completion`] (metrics, access log, spans when its body ends). The response
+/// is taken by reference: moving it in and out would copy its head twice.
 fn finish(
     rt: &crate::runtime::Runtime,
-    mut resp: Response<ProxyBody>,
+    resp: &mut Response<ProxyBody>,
     stats: Arc<RouteStats>,
     start: Instant,
     inflight: Option<crate::services::lb::InflightGuard>,
     obs: Obs,
-) -> Response<ProxyBody> {
+) {
     let code = resp.status().as_u16();
     rt.version_stats.record(code, start.elapsed());
     let (labels, retries) = (obs.labels, obs.up.attempts.saturating_sub(1));
-    let done = obs.respond(&resp);
+    let done = obs.respond(resp);
     resp.body_mut().set_completion(Completion::new(
         stats, start, code, inflight, done, labels, retries,
     ));
-    resp
 }
 
 /// The HTTP-01 prefix (RFC 8555 §8.3).
@@ -155,7 +158,9 @@ pub(crate) async fn handle(
     let rt = shared.current.load_full();
     let error = |kind: ErrorKind, stats: Arc<RouteStats>, obs: Obs| {
         shared.metrics.count_error(kind);
-        finish(&rt, error_response(kind), stats, start, None, obs)
+        let mut resp = error_response(kind);
+        finish(&rt, &mut resp, stats, start, None, obs);
+        resp
     };
     let (mut parts, body) = req.into_parts();
     let mut obs = Obs::begin(cx, ep, &parts);
@@ -174,13 +179,15 @@ pub(crate) async fn handle(
         }
     }
     if !cx.tls {
-        if let Some(resp) = acme_http01(&rt, parts.uri.path()) {
-            return finish(&rt, resp, ep.no_route.clone(), start, None, obs);
+        if let Some(mut resp) = acme_http01(&rt, parts.uri.path()) {
+            finish(&rt, &mut resp, ep.no_route.clone(), start, None, obs);
+            return resp;
         }
         if let Some((port, permanent)) = &ep.https_redirect {
-            let resp = https_redirect(&parts, fields.host.as_ref(), port, *permanent)
+            let mut resp = https_redirect(&parts, fields.host.as_ref(), port, *permanent)
                 .unwrap_or_else(error_response);
-            return finish(&rt, resp, ep.no_route.clone(), start, None, obs);
+            finish(&rt, &mut resp, ep.no_route.clone(), start, None, obs);
+            return resp;
         }
     }
     let host = request_host(&parts, fields.host.as_ref());
@@ -262,27 +269,26 @@ pub(crate) async fn handle(
             shared.metrics.count_error(kind);
             let mut resp = error_response(kind);
             respond(cx, &rr.middlewares, rr.middlewares.len(), &mctx, &mut resp).await;
-            return finish(&rt, resp, stats, start, None, obs);
+            finish(&rt, &mut resp, stats, start, None, obs);
+            return resp;
         }
         Ok(Flow::Respond(resp, at)) => {
             let mut resp = *resp;
             respond(cx, &rr.middlewares, at, &mctx, &mut resp).await;
-            return finish(&rt, resp, stats, start, None, obs);
+            finish(&rt, &mut resp, stats, start, None, obs);
+            return resp;
         }
         Ok(Flow::Continue) => {}
     }
 
-    let (mut resp, inflight) = match crate::middlewares::retry::forward(
-        cx,
-        rr,
-        parts,
-        body,
-        host,
-        suppress_xff,
-        &mut obs.up,
-    )
-    .await
-    {
+    // Most routes have no retry: their forward is awaited here, one future less.
+    let res = match retry::plan(rr, &parts, &body) {
+        None => forward(cx, rr, parts, body, host, suppress_xff, &mut obs.up).await,
+        Some(plan) => {
+            retry::forward(cx, rr, plan, parts, body, host, suppress_xff, &mut obs.up).await
+        }
+    };
+    let (mut resp, inflight) = match res {
         Ok(x) => x,
         Err(kind) => {
             shared.metrics.count_error(kind);
@@ -295,5 +301,6 @@ pub(crate) async fn handle(
     if !mctx.held.is_empty() {
         resp.body_mut().hold(std::mem::take(&mut mctx.held));
     }
-    finish(&rt, resp, stats, start, inflight, obs)
+    finish(&rt, &mut resp, stats, start, inflight, obs);
+    resp
 }

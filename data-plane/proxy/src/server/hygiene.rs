@@ -8,23 +8,20 @@ use crate::limits::{EntrypointLimits, LimitKind};
 
 /// The 431 for HTTP/2 header fields over the entry point's limits (HTTP/1 is checked by
 /// hyper while parsing). Sizes are counted like HPACK's `SETTINGS_MAX_HEADER_LIST_SIZE`.
-pub(super) fn header_limit(
-    parts: &http::request::Parts,
-    l: &EntrypointLimits,
-) -> Option<LimitKind> {
-    if parts.version != http::Version::HTTP_2 {
+pub(super) fn header_limit<B>(req: &http::Request<B>, l: &EntrypointLimits) -> Option<LimitKind> {
+    if req.version() != http::Version::HTTP_2 {
         return None;
     }
-    if parts.headers.len() > l.max_headers {
+    if req.headers().len() > l.max_headers {
         return Some(LimitKind::Headers);
     }
-    let size: usize = parts
-        .headers
+    let size: usize = req
+        .headers()
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 32)
         .sum::<usize>()
-        + parts.uri.path_and_query().map_or(0, |p| p.as_str().len())
-        + parts.method.as_str().len();
+        + req.uri().path_and_query().map_or(0, |p| p.as_str().len())
+        + req.method().as_str().len();
     (size > l.max_header_bytes).then_some(LimitKind::HeaderBytes)
 }
 
@@ -52,11 +49,11 @@ fn has_token(v: &http::HeaderValue, token: &[u8]) -> bool {
 }
 
 /// [`HeadFields`] of a request head: one pass over its fields.
-pub(super) fn head_fields(parts: &http::request::Parts) -> HeadFields {
+pub(super) fn head_fields<B>(req: &http::Request<B>) -> HeadFields {
     use http::header::{CONNECTION, HOST, UPGRADE};
     let (mut host, mut hosts) = (None, 0usize);
     let (mut h2c, mut ws, mut conn_upgrade) = (false, false, false);
-    for (k, v) in &parts.headers {
+    for (k, v) in req.headers() {
         if *k == HOST {
             hosts += 1;
             if host.is_none() {
@@ -70,7 +67,7 @@ pub(super) fn head_fields(parts: &http::request::Parts) -> HeadFields {
         }
     }
     let valid_host = match hosts {
-        0 => parts.version != http::Version::HTTP_11,
+        0 => req.version() != http::Version::HTTP_11,
         1 => true,
         _ => false,
     };
@@ -98,12 +95,12 @@ pub(super) fn strip_h2c_upgrade(headers: &mut http::HeaderMap, fields: &HeadFiel
 mod tests {
     use super::*;
 
-    fn head(version: http::Version, headers: &[(&str, &str)]) -> http::request::Parts {
+    fn head(version: http::Version, headers: &[(&str, &str)]) -> http::Request<()> {
         let mut b = http::Request::get("/p").version(version);
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        b.body(()).unwrap().into_parts().0
+        b.body(()).unwrap()
     }
 
     #[test]
@@ -129,7 +126,7 @@ mod tests {
     #[test]
     fn host_fields() {
         use http::Version;
-        let valid_host_fields = |p: &http::request::Parts| head_fields(p).valid_host;
+        let valid_host_fields = |p: &http::Request<()>| head_fields(p).valid_host;
         assert!(valid_host_fields(&head(Version::HTTP_11, &[("host", "a")])));
         assert!(!valid_host_fields(&head(Version::HTTP_11, &[])));
         assert!(!valid_host_fields(&head(
@@ -152,13 +149,13 @@ mod tests {
         );
         let f = head_fields(&h);
         assert!(f.h2c && !f.websocket);
-        strip_h2c_upgrade(&mut h.headers, &f);
-        assert!(h.headers.get(http::header::UPGRADE).is_none());
+        strip_h2c_upgrade(h.headers_mut(), &f);
+        assert!(h.headers().get(http::header::UPGRADE).is_none());
         let mut h = head(http::Version::HTTP_11, &[("upgrade", "websocket")]);
         let f = head_fields(&h);
         assert!(!f.h2c && !f.websocket);
-        strip_h2c_upgrade(&mut h.headers, &f);
-        assert_eq!(h.headers[http::header::UPGRADE], "websocket");
+        strip_h2c_upgrade(h.headers_mut(), &f);
+        assert_eq!(h.headers()[http::header::UPGRADE], "websocket");
     }
 
     #[test]

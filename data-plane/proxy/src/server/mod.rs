@@ -348,7 +348,7 @@ async fn serve<I>(
 async fn request(
     cx: &ConnCtx,
     clock: Arc<ConnClock>,
-    req: http::Request<hyper::body::Incoming>,
+    mut req: http::Request<hyper::body::Incoming>,
 ) -> Result<http::Response<RespBody<ProxyBody>>, ConnError> {
     // One clock read for the head's end, the request's start and its deadlines.
     let head_done = tokio::time::Instant::now();
@@ -359,9 +359,10 @@ async fn request(
         return Ok(error_response(ErrorKind::Internal).map(|b| RespBody::new(b, in_flight, None)));
     };
     let l = &ep.limits;
-    let (mut parts, body) = req.into_parts();
+    // The request is checked and amended in place (no `into_parts`/`from_parts`: each would
+    // copy its head).
     // `Host`, `Upgrade` and `Connection` in one pass, for the checks here and the handler.
-    let fields = head_fields(&parts);
+    let fields = head_fields(&req);
     if !fields.valid_host {
         shared.metrics.count_error(ErrorKind::BadRequest);
         let mut resp = error_response(ErrorKind::BadRequest);
@@ -369,23 +370,22 @@ async fn request(
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         return Ok(resp.map(|b| RespBody::new(b, in_flight, None)));
     }
-    strip_h2c_upgrade(&mut parts.headers, &fields);
-    if let Some(kind) = header_limit(&parts, l) {
+    strip_h2c_upgrade(req.headers_mut(), &fields);
+    if let Some(kind) = header_limit(&req, l) {
         ep.hit(kind);
         shared.metrics.count_error(ErrorKind::HeaderFieldsTooLarge);
         let resp = error_response(ErrorKind::HeaderFieldsTooLarge);
         return Ok(resp.map(|b| RespBody::new(b, in_flight, None)));
     }
-    if !l.read_timeout.is_zero() && !http_body::Body::is_end_stream(&body) {
-        parts.extensions.insert(ReadDeadline {
+    if !l.read_timeout.is_zero() && !http_body::Body::is_end_stream(req.body()) {
+        req.extensions_mut().insert(ReadDeadline {
             at: t0 + l.read_timeout,
             hits: ep.limit_hits[LimitKind::ReadTimeout.index()].clone(),
         });
     }
-    let version = parts.version;
+    let version = req.version();
     // Bytes after a refused CONNECT were meant for a tunnel, not to be read as requests.
-    let connect = parts.method == http::Method::CONNECT;
-    let req = http::Request::from_parts(parts, body);
+    let connect = req.method() == http::Method::CONNECT;
     // HTTP/1's write deadline covers the whole connection (the watchdog closes it); HTTP/2's
     // is per stream: the response future here, then its body.
     let write = (!l.write_timeout.is_zero() && version == http::Version::HTTP_2)
