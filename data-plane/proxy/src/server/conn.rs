@@ -243,6 +243,7 @@ pub(crate) struct RespBody<B> {
 }
 
 impl<B> RespBody<B> {
+    #[inline]
     pub(crate) fn new(
         inner: B,
         in_flight: InFlight,

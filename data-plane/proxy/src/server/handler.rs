@@ -66,7 +66,7 @@ fn finish(
     stats: Arc<RouteStats>,
     start: Instant,
     inflight: Option<crate::services::lb::InflightGuard>,
-    obs: Obs,
+    obs: &mut Obs,
 ) {
     let code = resp.status().as_u16();
     rt.version_stats.record(code, start.elapsed());
@@ -156,10 +156,10 @@ pub(crate) async fn handle(
         return error_response(ErrorKind::Internal);
     };
     let rt = shared.current.load_full();
-    let error = |kind: ErrorKind, stats: Arc<RouteStats>, obs: Obs| {
+    let error = |kind: ErrorKind, stats: Arc<RouteStats>, mut obs: Obs| {
         shared.metrics.count_error(kind);
         let mut resp = error_response(kind);
-        finish(&rt, &mut resp, stats, start, None, obs);
+        finish(&rt, &mut resp, stats, start, None, &mut obs);
         resp
     };
     let (mut parts, body) = req.into_parts();
@@ -180,13 +180,13 @@ pub(crate) async fn handle(
     }
     if !cx.tls {
         if let Some(mut resp) = acme_http01(&rt, parts.uri.path()) {
-            finish(&rt, &mut resp, ep.no_route.clone(), start, None, obs);
+            finish(&rt, &mut resp, ep.no_route.clone(), start, None, &mut obs);
             return resp;
         }
         if let Some((port, permanent)) = &ep.https_redirect {
             let mut resp = https_redirect(&parts, fields.host.as_ref(), port, *permanent)
                 .unwrap_or_else(error_response);
-            finish(&rt, &mut resp, ep.no_route.clone(), start, None, obs);
+            finish(&rt, &mut resp, ep.no_route.clone(), start, None, &mut obs);
             return resp;
         }
     }
@@ -269,13 +269,13 @@ pub(crate) async fn handle(
             shared.metrics.count_error(kind);
             let mut resp = error_response(kind);
             respond(cx, &rr.middlewares, rr.middlewares.len(), &mctx, &mut resp).await;
-            finish(&rt, &mut resp, stats, start, None, obs);
+            finish(&rt, &mut resp, stats, start, None, &mut obs);
             return resp;
         }
         Ok(Flow::Respond(resp, at)) => {
             let mut resp = *resp;
             respond(cx, &rr.middlewares, at, &mctx, &mut resp).await;
-            finish(&rt, &mut resp, stats, start, None, obs);
+            finish(&rt, &mut resp, stats, start, None, &mut obs);
             return resp;
         }
         Ok(Flow::Continue) => {}
@@ -301,6 +301,6 @@ pub(crate) async fn handle(
     if !mctx.held.is_empty() {
         resp.body_mut().hold(std::mem::take(&mut mctx.held));
     }
-    finish(&rt, &mut resp, stats, start, inflight, obs);
+    finish(&rt, &mut resp, stats, start, inflight, &mut obs);
     resp
 }

@@ -341,15 +341,17 @@ impl Obs {
         self.up.trace.clone()
     }
 
-    /// Stage 7: the response head is known; what is left is done on completion.
-    pub(crate) fn respond<B>(self, resp: &Response<B>) -> Option<Box<Done>> {
+    /// Stage 7: the response head is known; what is left is done on completion. Taken by
+    /// reference (what is needed is taken out of it): moving the observations in would copy
+    /// them.
+    pub(crate) fn respond<B>(&mut self, resp: &Response<B>) -> Option<Box<Done>> {
         if self.log.is_none() && self.trace.is_none() {
             return None;
         }
-        let up = self.up;
+        let up = std::mem::take(&mut self.up);
         let status = resp.status();
         let retries = up.attempts.saturating_sub(1);
-        let span = self.trace.map(|t| {
+        let span = self.trace.take().map(|t| {
             let mut span = t.span;
             span.set(
                 "http.response.status_code",
@@ -366,7 +368,7 @@ impl Obs {
             }
             span
         });
-        let log = self.log.map(|(al, mut r)| {
+        let log = self.log.take().map(|(al, mut r)| {
             r.status = status.as_u16();
             r.downstream_headers = select_headers(&al.fields, resp.headers());
             r.service = up.service.clone();
