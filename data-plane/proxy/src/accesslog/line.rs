@@ -609,7 +609,20 @@ fn push_u64(out: &mut Vec<u8>, mut n: u64) {
         i -= 1;
         buf[i] = b'0' + n as u8;
     }
-    out.extend_from_slice(&buf[i..]);
+    let len = buf.len() - i;
+    if len <= 8 {
+        // Up to eight digits (most values): the last eight bytes as one word, shifted so the
+        // digits come first, appended whole and cut back — a copy of a known size instead of
+        // a `memcpy` call of a variable one.
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&buf[12..]);
+        let word = u64::from_le_bytes(w) >> (8 * (8 - len));
+        let end = out.len() + len;
+        out.extend_from_slice(&word.to_le_bytes());
+        out.truncate(end);
+    } else {
+        out.extend_from_slice(&buf[i..]);
+    }
 }
 
 /// An address as `Display` writes it (IPv4 by hand: it is most lines' client).
@@ -1570,7 +1583,13 @@ mod tests {
             65_535,
             1_234_567_890,
             u64::MAX,
-        ] {
+        ]
+        .into_iter()
+        .chain((1..20).flat_map(|k| {
+            let p = 10u64.pow(k);
+            [p - 1, p, p + 7, p / 9 * 8]
+        }))
+        {
             let mut out = Vec::new();
             push_u64(&mut out, n);
             assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
