@@ -445,6 +445,9 @@ pub(crate) struct Scratch {
     clf_utc: PerSecond,
     clf_local: PerSecond,
     now: PerSecond,
+    /// The writer's clock (seconds since the epoch) for the `time` field, read once per
+    /// batch of lines rather than per line ([`Scratch::read_clock`]); `None`: read per line.
+    clock: Option<u64>,
     /// `(key, value)` of the header fields of the current line.
     headers: Vec<(String, String)>,
     /// The configuration's names of the last line, JSON-escaped once per configuration
@@ -558,6 +561,23 @@ impl StartText {
             self.sec = Some(sec);
         }
         self
+    }
+}
+
+/// The wall clock in whole seconds since the epoch (logrus's `time` of a line).
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+impl Scratch {
+    /// Reads the clock for the `time` field of the next lines (the writer calls it per batch
+    /// and every few dozen lines, so the field stays the time the line was written to within
+    /// microseconds).
+    pub(crate) fn read_clock(&mut self) {
+        self.clock = Some(now_secs());
     }
 }
 
@@ -823,10 +843,7 @@ impl Record {
         for (k, v) in &headers[split..] {
             field(k, v, out);
         }
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = sc.clock.unwrap_or_else(now_secs);
         // `,"time":"…"}` and the newline, made once a second.
         let tail = sc.now.get(now, |t| {
             let time = chrono::DateTime::<chrono::Local>::from(t)

@@ -180,8 +180,15 @@ pub(crate) struct Obs {
 }
 
 impl Obs {
-    /// Stage 1: the request as received.
-    pub(crate) fn begin(cx: &ConnCtx, ep: &Entrypoint, parts: &Parts) -> Obs {
+    /// Stage 1: the request as received. `body_len`: the exact length of its body when hyper
+    /// knows it (from `Content-Length`, 0 without a body), the access log's
+    /// `RequestContentSize` without a second header look-up.
+    pub(crate) fn begin(
+        cx: &ConnCtx,
+        ep: &Entrypoint,
+        parts: &Parts,
+        body_len: Option<u64>,
+    ) -> Obs {
         let shared = &cx.shared;
         let labels = ReqLabels::of(parts);
         if shared.accesslog.is_none() && shared.tracing.is_none() {
@@ -266,11 +273,7 @@ impl Obs {
             } else {
                 Text::default()
             };
-            let request_size = parts
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-                .unwrap_or(0);
+            let request_size = body_len.unwrap_or(0);
             let record = Record {
                 start: now,
                 count: al.next_count(),
