@@ -1605,8 +1605,7 @@ mod tests {
         .chain((1..20).flat_map(|k| {
             let p = 10u64.pow(k);
             [p - 1, p, p + 7, p / 9 * 8]
-        }))
-        {
+        })) {
             let mut out = Vec::new();
             push_u64(&mut out, n);
             assert_eq!(String::from_utf8(out).unwrap(), n.to_string());

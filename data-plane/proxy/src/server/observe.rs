@@ -198,6 +198,10 @@ impl Obs {
             };
         }
         let now = SystemTime::now();
+        // The `Host` header (for an origin-form request), looked up at most once for the span
+        // and the access log, and only when one of them writes it.
+        let host_cell = std::cell::OnceCell::new();
+        let host_header = || *host_cell.get_or_init(|| parts.headers.get(http::header::HOST));
         let trace = shared.tracing.as_ref().map(|t| {
             let parent = t.extract_cx(&parts.headers);
             let mut span = t.req_span(
@@ -209,7 +213,7 @@ impl Obs {
             if span.is_recording() {
                 let host = match parts.uri.authority() {
                     Some(a) => HeaderValue::from_str(a.as_str()).ok(),
-                    None => parts.headers.get(http::header::HOST).cloned(),
+                    None => host_header().cloned(),
                 }
                 .unwrap_or_else(|| HeaderValue::from_static(""));
                 let scheme = if cx.tls { "https" } else { "http" };
@@ -264,11 +268,7 @@ impl Obs {
             let host = if needs.host {
                 Text::new(match parts.uri.authority() {
                     Some(a) => a.as_str(),
-                    None => parts
-                        .headers
-                        .get(http::header::HOST)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or(""),
+                    None => host_header().and_then(|v| v.to_str().ok()).unwrap_or(""),
                 })
             } else {
                 Text::default()
