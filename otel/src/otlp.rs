@@ -256,8 +256,21 @@ fn resource(r: &Resource) -> Vec<u8> {
 /// One request span attribute (`KeyValue` in field 9 of `Span`). Most are short: their
 /// lengths all fit in one byte and are written directly; longer ones go through [`message`].
 fn rec_attr(out: &mut Vec<u8>, k: &str, v: &Val) {
-    let text = v.text();
-    match (v, text.as_deref()) {
+    // Text values other than header values are borrowed as they are (no `Cow` made and
+    // dropped per attribute).
+    let lossy;
+    let text = match v {
+        Val::Static(s) => Some(*s),
+        Val::Shared(s) => Some(&**s),
+        Val::Owned(s) => Some(&**s),
+        Val::Path(p) => Some(p.path()),
+        Val::Int(_) => None,
+        Val::Header(_) => {
+            lossy = v.text();
+            lossy.as_deref()
+        }
+    };
+    match (v, text) {
         (Val::Int(i), _) => message(out, 9, |out| {
             str_field(out, 1, k);
             message(out, 2, |out| {
@@ -297,13 +310,18 @@ fn rec_attr(out: &mut Vec<u8>, k: &str, v: &Val) {
 /// One request span's `Span` message body (the same fields [`span`] writes for an SDK span).
 fn rec_span(out: &mut Vec<u8>, r: &Rec) {
     out.reserve(512);
-    bytes_field(out, 1, &r.trace_id);
-    bytes_field(out, 2, &r.span_id);
+    // The ids have fixed sizes: their tags and lengths are constants and their copies of a
+    // known size (no `memcpy` call of a variable length).
+    out.extend_from_slice(&[(1 << 3) | LEN as u8, 16]);
+    out.extend_from_slice(&r.trace_id);
+    out.extend_from_slice(&[(2 << 3) | LEN as u8, 8]);
+    out.extend_from_slice(&r.span_id);
     if let Some(st) = &r.state {
         str_field(out, 3, st);
     }
     if r.parent_id != [0; 8] {
-        bytes_field(out, 4, &r.parent_id);
+        out.extend_from_slice(&[(4 << 3) | LEN as u8, 8]);
+        out.extend_from_slice(&r.parent_id);
     }
     str_field(out, 5, r.name);
     u32_field(out, 6, r.kind.otlp());

@@ -321,9 +321,28 @@ impl Field {
         1 << (self as u32)
     }
 
-    /// `,"Name":`, what precedes the field's value in a JSON line.
+    /// Whether the field's JSON value is a string (the others are numbers).
+    fn is_text(self) -> bool {
+        !matches!(
+            self,
+            Field::Duration
+                | Field::RequestContentSize
+                | Field::RequestCount
+                | Field::RetryAttempts
+                | Field::DownstreamStatus
+                | Field::DownstreamContentSize
+                | Field::OriginStatus
+                | Field::OriginContentSize
+                | Field::OriginDuration
+                | Field::Overhead
+        )
+    }
+
+    /// `,"Name":`, what precedes the field's value in a JSON line, with the value's opening
+    /// quote when it is a string (`,"Name":"`: one push less per field).
     fn json_key(self) -> Key {
-        let text = format!(",\"{}\":", self.name());
+        let quote = if self.is_text() { "\"" } else { "" };
+        let text = format!(",\"{}\":{quote}", self.name());
         let mut key = Key {
             text: [0; KEY],
             len: text.len().min(KEY),
@@ -426,12 +445,11 @@ pub(crate) struct Scratch {
     clf_utc: PerSecond,
     clf_local: PerSecond,
     now: PerSecond,
+    /// The writer's clock (seconds since the epoch) for the `time` field, read once per
+    /// batch of lines rather than per line ([`Scratch::read_clock`]); `None`: read per line.
+    clock: Option<u64>,
     /// `(key, value)` of the header fields of the current line.
     headers: Vec<(String, String)>,
-    /// The last client address written and its text (consecutive lines mostly come from the
-    /// same clients; `ClientAddr` and `ClientHost` both write it).
-    ip: Option<IpAddr>,
-    ip_text: Vec<u8>,
     /// The configuration's names of the last line, JSON-escaped once per configuration
     /// version rather than scanned per line.
     entrypoint: Escaped,
@@ -439,12 +457,19 @@ pub(crate) struct Scratch {
     service: Escaped,
     server_url: Escaped,
     server_addr: Escaped,
+    /// The last client address written (`ClientAddr`, `ClientHost`, `ClientPort`).
+    peer: PeerText,
+    /// `StartUTC` / `StartLocal` per second, with their keys.
+    json_start_utc: StartText,
+    json_start_local: StartText,
 }
 
-/// A shared text (a name from the configuration) and its JSON string (quoted, escaped),
-/// remade only when a line carries another `Arc`: consecutive lines mostly share their router,
-/// service and server, so their names are escaped once per configuration version, not per
-/// line. Holding the `Arc` keeps its address from being reused by another text.
+/// A shared text (a name from the configuration) and its whole JSON field (`,"Key":"value"`,
+/// escaped), remade only when a line carries another `Arc`: consecutive lines mostly share
+/// their router, service and server, so their names are escaped once per configuration
+/// version, not per line, and written with their key in one copy. Holding the `Arc` keeps its
+/// address from being reused by another text. (One `Escaped` per field: the key is the same
+/// for every line of a writer.)
 #[derive(Debug, Default)]
 struct Escaped {
     of: Option<Arc<str>>,
@@ -452,26 +477,107 @@ struct Escaped {
 }
 
 impl Escaped {
-    /// `s` as a JSON string appended to `out`.
-    fn push(&mut self, out: &mut Vec<u8>, s: &Arc<str>) {
+    /// `key` and `s` as a JSON string appended to `out`.
+    fn push(&mut self, out: &mut Vec<u8>, key: &Key, s: &Arc<str>) {
         if !self.of.as_ref().is_some_and(|o| Arc::ptr_eq(o, s)) {
             self.json.clear();
-            json_str(&mut self.json, s);
+            key.put(&mut self.json);
+            json_str_open(&mut self.json, s);
             self.of = Some(s.clone());
         }
         out.extend_from_slice(&self.json);
     }
 }
 
-impl Scratch {
-    /// `ip` as `Display` writes it, appended to `out` (formatted when it changed).
-    fn push_ip(&mut self, out: &mut Vec<u8>, ip: IpAddr) {
-        if self.ip != Some(ip) {
-            self.ip_text.clear();
-            push_ip(&mut self.ip_text, ip);
-            self.ip = Some(ip);
+/// The client's address texts as JSON string values with their closing quote (`ClientAddr`,
+/// its IP for `ClientHost`, its port for `ClientPort`), remade when the peer changes:
+/// consecutive lines mostly come from the same connections.
+#[derive(Debug, Default)]
+struct PeerText {
+    of: Option<SocketAddr>,
+    addr: Vec<u8>,
+    ip: Vec<u8>,
+    port: Vec<u8>,
+}
+
+impl PeerText {
+    fn get(&mut self, peer: SocketAddr) -> &PeerText {
+        if self.of != Some(peer) {
+            self.addr.clear();
+            self.ip.clear();
+            self.port.clear();
+            push_ip(&mut self.ip, peer.ip());
+            match peer {
+                SocketAddr::V4(_) => {
+                    self.addr.extend_from_slice(&self.ip);
+                    self.addr.push(b':');
+                    push_u64(&mut self.addr, peer.port().into());
+                }
+                a => {
+                    let _ = write!(self.addr, "{a}");
+                }
+            }
+            push_u64(&mut self.port, peer.port().into());
+            for t in [&mut self.addr, &mut self.ip, &mut self.port] {
+                t.push(b'"');
+            }
+            self.of = Some(peer);
         }
-        out.extend_from_slice(&self.ip_text);
+        self
+    }
+}
+
+/// `StartUTC` or `StartLocal` of the current second as JSON: the key and the time up to the
+/// seconds (`,"StartUTC":"2017-06-12T15:04:05`), and the offset with the closing quote
+/// (`Z"`, `+01:00"`); a line adds only its sub-second digits between them.
+#[derive(Debug, Default)]
+struct StartText {
+    sec: Option<u64>,
+    /// Empty when chrono's text does not have the expected shape (the line then formats the
+    /// whole time).
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl StartText {
+    fn get(&mut self, sec: u64, key: &Key, utc: bool) -> &StartText {
+        if self.sec != Some(sec) {
+            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(sec);
+            let text = if utc {
+                chrono::DateTime::<chrono::Utc>::from(t)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            } else {
+                chrono::DateTime::<chrono::Local>::from(t)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            };
+            self.head.clear();
+            self.tail.clear();
+            if let Some(b'Z' | b'+' | b'-') = text.as_bytes().get(19) {
+                key.put(&mut self.head);
+                self.head.extend_from_slice(&text.as_bytes()[..19]);
+                self.tail.extend_from_slice(&text.as_bytes()[19..]);
+                self.tail.push(b'"');
+            }
+            self.sec = Some(sec);
+        }
+        self
+    }
+}
+
+/// The wall clock in whole seconds since the epoch (logrus's `time` of a line).
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+impl Scratch {
+    /// Reads the clock for the `time` field of the next lines (the writer calls it per batch
+    /// and every few dozen lines, so the field stays the time the line was written to within
+    /// microseconds).
+    pub(crate) fn read_clock(&mut self) {
+        self.clock = Some(now_secs());
     }
 }
 
@@ -523,7 +629,20 @@ fn push_u64(out: &mut Vec<u8>, mut n: u64) {
         i -= 1;
         buf[i] = b'0' + n as u8;
     }
-    out.extend_from_slice(&buf[i..]);
+    let len = buf.len() - i;
+    if len <= 8 {
+        // Up to eight digits (most values): the last eight bytes as one word, shifted so the
+        // digits come first, appended whole and cut back — a copy of a known size instead of
+        // a `memcpy` call of a variable one.
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&buf[12..]);
+        let word = u64::from_le_bytes(w) >> (8 * (8 - len));
+        let end = out.len() + len;
+        out.extend_from_slice(&word.to_le_bytes());
+        out.truncate(end);
+    } else {
+        out.extend_from_slice(&buf[i..]);
+    }
 }
 
 /// An address as `Display` writes it (IPv4 by hand: it is most lines' client).
@@ -562,18 +681,20 @@ fn push_fraction(out: &mut Vec<u8>, nanos: u32) {
     } else {
         9
     };
-    out.push(b'.');
-    // The nine digits (zero-padded), two per division; the fraction is the first `digits`.
-    let mut buf = [b'0'; 9];
+    // The point and the nine digits (zero-padded), two per division, appended whole (a copy
+    // of a known size) and cut back to the point and the first `digits`.
+    let mut buf = [b'.'; 10];
     let mut n = nanos as usize;
-    buf[8] = b'0' + (n % 10) as u8;
+    buf[9] = b'0' + (n % 10) as u8;
     n /= 10;
     for i in (0..4).rev() {
         let d = n % 100 * 2;
         n /= 100;
-        buf[2 * i..2 * i + 2].copy_from_slice(&DIGITS[d..d + 2]);
+        buf[1 + 2 * i..3 + 2 * i].copy_from_slice(&DIGITS[d..d + 2]);
     }
-    out.extend_from_slice(&buf[..digits]);
+    let end = out.len() + 1 + digits;
+    out.extend_from_slice(&buf);
+    out.truncate(end);
 }
 
 impl Record {
@@ -702,8 +823,9 @@ impl Record {
         } else {
             split_host_port(host)
         };
+        let start_t = self.start.duration_since(SystemTime::UNIX_EPOCH).ok();
         for (f, key) in &lay.sorted {
-            self.json_field(*f, key, lay.keep_query, (host, split), sc, out);
+            self.json_field(*f, key, lay.keep_query, (host, split), start_t, sc, out);
         }
         // Core keys start with an upper-case letter: in byte order they come first, then
         // `downstream_*`, `level`, `msg`, `request_*`, `time`.
@@ -721,10 +843,7 @@ impl Record {
         for (k, v) in &headers[split..] {
             field(k, v, out);
         }
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = sc.clock.unwrap_or_else(now_secs);
         // `,"time":"…"}` and the newline, made once a second.
         let tail = sc.now.get(now, |t| {
             let time = chrono::DateTime::<chrono::Local>::from(t)
@@ -740,14 +859,18 @@ impl Record {
 
     /// Core field `f` as `,"Key":value` (nothing when this request has none): the same values
     /// as [`Record::value`], written in one step. `host`: [`Record::host_str`] and its
-    /// [`split_host_port`] (looked up once per line). Strings that cannot hold a character
-    /// JSON escapes (methods are tokens, ports digits, the rest static) are not scanned.
+    /// [`split_host_port`] (looked up once per line); `start`: [`Record::start`] since the
+    /// epoch (`None` before it). The key of a string field carries the opening quote. Strings
+    /// that cannot hold a character JSON escapes (methods are tokens, ports digits, the rest
+    /// static) are not scanned.
+    #[allow(clippy::too_many_arguments)]
     fn json_field(
         &self,
         f: Field,
         key: &Key,
         keep_query: bool,
         host: (&str, (&str, &str)),
+        start: Option<Duration>,
         sc: &mut Scratch,
         out: &mut Vec<u8>,
     ) {
@@ -757,52 +880,50 @@ impl Record {
         };
         let text = |out: &mut Vec<u8>, s: &str| {
             key.put(out);
-            json_str(out, s);
+            json_str_open(out, s);
         };
         let safe = |out: &mut Vec<u8>, s: &str| {
             key.put(out);
-            out.push(b'"');
             out.extend_from_slice(s.as_bytes());
             out.push(b'"');
         };
         let (host, (req_host, req_port)) = host;
         match f {
             Field::StartUtc | Field::StartLocal => {
-                key.put(out);
-                out.push(b'"');
-                self.rfc3339(f == Field::StartUtc, sc, out);
-                out.push(b'"');
+                let utc = f == Field::StartUtc;
+                let cache = if utc {
+                    &mut sc.json_start_utc
+                } else {
+                    &mut sc.json_start_local
+                };
+                match start.map(|d| (d, cache.get(d.as_secs(), key, utc))) {
+                    Some((d, t)) if !t.head.is_empty() => {
+                        out.extend_from_slice(&t.head);
+                        push_fraction(out, d.subsec_nanos());
+                        out.extend_from_slice(&t.tail);
+                    }
+                    _ => {
+                        key.put(out);
+                        self.rfc3339(utc, sc, out);
+                        out.push(b'"');
+                    }
+                }
             }
             Field::Duration => num(out, nanos(self.duration)),
             Field::ClientAddr => {
                 key.put(out);
-                out.push(b'"');
-                match self.peer {
-                    SocketAddr::V4(a) => {
-                        sc.push_ip(out, IpAddr::V4(*a.ip()));
-                        out.push(b':');
-                        push_u64(out, a.port().into());
-                    }
-                    a => {
-                        let _ = write!(out, "{a}");
-                    }
-                }
-                out.push(b'"');
+                out.extend_from_slice(&sc.peer.get(self.peer).addr);
             }
             Field::ClientHost => match self.forwarded_for.as_ref().map(Text::as_str) {
                 Some(x) if !x.is_empty() => text(out, x),
                 _ => {
                     key.put(out);
-                    out.push(b'"');
-                    sc.push_ip(out, self.peer.ip());
-                    out.push(b'"');
+                    out.extend_from_slice(&sc.peer.get(self.peer).ip);
                 }
             },
             Field::ClientPort => {
                 key.put(out);
-                out.push(b'"');
-                push_u64(out, self.peer.port().into());
-                out.push(b'"');
+                out.extend_from_slice(&sc.peer.get(self.peer).port);
             }
             Field::ClientUsername => match self.username.as_deref() {
                 Some(u) => text(out, u),
@@ -814,10 +935,7 @@ impl Record {
             Field::RequestScheme => safe(out, if self.tls.is_some() { "https" } else { "http" }),
             Field::RequestContentSize => num(out, self.request_size),
             Field::RequestCount => num(out, self.count),
-            Field::EntryPointName => {
-                key.put(out);
-                sc.entrypoint.push(out, &self.entrypoint);
-            }
+            Field::EntryPointName => sc.entrypoint.push(out, key, &self.entrypoint),
             Field::RetryAttempts => num(out, self.retries.into()),
             Field::DownstreamStatus => num(out, self.status.into()),
             Field::DownstreamContentSize => num(out, self.size),
@@ -837,26 +955,22 @@ impl Record {
             }
             Field::RouterName => {
                 if let Some(v) = &self.router {
-                    key.put(out);
-                    sc.router.push(out, v);
+                    sc.router.push(out, key, v);
                 }
             }
             Field::ServiceName => {
                 if let Some(v) = &self.service {
-                    key.put(out);
-                    sc.service.push(out, v);
+                    sc.service.push(out, key, v);
                 }
             }
             Field::ServiceUrl => {
                 if let Some(v) = &self.server_url {
-                    key.put(out);
-                    sc.server_url.push(out, v);
+                    sc.server_url.push(out, key, v);
                 }
             }
             Field::ServiceAddr => {
                 if let Some(v) = &self.server_addr {
-                    key.put(out);
-                    sc.server_addr.push(out, v);
+                    sc.server_addr.push(out, key, v);
                 }
             }
             Field::OriginStatus => {
@@ -884,7 +998,6 @@ impl Record {
             Field::TraceId | Field::SpanId => {
                 if let Some((t, s)) = &self.trace {
                     key.put(out);
-                    out.push(b'"');
                     push_hex(out, if f == Field::TraceId { t } else { s });
                     out.push(b'"');
                 }
@@ -1104,11 +1217,17 @@ fn needs_escape(s: &[u8]) -> bool {
 
 /// `s` as a JSON string (serde_json's escaping; most strings need none).
 fn json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    json_str_open(out, s);
+}
+
+/// [`json_str`] after its opening quote (already in `out`, ending it).
+fn json_str_open(out: &mut Vec<u8>, s: &str) {
     if !needs_escape(s.as_bytes()) {
-        out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
     } else {
+        out.pop();
         let _ = serde_json::to_writer(&mut *out, s);
     }
 }
@@ -1481,7 +1600,12 @@ mod tests {
             65_535,
             1_234_567_890,
             u64::MAX,
-        ] {
+        ]
+        .into_iter()
+        .chain((1..20).flat_map(|k| {
+            let p = 10u64.pow(k);
+            [p - 1, p, p + 7, p / 9 * 8]
+        })) {
             let mut out = Vec::new();
             push_u64(&mut out, n);
             assert_eq!(String::from_utf8(out).unwrap(), n.to_string());

@@ -27,6 +27,10 @@ use super::line::{Layout, Record, Scratch};
 /// Longest time a queued line waits for the writer.
 pub(crate) const TICK: Duration = Duration::from_millis(50);
 
+/// Lines formatted per reading of the clock (their `time` field, whole seconds): a batch of
+/// this many takes microseconds, so the field is still the second the line was written.
+const CLOCK_EVERY: u32 = 32;
+
 /// What the writer is sent.
 pub(crate) enum Msg {
     Line(Box<Record>),
@@ -70,6 +74,7 @@ impl Writer {
         let mut scratch = Scratch::default();
         loop {
             let mut wrote = false;
+            let mut lines = 0u32;
             let closed = loop {
                 let msg = match rx.try_recv() {
                     Ok(msg) => msg,
@@ -79,6 +84,10 @@ impl Writer {
                 wrote = true;
                 match msg {
                     Msg::Line(r) => {
+                        if lines.is_multiple_of(CLOCK_EVERY) {
+                            scratch.read_clock();
+                        }
+                        lines = lines.wrapping_add(1);
                         if self.filters.keep(r.status, r.retries, r.duration) {
                             r.write_with(&layout, &mut scratch, &mut buf);
                             self.lines.inc();

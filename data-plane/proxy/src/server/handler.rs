@@ -163,7 +163,8 @@ pub(crate) async fn handle(
         resp
     };
     let (mut parts, body) = req.into_parts();
-    let mut obs = Obs::begin(cx, ep, &parts);
+    let body_len = hyper::body::Body::size_hint(&body).exact();
+    let mut obs = Obs::begin(cx, ep, &parts, body_len);
     let body = UpBody::client(body, &mut parts);
 
     if parts.method == http::Method::CONNECT {

@@ -180,8 +180,15 @@ pub(crate) struct Obs {
 }
 
 impl Obs {
-    /// Stage 1: the request as received.
-    pub(crate) fn begin(cx: &ConnCtx, ep: &Entrypoint, parts: &Parts) -> Obs {
+    /// Stage 1: the request as received. `body_len`: the exact length of its body when hyper
+    /// knows it (from `Content-Length`, 0 without a body), the access log's
+    /// `RequestContentSize` without a second header look-up.
+    pub(crate) fn begin(
+        cx: &ConnCtx,
+        ep: &Entrypoint,
+        parts: &Parts,
+        body_len: Option<u64>,
+    ) -> Obs {
         let shared = &cx.shared;
         let labels = ReqLabels::of(parts);
         if shared.accesslog.is_none() && shared.tracing.is_none() {
@@ -191,6 +198,10 @@ impl Obs {
             };
         }
         let now = SystemTime::now();
+        // The `Host` header (for an origin-form request), looked up at most once for the span
+        // and the access log, and only when one of them writes it.
+        let host_cell = std::cell::OnceCell::new();
+        let host_header = || *host_cell.get_or_init(|| parts.headers.get(http::header::HOST));
         let trace = shared.tracing.as_ref().map(|t| {
             let parent = t.extract_cx(&parts.headers);
             let mut span = t.req_span(
@@ -202,7 +213,7 @@ impl Obs {
             if span.is_recording() {
                 let host = match parts.uri.authority() {
                     Some(a) => HeaderValue::from_str(a.as_str()).ok(),
-                    None => parts.headers.get(http::header::HOST).cloned(),
+                    None => host_header().cloned(),
                 }
                 .unwrap_or_else(|| HeaderValue::from_static(""));
                 let scheme = if cx.tls { "https" } else { "http" };
@@ -257,20 +268,12 @@ impl Obs {
             let host = if needs.host {
                 Text::new(match parts.uri.authority() {
                     Some(a) => a.as_str(),
-                    None => parts
-                        .headers
-                        .get(http::header::HOST)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or(""),
+                    None => host_header().and_then(|v| v.to_str().ok()).unwrap_or(""),
                 })
             } else {
                 Text::default()
             };
-            let request_size = parts
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-                .unwrap_or(0);
+            let request_size = body_len.unwrap_or(0);
             let record = Record {
                 start: now,
                 count: al.next_count(),
