@@ -22,8 +22,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 cargo build --release -p switchyard-proxy --bin switchyard-proxy --example otlp_sink >/dev/null
-cargo build -p switchyard-e2e --bin paced_load >/dev/null
-PACED=$PWD/target/debug/paced_load
+cargo build --release -p switchyard-e2e --bin paced_load >/dev/null
+PACED=$PWD/target/release/paced_load
 PACED_RATE=${PACED_RATE:-15000}
 ROUNDS=${ROUNDS:-3}
 P=$PWD/target/release/switchyard-proxy

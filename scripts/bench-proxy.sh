@@ -39,10 +39,11 @@ if [ "$PROFILE" = release ]; then
 else
   cargo build -p switchyard-proxy >/dev/null
 fi
-# The paced load tool is std-only (blocking sockets): a debug build is cheap enough.
-cargo build -p switchyard-e2e --bin paced_load >/dev/null
+# The paced load tool shares core 0 with the backend: its own CPU per request decides whether it
+# holds the rate, so it is always a release build (tests/src/bin/paced_load.rs).
+cargo build --release -p switchyard-e2e --bin paced_load >/dev/null
 P=$PWD/target/$PROFILE/switchyard-proxy
-PACED=$PWD/target/debug/paced_load
+PACED=$PWD/target/release/paced_load
 W=$(mktemp -d)
 cleanup() {
   for f in "$W"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done

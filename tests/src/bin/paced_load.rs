@@ -1,28 +1,46 @@
 //! A paced (open-loop) HTTP/1.1 keep-alive load generator for `scripts/bench-proxy.sh`'s
-//! "p99 at 50% of nginx's max rate" row (wrk2 is not in Debian; wrk has no `-R`).
+//! "p99 at 50% of nginx's max rate" row and `scripts/bench-observability.sh`'s paced rows (wrk2
+//! is not in Debian; wrk has no `-R`).
 //!
-//! `paced_load ADDR RATE SECONDS [CONNS] [HOST]`: `CONNS` connections (default 32), one thread
-//! each (std only: blocking sockets, `thread::sleep` with the kernel's high-resolution timers,
-//! so the load tool itself stays cheap and works as a debug build), each sending `GET /` on
-//! its own fixed schedule so that all together send `RATE` requests per second. Latency is
-//! measured from the time a request was *due* when the connection fell behind its schedule
-//! (a slow answer delays the next request: coordinated omission is counted, as wrk2 does), and
-//! from the time it was sent otherwise. Responses must carry `Content-Length` (all targets of
-//! the benchmark do). Prints one line:
+//! `paced_load ADDR RATE SECONDS [CONNS] [HOST]`: `CONNS` connections (default 32), each
+//! sending `GET /` on its own fixed schedule so that all together send `RATE` requests per
+//! second. Latency is measured from the time a request was *due* when the connection fell
+//! behind its schedule (a slow answer delays the next request: coordinated omission is counted,
+//! as wrk2 does), and from the time it was sent otherwise. Responses must carry
+//! `Content-Length` (all targets of the benchmarks do). Prints one line:
 //! `sent=N rps=R p50_ms=… p90_ms=… p99_ms=… p999_ms=… max_ms=… errors=E`.
+//!
+//! All connections are tasks on one current-thread tokio runtime (one epoll loop), like wrk2's
+//! single event loop. The benchmarks pin this tool to the core that also runs the backend, so
+//! its own cost per request decides whether it can hold the rate at all: the earlier design, a
+//! blocking thread per connection sleeping until each request was due, cost ~23 µs of CPU per
+//! request (two context switches each, mostly kernel time) and fell behind at ~30k req/s, which
+//! made every target's p99 read as hundreds of milliseconds. Timers have tokio's 1 ms
+//! resolution (wrk2's are milliseconds too): a connection whose next request is due within the
+//! current millisecond sends it on the tick, and its latency counts from the send.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 fn main() {
-    if let Err(e) = run() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("paced_load: runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = rt.block_on(run()) {
         eprintln!("paced_load: {e}");
         std::process::exit(2);
     }
 }
 
-fn run() -> Result<(), String> {
+async fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
         return Err("usage: paced_load ADDR RATE SECONDS [CONNS] [HOST]".into());
@@ -38,24 +56,25 @@ fn run() -> Result<(), String> {
     if rate <= 0.0 || secs <= 0.0 || conns == 0 {
         return Err("RATE, SECONDS and CONNS must be positive".into());
     }
-    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: paced_load\r\n\r\n");
+    let request: std::sync::Arc<[u8]> =
+        format!("GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: paced_load\r\n\r\n")
+            .into_bytes()
+            .into();
     let interval = Duration::from_secs_f64(conns as f64 / rate);
     let start = Instant::now() + Duration::from_millis(100);
     let end = start + Duration::from_secs_f64(secs);
-    let mut threads = Vec::with_capacity(conns);
+    let mut tasks = tokio::task::JoinSet::new();
     for i in 0..conns {
         let addr = addr.clone();
         let request = request.clone();
         // Spread the connections' schedules evenly over one interval.
         let first = start + interval.mul_f64(i as f64 / conns as f64);
-        threads.push(std::thread::spawn(move || {
-            one_connection(&addr, request.as_bytes(), first, interval, end)
-        }));
+        tasks.spawn(async move { one_connection(&addr, &request, first, interval, end).await });
     }
     let mut lat: Vec<u32> = Vec::new();
     let mut errors = 0u64;
-    for t in threads {
-        let (l, e) = t.join().map_err(|_| "a connection thread panicked")?;
+    while let Some(joined) = tasks.join_next().await {
+        let (l, e) = joined.map_err(|_| "a connection task panicked")?;
         lat.extend(l);
         errors += e;
     }
@@ -82,7 +101,7 @@ fn run() -> Result<(), String> {
 }
 
 /// Latencies in µs of one connection's requests, and its errors.
-fn one_connection(
+async fn one_connection(
     addr: &str,
     request: &[u8],
     first: Instant,
@@ -97,19 +116,19 @@ fn one_connection(
     while due < end {
         let now = Instant::now();
         let started = if now < due {
-            std::thread::sleep(due - now);
+            tokio::time::sleep_until(due.into()).await;
             Instant::now()
         } else {
             // Behind schedule: the wait since `due` counts.
             due
         };
         if conn.is_none() {
-            conn = TcpStream::connect(addr).ok().inspect(|s| {
+            conn = TcpStream::connect(addr).await.ok().inspect(|s| {
                 let _ = s.set_nodelay(true);
             });
         }
         let ok = match conn.as_mut() {
-            Some(s) => exchange(s, request, &mut buf).is_ok(),
+            Some(s) => exchange(s, request, &mut buf).await.is_ok(),
             None => false,
         };
         if ok {
@@ -125,14 +144,14 @@ fn one_connection(
 }
 
 /// Send one request and read its response (head + `Content-Length` body).
-fn exchange(s: &mut TcpStream, request: &[u8], buf: &mut [u8]) -> Result<(), String> {
-    s.write_all(request).map_err(|e| e.to_string())?;
+async fn exchange(s: &mut TcpStream, request: &[u8], buf: &mut [u8]) -> Result<(), String> {
+    s.write_all(request).await.map_err(|e| e.to_string())?;
     let mut have = 0;
     loop {
         if have == buf.len() {
             return Err("response head too large".into());
         }
-        let n = s.read(&mut buf[have..]).map_err(|e| e.to_string())?;
+        let n = s.read(&mut buf[have..]).await.map_err(|e| e.to_string())?;
         if n == 0 {
             return Err("connection closed".into());
         }
@@ -147,7 +166,7 @@ fn exchange(s: &mut TcpStream, request: &[u8], buf: &mut [u8]) -> Result<(), Str
         let len = content_length(head).ok_or("response without Content-Length")?;
         let mut body = have - (head_end + 4);
         while body < len {
-            let n = s.read(buf).map_err(|e| e.to_string())?;
+            let n = s.read(buf).await.map_err(|e| e.to_string())?;
             if n == 0 {
                 return Err("connection closed in the body".into());
             }
