@@ -274,8 +274,15 @@ fn hop_index(name: &[u8]) -> Option<usize> {
     let i = hop_slot(name)?;
     FIXED_HOP_NAMES
         .get(i)
-        .filter(|h| h.eq_ignore_ascii_case(name))
+        .filter(|h| eq_lower(name, h))
         .map(|_| i)
+}
+
+/// `a` equals `lower` (lowercase) in any ASCII case. The usual all-lowercase token (e.g.
+/// `Connection: keep-alive`) is one plain comparison; only another case is compared byte by
+/// byte (`eq_ignore_ascii_case` lowercases both sides of every byte).
+fn eq_lower(a: &[u8], lower: &[u8]) -> bool {
+    a == lower || a.eq_ignore_ascii_case(lower)
 }
 
 /// [`hop_index`] of a map key (stored lowercase: compared as bytes).
@@ -296,7 +303,7 @@ fn tokens(v: &HeaderValue) -> impl Iterator<Item = &[u8]> {
 /// Remove the header a `Connection` token names. `&str` lookups lowercase on the stack: no
 /// `HeaderName` is allocated; a name that is not valid UTF-8 names no header.
 fn remove_named(headers: &mut HeaderMap, token: &[u8]) {
-    if token.eq_ignore_ascii_case(b"close") {
+    if eq_lower(token, b"close") {
         headers.remove(&CLOSE);
     } else if let Ok(name) = std::str::from_utf8(token) {
         headers.remove(name);
@@ -379,7 +386,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, find_upgrade: bool) -> Option<Heade
             && first
                 .iter()
                 .chain(&more)
-                .any(|v| tokens(v).any(|t| t.eq_ignore_ascii_case(b"upgrade")))
+                .any(|v| tokens(v).any(|t| eq_lower(t, b"upgrade")))
         {
             upgrade = headers.get(UPGRADE).cloned();
         }
@@ -449,6 +456,41 @@ mod tests {
 
     fn get<'a>(h: &'a HeaderMap, k: &str) -> Vec<&'a str> {
         h.get_all(k).iter().map(|v| v.to_str().unwrap()).collect()
+    }
+
+    /// Connection tokens in any case: fixed hop names are recognised (and not looked up as
+    /// other headers), `upgrade` and `close` too.
+    #[test]
+    fn connection_tokens_in_any_case() {
+        for (t, i) in [
+            ("keep-alive", Some(6)),
+            ("Keep-Alive", Some(6)),
+            ("KEEP-ALIVE", Some(6)),
+            ("keep-alivf", None),
+            ("Upgrade", Some(3)),
+            ("x-keep-alive", None),
+        ] {
+            assert_eq!(hop_index(t.as_bytes()), i, "{t}");
+        }
+        assert!(eq_lower(b"close", b"close") && eq_lower(b"ClOsE", b"close"));
+        assert!(!eq_lower(b"closed", b"close") && !eq_lower(b"clos", b"close"));
+        let mut h = hm(&[
+            ("connection", "Keep-Alive, X-A, CLOSE"),
+            ("keep-alive", "timeout=5"),
+            ("x-a", "1"),
+            ("close", "1"),
+            ("x-b", "2"),
+        ]);
+        assert_eq!(remove_request_hop_by_hop(&mut h, true), None);
+        assert_eq!(h.len(), 1);
+        assert_eq!(get(&h, "x-b"), ["2"]);
+        let mut h = hm(&[("connection", "UPGRADE"), ("upgrade", "websocket")]);
+        assert_eq!(
+            remove_request_hop_by_hop(&mut h, true)
+                .as_ref()
+                .map(|v| v.as_bytes()),
+            Some(&b"websocket"[..])
+        );
     }
 
     #[test]

@@ -81,6 +81,14 @@
 //! outgrew its shards fourfold is rebuilt once with more). No global rank is kept: the routing
 //! order is the comparison of (priority descending, name ascending), so inserting a route
 //! never renumbers the others. [`RouteTable::routes`] sorts on demand (explain, tests).
+//!
+//! Each route also has a **slot** ([`Route::slot`]): a number unique in its table, `0..len`
+//! after a full build, kept by a route shared with later versions; a changed router's new
+//! route takes its old route's slot, a new router the next unused number (a table whose slots
+//! grew past twice its routes plus 1,024 is built whole again). The proxy keeps its compiled
+//! routes in a [`SlotMap`] by slot, carried from version to version like the table
+//! ([`RouteTable::keeps_slots_of`] says when it may be), so a request reaches the compiled form
+//! of the route it matched by index, not by hashing the router name.
 
 //! ## Memory (100k routers and more per proxy)
 //!
@@ -88,7 +96,7 @@
 //! no parse artefacts and no copies: a [`CompiledRule`] holds the rule text and its evaluation
 //! tree only (predicates inline in the leaves; `switchyard explain` re-parses the text for the
 //! leaf texts); a route's name is one `Arc<str>` that the route-by-name map uses as its key
-//! (and the proxy's runtime as its own key and label); service references are interned per
+//! (and the proxy's runtime as its label); service references are interned per
 //! build (all routes naming `web@file` share one string); lists are boxed slices; a host
 //! bucket of one route is that route's `Arc`; shards are shrunk to fit when a table is built.
 //! Figures: BENCHMARKS.md, "Proxy memory per router".
@@ -107,6 +115,7 @@
 
 mod host;
 mod shard;
+mod slots;
 #[cfg(test)]
 mod tests;
 pub mod url_explain;
@@ -120,6 +129,7 @@ use switchyard_config::rules::{self, CompiledRule, RequestView};
 use switchyard_config::{ConfigError, ConfigErrors, DynamicConfig, Router};
 
 pub use shard::{MapKey, ShardedMap};
+pub use slots::SlotMap;
 
 /// One compiled router.
 ///
@@ -144,6 +154,22 @@ pub struct Route {
     /// Whether the router has a `tls` section: it serves only TLS connections, and a router
     /// without one only plaintext connections (Traefik's behaviour).
     pub tls: bool,
+    /// See [`Route::slot`].
+    slot: u32,
+}
+
+impl Route {
+    /// This route's slot: a small number unique among the routes of its table, and kept by
+    /// the route (the same `Arc`) in every later version derived from it by
+    /// [`RouteTable::apply_changes`]. Slots of a table built whole are `0..len`; a changed
+    /// router takes the slot of its previous route, a new one the next unused number (a
+    /// table whose slots grew far past its routes is built whole again). So a caller can keep
+    /// per-route data of a version in a [`SlotMap`] and carry it to the next version by
+    /// updating the changed routers' slots only (see [`RouteTable::keeps_slots_of`]); the
+    /// request path then reaches it by index instead of hashing the router name.
+    pub fn slot(&self) -> usize {
+        self.slot as usize
+    }
 }
 
 /// The routing order: priority descending, then name ascending (names are unique).
@@ -332,7 +358,18 @@ pub struct RouteTable {
     routes: ShardedMap<Arc<Route>, Arc<str>>,
     tables: Vec<EntryTable>,
     attach: Attach,
+    /// No route of this table has a slot at or above this one ([`Route::slot`]).
+    next_slot: u32,
+    /// Shared by a table built whole and every table derived from it by `apply_changes`
+    /// (compared by address: see [`RouteTable::keeps_slots_of`]).
+    lineage: Arc<Lineage>,
 }
+
+/// The identity of a line of tables whose routes keep their slots (`RouteTable::lineage`):
+/// each `Arc::new` is its own allocation (its counts), so two lines alive at once never
+/// compare equal.
+#[derive(Debug)]
+struct Lineage;
 
 /// What `switchyard explain` prints for one request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -413,6 +450,7 @@ fn compile_route(
     entrypoints: Option<&[String]>,
     prev: Option<&Arc<Route>>,
     services: &mut Interner,
+    slot: u32,
 ) -> Result<Option<Arc<Route>>, ConfigError> {
     const K: &str = "router";
     if r.rule.trim().is_empty() {
@@ -443,6 +481,7 @@ fn compile_route(
             entry_points: r.entry_points.clone(),
             rule,
             tls: r.tls.is_some(),
+            slot,
         })
     }))
 }
@@ -462,7 +501,9 @@ pub fn compile_from(
     let mut services = Interner::default();
     for (name, r) in &cfg.http.routers {
         let prev = prev.and_then(|p| p.routes.get(name));
-        match compile_route(name, r, entrypoints, prev, &mut services) {
+        // Slots `0..len`, in config order.
+        let slot = u32::try_from(entries.len()).map_err(|_| too_many_routes())?;
+        match compile_route(name, r, entrypoints, prev, &mut services, slot) {
             Ok(Some(route)) => entries.push(route),
             Ok(None) => {}
             Err(e) => errors.push(e),
@@ -508,6 +549,7 @@ pub fn compile_from(
             (tables, Attach::Named(named))
         }
     };
+    let next_slot = u32::try_from(entries.len()).map_err(|_| too_many_routes())?;
     let routes = entries
         .into_iter()
         .map(|r| (Arc::clone(&r.name), r))
@@ -516,7 +558,14 @@ pub fn compile_from(
         routes,
         tables,
         attach,
+        next_slot,
+        lineage: Arc::new(Lineage),
     })
+}
+
+/// More routes than slots (`u32`): not reachable with a config that fits in memory.
+fn too_many_routes() -> ConfigErrors {
+    ConfigErrors(vec![ConfigError::new("more than 2^32 routers")])
 }
 
 impl RouteTable {
@@ -546,18 +595,27 @@ impl RouteTable {
         // (old, new) route of each changed router.
         let mut pairs: Vec<[Option<Arc<Route>>; 2]> = Vec::new();
         let mut services = Interner::default();
+        let mut next_slot = self.next_slot;
         for name in names {
             let old = self.routes.get(name).cloned();
+            // A changed route takes its previous route's slot (which that route leaves: slots
+            // stay unique), a new one the next unused number.
+            let slot = old.as_ref().map_or(next_slot, |o| o.slot);
             let new = match cfg.http.routers.get(name) {
                 None => None,
-                Some(r) => match compile_route(name, r, entrypoints, old.as_ref(), &mut services) {
-                    Ok(route) => route,
-                    Err(e) => {
-                        errors.push(e);
-                        continue;
+                Some(r) => {
+                    match compile_route(name, r, entrypoints, old.as_ref(), &mut services, slot) {
+                        Ok(route) => route,
+                        Err(e) => {
+                            errors.push(e);
+                            continue;
+                        }
                     }
-                },
+                }
             };
+            if old.is_none() && new.is_some() {
+                next_slot = next_slot.checked_add(1).ok_or_else(too_many_routes)?;
+            }
             if old.is_some() || new.is_some() {
                 pairs.push([old, new]);
             }
@@ -607,6 +665,11 @@ impl RouteTable {
             // Grown well past the size the shards were made for: rebuild with more shards.
             return compile_from(cfg, entrypoints, Some(self));
         }
+        if next_slot as usize > 2 * routes.len() + 1024 {
+            // Slots used up by routers removed since the last build: rebuild with slots
+            // `0..len` (once per about `len` removals: amortised, like the shard growth).
+            return compile_from(cfg, entrypoints, Some(self));
+        }
         let attach = match &self.attach {
             Attach::Any => Attach::Any,
             Attach::Named(_) => Attach::Named(
@@ -621,7 +684,22 @@ impl RouteTable {
             routes,
             tables,
             attach,
+            next_slot,
+            lineage: Arc::clone(&self.lineage),
         })
+    }
+
+    /// Whether this table's routes keep the slots they have in `prev` ([`Route::slot`]):
+    /// `true` when this table is `prev` (or a clone) or was derived from it by
+    /// [`RouteTable::apply_changes`] without being built whole. Then every route of a router
+    /// outside the change is `prev`'s very `Arc<Route>`, slots are unique in both tables, and
+    /// a [`SlotMap`] of per-route data made for `prev` serves this table once the slots of
+    /// the changed routers' routes in `prev` are cleared and those of their routes in `self`
+    /// set. `false` after a full build ([`compile`], [`compile_from`], or `apply_changes`
+    /// falling back to one): the routes are new and their slots renumbered, so the caller
+    /// builds its map again.
+    pub fn keeps_slots_of(&self, prev: &RouteTable) -> bool {
+        Arc::ptr_eq(&self.lineage, &prev.lineage)
     }
 
     fn table_index(&self, entrypoint: &str) -> Option<usize> {
@@ -692,7 +770,13 @@ impl RouteTable {
     /// Every route, in routing order (sorted on each call: for `explain` and tests, not for
     /// the request path).
     pub fn routes(&self) -> Vec<&Route> {
-        let mut all: Vec<&Route> = self.routes.values().map(|r| &**r).collect();
+        self.route_arcs().into_iter().map(|r| &**r).collect()
+    }
+
+    /// [`RouteTable::routes`] as the table's own `Arc`s (for a caller that keeps them, e.g.
+    /// with its per-route data).
+    pub fn route_arcs(&self) -> Vec<&Arc<Route>> {
+        let mut all: Vec<&Arc<Route>> = self.routes.values().collect();
         all.sort_by(|a, b| order(a, b));
         all
     }

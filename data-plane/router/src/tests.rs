@@ -553,6 +553,32 @@ mod incremental {
         Ok(())
     }
 
+    /// What a caller keeping per-route data by slot relies on: slots are unique in `next`,
+    /// and when `next` keeps `prev`'s slots, every route of a router outside `changed` is
+    /// `prev`'s own `Arc` (so it has the same slot), and no slot of such a route is taken by a
+    /// changed one.
+    fn slots_carry_over(
+        prev: &RouteTable,
+        next: &RouteTable,
+        changed: &[&str],
+    ) -> Result<(), TestCaseError> {
+        let mut slots: Vec<usize> = next.routes().iter().map(|r| r.slot()).collect();
+        slots.sort_unstable();
+        let n = slots.len();
+        slots.dedup();
+        prop_assert_eq!(slots.len(), n, "slots are unique");
+        prop_assert!(slots.iter().all(|&s| s < next.next_slot as usize));
+        if next.keeps_slots_of(prev) {
+            for r in next.route_arcs() {
+                if !changed.contains(&&*r.name) {
+                    let old = prev.route(&r.name).expect("unchanged route");
+                    prop_assert!(Arc::ptr_eq(old, r), "{} is shared", r.name);
+                }
+            }
+        }
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         /// For random sequences of router changes, the table built version after version from
@@ -596,6 +622,7 @@ mod incremental {
                 let inc = prev.apply_changes(&cfg, eps, &changed).expect("compiles");
                 let full = compile(&cfg, eps).expect("compiles");
                 same(&inc, &full)?;
+                slots_carry_over(&prev, &inc, &changed)?;
                 for ep in ["web", "websecure", "other"] {
                     for (host, path) in REQUESTS {
                         for tls in [None, Some(true), Some(false)] {
@@ -673,5 +700,81 @@ mod incremental {
         assert!(std::sync::Arc::ptr_eq(&rule(&v1, "a"), &rule(&v2, "a")));
         assert!(!std::sync::Arc::ptr_eq(&rule(&v1, "b"), &rule(&v2, "b")));
         assert_eq!(rule(&v2, "b").rule(), "Host(`b2.com`)");
+    }
+
+    #[test]
+    fn slots_are_kept_by_shared_routes_and_renumbered_by_a_rebuild() {
+        let eps = eps(&["web"]);
+        let router = |rule: &str| Router {
+            rule: rule.into(),
+            service: "s".into(),
+            ..Router::default()
+        };
+        let mut cfg = DynamicConfig::default();
+        for i in 0..3 {
+            cfg.http
+                .routers
+                .insert(format!("r{i}"), router(&format!("Host(`h{i}.com`)")));
+        }
+        let v1 = compile(&cfg, Some(&eps)).expect("v1");
+        let slot = |t: &RouteTable, n: &str| t.route(n).map(|r| r.slot());
+        // A full build numbers the routes 0..len.
+        let mut all: Vec<usize> = v1.routes().iter().map(|r| r.slot()).collect();
+        all.sort_unstable();
+        assert_eq!(all, [0, 1, 2]);
+        // A changed router keeps its slot, a new one takes the next, a removed one leaves its
+        // slot unused.
+        cfg.http
+            .routers
+            .insert("r1".into(), router("Host(`moved.com`)"));
+        cfg.http.routers.insert("n".into(), router("Host(`n.com`)"));
+        cfg.http.routers.remove("r2");
+        let v2 = v1
+            .apply_changes(&cfg, Some(&eps), &["r1", "n", "r2"])
+            .expect("v2");
+        assert!(v2.keeps_slots_of(&v1) && v1.keeps_slots_of(&v2));
+        assert_eq!(slot(&v2, "r0"), slot(&v1, "r0"));
+        assert!(Arc::ptr_eq(
+            v1.route("r0").expect("r0"),
+            v2.route("r0").expect("r0")
+        ));
+        assert_eq!(slot(&v2, "r1"), slot(&v1, "r1"));
+        assert_eq!(slot(&v2, "n"), Some(3));
+        assert_eq!(slot(&v2, "r2"), None);
+        // Removals and creations use up slots until a rebuild numbers them 0..len again.
+        let mut t = v2;
+        let mut rebuilt = 0;
+        for i in 0..2200 {
+            if i % 2 == 0 {
+                cfg.http.routers.remove("n");
+            } else {
+                cfg.http.routers.insert("n".into(), router("Host(`n.com`)"));
+            }
+            let next = t.apply_changes(&cfg, Some(&eps), &["n"]).expect("next");
+            if !next.keeps_slots_of(&t) {
+                rebuilt += 1;
+                let mut all: Vec<usize> = next.routes().iter().map(|r| r.slot()).collect();
+                all.sort_unstable();
+                assert_eq!(
+                    all,
+                    (0..next.len()).collect::<Vec<_>>(),
+                    "after {i} changes"
+                );
+                assert!(!Arc::ptr_eq(
+                    t.route("r0").expect("r0"),
+                    next.route("r0").expect("r0")
+                ));
+            }
+            assert!(next.next_slot as usize <= 2 * next.len() + 1025);
+            let want = (i % 2 == 1).then_some("n");
+            assert_eq!(
+                next.lookup("web", &req("n.com", "/")).map(|r| &*r.name),
+                want
+            );
+            t = next;
+        }
+        assert_eq!(rebuilt, 1);
+        // A table built whole never keeps another's slots.
+        assert!(!compile(&cfg, Some(&eps)).expect("c").keeps_slots_of(&t));
     }
 }

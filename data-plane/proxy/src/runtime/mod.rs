@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 
 use rustls::sign::CertifiedKey;
 use switchyard_config::{DynamicConfig, ResourceKind};
-use switchyard_router::{Route, RouteTable, ShardedMap};
+use switchyard_router::{Route, RouteTable, SlotMap};
 
 use crate::metrics::{Metrics, RouteStats};
 use crate::middlewares::{self, Mw};
@@ -33,9 +33,9 @@ use crate::util::resolve_ref;
 
 /// One router, ready to serve.
 pub(crate) struct RouteRt {
-    /// The router name: the same `Arc` as its [`Route::name`] (and the key of
-    /// [`Runtime::routes`]).
-    pub name: Arc<str>,
+    /// The route of the version's table this was compiled for (the very `Arc`: see
+    /// [`Runtime::route`]); its name is the router name.
+    pub route: Arc<Route>,
     pub service: Arc<Node>,
     pub middlewares: Box<[Arc<Mw>]>,
     /// Whether a middleware modifies responses.
@@ -68,7 +68,7 @@ impl RouteRt {
             .get_or_init(|| (0..self.eps).map(|_| OnceLock::new()).collect());
         let cell = cells.get(ep)?;
         Some(
-            cell.get_or_init(|| metrics.route_stats(ep_name, &self.name, &self.service.name))
+            cell.get_or_init(|| metrics.route_stats(ep_name, &self.route.name, &self.service.name))
                 .clone(),
         )
     }
@@ -98,10 +98,10 @@ impl RouterObs {
 pub(crate) struct Runtime {
     pub config: Arc<DynamicConfig>,
     pub table: RouteTable,
-    /// The compiled routers by name (a lookup's [`Route`] → [`Runtime::route`]); a version
-    /// derived from a delta shares every unchanged entry with the previous one. The keys are
-    /// the routes' `Arc<str>` names (not copies).
-    pub routes: ShardedMap<Arc<RouteRt>, Arc<str>>,
+    /// The compiled routers by their route's slot ([`Route::slot`]: a lookup's [`Route`] →
+    /// [`Runtime::route`] by index, no name hashed per request); a version derived from a
+    /// delta shares every unchanged chunk with the previous one.
+    pub routes: SlotMap<Arc<RouteRt>>,
     /// Whether any rule looks at headers (else the header list is not built per request).
     pub needs_headers: bool,
     /// How many routes look at headers (`needs_headers` is `header_routes > 0`).
@@ -143,7 +143,7 @@ impl Runtime {
         Ok(Runtime {
             config: Arc::new(cfg),
             table,
-            routes: ShardedMap::default(),
+            routes: SlotMap::default(),
             needs_headers: false,
             header_routes: 0,
             services: Arc::default(),
@@ -174,18 +174,13 @@ impl Runtime {
         let mws = middlewares::compile_all(&cfg.http.middlewares)?;
         let services = services::compile(&cfg, Some((&old.config, &old.services)), env)?;
         middlewares::errors::link(&mws, &services)?;
-        let mut routes = Vec::with_capacity(table.len());
-        let mut header_routes = 0;
-        for r in table.routes() {
-            header_routes += usize::from(reads_headers(r));
-            let rt = route_rt(r, &cfg, &services, &mws, entrypoints, old)?;
-            routes.push((Arc::clone(&r.name), Arc::new(rt)));
-        }
+        let (routes, header_routes) =
+            compile_routes(&table, &cfg, &services, &mws, entrypoints, old)?;
         Ok(Runtime {
             http01_enabled: http01_enabled(&cfg, &tls),
             config: cfg,
             table,
-            routes: routes.into_iter().collect(),
+            routes,
             needs_headers: header_routes > 0,
             header_routes,
             services: Arc::new(services),
@@ -283,34 +278,32 @@ impl Runtime {
         if mws_changed {
             middlewares::errors::link(&mws, &services)?;
         }
-        let mut routes;
-        let mut header_routes;
-        if mws_changed {
-            // Every route's chain and service node again (no rule is compiled again).
-            routes = ShardedMap::with_capacity(table.len());
-            header_routes = 0;
-            for r in table.routes() {
-                header_routes += usize::from(reads_headers(r));
-                let rt = route_rt(r, &cfg, &services, &mws, entrypoints, old)?;
-                routes.insert(Arc::clone(&r.name), Arc::new(rt));
-            }
+        let (routes, header_routes) = if mws_changed || !table.keeps_slots_of(&old.table) {
+            // Every route's chain and service node again (no rule is compiled again); also
+            // when the table was built whole (its routes are new, their slots renumbered).
+            compile_routes(&table, &cfg, &services, &mws, entrypoints, old)?
         } else {
-            routes = old.routes.clone();
-            header_routes = old.header_routes;
+            // The changed routers' slots: those of their old routes cleared first, then those
+            // of their new routes set (a changed route may take its old route's slot; every
+            // other slot belongs to a route both tables share, whose entry stays). A name
+            // listed twice is cleared and set twice: the same result.
+            let mut routes = old.routes.clone();
+            let mut header_routes = old.header_routes;
             for name in &routers {
                 if let Some(r) = old.table.route(name) {
                     header_routes -= usize::from(reads_headers(r));
-                }
-                match table.route(name) {
-                    Some(r) => {
-                        header_routes += usize::from(reads_headers(r));
-                        let rt = route_rt(r, &cfg, &services, &mws, entrypoints, old)?;
-                        routes.insert(Arc::clone(&r.name), Arc::new(rt));
-                    }
-                    None => routes.set(name, None),
+                    routes.set(r.slot(), None);
                 }
             }
-        }
+            for name in &routers {
+                if let Some(r) = table.route(name) {
+                    header_routes += usize::from(reads_headers(r));
+                    let rt = route_rt(r, &cfg, &services, &mws, entrypoints, old)?;
+                    routes.set(r.slot(), Some(Arc::new(rt)));
+                }
+            }
+            (routes, header_routes)
+        };
         Ok(Runtime {
             http01_enabled: http01_enabled(&cfg, &tls),
             config: cfg,
@@ -332,10 +325,42 @@ impl Runtime {
         })
     }
 
-    /// The compiled route of a route returned by `table.lookup`.
+    /// The compiled route of a route returned by `self.table`'s lookups: found by the
+    /// route's slot, and only if it was compiled for that very route (the same `Arc<Route>`,
+    /// which it keeps alive, so the address cannot be another route's): a route of another
+    /// version, or a slot left stale by a bug, finds nothing (404), never another router's
+    /// middlewares and service.
+    #[inline]
     pub(crate) fn route(&self, r: &Route) -> Option<&RouteRt> {
-        self.routes.get(&r.name).map(|rt| &**rt)
+        let rt = self.routes.get(r.slot())?;
+        std::ptr::eq(Arc::as_ptr(&rt.route), r).then_some(&**rt)
     }
+
+    /// The compiled route of router `name` (not for the request path: hashes the name).
+    #[cfg(test)]
+    pub(crate) fn route_named(&self, name: &str) -> Option<&RouteRt> {
+        self.route(self.table.route(name)?)
+    }
+}
+
+/// Every route of `table` compiled ([`route_rt`]), in routing order (so the first error is
+/// the same whatever the version was derived from), and how many read headers.
+fn compile_routes(
+    table: &RouteTable,
+    cfg: &DynamicConfig,
+    services: &Services,
+    mws: &HashMap<String, Arc<Mw>>,
+    entrypoints: &[String],
+    old: &Runtime,
+) -> Result<(SlotMap<Arc<RouteRt>>, usize), String> {
+    let mut routes = SlotMap::default();
+    let mut header_routes = 0;
+    for r in table.route_arcs() {
+        header_routes += usize::from(reads_headers(r));
+        let rt = route_rt(r, cfg, services, mws, entrypoints, old)?;
+        routes.set(r.slot(), Some(Arc::new(rt)));
+    }
+    Ok((routes, header_routes))
 }
 
 /// Whether HTTP-01 challenges are answered.
@@ -350,7 +375,7 @@ fn http01_enabled(cfg: &DynamicConfig, tls: &switchyard_tls::TlsTable) -> bool {
 /// The compiled form of route `r`: its service node, flattened middleware chain,
 /// observability switches, and the stats handles of the same (router, service) in `old`.
 fn route_rt(
-    r: &Route,
+    r: &Arc<Route>,
     cfg: &DynamicConfig,
     services: &Services,
     mws: &HashMap<String, Arc<Mw>>,
@@ -366,7 +391,7 @@ fn route_rt(
     })?;
     let list = middlewares::flatten(&r.middlewares, mws)
         .map_err(|e| format!("router \"{}\": {e}", r.name))?;
-    let prev = old.routes.get(&r.name);
+    let prev = old.table.route(&r.name).and_then(|o| old.route(o));
     // Keep the stats handles of the same (router, service) from the previous version.
     let stats = OnceLock::new();
     if let Some(old) = prev
@@ -385,7 +410,6 @@ fn route_rt(
             .collect();
         let _ = stats.set(copy);
     }
-    let name = Arc::clone(&r.name);
     let obs = RouterObs::of(
         cfg.http
             .routers
@@ -394,7 +418,7 @@ fn route_rt(
     );
     Ok(RouteRt {
         obs,
-        name,
+        route: Arc::clone(r),
         response_phase: middlewares::has_response_phase(&list),
         middlewares: list,
         service,
@@ -446,6 +470,110 @@ mod tests {
             c.middlewares.len(),
             c.response_phase
         ))
+    }
+
+    /// Every route of the table finds the route compiled for it (by slot), and no slot holds
+    /// anything else.
+    fn every_route_finds_its_own(rt: &Runtime) {
+        for r in rt.table.routes() {
+            let c = rt
+                .route(r)
+                .unwrap_or_else(|| panic!("{} has no compiled route", r.name));
+            assert!(std::ptr::eq(&*c.route, r));
+        }
+        assert_eq!(rt.routes.len(), rt.table.len());
+    }
+
+    fn env_parts() -> (Metrics, Handle, Locality) {
+        (Metrics::new(), Handle::current(), Locality::default())
+    }
+
+    /// A route of another version (the same router, a route compiled again) finds nothing in
+    /// this version's slots, even at the same slot: never another version's chain.
+    #[tokio::test]
+    async fn a_route_of_another_version_finds_nothing() {
+        let y = |rule: &str| {
+            format!("http:\n  routers:\n    r: {{rule: \"{rule}\", service: s}}\n  services:\n    s: {{loadBalancer: {{servers: [{{url: \"http://127.0.0.1:1\"}}]}}}}\n")
+        };
+        let a = compile_doc(&y("PathPrefix(`/`)")).unwrap();
+        let b = compile_doc(&y("PathPrefix(`/b`)")).unwrap();
+        let (ra, rb) = (a.table.route("r").unwrap(), b.table.route("r").unwrap());
+        assert_eq!(ra.slot(), rb.slot());
+        assert!(a.route(ra).is_some() && b.route(rb).is_some());
+        assert!(a.route(rb).is_none() && b.route(ra).is_none());
+    }
+
+    /// Deltas that end in a table built whole (a large change; slots used up by churn): the
+    /// compiled routes are made again for the new routes, and every route finds its own.
+    #[tokio::test]
+    async fn a_rebuilt_table_gets_its_routes_compiled_again() {
+        use switchyard_config::delta::{self, DeltaChange};
+        let (metrics, handle, loc) = env_parts();
+        let env = Env {
+            locality: &loc,
+            metrics: &metrics,
+            handle: &handle,
+        };
+        let eps = vec!["web".to_string()];
+        let empty = Runtime::empty(&eps, crate::tls::generate_default_cert().unwrap()).unwrap();
+        let svc = DeltaChange::from_wire(
+            "service",
+            "s".to_string(),
+            r#"{"loadBalancer":{"servers":[{"url":"http://127.0.0.1:1"}]}}"#,
+        )
+        .unwrap();
+        let router = |n: &str| {
+            DeltaChange::from_wire(
+                "router",
+                n.to_string(),
+                &format!(r#"{{"rule":"Host(`{n}.com`)","service":"s"}}"#),
+            )
+            .unwrap()
+        };
+        let step = |held: &Runtime, changes: Vec<DeltaChange>| -> (Runtime, bool) {
+            let cfg = Arc::new(delta::apply(&held.config, &changes));
+            let keys: Vec<(ResourceKind, String)> =
+                changes.iter().map(|c| (c.kind, c.name.clone())).collect();
+            let inc = Runtime::compile_change(cfg, &keys, &eps, held, &env).unwrap();
+            every_route_finds_its_own(&inc);
+            let kept = inc.table.keeps_slots_of(&held.table);
+            (inc, kept)
+        };
+        let mut first = vec![svc];
+        first.extend((0..100).map(|i| router(&format!("r{i}"))));
+        let (mut held, _) = step(&empty, first);
+        // 70 routers at once: the table is built whole.
+        let (next, kept) = step(&held, (0..70).map(|i| router(&format!("q{i}"))).collect());
+        assert!(!kept);
+        held = next;
+        // One router created and removed again and again: slots run out, once.
+        let mut rebuilds = 0;
+        for i in 0..2600 {
+            let change = if i % 2 == 0 {
+                router("n")
+            } else {
+                DeltaChange::from_wire("router", "n".to_string(), "").unwrap()
+            };
+            let (next, kept) = step(&held, vec![change]);
+            rebuilds += usize::from(!kept);
+            let r = next.table.lookup("web", &request("n.com"));
+            assert_eq!(r.is_some(), i % 2 == 0);
+            let r = next.table.lookup("web", &request("r7.com")).unwrap();
+            assert_eq!(&*next.route(r).unwrap().route.name, "r7");
+            held = next;
+        }
+        assert_eq!(rebuilds, 1);
+    }
+
+    fn request(host: &str) -> switchyard_config::rules::RequestView<'_> {
+        switchyard_config::rules::RequestView {
+            method: "GET",
+            host,
+            path: "/",
+            query: None,
+            headers: &[],
+            client_ip: None,
+        }
     }
 
     /// For random sequences of deltas (routers, services, middlewares, transports), the
@@ -541,6 +669,7 @@ mod tests {
                     accepted += 1;
                     assert_eq!(inc.needs_headers, full.needs_headers);
                     assert_eq!(inc.routes.len(), full.routes.len());
+                    every_route_finds_its_own(&inc);
                     let mut a: Vec<&String> = inc.services.nodes.keys().collect();
                     let mut b: Vec<&String> = full.services.nodes.keys().collect();
                     a.sort();
@@ -630,7 +759,7 @@ http:
         }
         y.push_str(&format!("    c{n}: {{addPrefix: {{prefix: /p}}}}\n"));
         let rt = compile_doc(&y).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(rt.routes.get("r").unwrap().middlewares.len(), 1);
+        assert_eq!(rt.route_named("r").unwrap().middlewares.len(), 1);
     }
 
     /// Deep graphs compile without recursion (and health works on them).
@@ -657,7 +786,7 @@ http:
             "    f{n}: {{loadBalancer: {{servers: [{{url: \"http://127.0.0.1:2\"}}]}}}}\n"
         ));
         let rt = compile_doc(&y).unwrap();
-        assert_eq!(rt.routes.get("r").unwrap().middlewares.len(), 1);
+        assert_eq!(rt.route_named("r").unwrap().middlewares.len(), 1);
         let root = &rt.services.nodes["f0"];
         assert!(root.reach.is_none());
         assert!(root.healthy());

@@ -326,11 +326,11 @@ impl Obs {
             }
         }
         if let Some((_, r)) = &mut self.log {
-            r.router = Some(rr.name.clone());
+            r.router = Some(rr.route.name.clone());
         }
         if let Some(t) = &mut self.trace {
             t.span
-                .set("traefik.router.name", Val::Shared(rr.name.clone()));
+                .set("traefik.router.name", Val::Shared(rr.route.name.clone()));
             t.span
                 .set("traefik.service.name", Val::Shared(rr.service.name.clone()));
             self.up.trace = Some((t.tracer.clone(), t.span.context().clone()));
