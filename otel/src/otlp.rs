@@ -497,13 +497,19 @@ pub(crate) struct HttpExporter {
 
 impl Export for HttpExporter {
     async fn export(&self, batch: Vec<Item>) -> Result<(), String> {
+        let mut fast = Vec::new();
         let spans = batch
             .into_iter()
             .map(|it| match it {
                 Item::Sdk(s) => *s,
-                Item::Fast(r) => span_data(&r, &self.scope),
+                Item::Fast(r) => {
+                    let s = span_data(&r, &self.scope);
+                    fast.push(Item::Fast(r));
+                    s
+                }
             })
             .collect();
+        crate::reqspan::recycle(fast);
         self.inner.export(spans).await.map_err(|e| e.to_string())
     }
 }
@@ -636,7 +642,8 @@ impl Export for GrpcExporter {
             &batch,
             &mut body,
         );
-        drop(batch);
+        // The request spans' boxes go back to the threads that made them.
+        crate::reqspan::recycle(batch);
         let len = u32::try_from(body.len() - start)
             .map_err(|_| "OTLP export: batch over 4 GiB".to_string())?;
         body[start - 5] = 0;
@@ -820,6 +827,7 @@ mod tests {
             attrs: vals.into_iter().collect(),
             dropped_attrs: u32::from(!parent),
             error,
+            home: None,
         })
     }
 
