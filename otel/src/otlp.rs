@@ -259,15 +259,16 @@ fn rec_attr(out: &mut Vec<u8>, k: &str, v: &Val) {
     // Text values other than header values are borrowed as they are (no `Cow` made and
     // dropped per attribute).
     let lossy;
-    let text = match v {
-        Val::Static(s) => Some(*s),
-        Val::Shared(s) => Some(&**s),
-        Val::Owned(s) => Some(&**s),
-        Val::Path(p) => Some(p.path()),
+    let text: Option<&[u8]> = match v {
+        Val::Static(s) => Some(s.as_bytes()),
+        Val::Shared(s) => Some(s.as_bytes()),
+        Val::Owned(s) => Some(s.as_bytes()),
+        Val::Path(p) => Some(p.path().as_bytes()),
+        Val::Inline(s) => Some(s.as_bytes()),
         Val::Int(_) => None,
         Val::Header(_) => {
             lossy = v.text();
-            lossy.as_deref()
+            lossy.as_deref().map(str::as_bytes)
         }
     };
     match (v, text) {
@@ -296,13 +297,11 @@ fn rec_attr(out: &mut Vec<u8>, k: &str, v: &Val) {
                 (1 << 3) | LEN as u8,
                 t.len() as u8,
             ]);
-            out.extend_from_slice(t.as_bytes());
+            out.extend_from_slice(t);
         }
         (_, t) => message(out, 9, |out| {
             str_field(out, 1, k);
-            message(out, 2, |out| {
-                bytes_field(out, 1, t.unwrap_or_default().as_bytes())
-            });
+            message(out, 2, |out| bytes_field(out, 1, t.unwrap_or_default()));
         }),
     }
 }

@@ -77,11 +77,36 @@ pub enum Val {
     Header(HeaderValue),
     /// A request target's path (a reference-counted clone of the request's).
     Path(http::uri::PathAndQuery),
+    /// A short string copied from the request ([`Val::copy`]): held in place, not a
+    /// reference-counted clone of the request's `Bytes` — a clone keeps hyper's read buffer
+    /// shared until the export task drops the span on another thread, so the buffer is freed
+    /// there and hyper's next one misses the worker's allocation cache.
+    Inline(arrayvec::ArrayString<INLINE>),
     /// An integer.
     Int(i64),
 }
 
+/// Longest string a [`Val::Inline`] holds.
+const INLINE: usize = 46;
+
 impl Val {
+    /// A copy of `s` from the request: held in place when short, else boxed.
+    #[inline]
+    pub fn copy(s: &str) -> Val {
+        match arrayvec::ArrayString::from(s) {
+            Ok(a) => Val::Inline(a),
+            Err(_) => Val::Owned(s.into()),
+        }
+    }
+
+    /// A copy of a header value (not UTF-8: decoded lossily, as it is encoded).
+    pub fn copy_header(h: &HeaderValue) -> Val {
+        match h.to_str() {
+            Ok(s) => Val::copy(s),
+            Err(_) => Val::Owned(String::from_utf8_lossy(h.as_bytes()).into()),
+        }
+    }
+
     /// The value as text (integers excepted).
     pub(crate) fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
         use std::borrow::Cow;
@@ -91,6 +116,7 @@ impl Val {
             Val::Owned(s) => Some(Cow::Borrowed(s)),
             Val::Header(h) => Some(String::from_utf8_lossy(h.as_bytes())),
             Val::Path(p) => Some(Cow::Borrowed(p.path())),
+            Val::Inline(s) => Some(Cow::Borrowed(s)),
             Val::Int(_) => None,
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Response};
+use http::{HeaderMap, Response};
 use switchyard_otel::{Kind, ReqSpan, SpanCx, Val};
 
 use super::ConnCtx;
@@ -211,24 +211,19 @@ impl Obs {
                 Some(now),
             );
             if span.is_recording() {
+                // Path and host are copied (held in the span's record when short), not
+                // reference-counted clones of the request's bytes: a clone keeps hyper's read
+                // buffer shared until the export task drops the span, on another thread.
                 let host = match parts.uri.authority() {
-                    Some(a) => HeaderValue::from_str(a.as_str()).ok(),
-                    None => host_header().cloned(),
-                }
-                .unwrap_or_else(|| HeaderValue::from_static(""));
+                    Some(a) => Val::copy(a.as_str()),
+                    None => host_header().map_or(Val::Static(""), Val::copy_header),
+                };
                 let scheme = if cx.tls { "https" } else { "http" };
                 span.set("entry_point", Val::Shared(ep.name.clone()));
                 span.set("http.request.method", method_value(&parts.method));
-                span.set(
-                    "url.path",
-                    // The request's own bytes (a reference-counted clone), not a copy.
-                    match parts.uri.path_and_query() {
-                        Some(pq) if pq.path() == parts.uri.path() => Val::Path(pq.clone()),
-                        _ => Val::Owned(parts.uri.path().into()),
-                    },
-                );
+                span.set("url.path", Val::copy(parts.uri.path()));
                 span.set("url.scheme", Val::Static(scheme));
-                span.set("server.address", Val::Header(host));
+                span.set("server.address", host);
                 span.set(
                     "network.protocol.version",
                     Val::Static(version_name(parts.version)),
