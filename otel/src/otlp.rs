@@ -889,6 +889,56 @@ mod tests {
         assert!(empty.resource_spans[0].scope_spans.is_empty());
     }
 
+    /// Values copied from the request (`Val::copy`, `Val::copy_header`: held in the record when
+    /// short, boxed when long, a non-UTF-8 header decoded lossily) encode as the header and
+    /// path values they replace.
+    #[test]
+    fn copied_values_encode_as_their_span_data() {
+        let resource = Resource::builder().with_service_name("svc").build();
+        let fast = InstrumentationScope::builder("switchyard-proxy").build();
+        let mut r = rec(true, None);
+        let bad = http::HeaderValue::from_bytes(b"h\xffst:80").unwrap();
+        let long = "/p".repeat(40);
+        r.attrs.clear();
+        r.attrs.push(("url.path", Val::copy("/some/path")));
+        r.attrs.push(("server.address", Val::copy_header(&bad)));
+        r.attrs.push(("long", Val::copy(&long)));
+        r.attrs.push(("empty", Val::copy("")));
+        r.attrs.push(("edge", Val::copy(&"x".repeat(46))));
+        assert!(matches!(r.attrs[0].1, Val::Inline(_)));
+        assert!(matches!(r.attrs[2].1, Val::Owned(_)));
+        assert!(matches!(r.attrs[4].1, Val::Inline(_)));
+        let mut same = rec(true, None);
+        same.attrs.clear();
+        same.attrs.push(("url.path", Val::Owned("/some/path".into())));
+        same.attrs.push(("server.address", Val::Header(bad.clone())));
+        same.attrs.push(("long", Val::Owned(long.clone().into())));
+        same.attrs.push(("empty", Val::Static("")));
+        same.attrs.push(("edge", Val::Owned("x".repeat(46).into())));
+        for items in [vec![Item::Fast(r)], vec![Item::Fast(same)]] {
+            let spans = items
+                .iter()
+                .map(|it| match it {
+                    Item::Fast(r) => span_data(r, &fast),
+                    Item::Sdk(_) => unreachable!(),
+                })
+                .collect();
+            let (mine, theirs) = ours_and_theirs(&resource, &fast, &items, spans, false);
+            assert_eq!(mine, theirs);
+            let attrs = &mine.resource_spans[0].scope_spans[0].spans[0].attributes;
+            assert_eq!(attrs.len(), 5);
+            let text = |i: usize| match &attrs[i].value.as_ref().unwrap().value {
+                Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) => {
+                    s.clone()
+                }
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(text(0), "/some/path");
+            assert_eq!(text(1), "h\u{fffd}st:80");
+            assert_eq!(text(2), long);
+        }
+    }
+
     /// Our encoding of `items` decoded, and `opentelemetry-proto`'s conversion of `spans`, with
     /// its scopes (grouped through a HashMap) sorted by name, descending when `desc`, to match
     /// the order ours writes them in.

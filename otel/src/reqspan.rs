@@ -19,13 +19,13 @@
 //! they are not per request. Both kinds share the queue and the export task.
 
 use std::cell::{Cell, RefCell};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::HeaderValue;
 
 use crate::processor::{Item, Queue};
+use crate::recycle::{Home, Local, Returns};
 
 /// Most attributes a request span holds (the server span has 12); more are dropped and counted
 /// in the span's `dropped_attributes_count`.
@@ -161,8 +161,8 @@ pub(crate) struct Rec {
     pub dropped_attrs: u32,
     /// `Some(description)`: status `Error`; `None`: `Unset`.
     pub error: Option<Val>,
-    /// Where the box goes back to once exported (see [`recycle`]); `None`: freed.
-    pub home: Option<Arc<Home>>,
+    /// Where the box goes back to once exported (see [`crate::recycle`]); `None`: freed.
+    pub home: Option<Arc<Home<Rec>>>,
 }
 
 impl Rec {
@@ -171,7 +171,7 @@ impl Rec {
     }
 
     /// A record with nothing set.
-    pub(crate) fn empty(home: Option<Arc<Home>>) -> Rec {
+    pub(crate) fn empty(home: Option<Arc<Home<Rec>>>) -> Rec {
         Rec {
             trace_id: [0; 16],
             span_id: [0; 8],
@@ -197,63 +197,28 @@ impl Rec {
     }
 }
 
-/// Record boxes go back to the thread that allocated them: a box allocated on a worker and
-/// freed by the export task on another thread missed glibc's per-thread cache on both sides
-/// (measured with callgrind: ~0.4k instructions per span for its `malloc` and `free`, plus
-/// the record's copy into a new box). The export task sends the exported records' boxes,
-/// cleared, back through a small bounded channel per thread ([`Home`]); the thread takes them
-/// from there when its own free list is empty. A full channel (the thread makes no spans any
-/// more) or a gone thread: the boxes are freed. A thread never holds more boxes than it had
-/// spans in flight at once.
-pub(crate) struct Home(SyncSender<Vec<Box<Rec>>>);
-
-impl std::fmt::Debug for Home {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Home")
+impl crate::recycle::Homed for Rec {
+    fn home(&self) -> Option<&Arc<Home<Rec>>> {
+        self.home.as_ref()
     }
 }
 
-/// Batches of returned boxes a thread's channel holds.
-const RETURNED_BATCHES: usize = 4;
-
-/// A thread's boxes: its free list, its channel's receiving end and sending end (shared by the
-/// boxes it allocated).
-struct Local {
-    free: Vec<Box<Rec>>,
-    back: Receiver<Vec<Box<Rec>>>,
-    home: Arc<Home>,
-}
-
 thread_local! {
-    static BOXES: RefCell<Option<Local>> = const { RefCell::new(None) };
+    /// This thread's record boxes (see [`crate::recycle`]).
+    static BOXES: RefCell<Local<Rec>> = RefCell::new(Local::default());
 }
 
-/// A record box with nothing set but `home` (its other fields are the caller's to set): this
-/// thread's, a returned one, else a new one.
+/// A record box with nothing set but `home` (its other fields are the caller's to set): a
+/// returned one, else a new one.
 fn take_box() -> Box<Rec> {
-    let got = BOXES.try_with(|b| {
-        let mut b = b.borrow_mut();
-        let l = b.get_or_insert_with(|| {
-            let (tx, back) = sync_channel(RETURNED_BATCHES);
-            Local {
-                free: Vec::new(),
-                back,
-                home: Arc::new(Home(tx)),
-            }
-        });
-        if let Some(r) = l.free.pop() {
-            return r;
-        }
-        if let Ok(v) = l.back.try_recv() {
-            l.free = v;
-            if let Some(r) = l.free.pop() {
-                return r;
-            }
-        }
-        Box::new(Rec::empty(Some(l.home.clone())))
-    });
-    // (Only while this thread's locals are being destroyed.)
-    got.unwrap_or_else(|_| Box::new(Rec::empty(None)))
+    BOXES
+        .try_with(|b| {
+            let mut b = b.borrow_mut();
+            b.take()
+                .unwrap_or_else(|| Box::new(Rec::empty(Some(b.home()))))
+        })
+        // (Only while this thread's locals are being destroyed.)
+        .unwrap_or_else(|_| Box::new(Rec::empty(None)))
 }
 
 /// A record that is not exported goes back to this thread's free list.
@@ -261,44 +226,23 @@ fn give_back(mut r: Box<Rec>) {
     r.clear();
     let _ = BOXES.try_with(|b| {
         if let Ok(mut b) = b.try_borrow_mut() {
-            if let Some(l) = b.as_mut() {
-                if l.free.len() < 64 {
-                    l.free.push(r);
-                }
-            }
+            b.give_back(r);
         }
     });
 }
 
 /// Sends the request spans' boxes of an exported batch back to the threads that made them
-/// (see [`Home`]); SDK spans are dropped.
+/// (see [`crate::recycle`]); SDK spans are dropped.
 pub(crate) fn recycle(batch: Vec<Item>) {
-    // (Few threads make spans: a linear search.)
-    let mut homes: Vec<(*const Home, Arc<Home>, Vec<Box<Rec>>)> = Vec::new();
+    let mut back = Returns::default();
     for it in batch {
-        let Item::Fast(mut r) = it else { continue };
-        let Some(key) = r.home.as_ref().map(Arc::as_ptr) else {
-            continue;
-        };
-        r.clear();
-        match homes.iter_mut().find(|(k, _, _)| *k == key) {
-            Some((_, _, v)) => v.push(r),
-            None => {
-                let Some(home) = r.home.clone() else { continue };
-                let mut v = Vec::with_capacity(BATCH_HINT);
-                v.push(r);
-                homes.push((key, home, v));
-            }
+        if let Item::Fast(mut r) = it {
+            r.clear();
+            back.push(r);
         }
     }
-    for (_, home, v) in homes {
-        // Full (the thread makes no spans now) or gone: the boxes are freed here.
-        let _ = home.0.try_send(v);
-    }
+    back.send();
 }
-
-/// Capacity of a returned batch's vector.
-const BATCH_HINT: usize = 64;
 
 /// A request span (see the module documentation); it ends when [`ReqSpan::end`] is called or
 /// when it is dropped.
