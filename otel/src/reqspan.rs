@@ -289,6 +289,16 @@ impl ReqSpan {
         self.finish();
     }
 
+    /// Ends the span `elapsed` after its start (no clock read: the caller measured it, as
+    /// OpenTelemetry's Go SDK ends a span at its start plus the monotonic time elapsed).
+    pub fn end_after(mut self, elapsed: std::time::Duration) {
+        if let Some((q, mut r)) = self.rec.take() {
+            let d = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+            r.end = r.start.saturating_add(d);
+            q.push(Item::Fast(r));
+        }
+    }
+
     /// Drops the span without exporting it.
     pub fn discard(mut self) {
         if let Some((_, r)) = self.rec.take() {
@@ -604,6 +614,30 @@ mod tests {
             .recv_timeout(std::time::Duration::from_millis(500))
             .is_err());
         assert_eq!(counters.dropped.get(), 0);
+    }
+
+    /// An exported record's box comes back to the thread that made it, cleared; one made on
+    /// a thread that is gone is freed.
+    #[test]
+    fn boxes_go_back_home() {
+        let mut r = take_box();
+        r.attrs.push(("k", Val::Shared("v".into())));
+        r.error = Some(Val::Static("e"));
+        r.state = Some("a=b".into());
+        let at: *const Rec = &*r;
+        let other = std::thread::spawn(|| {
+            let mut o = take_box();
+            o.name = "other";
+            o
+        })
+        .join()
+        .unwrap();
+        recycle(vec![Item::Fast(r), Item::Fast(other)]);
+        let again = take_box();
+        assert!(std::ptr::eq(at, &*again));
+        assert!(again.attrs.is_empty() && again.error.is_none() && again.state.is_none());
+        // (The other thread is gone: its box was freed, nothing else came back here.)
+        assert!(BOXES.with(|b| b.borrow_mut().take()).is_none());
     }
 
     #[test]
