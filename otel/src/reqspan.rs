@@ -289,16 +289,6 @@ impl ReqSpan {
         self.finish();
     }
 
-    /// Ends the span `elapsed` after its start (no clock read: the caller measured it, as
-    /// OpenTelemetry's Go SDK ends a span at its start plus the monotonic time elapsed).
-    pub fn end_after(mut self, elapsed: std::time::Duration) {
-        if let Some((q, mut r)) = self.rec.take() {
-            let d = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-            r.end = r.start.saturating_add(d);
-            q.push(Item::Fast(r));
-        }
-    }
-
     /// Drops the span without exporting it.
     pub fn discard(mut self) {
         if let Some((_, r)) = self.rec.take() {

@@ -52,8 +52,6 @@ fn go_cipher_name(n: &'static str) -> &'static str {
 pub(crate) struct Upstream {
     /// Whether anything is recorded (an access log line or a span wants it).
     on: bool,
-    /// Whether an access log line is written (only it shows the origin's duration).
-    log: bool,
     pub service: Option<Arc<str>>,
     pub server: Option<Arc<Server>>,
     pub origin_status: Option<u16>,
@@ -81,9 +79,7 @@ impl Upstream {
         self.service = Some(service.clone());
         self.server = Some(server.clone());
         self.origin_status = None;
-        if self.log {
-            self.origin_start = Some(Instant::now());
-        }
+        self.origin_start = Some(Instant::now());
         if let Some((t, parent)) = &self.trace {
             let mut span = t.req_span("ReverseProxy", Kind::Client, Some(parent), None);
             if span.is_recording() {
@@ -291,14 +287,12 @@ impl Obs {
             r.request_headers = select_headers(&al.fields, &parts.headers);
             (al.clone(), line)
         });
-        let logging = log.is_some();
         Obs {
             labels,
             log,
             trace,
             up: Upstream {
                 on: true,
-                log: logging,
                 ..Upstream::default()
             },
         }
@@ -325,7 +319,6 @@ impl Obs {
             self.up.trace = Some((t.tracer.clone(), t.span.context().clone()));
         }
         self.up.on = self.log.is_some() || self.trace.is_some();
-        self.up.log = self.log.is_some();
     }
 
     /// The tracer and the server span (once routed, tracing on for the router), for client
@@ -398,9 +391,7 @@ impl Done {
     /// The body is finished (or the client is gone): `sent` bytes in `elapsed`.
     pub(crate) fn finish(self, elapsed: Duration, sent: u64) {
         if let Some(span) = self.span {
-            // Ended at its start (the request's, as the access log's `StartUTC`) plus the
-            // request's duration (the access log's `Duration`): no second clock read.
-            span.end_after(elapsed);
+            span.end();
         }
         if let Some((al, mut r)) = self.log {
             r.duration = elapsed;
