@@ -9,12 +9,11 @@
 //! into its new box). Here the consuming thread sends the boxes, cleared, back to their home
 //! thread through a small bounded channel per thread ([`Home`]); a thread takes a box from
 //! its free list, else from its channel, else allocates one ([`Local::take`]). A full channel
-//! (the home thread makes no records now) or a gone thread: the boxes go to another thread
-//! that made records in the same batch, else they are freed where they are. A thread holds at
-//! most its free list and its channel's batches; nothing is shared between threads but the
-//! channels (no lock).
+//! (the home thread makes no records now) or a gone thread: the boxes are freed where they
+//! are. A thread never holds more boxes than it had records in flight at once; nothing is
+//! shared between threads but the channels (no lock).
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 /// Batches of returned boxes a thread's channel holds.
@@ -113,26 +112,10 @@ impl<T> Returns<T> {
         self.homes[i].1.push(b);
     }
 
-    /// Sends the boxes back. Those whose thread's channel is full (it makes no records now:
-    /// a request's task moved to another worker, say) or gone go to another thread of this
-    /// batch (one that made records lately) that has room; else they are freed here.
+    /// Sends the boxes back (those whose channel is full or gone are freed here).
     pub fn send(&mut self) {
-        let mut left = Vec::new();
-        for (home, v) in self.homes.iter_mut() {
-            let v = std::mem::take(v);
-            if let Err(TrySendError::Full(v) | TrySendError::Disconnected(v)) = home.0.try_send(v)
-            {
-                left.push(v);
-            }
+        for (home, v) in self.homes.drain(..) {
+            let _ = home.0.try_send(v);
         }
-        for mut v in left {
-            for (home, _) in &self.homes {
-                match home.0.try_send(v) {
-                    Ok(()) => break,
-                    Err(TrySendError::Full(back) | TrySendError::Disconnected(back)) => v = back,
-                }
-            }
-        }
-        self.homes.clear();
     }
 }
