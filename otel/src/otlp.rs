@@ -910,8 +910,10 @@ mod tests {
         assert!(matches!(r.attrs[4].1, Val::Inline(_)));
         let mut same = rec(true, None);
         same.attrs.clear();
-        same.attrs.push(("url.path", Val::Owned("/some/path".into())));
-        same.attrs.push(("server.address", Val::Header(bad.clone())));
+        same.attrs
+            .push(("url.path", Val::Owned("/some/path".into())));
+        same.attrs
+            .push(("server.address", Val::Header(bad.clone())));
         same.attrs.push(("long", Val::Owned(long.clone().into())));
         same.attrs.push(("empty", Val::Static("")));
         same.attrs.push(("edge", Val::Owned("x".repeat(46).into())));

@@ -7,11 +7,13 @@
 //! `SpanContext` clones) was most of what tracing added per request once export was cheap. A
 //! `ReqSpan` is one boxed [`Rec`] — ids, kind, static name, start/end as Unix nanoseconds, up
 //! to [`MAX_ATTRS`] attributes held inline whose values are static strings, the `Arc<str>`s
-//! the config version already built (router, service, server URL), a header value or the
-//! request's path (reference-counted clones, not copies) or integers, and the status — made in one allocation, moved into
-//! the bounded queue when it ends (`try_send`; a full queue drops it and counts it, as for SDK
-//! spans) and encoded by `otlp` straight to `ExportTraceServiceRequest` bytes in the export
-//! task. Ids come from a per-thread generator ([`next_id`]); the sampler ([`Sampler`]) has the
+//! the config version already built (router, service, server URL), short copies of the
+//! request's path and host held in the record ([`Val::Inline`]: not reference-counted clones
+//! of the request's bytes, see there) or integers, and the status — moved into the bounded
+//! queue when it ends (`try_send`; a full queue drops it and counts it, as for SDK spans) and
+//! encoded by `otlp` straight to `ExportTraceServiceRequest` bytes in the export task, which
+//! then sends the box back to the thread that made it for its next span
+//! ([`crate::recycle`]: no allocation per span in the steady state). Ids come from a per-thread generator ([`next_id`]); the sampler ([`Sampler`]) has the
 //! SDK's semantics (ratio on the trace id, parent-based, `OTEL_TRACES_SAMPLER`/`_ARG`). A span
 //! that is not sampled has a context (its ids are propagated, flag `00`) but records nothing.
 //!
