@@ -80,10 +80,13 @@ impl<T> Local<T> {
     }
 }
 
+/// A home thread and the boxes going back to it.
+type Batch<T> = (Arc<Home<T>>, Vec<Box<T>>);
+
 /// The boxes a consumer is done with, gathered per home thread and sent back by
 /// [`Returns::send`] (few threads make records: a linear search).
 pub struct Returns<T> {
-    homes: Vec<(Arc<Home<T>>, Vec<Box<T>>)>,
+    homes: Vec<Batch<T>>,
 }
 
 impl<T> Default for Returns<T> {
