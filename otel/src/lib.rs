@@ -27,6 +27,7 @@ pub mod metrics;
 mod otlp;
 mod processor;
 pub mod propagation;
+pub mod recycle;
 pub mod reqspan;
 
 use std::borrow::Cow;

@@ -259,15 +259,16 @@ fn rec_attr(out: &mut Vec<u8>, k: &str, v: &Val) {
     // Text values other than header values are borrowed as they are (no `Cow` made and
     // dropped per attribute).
     let lossy;
-    let text = match v {
-        Val::Static(s) => Some(*s),
-        Val::Shared(s) => Some(&**s),
-        Val::Owned(s) => Some(&**s),
-        Val::Path(p) => Some(p.path()),
+    let text: Option<&[u8]> = match v {
+        Val::Static(s) => Some(s.as_bytes()),
+        Val::Shared(s) => Some(s.as_bytes()),
+        Val::Owned(s) => Some(s.as_bytes()),
+        Val::Path(p) => Some(p.path().as_bytes()),
+        Val::Inline(s) => Some(s.as_bytes()),
         Val::Int(_) => None,
         Val::Header(_) => {
             lossy = v.text();
-            lossy.as_deref()
+            lossy.as_deref().map(str::as_bytes)
         }
     };
     match (v, text) {
@@ -296,13 +297,11 @@ fn rec_attr(out: &mut Vec<u8>, k: &str, v: &Val) {
                 (1 << 3) | LEN as u8,
                 t.len() as u8,
             ]);
-            out.extend_from_slice(t.as_bytes());
+            out.extend_from_slice(t);
         }
         (_, t) => message(out, 9, |out| {
             str_field(out, 1, k);
-            message(out, 2, |out| {
-                bytes_field(out, 1, t.unwrap_or_default().as_bytes())
-            });
+            message(out, 2, |out| bytes_field(out, 1, t.unwrap_or_default()));
         }),
     }
 }
@@ -497,13 +496,19 @@ pub(crate) struct HttpExporter {
 
 impl Export for HttpExporter {
     async fn export(&self, batch: Vec<Item>) -> Result<(), String> {
+        let mut fast = Vec::new();
         let spans = batch
             .into_iter()
             .map(|it| match it {
                 Item::Sdk(s) => *s,
-                Item::Fast(r) => span_data(&r, &self.scope),
+                Item::Fast(r) => {
+                    let s = span_data(&r, &self.scope);
+                    fast.push(Item::Fast(r));
+                    s
+                }
             })
             .collect();
+        crate::reqspan::recycle(fast);
         self.inner.export(spans).await.map_err(|e| e.to_string())
     }
 }
@@ -636,7 +641,8 @@ impl Export for GrpcExporter {
             &batch,
             &mut body,
         );
-        drop(batch);
+        // The request spans' boxes go back to the threads that made them.
+        crate::reqspan::recycle(batch);
         let len = u32::try_from(body.len() - start)
             .map_err(|_| "OTLP export: batch over 4 GiB".to_string())?;
         body[start - 5] = 0;
@@ -820,6 +826,7 @@ mod tests {
             attrs: vals.into_iter().collect(),
             dropped_attrs: u32::from(!parent),
             error,
+            home: None,
         })
     }
 
@@ -880,6 +887,58 @@ mod tests {
         let start = encode_request(&resource_bytes(&resource), "", &fast, &[], &mut out);
         let empty = ExportTraceServiceRequest::decode(&out[start..]).unwrap();
         assert!(empty.resource_spans[0].scope_spans.is_empty());
+    }
+
+    /// Values copied from the request (`Val::copy`, `Val::copy_header`: held in the record when
+    /// short, boxed when long, a non-UTF-8 header decoded lossily) encode as the header and
+    /// path values they replace.
+    #[test]
+    fn copied_values_encode_as_their_span_data() {
+        let resource = Resource::builder().with_service_name("svc").build();
+        let fast = InstrumentationScope::builder("switchyard-proxy").build();
+        let mut r = rec(true, None);
+        let bad = http::HeaderValue::from_bytes(b"h\xffst:80").unwrap();
+        let long = "/p".repeat(40);
+        r.attrs.clear();
+        r.attrs.push(("url.path", Val::copy("/some/path")));
+        r.attrs.push(("server.address", Val::copy_header(&bad)));
+        r.attrs.push(("long", Val::copy(&long)));
+        r.attrs.push(("empty", Val::copy("")));
+        r.attrs.push(("edge", Val::copy(&"x".repeat(46))));
+        assert!(matches!(r.attrs[0].1, Val::Inline(_)));
+        assert!(matches!(r.attrs[2].1, Val::Owned(_)));
+        assert!(matches!(r.attrs[4].1, Val::Inline(_)));
+        let mut same = rec(true, None);
+        same.attrs.clear();
+        same.attrs
+            .push(("url.path", Val::Owned("/some/path".into())));
+        same.attrs
+            .push(("server.address", Val::Header(bad.clone())));
+        same.attrs.push(("long", Val::Owned(long.clone().into())));
+        same.attrs.push(("empty", Val::Static("")));
+        same.attrs.push(("edge", Val::Owned("x".repeat(46).into())));
+        for items in [vec![Item::Fast(r)], vec![Item::Fast(same)]] {
+            let spans = items
+                .iter()
+                .map(|it| match it {
+                    Item::Fast(r) => span_data(r, &fast),
+                    Item::Sdk(_) => unreachable!(),
+                })
+                .collect();
+            let (mine, theirs) = ours_and_theirs(&resource, &fast, &items, spans, false);
+            assert_eq!(mine, theirs);
+            let attrs = &mine.resource_spans[0].scope_spans[0].spans[0].attributes;
+            assert_eq!(attrs.len(), 5);
+            let text = |i: usize| match &attrs[i].value.as_ref().unwrap().value {
+                Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) => {
+                    s.clone()
+                }
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(text(0), "/some/path");
+            assert_eq!(text(1), "h\u{fffd}st:80");
+            assert_eq!(text(2), long);
+        }
     }
 
     /// Our encoding of `items` decoded, and `opentelemetry-proto`'s conversion of `spans`, with

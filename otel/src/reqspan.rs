@@ -7,24 +7,27 @@
 //! `SpanContext` clones) was most of what tracing added per request once export was cheap. A
 //! `ReqSpan` is one boxed [`Rec`] — ids, kind, static name, start/end as Unix nanoseconds, up
 //! to [`MAX_ATTRS`] attributes held inline whose values are static strings, the `Arc<str>`s
-//! the config version already built (router, service, server URL), a header value or the
-//! request's path (reference-counted clones, not copies) or integers, and the status — made in one allocation, moved into
-//! the bounded queue when it ends (`try_send`; a full queue drops it and counts it, as for SDK
-//! spans) and encoded by `otlp` straight to `ExportTraceServiceRequest` bytes in the export
-//! task. Ids come from a per-thread generator ([`next_id`]); the sampler ([`Sampler`]) has the
+//! the config version already built (router, service, server URL), short copies of the
+//! request's path and host held in the record ([`Val::Inline`]: not reference-counted clones
+//! of the request's bytes, see there) or integers, and the status — moved into the bounded
+//! queue when it ends (`try_send`; a full queue drops it and counts it, as for SDK spans) and
+//! encoded by `otlp` straight to `ExportTraceServiceRequest` bytes in the export task, which
+//! then sends the box back to the thread that made it for its next span
+//! ([`crate::recycle`]: no allocation per span in the steady state). Ids come from a per-thread generator ([`next_id`]); the sampler ([`Sampler`]) has the
 //! SDK's semantics (ratio on the trace id, parent-based, `OTEL_TRACES_SAMPLER`/`_ARG`). A span
 //! that is not sampled has a context (its ids are propagated, flag `00`) but records nothing.
 //!
 //! The control node's spans and the proxy's `config apply` span stay on the SDK ([`crate::Span`]):
 //! they are not per request. Both kinds share the queue and the export task.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::HeaderValue;
 
 use crate::processor::{Item, Queue};
+use crate::recycle::{Home, Local, Returns};
 
 /// Most attributes a request span holds (the server span has 12); more are dropped and counted
 /// in the span's `dropped_attributes_count`.
@@ -76,11 +79,36 @@ pub enum Val {
     Header(HeaderValue),
     /// A request target's path (a reference-counted clone of the request's).
     Path(http::uri::PathAndQuery),
+    /// A short string copied from the request ([`Val::copy`]): held in place, not a
+    /// reference-counted clone of the request's `Bytes` — a clone keeps hyper's read buffer
+    /// shared until the export task drops the span on another thread, so the buffer is freed
+    /// there and hyper's next one misses the worker's allocation cache.
+    Inline(arrayvec::ArrayString<INLINE>),
     /// An integer.
     Int(i64),
 }
 
+/// Longest string a [`Val::Inline`] holds.
+const INLINE: usize = 46;
+
 impl Val {
+    /// A copy of `s` from the request: held in place when short, else boxed.
+    #[inline]
+    pub fn copy(s: &str) -> Val {
+        match arrayvec::ArrayString::from(s) {
+            Ok(a) => Val::Inline(a),
+            Err(_) => Val::Owned(s.into()),
+        }
+    }
+
+    /// A copy of a header value (not UTF-8: decoded lossily, as it is encoded).
+    pub fn copy_header(h: &HeaderValue) -> Val {
+        match h.to_str() {
+            Ok(s) => Val::copy(s),
+            Err(_) => Val::Owned(String::from_utf8_lossy(h.as_bytes()).into()),
+        }
+    }
+
     /// The value as text (integers excepted).
     pub(crate) fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
         use std::borrow::Cow;
@@ -90,6 +118,7 @@ impl Val {
             Val::Owned(s) => Some(Cow::Borrowed(s)),
             Val::Header(h) => Some(String::from_utf8_lossy(h.as_bytes())),
             Val::Path(p) => Some(Cow::Borrowed(p.path())),
+            Val::Inline(s) => Some(Cow::Borrowed(s)),
             Val::Int(_) => None,
         }
     }
@@ -134,12 +163,87 @@ pub(crate) struct Rec {
     pub dropped_attrs: u32,
     /// `Some(description)`: status `Error`; `None`: `Unset`.
     pub error: Option<Val>,
+    /// Where the box goes back to once exported (see [`crate::recycle`]); `None`: freed.
+    pub home: Option<Arc<Home<Rec>>>,
 }
 
 impl Rec {
     pub(crate) fn attrs(&self) -> impl Iterator<Item = (&'static str, &Val)> {
         self.attrs.iter().map(|(k, v)| (*k, v))
     }
+
+    /// A record with nothing set.
+    pub(crate) fn empty(home: Option<Arc<Home<Rec>>>) -> Rec {
+        Rec {
+            trace_id: [0; 16],
+            span_id: [0; 8],
+            parent_id: [0; 8],
+            parent_remote: false,
+            state: None,
+            kind: Kind::Server,
+            name: "",
+            start: 0,
+            end: 0,
+            attrs: arrayvec::ArrayVec::new(),
+            dropped_attrs: 0,
+            error: None,
+            home,
+        }
+    }
+
+    /// Drops what the span held (its attribute values, `tracestate`, status), keeping the box.
+    fn clear(&mut self) {
+        self.attrs.clear();
+        self.state = None;
+        self.error = None;
+    }
+}
+
+impl crate::recycle::Homed for Rec {
+    fn home(&self) -> Option<&Arc<Home<Rec>>> {
+        self.home.as_ref()
+    }
+}
+
+thread_local! {
+    /// This thread's record boxes (see [`crate::recycle`]).
+    static BOXES: RefCell<Local<Rec>> = RefCell::new(Local::default());
+}
+
+/// A record box with nothing set but `home` (its other fields are the caller's to set): a
+/// returned one, else a new one.
+fn take_box() -> Box<Rec> {
+    BOXES
+        .try_with(|b| {
+            let mut b = b.borrow_mut();
+            b.take()
+                .unwrap_or_else(|| Box::new(Rec::empty(Some(b.home()))))
+        })
+        // (Only while this thread's locals are being destroyed.)
+        .unwrap_or_else(|_| Box::new(Rec::empty(None)))
+}
+
+/// A record that is not exported goes back to this thread's free list.
+fn give_back(mut r: Box<Rec>) {
+    r.clear();
+    let _ = BOXES.try_with(|b| {
+        if let Ok(mut b) = b.try_borrow_mut() {
+            b.give_back(r);
+        }
+    });
+}
+
+/// Sends the request spans' boxes of an exported batch back to the threads that made them
+/// (see [`crate::recycle`]); SDK spans are dropped.
+pub(crate) fn recycle(batch: Vec<Item>) {
+    let mut back = Returns::default();
+    for it in batch {
+        if let Item::Fast(mut r) = it {
+            r.clear();
+            back.push(r);
+        }
+    }
+    back.send();
 }
 
 /// A request span (see the module documentation); it ends when [`ReqSpan::end`] is called or
@@ -189,7 +293,9 @@ impl ReqSpan {
 
     /// Drops the span without exporting it.
     pub fn discard(mut self) {
-        self.rec = None;
+        if let Some((_, r)) = self.rec.take() {
+            give_back(r);
+        }
     }
 
     fn finish(&mut self) {
@@ -319,23 +425,19 @@ pub(crate) fn start(
     let sampled = sampler.sample(parent, &trace_id);
     let state = parent.and_then(|p| p.state.clone());
     let rec = sampled.then(|| {
-        (
-            queue.clone(),
-            Box::new(Rec {
-                trace_id,
-                span_id,
-                parent_id: parent.map_or([0; 8], |p| p.span_id),
-                parent_remote: parent.is_some_and(|p| p.remote),
-                state: state.clone(),
-                kind,
-                name,
-                start: nanos(start.unwrap_or_else(SystemTime::now)),
-                end: 0,
-                attrs: arrayvec::ArrayVec::new(),
-                dropped_attrs: 0,
-                error: None,
-            }),
-        )
+        // Fields written in place (a recycled box: no record built and copied into it).
+        let mut r = take_box();
+        r.trace_id = trace_id;
+        r.span_id = span_id;
+        r.parent_id = parent.map_or([0; 8], |p| p.span_id);
+        r.parent_remote = parent.is_some_and(|p| p.remote);
+        r.state = state.clone();
+        r.kind = kind;
+        r.name = name;
+        r.start = nanos(start.unwrap_or_else(SystemTime::now));
+        r.end = 0;
+        r.dropped_attrs = 0;
+        (queue.clone(), r)
     });
     ReqSpan {
         cx: SpanCx {
@@ -504,6 +606,30 @@ mod tests {
             .recv_timeout(std::time::Duration::from_millis(500))
             .is_err());
         assert_eq!(counters.dropped.get(), 0);
+    }
+
+    /// An exported record's box comes back to the thread that made it, cleared; one made on
+    /// a thread that is gone is freed.
+    #[test]
+    fn boxes_go_back_home() {
+        let mut r = take_box();
+        r.attrs.push(("k", Val::Shared("v".into())));
+        r.error = Some(Val::Static("e"));
+        r.state = Some("a=b".into());
+        let at: *const Rec = &*r;
+        let other = std::thread::spawn(|| {
+            let mut o = take_box();
+            o.name = "other";
+            o
+        })
+        .join()
+        .unwrap();
+        recycle(vec![Item::Fast(r), Item::Fast(other)]);
+        let again = take_box();
+        assert!(std::ptr::eq(at, &*again));
+        assert!(again.attrs.is_empty() && again.error.is_none() && again.state.is_none());
+        // (The other thread is gone: its box was freed, nothing else came back here.)
+        assert!(BOXES.with(|b| b.borrow_mut().take()).is_none());
     }
 
     #[test]

@@ -146,6 +146,63 @@ pub(crate) struct Record {
     pub size: u64,
 }
 
+impl Record {
+    /// A record of nothing (a new box's, before the request path sets its fields).
+    pub(crate) fn blank() -> Record {
+        Record {
+            start: SystemTime::UNIX_EPOCH,
+            count: 0,
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+            forwarded_for: None,
+            username: None,
+            host: Text::default(),
+            method: Method::GET,
+            path: Text::default(),
+            path_len: 0,
+            version: Version::HTTP_11,
+            tls: None,
+            entrypoint: Arc::from(""),
+            request_size: 0,
+            request_headers: Vec::new(),
+            router: None,
+            service: None,
+            server_url: None,
+            server_addr: None,
+            origin_status: None,
+            origin_duration: None,
+            retries: 0,
+            trace: None,
+            status: 0,
+            downstream_headers: Vec::new(),
+            duration: Duration::ZERO,
+            size: 0,
+        }
+    }
+
+    /// Drops what the line held (shared names, headers, copies on the heap) and resets what
+    /// the request path sets only sometimes, so that a recycled record is as
+    /// [`Record::blank`] for those fields (the request path sets the others every time).
+    pub(crate) fn clear(&mut self) {
+        self.forwarded_for = None;
+        self.username = None;
+        self.host = Text::default();
+        self.path = Text::default();
+        self.request_headers.clear();
+        self.router = None;
+        self.service = None;
+        self.server_url = None;
+        self.server_addr = None;
+        self.origin_status = None;
+        self.origin_duration = None;
+        self.retries = 0;
+        self.trace = None;
+        self.status = 0;
+        self.downstream_headers.clear();
+        self.duration = Duration::ZERO;
+        self.size = 0;
+    }
+}
+
 /// Go's `textproto.CanonicalMIMEHeaderKey`: `x-request-id` → `X-Request-Id`.
 #[cfg(test)]
 pub(crate) fn canonical(name: &str) -> String {

@@ -22,7 +22,8 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc::{self, error::TryRecvError};
 
 use super::config::{Fields, Filters, Format};
-use super::line::{Layout, Record, Scratch};
+use super::line::{Layout, Scratch};
+use super::Line;
 
 /// Longest time a queued line waits for the writer.
 pub(crate) const TICK: Duration = Duration::from_millis(50);
@@ -33,7 +34,7 @@ const CLOCK_EVERY: u32 = 32;
 
 /// What the writer is sent.
 pub(crate) enum Msg {
-    Line(Box<Record>),
+    Line(Box<Line>),
     Reopen,
 }
 
@@ -72,6 +73,8 @@ impl Writer {
         let mut failing = false;
         let layout = Layout::new(self.format, &self.fields);
         let mut scratch = Scratch::default();
+        // Formatted lines' boxes, sent back to the request threads after each batch.
+        let mut back = switchyard_otel::recycle::Returns::default();
         loop {
             let mut wrote = false;
             let mut lines = 0u32;
@@ -83,7 +86,7 @@ impl Writer {
                 };
                 wrote = true;
                 match msg {
-                    Msg::Line(r) => {
+                    Msg::Line(mut r) => {
                         if lines.is_multiple_of(CLOCK_EVERY) {
                             scratch.read_clock();
                         }
@@ -92,6 +95,8 @@ impl Writer {
                             r.write_with(&layout, &mut scratch, &mut buf);
                             self.lines.inc();
                         }
+                        r.clear();
+                        back.push(r);
                     }
                     Msg::Reopen => {
                         write_out(&mut out, &mut buf, &mut failing);
@@ -109,6 +114,7 @@ impl Writer {
                 }
             };
             if wrote {
+                back.send();
                 write_out(&mut out, &mut buf, &mut failing);
                 if let Out::Stdout = out {
                     note(std::io::stdout().flush(), &mut failing);

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Response};
+use http::{HeaderMap, Response};
 use switchyard_otel::{Kind, ReqSpan, SpanCx, Val};
 
 use super::ConnCtx;
 use crate::accesslog::line::select_headers;
-use crate::accesslog::{request_path, AccessLog, Record, Text};
+use crate::accesslog::{request_path, AccessLog, Line, Text};
 use crate::errors::ErrorKind;
 use crate::otel::Tracing;
 use crate::runtime::RouteRt;
@@ -173,7 +173,7 @@ fn version_name(v: http::Version) -> &'static str {
 pub(crate) struct Obs {
     /// Traefik's metric labels of the request (always computed).
     pub labels: ReqLabels,
-    log: Option<(Arc<AccessLog>, Box<Record>)>,
+    log: Option<(Arc<AccessLog>, Box<Line>)>,
     /// Inline (no allocation of its own: the span's record is one already).
     trace: Option<Trace>,
     pub up: Upstream,
@@ -211,24 +211,19 @@ impl Obs {
                 Some(now),
             );
             if span.is_recording() {
+                // Path and host are copied (held in the span's record when short), not
+                // reference-counted clones of the request's bytes: a clone keeps hyper's read
+                // buffer shared until the export task drops the span, on another thread.
                 let host = match parts.uri.authority() {
-                    Some(a) => HeaderValue::from_str(a.as_str()).ok(),
-                    None => host_header().cloned(),
-                }
-                .unwrap_or_else(|| HeaderValue::from_static(""));
+                    Some(a) => Val::copy(a.as_str()),
+                    None => host_header().map_or(Val::Static(""), Val::copy_header),
+                };
                 let scheme = if cx.tls { "https" } else { "http" };
                 span.set("entry_point", Val::Shared(ep.name.clone()));
                 span.set("http.request.method", method_value(&parts.method));
-                span.set(
-                    "url.path",
-                    // The request's own bytes (a reference-counted clone), not a copy.
-                    match parts.uri.path_and_query() {
-                        Some(pq) if pq.path() == parts.uri.path() => Val::Path(pq.clone()),
-                        _ => Val::Owned(parts.uri.path().into()),
-                    },
-                );
+                span.set("url.path", Val::copy(parts.uri.path()));
                 span.set("url.scheme", Val::Static(scheme));
-                span.set("server.address", Val::Header(host));
+                span.set("server.address", host);
                 span.set(
                     "network.protocol.version",
                     Val::Static(version_name(parts.version)),
@@ -273,36 +268,24 @@ impl Obs {
             } else {
                 Text::default()
             };
-            let request_size = body_len.unwrap_or(0);
-            let record = Record {
-                start: now,
-                count: al.next_count(),
-                peer: cx.peer,
-                forwarded_for,
-                username: None,
-                host,
-                method: parts.method.clone(),
-                path,
-                path_len,
-                version: parts.version,
-                tls: cx.tls_info,
-                entrypoint: ep.name.clone(),
-                request_size,
-                request_headers: select_headers(&al.fields, &parts.headers),
-                router: None,
-                service: None,
-                server_url: None,
-                server_addr: None,
-                origin_status: None,
-                origin_duration: None,
-                retries: 0,
-                trace: None,
-                status: 0,
-                downstream_headers: Vec::new(),
-                duration: Duration::ZERO,
-                size: 0,
-            };
-            (al.clone(), Box::new(record))
+            // Set in place in a recycled box (see `accesslog::Line`): the fields not set
+            // here are as `Record::blank` makes them.
+            let mut line = Line::take();
+            let r = &mut line.r;
+            r.start = now;
+            r.count = al.next_count();
+            r.peer = cx.peer;
+            r.forwarded_for = forwarded_for;
+            r.host = host;
+            r.method = parts.method.clone();
+            r.path = path;
+            r.path_len = path_len;
+            r.version = parts.version;
+            r.tls = cx.tls_info;
+            r.entrypoint = ep.name.clone();
+            r.request_size = body_len.unwrap_or(0);
+            r.request_headers = select_headers(&al.fields, &parts.headers);
+            (al.clone(), line)
         });
         Obs {
             labels,
@@ -399,7 +382,7 @@ impl Obs {
 
 /// The part of [`Obs`] finished when the response body is.
 pub(crate) struct Done {
-    log: Option<(Arc<AccessLog>, Box<Record>)>,
+    log: Option<(Arc<AccessLog>, Box<Line>)>,
     span: Option<ReqSpan>,
     origin_start: Option<Instant>,
 }
