@@ -871,13 +871,7 @@ mod tests {
             let items: Vec<Item> = (0..n)
                 .map(|i| Item::Fast(rec(i % 2 == 0, (i % 3 == 0).then_some(Val::Static("x")))))
                 .collect();
-            let spans: Vec<SpanData> = items
-                .iter()
-                .map(|it| match it {
-                    Item::Fast(r) => span_data(r, &fast),
-                    Item::Sdk(_) => unreachable!(),
-                })
-                .collect();
+            let spans = fast_span_data(&items, &fast);
             let (mine, theirs) = ours_and_theirs(&resource, &fast, &items, spans, false);
             assert_eq!(mine, theirs, "{n}");
             assert_eq!(mine.resource_spans[0].scope_spans[0].spans.len(), n);
@@ -918,13 +912,7 @@ mod tests {
         same.attrs.push(("empty", Val::Static("")));
         same.attrs.push(("edge", Val::Owned("x".repeat(46).into())));
         for items in [vec![Item::Fast(r)], vec![Item::Fast(same)]] {
-            let spans = items
-                .iter()
-                .map(|it| match it {
-                    Item::Fast(r) => span_data(r, &fast),
-                    Item::Sdk(_) => unreachable!(),
-                })
-                .collect();
+            let spans = fast_span_data(&items, &fast);
             let (mine, theirs) = ours_and_theirs(&resource, &fast, &items, spans, false);
             assert_eq!(mine, theirs);
             let attrs = &mine.resource_spans[0].scope_spans[0].spans[0].attributes;
@@ -939,6 +927,17 @@ mod tests {
             assert_eq!(text(1), "h\u{fffd}st:80");
             assert_eq!(text(2), long);
         }
+    }
+
+    /// The SDK's `SpanData` of a batch of request spans only.
+    fn fast_span_data(items: &[Item], scope: &InstrumentationScope) -> Vec<SpanData> {
+        items
+            .iter()
+            .map(|it| match it {
+                Item::Fast(r) => span_data(r, scope),
+                Item::Sdk(_) => unreachable!(),
+            })
+            .collect()
     }
 
     /// Our encoding of `items` decoded, and `opentelemetry-proto`'s conversion of `spans`, with

@@ -437,9 +437,7 @@ mod tests {
     fn compile_doc(yaml: &str) -> Result<Runtime, String> {
         let cfg = switchyard_config::parse_document(yaml).unwrap();
         switchyard_config::validate(&cfg).unwrap_or_else(|e| panic!("validate: {e}"));
-        let metrics = Metrics::new();
-        let handle = Handle::current();
-        let loc = Locality::default();
+        let (metrics, handle, loc) = env_parts();
         let env = Env {
             locality: &loc,
             metrics: &metrics,
